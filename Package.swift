@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Courier",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "courier-stage", targets: ["courier-stage"]),
+        .executable(name: "courier-deliver", targets: ["courier-deliver"]),
+        .executable(name: "courier-inboxd", targets: ["courier-inboxd"]),
+        .library(name: "CourierCore", targets: ["CourierCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libarchive (and zlib/zstd through it). The shim exposes what Swift cannot import.
+        .systemLibrary(
+            name: "CArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev", "zlib1g-dev"])]
+        ),
+        .target(name: "CCourierShim"),
+        .target(
+            name: "CourierCore",
+            dependencies: [
+                "CArchive",
+                "CCourierShim",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CourierCLI",
+            dependencies: [
+                "CourierCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "courier-stage", dependencies: ["CourierCLI", "CourierCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "courier-deliver", dependencies: ["CourierCLI", "CourierCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "courier-inboxd", dependencies: ["CourierCLI", "CourierCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(
+            name: "CourierCoreTests",
+            dependencies: ["CourierCore", "CArchive",
+                .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/CourierCoreTests"
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["CourierCore"],
+            path: "Tests/EndToEndTests"
+        ),
+    ]
+)

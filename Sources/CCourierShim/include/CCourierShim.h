@@ -1,0 +1,12 @@
+#ifndef COURIER_SHIM_H
+#define COURIER_SHIM_H
+// Linux calls that Swift's Glibc module does not expose (they need _GNU_SOURCE or are macros).
+#include <stddef.h>
+#include <sys/types.h>
+
+dev_t courier_makedev(unsigned int major, unsigned int minor);
+int courier_syncfs(int fd);
+ssize_t courier_copy_file_range(int fd_in, int fd_out, size_t len);
+int courier_ficlone(int dst_fd, int src_fd);
+
+#endif

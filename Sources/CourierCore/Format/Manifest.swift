@@ -1,0 +1,172 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One file of the resulting tree, as the manifest lists it.
+public struct FileEntry: Codable, Sendable, Equatable, Hashable {
+    public var path: String
+    public var size: UInt64
+    /// Lowercase hex SHA-256 of the content.
+    public var sha256: String
+    /// Permission bits as four octal digits, e.g. "0644". Never setuid, setgid or sticky.
+    public var mode: String
+
+    public init(path: String, size: UInt64, sha256: String, mode: UInt32) {
+        self.path = path; self.size = size; self.sha256 = sha256
+        self.mode = FileEntry.formatMode(mode)
+    }
+
+    public static func formatMode(_ m: UInt32) -> String {
+        let s = String(m & 0o777, radix: 8)
+        return String(repeating: "0", count: 4 - s.count) + s
+    }
+
+    /// The numeric permission bits; nil if `mode` is not of the form `0[0-7]{3}`.
+    public var permissions: UInt32? {
+        let b = Array(mode.utf8)
+        guard b.count == 4, b[0] == 0x30, b[1...].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) else { return nil }
+        return UInt32(mode, radix: 8)
+    }
+}
+
+/// The signed description of a package (docs/FORMAT.md §3). It lists the *complete resulting
+/// tree* even for a delta, so a client can check the result of applying it, not only its input.
+public struct Manifest: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable { case full, delta }
+
+    public static let currentFormat = 1
+
+    public var format: Int
+    public var type: String
+    public var revision: UInt64
+    public var kind: Kind
+    /// The revision a delta applies to; absent for a full package.
+    public var base: UInt64?
+    public var created: String
+    public var expires: String
+    /// Free-form string pairs: source, URL, upstream version, staging host, tool version.
+    public var provenance: [String: String]
+    /// Every file of the resulting tree, sorted by the bytes of `path`.
+    public var files: [FileEntry]
+    /// Delta only: paths of `files` that the package carries (changed or added), sorted.
+    public var changed: [String]?
+    /// Delta only: paths of the base tree that are not in the result, sorted.
+    public var removed: [String]?
+
+    public init(type: String, revision: UInt64, kind: Kind, base: UInt64? = nil, created: Int64, expires: Int64,
+                provenance: [String: String], files: [FileEntry], changed: [String]? = nil, removed: [String]? = nil) {
+        self.format = Manifest.currentFormat
+        self.type = type; self.revision = revision; self.kind = kind; self.base = base
+        self.created = RFC3339.format(created); self.expires = RFC3339.format(expires)
+        self.provenance = provenance
+        self.files = files.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        self.changed = changed?.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        self.removed = removed?.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    public var createdTime: Int64 { RFC3339.parse(created) ?? 0 }
+    public var expiresTime: Int64 { RFC3339.parse(expires) ?? 0 }
+
+    /// The paths whose content the package carries: all files for a full package, `changed` for a delta.
+    public var payloadPaths: [String] {
+        kind == .full ? files.map(\.path) : (changed ?? [])
+    }
+
+    /// Total bytes of payload the package carries.
+    public var payloadBytes: UInt64 {
+        if kind == .full { return files.reduce(0) { $0 &+ $1.size } }
+        let set = Set(changed ?? [])
+        return files.reduce(0) { set.contains($1.path) ? $0 &+ $1.size : $0 }
+    }
+
+    public var fileName: String {
+        kind == .full ? Names.fullPackageName(type: type, revision: revision)
+                      : Names.deltaPackageName(type: type, revision: revision, base: base ?? 0)
+    }
+
+    // MARK: Encoding
+
+    /// The bytes Courier writes: JSON with sorted keys, no insignificant whitespace. Readers do
+    /// not depend on this shape: signatures cover the exact bytes of the entry, whatever they are.
+    public func encoded() -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try! enc.encode(self))
+    }
+
+    /// Decodes and validates manifest bytes. Every refusal names the field and the rule.
+    public static func decode(_ bytes: [UInt8], maxFiles: Int = Int.max) throws -> Manifest {
+        let m: Manifest
+        do {
+            m = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
+        } catch {
+            throw CourierError(.malformed, "manifest is not valid JSON of format 1: \(error)")
+        }
+        try m.validate(maxFiles: maxFiles)
+        return m
+    }
+
+    /// Every rule of docs/FORMAT.md §3 that can be checked without the payload.
+    public func validate(maxFiles: Int = Int.max) throws {
+        func bad(_ s: String) -> CourierError { CourierError(.malformed, "manifest: \(s)") }
+        guard format == Manifest.currentFormat else { throw bad("format \(format) is not supported (this is format 1)") }
+        try Names.validateType(type)
+        guard revision > 0 else { throw bad("revision must be a positive integer") }
+        guard let c = RFC3339.parse(created) else { throw bad("created '\(created)' is not YYYY-MM-DDTHH:MM:SSZ") }
+        guard let e = RFC3339.parse(expires) else { throw bad("expires '\(expires)' is not YYYY-MM-DDTHH:MM:SSZ") }
+        guard e > c else { throw bad("expires is not after created") }
+        guard files.count <= maxFiles else {
+            throw CourierError(.limit, "manifest lists \(files.count) files, more than the limit of \(maxFiles)")
+        }
+        var paths = Set<String>()
+        paths.reserveCapacity(files.count)
+        var previous: String? = nil
+        for f in files {
+            if let p = Names.pathProblem(f.path) { throw bad("file '\(f.path)': \(p)") }
+            if let prev = previous, !prev.utf8.lexicographicallyPrecedes(f.path.utf8) {
+                throw bad(prev == f.path ? "file '\(f.path)' listed twice" : "files are not sorted by path ('\(prev)' before '\(f.path)')")
+            }
+            previous = f.path
+            guard f.sha256.utf8.count == 64, f.sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            else { throw bad("file '\(f.path)': sha256 must be 64 lowercase hex digits") }
+            guard f.permissions != nil else {
+                throw bad("file '\(f.path)': mode '\(f.mode)' must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
+            }
+            paths.insert(f.path)
+        }
+        // A path cannot be both a file and a directory of another file.
+        for f in files {
+            var comps = f.path.split(separator: "/")
+            while comps.count > 1 {
+                comps.removeLast()
+                let parent = comps.joined(separator: "/")
+                if paths.contains(parent) { throw bad("'\(parent)' is listed as a file and as the directory of '\(f.path)'") }
+            }
+        }
+        switch kind {
+        case .full:
+            guard base == nil, changed == nil, removed == nil else {
+                throw bad("a full package has no base, changed or removed")
+            }
+        case .delta:
+            guard let b = base else { throw bad("a delta needs a base revision") }
+            guard b < revision else { throw bad("base revision \(b) is not below revision \(revision)") }
+            guard let ch = changed, let rm = removed else { throw bad("a delta needs changed and removed lists (may be empty)") }
+            try Manifest.checkSortedUnique(ch, "changed")
+            try Manifest.checkSortedUnique(rm, "removed")
+            for p in ch where !paths.contains(p) { throw bad("changed path '\(p)' is not among files") }
+            for p in rm {
+                if let problem = Names.pathProblem(p) { throw bad("removed path '\(p)': \(problem)") }
+                if paths.contains(p) { throw bad("removed path '\(p)' is also among files") }
+            }
+        }
+    }
+
+    static func checkSortedUnique(_ list: [String], _ name: String) throws {
+        for i in list.indices.dropFirst() where !list[i - 1].utf8.lexicographicallyPrecedes(list[i].utf8) {
+            throw CourierError(.malformed, "manifest: \(name) is not sorted and unique at '\(list[i])'")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// Bounds on everything a package can make a reader do. The defaults are generous for security
+/// content (the largest ClamAV database is a few hundred MiB) and small enough that a hostile
+/// package cannot fill a disk or exhaust memory. All are configurable.
+public struct Limits: Sendable, Equatable {
+    /// Largest manifest entry read into memory (bounds RSS before any signature is checked).
+    public var maxManifestBytes: Int = 32 << 20
+    /// Largest signatures entry.
+    public var maxSignaturesBytes: Int = 64 << 10
+    /// Largest total of payload bytes a package may carry (or a manifest may describe).
+    public var maxTotalBytes: UInt64 = 8 << 30
+    /// Most entries (manifest, signatures and payload) and most files in a tree.
+    public var maxEntries: Int = 200_000
+    /// Most bytes of uncompressed data per byte of package file, checked as data streams.
+    public var maxExpansionRatio: Int64 = 1000
+    /// Most bytes of a payload path.
+    public var maxPathBytes: Int = Names.maxPathBytes
+
+    public init() {}
+}
+
+/// What a verifier needs besides the package: whom to trust, what time it is, how much to allow.
+public struct VerifyOptions: Sendable {
+    public var trust: TrustStore
+    /// Seconds since the epoch; the current time when nil.
+    public var now: Int64?
+    /// Allowed clock difference between stager and client, in seconds (default 5 minutes).
+    public var clockSkew: Int64 = 300
+    public var limits = Limits()
+    /// If set, a package of another content type is refused.
+    public var expectedType: String?
+
+    public init(trust: TrustStore, now: Int64? = nil) {
+        self.trust = trust
+        self.now = now
+    }
+}

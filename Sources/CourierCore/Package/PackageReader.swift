@@ -1,0 +1,200 @@
+import CArchive
+import Crypto
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The streaming reader of a package, shared by verification and extraction.
+///
+/// Opening it reads the first two entries (manifest, signatures) with bounded memory, verifies
+/// the signatures over the exact manifest bytes, and only then decodes the manifest, checks its
+/// rules, its expiry and its type. `forEachPayload` then streams every payload entry through the
+/// caller in fixed-size chunks, hashing as it goes, and checks every rule of the format on the
+/// way: so nothing of the payload is trusted before the signature is, and memory does not grow
+/// with the package.
+public final class PackageReader {
+    public static let manifestEntry = "courier-manifest.json"
+    public static let signaturesEntry = "courier-signatures.json"
+    public static let payloadPrefix = "payload/"
+
+    public let path: String
+    public let manifest: Manifest
+    public let manifestBytes: [UInt8]
+    /// Key ids of the trusted keys whose signatures verified.
+    public let signers: [String]
+    public let options: VerifyOptions
+    private let archive: ArchiveReader
+    private var consumed = false
+
+    public init(path: String, options: VerifyOptions) throws {
+        self.path = path
+        self.options = options
+        let limits = options.limits
+        archive = try ArchiveReader(path: path)
+
+        // 1. Manifest: first entry, regular, bounded.
+        guard let h1 = try archive.next() else { throw CourierError(.malformed, "\(path): empty archive, no manifest") }
+        guard h1.path == PackageReader.manifestEntry, h1.isRegular else {
+            throw CourierError(.malformed, "\(path): first entry must be \(PackageReader.manifestEntry), found '\(h1.path ?? "<non-UTF-8 name>")'")
+        }
+        if h1.size > Int64(limits.maxManifestBytes) {
+            throw CourierError(.limit, "\(path): manifest of \(h1.size) bytes exceeds the limit of \(limits.maxManifestBytes)")
+        }
+        manifestBytes = try archive.readAll(limit: limits.maxManifestBytes, what: "manifest")
+
+        // 2. Signatures: second entry, regular, small.
+        guard let h2 = try archive.next() else { throw CourierError(.malformed, "\(path): no signatures entry after the manifest") }
+        guard h2.path == PackageReader.signaturesEntry, h2.isRegular else {
+            throw CourierError(.malformed, "\(path): second entry must be \(PackageReader.signaturesEntry), found '\(h2.path ?? "<non-UTF-8 name>")'")
+        }
+        if h2.size > Int64(limits.maxSignaturesBytes) {
+            throw CourierError(.limit, "\(path): signatures entry of \(h2.size) bytes exceeds the limit of \(limits.maxSignaturesBytes)")
+        }
+        let sigBytes = try archive.readAll(limit: limits.maxSignaturesBytes, what: "signatures entry")
+
+        // 3. Signatures before the manifest is even parsed: unsigned JSON is never interpreted.
+        do {
+            signers = try SignatureSet.decode(sigBytes).verify(manifestBytes: manifestBytes, trust: options.trust)
+        } catch let e as CourierError {
+            throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
+        }
+
+        // 4. The manifest's own rules, expiry, type, limits.
+        do {
+            manifest = try Manifest.decode(manifestBytes, maxFiles: limits.maxEntries)
+        } catch let e as CourierError {
+            throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
+        }
+        let now = options.now ?? Int64(time(nil))
+        if now > manifest.expiresTime + options.clockSkew {
+            throw CourierError(.expired, "\(path): package expired at \(manifest.expires) (now \(RFC3339.format(now)))")
+        }
+        if manifest.createdTime > now + options.clockSkew {
+            throw CourierError(.expired, "\(path): package created in the future (\(manifest.created), now \(RFC3339.format(now))); check the clocks")
+        }
+        if let want = options.expectedType, want != manifest.type {
+            throw CourierError(.wrongType, "\(path): package is of type '\(manifest.type)', expected '\(want)'")
+        }
+        let total = manifest.files.reduce(UInt64(0)) { $0 &+ $1.size }
+        if total > limits.maxTotalBytes {
+            throw CourierError(.limit, "\(path): the tree is \(total) bytes, more than the limit of \(limits.maxTotalBytes)")
+        }
+        if manifest.payloadPaths.count + 2 > limits.maxEntries {
+            throw CourierError(.limit, "\(path): \(manifest.payloadPaths.count) payload entries exceed the limit of \(limits.maxEntries)")
+        }
+    }
+
+    /// Streams every payload entry. For each: `start(file)`, then `chunk(bytes)` zero or more
+    /// times, then `end(file)` only if size and SHA-256 matched. Throws on the first problem, with
+    /// a reason naming the entry; a caller that wrote anything cleans up on throw.
+    public func forEachPayload(start: (FileEntry) throws -> Void,
+                               chunk: (UnsafeRawBufferPointer) throws -> Void,
+                               end: (FileEntry) throws -> Void) throws {
+        precondition(!consumed, "a package stream can be read once")
+        consumed = true
+        let limits = options.limits
+        var expected: [String: FileEntry] = [:]
+        let carried = Set(manifest.payloadPaths)
+        for f in manifest.files where carried.contains(f.path) { expected[f.path] = f }
+        var seen = Set<String>()
+        var entries = 2
+        var uncompressed: Int64 = 0
+        let bufSize = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufSize, alignment: 16)
+        defer { buffer.deallocate() }
+
+        func unsafe(_ name: String, _ why: String) -> CourierError {
+            CourierError(.unsafeEntry, "\(path): entry '\(name)': \(why)")
+        }
+
+        while let h = try archive.next() {
+            entries += 1
+            if entries > limits.maxEntries {
+                throw CourierError(.limit, "\(path): more than \(limits.maxEntries) entries")
+            }
+            guard let name = h.path else { throw unsafe(String(decoding: h.rawPath, as: UTF8.self), "name is not valid UTF-8") }
+            if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes + PackageReader.payloadPrefix.utf8.count) {
+                throw unsafe(name, p)
+            }
+            guard name.hasPrefix(PackageReader.payloadPrefix) else { throw unsafe(name, "outside payload/") }
+            let rel = String(name.dropFirst(PackageReader.payloadPrefix.count))
+            if h.hardlink != nil { throw unsafe(name, "hard link") }
+            switch h.fileType {
+            case COURIER_AE_IFREG: break
+            case COURIER_AE_IFLNK: throw unsafe(name, "symbolic link to '\(h.symlink ?? "")'")
+            case COURIER_AE_IFDIR: throw unsafe(name, "directory entry (directories are implied by file paths)")
+            case COURIER_AE_IFCHR: throw unsafe(name, "character device")
+            case COURIER_AE_IFBLK: throw unsafe(name, "block device")
+            case COURIER_AE_IFIFO: throw unsafe(name, "FIFO")
+            case COURIER_AE_IFSOCK: throw unsafe(name, "socket")
+            default: throw unsafe(name, "unknown entry type \(String(h.fileType, radix: 8))")
+            }
+            if h.permissions & 0o7000 != 0 {
+                throw unsafe(name, "setuid, setgid or sticky bit in mode \(String(h.permissions, radix: 8))")
+            }
+            if seen.contains(rel) { throw unsafe(name, "appears twice") }
+            guard let file = expected[rel] else { throw unsafe(name, "not in the manifest") }
+            seen.insert(rel)
+            guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == file.size else {
+                throw CourierError(.integrity, "\(path): entry '\(name)': size \(h.size) in the archive, \(file.size) in the manifest")
+            }
+            guard h.permissions == file.permissions else {
+                throw CourierError(.integrity, "\(path): entry '\(name)': mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
+            }
+
+            try start(file)
+            var hasher = SHA256()
+            var got: UInt64 = 0
+            while true {
+                let n = try archive.read(into: buffer)
+                if n == 0 { break }
+                let chunkBuf = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                hasher.update(bufferPointer: chunkBuf)
+                got += UInt64(n)
+                uncompressed += Int64(n)
+                if uncompressed > 16 << 20 {
+                    let packed = max(archive.compressedBytesRead, 1)
+                    if uncompressed / packed > limits.maxExpansionRatio {
+                        throw CourierError(.limit, "\(path): entry '\(name)': expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
+                    }
+                }
+                try chunk(chunkBuf)
+            }
+            guard got == file.size else {
+                throw CourierError(.integrity, "\(path): entry '\(name)': \(got) bytes of data, \(file.size) expected (truncated)")
+            }
+            let digest = Hex.encode(hasher.finalize())
+            guard digest == file.sha256 else {
+                throw CourierError(.integrity, "\(path): entry '\(name)': SHA-256 \(digest) does not match the manifest's \(file.sha256)")
+            }
+            try end(file)
+        }
+        if seen.count != expected.count {
+            let missing = expected.keys.filter { !seen.contains($0) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            let more = missing.count > 1 ? " and \(missing.count - 1) more" : ""
+            throw CourierError(.integrity, "\(path): payload is missing '\(missing[0])'\(more) listed in the manifest")
+        }
+    }
+
+    /// Reads the whole payload, checking everything, writing nothing.
+    public func verifyPayload() throws {
+        try forEachPayload(start: { _ in }, chunk: { _ in }, end: { _ in })
+    }
+}
+
+/// The outcome of `verify`: what a package is, who signed it.
+public struct VerifiedPackage: Sendable {
+    public var path: String
+    public var manifest: Manifest
+    public var signers: [String]
+}
+
+public enum PackageVerifier {
+    /// Verifies a package completely: signatures, manifest rules, expiry, type, every payload
+    /// byte. Memory stays bounded whatever the package size.
+    public static func verify(path: String, options: VerifyOptions) throws -> VerifiedPackage {
+        let reader = try PackageReader(path: path, options: options)
+        try reader.verifyPayload()
+        return VerifiedPackage(path: path, manifest: reader.manifest, signers: reader.signers)
+    }
+}

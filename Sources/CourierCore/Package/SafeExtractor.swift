@@ -1,0 +1,109 @@
+import CCourierShim
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Extracts a package's payload under one directory and nowhere else.
+///
+/// Every file is created through a directory fd with `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`,
+/// every directory is opened with `O_NOFOLLOW|O_DIRECTORY`, and the process never `chdir`s, so no
+/// symlink — planted in the archive or already in the target — can send a write elsewhere. Paths
+/// come from the archive only after `PackageReader` has checked them against the signed manifest.
+/// On any refusal, everything this extraction created is removed again: the target is left as
+/// it was found.
+public enum SafeExtractor {
+    public enum Mode: Sendable {
+        /// Every file must be new (a fresh revision directory).
+        case fresh
+        /// An existing regular file at a payload path is replaced by a new inode (a delta applied to
+        /// a copy of the base tree; the old inode — possibly a hard link into the live tree — is
+        /// never written to).
+        case overlay
+    }
+
+    /// Extracts into `target` (an existing directory). With `durable`, flushes the file system
+    /// before returning so a later rename that publishes the tree survives a power cut.
+    public static func extract(_ reader: PackageReader, into target: String, mode: Mode = .fresh, durable: Bool = false) throws {
+        let rootfd = try Sys.openDirectory(target)
+        defer { Sys.close(rootfd) }
+        var created: [(path: String, isDir: Bool)] = []
+        var dirCache: (path: String, fd: Int32)? = nil
+        var fileFD: Int32 = -1
+        var filePath = ""
+
+        func closeCache() { if let c = dirCache { Sys.close(c.fd); dirCache = nil } }
+
+        /// Opens (creating as needed) the parent directory of `rel`, refusing links and non-dirs.
+        func parentFD(of rel: String) throws -> Int32 {
+            let comps = rel.split(separator: "/").map(String.init)
+            let parent = comps.dropLast().joined(separator: "/")
+            if parent.isEmpty { return rootfd }
+            if let c = dirCache, c.path == parent { return c.fd }
+            closeCache()
+            var fd = rootfd
+            var sofar = ""
+            for comp in comps.dropLast() {
+                sofar = sofar.isEmpty ? comp : sofar + "/" + comp
+                let shown = target + "/" + sofar
+                if try Sys.lstatat(fd, comp, display: shown) == nil {
+                    try Sys.mkdirat(fd, comp, 0o755, display: shown)
+                    created.append((sofar, true))
+                }
+                let next: Int32
+                do { next = try Sys.openDirectoryAt(fd, comp, display: shown) }
+                catch let e as CourierError {
+                    if fd != rootfd { Sys.close(fd) }
+                    if let errno = e.cause as? Errno, errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
+                        throw CourierError(.unsafeEntry, "\(shown): exists and is not a directory (a symlink?); refusing to extract through it")
+                    }
+                    throw e
+                }
+                if fd != rootfd { Sys.close(fd) }
+                fd = next
+            }
+            dirCache = (parent, fd)
+            return fd
+        }
+
+        do {
+            try reader.forEachPayload(
+                start: { file in
+                    let dfd = try parentFD(of: file.path)
+                    let name = String(file.path.split(separator: "/").last!)
+                    filePath = target + "/" + file.path
+                    if mode == .overlay, let st = try Sys.lstatat(dfd, name, display: filePath) {
+                        guard (st.st_mode & S_IFMT) == S_IFREG else {
+                            throw CourierError(.unsafeEntry, "\(filePath): exists and is not a regular file; refusing to replace it")
+                        }
+                        try Sys.unlinkat(dfd, name, display: filePath)
+                    }
+                    do {
+                        fileFD = try Sys.openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: filePath)
+                    } catch let e as CourierError where (e.cause as? Errno) == .fileExists {
+                        throw CourierError(.unsafeEntry, "\(filePath): already exists in the target; refusing to overwrite it")
+                    }
+                    created.append((file.path, false))
+                },
+                chunk: { bytes in
+                    try Sys.writeAll(fileFD, bytes, display: filePath)
+                },
+                end: { file in
+                    try Sys.fchmod(fileFD, mode_t(file.permissions ?? 0o644), display: filePath)
+                    Sys.close(fileFD)
+                    fileFD = -1
+                })
+            if durable { _ = courier_syncfs(rootfd) }
+            closeCache()
+        } catch {
+            if fileFD >= 0 { Sys.close(fileFD) }
+            closeCache()
+            // Undo in reverse order: files first, then the directories that held them.
+            for item in created.reversed() {
+                _ = unlinkat(rootfd, item.path, item.isDir ? AT_REMOVEDIR : 0)
+            }
+            throw error
+        }
+    }
+}
+
+import SystemPackage

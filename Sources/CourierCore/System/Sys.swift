@@ -1,0 +1,254 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// Checked wrappers around the system calls Courier uses. One wrapper per call: it retries on
+/// `EINTR`, keeps errno, and turns a failure into a `CourierError` naming the path and the call.
+/// Everything that touches a directory tree goes through a directory fd (`*at` calls), never
+/// `chdir`, and opens with `O_NOFOLLOW` so a symlink planted in a tree is never followed.
+public enum Sys {
+    @inline(__always)
+    static func retrying<T: BinaryInteger>(_ body: () -> T) -> (T, Errno?) {
+        while true {
+            let r = body()
+            if r == -1 {
+                let e = Errno(rawValue: errno)
+                if e == .interrupted { continue }
+                return (r, e)
+            }
+            return (r, nil)
+        }
+    }
+
+    public static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
+        let (fd, e) = retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        if let e { throw CourierError.io("open", path: path, errno: e) }
+        return fd
+    }
+
+    public static func openat(_ dirfd: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0,
+                              display: String? = nil) throws -> Int32 {
+        let (fd, e) = retrying { Glibc.openat(dirfd, name, flags | O_CLOEXEC, mode) }
+        if let e { throw CourierError.io("open", path: display ?? name, errno: e) }
+        return fd
+    }
+
+    /// Opens a directory relative to `dirfd` without following a symlink at the last component.
+    public static func openDirectoryAt(_ dirfd: Int32, _ name: String, display: String? = nil) throws -> Int32 {
+        try openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, display: display)
+    }
+
+    public static func openDirectory(_ path: String) throws -> Int32 {
+        try open(path, O_RDONLY | O_DIRECTORY)
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)   // close is not retried on EINTR on Linux: the fd is gone either way.
+    }
+
+    public static func mkdirat(_ dirfd: Int32, _ name: String, _ mode: mode_t, display: String? = nil) throws {
+        let (_, e) = retrying { Glibc.mkdirat(dirfd, name, mode) }
+        if let e { throw CourierError.io("mkdir", path: display ?? name, errno: e) }
+    }
+
+    public static func mkdir(_ path: String, _ mode: mode_t = 0o755) throws {
+        let (_, e) = retrying { Glibc.mkdir(path, mode) }
+        if let e { throw CourierError.io("mkdir", path: path, errno: e) }
+    }
+
+    /// `mkdir -p`: creates every missing component; existing directories are fine.
+    public static func mkdirs(_ path: String, _ mode: mode_t = 0o755) throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for comp in path.split(separator: "/") {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + comp
+            let r = Glibc.mkdir(prefix, mode)
+            if r != 0 && errno != EEXIST {
+                throw CourierError.io("mkdir", path: prefix, errno: Errno(rawValue: errno))
+            }
+        }
+    }
+
+    public static func unlinkat(_ dirfd: Int32, _ name: String, directory: Bool = false, display: String? = nil) throws {
+        let (_, e) = retrying { Glibc.unlinkat(dirfd, name, directory ? AT_REMOVEDIR : 0) }
+        if let e { throw CourierError.io(directory ? "rmdir" : "unlink", path: display ?? name, errno: e) }
+    }
+
+    public static func unlink(_ path: String) throws {
+        let (_, e) = retrying { Glibc.unlink(path) }
+        if let e { throw CourierError.io("unlink", path: path, errno: e) }
+    }
+
+    public static func rename(_ from: String, _ to: String) throws {
+        let (_, e) = retrying { Glibc.rename(from, to) }
+        if let e { throw CourierError.io("rename to \(to)", path: from, errno: e) }
+    }
+
+    public static func renameat(_ fromDir: Int32, _ from: String, _ toDir: Int32, _ to: String, display: String? = nil) throws {
+        let (_, e) = retrying { Glibc.renameat(fromDir, from, toDir, to) }
+        if let e { throw CourierError.io("rename to \(to)", path: display ?? from, errno: e) }
+    }
+
+    public static func fstat(_ fd: Int32, display: String) throws -> stat {
+        var st = stat()
+        let (_, e) = retrying { Glibc.fstat(fd, &st) }
+        if let e { throw CourierError.io("stat", path: display, errno: e) }
+        return st
+    }
+
+    /// `lstat` relative to a directory: never follows a symlink. Returns nil when absent.
+    public static func lstatat(_ dirfd: Int32, _ name: String, display: String? = nil) throws -> stat? {
+        var st = stat()
+        let (_, e) = retrying { Glibc.fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) }
+        if let e {
+            if e == .noSuchFileOrDirectory { return nil }
+            throw CourierError.io("stat", path: display ?? name, errno: e)
+        }
+        return st
+    }
+
+    public static func lstat(_ path: String) throws -> stat? {
+        try lstatat(AT_FDCWD, path, display: path)
+    }
+
+    public static func fsync(_ fd: Int32, display: String) throws {
+        let (_, e) = retrying { Glibc.fsync(fd) }
+        if let e { throw CourierError.io("fsync", path: display, errno: e) }
+    }
+
+    public static func fchmod(_ fd: Int32, _ mode: mode_t, display: String) throws {
+        let (_, e) = retrying { Glibc.fchmod(fd, mode) }
+        if let e { throw CourierError.io("chmod", path: display, errno: e) }
+    }
+
+    /// Reads up to `count` bytes; 0 means end of file.
+    public static func read(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws -> Int {
+        let (n, e) = retrying { Glibc.read(fd, buf, count) }
+        if let e { throw CourierError.io("read", path: display, errno: e) }
+        return n
+    }
+
+    /// Writes all of `buf`, looping over short writes.
+    public static func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, display: String) throws {
+        var off = 0
+        while off < buf.count {
+            let (n, e) = retrying { Glibc.write(fd, buf.baseAddress! + off, buf.count - off) }
+            if let e { throw CourierError.io("write", path: display, errno: e) }
+            off += n
+        }
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], display: String) throws {
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, display: display) }
+    }
+
+    /// Reads a whole (small) file, refusing one larger than `limit` bytes.
+    public static func readFile(_ path: String, limit: Int = 16 << 20) throws -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try buf.withUnsafeMutableBytes { try read(fd, $0.baseAddress!, $0.count, display: path) }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+            if out.count > limit {
+                throw CourierError(.limit, "\(path): larger than \(limit) bytes")
+            }
+        }
+        return out
+    }
+
+    /// Writes a file atomically: a dot-named temporary beside it, fsync, rename, fsync of the
+    /// directory. A reader sees the old content or the new, never a mix.
+    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        let dir = FilePath(path).removingLastComponent().string
+        let name = FilePath(path).lastComponent?.string ?? path
+        let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())"
+        let fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
+        do {
+            try writeAll(fd, bytes, display: tmp)
+            try fchmod(fd, mode, display: tmp)
+            try fsync(fd, display: tmp)
+            close(fd)
+            try rename(tmp, path)
+        } catch {
+            close(fd)
+            _ = Glibc.unlink(tmp)
+            throw error
+        }
+        fsyncDirectory(dir.isEmpty ? "." : dir)
+    }
+
+    /// Best effort: makes a rename durable. Failure to fsync a directory is not fatal.
+    public static func fsyncDirectory(_ path: String) {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = Glibc.fsync(fd); _ = Glibc.close(fd) }
+    }
+
+    /// Lists a directory's entry names (without "." and "..") through an fd; the fd is not consumed.
+    public static func listDirectory(_ dirfd: Int32, display: String) throws -> [(name: String, type: UInt8)] {
+        let dup = Glibc.dup(dirfd)
+        if dup < 0 { throw CourierError.io("dup", path: display, errno: Errno(rawValue: errno)) }
+        guard let dir = fdopendir(dup) else {
+            let e = Errno(rawValue: errno); _ = Glibc.close(dup)
+            throw CourierError.io("opendir", path: display, errno: e)
+        }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var out: [(String, UInt8)] = []
+        while true {
+            errno = 0
+            guard let ent = readdir(dir) else {
+                if errno != 0 { throw CourierError.io("readdir", path: display, errno: Errno(rawValue: errno)) }
+                break
+            }
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw -> String in
+                let p = raw.bindMemory(to: CChar.self)
+                return String(cString: p.baseAddress!)
+            }
+            if name == "." || name == ".." { continue }
+            out.append((name, ent.pointee.d_type))
+        }
+        return out
+    }
+
+    public static func listDirectory(_ path: String) throws -> [String] {
+        let fd = try openDirectory(path)
+        defer { close(fd) }
+        return try listDirectory(fd, display: path).map(\.name)
+    }
+
+    /// Removes a tree below `dirfd`/`name` without following symlinks. Missing is fine.
+    public static func removeTree(_ dirfd: Int32, _ name: String, display: String? = nil) throws {
+        let shown = display ?? name
+        guard let st = try lstatat(dirfd, name, display: shown) else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            let sub = try openDirectoryAt(dirfd, name, display: shown)
+            defer { close(sub) }
+            for ent in try listDirectory(sub, display: shown) {
+                try removeTree(sub, ent.name, display: shown + "/" + ent.name)
+            }
+            try unlinkat(dirfd, name, directory: true, display: shown)
+        } else {
+            try unlinkat(dirfd, name, display: shown)
+        }
+    }
+
+    public static func removeTree(_ path: String) throws {
+        try removeTree(AT_FDCWD, path, display: path)
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return Glibc.lstat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        let r = Glibc.fstatat(AT_FDCWD, path, &st, 0)
+        return r == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+}

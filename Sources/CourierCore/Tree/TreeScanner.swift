@@ -1,0 +1,123 @@
+import Crypto
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Walks a content tree through directory fds without following any link, and lists its regular
+/// files with size, SHA-256 and permission bits. A tree that holds a symlink, a device, a FIFO
+/// or a socket is refused: content is files in directories, nothing else.
+public enum TreeScanner {
+    public struct Options: Sendable {
+        /// Compute SHA-256 of every file (false: size and mode only, sha256 left empty).
+        public var hash = true
+        public var limits = Limits()
+        public init() {}
+    }
+
+    public static func scan(_ root: String, options: Options = Options()) throws -> [FileEntry] {
+        let rootfd = try Sys.openDirectory(root)
+        defer { Sys.close(rootfd) }
+        var out: [FileEntry] = []
+        var total: UInt64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        try walk(rootfd, prefix: "", root: root, options: options, out: &out, total: &total, buffer: buffer)
+        out.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        return out
+    }
+
+    private static func walk(_ dirfd: Int32, prefix: String, root: String, options: Options,
+                             out: inout [FileEntry], total: inout UInt64, buffer: UnsafeMutableRawBufferPointer) throws {
+        let shownDir = prefix.isEmpty ? root : root + "/" + prefix
+        for ent in try Sys.listDirectory(dirfd, display: shownDir) {
+            let rel = prefix.isEmpty ? ent.name : prefix + "/" + ent.name
+            let shown = root + "/" + rel
+            if let p = Names.pathProblem(rel, maxBytes: options.limits.maxPathBytes) {
+                throw CourierError(.unsafeEntry, "\(shown): \(p)")
+            }
+            guard let st = try Sys.lstatat(dirfd, ent.name, display: shown) else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                let sub = try Sys.openDirectoryAt(dirfd, ent.name, display: shown)
+                defer { Sys.close(sub) }
+                try walk(sub, prefix: rel, root: root, options: options, out: &out, total: &total, buffer: buffer)
+            case S_IFREG:
+                let perm = UInt32(st.st_mode) & 0o777
+                if UInt32(st.st_mode) & 0o7000 != 0 {
+                    throw CourierError(.unsafeEntry, "\(shown): setuid, setgid or sticky bit; refusing to package it")
+                }
+                var digest = ""
+                var size = UInt64(st.st_size)
+                if options.hash {
+                    let fd = try Sys.openat(dirfd, ent.name, O_RDONLY | O_NOFOLLOW, display: shown)
+                    defer { Sys.close(fd) }
+                    (digest, size) = try hashFile(fd, display: shown, buffer: buffer)
+                }
+                out.append(FileEntry(path: rel, size: size, sha256: digest, mode: perm))
+                total += size
+                if out.count > options.limits.maxEntries {
+                    throw CourierError(.limit, "\(root): more than \(options.limits.maxEntries) files")
+                }
+                if total > options.limits.maxTotalBytes {
+                    throw CourierError(.limit, "\(root): more than \(options.limits.maxTotalBytes) bytes")
+                }
+            case S_IFLNK:
+                throw CourierError(.unsafeEntry, "\(shown): symbolic link; content trees hold only files and directories")
+            default:
+                throw CourierError(.unsafeEntry, "\(shown): not a regular file or directory (device, FIFO or socket)")
+            }
+        }
+    }
+
+    /// SHA-256 and byte count of an open file, read in 1 MiB chunks.
+    public static func hashFile(_ fd: Int32, display: String, buffer: UnsafeMutableRawBufferPointer) throws -> (String, UInt64) {
+        var hasher = SHA256()
+        var size: UInt64 = 0
+        while true {
+            let n = try Sys.read(fd, buffer.baseAddress!, buffer.count, display: display)
+            if n == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            size += UInt64(n)
+        }
+        return (Hex.encode(hasher.finalize()), size)
+    }
+}
+
+/// Checks a tree file by file against a manifest's file list: same set of paths, same sizes,
+/// modes and SHA-256. This is what makes a delta's *result* trustworthy, not only its input.
+public enum TreeChecker {
+    public static func check(_ root: String, against files: [FileEntry], limits: Limits = Limits()) throws {
+        var opts = TreeScanner.Options()
+        opts.hash = false
+        opts.limits = limits
+        let have = try TreeScanner.scan(root, options: opts)
+        var problems: [String] = []
+        var want = [String: FileEntry]()
+        for f in files { want[f.path] = f }
+        var sizeOK: [FileEntry] = []
+        for h in have {
+            guard let w = want.removeValue(forKey: h.path) else { problems.append("unexpected file '\(h.path)'"); continue }
+            if h.size != w.size { problems.append("'\(h.path)': size \(h.size), manifest says \(w.size)"); continue }
+            if h.mode != w.mode { problems.append("'\(h.path)': mode \(h.mode), manifest says \(w.mode)"); continue }
+            sizeOK.append(w)
+        }
+        for p in want.keys.sorted() { problems.append("missing file '\(p)'") }
+        if problems.isEmpty {
+            let rootfd = try Sys.openDirectory(root)
+            defer { Sys.close(rootfd) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            for w in sizeOK {
+                let fd = try Sys.openat(rootfd, w.path, O_RDONLY | O_NOFOLLOW, display: root + "/" + w.path)
+                defer { Sys.close(fd) }
+                let (digest, _) = try TreeScanner.hashFile(fd, display: root + "/" + w.path, buffer: buffer)
+                if digest != w.sha256 { problems.append("'\(w.path)': SHA-256 differs from the manifest") }
+                if problems.count >= 5 { break }
+            }
+        }
+        if !problems.isEmpty {
+            let more = problems.count > 5 ? " (and \(problems.count - 5) more)" : ""
+            throw CourierError(.integrity, "\(root): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ") + more)
+        }
+    }
+}
