@@ -1,1 +1,3 @@
-print("placeholder")
+import CourierCLI
+
+InboxdCommand.main()

@@ -1,0 +1,64 @@
+import ArgumentParser
+import CourierCore
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+public enum CourierVersion {
+    public static let string = "0.1.0"
+}
+
+/// Writes a line to standard error (unbuffered, so it interleaves correctly with child output).
+public func printError(_ s: String) {
+    var line = s
+    if !line.hasSuffix("\n") { line += "\n" }
+    line.utf8CString.withUnsafeBufferPointer { p in
+        _ = write(2, p.baseAddress!, p.count - 1)
+    }
+}
+
+/// Runs a command body and maps a `CourierError` to its documented exit code, printing the
+/// message prefixed with the program name. Only executables decide exit codes.
+public func mapErrors(_ program: String, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as CourierError {
+        printError("\(program): error: \(e.description)")
+        throw ExitCode(ExitStatus.for(e.code).rawValue)
+    }
+}
+
+public func mapErrors(_ program: String, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as CourierError {
+        printError("\(program): error: \(e.description)")
+        throw ExitCode(ExitStatus.for(e.code).rawValue)
+    }
+}
+
+/// Parses a duration option value or fails validation with a helpful message.
+public func parseDuration(_ s: String, option: String) throws -> Int64 {
+    guard let v = DurationParser.seconds(s) else {
+        throw ValidationError("\(option): '\(s)' is not a duration (examples: 90s, 15m, 6h, 30d, 1h30m)")
+    }
+    return v
+}
+
+/// Minimal JSON string escaping for hand-written JSON lines (no Foundation needed at start-up).
+public func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
+            else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}

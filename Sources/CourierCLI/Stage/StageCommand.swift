@@ -1,0 +1,20 @@
+import ArgumentParser
+
+public struct StageCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "courier-stage",
+        abstract: "Stage security content from upstream sources into a typed, signed outbox.",
+        discussion: """
+        Run by cron or a systemd timer on the staging server. Each run pulls what is new from the
+        configured sources, checks it, builds signed full and delta packages and publishes them
+        atomically into outbox/<type>/<revision>/.
+
+        Exit codes: 0 ok, 2 configuration, 6 malformed metadata, 7 signature or key, 8 expired,
+        9 download, 10 unsafe content, 11 integrity, 12 file system, 16 done with errors,
+        17 another run holds the lock, 18 no network, 19 proxy, 64 usage. See docs/OPERATIONS.md.
+        """,
+        version: CourierVersion.string,
+        subcommands: [KeygenCommand.self, BuildCommand.self])
+
+    public init() {}
+}
