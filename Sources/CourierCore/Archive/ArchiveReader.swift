@@ -45,9 +45,8 @@ public final class ArchiveReader {
         archive_read_support_filter_gzip(a)
         archive_read_support_filter_zstd(a)
         if archive_read_open_fd(a, fd, blockSize) != ARCHIVE_OK {
+            // Every stored property is set, so deinit frees the handle and closes the fd.
             let msg = ArchiveReader.errorString(a)
-            archive_read_free(a)
-            Sys.close(fd)
             throw CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(msg)")
         }
     }
@@ -65,6 +64,10 @@ public final class ArchiveReader {
     /// The next header, or nil at the end of the archive. A warning is treated as an error:
     /// a package Courier accepts reads cleanly.
     public func next() throws -> Header? {
+        try UTF8Locale.with { try nextHeader() }
+    }
+
+    private func nextHeader() throws -> Header? {
         var entry: OpaquePointer? = nil
         let r = archive_read_next_header(handle, &entry)
         if r == ARCHIVE_EOF { return nil }
@@ -73,7 +76,8 @@ public final class ArchiveReader {
         }
         var raw: [UInt8] = []
         var text: String? = nil
-        if let p = archive_entry_pathname(e) {
+        // The UTF-8 form: independent of the process locale (C under cron and systemd).
+        if let p = archive_entry_pathname_utf8(e) ?? archive_entry_pathname(e) {
             raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
             text = String(validating: raw, as: UTF8.self)
         }

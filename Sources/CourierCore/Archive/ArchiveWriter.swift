@@ -25,10 +25,10 @@ public final class ArchiveWriter {
         self.display = display
         guard let a = archive_write_new() else { throw CourierError(.io, "\(display): libarchive could not allocate a writer") }
         handle = a
+        finished = true   // nothing to flush if opening fails; deinit frees the handle
         func check(_ r: Int32, _ what: String) throws {
             if r != ARCHIVE_OK {
                 let msg = archive_error_string(a).map { String(cString: $0) } ?? "error \(r)"
-                archive_write_free(a)
                 throw CourierError(.io, "\(display): \(what): \(msg)")
             }
         }
@@ -46,6 +46,7 @@ public final class ArchiveWriter {
         // No padding of the last block: the file ends where the data does.
         try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
         try check(archive_write_open_fd(a, fd), "open")
+        finished = false
     }
 
     deinit {
@@ -59,17 +60,25 @@ public final class ArchiveWriter {
     }
 
     /// Writes one entry header. `size` is what the header declares, whatever data follows.
+    /// `rawPath` (tests only) writes name bytes as they are, even if they are not UTF-8.
     public func writeHeader(path: String, type: EntryType = .regular, permissions: UInt32 = 0o644,
-                            size: Int64, mtime: Int64 = 0) throws {
+                            size: Int64, mtime: Int64 = 0, rawPath: [UInt8]? = nil) throws {
         guard let e = archive_entry_new() else { throw fail(path) }
         defer { archive_entry_free(e) }
-        archive_entry_set_pathname(e, path)
+        if let raw = rawPath {
+            (raw + [0]).withUnsafeBufferPointer { p in
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_entry_copy_pathname(e, $0) }
+            }
+        } else {
+            // UTF-8 whatever the locale: the C locale of cron would otherwise refuse non-ASCII names.
+            UTF8Locale.with { archive_entry_set_pathname_utf8(e, path) }
+        }
         var ft: UInt32 = COURIER_AE_IFREG
         switch type {
         case .regular: ft = COURIER_AE_IFREG
         case .directory: ft = COURIER_AE_IFDIR
-        case .symlink(let t): ft = COURIER_AE_IFLNK; archive_entry_set_symlink(e, t)
-        case .hardlink(let t): ft = COURIER_AE_IFREG; archive_entry_set_hardlink(e, t)
+        case .symlink(let t): ft = COURIER_AE_IFLNK; archive_entry_set_symlink_utf8(e, t)
+        case .hardlink(let t): ft = COURIER_AE_IFREG; archive_entry_set_hardlink_utf8(e, t)
         case .charDevice: ft = COURIER_AE_IFCHR; archive_entry_set_rdev(e, courier_makedev(1, 3))
         case .blockDevice: ft = COURIER_AE_IFBLK; archive_entry_set_rdev(e, courier_makedev(7, 0))
         case .fifo: ft = COURIER_AE_IFIFO
@@ -81,8 +90,8 @@ public final class ArchiveWriter {
         archive_entry_set_mtime(e, time_t(mtime), 0)
         archive_entry_set_uid(e, 0)
         archive_entry_set_gid(e, 0)
-        let r = archive_write_header(handle, e)
-        if r != ARCHIVE_OK { throw fail(path) }
+        let r = UTF8Locale.with { archive_write_header(handle, e) }
+        if r != ARCHIVE_OK && !(r == ARCHIVE_WARN && rawPath != nil) { throw fail(path) }
     }
 
     public func writeData(_ buf: UnsafeRawBufferPointer) throws {

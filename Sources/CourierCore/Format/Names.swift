@@ -72,6 +72,9 @@ public enum Names {
         public var type: String
         public var revision: UInt64
         public var base: UInt64?
+        public init(type: String, revision: UInt64, base: UInt64?) {
+            self.type = type; self.revision = revision; self.base = base
+        }
     }
 
     /// Parses a package file name; nil when the name is not a package's (temp names, others).

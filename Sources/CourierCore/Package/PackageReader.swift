@@ -113,11 +113,6 @@ public final class PackageReader {
                 throw CourierError(.limit, "\(path): more than \(limits.maxEntries) entries")
             }
             guard let name = h.path else { throw unsafe(String(decoding: h.rawPath, as: UTF8.self), "name is not valid UTF-8") }
-            if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes + PackageReader.payloadPrefix.utf8.count) {
-                throw unsafe(name, p)
-            }
-            guard name.hasPrefix(PackageReader.payloadPrefix) else { throw unsafe(name, "outside payload/") }
-            let rel = String(name.dropFirst(PackageReader.payloadPrefix.count))
             if h.hardlink != nil { throw unsafe(name, "hard link") }
             switch h.fileType {
             case COURIER_AE_IFREG: break
@@ -129,6 +124,11 @@ public final class PackageReader {
             case COURIER_AE_IFSOCK: throw unsafe(name, "socket")
             default: throw unsafe(name, "unknown entry type \(String(h.fileType, radix: 8))")
             }
+            if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes + PackageReader.payloadPrefix.utf8.count) {
+                throw unsafe(name, p)
+            }
+            guard name.hasPrefix(PackageReader.payloadPrefix) else { throw unsafe(name, "outside payload/") }
+            let rel = String(name.dropFirst(PackageReader.payloadPrefix.count))
             if h.permissions & 0o7000 != 0 {
                 throw unsafe(name, "setuid, setgid or sticky bit in mode \(String(h.permissions, radix: 8))")
             }

@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""pycpkg: an independent implementation of the Courier package format v1, written from
+docs/FORMAT.md alone (not from the Swift sources). Tests/interop runs it against the Swift tools.
+
+  pycpkg.py keygen OUT
+  pycpkg.py build --tree DIR --type T --revision N --key KEY --out FILE [--delta-from-manifest BASE.cpkg]
+  pycpkg.py verify --trust PUB_OR_DIR PKG...
+  pycpkg.py extract --trust PUB_OR_DIR --into DIR [--base BASEDIR] PKG
+"""
+import argparse, base64, binascii, datetime, gzip, hashlib, io, json, os, re, shutil, stat, sys, tarfile, tempfile, time, zlib
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+try:
+    import zstandard
+except ImportError:  # zstd is optional: gzip and plain tar still work
+    zstandard = None
+
+MANIFEST, SIGS, PREFIX = "courier-manifest.json", "courier-signatures.json", b"courier-manifest-v1\n"
+PUB_TAG, SEC_TAG = "courier-ed25519-v1", "courier-ed25519-secret-v1"
+LIMITS = dict(manifest=32 << 20, sigs=64 << 10, total=8 << 30, entries=200_000, ratio=1000, path=1024)
+TYPE_RE, TIME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"), re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+HEX64, MODE_RE, REV_RE = re.compile(r"[0-9a-f]{64}"), re.compile(r"0[0-7]{3}"), re.compile(r"[1-9][0-9]{0,19}")
+_ZERR = (zstandard.ZstdError,) if zstandard else ()
+
+
+class Refused(Exception):
+    """The package (or an input) breaks the spec. `code` mirrors the Swift tools' exit codes."""
+    def __init__(self, reason, code=6):
+        super().__init__(reason)
+        self.code = code
+
+
+def b64(raw): return base64.b64encode(raw).decode()
+def keyid(raw): return hashlib.sha256(raw).hexdigest()[:16]
+def _raw_pub(key): return key.public_key().public_bytes_raw()
+def fmt_time(t): return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _b64d(s, n, what):
+    try:
+        raw = base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raw = b""
+    if len(raw) != n:
+        raise Refused(f"{what}: not base64 of {n} bytes", 7)
+    return raw
+
+
+def parse_time(s, what):
+    try:
+        if isinstance(s, str) and TIME_RE.fullmatch(s):
+            return int(datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp())
+    except ValueError:
+        pass
+    raise Refused(f"manifest: bad {what} time {s!r}")
+
+
+# ---- keys (§6) ----
+def keygen(out, comment=""):
+    sk = Ed25519PrivateKey.generate()
+    with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(f"{SEC_TAG} {b64(sk.private_bytes_raw())}\n")
+    with open(out + ".pub", "x") as f:
+        f.write(" ".join(filter(None, [PUB_TAG, b64(_raw_pub(sk)), comment])) + "\n")
+    return keyid(_raw_pub(sk))
+
+
+def load_secret(path):
+    parts = open(path).read().split()
+    if len(parts) != 2 or parts[0] != SEC_TAG:
+        raise Refused(f"{path}: not a {SEC_TAG} key", 7)
+    return Ed25519PrivateKey.from_private_bytes(_b64d(parts[1], 32, path))
+
+
+def parse_pub(line, what):
+    parts = line.strip().split(None, 2)
+    if len(parts) < 2 or parts[0] != PUB_TAG:
+        raise Refused(f"{what}: not a {PUB_TAG} public key", 7)
+    return _b64d(parts[1], 32, what)
+
+
+def load_trust(path):
+    """A .pub file or a directory of them (+ optional `revoked` file or directory) ->
+    ({keyid: public key} of trusted, non-revoked keys, {revoked key ids})."""
+    isdir = os.path.isdir(path)
+    pubs = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".pub")) if isdir else [path]
+    raws = [parse_pub(open(p).readline(), p) for p in pubs]
+    revoked, rv = set(), os.path.join(path, "revoked")
+    if isdir and os.path.isdir(rv):
+        revoked = {keyid(parse_pub(open(os.path.join(rv, n)).readline(), n)) for n in os.listdir(rv) if n.endswith(".pub")}
+    elif isdir and os.path.isfile(rv):
+        for line in open(rv):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                revoked.add(line.lower() if re.fullmatch(r"[0-9a-fA-F]{16}", line) else keyid(parse_pub(line, rv)))
+    if not raws:
+        raise Refused(f"{path}: no trusted key", 7)
+    return {keyid(r): Ed25519PublicKey.from_public_bytes(r) for r in raws if keyid(r) not in revoked}, revoked
+
+
+# ---- signatures (§4) and manifest (§3) ----
+def _json(data, what):
+    def pairs(kv):
+        if len({k for k, _ in kv}) != len(kv):
+            raise Refused(f"{what}: duplicate key in a JSON object")
+        return dict(kv)
+    def const(c): raise Refused(f"{what}: {c} is not JSON")
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=const)
+    except ValueError as e:  # also UnicodeDecodeError
+        raise Refused(f"{what}: invalid JSON/UTF-8 ({e})")
+
+
+def check_signatures(mbytes, sbytes, trusted, revoked, threshold=1):
+    doc = _json(sbytes, SIGS)
+    if not isinstance(doc, dict) or doc.get("format") != 1 or not isinstance(doc.get("signatures"), list):
+        raise Refused(f"{SIGS}: not a format 1 signature list")
+    good = set()
+    for s in doc["signatures"]:
+        if not isinstance(s, dict) or not all(isinstance(s.get(k), str) for k in ("algorithm", "keyid", "signature")):
+            raise Refused(f"{SIGS}: malformed signature entry")
+        if s["keyid"] in revoked:
+            raise Refused(f"signed by revoked key {s['keyid']}", 7)
+        key = trusted.get(s["keyid"])
+        if key is not None and s["algorithm"] == "ed25519":
+            try:
+                key.verify(_b64d(s["signature"], 64, "signature"), PREFIX + mbytes)
+                good.add(s["keyid"])
+            except InvalidSignature:
+                pass
+    if len(good) < threshold:
+        raise Refused(f"no valid signature by {threshold} trusted key(s) (found {len(good)})", 7)
+    return sorted(good)
+
+
+def check_path(p):
+    try:
+        b = p.encode("utf-8")  # surrogate escapes (invalid UTF-8 in a tar name) fail here
+    except (AttributeError, UnicodeEncodeError):
+        raise Refused(f"path {p!r} is not a UTF-8 string", 10)
+    if (len(b) > LIMITS["path"] or re.search(r"[\x00-\x1f\x7f\\]", p)
+            or any(c in ("", ".", "..") or len(c.encode()) > 255 for c in p.split("/"))):
+        raise Refused(f"unsafe path {p!r}", 10)
+    return p
+
+
+def _int(v, lo, hi): return type(v) is int and lo <= v <= hi
+def _sorted_unique(paths): return all(a.encode() < b.encode() for a, b in zip(paths, paths[1:]))
+
+
+def check_manifest(m):
+    """Enforce §3; return ({path: file entry} the package carries, created, expires)."""
+    def need(ok, what):
+        if not ok:
+            raise Refused(f"manifest: {what}")
+    need(isinstance(m, dict), "not a JSON object")
+    need(_int(m.get("format"), 1, 1), "format must be 1")
+    need(isinstance(m.get("type"), str) and TYPE_RE.fullmatch(m["type"]), f"bad type {m.get('type')!r}")
+    need(_int(m.get("revision"), 1, 2**64 - 1), "bad revision")
+    need(m.get("kind") in ("full", "delta"), "kind must be full or delta")
+    created, expires = parse_time(m.get("created"), "created"), parse_time(m.get("expires"), "expires")
+    need(expires > created, "expires must be after created")
+    prov = m.get("provenance")
+    need(isinstance(prov, dict) and all(isinstance(v, str) for v in prov.values()), "provenance must map strings to strings")
+    files = m.get("files")
+    need(isinstance(files, list), "files must be an array")
+    for f in files:
+        need(isinstance(f, dict) and _int(f.get("size"), 0, 2**63 - 1) and isinstance(f.get("sha256"), str)
+             and HEX64.fullmatch(f["sha256"]) and isinstance(f.get("mode"), str) and MODE_RE.fullmatch(f["mode"]),
+             f"bad file entry {str(f)[:200]}")
+        check_path(f["path"])
+    paths = [f["path"] for f in files]
+    need(_sorted_unique(paths), "files not sorted by UTF-8 bytes, or a duplicate")
+    pset = set(paths)
+    need(not any(p[:i] in pset for p in paths for i, c in enumerate(p) if c == "/"), "a path is both a file and a directory")
+    if m["kind"] == "full":
+        need(not {"base", "changed", "removed"} & m.keys(), "a full package has no base, changed or removed")
+        carried = pset
+    else:
+        need(_int(m.get("base"), 1, m["revision"] - 1), "delta base must be an integer below revision")
+        for k in ("changed", "removed"):
+            need(isinstance(m.get(k), list) and all(isinstance(p, str) for p in m[k]), f"{k} must be an array of strings")
+            [check_path(p) for p in m[k]]
+            need(_sorted_unique(m[k]), f"{k} not sorted, or a duplicate")
+        need(set(m["changed"]) <= pset, "changed lists a path not in files")
+        need(not set(m["removed"]) & pset, "removed lists a path in files")
+        carried = set(m["changed"])
+    return {f["path"]: f for f in files if f["path"] in carried}, created, expires
+
+
+# ---- reading (§1, §2) ----
+def _regular(m): return m.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and m.sparse is None
+
+
+def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_manifest=None, manifest_only=False):
+    """Verify the package at PATH completely. sink(path, entry, chunks) receives each payload file
+    (after signatures and manifest passed) and must consume chunks. Returns (manifest, key ids)."""
+    trusted, revoked = load_trust(trust) if isinstance(trust, str) else trust
+    now, pkg_size = time.time() if now is None else now, max(os.path.getsize(path), 1)
+    with open(path, "rb") as raw:
+        magic = raw.peek(4)[:4]
+        if magic == b"\x28\xb5\x2f\xfd":
+            if zstandard is None:
+                raise Refused("zstd package, but the Python module zstandard is not installed")
+            stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        else:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic[:2] == b"\x1f\x8b" else raw
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as tf:
+                entries = iter(tf)
+                def first(name, limit):
+                    m = next(entries, None)
+                    if m is None or m.name != name or not _regular(m):
+                        raise Refused(f"entry {name} missing, misplaced or not a regular file")
+                    if m.size > limit:
+                        raise Refused(f"{name} is larger than {limit} bytes", 10)
+                    return tf.extractfile(m).read()
+                mbytes, sbytes = first(MANIFEST, LIMITS["manifest"]), first(SIGS, LIMITS["sigs"])
+                keyids = check_signatures(mbytes, sbytes, trusted, revoked, threshold)
+                manifest = _json(mbytes, MANIFEST)
+                carried, created, expires = check_manifest(manifest)
+                if manifest_only:
+                    return manifest, keyids
+                if now > expires + skew:
+                    raise Refused(f"expired at {manifest['expires']}", 8)
+                if created > now + skew:
+                    raise Refused(f"created in the future ({manifest['created']}); clocks disagree", 8)
+                if on_manifest:
+                    on_manifest(manifest)
+                seen, total = set(), 0
+                for count, m in enumerate(entries, 3):
+                    total += m.size
+                    if count > LIMITS["entries"] or total > LIMITS["total"] or (
+                            tf.offset > 16 << 20 and tf.offset + m.size > LIMITS["ratio"] * pkg_size):
+                        raise Refused("limit exceeded (entries, total size or expansion ratio)", 10)
+                    if not _regular(m):
+                        raise Refused(f"{m.name!r}: not a regular file", 10)
+                    if not m.name.startswith("payload/"):
+                        raise Refused(f"unexpected entry {m.name!r}", 10)
+                    p = check_path(m.name[len("payload/"):])
+                    f = carried.get(p)
+                    if f is None or p in seen:
+                        raise Refused(f"payload {p!r} is {'repeated' if f else 'not carried by the manifest'}", 10)
+                    if m.mode & ~0o777:
+                        raise Refused(f"payload {p!r}: mode {m.mode:o} is not permission bits only", 10)
+                    if m.mode != int(f["mode"], 8) or m.size != f["size"]:
+                        raise Refused(f"payload {p!r}: mode {m.mode:04o} / size {m.size} differ from the manifest", 11)
+                    seen.add(p)
+                    h, src = hashlib.sha256(), tf.extractfile(m)
+                    def chunks():
+                        while chunk := src.read(1 << 20):
+                            h.update(chunk)
+                            yield chunk
+                    sink(p, f, chunks()) if sink else [None for _ in chunks()]
+                    if h.hexdigest() != f["sha256"]:
+                        raise Refused(f"payload {p!r}: SHA-256 differs from the manifest", 11)
+                if set(carried) - seen:
+                    raise Refused(f"carried file(s) missing: {sorted(set(carried) - seen)[:5]}", 11)
+                return manifest, keyids
+        except (tarfile.TarError, EOFError, zlib.error, *_ZERR) as e:
+            raise Refused(f"corrupt container: {e}")
+
+
+
+# ---- extracting (§5) ----
+def _walk(root):
+    """{path: full path} of the regular files under root; anything but files and directories is refused."""
+    found = {}
+    for d, dirs, names in os.walk(root):
+        for n in dirs + names:
+            full = os.path.join(d, n)
+            mode = os.lstat(full).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise Refused(f"{full}: not a regular file or directory", 10)
+            if stat.S_ISREG(mode):
+                found[os.path.relpath(full, root).replace(os.sep, "/")] = full
+    return found
+
+
+def _sha(full):
+    with open(full, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def extract(pkg, trust, into, base=None, **kw):
+    """Apply a full package into a missing or empty INTO, or a delta on a copy of BASE into a missing INTO."""
+    if os.path.lexists(into) and (base or not os.path.isdir(into) or os.listdir(into)):
+        raise Refused(f"{into}: must be missing" + ("" if base else " or an empty directory"), 12)
+    tmp = tempfile.mkdtemp(prefix=".pycpkg-", dir=os.path.dirname(os.path.abspath(into)))
+    try:
+        if base:
+            _walk(base)  # no links or devices in the base, so nothing below can escape tmp
+            shutil.copytree(base, tmp, dirs_exist_ok=True)
+
+        def start(m):
+            if (m["kind"] == "delta") != bool(base):
+                raise Refused("a delta needs --base, a full package must not have one", 64)
+            for p in m.get("removed", []):
+                full = os.path.join(tmp, *p.split("/"))
+                if os.path.isfile(full) and not os.path.islink(full):
+                    os.unlink(full)
+                for d in range(p.count("/"), 0, -1):  # drop directories that became empty
+                    parent = os.path.join(tmp, *p.split("/")[:d])
+                    if os.path.isdir(parent) and not os.listdir(parent):
+                        os.rmdir(parent)
+
+        def write(p, f, chunks):
+            parts, cur = p.split("/"), tmp
+            for comp in parts[:-1]:
+                cur = os.path.join(cur, comp)
+                if not os.path.isdir(cur):
+                    os.mkdir(cur, 0o755)
+                    os.chmod(cur, 0o755)
+            target = os.path.join(cur, parts[-1])
+            if os.path.isfile(target):
+                os.unlink(target)  # replaced as a new file
+            with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb") as out:
+                for c in chunks:
+                    out.write(c)
+                os.fchmod(out.fileno(), int(f["mode"], 8))
+
+        manifest, keyids = read_package(pkg, trust, sink=write, on_manifest=start, **kw)
+        files, found = {f["path"]: f for f in manifest["files"]}, _walk(tmp)
+        if set(found) != set(files):
+            raise Refused(f"result differs from the manifest's file list: {sorted(set(found) ^ set(files))[:5]}", 11)
+        for p, full in found.items():
+            st, f = os.lstat(full), files[p]
+            if st.st_mode & 0o7777 != int(f["mode"], 8) or st.st_size != f["size"] or _sha(full) != f["sha256"]:
+                raise Refused(f"result file {p!r} differs from the manifest", 11)
+        os.chmod(tmp, 0o755)
+        if os.path.isdir(into):
+            os.rmdir(into)
+        os.rename(tmp, into)
+        return manifest, keyids
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---- writing ----
+def scan_tree(tree):
+    """The sorted `files` list of a directory tree (regular files only; directories are implied)."""
+    files = []
+    for rel, full in _walk(tree).items():
+        st = os.lstat(full)
+        if st.st_mode & 0o7000:
+            raise Refused(f"{full}: setuid, setgid or sticky bit", 10)
+        files.append(dict(path=check_path(rel), size=st.st_size, sha256=_sha(full), mode="%04o" % (st.st_mode & 0o777)))
+    return sorted(files, key=lambda f: f["path"].encode())
+
+
+class _HashingReader:
+    def __init__(self, f): self.f, self.h = f, hashlib.sha256()
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.h.update(data)
+        return data
+
+
+def build(tree, type_, revision, key, out, delta_from=None, compression=None, created=None, lifetime=30 * 86400,
+          expires=None, provenance=None, extra=None, json_indent=None, extra_keys=(), reverse_payload=False,
+          tar_format=tarfile.PAX_FORMAT):
+    """Write a signed package. The keyword arguments after `lifetime` exist for the interop tests
+    (expired packages, unknown manifest keys, indented JSON, extra signers, payload order, GNU tar)."""
+    key = load_secret(key) if isinstance(key, str) else key
+    compression = compression or ("zstd" if zstandard else "gzip")
+    created = int(time.time()) if created is None else created
+    files = scan_tree(tree)
+    m = dict(format=1, type=type_, revision=revision, kind="full", created=fmt_time(created),
+             expires=fmt_time(created + lifetime if expires is None else expires),
+             provenance=provenance or {"source": tree, "tool": "pycpkg"}, files=files, **(extra or {}))
+    carried = files
+    if delta_from:
+        bm, _ = read_package(delta_from, ({keyid(_raw_pub(key)): key.public_key()}, set()), manifest_only=True)
+        if bm["type"] != type_ or bm["revision"] >= revision:
+            raise Refused(f"{delta_from}: not an earlier package of type {type_}", 64)
+        old, new = {f["path"]: f for f in bm["files"]}, {f["path"] for f in files}
+        carried = [f for f in files if old.get(f["path"]) != f]
+        m.update(kind="delta", base=bm["revision"], changed=[f["path"] for f in carried],
+                 removed=sorted((p for p in old if p not in new), key=str.encode))
+    check_manifest(m)
+    mbytes = json.dumps(m, sort_keys=True, ensure_ascii=False, indent=json_indent,
+                        separators=(",", ":") if json_indent is None else (",", ": ")).encode()
+    sigs = [dict(algorithm="ed25519", keyid=keyid(_raw_pub(k)), signature=b64(k.sign(PREFIX + mbytes)))
+            for k in [key, *extra_keys]]
+    sbytes = json.dumps(dict(format=1, signatures=sigs), sort_keys=True, separators=(",", ":")).encode()
+
+    def info(name, size, mode):
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mode, ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = size, mode, created, 0, 0, "", ""
+        return ti
+    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), "." + os.path.basename(out) + ".tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            if compression == "zstd":
+                if zstandard is None:
+                    raise Refused("zstd needs the Python module zstandard", 64)
+                z = zstandard.ZstdCompressor(level=3).stream_writer(fh, closefd=False)
+            else:
+                z = {"gzip": lambda: gzip.GzipFile(filename="", fileobj=fh, mode="wb", mtime=created), "none": lambda: fh}[compression]()
+            with tarfile.open(fileobj=z, mode="w|", format=tar_format, encoding="utf-8") as tf:
+                tf.addfile(info(MANIFEST, len(mbytes), 0o644), io.BytesIO(mbytes))
+                tf.addfile(info(SIGS, len(sbytes), 0o644), io.BytesIO(sbytes))
+                for f in reversed(carried) if reverse_payload else carried:
+                    with open(os.path.join(tree, *f["path"].split("/")), "rb") as src:
+                        r = _HashingReader(src)
+                        tf.addfile(info("payload/" + f["path"], f["size"], int(f["mode"], 8)), r)
+                        if r.h.hexdigest() != f["sha256"]:
+                            raise Refused(f"{f['path']} changed while it was being packaged", 11)
+            if z is not fh:
+                z.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return m
+
+
+# ---- command line ----
+def _revision(s):
+    if not REV_RE.fullmatch(s) or int(s) >= 2**64:
+        raise argparse.ArgumentTypeError(f"not a revision: {s!r}")
+    return int(s)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="pycpkg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    k = sub.add_parser("keygen", help="write OUT (secret, 0600) and OUT.pub")
+    k.add_argument("out")
+    k.add_argument("--comment", default="")
+    b = sub.add_parser("build", help="build one signed package from a directory tree")
+    b.add_argument("--tree", required=True)
+    b.add_argument("--type", required=True)
+    b.add_argument("--revision", required=True, type=_revision)
+    b.add_argument("--key", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--delta-from-manifest", metavar="BASE.cpkg")
+    b.add_argument("--compression", choices=["zstd", "gzip", "none"])
+    b.add_argument("--lifetime", type=int, default=30 * 86400, help="seconds (default 30 days)")
+    for name in ("verify", "extract"):
+        p = sub.add_parser(name)
+        p.add_argument("--trust", required=True)
+        p.add_argument("--clock-skew", type=int, default=300, help="seconds (default 300)")
+        p.add_argument("--threshold", type=int, default=1)
+        p.add_argument("--now", help="pretend the clock reads this time (YYYY-MM-DDTHH:MM:SSZ)")
+        p.add_argument("pkg", nargs="+" if name == "verify" else None)
+    x = sub.choices["extract"]
+    x.add_argument("--into", required=True)
+    x.add_argument("--base")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "keygen":
+            print(f"wrote {a.out} and {a.out}.pub, key id {keygen(a.out, a.comment)}")
+        elif a.cmd == "build":
+            m = build(a.tree, a.type, a.revision, a.key, a.out, a.delta_from_manifest, a.compression, lifetime=a.lifetime)
+            print(f"wrote {a.out}: {m['kind']}, {len(m['files'])} files")
+        else:
+            kw = dict(now=a.now and parse_time(a.now, "--now"), skew=a.clock_skew, threshold=a.threshold)
+            trust, code = load_trust(a.trust), 0
+            for pkg in ([a.pkg] if a.cmd == "extract" else a.pkg):
+                try:
+                    if a.cmd == "verify":
+                        m, ids = read_package(pkg, trust, **kw)
+                    else:
+                        m, ids = extract(pkg, trust, a.into, a.base, **kw)
+                    print(f"OK    {pkg}  {m['type']} {m['revision']} {m['kind']}  key {','.join(ids)}")
+                except (Refused, OSError) as e:
+                    print(f"FAIL  {pkg}  {e}")
+                    code = code or getattr(e, "code", 12)
+            return code
+    except (Refused, OSError) as e:
+        print(f"pycpkg {a.cmd}: error: {e}", file=sys.stderr)
+        return getattr(e, "code", 12)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
