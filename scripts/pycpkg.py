@@ -93,9 +93,10 @@ def load_trust(path):
             line = line.split("#", 1)[0].strip()
             if line:
                 revoked.add(line.lower() if re.fullmatch(r"[0-9a-fA-F]{16}", line) else keyid(parse_pub(line, rv)))
-    if not raws:
-        raise Refused(f"{path}: no trusted key", 7)
-    return {keyid(r): Ed25519PublicKey.from_public_bytes(r) for r in raws if keyid(r) not in revoked}, revoked
+    trusted = {keyid(r): Ed25519PublicKey.from_public_bytes(r) for r in raws if keyid(r) not in revoked}
+    if not trusted:
+        raise Refused(f"{path}: no usable public key (none, or all revoked)", 7)
+    return trusted, revoked
 
 
 # ---- signatures (§4) and manifest (§3) ----

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// Runs the built programs as an operator would: real processes, real files, exit codes and output.
+enum Programs {
+    /// The directory holding the built executables: $COURIER_BIN, or the directory of this test
+    /// binary (SwiftPM puts executables and the test bundle side by side).
+    static let binDir: String = {
+        if let env = ProcessInfo.processInfo.environment["COURIER_BIN"], !env.isEmpty { return env }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    @discardableResult
+    static func run(_ program: String, _ args: [String], env: [String: String] = [:]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binDir + "/" + program)
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes before waiting so a chatty child cannot block on a full pipe.
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+final class TempDir {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.path + "/courier-e2e-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func sub(_ rel: String) -> String { path + "/" + rel }
+
+    func write(_ rel: String, _ text: String) {
+        let full = sub(rel)
+        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! text.write(toFile: full, atomically: false, encoding: .utf8)
+    }
+}
+
+func treeContents(_ dir: String) -> [String: Data] {
+    var out: [String: Data] = [:]
+    guard let e = FileManager.default.enumerator(atPath: dir) else { return out }
+    while let p = e.nextObject() as? String {
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: dir + "/" + p, isDirectory: &isDir)
+        if !isDir.boolValue { out[p] = FileManager.default.contents(atPath: dir + "/" + p) }
+    }
+    return out
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building, testing, the demo and the benchmarks need on a fresh Debian machine.
+# Idempotent: apt-get update and install run only when a package is missing; pip likewise.
+set -euo pipefail
+
+debs=(libarchive-dev zlib1g-dev libzstd-dev libarchive-tools pkg-config time rsync inotify-tools tinyproxy)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python peers for the tests: the independent format implementation (scripts/pycpkg.py).
+pymissing=()
+python3 -c 'import cryptography' 2>/dev/null || pymissing+=(cryptography)
+python3 -c 'import pytest' 2>/dev/null || pymissing+=(pytest)
+python3 -c 'import zstandard' 2>/dev/null || pymissing+=(zstandard)
+if [ ${#pymissing[@]} -gt 0 ]; then
+  echo "bootstrap: pip installing ${pymissing[*]}"
+  python3 -m pip install -q "${pymissing[@]}"
+fi
