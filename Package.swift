@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // libarchive (and zlib/zstd through it). The shim exposes what Swift cannot import.
@@ -34,6 +37,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // HTTP for the stager only: courier-deliver and courier-inboxd do not link it (start-up time).
+        .target(
+            name: "CourierFetch",
+            dependencies: [
+                "CourierCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The staging cycle: configuration, sources, outbox, reporting.
+        .target(
+            name: "CourierStage",
+            dependencies: [
+                "CourierCore",
+                "CourierFetch",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "CourierCLI",
             dependencies: [
@@ -42,7 +66,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "courier-stage", dependencies: ["CourierCLI", "CourierCore",
+        // Stage's commands live apart so that the other programs do not link HTTP and TOML.
+        .target(
+            name: "StageCLI",
+            dependencies: [
+                "CourierCLI", "CourierCore", "CourierStage", "CourierFetch",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "courier-stage", dependencies: ["StageCLI", "CourierCLI", "CourierCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "courier-deliver", dependencies: ["CourierCLI", "CourierCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -53,6 +86,16 @@ let package = Package(
             dependencies: ["CourierCore", "CArchive",
                 .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/CourierCoreTests"
+        ),
+        .testTarget(
+            name: "FetchTests",
+            dependencies: ["CourierFetch", "CourierCore"],
+            path: "Tests/FetchTests"
+        ),
+        .testTarget(
+            name: "StageTests",
+            dependencies: ["CourierStage", "CourierFetch", "CourierCore"],
+            path: "Tests/StageTests"
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -124,10 +124,10 @@ def check_signatures(mbytes, sbytes, trusted, revoked, threshold=1):
             raise Refused(f"signed by revoked key {s['keyid']}", 7)
         key = trusted.get(s["keyid"])
         if key is not None and s["algorithm"] == "ed25519":
-            try:
+            try:  # a signature that does not verify (or does not decode) counts for nothing
                 key.verify(_b64d(s["signature"], 64, "signature"), PREFIX + mbytes)
                 good.add(s["keyid"])
-            except InvalidSignature:
+            except (InvalidSignature, Refused):
                 pass
     if len(good) < threshold:
         raise Refused(f"no valid signature by {threshold} trusted key(s) (found {len(good)})", 7)
@@ -169,7 +169,7 @@ def check_manifest(m):
         need(isinstance(f, dict) and _int(f.get("size"), 0, 2**63 - 1) and isinstance(f.get("sha256"), str)
              and HEX64.fullmatch(f["sha256"]) and isinstance(f.get("mode"), str) and MODE_RE.fullmatch(f["mode"]),
              f"bad file entry {str(f)[:200]}")
-        check_path(f["path"])
+        check_path(f.get("path"))
     paths = [f["path"] for f in files]
     need(_sorted_unique(paths), "files not sorted by UTF-8 bytes, or a duplicate")
     pset = set(paths)
@@ -242,10 +242,11 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                     f = carried.get(p)
                     if f is None or p in seen:
                         raise Refused(f"payload {p!r} is {'repeated' if f else 'not carried by the manifest'}", 10)
-                    if m.mode & ~0o777:
+                    mode = m.mode & ~stat.S_IFREG  # some writers put the file type bits in the mode field
+                    if mode & ~0o777:
                         raise Refused(f"payload {p!r}: mode {m.mode:o} is not permission bits only", 10)
-                    if m.mode != int(f["mode"], 8) or m.size != f["size"]:
-                        raise Refused(f"payload {p!r}: mode {m.mode:04o} / size {m.size} differ from the manifest", 11)
+                    if mode != int(f["mode"], 8) or m.size != f["size"]:
+                        raise Refused(f"payload {p!r}: mode {mode:04o} / size {m.size} differ from the manifest", 11)
                     seen.add(p)
                     h, src = hashlib.sha256(), tf.extractfile(m)
                     def chunks():

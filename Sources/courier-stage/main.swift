@@ -1,3 +1,3 @@
-import CourierCLI
+import StageCLI
 
 StageCommand.main()

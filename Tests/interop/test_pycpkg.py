@@ -4,13 +4,14 @@ Run with `python3 -m pytest -q Tests/interop`. The Swift binaries come from $COU
 (default /tmp/courier-bin): courier-stage, courier-deliver, courier-inboxd.
 Needs the pip packages `pytest` and `cryptography`; `zstandard` is optional (zstd cases skip without it).
 """
-import base64, gzip, io, json, os, random, re, shutil, stat, subprocess, sys, tarfile, time
+import base64, bz2, gzip, hashlib, io, json, lzma, os, random, re, shutil, stat, subprocess, sys, tarfile, time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "..", "..", "scripts", "pycpkg.py")
 sys.path.insert(0, os.path.dirname(SCRIPT))
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the repository
 import pycpkg  # noqa: E402
 
 BIN = os.environ.get("COURIER_BIN", "/tmp/courier-bin")
@@ -46,12 +47,13 @@ def swift_verify(trust, pkg, *extra):
     return run(DELIVER, "verify", "--trust", trust, *extra, pkg)
 
 
-def swift_build(tree, rev, key, out_dir, *extra, type_="virus-defs"):
+def swift_build(tree, rev, key, out_dir, *extra, base_rev=None, type_="virus-defs"):
+    """courier-stage build; returns the package path named as FORMAT.md §7 says."""
     res = run(STAGE, "build", "--tree", tree, "--type", type_, "--revision", rev, "--key", key, "--out-dir", out_dir, *extra)
     assert res.returncode == 0, res.stderr
-    base = [e for i, e in enumerate(extra) if i and extra[i - 1] == "--delta-from"]
-    base_rev = pycpkg.read_package(base[0], ({}, set()), threshold=0, manifest_only=True)[0]["revision"] if base else None
-    return os.path.join(out_dir, f"{type_}_{rev}.cpkg" if base_rev is None else f"{type_}_{rev}_from_{base_rev}.cpkg")
+    path = os.path.join(out_dir, f"{type_}_{rev}.cpkg" if base_rev is None else f"{type_}_{rev}_from_{base_rev}.cpkg")
+    assert os.path.isfile(path), os.listdir(out_dir)
+    return path
 
 
 def write(root, rel, data, mode=0o644):
@@ -182,8 +184,8 @@ def test_python_delta_is_applied_by_swift(tmp_path, keys, trees, compression):
 def test_swift_packages_are_accepted_and_applied_by_python(tmp_path, keys, trees, compression):
     out, pub = tmp_path / "outbox", keys["swift"] + ".pub"
     full = swift_build(trees[0], 20261121001, keys["swift"], out, "--compression", compression)
-    delta = swift_build(trees[1], 20261121002, keys["swift"], out, "--compression", compression, "--delta-from", full)
-    assert os.path.basename(delta) == "virus-defs_20261121002_from_20261121001.cpkg"
+    delta = swift_build(trees[1], 20261121002, keys["swift"], out, "--compression", compression, "--delta-from", full,
+                        base_rev=20261121001)
     for pkg, kind in ((full, "full"), (delta, "delta")):
         res = py("verify", "--trust", pub, pkg)
         assert_ok(res)
@@ -196,6 +198,25 @@ def test_swift_packages_are_accepted_and_applied_by_python(tmp_path, keys, trees
     m, _ = pycpkg.read_package(delta, pub)
     assert m["changed"] == ["bin/scan", "conf/x", "defs/daily.db", "new/added.txt"]
     assert m["removed"] == ["conf", "old/gone.txt"] and m["base"] == 20261121001
+
+
+def test_mixed_delta_chains(tmp_path, keys, trees):
+    """A delta written by one implementation against a full package written by the other."""
+    pub = keys["swift"] + ".pub"
+    py_full = tmp_path / "virus-defs_1.cpkg"
+    pycpkg.build(trees[0], "virus-defs", 1, keys["swift"], str(py_full), compression="gzip")
+    sw_delta = swift_build(trees[1], 2, keys["swift"], tmp_path / "sw", "--delta-from", py_full, base_rev=1)
+    sw_full = swift_build(trees[0], 1, keys["swift"], tmp_path / "sw", "--compression", "gzip")
+    py_delta = tmp_path / "virus-defs_2_from_1.cpkg"
+    pycpkg.build(trees[1], "virus-defs", 2, keys["swift"], str(py_delta), delta_from=sw_full, compression="gzip")
+    for full, delta, name in ((py_full, sw_delta, "a"), (sw_full, py_delta, "b")):
+        assert_ok(swift_verify(pub, delta))
+        assert run(INBOXD, "extract", "--trust", pub, "--into", tmp_path / f"{name}1", full).returncode == 0
+        res = run(INBOXD, "extract", "--trust", pub, "--into", tmp_path / f"{name}2", "--base", tmp_path / f"{name}1", delta)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert_same_tree(tmp_path / f"{name}2", trees[1])
+        assert_ok(py("extract", "--trust", pub, "--into", tmp_path / f"{name}3", "--base", tmp_path / f"{name}1", delta))
+        assert_same_tree(tmp_path / f"{name}3", trees[1])
 
 
 # ---- keys in both directions ----
@@ -265,15 +286,19 @@ def test_threshold_and_trust_directory(tmp_path, keys, trees):
         assert_fail(verify("--threshold", "3"))
 
 
-@pytest.mark.xfail(strict=True, reason="Swift tools refuse non-ASCII names: libarchive 'Pathname can't be converted "
-                   "from UTF-8 to current locale' (FORMAT.md §3.2 says paths are UTF-8)")
 def test_non_ascii_paths(tmp_path, keys):
+    """§3.2: paths are UTF-8, whatever the locale the tools run under (040b1ec failed here under C.UTF-8)."""
     tree = tmp_path / "tree"
-    write(tree, "défs/règles-ü.txt", b"utf-8 name\n")
+    write(str(tree), "défs/règles-ü.txt", b"utf-8 name\n")
+    write(str(tree), "日本/ファイル", b"more\n", 0o600)
     pkg = tmp_path / "p.cpkg"
     pycpkg.build(str(tree), "virus-defs", 3, keys["py"], str(pkg), compression="gzip")
     assert_ok(swift_verify(keys["py"] + ".pub", pkg))
-    swift_build(str(tree), 4, keys["swift"], tmp_path / "o")
+    assert run(INBOXD, "extract", "--trust", keys["py"] + ".pub", "--into", tmp_path / "x", pkg).returncode == 0
+    assert_same_tree(tmp_path / "x", tree)
+    spkg = swift_build(str(tree), 4, keys["swift"], tmp_path / "o")
+    assert_ok(py("extract", "--trust", keys["swift"] + ".pub", "--into", tmp_path / "y", spkg))
+    assert_same_tree(tmp_path / "y", tree)
 
 
 # ---- negative cases, Python writes, Swift (and Python) refuse ----
@@ -357,7 +382,7 @@ def good_manifest():
     files = [("a.txt", b"hello\n", "0644"), ("bin/x", b"x", "0755")]
     return dict(format=1, type="virus-defs", revision=9, kind="full", created=pycpkg.fmt_time(now),
                 expires=pycpkg.fmt_time(now + DAY), provenance={"tool": "test"},
-                files=[dict(path=p, size=len(d), sha256=__import__("hashlib").sha256(d).hexdigest(), mode=m)
+                files=[dict(path=p, size=len(d), sha256=hashlib.sha256(d).hexdigest(), mode=m)
                        for p, d, m in files]), [("payload/" + p, d, int(m, 8), tarfile.REGTYPE) for p, d, m in files]
 
 
@@ -402,7 +427,7 @@ HOSTILE = {
 @pytest.mark.parametrize("case", HOSTILE)
 def test_both_readers_refuse_hostile_packages(tmp_path, keys, case):
     m, entries = good_manifest()
-    mutate, first = HOSTILE[case], None
+    mutate = HOSTILE[case]
     if callable(mutate):
         mutate(m, entries)
     pkg = tmp_path / "h.cpkg"
@@ -418,3 +443,30 @@ def test_both_readers_refuse_hostile_packages(tmp_path, keys, case):
             assert_ok(res)
         else:
             assert res.returncode != 0 and res.stdout.startswith("FAIL"), f"{who} accepted {case}: {res.stdout}"
+
+
+# ---- not a Courier container at all (FORMAT.md §1: "No other container or compression is accepted") ----
+def other_container(tmp_path, keys, trees, kind):
+    good = tmp_path / "good.cpkg"
+    pycpkg.build(trees[0], "virus-defs", 3, keys["py"], str(good), compression="none")
+    tar, pkg = open(good, "rb").read(), tmp_path / f"{kind}.cpkg"
+    data = {"empty file": lambda: b"", "random bytes": lambda: random.Random(5).randbytes(4096),
+            "bzip2": lambda: bz2.compress(tar), "xz": lambda: lzma.compress(tar),
+            "truncated gzip": lambda: gzip.compress(tar)[:300]}[kind]()
+    pkg.write_bytes(data)
+    return pkg
+
+
+OTHER_CONTAINERS = ["empty file", "random bytes", "bzip2", "xz", "truncated gzip"]
+
+
+@pytest.mark.parametrize("kind", OTHER_CONTAINERS)
+def test_python_refuses_other_containers(tmp_path, keys, trees, kind):
+    assert_fail(py("verify", "--trust", keys["py"] + ".pub", other_container(tmp_path, keys, trees, kind)), 6)
+
+
+@pytest.mark.parametrize("kind", OTHER_CONTAINERS)
+def test_swift_refuses_other_containers(tmp_path, keys, trees, kind):
+    """040b1ec crashed here (SIGSEGV in ArchiveReader's deinit after a failed init) instead of printing FAIL."""
+    res = swift_verify(keys["py"] + ".pub", other_container(tmp_path, keys, trees, kind))
+    assert res.returncode > 0 and res.stdout.startswith("FAIL"), f"rc={res.returncode} {res.stderr[:300]}"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierCore
+import CourierCLI
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif

@@ -1,0 +1,1 @@
+// The HTTP fetcher lives here (issue #3).

@@ -1,0 +1,1 @@
+// The staging cycle lives here (issue #3).
