@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "CourierCore",
                 "CourierFetch",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -94,7 +95,9 @@ let package = Package(
         ),
         .testTarget(
             name: "StageTests",
-            dependencies: ["CourierStage", "CourierFetch", "CourierCore"],
+            dependencies: ["CourierStage", "CourierFetch", "CourierCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log")],
             path: "Tests/StageTests"
         ),
         .testTarget(

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CourierCLI
 
-public struct StageCommand: ParsableCommand {
+public struct StageCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "courier-stage",
         abstract: "Stage security content from upstream sources into a typed, signed outbox.",
@@ -15,7 +15,7 @@ public struct StageCommand: ParsableCommand {
         17 another run holds the lock, 18 no network, 19 proxy, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [KeygenCommand.self, BuildCommand.self])
+        subcommands: [RunCommand.self, ListCommand.self, KeygenCommand.self, BuildCommand.self])
 
     public init() {}
 }

@@ -1,3 +1,3 @@
 import StageCLI
 
-StageCommand.main()
+await StageCommand.main()

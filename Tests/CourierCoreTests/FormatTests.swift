@@ -123,3 +123,41 @@ import Testing
         #expect(Set(ExitStatus.allCases.map(\.rawValue)).count == ExitStatus.allCases.count)
     }
 }
+
+@Suite struct StrictJSONTests {
+    @Test func acceptsWhatCourierWrites() throws {
+        try StrictJSON.check(bytes(#"{"a":1,"b":[true,false,"x\"y\u0041"],"c":{"d":0},"e":[]}"#), what: "t")
+        try StrictJSON.check(bytes(" {\n \"a\" : 12 }\n"), what: "t")
+    }
+
+    @Test(arguments: [
+        (#"{"revision":1,"revision":9}"#, "duplicate key \"revision\""),
+        ("\u{FEFF}{\"a\":1}", "byte-order mark"),
+        (#"{"a":9.0}"#, "not a plain integer"),
+        (#"{"a":9e0}"#, "not a plain integer"),
+        (#"{"a":-1}"#, "negative number"),
+        (#"{"a":01}"#, "leading zero"),
+        (#"{"base":null}"#, "null"),
+        (#"{"a":1} x"#, "trailing bytes"),
+        (#"{"a":1"#, "unexpected end"),
+        (#"["a"]"#, "not a JSON object"),
+        (#"{"a":tru}"#, "invalid literal"),
+    ])
+    func refuses(input: String, reason: String) {
+        expectRefusal(.malformed, reason) { try StrictJSON.check(bytes(input), what: "t") }
+    }
+
+    @Test func aSignedManifestWithADuplicateKeyIsRefused() throws {
+        let key = SigningKey()
+        let w = Workspace("dup")
+        let m = Manifest(type: "t", revision: 1, kind: .full, created: testNow, expires: testNow + 100, provenance: [:],
+                         files: [entry("a", bytes("a"))])
+        var mb = m.encoded()
+        mb.removeLast()   // "}"
+        mb += bytes(#","revision":9}"#)
+        try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key, manifestBytes: mb) { try $0.writeFile(path: "payload/a", bytes: bytes("a")) }
+        expectRefusal(.malformed, "duplicate key \"revision\"") {
+            _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey]))
+        }
+    }
+}

@@ -205,7 +205,8 @@ def test_mixed_delta_chains(tmp_path, keys, trees):
     pub = keys["swift"] + ".pub"
     py_full = tmp_path / "virus-defs_1.cpkg"
     pycpkg.build(trees[0], "virus-defs", 1, keys["swift"], str(py_full), compression="gzip")
-    sw_delta = swift_build(trees[1], 2, keys["swift"], tmp_path / "sw", "--delta-from", py_full, base_rev=1)
+    sw_delta = swift_build(trees[1], 2, keys["swift"], tmp_path / "sw", "--delta-from", py_full, "--compression", "gzip",
+                           base_rev=1)
     sw_full = swift_build(trees[0], 1, keys["swift"], tmp_path / "sw", "--compression", "gzip")
     py_delta = tmp_path / "virus-defs_2_from_1.cpkg"
     pycpkg.build(trees[1], "virus-defs", 2, keys["swift"], str(py_delta), delta_from=sw_full, compression="gzip")
@@ -296,7 +297,7 @@ def test_non_ascii_paths(tmp_path, keys):
     assert_ok(swift_verify(keys["py"] + ".pub", pkg))
     assert run(INBOXD, "extract", "--trust", keys["py"] + ".pub", "--into", tmp_path / "x", pkg).returncode == 0
     assert_same_tree(tmp_path / "x", tree)
-    spkg = swift_build(str(tree), 4, keys["swift"], tmp_path / "o")
+    spkg = swift_build(str(tree), 4, keys["swift"], tmp_path / "o", "--compression", "gzip")
     assert_ok(py("extract", "--trust", keys["swift"] + ".pub", "--into", tmp_path / "y", spkg))
     assert_same_tree(tmp_path / "y", tree)
 

@@ -28,7 +28,11 @@ public final class ArchiveReader {
     /// Size of the package file on disk, for expansion-ratio checks.
     public let fileSize: Int64
 
-    public init(path: String, blockSize: Int = 256 << 10) throws {
+    /// What a reader accepts: a Courier package is tar + gzip/zstd only; an upstream vendor's
+    /// download may be tar or zip with any of the common compressions.
+    public enum Formats: Sendable { case package, upstream }
+
+    public init(path: String, formats: Formats = .package, blockSize: Int = 256 << 10) throws {
         self.path = path
         fd = try Sys.open(path, O_RDONLY)
         guard let st = try? Sys.fstat(fd, display: path), (st.st_mode & S_IFMT) == S_IFREG else {
@@ -44,10 +48,16 @@ public final class ArchiveReader {
         archive_read_support_format_tar(a)
         archive_read_support_filter_gzip(a)
         archive_read_support_filter_zstd(a)
+        if formats == .upstream {
+            archive_read_support_format_zip(a)
+            archive_read_support_filter_bzip2(a)
+            archive_read_support_filter_xz(a)
+        }
         if archive_read_open_fd(a, fd, blockSize) != ARCHIVE_OK {
             // Every stored property is set, so deinit frees the handle and closes the fd.
             let msg = ArchiveReader.errorString(a)
-            throw CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(msg)")
+            throw CourierError(.malformed, formats == .package ? "\(path): not a Courier package (tar, gzip or zstd): \(msg)"
+                                                              : "\(path): not a readable archive (tar or zip): \(msg)")
         }
     }
 

@@ -36,6 +36,7 @@ public struct SignatureSet: Codable, Sendable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> SignatureSet {
+        try StrictJSON.check(bytes, what: "signatures entry")
         do { return try JSONDecoder().decode(SignatureSet.self, from: Data(bytes)) }
         catch { throw CourierError(.malformed, "signatures entry is not valid JSON: \(error)") }
     }

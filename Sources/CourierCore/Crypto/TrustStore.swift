@@ -51,7 +51,7 @@ public struct TrustStore: Sendable {
         var out = Set<String>()
         for (n, raw) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
-                .trimmingCharacters(in: " \t\r") ?? ""
+                .trimming(" \t\r") ?? ""
             if line.isEmpty { continue }
             if line.hasPrefix(PublicKey.tag) {
                 out.insert(try PublicKey.parse(line, source: "\(source):\(n + 1)").keyID)
@@ -66,7 +66,7 @@ public struct TrustStore: Sendable {
 }
 
 extension Substring {
-    func trimmingCharacters(in set: String) -> String {
+    func trimming(_ set: String) -> String {
         let chars = Set(set)
         var s = self[...]
         while let f = s.first, chars.contains(f) { s = s.dropFirst() }

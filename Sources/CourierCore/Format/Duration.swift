@@ -2,7 +2,7 @@
 /// (`90s`, `15m`, `6h`, `30d`), or several joined (`1h30m`). A bare number is seconds.
 public enum DurationParser {
     public static func seconds(_ text: String) -> Int64? {
-        let s = text.trimmingCharacters(in: " ")
+        let s = text.trimming(" ")
         guard !s.isEmpty else { return nil }
         if let n = Int64(s), n >= 0 { return n }
         var total: Int64 = 0
@@ -28,5 +28,5 @@ public enum DurationParser {
 }
 
 extension String {
-    func trimmingCharacters(in set: String) -> String { self[...].trimmingCharacters(in: set) }
+    func trimming(_ set: String) -> String { self[...].trimming(set) }
 }

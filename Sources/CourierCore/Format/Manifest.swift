@@ -98,6 +98,7 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     /// Decodes and validates manifest bytes. Every refusal names the field and the rule.
     public static func decode(_ bytes: [UInt8], maxFiles: Int = Int.max) throws -> Manifest {
+        try StrictJSON.check(bytes, what: "manifest")
         let m: Manifest
         do {
             m = try JSONDecoder().decode(Manifest.self, from: Data(bytes))

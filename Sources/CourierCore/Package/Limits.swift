@@ -28,6 +28,9 @@ public struct VerifyOptions: Sendable {
     public var limits = Limits()
     /// If set, a package of another content type is refused.
     public var expectedType: String?
+    /// Skip the expiry check. Only for the stager reading its *own* outbox (the base of a
+    /// delta may be older than a package lifetime); never for content about to be used.
+    public var ignoreExpiry = false
 
     public init(trust: TrustStore, now: Int64? = nil) {
         self.trust = trust

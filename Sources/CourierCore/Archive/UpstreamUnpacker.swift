@@ -1,0 +1,94 @@
+import CArchive
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Unpacks a vendor's archive (a rules tarball, a zip of signatures) into a new tree on the
+/// staging server. Nothing in it is trusted: the same rules as package extraction apply — paths
+/// checked, created through directory fds with `O_NOFOLLOW|O_EXCL`, no links, devices or special
+/// bits, bounded size and count — with two allowances that vendor archives need: directory
+/// entries are fine, and a leading `./` is dropped.
+public enum UpstreamUnpacker {
+    public static func unpack(_ archivePath: String, into target: String, limits: Limits = Limits()) throws {
+        let reader = try ArchiveReader(path: archivePath, formats: .upstream)
+        try Sys.mkdirs(target)
+        let rootfd = try Sys.openDirectory(target)
+        defer { Sys.close(rootfd) }
+        var entries = 0
+        var total: Int64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        func bad(_ name: String, _ why: String) -> CourierError {
+            CourierError(.unsafeEntry, "\(archivePath): entry '\(name)': \(why)")
+        }
+        while let h = try reader.next() {
+            entries += 1
+            if entries > limits.maxEntries { throw CourierError(.limit, "\(archivePath): more than \(limits.maxEntries) entries") }
+            guard var name = h.path else { throw bad(String(decoding: h.rawPath, as: UTF8.self), "name is not valid UTF-8") }
+            while name.hasPrefix("./") { name.removeFirst(2) }
+            if h.fileType == COURIER_AE_IFDIR { while name.hasSuffix("/") { name.removeLast() } }
+            if name.isEmpty || name == "." { continue }
+            if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes) { throw bad(name, p) }
+            if h.hardlink != nil { throw bad(name, "hard link") }
+            if h.permissions & 0o7000 != 0 { throw bad(name, "setuid, setgid or sticky bit") }
+            let comps = name.split(separator: "/").map(String.init)
+            switch h.fileType {
+            case COURIER_AE_IFDIR:
+                let d = try makeDirs(rootfd, comps, target: target)
+                if d != rootfd { Sys.close(d) }
+                continue
+            case COURIER_AE_IFREG:
+                break
+            case COURIER_AE_IFLNK:
+                throw bad(name, "symbolic link (vendor archives must hold only files and directories)")
+            default:
+                throw bad(name, "device, FIFO or socket")
+            }
+            let dfd = try makeDirs(rootfd, Array(comps.dropLast()), target: target)
+            defer { if dfd != rootfd { Sys.close(dfd) } }
+            let shown = target + "/" + name
+            let fd: Int32
+            do { fd = try Sys.openat(dfd, comps.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: shown) }
+            catch let e as CourierError where (e.cause as? Errno) == .fileExists { throw bad(name, "appears twice") }
+            defer { Sys.close(fd) }
+            while true {
+                let n = try reader.read(into: buffer)
+                if n == 0 { break }
+                total += Int64(n)
+                if UInt64(total) > limits.maxTotalBytes {
+                    throw CourierError(.limit, "\(archivePath): unpacks to more than \(limits.maxTotalBytes) bytes")
+                }
+                if total > 16 << 20, total / max(reader.compressedBytesRead, 1) > limits.maxExpansionRatio {
+                    throw CourierError(.limit, "\(archivePath): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
+                }
+                try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), display: shown)
+            }
+            // Normalise modes: executable or not, nothing else carries over from a vendor.
+            try Sys.fchmod(fd, h.permissions & 0o111 != 0 ? 0o755 : 0o644, display: shown)
+        }
+    }
+
+    /// Opens (creating as needed) the directory `comps` below `rootfd` without following links.
+    /// Returns `rootfd` itself for an empty path; the caller closes any other fd.
+    @discardableResult
+    static func makeDirs(_ rootfd: Int32, _ comps: [String], target: String) throws -> Int32 {
+        var fd = rootfd
+        var shown = target
+        for c in comps {
+            shown += "/" + c
+            if try Sys.lstatat(fd, c, display: shown) == nil { try Sys.mkdirat(fd, c, 0o755, display: shown) }
+            let next: Int32
+            do { next = try Sys.openDirectoryAt(fd, c, display: shown) }
+            catch {
+                if fd != rootfd { Sys.close(fd) }
+                throw CourierError(.unsafeEntry, "\(shown): exists and is not a directory")
+            }
+            if fd != rootfd { Sys.close(fd) }
+            fd = next
+        }
+        if fd != rootfd && comps.isEmpty { return rootfd }
+        return fd
+    }
+}
+
+import SystemPackage

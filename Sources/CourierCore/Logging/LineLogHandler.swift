@@ -1,0 +1,45 @@
+import Logging
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// A swift-log handler that writes one line per event —
+/// `2026-11-21T13:00:00Z courier-stage[123] info: message key=value` —
+/// to standard error (at `stderrLevel` and above) and, when given, appended to a log file (at
+/// `level` and above). The file is opened `O_APPEND` and never truncated, so it survives runs
+/// and updates; one `write` per line keeps lines whole when processes share it.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public let program: String
+    public let stderrLevel: Logger.Level
+    let fileFD: Int32?
+
+    public init(program: String, level: Logger.Level, stderrLevel: Logger.Level, fileFD: Int32?) {
+        self.program = program
+        self.logLevel = level
+        self.stderrLevel = stderrLevel
+        self.fileFD = fileFD
+    }
+
+    /// Opens a log file for appending (created 0640), or throws naming it.
+    public static func openLogFile(_ path: String) throws -> Int32 {
+        try Sys.open(path, O_WRONLY | O_APPEND | O_CREAT, 0o640)
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let level = event.level
+        var line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] \(level): \(event.message)"
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for k in merged.keys.sorted() { line += " \(k)=\(merged[k]!)" }
+        line += "\n"
+        let bytes = Array(line.utf8)
+        if level >= stderrLevel { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
+        if let fd = fileFD, level >= logLevel { bytes.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) } }
+    }
+}

@@ -1,0 +1,93 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CourierCore
+
+/// How the stager talks HTTP: timeouts, redirects, the size cap, the retry window, the proxy.
+/// The defaults suit a cron job that nobody watches: generous enough to ride out a short outage,
+/// bounded everywhere so that a hostile or broken server cannot hold a run forever (TUF's
+/// slow-retrieval and endless-data attacks).
+public struct FetchPolicy: Sendable {
+    /// Seconds to establish a TCP connection (to the server, or to the proxy).
+    public var connectTimeout: Int64 = 10
+    /// Seconds without a single byte — while waiting for the response head or in the middle of the
+    /// body — before the attempt is given up. An idle timeout, not a total one: a large download
+    /// on a slow but steady line is fine; a server that stalls is not.
+    public var readTimeout: Int64 = 30
+    /// Redirects followed per request; cycles are refused outright.
+    public var maxRedirects = 5
+    /// Largest body accepted, in bytes. A server that sends more (or announces more) is cut off
+    /// with a `.limit` error and the partial file is removed.
+    public var maxBytes: Int64 = 2 << 30
+    /// Retry window in seconds (the endpoint manager's "retry interval"): transient failures — 5xx,
+    /// connection errors, timeouts, truncated bodies — are retried with exponential backoff and
+    /// jitter until the next wait would end past the window. 0 means a single attempt.
+    public var retryFor: Int64 = 300
+    /// First backoff and its ceiling, in seconds. Each retry doubles the backoff; the actual wait is
+    /// a random point in its upper half, so that many stagers behind one outage do not return in step.
+    public var initialBackoff: Double = 1
+    public var maxBackoff: Double = 60
+    /// Sent on every request. Programs set `courier-stage/<version>`.
+    public var userAgent = FetchPolicy.defaultUserAgent
+    /// An explicit proxy (from the configuration) for every URL; nil means the environment decides
+    /// (`http_proxy`, `https_proxy`, `no_proxy`). An explicit proxy still honours `no_proxy`.
+    public var proxy: ProxySettings? = nil
+    /// The environment the proxy variables are read from; the process's by default, a dictionary in tests.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Directory where `cooldown.json` keeps `Retry-After` cool-downs across runs; nil keeps none.
+    public var stateDir: String? = nil
+
+    /// `courier-stage` without a version: the library cannot see the programs' version; they set
+    /// `userAgent` to `courier-stage/<version>`.
+    public static let defaultUserAgent = "courier-stage"
+
+    public init() {}
+
+    /// The proxy for `url` under this policy: the explicit one unless `no_proxy` bypasses the
+    /// host, else the environment's.
+    func proxy(for url: FetchURL) throws -> ProxySettings? {
+        if let proxy {
+            let noProxy = ["no_proxy", "NO_PROXY"].lazy.compactMap { environment[$0] }.first { !$0.isEmpty } ?? ""
+            return ProxySettings.bypasses(host: url.host, port: url.port, noProxy: noProxy) ? nil : proxy
+        }
+        guard let (name, value) = ProxySettings.environmentValue(for: url, env: environment) else { return nil }
+        do {
+            return try ProxySettings.parse(value)
+        } catch let e as CourierError {
+            throw CourierError(e.code, "environment variable \(name): \(e.message)")
+        }
+    }
+}
+
+/// What makes a download conditional: the `ETag` and `Last-Modified` the server sent last time.
+/// Sources keep them with their state and hand them back on the next run.
+public struct Validators: Codable, Sendable, Equatable {
+    public var etag: String?
+    public var lastModified: String?
+
+    public init(etag: String? = nil, lastModified: String? = nil) {
+        self.etag = etag
+        self.lastModified = lastModified
+    }
+
+    /// True when there is anything to send as a condition.
+    public var isEmpty: Bool { etag == nil && lastModified == nil }
+
+    /// The value for `If-Range`: a strong ETag, else the Last-Modified date. A weak ETag (`W/"…"`)
+    /// cannot guarantee byte-identical content, so it never allows a resume (RFC 9110 §13.1.5).
+    var ifRange: String? {
+        if let etag, !etag.hasPrefix("W/") { return etag }
+        return lastModified
+    }
+}
+
+/// The result of `Fetcher.fetch`.
+public enum FetchOutcome: Sendable, Equatable {
+    /// The server answered 304: the file the caller holds (per its validators) is current.
+    case notModified
+    /// A new body is at the destination path. `bytes` is the file's full size; `resumed` says an
+    /// earlier partial download was continued with a `Range` request rather than restarted.
+    case downloaded(bytes: Int64, validators: Validators, resumed: Bool)
+}

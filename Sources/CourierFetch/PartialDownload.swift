@@ -1,0 +1,157 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CourierCore
+import NIOCore
+
+/// A download in progress for one destination `path`: the body goes to `path.partial`, and
+/// `path.partial.json` (the sidecar) records which URL and which version of it (ETag,
+/// Last-Modified) those bytes belong to. Both survive a killed process, so the next run can ask
+/// for the rest with `Range` + `If-Range` instead of starting again; the destination itself only
+/// ever appears complete, by rename.
+///
+/// A partial without a sidecar, or whose sidecar names another URL or carries no strong
+/// validator, is never resumed: appending to bytes of unknown origin is how corrupt files are made.
+struct PartialDownload {
+    /// The sidecar's content. The URL is stored without credentials.
+    struct Record: Codable, Equatable {
+        var url: String
+        var etag: String?
+        var lastModified: String?
+
+        var validators: Validators { Validators(etag: etag, lastModified: lastModified) }
+    }
+
+    let path: String
+    var partialPath: String { path + ".partial" }
+    var sidecarPath: String { path + ".partial.json" }
+
+    /// What can be resumed for `url`: the bytes already on disk and the `If-Range` value that
+    /// makes the server send the rest only if the resource is still the same. Nil when there is
+    /// nothing usable (and then the leftovers are removed).
+    func resumable(url: String) -> (offset: Int64, ifRange: String)? {
+        guard let st = try? Sys.lstat(partialPath) else {
+            _ = unlink(sidecarPath)   // a sidecar alone is useless; absent is fine
+            return nil
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0,
+              let rec = record(), rec.url == url, let ifRange = rec.validators.ifRange else {
+            discard()
+            return nil
+        }
+        return (Int64(st.st_size), ifRange)
+    }
+
+    /// The sidecar, if there is a readable one.
+    func record() -> Record? {
+        guard Sys.exists(sidecarPath), let bytes = try? Sys.readFile(sidecarPath, limit: 64 << 10) else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: Data(bytes))
+    }
+
+    /// Records which URL and version the partial holds; written before the first body byte.
+    func writeRecord(_ rec: Record) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let data: Data
+        do { data = try enc.encode(rec) } catch {
+            throw CourierError(.io, "\(sidecarPath): cannot encode", cause: error)
+        }
+        try Sys.writeFileAtomically(sidecarPath, Array(data) + [0x0a])
+    }
+
+    /// Removes the partial and its sidecar (missing is fine).
+    func discard() {
+        _ = unlink(partialPath)
+        _ = unlink(sidecarPath)
+    }
+
+    /// The sidecar only: a partial without a strong validator cannot be resumed, so it is not
+    /// described as resumable.
+    func forgetRecord() {
+        _ = unlink(sidecarPath)
+    }
+
+    /// Makes the finished partial the destination: fsync (done by the sink), rename, drop the
+    /// sidecar, fsync the directory so the rename survives a crash.
+    func commit() throws {
+        try Sys.rename(partialPath, path)
+        _ = unlink(sidecarPath)
+        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        Sys.fsyncDirectory(dir.isEmpty ? "/" : dir)
+    }
+}
+
+/// The open `.partial` file the body streams into, chunk by chunk: memory stays bounded by the
+/// HTTP client's buffers, whatever the body's size. Writes are coalesced into a fixed buffer
+/// so that many small network reads do not become as many `write` calls.
+final class FileSink {
+    private var fd: Int32
+    private let display: String
+    private var buffer: [UInt8] = []
+    private static let bufferSize = 1 << 20
+
+    /// Opens `path` for writing at `offset`: the file is cut to `offset` bytes (0 = start again),
+    /// so a resume appends exactly after what the `Range` request asked for.
+    init(path: String, offset: Int64) throws {
+        display = path
+        fd = try Sys.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
+        do {
+            if ftruncate(fd, off_t(offset)) != 0 {
+                throw FileSink.ioError("truncate", path)
+            }
+            if lseek(fd, off_t(offset), SEEK_SET) < 0 {
+                throw FileSink.ioError("seek", path)
+            }
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+        buffer.reserveCapacity(FileSink.bufferSize)
+    }
+
+    deinit {
+        if fd >= 0 { Sys.close(fd) }
+    }
+
+    /// `Sys` has no wrapper for `ftruncate`/`lseek` (and CourierCore is not this module's to
+    /// change): the same shape of message, from errno.
+    static func ioError(_ what: String, _ path: String) -> CourierError {
+        let e = errno
+        return CourierError(.io, "\(path): \(what) failed: \(String(cString: strerror(e))) (errno \(e))")
+    }
+
+    func write(_ chunk: ByteBuffer) throws {
+        if buffer.count + chunk.readableBytes > FileSink.bufferSize { try flush() }
+        if chunk.readableBytes >= FileSink.bufferSize {
+            try chunk.withUnsafeReadableBytes { try Sys.writeAll(fd, $0, display: display) }
+        } else {
+            chunk.withUnsafeReadableBytes { buffer.append(contentsOf: $0) }
+        }
+    }
+
+    func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try Sys.writeAll(fd, buffer, display: display)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, fsyncs and closes: after this the bytes are on disk.
+    func finish() throws {
+        try flush()
+        try Sys.fsync(fd, display: display)
+        Sys.close(fd)
+        fd = -1
+    }
+
+    /// Flushes what was received and closes, keeping it for a later resume. Errors are not
+    /// interesting here: the attempt has already failed for a better reason.
+    func abandon() {
+        try? flush()
+        if fd >= 0 { Sys.close(fd); fd = -1 }
+    }
+}

@@ -1,0 +1,22 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Named points in the publish path where a test can make the process die, to prove that a
+/// crash at that moment leaves the outbox consistent. Armed only by the environment variable
+/// `COURIER_FAULT=<point>` (tests set it on the child process); costs a string compare otherwise.
+public struct FaultPoints: Sendable {
+    public let armed: String?
+    public static let none = FaultPoints(armed: nil)
+
+    public init(armed: String?) { self.armed = armed }
+
+    public static func fromEnvironment() -> FaultPoints {
+        FaultPoints(armed: getenv("COURIER_FAULT").map { String(cString: $0) })
+    }
+
+    /// At the armed point the process is killed with SIGKILL: no cleanup, no atexit, as a power cut.
+    public func hit(_ point: String) throws {
+        if armed == point { kill(getpid(), SIGKILL) }
+    }
+}

@@ -1,0 +1,195 @@
+import CourierCore
+import CourierFetch
+import Logging
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// One run of `courier-stage run`: lock, then for each content type check the source, build and
+/// publish, apply retention; repeat for types whose source moved on meanwhile (bounded); then
+/// the index. One failing type never stops the others.
+public final class StageRunner {
+    public let config: StageConfig
+    public let logger: Logger
+    public var faults = FaultPoints.fromEnvironment()
+    public var clock: @Sendable () -> Int64 = { Int64(time(nil)) }
+
+    public init(config: StageConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    public func run(only: [String] = []) async throws -> CycleReport {
+        let t0 = monotonic()
+        let started = clock()
+        let outbox = Outbox(root: config.outbox)
+        try Sys.mkdirs(config.stateDir)
+        try Sys.mkdirs(config.outbox)
+        let lock = try RunLock(path: config.stateDir + "/lock")
+        defer { withExtendedLifetime(lock) {} }
+
+        let keys = try config.keys.map { try SigningKey.load($0) }
+        let trust = TrustStore(keys: keys.map(\.publicKey))
+        for o in only where !config.types.contains(where: { $0.name == o }) {
+            throw CourierError(.usage, "no content type '\(o)' in \(config.path)")
+        }
+        let types = config.types.filter { only.isEmpty || only.contains($0.name) }
+        var fetcher: Fetcher? = nil
+        if types.contains(where: { if case .url = $0.source { return true }; return false }) {
+            fetcher = Fetcher(policy: try fetchPolicy(), logger: logger)
+        }
+
+        var results: [String: CycleReport.TypeResult] = [:]
+        var pending = types
+        var cycles = 0
+        while !pending.isEmpty && cycles < config.maxCycles {
+            cycles += 1
+            var movedOn: [StageConfig.ContentType] = []
+            for type in pending {
+                let r = await stageOne(type, outbox: outbox, keys: keys, trust: trust, fetcher: fetcher)
+                if let prev = results[type.name], prev.status == .published, r.status != .published {
+                    // The re-check found nothing newer: keep what this run published.
+                    if r.status == .failed { results[type.name]?.detail += "; re-check failed: \(r.detail)" }
+                } else {
+                    results[type.name] = r
+                }
+                if r.status == .published { movedOn.append(type) }
+            }
+            if !movedOn.isEmpty && cycles < config.maxCycles {
+                logger.info("re-checking \(movedOn.count) type(s) in case the upstream moved on during the run")
+            }
+            pending = movedOn
+        }
+        try? await fetcher?.shutdown()
+
+        let changed = results.values.contains { $0.status == .published || !$0.removedRevisions.isEmpty }
+        if changed || !Sys.exists(config.outbox + "/index.json") {
+            try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust)
+        }
+        let ordered = types.compactMap { results[$0.name] }
+        var report = CycleReport(started: RFC3339.format(started), seconds: monotonic() - t0, cycles: cycles,
+                                 types: ordered, exitCode: 0)
+        report.exitCode = StageRunner.exitCode(ordered)
+        if report.failures == 0 { try? Sys.writeFileAtomically(config.stateDir + "/last-success", Array("\(clock())\n".utf8)) }
+        return report
+    }
+
+    /// 0 when every type is fine; the failure's own code when every type failed the same way;
+    /// 16 ("done with errors") otherwise.
+    static func exitCode(_ results: [CycleReport.TypeResult]) -> Int32 {
+        let failed = results.filter { $0.status == .failed }
+        if failed.isEmpty { return 0 }
+        let codes = Set(failed.compactMap(\.exitCode))
+        if failed.count == results.count, codes.count == 1 { return codes.first! }
+        return ExitStatus.partial.rawValue
+    }
+
+    public func lastSuccess() -> Int64? {
+        guard let b = try? Sys.readFile(config.stateDir + "/last-success", limit: 64) else { return nil }
+        return Int64(String(decoding: b, as: UTF8.self).trimming(" \n"))
+    }
+
+    func fetchPolicy() throws -> FetchPolicy {
+        var p = FetchPolicy()
+        p.connectTimeout = config.http.connectTimeout
+        p.readTimeout = config.http.readTimeout
+        p.retryFor = config.http.retryFor
+        p.maxBytes = config.http.maxBytes
+        if let ua = config.http.userAgent { p.userAgent = ua }
+        p.stateDir = config.stateDir
+        if let proxy = config.http.proxy {
+            var s = try ProxySettings.parse(proxy)
+            if let u = config.http.proxyUser { s.username = u }
+            if let pw = config.http.proxyPassword { s.password = pw }
+            p.proxy = s
+        }
+        return p
+    }
+
+    func stageOne(_ type: StageConfig.ContentType, outbox: Outbox, keys: [SigningKey], trust: TrustStore,
+                  fetcher: Fetcher?) async -> CycleReport.TypeResult {
+        let t0 = monotonic()
+        let log = { (msg: String) in self.logger.info("\(msg)", metadata: ["type": "\(type.name)"]) }
+        var result = CycleReport.TypeResult(type: type.name, status: .unchanged, detail: "")
+        do {
+            let leftovers = try outbox.cleanStaging(type.name)
+            if !leftovers.isEmpty { log("removed leftovers of an interrupted run: \(leftovers.joined(separator: ", "))") }
+            let latest = outbox.latest(type.name)
+            result.revision = latest
+            let typeState = config.stateDir + "/" + type.name
+            let work = typeState + "/work"
+            try Sys.removeTree(work)
+            try Sys.mkdirs(work)
+            let source = type.source.makeSource()
+            let ctx = SourceContext(
+                type: type.name, stateDir: typeState, workDir: work, latestRevision: latest,
+                latestFiles: { [outbox] in try outbox.manifest(type.name, latest!, trust: trust).files },
+                limits: Limits(), logger: logger, fetcher: fetcher, now: clock())
+            switch try await source.check(ctx) {
+            case .unchanged(let why):
+                result.detail = why
+                log("unchanged: \(why)")
+            case .new(let c):
+                let existing = try outbox.revisions(type.name)
+                let floor = max(latest ?? 0, existing.last ?? 0)
+                let revision = c.revision ?? max(floor + 1, Names.defaultRevision(unixTime: clock(), sequence: 1))
+                guard revision > floor else {
+                    throw CourierError(.rollback, "source offers revision \(revision), not above the published \(floor)")
+                }
+                let bases = try existing.filter { $0 < revision }.suffix(type.deltas).map {
+                    (revision: $0, files: try outbox.manifest(type.name, $0, trust: trust).files)
+                }
+                var opts = PackageBuilder.Options(type: type.name, revision: revision, keys: keys)
+                opts.lifetime = config.lifetime
+                opts.compression = config.compression
+                opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierStageInfo.version)", "host": hostName()]) { a, _ in a }
+                log("publishing revision \(revision) (\(c.files.count) files) from \(source.describe)")
+                let p = try outbox.publish(type: type.name, revision: revision, tree: c.tree, files: c.files,
+                                           bases: Array(bases), options: opts, faults: faults)
+                try c.commit()
+                result.status = .published
+                result.previous = latest
+                result.revision = revision
+                result.fullBytes = p.full.size
+                result.deltas = p.deltas.map { .init(base: $0.base, bytes: $0.size) }
+                result.downloadedBytes = c.downloadedBytes
+                result.detail = "\(c.files.count) files from \(source.describe)"
+                result.removedRevisions = try outbox.applyRetention(type.name, keep: type.keepRevisions)
+                if !result.removedRevisions.isEmpty {
+                    log("retention removed revision(s) \(result.removedRevisions.map(String.init).joined(separator: ", "))")
+                }
+            }
+        } catch let e as CourierError {
+            result.status = .failed
+            result.detail = e.description
+            result.errorCode = e.code.name
+            result.exitCode = ExitStatus.for(e.code).rawValue
+            logger.error("\(e.description)", metadata: ["type": "\(type.name)", "code": "\(e.code)"])
+        } catch {
+            result.status = .failed
+            result.detail = "\(error)"
+            result.errorCode = "internal"
+            result.exitCode = ExitStatus.failure.rawValue
+            logger.error("\(error)", metadata: ["type": "\(type.name)"])
+        }
+        try? Sys.removeTree(config.stateDir + "/" + type.name + "/work")
+        result.seconds = monotonic() - t0
+        return result
+    }
+}
+
+public enum CourierStageInfo {
+    public static let version = "0.1.0"
+}
+
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func hostName() -> String {
+    var buf = [CChar](repeating: 0, count: 256)
+    gethostname(&buf, 255)
+    return String(cString: buf)
+}

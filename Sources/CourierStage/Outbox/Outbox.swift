@@ -1,0 +1,203 @@
+import CourierCore
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The typed outbox on the staging server (docs/OUTBOX.md):
+///
+///     outbox/index.json
+///     outbox/<type>/<revision>/<type>_<revision>.cpkg
+///     outbox/<type>/<revision>/<type>_<revision>_from_<base>.cpkg
+///     outbox/<type>/latest       → <revision>   (symlink)
+///     outbox/<type>/latest.txt   "<revision>\n"  (for copiers that do not follow links)
+///
+/// A revision directory appears only complete: it is built as `<type>/.staging-<revision>` and
+/// renamed into place; `latest` and `index.json` are switched after it, atomically. Anything
+/// starting with `.` is work in progress that copiers must skip (courier-deliver does).
+public struct Outbox: Sendable {
+    public let root: String
+    public init(root: String) { self.root = root }
+
+    public func typeDir(_ type: String) -> String { root + "/" + type }
+    public func revisionDir(_ type: String, _ rev: UInt64) -> String { typeDir(type) + "/" + String(rev) }
+    public func fullPackage(_ type: String, _ rev: UInt64) -> String {
+        revisionDir(type, rev) + "/" + Names.fullPackageName(type: type, revision: rev)
+    }
+
+    /// Published revisions of a type, ascending. Only complete (renamed-into-place) directories.
+    public func revisions(_ type: String) throws -> [UInt64] {
+        guard Sys.isDirectory(typeDir(type)) else { return [] }
+        return try Sys.listDirectory(typeDir(type)).compactMap { Names.parseRevision($0) }
+            .filter { Sys.exists(fullPackage(type, $0)) }.sorted()
+    }
+
+    /// The revision `latest.txt` names, if it is still published.
+    public func latest(_ type: String) -> UInt64? {
+        guard let b = try? Sys.readFile(typeDir(type) + "/latest.txt", limit: 64),
+              let r = Names.parseRevision(String(decoding: b, as: UTF8.self).trimming(" \n\r\t")),
+              Sys.exists(fullPackage(type, r)) else { return nil }
+        return r
+    }
+
+    /// The manifest of a published full package, read with the stager's own public keys.
+    public func manifest(_ type: String, _ rev: UInt64, trust: TrustStore) throws -> Manifest {
+        var o = VerifyOptions(trust: trust)
+        o.ignoreExpiry = true
+        o.expectedType = type
+        return try PackageReader(path: fullPackage(type, rev), options: o).manifest
+    }
+
+    public struct Published: Sendable {
+        public var revision: UInt64
+        public var full: (file: String, size: Int64)
+        public var deltas: [(base: UInt64, file: String, size: Int64)]
+        public var manifest: Manifest
+    }
+
+    /// Builds the full package and deltas against `bases` in a hidden staging directory, then
+    /// renames it into place and switches `latest`. Crash-safe: a leftover staging directory is
+    /// removed by `cleanStaging` on the next run and the revision is simply built again.
+    public func publish(type: String, revision: UInt64, tree: String, files: [FileEntry],
+                        bases: [(revision: UInt64, files: [FileEntry])], options: PackageBuilder.Options,
+                        faults: FaultPoints = .none) throws -> Published {
+        let tdir = typeDir(type)
+        try Sys.mkdirs(tdir)
+        let final = revisionDir(type, revision)
+        if Sys.exists(final) {
+            throw CourierError(.io, "\(final): revision \(revision) is already published; revisions only grow")
+        }
+        let staging = tdir + "/.staging-\(revision)"
+        try Sys.removeTree(staging)
+        try Sys.mkdir(staging)
+        do {
+            var o = options
+            o.revision = revision
+            o.type = type
+            let fullName = Names.fullPackageName(type: type, revision: revision)
+            let m = try PackageBuilder.buildFull(tree: tree, to: staging + "/" + fullName, options: o, files: files)
+            try faults.hit("after-full")
+            var deltas: [(UInt64, String, Int64)] = []
+            for b in bases where b.revision < revision {
+                let name = Names.deltaPackageName(type: type, revision: revision, base: b.revision)
+                try PackageBuilder.buildDelta(baseRevision: b.revision, baseFiles: b.files, tree: tree,
+                                              to: staging + "/" + name, options: o, files: files)
+                deltas.append((b.revision, name, fileSize(staging + "/" + name)))
+                try faults.hit("after-delta")
+            }
+            Sys.fsyncDirectory(staging)
+            let fullSize = fileSize(staging + "/" + fullName)
+            try faults.hit("before-rename")
+            try Sys.rename(staging, final)
+            Sys.fsyncDirectory(tdir)
+            try faults.hit("after-rename")
+            try setLatest(type, revision)
+            return Published(revision: revision, full: (fullName, fullSize), deltas: deltas, manifest: m)
+        } catch {
+            try? Sys.removeTree(staging)
+            throw error
+        }
+    }
+
+    /// Points `latest` (symlink) and `latest.txt` at `revision`, each by an atomic rename.
+    public func setLatest(_ type: String, _ revision: UInt64) throws {
+        let tdir = typeDir(type)
+        try Sys.writeFileAtomically(tdir + "/latest.txt", Array("\(revision)\n".utf8))
+        let tmp = tdir + "/.latest.tmp-\(getpid())"
+        _ = unlink(tmp)
+        if symlink(String(revision), tmp) != 0 {
+            throw CourierError.io("symlink", path: tmp, errno: Errno(rawValue: errno))
+        }
+        try Sys.rename(tmp, tdir + "/latest")
+        Sys.fsyncDirectory(tdir)
+    }
+
+    /// Removes leftovers of an interrupted run: hidden staging directories and temporaries.
+    @discardableResult
+    public func cleanStaging(_ type: String) throws -> [String] {
+        guard Sys.isDirectory(typeDir(type)) else { return [] }
+        var removed: [String] = []
+        for name in try Sys.listDirectory(typeDir(type)) where name.hasPrefix(".") {
+            try Sys.removeTree(typeDir(type) + "/" + name)
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// Keeps the newest `keep` revisions; never removes the one `latest` names.
+    @discardableResult
+    public func applyRetention(_ type: String, keep: Int) throws -> [UInt64] {
+        let revs = try revisions(type)
+        let latest = self.latest(type)
+        var removed: [UInt64] = []
+        for r in revs.dropLast(keep) where r != latest {
+            // Rename out of sight first so a copier never sees a half-deleted revision.
+            let hidden = typeDir(type) + "/.removing-\(r)"
+            try Sys.rename(revisionDir(type, r), hidden)
+            try Sys.removeTree(hidden)
+            removed.append(r)
+        }
+        return removed
+    }
+
+    /// Rebuilds `index.json` from the directories; package hashes are reused from the previous
+    /// index when the file size matches (packages are immutable once published), else computed.
+    @discardableResult
+    public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> OutboxIndex {
+        let previous = try? readIndex()
+        var known: [String: OutboxIndex.PackageInfo] = [:]
+        for t in previous?.types.values ?? [:].values {
+            for r in t.revisions { for p in r.packages { known[p.file] = p } }
+        }
+        var idx = OutboxIndex(generated: RFC3339.format(now), types: [:])
+        let allTypes = Set(types).union(try listTypes())
+        for type in allTypes.sorted() {
+            var info = OutboxIndex.TypeInfo(latest: latest(type), revisions: [])
+            for rev in try revisions(type) {
+                let dir = revisionDir(type, rev)
+                var pkgs: [OutboxIndex.PackageInfo] = []
+                for name in try Sys.listDirectory(dir).sorted() {
+                    guard let pn = Names.parsePackageFileName(name), pn.type == type, pn.revision == rev else { continue }
+                    let rel = "\(type)/\(rev)/\(name)"
+                    let size = fileSize(dir + "/" + name)
+                    if let k = known[rel], k.size == size { pkgs.append(k); continue }
+                    pkgs.append(.init(file: rel, kind: pn.base == nil ? .full : .delta, base: pn.base, size: size,
+                                      sha256: try hashFile(dir + "/" + name)))
+                }
+                let prevRev = previous?.types[type]?.revisions.first { $0.revision == rev }
+                let m: (created: String, files: Int, bytes: UInt64)
+                if let p = prevRev { m = (p.created, p.files, p.bytes) }
+                else {
+                    let man = try manifest(type, rev, trust: trust)
+                    m = (man.created, man.files.count, man.payloadBytes)
+                }
+                info.revisions.append(.init(revision: rev, created: m.created, files: m.files, bytes: m.bytes, packages: pkgs))
+            }
+            if !info.revisions.isEmpty { idx.types[type] = info }
+        }
+        try Sys.writeFileAtomically(root + "/index.json", idx.encoded())
+        return idx
+    }
+
+    public func readIndex() throws -> OutboxIndex {
+        let p = root + "/index.json"
+        return try OutboxIndex.decode(Sys.readFile(p, limit: 64 << 20), path: p)
+    }
+
+    /// Type directories present in the outbox.
+    public func listTypes() throws -> [String] {
+        guard Sys.isDirectory(root) else { return [] }
+        return try Sys.listDirectory(root).filter { !$0.hasPrefix(".") && Sys.isDirectory(root + "/" + $0) && (try? Names.validateType($0)) != nil }
+    }
+
+    func fileSize(_ p: String) -> Int64 { (try? Sys.lstat(p)).flatMap { $0.map { Int64($0.st_size) } } ?? 0 }
+
+    func hashFile(_ p: String) throws -> String {
+        let fd = try Sys.open(p, O_RDONLY)
+        defer { Sys.close(fd) }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        return try TreeScanner.hashFile(fd, display: p, buffer: buf).0
+    }
+}
+
+import SystemPackage

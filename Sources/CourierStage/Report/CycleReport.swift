@@ -1,0 +1,82 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CourierCore
+
+/// What one run did, per type: the source of the human summary, `--json` and the metrics file.
+public struct CycleReport: Codable, Sendable {
+    public struct TypeResult: Codable, Sendable {
+        public enum Status: String, Codable, Sendable { case unchanged, published, failed }
+        public struct Delta: Codable, Sendable { public var base: UInt64; public var bytes: Int64 }
+        public var type: String
+        public var status: Status
+        public var detail: String
+        public var revision: UInt64?
+        public var previous: UInt64?
+        public var fullBytes: Int64?
+        public var deltas: [Delta] = []
+        public var downloadedBytes: Int64 = 0
+        public var removedRevisions: [UInt64] = []
+        public var seconds: Double = 0
+        public var errorCode: String?
+        public var exitCode: Int32?
+    }
+
+    public var started: String
+    public var seconds: Double
+    public var cycles: Int
+    public var types: [TypeResult]
+    public var exitCode: Int32
+
+    public var downloadedBytes: Int64 { types.reduce(0) { $0 + $1.downloadedBytes } }
+    public var failures: Int { types.filter { $0.status == .failed }.count }
+
+    public func json() -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try! enc.encode(self), as: UTF8.self)
+    }
+
+    /// A few lines a human reads in a terminal or a cron mail.
+    public func summary() -> String {
+        var lines: [String] = []
+        for t in types {
+            switch t.status {
+            case .unchanged:
+                lines.append("\(t.type): unchanged at \(t.revision.map(String.init) ?? "(none)") — \(t.detail)")
+            case .published:
+                let from = t.previous.map { "\($0) → " } ?? "new: "
+                let deltas = t.deltas.isEmpty ? "" : ", \(t.deltas.count) delta\(t.deltas.count == 1 ? "" : "s") (\(t.deltas.map { "from \($0.base) \(human($0.bytes))" }.joined(separator: ", ")))"
+                let dl = t.downloadedBytes > 0 ? ", downloaded \(human(t.downloadedBytes))" : ""
+                lines.append("\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(dl), \(String(format1: t.seconds)) s")
+            case .failed:
+                lines.append("\(t.type): FAILED (\(t.errorCode ?? "error")) — \(t.detail)")
+            }
+        }
+        let ok = types.count - failures
+        lines.append("\(ok)/\(types.count) types ok, \(types.filter { $0.status == .published }.count) published, \(String(format1: seconds)) s, exit \(exitCode)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Bytes for humans: 1.2 MiB.
+public func human(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(n) B" : "\(String(format1: v)) \(units[u])"
+}
+
+extension String {
+    /// One decimal, without Foundation's formatters.
+    init(format1 v: Double) {
+        let r = (v * 10).rounded() / 10
+        let i = Int64(r)
+        let d = Int64(((r - Double(i)) * 10).rounded())
+        self = "\(i).\(abs(d))"
+    }
+}

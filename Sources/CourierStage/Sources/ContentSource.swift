@@ -1,0 +1,63 @@
+import CourierCore
+import CourierFetch
+import Logging
+
+/// What a source is told when asked "anything new?".
+public struct SourceContext: Sendable {
+    public var type: String
+    /// Persistent per-type state of the source (validators, downloads): `state_dir/<type>/`.
+    public var stateDir: String
+    /// Scratch space for this cycle's tree: `state_dir/<type>/work/`, emptied before each check.
+    public var workDir: String
+    /// The newest published revision, if any.
+    public var latestRevision: UInt64?
+    /// Its complete file list (read from its full package on demand: a source that compares
+    /// revision numbers only never opens a package).
+    public var latestFiles: @Sendable () throws -> [FileEntry]
+    public var limits: Limits
+    public var logger: Logger
+    public var fetcher: Fetcher?
+    public var now: Int64
+}
+
+/// A new revision a source offers: a tree on disk, already scanned and hashed.
+public struct Candidate: Sendable {
+    public var tree: String
+    /// The publisher's revision number, when the source has one (dir `revisions` layout);
+    /// otherwise the stager allocates `YYYYMMDDNNN`.
+    public var revision: UInt64?
+    public var files: [FileEntry]
+    public var provenance: [String: String]
+    public var downloadedBytes: Int64 = 0
+    /// Called after the revision is published, to persist what the source must remember
+    /// (HTTP validators). Not before: a failed publish must be retried by the next run.
+    public var commit: @Sendable () throws -> Void = {}
+}
+
+public enum CheckResult: Sendable {
+    case unchanged(String)
+    case new(Candidate)
+}
+
+/// The one protocol every source implements, so that a TUF source slots in beside `dir` and `url`.
+public protocol ContentSource: Sendable {
+    /// A short description for logs and provenance.
+    var describe: String { get }
+    func check(_ ctx: SourceContext) async throws -> CheckResult
+}
+
+extension StageConfig.SourceSpec {
+    public func makeSource() -> any ContentSource {
+        switch self {
+        case .dirRevisions(let path): return DirRevisionsSource(root: path)
+        case .dirSnapshot(let path): return DirSnapshotSource(root: path)
+        case .url(let spec): return URLSource(spec: spec)
+        }
+    }
+}
+
+/// Same content as the latest published revision? Compares paths, sizes, modes and hashes.
+func sameContent(_ files: [FileEntry], _ ctx: SourceContext) throws -> Bool {
+    guard ctx.latestRevision != nil else { return false }
+    return try ctx.latestFiles() == files
+}

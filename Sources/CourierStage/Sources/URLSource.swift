@@ -1,0 +1,155 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Crypto
+import CourierCore
+import CourierFetch
+
+/// `url` source: one file or archive over HTTP(S), as rule feeds and signature vendors publish.
+///
+/// Conditional GET with the validators of the last *published* download (a 304 costs nothing),
+/// then, before anything is trusted: the optional checksum file (`sha256sum` style or `.md5`),
+/// the optional detached Ed25519 signature by the vendor's key. An archive is unpacked safely
+/// into a fresh tree; a plain file becomes a one-file tree. A download whose content equals the
+/// latest revision is not a new revision.
+public struct URLSource: ContentSource {
+    public let spec: StageConfig.URLSourceSpec
+    public var describe: String { "url \(URLSource.redact(spec.url))" }
+
+    struct State: Codable { var url: String; var validators: Validators }
+
+    public func check(_ ctx: SourceContext) async throws -> CheckResult {
+        guard let fetcher = ctx.fetcher else { throw CourierError(.config, "url source needs an HTTP fetcher") }
+        let downloads = ctx.stateDir + "/download"
+        try Sys.mkdirs(downloads)
+        let file = downloads + "/" + spec.fileName
+        let statePath = ctx.stateDir + "/source.json"
+        var validators: Validators? = nil
+        if let b = try? Sys.readFile(statePath, limit: 1 << 16), let s = try? JSONDecoder().decode(State.self, from: Data(b)),
+           s.url == spec.url, Sys.exists(file), ctx.latestRevision != nil {
+            validators = s.validators
+        }
+        let outcome = try await fetcher.fetch(spec.url, to: file, validators: validators)
+        guard case .downloaded(let bytes, let newValidators, _) = outcome else {
+            return .unchanged("not modified upstream (HTTP 304)")
+        }
+        let commit: @Sendable () throws -> Void = { [spec] in
+            let enc = JSONEncoder()
+            try Sys.writeFileAtomically(statePath, Array(try enc.encode(State(url: spec.url, validators: newValidators))))
+        }
+        do {
+            if let cu = spec.checksumURL { try await checkChecksum(file: file, url: cu, fetcher: fetcher) }
+            if let su = spec.signatureURL, let vk = spec.vendorKey {
+                try await checkSignature(file: file, url: su, keyPath: vk, fetcher: fetcher, limit: ctx.limits)
+            }
+        } catch {
+            try? Sys.unlink(file)   // never keep unvouched content as a cache
+            throw error
+        }
+        let tree = ctx.workDir + "/tree"
+        try Sys.removeTree(tree)
+        if spec.unpack {
+            try UpstreamUnpacker.unpack(file, into: tree, limits: ctx.limits)
+        } else {
+            try Sys.mkdirs(tree)
+            let parent = String(spec.fileName.split(separator: "/").dropLast().joined(separator: "/"))
+            if !parent.isEmpty { try Sys.mkdirs(tree + "/" + parent) }
+            let src = try Sys.open(file, O_RDONLY)
+            defer { Sys.close(src) }
+            let dst = try Sys.open(tree + "/" + spec.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+            defer { Sys.close(dst) }
+            try TreeCopier.copyData(src, dst, size: Int(try Sys.fstat(src, display: file).st_size), src: file, dst: tree)
+        }
+        var o = TreeScanner.Options()
+        o.limits = ctx.limits
+        let files = try TreeScanner.scan(tree, options: o)
+        if files.isEmpty { throw CourierError(.download, "\(URLSource.redact(spec.url)): the download holds no files") }
+        if try sameContent(files, ctx) {
+            try commit()
+            return .unchanged("downloaded \(bytes) bytes; content equals revision \(ctx.latestRevision!)")
+        }
+        var prov = ["source": "url", "url": URLSource.redact(spec.url)]
+        if let e = newValidators.etag { prov["etag"] = e }
+        if let l = newValidators.lastModified { prov["last_modified"] = l }
+        return .new(Candidate(tree: tree, revision: nil, files: files, provenance: prov, downloadedBytes: bytes, commit: commit))
+    }
+
+    /// Checks the download against a `sha256sum`/`md5sum`-style file: lines of `<hex>  <name>`
+    /// (or `<hex> *<name>`, or a lone `<hex>`). The line naming our file wins; a lone hash is
+    /// taken as is. The hash length picks the algorithm (64: SHA-256, 32: MD5).
+    func checkChecksum(file: String, url: String, fetcher: Fetcher) async throws {
+        let text = String(decoding: try await fetcher.fetchSmall(url, limit: 1 << 20), as: UTF8.self)
+        let name = spec.fileName.split(separator: "/").last.map(String.init) ?? spec.fileName
+        var expected: String? = nil
+        var lone: String? = nil
+        for line in text.split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            guard let h = parts.first.map({ $0.lowercased() }), h.count == 64 || h.count == 32,
+                  h.allSatisfy({ $0.isHexDigit }) else { continue }
+            if parts.count == 1 { lone = h; continue }
+            let n = parts[1].trimming(" *\t")
+            if n == name || n.hasSuffix("/" + name) { expected = h }
+        }
+        guard let want = expected ?? lone else {
+            throw CourierError(.download, "\(URLSource.redact(url)): no checksum for '\(name)' in the checksum file")
+        }
+        let got = try hashFile(file, md5: want.count == 32)
+        guard got == want else {
+            throw CourierError(.download, "\(URLSource.redact(spec.url)): checksum mismatch: downloaded \(got), \(URLSource.redact(url)) says \(want)")
+        }
+    }
+
+    func hashFile(_ path: String, md5: Bool) throws -> String {
+        let fd = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(fd) }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        if !md5 { return try TreeScanner.hashFile(fd, display: path, buffer: buf).0 }
+        var h = Insecure.MD5()
+        while true {
+            let n = try Sys.read(fd, buf.baseAddress!, buf.count, display: path)
+            if n == 0 { break }
+            h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+        return Hex.encode(h.finalize())
+    }
+
+    /// A detached Ed25519 signature over the downloaded bytes: the raw 64 bytes, or their base64.
+    /// The vendor key is a Courier `.pub` line or the base64 of the raw 32-byte key. Ed25519 is
+    /// not streamable, so signed downloads are bounded to 512 MiB in memory.
+    func checkSignature(file: String, url: String, keyPath: String, fetcher: Fetcher, limit: Limits) async throws {
+        let keyText = String(decoding: try Sys.readFile(keyPath, limit: 64 << 10), as: UTF8.self)
+        let key: PublicKey
+        if keyText.hasPrefix(PublicKey.tag) { key = try PublicKey.parse(keyText, source: keyPath) }
+        else if let raw = Data(base64Encoded: keyText.trimming(" \n\r\t")), raw.count == 32 {
+            key = try PublicKey(raw: Array(raw))
+        } else {
+            throw CourierError(.config, "\(keyPath): vendor key is neither a Courier .pub line nor base64 of a 32-byte Ed25519 key")
+        }
+        let sigBytes = try await fetcher.fetchSmall(url, limit: 4096)
+        var sig = sigBytes
+        if sig.count != 64, let d = Data(base64Encoded: String(decoding: sigBytes, as: UTF8.self).trimming(" \n\r\t")) {
+            sig = Array(d)
+        }
+        guard sig.count == 64 else {
+            throw CourierError(.download, "\(URLSource.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
+        }
+        let content = try Sys.readFile(file, limit: 512 << 20)
+        guard key.isValidSignature(sig, for: content) else {
+            throw CourierError(.signature, "\(URLSource.redact(spec.url)): the vendor signature does not verify with \(keyPath) (key \(key.keyID))")
+        }
+    }
+
+    /// A URL without user:password, for logs and provenance.
+    public static func redact(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
+              !url[scheme.upperBound..<at].contains("/") else { return url }
+        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
+    }
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif

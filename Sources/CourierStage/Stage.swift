@@ -1,1 +1,0 @@
-// The staging cycle lives here (issue #3).

@@ -1,0 +1,71 @@
+import CourierCore
+import CourierStage
+import Foundation
+import Logging
+import Testing
+
+final class StageWorkspace {
+    let root: String
+    let key: SigningKey
+    init() {
+        root = FileManager.default.temporaryDirectory.path + "/courier-stage-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        key = SigningKey()
+        try! key.write(to: root + "/stage.key")
+    }
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func path(_ rel: String) -> String { root + "/" + rel }
+
+    func write(_ rel: String, _ text: String) {
+        let full = path(rel)
+        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! text.write(toFile: full, atomically: false, encoding: .utf8)
+    }
+
+    func config(_ typesTOML: String, extra: String = "") throws -> StageConfig {
+        let text = """
+        outbox = "outbox"
+        key = "stage.key"
+        state_dir = "state"
+        \(extra)
+        \(typesTOML)
+        """
+        write("stage.toml", text)
+        return try StageConfig.load(path("stage.toml"))
+    }
+
+    func listing(_ rel: String) -> [String] {
+        guard let e = FileManager.default.enumerator(atPath: path(rel)) else { return [] }
+        return (e.allObjects as! [String]).sorted()
+    }
+}
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+func run(_ config: StageConfig, only: [String] = [], now: Int64? = nil) async throws -> CycleReport {
+    let r = StageRunner(config: config, logger: quietLogger)
+    if let n = now { r.clock = { n } }
+    return try await r.run(only: only)
+}
+
+func treeContents(_ dir: String) -> [String: Data] {
+    var out: [String: Data] = [:]
+    guard let e = FileManager.default.enumerator(atPath: dir) else { return out }
+    while let p = e.nextObject() as? String {
+        var isDir: ObjCBool = false
+        FileManager.default.fileExists(atPath: dir + "/" + p, isDirectory: &isDir)
+        if !isDir.boolValue { out[p] = FileManager.default.contents(atPath: dir + "/" + p) }
+    }
+    return out
+}
+
+func expectCode(_ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    do {
+        try body()
+        Issue.record("expected \(code) '\(reason)'", sourceLocation: sourceLocation)
+    } catch let e as CourierError {
+        #expect(e.code == code, "\(e)", sourceLocation: sourceLocation)
+        #expect(e.message.contains(reason), "'\(e.message)' lacks '\(reason)'", sourceLocation: sourceLocation)
+    } catch { Issue.record("\(error)", sourceLocation: sourceLocation) }
+}
