@@ -59,10 +59,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The client agent: watching the inbox, ordering, applying, state.
+        .target(
+            name: "CourierInbox",
+            dependencies: [
+                "CourierCore",
+                "CCourierShim",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .target(
             name: "CourierCLI",
             dependencies: [
                 "CourierCore",
+                "CourierInbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -80,7 +91,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "courier-deliver", dependencies: ["CourierCLI", "CourierCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "courier-inboxd", dependencies: ["CourierCLI", "CourierCore",
+        .executableTarget(name: "courier-inboxd", dependencies: ["CourierCLI", "CourierCore", "CourierInbox",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "CourierCoreTests",
@@ -99,6 +110,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log")],
             path: "Tests/StageTests"
+        ),
+        .testTarget(
+            name: "InboxTests",
+            dependencies: ["CourierInbox", "CourierCore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/InboxTests"
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -1,0 +1,1 @@
+// The inbox daemon lives here (issue #4).
