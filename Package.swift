@@ -73,7 +73,6 @@ let package = Package(
             name: "CourierCLI",
             dependencies: [
                 "CourierCore",
-                "CourierInbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -87,12 +86,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "courier-stage", dependencies: ["StageCLI", "CourierCLI", "CourierCore",
-            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "courier-deliver", dependencies: ["CourierCLI", "CourierCore",
-            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "courier-inboxd", dependencies: ["CourierCLI", "CourierCore", "CourierInbox",
-            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "courier-stage", dependencies: ["StageCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(
+            name: "DeliverCLI",
+            dependencies: ["CourierCLI", "CourierCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(
+            name: "InboxCLI",
+            dependencies: ["CourierCLI", "CourierCore", "CourierInbox",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(name: "courier-deliver", dependencies: ["DeliverCLI"]),
+        .executableTarget(name: "courier-inboxd", dependencies: ["InboxCLI"]),
         .testTarget(
             name: "CourierCoreTests",
             dependencies: ["CourierCore", "CArchive",

@@ -102,6 +102,24 @@ enum FailureMapper {
         return .transient(.network, "\(u): \(error)")
     }
 
+    /// The failure for a proxy's answer to `CONNECT`, as `ProxyProbe` read it.
+    static func proxyStatus(_ status: Int, url: FetchURL, proxy: ProxySettings) -> FetchFailure {
+        let u = url.redacted
+        let target = url.hostPort
+        switch status {
+        case 407:
+            let how = proxy.username == nil ? "no credentials configured" : "the proxy refused the configured credentials"
+            return .fatal(.proxy, "\(u): proxy authentication required (407) by proxy \(proxy): \(how)")
+        case 401:
+            // tinyproxy's answer to wrong credentials (it keeps 407 for missing ones).
+            return .fatal(.proxy, "\(u): proxy authentication required (401 from proxy \(proxy)): the proxy refused the configured credentials")
+        case 403:
+            return .fatal(.proxy, "\(u): proxy \(proxy) forbids CONNECT to \(target) (403)")
+        default:
+            return .transient(.proxy, "\(u): proxy \(proxy) could not connect to \(target) (HTTP \(status) to CONNECT)")
+        }
+    }
+
     /// The errno inside NIO's connection errors. `NIOConnectionError` lives in NIOPosix, which this
     /// module does not import, and wraps one `IOError` per address tried; a mirror walk finds
     /// them without depending on the type.

@@ -27,6 +27,9 @@ struct FetchURL: Sendable, Equatable {
         return port == FetchURL.defaultPort(scheme) ? h : "\(h):\(port)"
     }
 
+    /// `host:port` with the port always present, as a `CONNECT` request names its target.
+    var hostPort: String { (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
+
     static func defaultPort(_ scheme: String) -> Int { scheme == "https" ? 443 : 80 }
 
     init(_ text: String) throws {

@@ -121,7 +121,7 @@ public final class Fetcher: Sendable {
             do {
                 return try await attempt()
             } catch {
-                failure = FailureMapper.map(error, url: url, proxy: proxy, policy: policy)
+                failure = await self.failure(for: error, url: url, proxy: proxy)
             }
             let elapsed = Double((clock.now - start).components.seconds)
                 + Double((clock.now - start).components.attoseconds) / 1e18
@@ -154,6 +154,18 @@ public final class Fetcher: Sendable {
                 try await Task.sleep(for: .seconds(wait))
             }
         }
+    }
+
+    /// The mapped failure; for a `CONNECT` the proxy refused with a status async-http-client does
+    /// not report, the status read by `ProxyProbe`, which decides between a wrong password (no
+    /// retry) and a proxy that cannot reach the server for now (retry).
+    private func failure(for error: any Error, url: FetchURL, proxy: ProxySettings?) async -> FetchFailure {
+        let mapped = FailureMapper.map(error, url: url, proxy: proxy, policy: policy)
+        guard let proxy, let e = error as? HTTPClientError, e == .invalidProxyResponse,
+              let status = await ProxyProbe.connectStatus(proxy: proxy, target: url.hostPort,
+                                                          timeout: max(policy.connectTimeout, policy.readTimeout))
+        else { return mapped }
+        return FailureMapper.proxyStatus(status, url: url, proxy: proxy)
     }
 
     /// Exponential backoff with jitter: the n-th wait is a random point in the upper half of

@@ -1,3 +1,3 @@
-import CourierCLI
+import InboxCLI
 
 InboxdCommand.main()

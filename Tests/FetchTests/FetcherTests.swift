@@ -188,7 +188,11 @@ import Testing
         let reqs = server.requests()
         #expect(reqs.count == 2)
         #expect(reqs.first?.range == nil)
-        #expect(reqs.last?.range == "bytes=50000-")
+        // async-http-client drops body parts it had buffered when the connection fails, so the
+        // resume point is "what reached the disk", at most the 50000 bytes the server sent.
+        let start = reqs.last?.range.flatMap { Int($0.dropFirst("bytes=".count).dropLast()) }
+        #expect(start != nil && start! > 0 && start! <= 50000, "\(String(describing: reqs.last?.range))")
+        #expect(reqs.last?.range == "bytes=\(start ?? -1)-")
         #expect(reqs.last?.ifRange == "\"f-200000\"")
         #expect(!ws.exists("t.partial") && !ws.exists("t.partial.json"))
     }
@@ -201,9 +205,11 @@ import Testing
         let e = await courierError {
             _ = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("t"), validators: nil) }
         }
+        let have = ws.read("t.partial")?.count ?? 0
+        #expect(have > 0 && have <= 50000)
+        #expect(ws.read("t.partial") == expectedContent(have))
         #expect(e?.code == .download)
-        #expect(e?.message == "\(url): truncated: got 50000 of 200000 bytes")
-        #expect(ws.read("t.partial")?.count == 50000)
+        #expect(e?.message == "\(url): truncated: got \(have) of 200000 bytes")
         #expect(ws.exists("t.partial.json") && !ws.exists("t"))
         // The next run picks it up.
         let outcome = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("t"), validators: nil) }

@@ -103,9 +103,11 @@ final class FaultServer: @unchecked Sendable {
         }
     }
 
+    /// SIGKILL, not `terminate()`: children started from the test process inherit its blocked
+    /// signal mask (SIGTERM included), so a polite signal would wait forever.
     func stop() {
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -157,9 +159,11 @@ final class TinyProxy: @unchecked Sendable {
         FileManager.default.contents(atPath: logPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
+    /// SIGKILL, not `terminate()`: children started from the test process inherit its blocked
+    /// signal mask (SIGTERM included), so a polite signal would wait forever.
     func stop() {
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }

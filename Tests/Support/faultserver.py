@@ -31,6 +31,7 @@ Routes (query parameters in brackets):
 """
 import email.utils
 import json
+import signal
 import socket
 import sys
 import threading
@@ -189,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.write_content(0, cut)
                 self.wfile.flush()
                 self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+                self.connection.shutdown(socket.SHUT_WR)
             else:
                 self.serve_file(q, default_size=100000)
         elif top == "slow":
@@ -231,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     global log_file
+    # A parent that blocks SIGTERM (test runners do) passes the mask on; make kill(1) work.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
     log_file = open(sys.argv[1], "a", encoding="utf-8")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -65,7 +65,8 @@ public struct CourierError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        if let cause { return "\(message) (\(cause))" }
+        // An errno is already in the message of `io(…)`; other causes add detail.
+        if let cause, !(cause is Errno) { return "\(message) (\(cause))" }
         return message
     }
 

@@ -62,7 +62,7 @@ public final class StageRunner {
         }
         try? await fetcher?.shutdown()
 
-        let changed = results.values.contains { $0.status == .published || !$0.removedRevisions.isEmpty }
+        let changed = results.values.contains { $0.status == .published || !$0.removedRevisions.isEmpty || $0.repaired }
         if changed || !Sys.exists(config.outbox + "/index.json") {
             try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust)
         }
@@ -114,7 +114,16 @@ public final class StageRunner {
         do {
             let leftovers = try outbox.cleanStaging(type.name)
             if !leftovers.isEmpty { log("removed leftovers of an interrupted run: \(leftovers.joined(separator: ", "))") }
-            let latest = outbox.latest(type.name)
+            var latest = outbox.latest(type.name)
+            // A revision renamed into place whose `latest` switch was interrupted: the rename is
+            // the commit point, so finish the switch (after checking the package) and go on.
+            if let newest = try outbox.revisions(type.name).last, newest > (latest ?? 0) {
+                _ = try outbox.manifest(type.name, newest, trust: trust)
+                try outbox.setLatest(type.name, newest)
+                log("completed the interrupted publication of revision \(newest)")
+                latest = newest
+                result.repaired = true
+            }
             result.revision = latest
             let typeState = config.stateDir + "/" + type.name
             let work = typeState + "/work"
@@ -123,7 +132,7 @@ public final class StageRunner {
             let source = type.source.makeSource()
             let ctx = SourceContext(
                 type: type.name, stateDir: typeState, workDir: work, latestRevision: latest,
-                latestFiles: { [outbox] in try outbox.manifest(type.name, latest!, trust: trust).files },
+                latestFiles: { [outbox, latest] in try outbox.manifest(type.name, latest!, trust: trust).files },
                 limits: Limits(), logger: logger, fetcher: fetcher, now: clock())
             switch try await source.check(ctx) {
             case .unchanged(let why):

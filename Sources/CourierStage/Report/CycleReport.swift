@@ -19,6 +19,8 @@ public struct CycleReport: Codable, Sendable {
         public var deltas: [Delta] = []
         public var downloadedBytes: Int64 = 0
         public var removedRevisions: [UInt64] = []
+        /// An interrupted earlier publication was completed by this run.
+        public var repaired = false
         public var seconds: Double = 0
         public var errorCode: String?
         public var exitCode: Int32?

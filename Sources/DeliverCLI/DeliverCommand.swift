@@ -1,4 +1,5 @@
 import ArgumentParser
+import CourierCLI
 
 public struct DeliverCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierCore
+import CourierCLI
 
 public struct VerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

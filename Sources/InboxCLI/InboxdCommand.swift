@@ -1,4 +1,5 @@
 import ArgumentParser
+import CourierCLI
 
 public struct InboxdCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierCore
+import CourierCLI
 
 public struct ExtractCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

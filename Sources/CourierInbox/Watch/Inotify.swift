@@ -1,0 +1,238 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CourierCore
+import SystemPackage
+
+/// An inotify instance with its own reader thread, delivering parsed events to one async consumer.
+///
+/// Why a thread and not the cooperative pool: the reader sleeps in `poll()` for as long as nothing
+/// happens — hours — and the pool has one thread per core. Why `poll()` on two fds: the inotify fd,
+/// and the read end of a pipe that `stop()` writes to, so shutdown wakes the reader at once instead
+/// of waiting for an event that may never come. While idle the process makes no system calls at
+/// all: no timers, no periodic wake-ups.
+///
+/// Back-pressure: the reader hands one batch (one `read()`) to the consumer and reads the next only
+/// when the consumer has taken all of it. Events then wait in the kernel's queue, which is bounded
+/// (fs.inotify.max_queued_events) and reports its own overflow with `IN_Q_OVERFLOW` — so memory
+/// stays bounded however slow the consumer, and nothing is lost without the consumer being told.
+public final class Inotify: @unchecked Sendable {
+    /// 64 KiB holds about a thousand events with typical names; the kernel needs at least
+    /// `InotifyParser.minimumReadSize`.
+    public static let defaultReadBufferSize = 64 * 1024
+
+    private let core: Core
+
+    /// Creates the instance and starts its reader thread. Throws `.daemon` with an explanation when
+    /// the per-user instance limit is reached.
+    public init(readBufferSize: Int = Inotify.defaultReadBufferSize) throws {
+        let fd = try WatchSys.inotifyInit()
+        let wake: (read: Int32, write: Int32)
+        do { wake = try WatchSys.pipe() } catch { Sys.close(fd); throw error }
+        core = Core(fd: fd, wakeRead: wake.read, wakeWrite: wake.write,
+                    bufferSize: max(readBufferSize, InotifyParser.minimumReadSize))
+        do {
+            let core = self.core
+            core.thread = try WatchThread.start { core.readLoop() }
+        } catch {
+            core.closeDescriptors()
+            throw error
+        }
+    }
+
+    deinit { stop() }
+
+    /// Adds (or updates) a watch; returns its watch descriptor. Throws `.daemon`, with the
+    /// `max_user_watches` explanation on ENOSPC.
+    @discardableResult
+    public func addWatch(_ path: String, mask: UInt32) throws -> Int32 {
+        try core.lock.withLock {
+            guard !core.closed else { throw CourierError(.daemon, "\(path): cannot watch: the inotify instance is stopped") }
+            return try WatchSys.addWatch(core.fd, path, mask)
+        }
+    }
+
+    /// Removes a watch. The kernel answers with an `IN_IGNORED` event for it.
+    public func removeWatch(_ wd: Int32) {
+        core.lock.withLock {
+            if !core.closed { WatchSys.removeWatch(core.fd, wd) }
+        }
+    }
+
+    /// The next event, waiting (without blocking a thread) until there is one; nil once the reader
+    /// has stopped — after `stop()`, or after a read error (see `failure`) — or when the calling
+    /// task is cancelled. One consumer at a time.
+    public func nextEvent() async -> InotifyEvent? { await core.next() }
+
+    /// The events as a stream; ends as `nextEvent()` returns nil. One consumer at a time: the
+    /// stream and `nextEvent()` take from the same queue.
+    public var events: AsyncStream<InotifyEvent> {
+        let core = self.core
+        return AsyncStream(unfolding: { await core.next() })
+    }
+
+    /// Why the reader stopped on its own (a failed `read` or `poll`); nil while running or after `stop()`.
+    public var failure: CourierError? { core.lock.withLock { core.failure } }
+
+    /// True until the reader thread has returned.
+    public var isReaderRunning: Bool { core.lock.withLock { !core.readerDone } }
+
+    /// Stops the reader and closes the descriptors. Idempotent; returns after the reader thread has
+    /// exited (it is woken through the pipe, so this takes microseconds, never an event's wait).
+    /// Pending and future `nextEvent()` calls return nil.
+    public func stop() {
+        let thread: WatchThread? = core.lock.withLock {
+            if core.stopRequested { return nil }
+            core.stopRequested = true
+            core.lock.broadcast()
+            return core.thread
+        }
+        guard let thread else { return }
+        WatchSys.poke(core.wakeWrite)
+        if thread.isCurrent { thread.detach() } else { thread.join() }
+        core.closeDescriptors()
+    }
+
+    /// State shared by the reader thread, the consumer and `stop()`, all under `lock`.
+    final class Core: @unchecked Sendable {
+        let fd: Int32
+        let wakeRead: Int32
+        let wakeWrite: Int32
+        let bufferSize: Int
+        let lock = ConditionLock()
+        var thread: WatchThread?
+
+        // Guarded by `lock`.
+        var batch: [InotifyEvent] = []
+        var index = 0
+        var waiter: CheckedContinuation<InotifyEvent?, Never>?
+        var stopRequested = false
+        var readerDone = false
+        var closed = false
+        var failure: CourierError?
+
+        init(fd: Int32, wakeRead: Int32, wakeWrite: Int32, bufferSize: Int) {
+            self.fd = fd
+            self.wakeRead = wakeRead
+            self.wakeWrite = wakeWrite
+            self.bufferSize = bufferSize
+        }
+
+        func closeDescriptors() {
+            lock.withLock {
+                guard !closed else { return }
+                closed = true
+                Sys.close(fd)
+                Sys.close(wakeRead)
+                Sys.close(wakeWrite)
+            }
+        }
+
+        /// Takes the next event of the current batch; wakes the reader when the batch is used up.
+        private func takeLocked() -> InotifyEvent? {
+            guard index < batch.count else { return nil }
+            let e = batch[index]
+            index += 1
+            if index == batch.count {
+                batch = []
+                index = 0
+                lock.broadcast()
+            }
+            return e
+        }
+
+        func next() async -> InotifyEvent? {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<InotifyEvent?, Never>) in
+                    lock.lock()
+                    if stopRequested || readerDone && index >= batch.count || Task.isCancelled {
+                        lock.unlock()
+                        c.resume(returning: nil)
+                        return
+                    }
+                    if let e = takeLocked() {
+                        lock.unlock()
+                        c.resume(returning: e)
+                        return
+                    }
+                    precondition(waiter == nil, "Inotify: more than one consumer")
+                    waiter = c
+                    lock.unlock()
+                }
+            } onCancel: {
+                let w: CheckedContinuation<InotifyEvent?, Never>? = lock.withLock {
+                    defer { waiter = nil }
+                    return waiter
+                }
+                w?.resume(returning: nil)
+            }
+        }
+
+        /// Runs on the reader thread until stop or a fatal error.
+        func readLoop() {
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 8)
+            defer { buffer.deallocate() }
+            var have = 0   // bytes of an incomplete record kept at the front of `buffer`
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var error: CourierError?
+            loop: while true {
+                // Back-pressure: wait until the consumer took the previous batch.
+                lock.lock()
+                while !stopRequested && index < batch.count { lock.wait() }
+                let stopping = stopRequested
+                lock.unlock()
+                if stopping { break }
+
+                fds[0].revents = 0
+                fds[1].revents = 0
+                do { _ = try WatchSys.poll(&fds) } catch let e as CourierError { error = e; break } catch { break }
+                if fds[1].revents != 0 { break }   // stop() poked the pipe
+                let revents = Int32(fds[0].revents)
+                if revents & Int32(POLLIN) == 0 {
+                    if revents & Int32(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                        error = CourierError(.daemon, "inotify descriptor failed (poll revents \(revents))")
+                        break
+                    }
+                    continue
+                }
+                let n: Int?
+                do {
+                    n = try WatchSys.readNonBlocking(fd, buffer + have, bufferSize - have, display: "inotify")
+                } catch let e as CourierError { error = e; break } catch { break }
+                guard let n else { continue }   // spurious readiness
+                if n == 0 {
+                    error = CourierError(.daemon, "inotify descriptor returned end of file")
+                    break
+                }
+                have += n
+                let (events, consumed) = InotifyParser.parse(UnsafeRawBufferPointer(start: buffer, count: have))
+                if consumed > 0 && consumed < have { buffer.copyMemory(from: buffer + consumed, byteCount: have - consumed) }
+                have -= consumed
+                if have == bufferSize {
+                    error = CourierError(.daemon, "inotify returned a record larger than the read buffer (\(bufferSize) bytes)")
+                    break
+                }
+                if events.isEmpty { continue }
+
+                lock.lock()
+                if stopRequested { lock.unlock(); break loop }
+                batch = events
+                index = 0
+                let w = waiter
+                waiter = nil
+                let first = w == nil ? nil : takeLocked()
+                lock.unlock()
+                w?.resume(returning: first)
+            }
+            lock.lock()
+            readerDone = true
+            if !stopRequested { failure = error ?? CourierError(.daemon, "inotify reader stopped") }
+            let w = waiter
+            waiter = nil
+            lock.broadcast()
+            lock.unlock()
+            w?.resume(returning: nil)
+        }
+    }
+}

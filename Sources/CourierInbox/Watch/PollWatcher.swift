@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CourierCore
+import Logging
+import SystemPackage
+
+/// The `--poll SECONDS` fallback for inboxes on NFS or SMB, where inotify sees nothing written by
+/// another host. Every period it lists the inbox and reports a candidate name once its size,
+/// modification time and inode have been the same at two consecutive polls — a file another host
+/// is still writing keeps growing, and is not reported until it stops.
+///
+/// Limits of the method, for the documentation: a writer that pauses for longer than the period
+/// in the middle of a file looks finished. Copiers that write a temporary name and rename (rsync,
+/// Ansible, courier-deliver) are safe whatever the period, since the temporary name is never a
+/// candidate. The start-up `.rescan` makes the daemon list the inbox before anything is known to
+/// be stable; pass `rescanAtStart: false` to have files already present reported by the stability
+/// rule instead (one period later).
+///
+/// The listing runs on a thread of its own, not the cooperative pool: `readdir` on a hung NFS
+/// server blocks in the kernel, and `stop()` must still end the stream at once (it does not wait
+/// for that thread; the thread leaves at its next check).
+public final class PollWatcher: InboxWatching, @unchecked Sendable {
+    public let directory: String
+    public let period: Duration
+    public let signals: AsyncStream<WatchSignal>
+    private let shared: Shared
+
+    /// Starts polling `directory` (which must exist) every `period` (at least 10 ms).
+    public init(directory: String, period: Duration, rescanAtStart: Bool = true,
+                logger: Logger = Logger(label: "courier.inboxd.poll")) throws {
+        guard period >= .milliseconds(10) else {
+            throw CourierError(.usage, "poll period must be at least 10 ms, not \(period)")
+        }
+        guard Sys.isDirectory(directory) else {
+            throw CourierError(.daemon, "\(directory): the inbox directory does not exist or is not a directory")
+        }
+        self.directory = directory
+        self.period = period
+        let (stream, continuation) = AsyncStream<WatchSignal>.makeStream(bufferingPolicy: .unbounded)
+        signals = stream
+        let shared = Shared(continuation: continuation)
+        self.shared = shared
+        // The consumer dropping the stream (or its task being cancelled) stops the polling.
+        continuation.onTermination = { _ in shared.requestStop() }
+        if rescanAtStart { continuation.yield(.rescan("start-up")) }
+        let nanos = UInt64(period.components.seconds) * 1_000_000_000 + UInt64(period.components.attoseconds / 1_000_000_000)
+        let dir = directory
+        let thread = try WatchThread.start {
+            Self.pollLoop(directory: dir, periodNanos: nanos, shared: shared, logger: logger)
+        }
+        thread.detach()
+    }
+
+    deinit { stop() }
+
+    public var failure: CourierError? { nil }   // a failing listing is logged and retried, never fatal
+
+    /// True until the polling thread has left its loop.
+    public var isRunning: Bool { shared.lock.withLock { shared.running } }
+
+    /// Ends the stream now and lets the thread exit at its next check (at once if it is sleeping).
+    public func stop() {
+        shared.requestStop()
+    }
+
+    /// What the consumer, `stop()` and the polling thread share.
+    final class Shared: @unchecked Sendable {
+        let lock = ConditionLock()
+        let continuation: AsyncStream<WatchSignal>.Continuation
+        var stopRequested = false   // guarded by lock
+        var running = true          // guarded by lock
+
+        init(continuation: AsyncStream<WatchSignal>.Continuation) { self.continuation = continuation }
+
+        func requestStop() {
+            let first: Bool = lock.withLock {
+                defer { stopRequested = true; lock.broadcast() }
+                return !stopRequested
+            }
+            if first { continuation.finish() }
+        }
+    }
+
+    /// What identifies one version of a file: a rename-over (new inode) or any write (size, mtime)
+    /// makes it another.
+    struct Observation: Equatable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var mtimeSeconds: Int
+        var mtimeNanos: Int
+    }
+
+    /// Pure core of the stability rule, kept apart from the I/O for tests: given the previous and
+    /// the current observations and what was already reported, the names to report now and the
+    /// updated report set. A name is reported when it was seen identical at two consecutive polls
+    /// and that version was not reported before.
+    static func stable(previous: [String: Observation], current: [String: Observation],
+                       reported: [String: Observation]) -> (report: [String], reported: [String: Observation]) {
+        var report: [String] = []
+        var nowReported: [String: Observation] = [:]
+        for (name, obs) in current {
+            if reported[name] == obs {
+                nowReported[name] = obs
+            } else if previous[name] == obs {
+                report.append(name)
+                nowReported[name] = obs
+            }
+        }
+        return (report.sorted(), nowReported)
+    }
+
+    /// Lists the candidates of `directory` that are regular files, with their observation.
+    static func observe(_ directory: String) throws -> [String: Observation] {
+        let dirfd = try Sys.openDirectory(directory)
+        defer { Sys.close(dirfd) }
+        var out: [String: Observation] = [:]
+        for entry in try Sys.listDirectory(dirfd, display: directory) where InboxNames.isCandidate(entry.name) {
+            guard let st = try? Sys.lstatat(dirfd, entry.name, display: directory + "/" + entry.name),
+                  (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            out[entry.name] = Observation(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                                          mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
+        }
+        return out
+    }
+
+    static func pollLoop(directory: String, periodNanos: UInt64, shared: Shared, logger: Logger) {
+        var previous: [String: Observation] = [:]
+        var reported: [String: Observation] = [:]
+        var failing = false
+        var deadline = ConditionLock.monotonicNanos()
+        while true {
+            if shared.lock.withLock({ shared.stopRequested }) { break }
+            do {
+                let current = try observe(directory)
+                if failing { logger.notice("\(directory): listing works again") }
+                failing = false
+                let (report, nowReported) = stable(previous: previous, current: current, reported: reported)
+                previous = current
+                reported = nowReported
+                for name in report { shared.continuation.yield(.file(name)) }
+            } catch {
+                // A vanished mount or a network error: keep what is known and try again next period.
+                if !failing { logger.warning("\(directory): cannot list the inbox, will retry: \(error)") }
+                failing = true
+            }
+            // Sleep until the next period (fixed rate, no drift), or until stop.
+            deadline += periodNanos
+            let now = ConditionLock.monotonicNanos()
+            if deadline < now { deadline = now }
+            shared.lock.lock()
+            while !shared.stopRequested && ConditionLock.monotonicNanos() < deadline {
+                shared.lock.wait(untilMonotonicNanos: deadline)
+            }
+            shared.lock.unlock()
+        }
+        shared.lock.withLock { shared.running = false }
+    }
+}

@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CourierCore
+import SystemPackage
+
+/// A mutex with a condition variable (pthread), for state shared between a watcher's own thread
+/// and async consumers. `Synchronization.Mutex` has no condition variable, and the watcher threads
+/// need one: they sleep until the consumer has taken what they produced, or until stop.
+///
+/// The condition variable uses CLOCK_MONOTONIC so a timed wait is not stretched or cut short when
+/// the wall clock is set (NTP steps, a VM resumed).
+final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        cond = .allocate(capacity: 1)
+        cond.initialize(to: pthread_cond_t())
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    @inline(__always)
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    /// Waits for a `broadcast`; the lock must be held. Callers loop on their predicate (spurious wake-ups).
+    func wait() { pthread_cond_wait(cond, mutex) }
+
+    /// Waits for a `broadcast` or until `deadline` (nanoseconds of CLOCK_MONOTONIC); the lock must be held.
+    func wait(untilMonotonicNanos deadline: UInt64) {
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        _ = pthread_cond_timedwait(cond, mutex, &ts)
+    }
+
+    func broadcast() { pthread_cond_broadcast(cond) }
+
+    static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// A plain pthread for a watcher's blocking loop. Blocking calls (`poll`, `read`, `readdir` on a
+/// hung NFS server) must not run on Swift's cooperative pool: it has one thread per core — two on
+/// small clients — and a thread parked there in a syscall is one the daemon cannot use.
+///
+/// The thread blocks every asynchronous signal, so SIGTERM and SIGHUP are delivered to the
+/// daemon's own handling and never interrupt the watcher (which would only retry on EINTR anyway).
+struct WatchThread: @unchecked Sendable {
+    let handle: pthread_t
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    /// Starts `body` on a new joinable thread with a 512 KiB stack (the loops need little, and the
+    /// default 8 MiB is address space the daemon does not need to reserve).
+    static func start(_ body: @escaping @Sendable () -> Void) throws -> WatchThread {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setstacksize(&attr, 512 * 1024)
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        var handle = pthread_t()
+        let rc = pthread_create(&handle, &attr, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_BLOCK, &all, nil)
+            box.body()
+            return nil
+        }, context)
+        if rc != 0 {
+            Unmanaged<Box>.fromOpaque(context).release()
+            let e = Errno(rawValue: rc)
+            throw CourierError(.daemon, "cannot start the watcher thread: \(e.description)", cause: e)
+        }
+        return WatchThread(handle: handle)
+    }
+
+    /// True when called on this thread (joining oneself would deadlock).
+    var isCurrent: Bool { pthread_equal(pthread_self(), handle) != 0 }
+
+    func join() { pthread_join(handle, nil) }
+    func detach() { pthread_detach(handle) }
+}

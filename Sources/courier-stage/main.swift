@@ -1,3 +1,0 @@
-import StageCLI
-
-await StageCommand.main()

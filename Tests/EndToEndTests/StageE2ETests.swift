@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+/// `courier-stage run` as cron runs it: real processes, exit codes, crashes at every publish step.
+@Suite(.serialized) struct StageE2ETests {
+    func setup(_ t: TempDir, types: String = "") throws -> String {
+        try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
+        t.write("stage.toml", """
+        outbox = "outbox"
+        key = "stage.key"
+        state_dir = "state"
+
+        [types.virus-defs]
+        source = "dir"
+        path = "upstream"
+        keep_revisions = 3
+        deltas = 2
+        \(types)
+        """)
+        return t.sub("stage.toml")
+    }
+
+    func revision(_ t: TempDir, _ rev: Int, _ text: String) {
+        t.write("upstream/\(rev)/main.ndb", String(repeating: "Sig:0:*:00ff\n", count: 2000))
+        t.write("upstream/\(rev)/daily.ndb", text)
+    }
+
+    /// Every visible package in the outbox verifies, and `latest` names a complete revision.
+    func checkOutboxConsistent(_ t: TempDir, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let fm = FileManager.default
+        let typeDir = t.sub("outbox/virus-defs")
+        guard fm.fileExists(atPath: typeDir) else { return }
+        for rev in try fm.contentsOfDirectory(atPath: typeDir) where !rev.hasPrefix(".") && Int(rev) != nil {
+            let pkgs = try fm.contentsOfDirectory(atPath: typeDir + "/" + rev).filter { !$0.hasPrefix(".") }
+            #expect(pkgs.contains("virus-defs_\(rev).cpkg"), "revision \(rev) has no full package", sourceLocation: sourceLocation)
+            for p in pkgs {
+                let v = try Programs.run("courier-deliver", ["verify", "--trust", t.sub("stage.key.pub"), typeDir + "/" + rev + "/" + p])
+                #expect(v.status == 0, "\(p): \(v.stdout)", sourceLocation: sourceLocation)
+            }
+        }
+        if let l = try? String(contentsOfFile: typeDir + "/latest.txt", encoding: .utf8) {
+            let rev = l.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(fm.fileExists(atPath: typeDir + "/\(rev)/virus-defs_\(rev).cpkg"), sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func runIsSilentUnderCronAndReportsJSONAndMetrics() throws {
+        let t = TempDir()
+        let cfg = try setup(t)
+        revision(t, 20261121001, "a\n")
+        let r = try Programs.run("courier-stage", ["run", "--config", cfg, "--metrics-file", t.sub("stage.prom"), "--log-file", t.sub("stage.log")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.isEmpty && r.stderr.isEmpty, "silent when stdout is not a terminal: \(r.stdout)\(r.stderr)")
+        let prom = try String(contentsOfFile: t.sub("stage.prom"), encoding: .utf8)
+        #expect(prom.contains("courier_stage_type_revision{type=\"virus-defs\"} 20261121001"))
+        #expect(prom.contains("courier_stage_last_success_timestamp_seconds"))
+        let log1 = try String(contentsOfFile: t.sub("stage.log"), encoding: .utf8)
+        #expect(log1.contains("publishing revision 20261121001"))
+
+        revision(t, 20261122001, "b\n")
+        let j = try Programs.run("courier-stage", ["run", "--config", cfg, "--json", "--log-file", t.sub("stage.log")])
+        #expect(j.status == 0)
+        let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [String: Any]
+        let types = obj["types"] as! [[String: Any]]
+        #expect(types[0]["status"] as? String == "published")
+        #expect((types[0]["deltas"] as! [[String: Any]]).count == 1)
+        let log2 = try String(contentsOfFile: t.sub("stage.log"), encoding: .utf8)
+        #expect(log2.hasPrefix(log1), "the log is appended, never truncated")
+
+        let list = try Programs.run("courier-stage", ["list", "--outbox", t.sub("outbox")])
+        #expect(list.status == 0)
+        #expect(list.stdout.contains("* 20261122001") && list.stdout.contains("delta from 20261121001"))
+        let lj = try Programs.run("courier-stage", ["list", "--outbox", t.sub("outbox"), "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(lj.stdout.utf8)) as? [String: Any])?["types"] != nil)
+    }
+
+    @Test func configErrorsExitTwoNamingFileAndLine() throws {
+        let t = TempDir()
+        _ = try setup(t, types: "colour = \"blue\"")
+        let r = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("stage.toml:10: 'types.virus-defs.colour' is not a known key"), "\(r.stderr)")
+    }
+
+    @Test func aFailingTypeGivesDoneWithErrorsAndAMessageOnStderr() throws {
+        let t = TempDir()
+        let cfg = try setup(t, types: "\n[types.gone]\nsource = \"dir\"\npath = \"nowhere\"\n")
+        revision(t, 3, "x\n")
+        let r = try Programs.run("courier-stage", ["run", "--config", cfg])
+        #expect(r.status == 16)
+        #expect(r.stderr.contains("gone: FAILED"))
+        #expect(FileManager.default.fileExists(atPath: t.sub("outbox/virus-defs/3/virus-defs_3.cpkg")))
+    }
+
+    @Test func twoConcurrentRunsOneExitsWithSeventeen() throws {
+        let t = TempDir()
+        let cfg = try setup(t)
+        // A large revision makes the first run last long enough to overlap.
+        t.write("upstream/11/big.db", String(repeating: "0123456789abcdef", count: 4 << 20))
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: Programs.binDir + "/courier-stage")
+        first.arguments = ["run", "--config", cfg]
+        try first.run()
+        var second: Programs.Result? = nil
+        for _ in 0..<100 {
+            usleep(20_000)
+            if FileManager.default.fileExists(atPath: t.sub("state/lock")) {
+                second = try Programs.run("courier-stage", ["run", "--config", cfg])
+                if second?.status == 17 { break }
+            }
+        }
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 0)
+        #expect(second?.status == 17, "second run: \(String(describing: second))")
+        #expect(second?.stderr.contains("another courier-stage run holds") == true)
+    }
+
+    @Test(arguments: ["after-full", "after-delta", "before-rename", "after-rename"])
+    func killedDuringPublishLeavesNoPartialPackageAndTheNextRunCompletes(point: String) throws {
+        let t = TempDir()
+        let cfg = try setup(t)
+        revision(t, 100, "one\n")
+        #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
+        revision(t, 101, "two\n")
+        let killed = try Programs.run("courier-stage", ["run", "--config", cfg], env: ["COURIER_FAULT": point])
+        #expect(killed.status == 9 || killed.status == 137 || killed.status == -9 || killed.status != 0, "status \(killed.status)")
+        try checkOutboxConsistent(t)
+        let latestAfterKill = try String(contentsOfFile: t.sub("outbox/virus-defs/latest.txt"), encoding: .utf8)
+        #expect(latestAfterKill == "100\n", "latest switches only after a complete revision is in place")
+
+        let again = try Programs.run("courier-stage", ["run", "--config", cfg, "--json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        try checkOutboxConsistent(t)
+        #expect(try String(contentsOfFile: t.sub("outbox/virus-defs/latest.txt"), encoding: .utf8) == "101\n")
+        #expect(FileManager.default.fileExists(atPath: t.sub("outbox/virus-defs/101/virus-defs_101_from_100.cpkg")))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: t.sub("outbox/virus-defs")).filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        let idx = try String(contentsOfFile: t.sub("outbox/index.json"), encoding: .utf8)
+        #expect(idx.contains("\"latest\" : 101"))
+    }
+}
