@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libarchive (and zlib/zstd through it). The shim exposes what Swift cannot import.
@@ -48,12 +49,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // TOML configuration files with errors naming file, line and key.
+        .target(
+            name: "CourierConfig",
+            dependencies: ["CourierCore", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         // The staging cycle: configuration, sources, outbox, reporting.
         .target(
             name: "CourierStage",
             dependencies: [
                 "CourierCore",
                 "CourierFetch",
+                "CourierConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -65,6 +72,9 @@ let package = Package(
             dependencies: [
                 "CourierCore",
                 "CCourierShim",
+                "CourierConfig",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -95,10 +105,11 @@ let package = Package(
             name: "InboxCLI",
             dependencies: ["CourierCLI", "CourierCore", "CourierInbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "courier-deliver", dependencies: ["DeliverCLI"]),
-        .executableTarget(name: "courier-inboxd", dependencies: ["InboxCLI"]),
+        .executableTarget(name: "courier-inboxd", dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "CourierCoreTests",
             dependencies: ["CourierCore", "CArchive",
@@ -112,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StageTests",
-            dependencies: ["CourierStage", "CourierFetch", "CourierCore",
+            dependencies: ["CourierStage", "CourierFetch", "CourierCore", "CourierConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log")],
             path: "Tests/StageTests"

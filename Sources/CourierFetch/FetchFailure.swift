@@ -42,6 +42,7 @@ enum FailureMapper {
     static func map(_ error: any Error, url: FetchURL, proxy: ProxySettings?, policy: FetchPolicy) -> FetchFailure {
         if let f = error as? FetchFailure { return f }
         if let e = error as? CourierError { return FetchFailure(error: e, kind: .fatal) }
+        if error is CancellationError { return .fatal(.network, "\(url.redacted): cancelled") }
         let u = url.redacted
         if let e = error as? HTTPClientError {
             switch e {

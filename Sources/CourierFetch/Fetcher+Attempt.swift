@@ -31,6 +31,13 @@ extension Fetcher {
             partial.discard()
             return .notModified
         }
+        if status == 416, resume != nil {
+            // The partial is no prefix of what the server has now (it shrank, or the partial was
+            // already complete): start again at once, this time without a Range.
+            logger.info("resume refused (416); starting again", metadata: ["url": "\(url.redacted)"])
+            partial.discard()
+            return try await attemptFile(url, into: partial, validators: validators, client: client)
+        }
         guard status == 200 || status == 206 else { throw statusFailure(response, url) }
 
         let headers = response.headers
@@ -40,9 +47,15 @@ extension Fetcher {
         if status == 206 {
             // Only a range that starts exactly where the partial ends may be appended.
             guard let resume, let range = contentRange(headers), range.start == resume.offset else {
+                // Not the range asked for: appending would corrupt the file. Start again at once
+                // (without a partial there is no Range, so this cannot repeat).
+                logger.warning("unexpected Content-Range; starting again", metadata: [
+                    "url": "\(url.redacted)", "content-range": "\(headers.first(name: "Content-Range") ?? "-")"])
                 partial.discard()
-                throw FetchFailure.transient(.download,
-                    "\(url.redacted): the server answered the Range request with an unexpected Content-Range; starting again")
+                guard resume != nil else {
+                    throw FetchFailure.fatal(.download, "\(url.redacted): HTTP 206 to a request without Range")
+                }
+                return try await attemptFile(url, into: partial, validators: validators, client: client)
             }
             offset = resume.offset
             if let t = range.total { total = t } else if let len = total { total = offset + len }

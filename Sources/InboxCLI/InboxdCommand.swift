@@ -1,7 +1,7 @@
 import ArgumentParser
 import CourierCLI
 
-public struct InboxdCommand: ParsableCommand {
+public struct InboxdCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "courier-inboxd",
         abstract: "The client agent: watch the inbox, verify, and apply packages atomically.",
@@ -11,7 +11,7 @@ public struct InboxdCommand: ParsableCommand {
         64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [ExtractCommand.self])
+        subcommands: [InboxRunCommand.self, StatusCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, ExtractCommand.self])
 
     public init() {}
 }

@@ -15,7 +15,7 @@ public struct StageCommand: AsyncParsableCommand {
         17 another run holds the lock, 18 no network, 19 proxy, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [RunCommand.self, ListCommand.self, KeygenCommand.self, BuildCommand.self])
+        subcommands: [RunCommand.self, ListCommand.self, KeygenCommand.self, BuildCommand.self, FetchCommand.self])
 
     public init() {}
 }

@@ -255,10 +255,17 @@ import Testing
         try leavePartial(ws, "u", url: url, bytes: 100_000, etag: nil)
         _ = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("u"), validators: nil) }
         #expect(ws.read("u") == expectedContent(300_000))
+        // A partial longer than the resource (416 to the Range): dropped, and fetched afresh at once.
+        let shortURL = server.url("/file?size=50000&name=q")
+        try leavePartial(ws, "q", url: shortURL, bytes: 60_000, etag: "\"q-50000\"")
+        let q = try await withFetcher(testPolicy(ws)) { try await $0.fetch(shortURL, to: ws.path("q"), validators: nil) }
+        guard case .downloaded(50_000, _, false) = q else { Issue.record("\(q)"); return }
+        #expect(ws.read("q") == expectedContent(50_000))
         let reqs = server.requests()
-        #expect(reqs.count == 2)
+        #expect(reqs.count == 4)
         #expect(reqs[0].range == "bytes=100000-" && reqs[0].ifRange == "\"s-older\"")
         #expect(reqs[1].range == nil)
+        #expect(reqs[2].range == "bytes=60000-" && reqs[3].range == nil)
     }
 
     // MARK: - Bounds: time, size, redirects

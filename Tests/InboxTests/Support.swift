@@ -22,12 +22,11 @@ final class InboxSandbox: @unchecked Sendable {
 
     /// Writes a file of `size` bytes of a repeating pattern into `src/` and returns its path.
     func source(_ name: String, size: Int) -> String {
-        var data = Data(count: size)
-        data.withUnsafeMutableBytes { raw in
-            for i in 0..<size { raw[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
-        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        for i in 0..<size { bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
+        let data = Data(bytes)
         let path = src + "/" + name
-        FileManager.default.createFile(atPath: path, contents: data)
+        _ = FileManager.default.createFile(atPath: path, contents: data)
         return path
     }
 

@@ -1,5 +1,6 @@
 import CourierCore
 import CourierStage
+import CourierConfig
 import Testing
 
 @Suite struct ConfigTests {

@@ -66,7 +66,7 @@ public struct TrustStore: Sendable {
 }
 
 extension Substring {
-    func trimming(_ set: String) -> String {
+    public func trimming(_ set: String) -> String {
         let chars = Set(set)
         var s = self[...]
         while let f = s.first, chars.contains(f) { s = s.dropFirst() }

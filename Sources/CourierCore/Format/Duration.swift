@@ -28,5 +28,5 @@ public enum DurationParser {
 }
 
 extension String {
-    func trimming(_ set: String) -> String { self[...].trimming(set) }
+    public func trimming(_ set: String) -> String { self[...].trimming(set) }
 }

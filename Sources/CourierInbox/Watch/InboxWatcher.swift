@@ -81,6 +81,9 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
     /// True until the inotify reader thread has exited.
     public var isRunning: Bool { inotify.isReaderRunning }
 
+    /// The reader thread's kernel id, for operators and for the idle test (no wake-ups).
+    public var readerThreadID: Int32? { inotify.readerThreadID }
+
     public func stop() {
         inotify.stop()
     }
@@ -95,6 +98,8 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
             if let signal { return signal }
             if over { return nil }
             guard let event = await inotify.nextEvent() else {
+                // A cancelled consumer ends its own iteration, not the watcher: a new one may follow.
+                if Task.isCancelled && inotify.isReaderRunning { return nil }
                 state.withLock {
                     ended = true
                     if failureStore == nil, let f = inotify.failure { failureStore = f }

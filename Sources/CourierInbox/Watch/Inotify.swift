@@ -74,6 +74,9 @@ public final class Inotify: @unchecked Sendable {
     /// Why the reader stopped on its own (a failed `read` or `poll`); nil while running or after `stop()`.
     public var failure: CourierError? { core.lock.withLock { core.failure } }
 
+    /// The kernel thread id of the reader (for /proc/self/task/<tid>); nil until it has started.
+    public var readerThreadID: Int32? { core.lock.withLock { core.readerTID } }
+
     /// True until the reader thread has returned.
     public var isReaderRunning: Bool { core.lock.withLock { !core.readerDone } }
 
@@ -110,6 +113,7 @@ public final class Inotify: @unchecked Sendable {
         var readerDone = false
         var closed = false
         var failure: CourierError?
+        var readerTID: Int32?
 
         init(fd: Int32, wakeRead: Int32, wakeWrite: Int32, bufferSize: Int) {
             self.fd = fd
@@ -170,6 +174,9 @@ public final class Inotify: @unchecked Sendable {
 
         /// Runs on the reader thread until stop or a fatal error.
         func readLoop() {
+            WatchThread.nameCurrentThread("courier-inotify")
+            let tid = WatchThread.currentThreadID()
+            lock.withLock { readerTID = tid }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 8)
             defer { buffer.deallocate() }
             var have = 0   // bytes of an incomplete record kept at the front of `buffer`

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
-
 /// The inotify mask bits Courier uses, as `UInt32` (Glibc imports them as `Int32`, and the kernel's
 /// `inotify_event.mask` is a `uint32_t`). Spelled out here so that the parser and its tests do not
 /// depend on how a C header's macros happen to be imported.

@@ -126,6 +126,7 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     }
 
     static func pollLoop(directory: String, periodNanos: UInt64, shared: Shared, logger: Logger) {
+        WatchThread.nameCurrentThread("courier-poll")
         var previous: [String: Observation] = [:]
         var reported: [String: Observation] = [:]
         var failing = false

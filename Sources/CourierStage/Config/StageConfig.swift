@@ -1,4 +1,5 @@
 import CourierCore
+import CourierConfig
 import TOMLKit
 
 /// `stage.toml`: what one staging server stages, where to, and how. Documented key by key in
@@ -63,12 +64,7 @@ public struct StageConfig: Sendable {
     }
 
     public static func parse(_ text: String, path: String) throws -> StageConfig {
-        let table: TOMLTable
-        do { table = try TOMLTable(string: text) }
-        catch let e as TOMLParseError {
-            throw CourierError(.config, "\(path):\(e.source.begin.line): \(e.description)")
-        }
-        let r = TableReader(table: table, name: "", path: path, locator: TOMLLocator(text))
+        let r = try parseTOML(text, path: path)
         try r.allow(["outbox", "key", "keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "types"])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }
@@ -143,97 +139,3 @@ public struct StageConfig: Sendable {
     }
 }
 
-/// Typed access to one TOML table with errors that name file, line and key.
-struct TableReader {
-    let table: TOMLTable
-    let name: String
-    let path: String
-    let locator: TOMLLocator
-
-    func error(_ key: String?, _ why: String) -> CourierError {
-        let line = key.flatMap { locator.line(of: $0, in: name) }
-            ?? locator.line(of: String(name.split(separator: ".").last ?? ""), in: name.split(separator: ".").dropLast().joined(separator: "."))
-        let loc = line.map { ":\($0)" } ?? ""
-        let full = [name, key].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ".")
-        return CourierError(.config, "\(path)\(loc): \(full.isEmpty ? "" : "'\(full)' ")\(why)")
-    }
-
-    func allow(_ keys: Set<String>) throws {
-        for k in table.keys.sorted() where !keys.contains(k) {
-            throw error(k, "is not a known key (known: \(keys.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    /// Relative paths in the config are relative to the config file's directory.
-    func resolve(_ p: String) -> String {
-        if p.hasPrefix("/") { return p }
-        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return (dir.isEmpty ? "." : dir) + "/" + p
-    }
-
-    func string(_ key: String) throws -> String? {
-        guard let v = table[key] else { return nil }
-        guard let s = v.string else { throw error(key, "must be a string") }
-        return s
-    }
-
-    func strings(_ key: String) throws -> [String] {
-        guard let v = table[key] else { return [] }
-        guard let a = v.array else { throw error(key, "must be an array of strings") }
-        return try a.map { guard let s = $0.string else { throw error(key, "must be an array of strings") }; return s }
-    }
-
-    func bool(_ key: String) throws -> Bool? {
-        guard let v = table[key] else { return nil }
-        guard let b = v.bool else { throw error(key, "must be true or false") }
-        return b
-    }
-
-    func int(_ key: String, min: Int, max: Int) throws -> Int? {
-        guard let v = table[key] else { return nil }
-        guard let i = v.int, i >= min, i <= max else { throw error(key, "must be an integer from \(min) to \(max)") }
-        return i
-    }
-
-    /// A duration: a string such as "90s", "15m", "6h", "30d", or an integer of seconds.
-    func duration(_ key: String) throws -> Int64? {
-        guard let v = table[key] else { return nil }
-        if let i = v.int, i >= 0 { return Int64(i) }
-        guard let s = v.string, let d = DurationParser.seconds(s) else {
-            throw error(key, "must be a duration such as \"90s\", \"15m\", \"6h\" or \"30d\"")
-        }
-        return d
-    }
-
-    /// A size: an integer of bytes or a string with K, M, G suffix (powers of 1024).
-    func size(_ key: String) throws -> Int64? {
-        guard let v = table[key] else { return nil }
-        if let i = v.int, i > 0 { return Int64(i) }
-        if let s = v.string, let n = SizeParser.bytes(s) { return n }
-        throw error(key, "must be a size such as 2G, 500M or a number of bytes")
-    }
-
-    func table(_ key: String) throws -> TableReader? {
-        guard let v = table[key] else { return nil }
-        guard let t = v.table else { throw error(key, "must be a table ([\(name.isEmpty ? key : name + "." + key)])") }
-        return TableReader(table: t, name: name.isEmpty ? key : name + "." + key, path: path, locator: locator)
-    }
-}
-
-/// Sizes: "2G", "500M", "64K", "123" (bytes); powers of 1024.
-public enum SizeParser {
-    public static func bytes(_ s: String) -> Int64? {
-        var t = s.trimming(" ")
-        var mult: Int64 = 1
-        if t.hasSuffix("iB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
-        switch t.last {
-        case "K", "k": mult = 1 << 10; t.removeLast()
-        case "M", "m": mult = 1 << 20; t.removeLast()
-        case "G", "g": mult = 1 << 30; t.removeLast()
-        case "T", "t": mult = 1 << 40; t.removeLast()
-        default: break
-        }
-        guard let n = Int64(t), n > 0, n <= Int64.max / mult else { return nil }
-        return n * mult
-    }
-}

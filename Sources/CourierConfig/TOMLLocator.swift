@@ -2,13 +2,13 @@
 /// TOMLKit reports positions only for syntax errors; for "unknown key" and "bad value" we look
 /// the key up in the text ourselves: table headers (`[a.b]`) set the current table, and
 /// `key = …` lines inside it are matched. A pure function of the text.
-struct TOMLLocator {
+public struct TOMLLocator {
     private var lines: [(table: String, key: String, line: Int)] = []
 
-    init(_ text: String) {
+    public init(_ text: String) {
         var table = ""
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimming(" \t\r")
+            let line = raw.trimmingSet(" \t\r")
             if line.hasPrefix("#") || line.isEmpty { continue }
             if line.hasPrefix("[") {
                 let inner = line.drop(while: { $0 == "[" }).prefix(while: { $0 != "]" })
@@ -28,25 +28,21 @@ struct TOMLLocator {
     }
 
     static func normalize(_ s: String) -> String {
-        s.split(separator: ".").map { $0.trimming(" \t\"'") }.joined(separator: ".")
+        s.split(separator: ".").map { $0.trimmingSet(" \t\"'") }.joined(separator: ".")
     }
 
     /// Line of `key` in `table` (dotted path, "" for the top level), or of the table header.
-    func line(of key: String, in table: String) -> Int? {
+    public func line(of key: String, in table: String) -> Int? {
         lines.first { $0.table == table && $0.key == key }?.line
     }
 }
 
-extension Substring {
-    func trimming(_ set: String) -> String {
+extension StringProtocol {
+    func trimmingSet(_ set: String) -> String {
         let chars = Set(set)
         var s = self[...]
         while let f = s.first, chars.contains(f) { s = s.dropFirst() }
         while let l = s.last, chars.contains(l) { s = s.dropLast() }
         return String(s)
     }
-}
-
-extension String {
-    func trimming(_ set: String) -> String { self[...].trimming(set) }
 }

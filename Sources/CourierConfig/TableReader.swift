@@ -1,0 +1,112 @@
+import CourierCore
+import TOMLKit
+
+/// Parses TOML text into a `TableReader`, turning a syntax error into a `.config` error with
+/// file and line.
+public func parseTOML(_ text: String, path: String) throws -> TableReader {
+    do {
+        let t = try TOMLTable(string: text)
+        return TableReader(table: t, name: "", path: path, locator: TOMLLocator(text))
+    } catch let e as TOMLParseError {
+        throw CourierError(.config, "\(path):\(e.source.begin.line): \(e.description)")
+    }
+}
+
+/// Typed access to one TOML table with errors that name file, line and key.
+public struct TableReader {
+    public let table: TOMLTable
+    public let name: String
+    public let path: String
+    public let locator: TOMLLocator
+
+    public init(table: TOMLTable, name: String, path: String, locator: TOMLLocator) {
+        self.table = table; self.name = name; self.path = path; self.locator = locator
+    }
+
+    public func error(_ key: String?, _ why: String) -> CourierError {
+        let line = key.flatMap { locator.line(of: $0, in: name) }
+            ?? locator.line(of: String(name.split(separator: ".").last ?? ""), in: name.split(separator: ".").dropLast().joined(separator: "."))
+        let loc = line.map { ":\($0)" } ?? ""
+        let full = [name, key].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ".")
+        return CourierError(.config, "\(path)\(loc): \(full.isEmpty ? "" : "'\(full)' ")\(why)")
+    }
+
+    public func allow(_ keys: Set<String>) throws {
+        for k in table.keys.sorted() where !keys.contains(k) {
+            throw error(k, "is not a known key (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// Relative paths in the config are relative to the config file's directory.
+    public func resolve(_ p: String) -> String {
+        if p.hasPrefix("/") { return p }
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return (dir.isEmpty ? "." : dir) + "/" + p
+    }
+
+    public func string(_ key: String) throws -> String? {
+        guard let v = table[key] else { return nil }
+        guard let s = v.string else { throw error(key, "must be a string") }
+        return s
+    }
+
+    public func strings(_ key: String) throws -> [String] {
+        guard let v = table[key] else { return [] }
+        guard let a = v.array else { throw error(key, "must be an array of strings") }
+        return try a.map { guard let s = $0.string else { throw error(key, "must be an array of strings") }; return s }
+    }
+
+    public func bool(_ key: String) throws -> Bool? {
+        guard let v = table[key] else { return nil }
+        guard let b = v.bool else { throw error(key, "must be true or false") }
+        return b
+    }
+
+    public func int(_ key: String, min: Int, max: Int) throws -> Int? {
+        guard let v = table[key] else { return nil }
+        guard let i = v.int, i >= min, i <= max else { throw error(key, "must be an integer from \(min) to \(max)") }
+        return i
+    }
+
+    /// A duration: a string such as "90s", "15m", "6h", "30d", or an integer of seconds.
+    public func duration(_ key: String) throws -> Int64? {
+        guard let v = table[key] else { return nil }
+        if let i = v.int, i >= 0 { return Int64(i) }
+        guard let s = v.string, let d = DurationParser.seconds(s) else {
+            throw error(key, "must be a duration such as \"90s\", \"15m\", \"6h\" or \"30d\"")
+        }
+        return d
+    }
+
+    /// A size: an integer of bytes or a string with K, M, G suffix (powers of 1024).
+    public func size(_ key: String) throws -> Int64? {
+        guard let v = table[key] else { return nil }
+        if let i = v.int, i > 0 { return Int64(i) }
+        if let s = v.string, let n = SizeParser.bytes(s) { return n }
+        throw error(key, "must be a size such as 2G, 500M or a number of bytes")
+    }
+
+    public func table(_ key: String) throws -> TableReader? {
+        guard let v = table[key] else { return nil }
+        guard let t = v.table else { throw error(key, "must be a table ([\(name.isEmpty ? key : name + "." + key)])") }
+        return TableReader(table: t, name: name.isEmpty ? key : name + "." + key, path: path, locator: locator)
+    }
+}
+
+/// Sizes: "2G", "500M", "64K", "123" (bytes); powers of 1024.
+public enum SizeParser {
+    public static func bytes(_ s: String) -> Int64? {
+        var t = s.trimmingSet(" ")
+        var mult: Int64 = 1
+        if t.hasSuffix("iB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
+        switch t.last {
+        case "K", "k": mult = 1 << 10; t.removeLast()
+        case "M", "m": mult = 1 << 20; t.removeLast()
+        case "G", "g": mult = 1 << 30; t.removeLast()
+        case "T", "t": mult = 1 << 40; t.removeLast()
+        default: break
+        }
+        guard let n = Int64(t), n > 0, n <= Int64.max / mult else { return nil }
+        return n * mult
+    }
+}

@@ -1,1 +1,0 @@
-// The inbox daemon lives here (issue #4).

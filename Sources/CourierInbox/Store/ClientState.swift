@@ -1,0 +1,117 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CourierCore
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// What the client holds and what happened, per type: the body of `status.json` (docs/INBOXD.md),
+/// which delivery tools read to choose a delta or a full package, and humans read to see age.
+public struct ClientStatus: Codable, Sendable, Equatable {
+    public struct LastError: Codable, Sendable, Equatable {
+        public var at: String
+        public var package: String
+        public var code: String
+        public var reason: String
+    }
+    public struct TypeStatus: Codable, Sendable, Equatable {
+        public var installed: UInt64?
+        public var previous: UInt64?
+        public var appliedAt: String?
+        /// `created` of the installed package: the content's age, not the apply time.
+        public var contentCreated: String?
+        public var pinned: UInt64?
+        public var kept: [UInt64] = []
+        public var pending: [String] = []
+        public var lastError: LastError?
+        public init() {}
+    }
+    public var format = 1
+    public var host: String
+    public var updated: String
+    public var types: [String: TypeStatus]
+
+    public static func empty(host: String) -> ClientStatus {
+        ClientStatus(host: host, updated: RFC3339.format(Int64(time(nil))), types: [:])
+    }
+
+    public func encoded() -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        return Array(try! enc.encode(self)) + [0x0a]
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws -> ClientStatus {
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        do { return try dec.decode(ClientStatus.self, from: Data(bytes)) }
+        catch { throw CourierError(.malformed, "\(path): not a valid status file: \(error)") }
+    }
+}
+
+/// The state directory: `status.json` (atomic rewrite), `history.jsonl` (appended), `pins.json`.
+public final class StateFiles: @unchecked Sendable {
+    public let dir: String
+    public var statusPath: String { dir + "/status.json" }
+    public var historyPath: String { dir + "/history.jsonl" }
+    public var pinsPath: String { dir + "/pins.json" }
+
+    public init(dir: String) throws {
+        self.dir = dir
+        try Sys.mkdirs(dir)
+    }
+
+    public func readStatus() -> ClientStatus? {
+        guard let b = try? Sys.readFile(statusPath, limit: 16 << 20) else { return nil }
+        return try? ClientStatus.decode(b, path: statusPath)
+    }
+
+    public func writeStatus(_ s: ClientStatus) throws {
+        try Sys.writeFileAtomically(statusPath, s.encoded())
+    }
+
+    /// Pins: type → the revision the operator named (the endpoint manager's "named version").
+    public func readPins() -> [String: UInt64] {
+        guard let b = try? Sys.readFile(pinsPath, limit: 1 << 20),
+              let p = try? JSONDecoder().decode([String: UInt64].self, from: Data(b)) else { return [:] }
+        return p
+    }
+
+    public func writePins(_ p: [String: UInt64]) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try Sys.writeFileAtomically(pinsPath, Array(try enc.encode(p)) + [0x0a])
+    }
+
+    public struct HistoryEntry: Codable, Sendable {
+        public var at: String
+        public var type: String
+        public var event: String          // applied, refused, rolled-back, removed-duplicate, recovered
+        public var revision: UInt64?
+        public var previous: UInt64?
+        public var package: String?
+        public var reason: String?
+        public var seconds: Double?
+        public init(at: String, type: String, event: String, revision: UInt64? = nil, previous: UInt64? = nil,
+                    package: String? = nil, reason: String? = nil, seconds: Double? = nil) {
+            self.at = at; self.type = type; self.event = event; self.revision = revision; self.previous = previous
+            self.package = package; self.reason = reason; self.seconds = seconds
+        }
+    }
+
+    /// Appends one JSON line (O_APPEND, one write: lines stay whole).
+    public func appendHistory(_ e: HistoryEntry) {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? enc.encode(e) else { return }
+        let fd = Glibc.open(historyPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { Glibc.close(fd) }
+        let line = Array(data) + [0x0a]
+        _ = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+    }
+}

@@ -1,0 +1,101 @@
+import CourierCore
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// The client's content store (docs/INBOXD.md):
+///
+///     store/<type>/<revision>/…        complete, checked trees
+///     store/<type>/<revision>.tmp/     a tree being built (never pointed at; removed at start-up)
+///     store/<type>/current → <revision>   what the product uses; switched by an atomic rename
+///
+/// `current` is the commit point: whatever it names is complete and checked, at every instant,
+/// including after a crash at any step.
+public struct Store: Sendable {
+    public let root: String
+    public init(root: String) { self.root = root }
+
+    public func typeDir(_ t: String) -> String { root + "/" + t }
+    public func revisionDir(_ t: String, _ r: UInt64) -> String { typeDir(t) + "/" + String(r) }
+    public func tempDir(_ t: String, _ r: UInt64) -> String { typeDir(t) + "/\(r).tmp" }
+    public func currentLink(_ t: String) -> String { typeDir(t) + "/current" }
+
+    /// The revision `current` points at, if any.
+    public func current(_ t: String) -> UInt64? {
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = readlink(currentLink(t), &buf, 63)
+        guard n > 0 else { return nil }
+        let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return Names.parseRevision(target)
+    }
+
+    /// Complete revision directories of a type, ascending.
+    public func revisions(_ t: String) throws -> [UInt64] {
+        guard Sys.isDirectory(typeDir(t)) else { return [] }
+        return try Sys.listDirectory(typeDir(t)).compactMap { Names.parseRevision($0) }.sorted()
+    }
+
+    public func types() throws -> [String] {
+        guard Sys.isDirectory(root) else { return [] }
+        return try Sys.listDirectory(root).filter { (try? Names.validateType($0)) != nil && Sys.isDirectory(root + "/" + $0) }.sorted()
+    }
+
+    /// Points `current` at `revision`: a new symlink under a temporary name, renamed over the old
+    /// one (rename is atomic), then the directory fsynced so the switch survives a power cut.
+    public func switchCurrent(_ t: String, to revision: UInt64, faults: FaultInjector = .none) throws {
+        let tmp = typeDir(t) + "/.current.tmp"
+        _ = unlink(tmp)
+        if symlink(String(revision), tmp) != 0 {
+            throw CourierError.io("symlink", path: tmp, errno: Errno(rawValue: errno))
+        }
+        try faults.hit("switch-before-rename")
+        try Sys.rename(tmp, currentLink(t))
+        Sys.fsyncDirectory(typeDir(t))
+    }
+
+    /// Start-up recovery: removes trees that were being built and temporary links. Returns what
+    /// it removed, for the log.
+    @discardableResult
+    public func recover() throws -> [String] {
+        var removed: [String] = []
+        for t in try types() {
+            for name in try Sys.listDirectory(typeDir(t)) where name.hasSuffix(".tmp") || name.hasPrefix(".") {
+                try Sys.removeTree(typeDir(t) + "/" + name)
+                removed.append(t + "/" + name)
+            }
+        }
+        return removed
+    }
+
+    /// Keeps `current` and the `keep` newest other revisions; removes the rest (renamed to a
+    /// `.tmp` name first, so a crash mid-removal leaves something recovery cleans).
+    @discardableResult
+    public func applyRetention(_ t: String, keep: Int) throws -> [UInt64] {
+        let cur = current(t)
+        let others = try revisions(t).filter { $0 != cur }
+        var removed: [UInt64] = []
+        for r in others.dropLast(keep) {
+            let doomed = typeDir(t) + "/\(r).removing.tmp"
+            try Sys.rename(revisionDir(t, r), doomed)
+            try Sys.removeTree(doomed)
+            removed.append(r)
+        }
+        return removed
+    }
+}
+
+/// Named points in the apply path where a test can have the daemon killed (`COURIER_FAULT=<point>`
+/// in its environment), to prove crash safety at each of them. A string compare otherwise.
+public struct FaultInjector: Sendable {
+    public let armed: String?
+    public static let none = FaultInjector(armed: nil)
+    public init(armed: String?) { self.armed = armed }
+    public static func fromEnvironment() -> FaultInjector {
+        FaultInjector(armed: getenv("COURIER_FAULT").map { String(cString: $0) })
+    }
+    public func hit(_ point: String) throws {
+        if let a = armed, a == point { kill(getpid(), SIGKILL) }
+    }
+}
+
+import SystemPackage

@@ -1,0 +1,63 @@
+import ArgumentParser
+import CourierCLI
+import CourierCore
+import CourierInbox
+import Logging
+import ServiceLifecycle
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+public struct InboxRunCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Watch the inbox and apply every package that lands in it.",
+        discussion: """
+        Recovers from any interrupted apply, processes what is already in the inbox, then waits
+        (inotify, or --poll for NFS/SMB inboxes) and applies each package as it is closed or moved
+        in. SIGTERM lets the apply in progress finish, then exits 0.
+
+        Examples:
+          courier-inboxd run --config /etc/courier/inboxd.toml
+          courier-inboxd run --config inboxd.toml --once                 # apply what is there, exit
+          courier-inboxd run --config inboxd.toml --exit-when-idle 30s   # until nothing arrives for 30 s
+        """)
+
+    @Option(help: ArgumentHelp("The configuration file (docs/INBOXD.md).", valueName: "FILE"))
+    var config: String = "/etc/courier/inboxd.toml"
+    @Flag(help: "Process what is in the inbox, then exit.")
+    var once = false
+    @Option(help: ArgumentHelp("Exit after this long without anything to do (e.g. 30s).", valueName: "DURATION"))
+    var exitWhenIdle: String?
+    @Option(help: ArgumentHelp("Poll the inbox every SECONDS instead of inotify (NFS/SMB: inotify cannot see writes from other hosts).", valueName: "SECONDS"))
+    var poll: Int64?
+    @Option(help: ArgumentHelp("Append the log to this file.", valueName: "FILE"))
+    var logFile: String?
+    @Flag(help: "Log only warnings and errors.")
+    var quiet = false
+
+    public init() {}
+
+    public func run() async throws {
+        let idle = try exitWhenIdle.map { try parseDuration($0, option: "--exit-when-idle") }
+        try await mapErrors("courier-inboxd run") {
+            var cfg = try InboxConfig.load(config)
+            if let p = poll { cfg.poll = p }
+            var fd: Int32? = nil
+            if let lf = logFile { fd = try LineLogHandler.openLogFile(lf) }
+            let handler = LineLogHandler(program: "courier-inboxd", level: .info, stderrLevel: quiet ? .warning : .info, fileFD: fd)
+            let logger = Logger(label: "courier-inboxd", factory: { _ in handler })
+            var opts = InboxDaemon.Options()
+            opts.once = once
+            opts.exitWhenIdle = idle.map(Double.init)
+            let daemon = InboxDaemon(config: cfg, logger: logger, options: opts)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
+            do { try await group.run() }
+            catch let e as CourierError { throw e }
+            catch let e as ServiceGroupError { throw CourierError(.daemon, "\(e)") }
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import InboxCLI
-
-InboxdCommand.main()
