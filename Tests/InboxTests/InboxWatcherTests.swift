@@ -108,23 +108,21 @@ import Testing
         #expect(signalled.size == 40, "the signal came before the last chunk")
     }
 
-    /// A file held open without writing — as a copier does between create and first write.
+    /// A file created and held open — as a copier does between create and first write — is not
+    /// signalled (its IN_CREATE is not acted on), nor after a write; only its close is.
     @Test func createdButNotClosedIsNotSignalled() async throws {
         let box = InboxSandbox("create")
         let (watcher, collector) = try await watchInbox(box)
         defer { watcher.stop() }
-        let handle = try #require(FileHandle(forWritingAtPath: {
-            _ = FileManager.default.createFile(atPath: box.inbox + "/held.cpkg", contents: nil)
-            return box.inbox + "/held.cpkg"
-        }()))
-        // createFile itself wrote and closed an empty file: that is a close-after-write.
-        _ = await collector.waitForFile("held.cpkg", timeout: 5)
-        let before = collector.files.count
-        try handle.write(contentsOf: Data("partial".utf8))
-        await settle(400)
-        #expect(collector.files.count == before, "signalled an open file: \(collector.signals)")
-        try handle.close()
-        #expect(await collector.waitFor(10) { $0.files.count == before + 1 })
+        let fd = open(box.inbox + "/held.cpkg", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        try #require(fd >= 0)
+        await settle(300)
+        #expect(collector.files.isEmpty, "signalled on create: \(collector.signals)")
+        #expect(Glibc.write(fd, "partial", 7) == 7)
+        await settle(300)
+        #expect(collector.files.isEmpty, "signalled an open file: \(collector.signals)")
+        close(fd)
+        #expect(await collector.waitFor(10) { $0.files == ["held.cpkg"] }, "\(collector.signals)")
         #expect(collector.entries.last?.size == 7)
     }
 
