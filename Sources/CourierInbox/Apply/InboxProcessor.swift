@@ -59,7 +59,6 @@ public final class InboxProcessor: @unchecked Sendable {
                 state.appendHistory(.init(at: now(), type: t, event: "recovered", revision: cur, previous: ts.previous))
             }
         }
-        status.types = status.types.filter { _ in true }
         refreshPins()
         try writeStatus()
     }
@@ -84,14 +83,17 @@ public final class InboxProcessor: @unchecked Sendable {
         // An operator's `rollback`/`pin` may have changed the state since (we hold the lock now).
         if let onDisk = state.readStatus() { status = onDisk }
         refreshPins()
-        var names = (try? Sys.listDirectory(config.inbox)) ?? []
-        names = names.filter { InboxNames.isCandidate($0) }
         var ready: [String] = []
-        for n in names {
-            if closed.contains(n) || waiting[n] != nil || InboxProcessor.isQuiescent(config.inbox + "/" + n) { ready.append(n) }
-            else { logger.debug("\(n) is still open for writing; waiting for it to be closed") }
+        if rescan {
+            let names = ((try? Sys.listDirectory(config.inbox)) ?? []).filter { InboxNames.isCandidate($0) }
+            for n in names {
+                if closed.contains(n) || waiting[n] != nil || InboxProcessor.isQuiescent(config.inbox + "/" + n) { ready.append(n) }
+                else { logger.debug("\(n) is still open for writing; waiting for it to be closed") }
+            }
+        } else {
+            // Only what the watcher named, and deltas waiting for a base: no listing, no probing.
+            ready = Array(Set(closed.filter { InboxNames.isCandidate($0) }).union(waiting.keys))
         }
-        if !rescan { ready = ready.filter { closed.contains($0) || waiting[$0] != nil } }
         var results: [String: Outcome] = [:]
         // Revision order per type, full before deltas of the same revision; unparseable names last.
         let ordered = ready.sorted { a, b in
@@ -120,7 +122,9 @@ public final class InboxProcessor: @unchecked Sendable {
             }
             remaining = next
         }
-        updatePending()
+        var touched = Set<String>()
+        for n in results.keys { if let p = Names.parsePackageFileName(n) { touched.insert(p.type) } }
+        updatePending(touched: touched)
         try? writeStatus()
         return results
     }
@@ -272,13 +276,13 @@ public final class InboxProcessor: @unchecked Sendable {
         return .refused(reason)
     }
 
-    func updatePending() {
+    func updatePending(touched: Set<String>) {
         let names = ((try? Sys.listDirectory(config.inbox)) ?? []).filter { InboxNames.isCandidate($0) }.sorted()
         for t in status.types.keys { status.types[t]?.pending = [] }
         for n in names {
             if let p = Names.parsePackageFileName(n) { status.types[p.type, default: .init()].pending.append(n) }
         }
-        for t in status.types.keys {
+        for t in touched where status.types[t] != nil {
             let installed = status.types[t]?.installed
             status.types[t]?.kept = ((try? store.revisions(t)) ?? []).filter { $0 != installed }
         }
