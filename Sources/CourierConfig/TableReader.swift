@@ -1,5 +1,8 @@
 import CourierCore
 import TOMLKit
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 
 /// Parses TOML text into a `TableReader`, turning a syntax error into a `.config` error with
 /// file and line.
@@ -38,10 +41,17 @@ public struct TableReader {
     }
 
     /// Relative paths in the config are relative to the config file's directory.
+    /// Relative paths are relative to the configuration file's directory, and made absolute, so
+    /// that commands run from elsewhere (hooks, `COURIER_PATH`) get paths that work anywhere.
     public func resolve(_ p: String) -> String {
         if p.hasPrefix("/") { return p }
-        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return (dir.isEmpty ? "." : dir) + "/" + p
+        var dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !dir.hasPrefix("/") {
+            var buf = [CChar](repeating: 0, count: 4096)
+            let cwd = getcwd(&buf, 4096) != nil ? String(cString: buf) : "."
+            dir = dir.isEmpty ? cwd : cwd + "/" + dir
+        }
+        return dir + "/" + p
     }
 
     public func string(_ key: String) throws -> String? {

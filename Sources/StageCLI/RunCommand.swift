@@ -22,7 +22,7 @@ public struct RunCommand: AsyncParsableCommand {
           courier-stage run --config stage.toml --type virus-defs --json
         """)
 
-    @Option(help: ArgumentHelp("The configuration file (docs/CONFIG.md).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("The configuration file (docs/STAGE.md).", valueName: "FILE"))
     var config: String = "/etc/courier/stage.toml"
     @Option(name: .customLong("type"), help: ArgumentHelp("Only this content type (repeatable).", valueName: "TYPE"))
     var types: [String] = []

@@ -443,6 +443,9 @@ final class CrashWorkspace {
                     problems.append("(c) leftover in the store: \(n)")
                 }
             }
+            // Nor in the state directory (status.json is rewritten through a temporary file).
+            let stateLeft = ((try? fm.contentsOfDirectory(atPath: dir.sub("state"))) ?? []).filter { $0.hasPrefix(".") || $0.contains(".tmp") }
+            if !stateLeft.isEmpty { problems.append("(c) leftover in the state directory: \(stateLeft)") }
             // (d) everything delivered is applied, the inbox is empty.
             let newest = delivered.map(\.revision).max()
             if cur != newest { problems.append("(d) current is \(cur.map(String.init) ?? "absent"), newest delivered is \(newest.map(String.init) ?? "none")") }

@@ -191,10 +191,15 @@ import Testing
         try c.deliver(c.package(2, daily: "bad\n"))
         guard case .refused(let why)? = p.processInbox()["virus-defs_2.cpkg"] else { Issue.record("not refused"); return }
         #expect(why.contains("test command exited 3") && why.contains("signature db rejected"))
+        #expect(p.status.types["virus-defs"]?.lastError?.package == "virus-defs_2.cpkg")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: c.current) == "1")
         #expect(tree(c.currentTree) == tree(c.root + "/upstream/1"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/store/virus-defs").filter { $0.contains("tmp") || $0 == "2" }
         #expect(leftovers.isEmpty)
+        // A later good apply clears the error from the status.
+        try c.deliver(c.package(3, daily: "good again\n"))
+        #expect(p.processInbox()["virus-defs_3.cpkg"] == .applied(3))
+        #expect(p.status.types["virus-defs"]?.lastError == nil)
     }
 
     @Test func failingApplyCommandSwitchesBack() throws {

@@ -116,9 +116,9 @@ import Testing
         #expect(byType["broken"]?.status == .failed)
         #expect(byType["broken"]?.detail.contains("source directory does not exist") == true)
         #expect(r.summary().contains("broken: FAILED"))
-        // Only the broken type: its own exit code (2, configuration).
+        // Only the broken type: its own exit code (4, no valid source).
         let only = try await run(cfg, only: ["broken"])
-        #expect(only.exitCode == 2)
+        #expect(only.exitCode == 4)
     }
 
     @Test func aHeldLockStopsASecondRun() async throws {
@@ -146,6 +146,28 @@ import Testing
         let r = try await run(cfg)
         #expect(r.types[0].status == .published)
         #expect(!w.listing("outbox/virus-defs").contains { $0.hasPrefix(".") })
+    }
+
+    /// Key rotation: after the stager switches to a new key, packages signed only by the old one
+    /// are still delta bases when `verify_keys` lists the old public key; without it, the run says why.
+    @Test func keyRotationWithVerifyKeys() async throws {
+        let w = StageWorkspace()
+        publishRevision(w, 1, daily: "one\n")
+        _ = try await run(try w.config(virusTypes(w)))
+        let newKey = SigningKey()
+        try newKey.write(to: w.path("new.key"))
+        try FileManager.default.copyItem(atPath: w.path("stage.key.pub"), toPath: w.path("old.pub"))
+        publishRevision(w, 2, daily: "two\n")
+        var cfg = try w.config(virusTypes(w))
+        cfg.keys = [w.path("new.key")]
+        let failed = try await run(cfg)
+        #expect(failed.types[0].status == .failed && failed.types[0].detail.contains("no valid signature by a trusted key"))
+        cfg.verifyKeys = [w.path("old.pub")]
+        let ok = try await run(cfg)
+        #expect(ok.types[0].status == .published && ok.types[0].deltas.map(\.base) == [1])
+        let delta = w.path("outbox/virus-defs/2/virus-defs_2_from_1.cpkg")
+        let v = try PackageVerifier.verify(path: delta, options: VerifyOptions(trust: TrustStore(keys: [newKey.publicKey])))
+        #expect(v.signers == [newKey.keyID])
     }
 
     @Test func metricsText() async throws {

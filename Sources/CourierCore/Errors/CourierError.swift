@@ -16,6 +16,8 @@ public struct CourierError: Error, CustomStringConvertible, Sendable {
         public static let usage = Code("usage")
         /// A configuration file is missing, malformed or has a bad value.
         public static let config = Code("config")
+        /// A configured source is not there (LiveUpdate's "no valid host").
+        public static let source = Code("source")
         /// A package, manifest, index or signature file is malformed (catalog/metadata error).
         public static let malformed = Code("malformed")
         /// A signature does not verify, or no trusted key signed.

@@ -23,6 +23,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
     public static func `for`(_ code: CourierError.Code) -> ExitStatus {
         switch code {
         case .config: return .config
+        case .source: return .noValidSource
         case .malformed, .wrongType: return .malformed
         case .signature, .revokedKey, .key: return .signature
         case .expired, .rollback: return .expired

@@ -25,6 +25,8 @@ public final class InboxProcessor: @unchecked Sendable {
     private var trust: TrustStore
     /// Deltas waiting for their base: name → first seen (monotonic seconds).
     private var waiting: [String: Double] = [:]
+    /// Asked between packages: a graceful shutdown finishes the apply in progress, not the batch.
+    public var shouldStop: @Sendable () -> Bool = { false }
 
     public init(config: InboxConfig, logger: Logger) throws {
         self.config = config
@@ -43,6 +45,10 @@ public final class InboxProcessor: @unchecked Sendable {
     /// have run, so it runs now.
     public func recover() throws {
         for r in try store.recover() { logger.info("removed leftover \(r)") }
+        // Temporaries of atomic writes interrupted by a crash (status, pins, quarantine reasons).
+        for dir in [config.stateDir, config.quarantine] where Sys.isDirectory(dir) {
+            for n in try Sys.listDirectory(dir) where n.hasPrefix(".") && n.contains(".tmp-") { try? Sys.unlink(dir + "/" + n) }
+        }
         for t in try store.types() {
             let cur = store.current(t)
             var ts = status.types[t] ?? .init()
@@ -112,10 +118,11 @@ public final class InboxProcessor: @unchecked Sendable {
         var progress = true
         var remaining = ordered
         // A delta may become applicable once an earlier package in this batch is installed.
-        while progress && !remaining.isEmpty {
+        while progress && !remaining.isEmpty && !shouldStop() {
             progress = false
             var next: [String] = []
             for n in remaining {
+                if shouldStop() { break }
                 let o = processOne(n)
                 results[n] = o
                 if case .waiting = o { next.append(n) } else if case .applied = o { progress = true }
@@ -228,6 +235,7 @@ public final class InboxProcessor: @unchecked Sendable {
                     logger.error("\(t) \(m.revision): apply command \(why); content kept (rollback_on_apply_failure = false)")
                 }
             }
+            if ts.lastError?.package != name { ts.lastError = nil }   // a good apply clears an old error
             ts.previous = installed
             ts.installed = m.revision
             ts.appliedAt = now()

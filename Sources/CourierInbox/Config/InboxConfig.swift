@@ -59,7 +59,7 @@ public struct InboxConfig: Sendable {
     public static func parse(_ text: String, path: String) throws -> InboxConfig {
         let r = try parseTOML(text, path: path)
         try r.allow(["inbox", "store", "state_dir", "quarantine", "trust", "threshold", "clock_skew", "delta_wait", "poll",
-                     "accept_unknown_types", "types", "max_package_bytes"])
+                     "accept_unknown_types", "types", "max_tree_bytes"])
         guard let stateDir = try r.string("state_dir").map(r.resolve) ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" }) else {
             throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)")
         }
@@ -73,7 +73,7 @@ public struct InboxConfig: Sendable {
         if let d = try r.duration("delta_wait") { c.deltaWait = d }
         if let p = try r.duration("poll") { c.poll = p }
         if let a = try r.bool("accept_unknown_types") { c.acceptUnknownTypes = a }
-        if let m = try r.size("max_package_bytes") { c.limits.maxTotalBytes = UInt64(m) }
+        if let m = try r.size("max_tree_bytes") { c.limits.maxTotalBytes = UInt64(m) }
         if let types = try r.table("types") {
             for name in types.table.keys.sorted() {
                 guard let t = try types.table(name) else { continue }

@@ -2,6 +2,7 @@ import CourierCore
 import Dispatch
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The client daemon as a swift-service-lifecycle `Service`: recovery, then one pass over the
 /// inbox (what arrived while it was down), then one apply per watcher signal. No timers while
@@ -43,9 +44,15 @@ public final class InboxDaemon: Service, @unchecked Sendable {
     public func run() async throws {
         let p = try InboxProcessor(config: config, logger: logger)
         processor = p
+        let stopping = StopFlag()
+        p.shouldStop = { stopping.isSet }
         try await onQueue { try p.recover() }
         if options.once {
-            _ = try await onQueue { p.processInbox(closed: [], rescan: true) }
+            let results = try await onQueue { p.processInbox(closed: [], rescan: true) }
+            let refused = results.values.filter { if case .refused = $0 { return true }; return false }.count
+            if refused > 0 {
+                throw CourierError(.partial, "\(refused) package(s) refused; reasons in \(config.quarantine)/*.reason.json")
+            }
             return
         }
         let watcher: any InboxWatching = config.poll > 0
@@ -97,6 +104,7 @@ public final class InboxDaemon: Service, @unchecked Sendable {
                 rearm()
             }
         } onGracefulShutdown: {
+            stopping.set()
             watcher.stop()
         }
         watcher.stop()
@@ -104,4 +112,11 @@ public final class InboxDaemon: Service, @unchecked Sendable {
         forward.cancel()
         if let f = watcher.failure { throw f }
     }
+}
+
+/// Set once on graceful shutdown; read by the apply queue between packages.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
 }

@@ -90,7 +90,7 @@ public final class StateFiles: @unchecked Sendable {
     public struct HistoryEntry: Codable, Sendable {
         public var at: String
         public var type: String
-        public var event: String          // applied, refused, rolled-back, removed-duplicate, recovered
+        public var event: String          // applied, refused, rolled-back, duplicate-removed, recovered
         public var revision: UInt64?
         public var previous: UInt64?
         public var package: String?

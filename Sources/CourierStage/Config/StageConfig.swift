@@ -3,7 +3,7 @@ import CourierConfig
 import TOMLKit
 
 /// `stage.toml`: what one staging server stages, where to, and how. Documented key by key in
-/// docs/CONFIG.md. Every unknown key and every bad value is an error naming file, line and key,
+/// docs/STAGE.md. Every unknown key and every bad value is an error naming file, line and key,
 /// because a typo in a cron-run config must fail loudly, not be silently ignored.
 public struct StageConfig: Sendable {
     public struct HTTP: Sendable {
@@ -49,6 +49,10 @@ public struct StageConfig: Sendable {
     public var path: String
     public var outbox: String
     public var keys: [String]
+    /// Public keys (besides the signing keys') that the stager accepts on its own older
+    /// packages: after a key rotation, packages signed only by the retired key are still
+    /// delta bases until retention removes them.
+    public var verifyKeys: [String] = []
     public var stateDir: String
     public var lifetime: Int64 = 30 * 86400
     public var compression: Compression = .zstd
@@ -65,7 +69,7 @@ public struct StageConfig: Sendable {
 
     public static func parse(_ text: String, path: String) throws -> StageConfig {
         let r = try parseTOML(text, path: path)
-        try r.allow(["outbox", "key", "keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "types"])
+        try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "types"])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }
         keys += try r.strings("keys").map(r.resolve)
@@ -73,6 +77,7 @@ public struct StageConfig: Sendable {
         guard let outbox = try r.string("outbox") else { throw r.error(nil, "needs 'outbox' (the outbox directory)") }
         var c = StageConfig(path: path, outbox: r.resolve(outbox), keys: keys,
                             stateDir: r.resolve(try r.string("state_dir") ?? (outbox + "/../courier-stage-state")))
+        c.verifyKeys = try r.strings("verify_keys").map(r.resolve)
         if let l = try r.duration("package_lifetime") { c.lifetime = l }
         if let comp = try r.string("compression") {
             guard let v = Compression(rawValue: comp) else { throw r.error("compression", "must be zstd, gzip or none, not '\(comp)'") }

@@ -29,7 +29,7 @@ public final class StageRunner {
         defer { withExtendedLifetime(lock) {} }
 
         let keys = try config.keys.map { try SigningKey.load($0) }
-        let trust = TrustStore(keys: keys.map(\.publicKey))
+        let trust = TrustStore(keys: keys.map(\.publicKey) + (try config.verifyKeys.map { try PublicKey.load($0) }))
         for o in only where !config.types.contains(where: { $0.name == o }) {
             throw CourierError(.usage, "no content type '\(o)' in \(config.path)")
         }

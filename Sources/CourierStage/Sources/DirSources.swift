@@ -10,7 +10,7 @@ public struct DirRevisionsSource: ContentSource {
 
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
         guard Sys.isDirectory(root) else {
-            throw CourierError(.config, "\(root): source directory does not exist")
+            throw CourierError(.source, "\(root): source directory does not exist")
         }
         let revs = try Sys.listDirectory(root).compactMap { Names.parseRevision($0) }.sorted()
         guard let newest = revs.last else { return .unchanged("no revision directories in \(root)") }
@@ -34,7 +34,7 @@ public struct DirSnapshotSource: ContentSource {
 
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
         guard Sys.isDirectory(root) else {
-            throw CourierError(.config, "\(root): source directory does not exist")
+            throw CourierError(.source, "\(root): source directory does not exist")
         }
         var o = TreeScanner.Options()
         o.limits = ctx.limits
