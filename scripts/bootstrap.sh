@@ -21,6 +21,8 @@ pymissing=()
 python3 -c 'import cryptography' 2>/dev/null || pymissing+=(cryptography)
 python3 -c 'import pytest' 2>/dev/null || pymissing+=(pytest)
 python3 -c 'import zstandard' 2>/dev/null || pymissing+=(zstandard)
+# ansible-core: the tests deliver packages with Ansible's copy module, as operators do.
+command -v ansible >/dev/null 2>&1 || pymissing+=(ansible-core)
 if [ ${#pymissing[@]} -gt 0 ]; then
   echo "bootstrap: pip installing ${pymissing[*]}"
   python3 -m pip install -q "${pymissing[@]}"

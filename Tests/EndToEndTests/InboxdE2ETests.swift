@@ -1,3 +1,4 @@
+import CourierCore
 import Foundation
 import Testing
 
@@ -160,11 +161,18 @@ import Testing
 
     @Test func aBurstOfAThousandPackages() throws {
         let c = try Client(acceptUnknown: true)
-        // 1,000 content types of one small revision each, built by the stager from one tree.
+        // 1,000 content types of one small revision each, signed with the stager's key (built in
+        // process: 1,000 stager processes would cost more than the test itself).
         let tree = c.t.sub("burst-tree")
         c.t.write("burst-tree/rules.txt", "alert\n")
-        let script = "for i in $(seq -w 1 1000); do \(Programs.binDir)/courier-stage build --tree \(tree) --type t$i --revision 1 --key stage.key --out-dir burst >/dev/null || exit 1; done"
-        #expect(try c.sh(script) == 0)
+        try FileManager.default.createDirectory(atPath: c.t.sub("burst"), withIntermediateDirectories: true)
+        let key = try SigningKey.load(c.t.sub("stage.key"))
+        let files = try TreeScanner.scan(tree)
+        for i in 1...1000 {
+            let type = "t" + String(format: "%04d", i)
+            try PackageBuilder.buildFull(tree: tree, to: c.t.sub("burst/\(type)_1.cpkg"),
+                                         options: PackageBuilder.Options(type: type, revision: 1, keys: [key]), files: files)
+        }
         try c.start()
         #expect(try c.sh("mv burst/*.cpkg inbox/") == 0)
         #expect(waitFor(120) { c.inbox().isEmpty }, "left: \(c.inbox().count)")
