@@ -139,3 +139,56 @@ import Testing
         #expect(idx.contains("\"latest\" : 101"))
     }
 }
+
+/// `courier-stage fetch` killed mid-download (kill -9), then run again: it resumes with a Range
+/// request from what reached the disk and produces the exact file.
+@Suite(.serialized) struct FetchResumeE2ETests {
+    @Test func resumeAfterKillMidDownload() throws {
+        let t = TempDir()
+        let log = t.sub("server.log")
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        server.arguments = ["python3", repo + "/Tests/Support/faultserver.py", log]
+        let out = Pipe()
+        server.standardOutput = out
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        var text = ""
+        while !text.contains("\n") { text += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) }
+        let port = Int(text.split(separator: "\n")[0])!
+        let size = 8_000_000
+        let url = "http://127.0.0.1:\(port)/stallonce/k1?size=\(size)&after=3000000&delay=60"
+
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: Programs.binDir + "/courier-stage")
+        first.arguments = ["fetch", url, "--out", t.sub("feed.bin"), "--retry-for", "0s", "--read-timeout", "120"]
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        // Wait until part of the body is on disk, then kill -9.
+        #expect(waitFor(20) { ((try? FileManager.default.attributesOfItem(atPath: t.sub("feed.bin.partial"))[.size] as? Int) ?? 0) > 1_000_000 })
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(!FileManager.default.fileExists(atPath: t.sub("feed.bin")), "no final file from a killed download")
+        let partial = (try FileManager.default.attributesOfItem(atPath: t.sub("feed.bin.partial"))[.size] as? Int) ?? 0
+
+        let again = try Programs.run("courier-stage", ["fetch", url, "--out", t.sub("feed.bin"), "--retry-for", "0s"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: t.sub("feed.bin")))
+        #expect(data.count == size)
+        // The same deterministic bytes the server generates (faultserver.py: BLOCK[o % 65521]).
+        var block = [UInt8](repeating: 0, count: 65521)
+        for i in 0..<65521 { block[i] = UInt8(truncatingIfNeeded: (i * 131 + (i >> 8)) & 0xff) }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            let b = raw.bindMemory(to: UInt8.self)
+            for o in stride(from: 0, to: size, by: 997) where b[o] != block[o % 65521] { ok = false; break }
+        }
+        #expect(ok, "content differs from the server's")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        let ranged = lines.filter { $0.contains("\"range\": \"bytes=") || $0.contains("\"range\":\"bytes=") }
+        #expect(!ranged.isEmpty, "the second run resumed with a Range request: \(lines.last ?? "")")
+        #expect(ranged.contains { $0.contains("bytes=\(partial)-") }, "resumed from the \(partial) bytes on disk")
+    }
+}

@@ -23,6 +23,9 @@ Routes (query parameters in brackets):
                                           the first T requests to KEY (default 1), then /file
   /truncated/KEY[?size=N&cut=M]           first request to KEY announces N bytes, sends M, closes;
                                           later ones are /file (so a Range resume works)
+  /stallonce/KEY[?size=N&after=M&delay=S] first request to KEY announces N bytes (with validators),
+                                          sends M, then sleeps S seconds (a client killed meanwhile
+                                          leaves a .partial); later ones are /file
   /slow[?delay=S]                         sleeps S seconds before answering
   /stall[?size=N&after=M&delay=S]         sends the head and M bytes, then sleeps S seconds
   /endless                                200 without a length, bytes until the client goes away
@@ -191,6 +194,22 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_WR)
+            else:
+                self.serve_file(q, default_size=100000)
+        elif top == "stallonce":
+            n = bump("stallonce/" + segs[1])
+            if n == 1:
+                size = int(q.get("size", ["100000"])[0])
+                after = int(q.get("after", [str(size // 2)])[0])
+                self.send_response(200)
+                self.send_header("ETag", f'"f-{size}"')
+                self.send_header("Last-Modified", LAST_MODIFIED)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                self.write_content(0, after)
+                self.wfile.flush()
+                time.sleep(float(q.get("delay", ["30"])[0]))
+                self.close_connection = True
             else:
                 self.serve_file(q, default_size=100000)
         elif top == "slow":
