@@ -4,6 +4,15 @@ import TOMLKit
 @preconcurrency import Glibc
 #endif
 
+/// Reads a configuration file (at most 1 MiB) and parses it; a missing or unreadable file is a
+/// `.config` error naming it.
+public func loadTOML(_ path: String) throws -> TableReader {
+    let bytes: [UInt8]
+    do { bytes = try Sys.readFile(path, limit: 1 << 20) }
+    catch let e as CourierError { throw CourierError(.config, "\(path): cannot read the configuration: \(e.message)") }
+    return try parseTOML(String(decoding: bytes, as: UTF8.self), path: path)
+}
+
 /// Parses TOML text into a `TableReader`, turning a syntax error into a `.config` error with
 /// file and line.
 public func parseTOML(_ text: String, path: String) throws -> TableReader {

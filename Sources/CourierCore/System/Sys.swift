@@ -10,8 +10,9 @@ import SystemPackage
 /// Everything that touches a directory tree goes through a directory fd (`*at` calls), never
 /// `chdir`, and opens with `O_NOFOLLOW` so a symlink planted in a tree is never followed.
 public enum Sys {
+    /// Runs `body` until it does not fail with EINTR; returns the result and errno on failure.
     @inline(__always)
-    static func retrying<T: BinaryInteger>(_ body: () -> T) -> (T, Errno?) {
+    public static func retrying<T: BinaryInteger>(_ body: () -> T) -> (T, Errno?) {
         while true {
             let r = body()
             if r == -1 {

@@ -20,7 +20,7 @@ public final class InboxProcessor: @unchecked Sendable {
     public let state: StateFiles
     let quarantine: Quarantine
     let logger: Logger
-    public var faults = FaultInjector.fromEnvironment()
+    public var faults = FaultPoints.fromEnvironment()
     private(set) public var status: ClientStatus
     private var trust: TrustStore
     /// Deltas waiting for their base: name → first seen (monotonic seconds).

@@ -50,14 +50,15 @@ public struct InboxConfig: Sendable {
     }
 
     public static func load(_ path: String) throws -> InboxConfig {
-        let bytes: [UInt8]
-        do { bytes = try Sys.readFile(path, limit: 1 << 20) }
-        catch let e as CourierError { throw CourierError(.config, "\(path): cannot read the configuration: \(e.message)") }
-        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+        try parse(try loadTOML(path))
     }
 
     public static func parse(_ text: String, path: String) throws -> InboxConfig {
-        let r = try parseTOML(text, path: path)
+        try parse(try parseTOML(text, path: path))
+    }
+
+    static func parse(_ r: TableReader) throws -> InboxConfig {
+        let path = r.path
         try r.allow(["inbox", "store", "state_dir", "quarantine", "trust", "threshold", "clock_skew", "delta_wait", "poll",
                      "accept_unknown_types", "types", "max_tree_bytes"])
         guard let stateDir = try r.string("state_dir").map(r.resolve) ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" }) else {

@@ -42,7 +42,7 @@ public struct Store: Sendable {
 
     /// Points `current` at `revision`: a new symlink under a temporary name, renamed over the old
     /// one (rename is atomic), then the directory fsynced so the switch survives a power cut.
-    public func switchCurrent(_ t: String, to revision: UInt64, faults: FaultInjector = .none) throws {
+    public func switchCurrent(_ t: String, to revision: UInt64, faults: FaultPoints = .none) throws {
         let tmp = typeDir(t) + "/.current.tmp"
         _ = unlink(tmp)
         if symlink(String(revision), tmp) != 0 {
@@ -81,20 +81,6 @@ public struct Store: Sendable {
             removed.append(r)
         }
         return removed
-    }
-}
-
-/// Named points in the apply path where a test can have the daemon killed (`COURIER_FAULT=<point>`
-/// in its environment), to prove crash safety at each of them. A string compare otherwise.
-public struct FaultInjector: Sendable {
-    public let armed: String?
-    public static let none = FaultInjector(armed: nil)
-    public init(armed: String?) { self.armed = armed }
-    public static func fromEnvironment() -> FaultInjector {
-        FaultInjector(armed: getenv("COURIER_FAULT").map { String(cString: $0) })
-    }
-    public func hit(_ point: String) throws {
-        if let a = armed, a == point { kill(getpid(), SIGKILL) }
     }
 }
 

@@ -8,19 +8,8 @@ import SystemPackage
 /// call, retrying `EINTR`, keeping errno in the thrown `CourierError`. The inotify ones turn the
 /// kernel's resource-limit errors into sentences an operator can act on.
 enum WatchSys {
-    /// Runs `body` until it does not fail with EINTR; returns the result and errno on failure.
     @inline(__always)
-    static func retrying<T: BinaryInteger>(_ body: () -> T) -> (T, Errno?) {
-        while true {
-            let r = body()
-            if r == -1 {
-                let e = Errno(rawValue: errno)
-                if e == .interrupted { continue }
-                return (r, e)
-            }
-            return (r, nil)
-        }
-    }
+    static func retrying<T: BinaryInteger>(_ body: () -> T) -> (T, Errno?) { Sys.retrying(body) }
 
     /// `inotify_init1(IN_CLOEXEC | IN_NONBLOCK)`. Non-blocking because the reader waits in
     /// `poll()` and must never block in `read()` where the stop pipe cannot reach it.

@@ -61,14 +61,15 @@ public struct StageConfig: Sendable {
     public var types: [ContentType] = []
 
     public static func load(_ path: String) throws -> StageConfig {
-        let bytes: [UInt8]
-        do { bytes = try Sys.readFile(path, limit: 1 << 20) }
-        catch let e as CourierError { throw CourierError(.config, "\(path): cannot read the configuration: \(e.message)") }
-        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+        try parse(try loadTOML(path))
     }
 
     public static func parse(_ text: String, path: String) throws -> StageConfig {
-        let r = try parseTOML(text, path: path)
+        try parse(try parseTOML(text, path: path))
+    }
+
+    static func parse(_ r: TableReader) throws -> StageConfig {
+        let path = r.path
         try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "types"])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }

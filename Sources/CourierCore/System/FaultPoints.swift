@@ -2,8 +2,8 @@
 @preconcurrency import Glibc
 #endif
 
-/// Named points in the publish path where a test can make the process die, to prove that a
-/// crash at that moment leaves the outbox consistent. Armed only by the environment variable
+/// Named points in the publish path (stager) and the apply path (client) where a test can make
+/// the process die, to prove that a crash at that moment leaves the outbox or the store consistent. Armed only by the environment variable
 /// `COURIER_FAULT=<point>` (tests set it on the child process); costs a string compare otherwise.
 public struct FaultPoints: Sendable {
     public let armed: String?
