@@ -21,6 +21,8 @@
 #   BENCH_RESULTS        if set, append tab-separated result lines to this file:
 #                        bench<TAB>figure<TAB>ours<TAB>peer<TAB>ratio<TAB>goal<TAB>met
 #   BENCH_STRICT         if 1, exit 3 when a goal is not met (default: report only)
+#   BENCH_PEER_SYNC      if 1, the peer makes each new tree durable (`sync -f`) before switching,
+#                        as courier-inboxd does (default 0: the plain pipeline, no fsync at all)
 #   TMPDIR               where the temporary workspace goes (~ 3 x (count x size) free)
 set -euo pipefail
 export LC_ALL=C
@@ -39,7 +41,7 @@ TYPE=bench
 FIRST_REV=20261121000   # revisions FIRST_REV+1 … (11 digits: name order = revision order)
 
 die() { echo "bench/inboxd: error: $*" >&2; exit 1; }
-say() { echo "bench/inboxd: $*" >&2; }
+say() { echo "bench/inboxd: [${SECONDS}s] $*" >&2; }
 
 for v in LAT_N THR_N IDLE_S PKG_KIB; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -62,7 +64,9 @@ command -v python3 >/dev/null || die "python3 is missing"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PEER_SCRIPT=$HERE/inboxd/peer.sh
+DELIVER_PY=$HERE/inboxd/deliver.py
 [[ -f $PEER_SCRIPT ]] || die "$PEER_SCRIPT is missing"
+[[ -f $DELIVER_PY ]] || die "$DELIVER_PY is missing"
 if [[ -n ${COURIER_BIN:-} ]]; then
     BIN=$(cd "$COURIER_BIN" && pwd) || die "COURIER_BIN=$COURIER_BIN is not a directory"
     say "using binaries from $BIN (COURIER_BIN)"
@@ -79,12 +83,15 @@ INBOXD=$BIN/courier-inboxd
 
 # --- workspace ---------------------------------------------------------------------------
 W=$(mktemp -d "${TMPDIR:-/tmp}/courier-bench-inboxd.XXXXXX")
-OURS_PID=
-PEER_SID=
+OURS_PID= PEER_BG= PEER_SID= DELIVER_PID=
 cleanup() {
-    # Only what this script started: the daemon by its pid, the peer by its own session.
+    # Only what this script started: the daemon and the delivery helper by their pids, the peer
+    # (bash, inotifywait, the loop) by the session it was started in.
     if [[ -n $OURS_PID ]]; then kill -TERM "$OURS_PID" 2>/dev/null || true; wait "$OURS_PID" 2>/dev/null || true; fi
-    if [[ -n $PEER_SID ]]; then kill -TERM -- "-$PEER_SID" 2>/dev/null || true; wait 2>/dev/null || true; fi
+    if [[ -n $PEER_SID ]]; then kill -TERM -- "-$PEER_SID" 2>/dev/null || true
+    elif [[ -n $PEER_BG ]]; then kill -TERM "$PEER_BG" 2>/dev/null || true; fi
+    if [[ -n $PEER_BG ]]; then wait "$PEER_BG" 2>/dev/null || true; fi
+    if [[ -n $DELIVER_PID ]]; then kill -TERM "$DELIVER_PID" 2>/dev/null || true; fi
     rm -rf -- "$W"
 }
 trap cleanup EXIT
@@ -104,6 +111,12 @@ else
 fi
 
 now_ns() { local t=$EPOCHREALTIME; echo "${t/./}000"; }
+
+# Waiting without forking (a `sleep` process every few milliseconds would compete for the CPU
+# with what is measured): `read -t` on a FIFO that nobody writes to.
+mkfifo "$W/snooze"
+exec {SNOOZE_FD}<> "$W/snooze"
+snooze() { read -rt "$1" -u "$SNOOZE_FD" _ || true; }
 
 say "workspace $W"
 "$STAGE" keygen --out "$W/k" > "$W/keygen.log" 2>&1 \
@@ -150,26 +163,34 @@ OURS_PID=$!
 
 # --- peer --------------------------------------------------------------------------------
 mkdir -p "$W/peer/inbox" "$W/peer/hook" "$W/peer/stage" "$W/peer/store"
-setsid bash "$PEER_SCRIPT" "$W/peer/inbox" "$W/peer/store" "$W/lists" "$(hook_for peer)" \
+PEER_MODE=; [[ ${BENCH_PEER_SYNC:-0} == 1 ]] && PEER_MODE=sync
+setsid bash "$PEER_SCRIPT" "$W/peer/inbox" "$W/peer/store" "$W/lists" "$(hook_for peer)" ${PEER_MODE:+"$PEER_MODE"} \
     > "$W/peer/peer.log" 2>&1 < /dev/null &
 PEER_BG=$!
 
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND…: poll every 2 ms
-    local limit=$1 what=$2; shift 2
-    local deadline=$(( $(now_ns) + limit * 1000000000 ))
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND…: poll every millisecond, without forking
+    local limit=$1 what=$2 t; shift 2
+    t=$EPOCHREALTIME
+    local deadline=$(( ${t%.*} + limit ))
     until "$@"; do
-        (( $(now_ns) < deadline )) || { tail -n 20 "$W/ours/daemon.log" "$W/peer/peer.log" >&2 || true; die "timed out waiting for $what"; }
-        sleep 0.002
+        t=$EPOCHREALTIME
+        (( ${t%.*} < deadline )) || { tail -n 20 "$W/ours/daemon.log" "$W/peer/peer.log" >&2 || true; die "timed out waiting for $what"; }
+        snooze 0.001
     done
 }
 wait_for 30 "courier-inboxd to watch its inbox" grep -q "watching" "$W/ours/daemon.log"
 wait_for 30 "inotifywait to watch the peer's inbox" grep -q "Watches established" "$W/peer/peer.log"
+rss_start_ours=$(awk '/^VmRSS:/ { print $2 }' "/proc/$OURS_PID/status")
 PEER_SID=$(ps -o sid= -p "$PEER_BG" | tr -d ' ')
 [[ -n $PEER_SID ]] || die "cannot find the peer's session"
 kill -0 "$OURS_PID" 2>/dev/null || { cat "$W/ours/daemon.log" >&2; die "courier-inboxd exited"; }
 
 peer_pids() { ps -o pid= -s "$PEER_SID" | tr -d ' '; }
-inbox_empty() { [[ -z $(ls -A "$W/$1/inbox") ]]; }
+inbox_empty() {
+    local f
+    for f in "$W/$1/inbox"/* "$W/$1/inbox"/.[!.]*; do [[ -e $f ]] && return 1; done
+    return 0
+}
 hook_ran() { [[ -s $W/$1/hook/$2 ]]; }
 
 # Copies of the packages on the inbox's file system, so that delivery is one rename.
@@ -183,24 +204,31 @@ say "latency: $LAT_N packages to each side, one at a time, alternating"
 stage_copies ours 1 "$LAT_N"
 stage_copies peer 1 "$LAT_N"
 sync
+coproc DELIVER { exec python3 -u "$DELIVER_PY"; }
 lat_ours=() lat_peer=()
-deliver_one() {  # deliver_one SIDE REV: prints the latency in ns
-    local side=$1 rev=$2 t0
-    t0=$(now_ns)
-    mv "$W/$side/stage/${TYPE}_$rev.cpkg" "$W/$side/inbox/"
+deliver_one() {  # deliver_one SIDE REV: sets LAT_NS (rename → hook); no subshell (coproc fds)
+    local side=$1 rev=$2 t0 hook
+    printf '%s\t%s\n' "$W/$side/stage/${TYPE}_$rev.cpkg" "$W/$side/inbox/${TYPE}_$rev.cpkg" >&"${DELIVER[1]}"
+    read -r t0 <&"${DELIVER[0]}"
+    [[ $t0 =~ ^[0-9]+$ ]] || die "delivery of $rev to $side failed: $t0"
     wait_for 30 "$side to apply $rev" hook_ran "$side" "$rev"
     wait_for 30 "$side to clear its inbox" inbox_empty "$side"
-    echo $(( $(< "$W/$side/hook/$rev") - t0 ))
+    read -r hook < "$W/$side/hook/$rev"
+    LAT_NS=$(( hook - t0 ))
 }
 for (( i = 1; i <= LAT_N; i++ )); do
     rev=$(( FIRST_REV + i ))
     if (( i % 2 )); then order=(ours peer); else order=(peer ours); fi
     for side in "${order[@]}"; do
-        ns=$(deliver_one "$side" "$rev")
-        if [[ $side == ours ]]; then lat_ours+=("$ns"); else lat_peer+=("$ns"); fi
-        sleep 0.02
+        deliver_one "$side" "$rev"
+        if [[ $side == ours ]]; then lat_ours+=("$LAT_NS"); else lat_peer+=("$LAT_NS"); fi
+        snooze 0.02
     done
 done
+dfd=${DELIVER[1]}
+exec {dfd}>&-
+wait "$DELIVER_PID" 2>/dev/null || true
+DELIVER_PID=
 [[ -z $(ls -A "$W/peer/quarantine" 2>/dev/null) ]] || die "the peer refused a package: $(cat "$W/peer/peer.log")"
 
 # --- apply time --------------------------------------------------------------------------
@@ -213,14 +241,14 @@ apply_all() {  # apply_all SIDE: prints the seconds from the first rename to the
     local side=$1 t0 t1 names=() i
     for (( i = first; i <= TOTAL; i++ )); do names+=("$W/$side/stage/${TYPE}_$(( FIRST_REV + i )).cpkg"); done
     t0=$(now_ns)
-    mv -t "$W/$side/inbox/" -- "${names[@]}"
+    mv -t "$W/$side/inbox/" -- "${names[@]}"   # one process: the renames follow each other closely
     wait_for 300 "$side to apply $THR_N packages" hook_ran "$side" $(( FIRST_REV + TOTAL ))
     wait_for 300 "$side to clear its inbox" inbox_empty "$side"
     t1=$(now_ns)
     python3 -c "print(f'{($t1 - $t0) / 1e9:.3f}')"
 }
 thr_ours=$(apply_all ours)
-sleep 0.5
+snooze 0.5
 thr_peer=$(apply_all peer)
 say "apply time: ours $thr_ours s, peer $thr_peer s"
 for (( i = first; i <= TOTAL; i++ )); do
@@ -246,6 +274,8 @@ sum_over() {  # sum_over FUNCTION PID…
 sleep 2
 mapfile -t PEER_PIDS < <(peer_pids)
 rss_ours=$(rss_kib "$OURS_PID")
+rss_anon_ours=$(awk '/^RssAnon:/ { print $2 }' "/proc/$OURS_PID/status")
+rss_file_ours=$(awk '/^RssFile:/ { print $2 }' "/proc/$OURS_PID/status")
 rss_peer=$(sum_over rss_kib "${PEER_PIDS[@]}")
 say "idle: measuring CPU over $IDLE_S s (BENCH_IDLE_SECONDS)"
 t_ours0=$(ticks "$OURS_PID"); t_peer0=$(sum_over ticks "${PEER_PIDS[@]}")
@@ -302,9 +332,14 @@ echo "inboxd benchmark: $(( PKG_BYTES / 1024 )) KiB packages ($NFILES files + re
 echo "  $LAT_N for latency (alternating, one at a time), $THR_N for apply time (moved in at once)"
 echo "  ours: courier-inboxd run (inotify), keep = 2, hook: date +%s%N > FILE"
 echo "  peer: inotifywait -m | while read: tar --zstd -xf, sha256sum -c, mv -T, ln -sfn + mv -T, hook, rm"
-echo "        (no signature, expiry or rollback check, no fsync, no state file, no retention)"
+if [[ -n $PEER_MODE ]]; then
+    echo "        + sync -f of each new tree (BENCH_PEER_SYNC=1); no signature, expiry or rollback check, no state, no retention"
+else
+    echo "        (no signature, expiry or rollback check, no fsync, no state file, no retention)"
+fi
 echo "  latency ms: ours min $lat_min_o max $lat_max_o; peer min $lat_min_p max $lat_max_p"
-echo "  idle: ours $threads_ours threads, RSS $rss_ours KiB; peer ${#PEER_PIDS[@]} processes, RSS $rss_peer KiB (sum)"
+echo "  idle: ours $threads_ours threads, VmRSS $rss_ours KiB (anonymous $rss_anon_ours, file-backed $rss_file_ours;"
+echo "        $rss_start_ours KiB before the first package); peer ${#PEER_PIDS[@]} processes, VmRSS $rss_peer KiB (sum)"
 echo
 fmt='%-34s %9s %9s %8s %10s %4s\n'
 # shellcheck disable=SC2059

@@ -13,12 +13,14 @@
 # courier-inboxd does): verify the Ed25519 signature, check expiry and rollback, fsync, keep a
 # state file and history, retention.
 #
-# Usage: peer.sh INBOX STORE LISTS HOOK
+# Usage: peer.sh INBOX STORE LISTS HOOK [sync]
 #   LISTS/<package name>.sha256 holds `sha256sum` lines for the files of the package's tree.
+#   With "sync", the new tree is made durable (`sync -f`, a syncfs) before the switch, as
+#   courier-inboxd does.
 # Prints "Watches established." on stderr (from inotifywait) once it is listening.
 set -uo pipefail
 
-inbox=$1 store=$2 lists=$3 hook=$4
+inbox=$1 store=$2 lists=$3 hook=$4 durable=${5:-}
 mkdir -p -- "$store" "$store/../quarantine"
 
 inotifywait -m -e close_write -e moved_to --format '%f' -- "$inbox" | while IFS= read -r f; do
@@ -34,7 +36,8 @@ inotifywait -m -e close_write -e moved_to --format '%f' -- "$inbox" | while IFS=
     rm -rf -- "$new"
     mkdir -- "$new"
     if tar --zstd -xf "$inbox/$f" -C "$new" --strip-components=1 payload \
-        && (cd -- "$new" && sha256sum --quiet --strict -c -- "$lists/$f.sha256"); then
+        && (cd -- "$new" && sha256sum --quiet --strict -c -- "$lists/$f.sha256") \
+        && { [[ $durable != sync ]] || sync -f -- "$new"; }; then
         rm -rf -- "${store:?}/$rev"
         mv -T -- "$new" "$store/$rev"
         ln -sfn -- "$rev" "$store/.current.tmp"
