@@ -159,6 +159,27 @@ import Testing
         #expect(c.stop() == 0)
     }
 
+    @Test func exitWhenIdleAndPollMode() throws {
+        let c = try Client()
+        let p1 = try c.build(1)
+        // --poll: no inotify; a file is taken once its size and mtime held still for a period.
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: Programs.binDir + "/courier-inboxd")
+        daemon.arguments = ["run", "--config", c.t.sub("inboxd.toml"), "--poll", "1", "--exit-when-idle", "4s", "--quiet"]
+        let start = Date()
+        try daemon.run()
+        #expect(try c.sh("cp \(p1) inbox/") == 0)
+        #expect(waitFor(15) { c.installed() == 1 }, "applied in poll mode")
+        daemon.waitUntilExit()
+        #expect(daemon.terminationStatus == 0)
+        #expect(Date().timeIntervalSince(start) < 20, "exited once idle")
+        // --once with a refused package: exit 16.
+        _ = try c.sh("echo junk > inbox/virus-defs_2.cpkg && touch -d '1 minute ago' inbox/virus-defs_2.cpkg")
+        let once = try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--once", "--quiet"])
+        #expect(once.status == 16, "\(once.stderr)")
+        #expect(c.quarantined() == ["virus-defs_2.cpkg"])
+    }
+
     @Test func aBurstOfAThousandPackages() throws {
         let c = try Client(acceptUnknown: true)
         // 1,000 content types of one small revision each, signed with the stager's key (built in

@@ -6,11 +6,13 @@
 # on the same packages, with the same hook (`date +%s%N > FILE`).
 #
 # Figures and goals:
-#   latency from `mv` into the inbox to the hook running, 1 MiB package, median and p99 over
-#     BENCH_LATENCY_COUNT packages (alternating ours / peer)          goal: median < 25 ms
-#   time to apply BENCH_APPLY_COUNT packages moved in at once            goal: >= 3x faster than the peer
+#   latency from the rename into the inbox (inboxd/deliver.py times the rename itself) to the
+#     hook running, 1 MiB package, median and p99 over BENCH_LATENCY_COUNT packages
+#     (one at a time, alternating ours / peer)                           goal: median < 25 ms
+#   time to apply BENCH_APPLY_COUNT packages moved in at once (one `mv`)  goal: >= 3x faster than the peer
 #   idle RSS of the daemon (VmRSS, after the runs above)                  goal: < 16 MiB
 #   CPU time (utime+stime ticks) over BENCH_IDLE_SECONDS of idleness     goal: 0 ticks
+#   for information: the exact idle CPU time (schedstat, µs) and wake-ups (context switches)
 #
 # Environment:
 #   COURIER_BIN          directory holding courier-stage and courier-inboxd (skips the build)
@@ -261,17 +263,42 @@ done
 
 # --- idle --------------------------------------------------------------------------------
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }   # utime+stime
-switches() {  # voluntary + involuntary context switches of every thread: each is a wake-up
-    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ { s += $2 } END { print s + 0 }'
-}
+# utime+stime of the whole process (threads that exited included), in clock ticks.
+ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }
 sum_over() {  # sum_over FUNCTION PID…
     local f=$1 s=0 p; shift
     for p in "$@"; do s=$(( s + $($f "$p") )); done
     echo "$s"
 }
+nthreads() { local t n=0; for t in /proc/"$1"/task/*; do n=$(( n + 1 )); done; echo "$n"; }
+# Per thread: "tid cpu_ns context_switches" (schedstat is exact where ticks are sampled; every
+# context switch of an idle thread is a wake-up).
+thread_snapshot() {
+    local p t ns sw
+    for p in "$@"; do
+        for t in /proc/"$p"/task/*; do
+            read -r ns _ < "$t/schedstat" 2>/dev/null || continue
+            sw=$(awk '/ctxt_switches:/ { s += $2 } END { print s + 0 }' "$t/status" 2>/dev/null) || continue
+            echo "${t##*/} $ns $sw"
+        done
+    done
+}
+# thread_delta BEFORE AFTER: "cpu_us wakeups" over the threads alive at the end (a thread
+# started in between counts whole).
+thread_delta() {
+    awk 'NR == FNR { a[$1] = $2; b[$1] = $3; next }
+         { ns += $2 - a[$1]; sw += $3 - b[$1] }
+         END { printf "%d %d\n", ns / 1000, sw }' "$1" "$2"
+}
 
-sleep 2
+# Let the daemon settle: idle dispatch worker threads exit a few seconds after the last work.
+prev=-1 stable=0
+for (( i = 0; i < 30 && stable < 3; i++ )); do
+    n=$(nthreads "$OURS_PID")
+    if (( n == prev )); then stable=$(( stable + 1 )); else stable=0; fi
+    prev=$n
+    sleep 1
+done
 mapfile -t PEER_PIDS < <(peer_pids)
 rss_ours=$(rss_kib "$OURS_PID")
 rss_anon_ours=$(awk '/^RssAnon:/ { print $2 }' "/proc/$OURS_PID/status")
@@ -279,14 +306,15 @@ rss_file_ours=$(awk '/^RssFile:/ { print $2 }' "/proc/$OURS_PID/status")
 rss_peer=$(sum_over rss_kib "${PEER_PIDS[@]}")
 say "idle: measuring CPU over $IDLE_S s (BENCH_IDLE_SECONDS)"
 t_ours0=$(ticks "$OURS_PID"); t_peer0=$(sum_over ticks "${PEER_PIDS[@]}")
-c_ours0=$(switches "$OURS_PID"); c_peer0=$(sum_over switches "${PEER_PIDS[@]}")
+thread_snapshot "$OURS_PID" > "$W/ours.idle0"; thread_snapshot "${PEER_PIDS[@]}" > "$W/peer.idle0"
 sleep "$IDLE_S"
 t_ours1=$(ticks "$OURS_PID"); t_peer1=$(sum_over ticks "${PEER_PIDS[@]}")
-c_ours1=$(switches "$OURS_PID"); c_peer1=$(sum_over switches "${PEER_PIDS[@]}")
+thread_snapshot "$OURS_PID" > "$W/ours.idle1"; thread_snapshot "${PEER_PIDS[@]}" > "$W/peer.idle1"
 kill -0 "$OURS_PID" 2>/dev/null || die "courier-inboxd exited during the idle period"
 idle_ticks_ours=$(( t_ours1 - t_ours0 )); idle_ticks_peer=$(( t_peer1 - t_peer0 ))
-idle_sw_ours=$(( c_ours1 - c_ours0 )); idle_sw_peer=$(( c_peer1 - c_peer0 ))
-threads_ours=$(ls /proc/"$OURS_PID"/task | wc -l)
+read -r idle_us_ours idle_sw_ours < <(thread_delta "$W/ours.idle0" "$W/ours.idle1")
+read -r idle_us_peer idle_sw_peer < <(thread_delta "$W/peer.idle0" "$W/peer.idle1")
+threads_ours=$(nthreads "$OURS_PID")
 
 # --- report ------------------------------------------------------------------------------
 stats=$(python3 - "$GOAL_LAT_MS" "$GOAL_SPEEDUP" "$GOAL_RSS_MIB" "$GOAL_TICKS" \
@@ -324,6 +352,7 @@ rows=(
     "$BENCH${T}apply $THR_N packages s${T}$thr_o${T}$thr_p${T}${thr_x}x${T}>=${GOAL_SPEEDUP}x${T}$met_thr"
     "$BENCH${T}idle RSS MiB${T}$rss_o_mib${T}$rss_p_mib${T}-${T}<${GOAL_RSS_MIB} MiB${T}$met_rss"
     "$BENCH${T}idle CPU ticks / ${IDLE_S} s${T}$idle_ticks_ours${T}$idle_ticks_peer${T}-${T}${GOAL_TICKS} ticks${T}$met_idle"
+    "$BENCH${T}idle CPU µs / ${IDLE_S} s (schedstat)${T}$idle_us_ours${T}$idle_us_peer${T}-${T}-${T}-"
     "$BENCH${T}idle wake-ups / ${IDLE_S} s${T}$idle_sw_ours${T}$idle_sw_peer${T}-${T}-${T}-"
 )
 
@@ -337,6 +366,7 @@ if [[ -n $PEER_MODE ]]; then
 else
     echo "        (no signature, expiry or rollback check, no fsync, no state file, no retention)"
 fi
+echo "  idle $IDLE_S s: ours ${idle_us_ours} µs on the CPU (schedstat), $idle_sw_ours wake-ups; peer ${idle_us_peer} µs, $idle_sw_peer wake-ups"
 echo "  latency ms: ours min $lat_min_o max $lat_max_o; peer min $lat_min_p max $lat_max_p"
 echo "  idle: ours $threads_ours threads, VmRSS $rss_ours KiB (anonymous $rss_anon_ours, file-backed $rss_file_ours;"
 echo "        $rss_start_ours KiB before the first package); peer ${#PEER_PIDS[@]} processes, VmRSS $rss_peer KiB (sum)"
