@@ -117,6 +117,8 @@ public struct RollbackCommand: ParsableCommand {
                 guard kept.contains(target) else {
                     throw CourierError(.usage, "\(type): revision \(target) is not in the store (kept: \(kept.map(String.init).joined(separator: ", ")))")
                 }
+                // Never switch to a tree that is not exactly what was applied.
+                try store.checkRevision(type, target, limits: change.cfg.limits)
                 try store.switchCurrent(type, to: target)
                 var pins = files.readPins(); pins[type] = target; try files.writePins(pins)
                 var s = files.readStatus() ?? .empty(host: "")

@@ -440,6 +440,9 @@ final class CrashWorkspace {
                     if let want = fx.trees[r] {
                         if let d = CrashTree.diff(CrashTree.read(typeStore + "/" + n), want) { problems.append("(c) kept revision \(n) differs from upstream: \(d)") }
                     } else { problems.append("(c) unknown revision directory \(n)") }
+                } else if n.hasSuffix(".manifest.json"), let r = UInt64(n.dropLast(14)) {
+                    // The manifest kept beside a revision (for rollback's check); never without it.
+                    if !names.contains(String(r)) { problems.append("(c) manifest without its revision: \(n)") }
                 } else {
                     problems.append("(c) leftover in the store: \(n)")
                 }

@@ -180,6 +180,30 @@ import Testing
         #expect(c.quarantined() == ["virus-defs_2.cpkg"])
     }
 
+    @Test func rollbackChecksTheKeptTreeAndPins() throws {
+        let c = try Client()
+        let p1 = try c.build(1), p2 = try c.build(2)
+        try FileManager.default.copyItem(atPath: p1, toPath: c.t.sub("inbox/virus-defs_1.cpkg"))
+        try FileManager.default.copyItem(atPath: p2, toPath: c.t.sub("inbox/virus-defs_2.cpkg"))
+        _ = try c.sh("touch -d '1 minute ago' inbox/*")
+        #expect(try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--once", "--quiet"]).status == 0)
+        #expect(c.installed() == 2)
+        // A kept tree that was altered is not switched to.
+        let kept = c.t.sub("state/store/virus-defs/1/daily.ndb")
+        let good = try Data(contentsOf: URL(fileURLWithPath: kept))
+        try Data("tampered\n".utf8).write(to: URL(fileURLWithPath: kept))
+        let bad = try Programs.run("courier-inboxd", ["rollback", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
+        #expect(bad.status == 11, "\(bad.stderr)")
+        #expect(c.installed() == 2)
+        try good.write(to: URL(fileURLWithPath: kept))
+        let ok = try Programs.run("courier-inboxd", ["rollback", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(c.installed() == 1)
+        let st = try Programs.run("courier-inboxd", ["status", "--config", c.t.sub("inboxd.toml")])
+        #expect(st.stdout.contains("PINNED to 1"))
+        #expect(try Programs.run("courier-inboxd", ["unpin", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"]).status == 0)
+    }
+
     @Test func aBurstOfAThousandPackages() throws {
         let c = try Client(acceptUnknown: true)
         // 1,000 content types of one small revision each, signed with the stager's key (built in

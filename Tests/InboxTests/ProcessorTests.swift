@@ -127,7 +127,7 @@ import Testing
         try c.deliver(c.package(3, daily: "three\n", base: 2))
         #expect(p.processInbox()["virus-defs_3_from_2.cpkg"] == .applied(3))
         let revs = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/store/virus-defs").sorted()
-        #expect(revs == ["2", "3", "current"])
+        #expect(revs == ["2", "2.manifest.json", "3", "3.manifest.json", "current"])
         let history = try String(contentsOfFile: c.root + "/state/history.jsonl", encoding: .utf8)
         #expect(history.split(separator: "\n").count == 4)
     }

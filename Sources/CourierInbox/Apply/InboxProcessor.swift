@@ -27,6 +27,8 @@ public final class InboxProcessor: @unchecked Sendable {
     private var waiting: [String: Double] = [:]
     /// Asked between packages: a graceful shutdown finishes the apply in progress, not the batch.
     public var shouldStop: @Sendable () -> Bool = { false }
+    /// Types that applied something in this batch; retention runs for them at its end.
+    private var retentionDue = Set<String>()
 
     public init(config: InboxConfig, logger: Logger) throws {
         self.config = config
@@ -129,6 +131,16 @@ public final class InboxProcessor: @unchecked Sendable {
             }
             remaining = next
         }
+        // Old revisions go once the batch is done, not inside each apply: removing trees right
+        // after a sync is slow, and a burst should reach its newest revision first.
+        for t in retentionDue.sorted() {
+            guard let keep = config.typeConfig(t)?.keep else { continue }
+            do {
+                let removed = try store.applyRetention(t, keep: keep)
+                if !removed.isEmpty { logger.info("\(t): removed old revision(s) \(removed.map(String.init).joined(separator: ", "))") }
+            } catch { logger.error("\(t): retention failed: \(error)") }
+        }
+        retentionDue = []
         var touched = Set<String>()
         for n in results.keys { if let p = Names.parsePackageFileName(n) { touched.insert(p.type) } }
         updatePending(touched: touched)
@@ -212,7 +224,8 @@ public final class InboxProcessor: @unchecked Sendable {
                 }
             }
             let final = store.revisionDir(t, m.revision)
-            try Sys.removeTree(final)
+            try store.removeRevision(t, m.revision)
+            try Sys.writeFileAtomically(store.manifestPath(t, m.revision), reader.manifestBytes)
             try faults.hit("before-rename")
             try Sys.rename(tmp, final)
             Sys.fsyncDirectory(store.typeDir(t))
@@ -227,7 +240,7 @@ public final class InboxProcessor: @unchecked Sendable {
                     if tc.rollbackOnApplyFailure, let prev = installed {
                         try store.switchCurrent(t, to: prev)
                         _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout)
-                        try? Sys.removeTree(final)
+                        try? store.removeRevision(t, m.revision)
                         return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(out.output.isEmpty ? "" : ": " + out.output)", type: t, revision: m.revision)
                     }
                     ts.lastError = .init(at: now(), package: name, code: CourierError.Code.applyFailed.name,
@@ -245,8 +258,7 @@ public final class InboxProcessor: @unchecked Sendable {
             try writeStatus()
             state.appendHistory(.init(at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
                                       package: name, seconds: monotonicSeconds() - t0))
-            let removed = try store.applyRetention(t, keep: tc.keep)
-            if !removed.isEmpty { logger.info("\(t): removed old revision(s) \(removed.map(String.init).joined(separator: ", "))") }
+            retentionDue.insert(t)
             try faults.hit("before-unlink")
             try Sys.unlink(path)
             logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((monotonicSeconds() - t0) * 1000)) ms")

@@ -19,6 +19,32 @@ public struct Store: Sendable {
     public func revisionDir(_ t: String, _ r: UInt64) -> String { typeDir(t) + "/" + String(r) }
     public func tempDir(_ t: String, _ r: UInt64) -> String { typeDir(t) + "/\(r).tmp" }
     public func currentLink(_ t: String) -> String { typeDir(t) + "/current" }
+    /// The manifest a revision was applied from, kept beside it so that a rollback can check the
+    /// kept tree before switching to it.
+    public func manifestPath(_ t: String, _ r: UInt64) -> String { typeDir(t) + "/\(r).manifest.json" }
+
+    /// Removes a revision directory without ever leaving a partial tree under its real name:
+    /// renamed to a `.tmp` name first (recovery removes those), then deleted.
+    public func removeRevision(_ t: String, _ r: UInt64) throws {
+        let dir = revisionDir(t, r)
+        if Sys.exists(dir) {
+            let doomed = typeDir(t) + "/\(r).removing.tmp"
+            try Sys.removeTree(doomed)
+            try Sys.rename(dir, doomed)
+            try Sys.removeTree(doomed)
+        }
+        try? Sys.unlink(manifestPath(t, r))
+    }
+
+    /// Checks a kept revision against the manifest it was applied from (rollback's safety net).
+    public func checkRevision(_ t: String, _ r: UInt64, limits: Limits = Limits()) throws {
+        let p = manifestPath(t, r)
+        guard Sys.exists(p) else {
+            throw CourierError(.integrity, "\(revisionDir(t, r)): no manifest kept for revision \(r); cannot check the tree")
+        }
+        let m = try Manifest.decode(try Sys.readFile(p, limit: limits.maxManifestBytes))
+        try TreeChecker.check(revisionDir(t, r), against: m.files, limits: limits)
+    }
 
     /// The revision `current` points at, if any.
     public func current(_ t: String) -> UInt64? {
@@ -59,8 +85,14 @@ public struct Store: Sendable {
     public func recover() throws -> [String] {
         var removed: [String] = []
         for t in try types() {
-            for name in try Sys.listDirectory(typeDir(t)) where name.hasSuffix(".tmp") || name.hasPrefix(".") {
+            let names = try Sys.listDirectory(typeDir(t))
+            for name in names where name.hasSuffix(".tmp") || name.hasPrefix(".") {
                 try Sys.removeTree(typeDir(t) + "/" + name)
+                removed.append(t + "/" + name)
+            }
+            // A manifest written just before a crash, for a revision that never got renamed in.
+            for name in names where name.hasSuffix(".manifest.json") && !names.contains(String(name.dropLast(14))) {
+                try? Sys.unlink(typeDir(t) + "/" + name)
                 removed.append(t + "/" + name)
             }
         }
@@ -75,9 +107,7 @@ public struct Store: Sendable {
         let others = try revisions(t).filter { $0 != cur }
         var removed: [UInt64] = []
         for r in others.dropLast(keep) {
-            let doomed = typeDir(t) + "/\(r).removing.tmp"
-            try Sys.rename(revisionDir(t, r), doomed)
-            try Sys.removeTree(doomed)
+            try removeRevision(t, r)
             removed.append(r)
         }
         return removed
