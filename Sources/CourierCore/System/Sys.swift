@@ -242,6 +242,34 @@ public enum Sys {
         try removeTree(AT_FDCWD, path, display: path)
     }
 
+    /// Seconds on the monotonic clock (durations and deadlines; never goes back).
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    public static func hostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        return String(cString: buf)
+    }
+
+    /// Points the symlink `dir/name` at `target` atomically: a new link under a temporary name,
+    /// renamed over the old one, then the directory fsynced. Readers see the old target or the
+    /// new, never no link. `beforeRename` lets crash tests stop in between.
+    public static func replaceSymlink(in dir: String, name: String, target: String,
+                                      beforeRename: () throws -> Void = {}) throws {
+        let tmp = dir + "/.\(name).tmp-\(getpid())"
+        _ = Glibc.unlink(tmp)
+        if Glibc.symlink(target, tmp) != 0 {
+            throw CourierError.io("symlink", path: tmp, errno: Errno(rawValue: errno))
+        }
+        try beforeRename()
+        try rename(tmp, dir + "/" + name)
+        fsyncDirectory(dir)
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return Glibc.lstat(path, &st) == 0

@@ -70,12 +70,12 @@ public enum CommandRunner {
         }
 
         var tail: [UInt8] = []
-        let deadline = monotonicSeconds() + Double(timeout)
+        let deadline = Sys.monotonicSeconds() + Double(timeout)
         var timedOut = false
         var buf = [UInt8](repeating: 0, count: 4096)
         var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
         while true {
-            let left = deadline - monotonicSeconds()
+            let left = deadline - Sys.monotonicSeconds()
             if left <= 0 { timedOut = true; break }
             let r = poll(&pfd, 1, Int32(min(left, 1.0) * 1000) + 1)
             if r < 0 { if errno == EINTR { continue }; break }
@@ -105,12 +105,6 @@ public enum CommandRunner {
     static func text(_ b: [UInt8]) -> String {
         String(decoding: b, as: UTF8.self).trimming(" \n\r\t")
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 import SystemPackage

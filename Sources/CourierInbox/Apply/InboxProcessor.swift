@@ -37,7 +37,7 @@ public final class InboxProcessor: @unchecked Sendable {
         state = try StateFiles(dir: config.stateDir)
         quarantine = Quarantine(dir: config.quarantine)
         trust = try TrustStore.load(config.trust, threshold: config.threshold)
-        status = state.readStatus() ?? .empty(host: hostName())
+        status = state.readStatus() ?? .empty(host: Sys.hostName())
         try Sys.mkdirs(config.inbox)
         try Sys.mkdirs(config.store)
     }
@@ -79,7 +79,7 @@ public final class InboxProcessor: @unchecked Sendable {
     /// Seconds until the earliest waiting delta times out; nil when nothing waits (no timer).
     public var nextDeadline: Double? {
         guard let first = waiting.values.min() else { return nil }
-        return max(0, first + Double(config.deltaWait) - monotonicSeconds())
+        return max(0, first + Double(config.deltaWait) - Sys.monotonicSeconds())
     }
 
     public var hasWaiting: Bool { !waiting.isEmpty }
@@ -165,7 +165,7 @@ public final class InboxProcessor: @unchecked Sendable {
     func processOne(_ name: String) -> Outcome {
         let path = config.inbox + "/" + name
         guard Sys.exists(path) else { waiting[name] = nil; return .skipped }
-        let t0 = monotonicSeconds()
+        let t0 = Sys.monotonicSeconds()
         var opts = VerifyOptions(trust: trust)
         opts.clockSkew = config.clockSkew
         opts.limits = config.limits
@@ -192,9 +192,9 @@ public final class InboxProcessor: @unchecked Sendable {
             if let inst = installed, base < inst {
                 return refuse(path, .rollback, "base revision \(base) not installed (installed: \(inst)); send the full package", type: t, revision: m.revision)
             }
-            let first = waiting[name] ?? monotonicSeconds()
+            let first = waiting[name] ?? Sys.monotonicSeconds()
             waiting[name] = first
-            if monotonicSeconds() - first >= Double(config.deltaWait) {
+            if Sys.monotonicSeconds() - first >= Double(config.deltaWait) {
                 waiting[name] = nil
                 return refuse(path, .rollback, "base revision \(base) not installed (waited \(config.deltaWait) s; installed: \(installed.map(String.init) ?? "none"))", type: t, revision: m.revision)
             }
@@ -257,11 +257,11 @@ public final class InboxProcessor: @unchecked Sendable {
             try faults.hit("before-state")
             try writeStatus()
             state.appendHistory(.init(at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
-                                      package: name, seconds: monotonicSeconds() - t0))
+                                      package: name, seconds: Sys.monotonicSeconds() - t0))
             retentionDue.insert(t)
             try faults.hit("before-unlink")
             try Sys.unlink(path)
-            logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((monotonicSeconds() - t0) * 1000)) ms")
+            logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
             return .applied(m.revision)
         } catch let e as CourierError {
             try? Sys.removeTree(tmp)
@@ -314,10 +314,4 @@ public final class InboxProcessor: @unchecked Sendable {
     }
 
     func now() -> String { RFC3339.format(Int64(time(nil))) }
-}
-
-func hostName() -> String {
-    var buf = [CChar](repeating: 0, count: 256)
-    gethostname(&buf, 255)
-    return String(cString: buf)
 }

@@ -12,12 +12,12 @@ public enum StateLock {
         let path = stateDir + "/lock"
         let fd = try Sys.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644)
         defer { Sys.close(fd) }
-        let deadline = monotonicSeconds() + timeout
+        let deadline = Sys.monotonicSeconds() + timeout
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else {
                 throw CourierError.io("flock", path: path, errno: Errno(rawValue: errno))
             }
-            if monotonicSeconds() > deadline {
+            if Sys.monotonicSeconds() > deadline {
                 throw CourierError(.locked, "\(path): held by another courier-inboxd process for more than \(Int(timeout)) s")
             }
             usleep(50_000)

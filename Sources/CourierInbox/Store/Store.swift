@@ -69,14 +69,9 @@ public struct Store: Sendable {
     /// Points `current` at `revision`: a new symlink under a temporary name, renamed over the old
     /// one (rename is atomic), then the directory fsynced so the switch survives a power cut.
     public func switchCurrent(_ t: String, to revision: UInt64, faults: FaultPoints = .none) throws {
-        let tmp = typeDir(t) + "/.current.tmp"
-        _ = unlink(tmp)
-        if symlink(String(revision), tmp) != 0 {
-            throw CourierError.io("symlink", path: tmp, errno: Errno(rawValue: errno))
+        try Sys.replaceSymlink(in: typeDir(t), name: "current", target: String(revision)) {
+            try faults.hit("switch-before-rename")
         }
-        try faults.hit("switch-before-rename")
-        try Sys.rename(tmp, currentLink(t))
-        Sys.fsyncDirectory(typeDir(t))
     }
 
     /// Start-up recovery: removes trees that were being built and temporary links. Returns what

@@ -20,7 +20,7 @@ public final class StageRunner {
     }
 
     public func run(only: [String] = []) async throws -> CycleReport {
-        let t0 = monotonic()
+        let t0 = Sys.monotonicSeconds()
         let started = clock()
         let outbox = Outbox(root: config.outbox)
         try Sys.mkdirs(config.stateDir)
@@ -67,7 +67,7 @@ public final class StageRunner {
             try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust)
         }
         let ordered = types.compactMap { results[$0.name] }
-        var report = CycleReport(started: RFC3339.format(started), seconds: monotonic() - t0, cycles: cycles,
+        var report = CycleReport(started: RFC3339.format(started), seconds: Sys.monotonicSeconds() - t0, cycles: cycles,
                                  types: ordered, exitCode: 0)
         report.exitCode = StageRunner.exitCode(ordered)
         if report.failures == 0 { try? Sys.writeFileAtomically(config.stateDir + "/last-success", Array("\(clock())\n".utf8)) }
@@ -108,7 +108,7 @@ public final class StageRunner {
 
     func stageOne(_ type: StageConfig.ContentType, outbox: Outbox, keys: [SigningKey], trust: TrustStore,
                   fetcher: Fetcher?) async -> CycleReport.TypeResult {
-        let t0 = monotonic()
+        let t0 = Sys.monotonicSeconds()
         let log = { (msg: String) in self.logger.info("\(msg)", metadata: ["type": "\(type.name)"]) }
         var result = CycleReport.TypeResult(type: type.name, status: .unchanged, detail: "")
         do {
@@ -151,7 +151,7 @@ public final class StageRunner {
                 var opts = PackageBuilder.Options(type: type.name, revision: revision, keys: keys)
                 opts.lifetime = config.lifetime
                 opts.compression = config.compression
-                opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierStageInfo.version)", "host": hostName()]) { a, _ in a }
+                opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierStageInfo.version)", "host": Sys.hostName()]) { a, _ in a }
                 log("publishing revision \(revision) (\(c.files.count) files) from \(source.describe)")
                 let p = try outbox.publish(type: type.name, revision: revision, tree: c.tree, files: c.files,
                                            bases: Array(bases), options: opts, faults: faults)
@@ -182,23 +182,11 @@ public final class StageRunner {
             logger.error("\(error)", metadata: ["type": "\(type.name)"])
         }
         try? Sys.removeTree(config.stateDir + "/" + type.name + "/work")
-        result.seconds = monotonic() - t0
+        result.seconds = Sys.monotonicSeconds() - t0
         return result
     }
 }
 
 public enum CourierStageInfo {
     public static let version = "0.1.0"
-}
-
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-func hostName() -> String {
-    var buf = [CChar](repeating: 0, count: 256)
-    gethostname(&buf, 255)
-    return String(cString: buf)
 }

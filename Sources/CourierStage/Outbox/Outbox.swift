@@ -102,13 +102,7 @@ public struct Outbox: Sendable {
     public func setLatest(_ type: String, _ revision: UInt64) throws {
         let tdir = typeDir(type)
         try Sys.writeFileAtomically(tdir + "/latest.txt", Array("\(revision)\n".utf8))
-        let tmp = tdir + "/.latest.tmp-\(getpid())"
-        _ = unlink(tmp)
-        if symlink(String(revision), tmp) != 0 {
-            throw CourierError.io("symlink", path: tmp, errno: Errno(rawValue: errno))
-        }
-        try Sys.rename(tmp, tdir + "/latest")
-        Sys.fsyncDirectory(tdir)
+        try Sys.replaceSymlink(in: tdir, name: "latest", target: String(revision))
     }
 
     /// Removes leftovers of an interrupted run: hidden staging directories and temporaries.
