@@ -47,7 +47,6 @@ public struct VerifyCommand: ParsableCommand {
         opts.clockSkew = skew
         opts.expectedType = type
         var firstFailure: ExitStatus? = nil
-        var failures = 0
         for p in packages {
             do {
                 let v = try PackageVerifier.verify(path: p, options: opts)
@@ -62,7 +61,6 @@ public struct VerifyCommand: ParsableCommand {
                     print("OK    \(p)  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))")
                 }
             } catch let e as CourierError {
-                failures += 1
                 if firstFailure == nil { firstFailure = ExitStatus.for(e.code) }
                 if json {
                     print("{\"path\":\(jsonString(p)),\"ok\":false,\"code\":\(jsonString(e.code.name)),\"error\":\(jsonString(e.description))}")
@@ -72,7 +70,8 @@ public struct VerifyCommand: ParsableCommand {
             }
         }
         if let f = firstFailure {
-            throw ExitCode(packages.count == 1 || failures == packages.count && packages.count == 1 ? f.rawValue : ExitStatus.partial.rawValue)
+            // One package: its own reason's code. Several: "done with errors".
+            throw ExitCode(packages.count == 1 ? f.rawValue : ExitStatus.partial.rawValue)
         }
     }
 }

@@ -18,7 +18,7 @@ public struct TrustStore: Sendable {
     }
 
     public static func load(_ path: String, threshold: Int = 1) throws -> TrustStore {
-        guard let st = try Sys.lstat(path) ?? (Sys.exists(path) ? nil : nil) else {
+        guard let st = try Sys.lstat(path) else {
             throw CourierError(.key, "\(path): trust store not found (give a .pub file or a directory of them)")
         }
         var store = TrustStore(keys: [], threshold: threshold)
