@@ -34,7 +34,7 @@ public enum UpstreamUnpacker {
             let comps = name.split(separator: "/").map(String.init)
             switch h.fileType {
             case COURIER_AE_IFDIR:
-                let d = try makeDirs(rootfd, comps, target: target)
+                let d = try Sys.openDirectoryChain(rootfd, comps, root: target)
                 if d != rootfd { Sys.close(d) }
                 continue
             case COURIER_AE_IFREG:
@@ -44,7 +44,7 @@ public enum UpstreamUnpacker {
             default:
                 throw bad(name, "device, FIFO or socket")
             }
-            let dfd = try makeDirs(rootfd, Array(comps.dropLast()), target: target)
+            let dfd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: target)
             defer { if dfd != rootfd { Sys.close(dfd) } }
             let shown = target + "/" + name
             let fd: Int32
@@ -66,28 +66,6 @@ public enum UpstreamUnpacker {
             // Normalise modes: executable or not, nothing else carries over from a vendor.
             try Sys.fchmod(fd, h.permissions & 0o111 != 0 ? 0o755 : 0o644, display: shown)
         }
-    }
-
-    /// Opens (creating as needed) the directory `comps` below `rootfd` without following links.
-    /// Returns `rootfd` itself for an empty path; the caller closes any other fd.
-    @discardableResult
-    static func makeDirs(_ rootfd: Int32, _ comps: [String], target: String) throws -> Int32 {
-        var fd = rootfd
-        var shown = target
-        for c in comps {
-            shown += "/" + c
-            if try Sys.lstatat(fd, c, display: shown) == nil { try Sys.mkdirat(fd, c, 0o755, display: shown) }
-            let next: Int32
-            do { next = try Sys.openDirectoryAt(fd, c, display: shown) }
-            catch {
-                if fd != rootfd { Sys.close(fd) }
-                throw CourierError(.unsafeEntry, "\(shown): exists and is not a directory")
-            }
-            if fd != rootfd { Sys.close(fd) }
-            fd = next
-        }
-        if fd != rootfd && comps.isEmpty { return rootfd }
-        return fd
     }
 }
 

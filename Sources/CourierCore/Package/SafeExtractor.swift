@@ -40,27 +40,7 @@ public enum SafeExtractor {
             if parent.isEmpty { return rootfd }
             if let c = dirCache, c.path == parent { return c.fd }
             closeCache()
-            var fd = rootfd
-            var sofar = ""
-            for comp in comps.dropLast() {
-                sofar = sofar.isEmpty ? comp : sofar + "/" + comp
-                let shown = target + "/" + sofar
-                if try Sys.lstatat(fd, comp, display: shown) == nil {
-                    try Sys.mkdirat(fd, comp, 0o755, display: shown)
-                    created.append((sofar, true))
-                }
-                let next: Int32
-                do { next = try Sys.openDirectoryAt(fd, comp, display: shown) }
-                catch let e as CourierError {
-                    if fd != rootfd { Sys.close(fd) }
-                    if let errno = e.cause as? Errno, errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
-                        throw CourierError(.unsafeEntry, "\(shown): exists and is not a directory (a symlink?); refusing to extract through it")
-                    }
-                    throw e
-                }
-                if fd != rootfd { Sys.close(fd) }
-                fd = next
-            }
+            let fd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: target) { created.append(($0, true)) }
             dirCache = (parent, fd)
             return fd
         }

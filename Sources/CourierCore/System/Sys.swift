@@ -222,6 +222,36 @@ public enum Sys {
         return try listDirectory(fd, display: path).map(\.name)
     }
 
+    /// Opens the directory `comps` below `rootfd`, creating missing components (0755) and never
+    /// following a symlink: a component that exists but is not a directory (a planted link, a
+    /// file) is refused. `made` gets the relative path of each directory created, so a caller can
+    /// undo. Returns `rootfd` itself for an empty path; the caller closes any other fd.
+    public static func openDirectoryChain(_ rootfd: Int32, _ comps: [String], root: String,
+                                          made: (String) -> Void = { _ in }) throws -> Int32 {
+        var fd = rootfd
+        var rel = ""
+        for comp in comps {
+            rel = rel.isEmpty ? comp : rel + "/" + comp
+            let shown = root + "/" + rel
+            if try lstatat(fd, comp, display: shown) == nil {
+                try mkdirat(fd, comp, 0o755, display: shown)
+                made(rel)
+            }
+            let next: Int32
+            do { next = try openDirectoryAt(fd, comp, display: shown) }
+            catch let e as CourierError {
+                if fd != rootfd { close(fd) }
+                if let errno = e.cause as? Errno, errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
+                    throw CourierError(.unsafeEntry, "\(shown): exists and is not a directory (a symlink?); refusing to extract through it")
+                }
+                throw e
+            }
+            if fd != rootfd { close(fd) }
+            fd = next
+        }
+        return fd
+    }
+
     /// Removes a tree below `dirfd`/`name` without following symlinks. Missing is fine.
     public static func removeTree(_ dirfd: Int32, _ name: String, display: String? = nil) throws {
         let shown = display ?? name
