@@ -66,6 +66,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Delivery: choosing delta or full per client, copying into inboxes, the fleet report.
+        .target(
+            name: "CourierDeliver",
+            dependencies: ["CourierCore", "CourierConfig", "CCourierShim",
+                .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         // The client agent: watching the inbox, ordering, applying, state.
         .target(
             name: "CourierInbox",
@@ -99,7 +105,7 @@ let package = Package(
         .executableTarget(name: "courier-stage", dependencies: ["StageCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(
             name: "DeliverCLI",
-            dependencies: ["CourierCLI", "CourierCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CourierCLI", "CourierCore", "CourierDeliver", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "InboxCLI",
@@ -132,6 +138,11 @@ let package = Package(
             name: "InboxTests",
             dependencies: ["CourierInbox", "CourierCore", .product(name: "Logging", package: "swift-log")],
             path: "Tests/InboxTests"
+        ),
+        .testTarget(
+            name: "DeliverTests",
+            dependencies: ["CourierDeliver", "CourierCore", "CourierConfig"],
+            path: "Tests/DeliverTests"
         ),
         .testTarget(
             name: "EndToEndTests",

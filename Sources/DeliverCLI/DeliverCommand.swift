@@ -11,7 +11,7 @@ public struct DeliverCommand: ParsableCommand {
         errors, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [VerifyCommand.self])
+        subcommands: [VerifyCommand.self, PushCommand.self, SelectCommand.self, ReportCommand.self])
 
     public init() {}
 }

@@ -103,8 +103,10 @@ public enum TreeCopier {
         try Sys.fchmod(ofd, perm, display: dst)
     }
 
-    public static func copyData(_ ifd: Int32, _ ofd: Int32, size: Int, src: String, dst: String) throws {
-        if courier_ficlone(ofd, ifd) == 0 { return }
+    /// Returns how: "reflink", "copy_file_range" or "read/write".
+    @discardableResult
+    public static func copyData(_ ifd: Int32, _ ofd: Int32, size: Int, src: String, dst: String) throws -> String {
+        if courier_ficlone(ofd, ifd) == 0 { return "reflink" }
         var left = size
         var useRange = true
         while left > 0 {
@@ -123,6 +125,7 @@ public enum TreeCopier {
             left -= n
         }
         if left != 0 { throw CourierError(.io, "\(src): changed size while being copied to \(dst)") }
+        return useRange ? "copy_file_range" : "read/write"
     }
 }
 

@@ -1,4 +1,3 @@
-import CourierCore
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif

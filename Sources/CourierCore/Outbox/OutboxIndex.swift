@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import CourierCore
 
 /// `outbox/index.json` (docs/OUTBOX.md): every type, its revisions and packages with sizes and
 /// SHA-256, so that delivery tools and humans need not open packages to know what is there.

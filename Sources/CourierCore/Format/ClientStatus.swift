@@ -1,0 +1,56 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// What the client holds and what happened, per type: the body of `status.json` (docs/INBOXD.md),
+/// which delivery tools read to choose a delta or a full package, and humans read to see age.
+public struct ClientStatus: Codable, Sendable, Equatable {
+    public struct LastError: Codable, Sendable, Equatable {
+        public var at: String
+        public var package: String
+        public var code: String
+        public var reason: String
+        public init(at: String, package: String, code: String, reason: String) {
+            self.at = at; self.package = package; self.code = code; self.reason = reason
+        }
+    }
+    public struct TypeStatus: Codable, Sendable, Equatable {
+        public var installed: UInt64?
+        public var previous: UInt64?
+        public var appliedAt: String?
+        /// `created` of the installed package: the content's age, not the apply time.
+        public var contentCreated: String?
+        public var pinned: UInt64?
+        public var kept: [UInt64] = []
+        public var pending: [String] = []
+        public var lastError: LastError?
+        public init() {}
+    }
+    public var format = 1
+    public var host: String
+    public var updated: String
+    public var types: [String: TypeStatus]
+
+    public static func empty(host: String) -> ClientStatus {
+        ClientStatus(host: host, updated: RFC3339.format(Int64(time(nil))), types: [:])
+    }
+
+    public func encoded() -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        return Array(try! enc.encode(self)) + [0x0a]
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws -> ClientStatus {
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        do { return try dec.decode(ClientStatus.self, from: Data(bytes)) }
+        catch { throw CourierError(.malformed, "\(path): not a valid status file: \(error)") }
+    }
+}

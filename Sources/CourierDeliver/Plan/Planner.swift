@@ -1,0 +1,80 @@
+import CourierCore
+
+/// Which revision a target should hold: the outbox's latest or one named (a pin, a rollback).
+public enum RevisionSpec: Sendable, Equatable, CustomStringConvertible {
+    case latest
+    case named(UInt64)
+    public var description: String {
+        switch self { case .latest: return "latest"; case .named(let r): return String(r) }
+    }
+}
+
+/// The choice for one client and one type (docs/DELIVER.md, "What goes where").
+public struct Decision: Sendable {
+    public enum Action: String, Sendable { case full, delta, none, error }
+    public var type: String
+    /// The revision wanted; nil when it could not be resolved (type not in the outbox).
+    public var revision: UInt64?
+    public var action: Action
+    /// Absolute path of the package in the outbox, for `full` and `delta`.
+    public var package: String?
+    public var base: UInt64?
+    /// A stable word: new-client, no-status, not-installed, delta, no-delta, up-to-date, waiting,
+    /// pinned, held, not-in-outbox, unknown-type.
+    public var code: String
+    /// The sentence, with the values that decided it.
+    public var reason: String
+}
+
+/// The pure decision: no I/O. `status` is the client's type entry (nil: the client has none),
+/// `statusNote` says why there is no status at all (nil: the status file was read),
+/// `waiting` the package names now in the client's inbox.
+public enum Planner {
+    public static func decide(type: String, want: RevisionSpec, catalog: Catalog,
+                              status: ClientStatus.TypeStatus?, statusNote: String?,
+                              waiting: [String]) -> Decision {
+        guard let entry = catalog.types[type] else {
+            return Decision(type: type, revision: nil, action: .error, code: "unknown-type",
+                            reason: "the outbox has no published revision of type \(type)")
+        }
+        let rev: UInt64
+        switch want {
+        case .latest:
+            guard let l = entry.latest else {
+                return Decision(type: type, revision: nil, action: .error, code: "not-in-outbox",
+                                reason: "the outbox has no published revision of \(type)")
+            }
+            rev = l
+        case .named(let r): rev = r
+        }
+        func none(_ code: String, _ why: String) -> Decision {
+            Decision(type: type, revision: rev, action: .none, code: code, reason: why)
+        }
+        if let pin = status?.pinned, pin != rev {
+            return none("pinned", "the client is pinned to \(type) \(pin) and would refuse \(rev)")
+        }
+        let installed = status?.installed
+        if installed == rev { return none("up-to-date", "the client has \(type) \(rev) installed") }
+        let waitingHere = waiting.filter {
+            guard let p = Names.parsePackageFileName($0) else { return false }
+            return p.type == type && p.revision == rev
+        }
+        if let w = waitingHere.first { return none("waiting", "\(w) already waits in the inbox") }
+        if let i = installed, i > rev, status?.pinned != rev {
+            return none("held", "the client holds the newer \(type) \(i) and refuses a rollback to \(rev) unless pinned there (courier-inboxd pin or rollback)")
+        }
+        guard let r = entry.revisions[rev] else {
+            return Decision(type: type, revision: rev, action: .error, code: "not-in-outbox",
+                            reason: "\(type) \(rev) is not in the outbox (published: \(entry.revisions.keys.sorted().map(String.init).joined(separator: ", ")))")
+        }
+        if let i = installed, let d = r.deltas[i] {
+            return Decision(type: type, revision: rev, action: .delta, package: d, base: i, code: "delta",
+                            reason: "the client has \(i), the base of this delta")
+        }
+        let (code, why): (String, String)
+        if let note = statusNote { (code, why) = ("no-status", note) }
+        else if let i = installed { (code, why) = ("no-delta", "the outbox has no delta from the client's \(i)") }
+        else { (code, why) = ("not-installed", "the client has no \(type) installed") }
+        return Decision(type: type, revision: rev, action: .full, package: r.full, code: code, reason: why)
+    }
+}

@@ -1,0 +1,92 @@
+import CourierCore
+import CCourierShim
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Puts one package into one inbox so that nobody ever sees a half-written file: a dot-named
+/// temporary file in the inbox itself (`courier-inboxd` and `courier-deliver` skip dot-names),
+/// filled by reflink, `copy_file_range` or read/write (or hard-linked with `link`), mode 0644,
+/// fsynced, then renamed to its final name and the directory fsynced.
+public enum InboxCopier {
+    public static let tempPrefix = ".courier-push."
+
+    public enum Method: String, Sendable { case copy, link }
+
+    /// The temporary name: `.courier-push.<pid>@<host>.<name>`, so that a later push can tell a
+    /// leftover of a dead push (same host, process gone) from one still running elsewhere.
+    static func tempName(_ name: String) -> String {
+        "\(tempPrefix)\(getpid())@\(shortHost).\(name)"
+    }
+
+    static let shortHost: String = String(Sys.hostName().split(separator: ".").first ?? "host")
+
+    /// Removes leftovers of interrupted pushes from an inbox: temporary files of this host whose
+    /// process is gone, and any older than `staleAfter` seconds (a push on another host that
+    /// died). Returns the names removed.
+    public static func cleanLeftovers(inboxFD dfd: Int32, inbox: String, staleAfter: Int64 = 3600) -> [String] {
+        guard let entries = try? Sys.listDirectory(dfd, display: inbox) else { return [] }
+        var removed: [String] = []
+        let now = Int64(time(nil))
+        for e in entries where e.name.hasPrefix(tempPrefix) {
+            let rest = e.name.dropFirst(tempPrefix.count)
+            var dead = false
+            if let at = rest.firstIndex(of: "@"), let pid = Int32(rest[..<at]) {
+                let host = rest[rest.index(after: at)...].prefix(while: { $0 != "." })
+                if host == shortHost && pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { dead = true }
+            }
+            if !dead, let st = try? Sys.lstatat(dfd, e.name, display: inbox + "/" + e.name),
+               now - Int64(st.st_mtim.tv_sec) > staleAfter { dead = true }
+            if dead, (try? Sys.unlinkat(dfd, e.name, display: inbox + "/" + e.name)) != nil { removed.append(e.name) }
+        }
+        return removed
+    }
+
+    public struct Result: Sendable {
+        public var bytes: Int64
+        /// "reflink", "copy_file_range", "read/write", "hard link", or "copy (hard link impossible: …)".
+        public var how: String
+    }
+
+    /// Delivers `source` (an open package file of `size` bytes) as `name` into the inbox open at
+    /// `dfd`. On any failure the temporary file is removed and nothing else has changed.
+    public static func deliver(sourceFD: Int32, sourcePath: String, size: Int64, name: String,
+                               inboxFD dfd: Int32, inbox: String, method: Method,
+                               faults: FaultPoints = .none) throws -> Result {
+        let tmp = tempName(name)
+        let tmpPath = inbox + "/" + tmp
+        var how = ""
+        var done = false
+        defer { if !done { _ = try? Sys.unlinkat(dfd, tmp, display: tmpPath) } }
+        try faults.hit("deliver-before-temp")
+        if method == .link {
+            if linkat(AT_FDCWD, sourcePath, dfd, tmp, 0) == 0 {
+                how = "hard link"
+            } else {
+                let e = errno
+                guard e == EXDEV || e == EPERM || e == EMLINK || e == ENOTSUP else {
+                    throw CourierError.io("hard-link \(sourcePath) as", path: tmpPath, errno: Errno(rawValue: e))
+                }
+                how = "copy (hard link impossible: \(String(cString: strerror(e))))"
+            }
+        }
+        if how != "hard link" {
+            let ofd = try Sys.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644, display: tmpPath)
+            defer { Sys.close(ofd) }
+            _ = lseek(sourceFD, 0, SEEK_SET)
+            let via = try TreeCopier.copyData(sourceFD, ofd, size: Int(size), src: sourcePath, dst: tmpPath)
+            how = how.isEmpty ? via : how
+            try faults.hit("deliver-after-write")
+            // The umask may have narrowed 0644; clients' daemons may run as another user.
+            try Sys.fchmod(ofd, 0o644, display: tmpPath)
+            try Sys.fsync(ofd, display: tmpPath)
+        }
+        try faults.hit("deliver-before-rename")
+        try Sys.renameat(dfd, tmp, dfd, name, display: inbox + "/" + name)
+        done = true
+        _ = fsync(dfd)
+        return Result(bytes: size, how: how)
+    }
+}
+
+import SystemPackage

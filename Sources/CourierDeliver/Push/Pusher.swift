@@ -1,0 +1,190 @@
+import CourierCore
+import Synchronization
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `courier-deliver push`: plan every target, verify every chosen package once, then copy in
+/// parallel. A failing target is reported and the others go on.
+public struct Pusher: Sendable {
+    public var catalog: Catalog
+    public var verify: VerifyOptions
+    public var jobs = 8
+    public var method = InboxCopier.Method.copy
+    public var dryRun = false
+    /// Types delivered to targets that name none (from `--inbox`): `--type`, or all of the outbox.
+    public var defaultTypes: [String]
+    /// Revision for those targets: `--revision` or latest.
+    public var defaultSpec = RevisionSpec.latest
+    public var faults = FaultPoints.fromEnvironment()
+
+    public init(catalog: Catalog, verify: VerifyOptions, defaultTypes: [String]) {
+        self.catalog = catalog; self.verify = verify; self.defaultTypes = defaultTypes
+    }
+
+    /// One line of the result: one target and type (or the whole target when it failed early).
+    public struct Outcome: Sendable {
+        public enum State: String, Sendable { case copied, planned, skipped, failed }
+        public var inbox: String
+        public var group: String?
+        public var decision: Decision?
+        public var state: State
+        public var bytes: Int64 = 0
+        public var how: String?
+        public var error: String?
+        /// Leftover temporary files removed from this inbox (first outcome of the target only).
+        public var cleaned: [String] = []
+    }
+
+    public struct Summary: Sendable {
+        public var outcomes: [Outcome]
+        public var seconds: Double
+        public var failed: Int { outcomes.filter { $0.state == .failed }.count }
+        public var copied: Int { outcomes.filter { $0.state == .copied }.count }
+        public var bytes: Int64 { outcomes.reduce(0) { $0 + $1.bytes } }
+    }
+
+    struct Planned: Sendable {
+        var target: Target
+        var decisions: [Decision] = []
+        var problem: String?
+    }
+
+    /// Phase 1: the decisions for one target, from its status file and inbox listing. Read-only.
+    public func plan(_ t: Target) -> (decisions: [Decision], problem: String?) {
+        if let p = t.problem { return ([], p) }
+        // stat, not lstat: an inbox may well be a symlink to a mounted client volume.
+        var s = stat()
+        if stat(t.inbox, &s) != 0 {
+            return ([], "\(t.inbox): inbox missing or unreachable: \(String(cString: strerror(errno)))")
+        }
+        if (s.st_mode & S_IFMT) != S_IFDIR { return ([], "\(t.inbox): not a directory") }
+        let (status, note) = Self.readStatus(t.statusPath)
+        let names: [String]
+        do { names = try Sys.listDirectory(t.inbox).filter { !$0.hasPrefix(".") } }
+        catch { return ([], "\(error)") }
+        let wants = t.wants.isEmpty ? defaultTypes.map { ($0, defaultSpec) } : t.wants.map { ($0.type, $0.spec) }
+        let decisions = wants.map { (type, spec) in
+            Planner.decide(type: type, want: spec, catalog: catalog, status: status?.types[type],
+                           statusNote: note, waiting: names)
+        }
+        return (decisions, nil)
+    }
+
+    /// The client's status, or why there is none (then full packages are sent).
+    public static func readStatus(_ path: String) -> (status: ClientStatus?, note: String?) {
+        guard !path.isEmpty else { return (nil, "no status file given (a new client)") }
+        do {
+            return (try ClientStatus.decode(Sys.readFile(path, limit: 16 << 20), path: path), nil)
+        } catch {
+            if Sys.exists(path) { return (nil, "its status file is unreadable (\(error))") }
+            return (nil, "no status file at \(path) (a new client, or its daemon has not run yet)")
+        }
+    }
+
+    /// Phase 2: verifies each package once. Returns path → failure sentence for those that fail.
+    public func verifyAll(_ decisions: [Decision]) -> [String: String] {
+        var wanted: [String: Decision] = [:]
+        for d in decisions { if let p = d.package { wanted[p] = d } }
+        let list = wanted.sorted { $0.key < $1.key }
+        let failures = Mutex<[String: String]>([:])
+        let opts = verify
+        Parallel.forEach(count: list.count, jobs: jobs) { i in
+            let (path, d) = list[i]
+            var o = opts
+            o.expectedType = d.type
+            do {
+                let m = try PackageVerifier.verify(path: path, options: o).manifest
+                if m.revision != d.revision || m.base != d.base {
+                    failures.withLock { $0[path] = "\(path): its manifest says revision \(m.revision)\(m.base.map { " from \($0)" } ?? ""), its name and place in the outbox another" }
+                }
+            } catch {
+                failures.withLock { $0[path] = "\(error)" }
+            }
+        }
+        return failures.withLock { $0 }
+    }
+
+    public func run() -> Summary {
+        let t0 = Sys.monotonicSeconds()
+        let targets = self.targets
+        let planned = Slots<Planned>(count: targets.count)
+        Parallel.forEach(count: targets.count, jobs: jobs) { i in
+            let (d, p) = plan(targets[i])
+            planned[i] = Planned(target: targets[i], decisions: d, problem: p)
+        }
+        let plans = planned.values
+        let bad = verifyAll(plans.flatMap(\.decisions))
+        let results = Slots<[Outcome]>(count: plans.count)
+        Parallel.forEach(count: plans.count, jobs: jobs) { i in
+            results[i] = deliver(plans[i], badPackages: bad)
+        }
+        return Summary(outcomes: results.values.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0)
+    }
+
+    public var targets: [Target] = []
+
+    /// Phase 3 for one target: clean leftovers, then copy what was decided.
+    func deliver(_ p: Planned, badPackages: [String: String]) -> [Outcome] {
+        let t = p.target
+        if let problem = p.problem {
+            return [Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .failed, error: problem)]
+        }
+        var out: [Outcome] = []
+        var dfd: Int32 = -1
+        var cleaned: [String] = []
+        if !dryRun {
+            do {
+                dfd = try Sys.openDirectory(t.inbox)
+                cleaned = InboxCopier.cleanLeftovers(inboxFD: dfd, inbox: t.inbox)
+            } catch {
+                return [Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .failed, error: "\(error)")]
+            }
+        }
+        defer { if dfd >= 0 { Sys.close(dfd) } }
+        for d in p.decisions {
+            var o = Outcome(inbox: t.inbox, group: t.group, decision: d, state: .skipped)
+            switch d.action {
+            case .none: break
+            case .error: o.state = .failed; o.error = d.reason
+            case .full, .delta:
+                let src = d.package!
+                if let why = badPackages[src] {
+                    o.state = .failed; o.error = "not copied: the package failed verification: \(why)"
+                } else if dryRun {
+                    o.state = .planned
+                    o.bytes = Int64((try? Sys.lstat(src))??.st_size ?? 0)
+                } else {
+                    do {
+                        let sfd = try Sys.open(src, O_RDONLY | O_CLOEXEC)
+                        defer { Sys.close(sfd) }
+                        let size = Int64(try Sys.fstat(sfd, display: src).st_size)
+                        let name = String(src[src.index(after: src.lastIndex(of: "/")!)...])
+                        let r = try InboxCopier.deliver(sourceFD: sfd, sourcePath: src, size: size, name: name,
+                                                        inboxFD: dfd, inbox: t.inbox, method: method, faults: faults)
+                        o.state = .copied; o.bytes = r.bytes; o.how = r.how
+                    } catch {
+                        o.state = .failed; o.error = "\(error)"
+                    }
+                }
+            }
+            out.append(o)
+        }
+        if out.isEmpty { out.append(Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .skipped)) }
+        out[0].cleaned = cleaned
+        return out
+    }
+}
+
+/// Fixed slots that worker threads fill, one slot per index, each written by one thread only.
+final class Slots<T: Sendable>: @unchecked Sendable {
+    private let buf: UnsafeMutableBufferPointer<T?>
+    init(count: Int) { buf = .allocate(capacity: count); buf.initialize(repeating: nil) }
+    deinit { buf.deinitialize(); buf.deallocate() }
+    subscript(i: Int) -> T? {
+        get { buf[i] }
+        set { buf[i] = newValue }
+    }
+    /// After all workers have joined.
+    var values: [T] { buf.compactMap { $0 } }
+}

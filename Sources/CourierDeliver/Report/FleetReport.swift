@@ -1,0 +1,115 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CourierCore
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `courier-deliver report`: what every client holds, read from the `status.json` files the
+/// clients write (docs/INBOXD.md), with stale clients flagged (docs/DELIVER.md, "report").
+public struct FleetReport: Sendable {
+    public struct Source: Sendable {
+        /// Where the client was named: its inbox, or the status file given.
+        public var origin: String
+        public var statusPath: String
+        public init(origin: String, statusPath: String) { self.origin = origin; self.statusPath = statusPath }
+    }
+
+    public struct Row: Codable, Sendable {
+        public var client: String
+        public var statusPath: String
+        public var type: String?
+        public var installed: UInt64?
+        public var pinned: UInt64?
+        public var latest: UInt64?
+        /// Published revisions newer than the installed one (needs the outbox).
+        public var behind: Int?
+        public var contentAgeSeconds: Int64?
+        public var appliedAt: String?
+        public var pending: [String] = []
+        public var lastError: ClientStatus.LastError?
+        public var problem: String?
+        public var stale: Bool = false
+        public var staleReasons: [String] = []
+    }
+
+    public var staleRevisions = 2
+    public var staleHours = 48
+    public var catalog: Catalog?
+    public var onlyTypes: Set<String>?
+    public var now = Int64(time(nil))
+
+    public init() {}
+
+    public func rows(_ sources: [Source]) -> [Row] {
+        var rows: [Row] = []
+        for src in sources {
+            let status: ClientStatus
+            do {
+                status = try ClientStatus.decode(Sys.readFile(src.statusPath, limit: 16 << 20), path: src.statusPath)
+            } catch {
+                let why = Sys.exists(src.statusPath) ? "unreadable status: \(error)" : "no status file at \(src.statusPath)"
+                rows.append(Row(client: src.origin, statusPath: src.statusPath, problem: why, stale: true, staleReasons: [why]))
+                continue
+            }
+            var types = Set(status.types.keys)
+            if let only = onlyTypes { types.formIntersection(only) }
+            if types.isEmpty {
+                rows.append(Row(client: status.host, statusPath: src.statusPath, problem: "no content type applied yet",
+                                stale: true, staleReasons: ["nothing installed"]))
+            }
+            for t in types.sorted() {
+                rows.append(row(host: status.host, path: src.statusPath, type: t, ts: status.types[t]!))
+            }
+        }
+        disambiguate(&rows, sources)
+        return rows
+    }
+
+    func row(host: String, path: String, type t: String, ts: ClientStatus.TypeStatus) -> Row {
+        var r = Row(client: host, statusPath: path, type: t)
+        r.installed = ts.installed
+        r.pinned = ts.pinned
+        r.appliedAt = ts.appliedAt
+        r.pending = ts.pending
+        r.lastError = ts.lastError
+        if let c = ts.contentCreated, let secs = RFC3339.parse(c) { r.contentAgeSeconds = max(0, now - secs) }
+        if let entry = catalog?.types[t] {
+            r.latest = entry.latest
+            if let l = entry.latest {
+                let have = ts.installed ?? 0
+                r.behind = entry.revisions.keys.filter { $0 > have && $0 <= l }.count
+            }
+        }
+        if ts.installed == nil { r.staleReasons.append("nothing installed") }
+        if let b = r.behind, b >= staleRevisions, r.pinned == nil {
+            r.staleReasons.append("\(b) revisions behind")
+        }
+        if let a = r.contentAgeSeconds, a > Int64(staleHours) * 3600 {
+            r.staleReasons.append("content \(Self.age(a)) old")
+        }
+        r.stale = !r.staleReasons.isEmpty
+        return r
+    }
+
+    /// Clients are named by the host in their status file; two files with one host name (clients
+    /// cloned from one image, or several inboxes on one machine) get their paths appended.
+    func disambiguate(_ rows: inout [Row], _ sources: [Source]) {
+        var paths: [String: Set<String>] = [:]
+        for r in rows { paths[r.client, default: []].insert(r.statusPath) }
+        let origin = Dictionary(sources.map { ($0.statusPath, $0.origin) }, uniquingKeysWith: { a, _ in a })
+        for i in rows.indices where (paths[rows[i].client]?.count ?? 0) > 1 {
+            rows[i].client += " (" + (origin[rows[i].statusPath] ?? rows[i].statusPath) + ")"
+        }
+    }
+
+    public static func age(_ s: Int64) -> String {
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m" }
+        if s < 86400 { return "\(s / 3600)h\(s % 3600 / 60 > 0 ? "\(s % 3600 / 60)m" : "")" }
+        return "\(s / 86400)d\(s % 86400 / 3600 > 0 ? "\(s % 86400 / 3600)h" : "")"
+    }
+}

@@ -1,0 +1,80 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import CourierCore
+
+/// The three shapes of the fleet report: a table for people, JSON lines of objects for scripts,
+/// and the Prometheus text format for node_exporter's textfile collector or a push gateway.
+public enum ReportRender {
+    public static func table(_ rows: [FleetReport.Row]) -> String {
+        var lines: [[String]] = [["CLIENT", "TYPE", "REVISION", "BEHIND", "CONTENT AGE", "APPLIED", "PENDING", "STATE", "LAST ERROR"]]
+        for r in rows {
+            var rev = r.installed.map(String.init) ?? "-"
+            if let p = r.pinned { rev += " (pinned \(p))" }
+            let state = r.stale ? "STALE: " + r.staleReasons.joined(separator: "; ") : "ok"
+            let err = r.problem ?? r.lastError.map { "\($0.code): \($0.reason)" } ?? ""
+            lines.append([r.client, r.type ?? "-", rev, r.behind.map(String.init) ?? "-",
+                          r.contentAgeSeconds.map(FleetReport.age) ?? "-", r.appliedAt ?? "-",
+                          r.pending.isEmpty ? "-" : String(r.pending.count), state, err])
+        }
+        // Pad every column but the last to its widest cell.
+        var widths = [Int](repeating: 0, count: lines[0].count)
+        for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }
+        var out = ""
+        for l in lines {
+            var s = ""
+            for (i, c) in l.enumerated() {
+                s += i == l.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count + 2)
+            }
+            while s.hasSuffix(" ") { s.removeLast() }
+            out += s + "\n"
+        }
+        let clients = Set(rows.map(\.client)).count
+        let stale = Set(rows.filter(\.stale).map(\.client)).count
+        out += "\(clients) client\(clients == 1 ? "" : "s"), \(stale) stale\n"
+        return out
+    }
+
+    public static func json(_ rows: [FleetReport.Row]) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        return rows.map { String(decoding: try! enc.encode($0), as: UTF8.self) + "\n" }.joined()
+    }
+
+    public static func prometheus(_ rows: [FleetReport.Row]) -> String {
+        func esc(_ s: String) -> String {
+            var o = ""
+            for c in s {
+                switch c { case "\\": o += "\\\\"; case "\"": o += "\\\""; case "\n": o += "\\n"; default: o.append(c) }
+            }
+            return o
+        }
+        var out = ""
+        func metric(_ name: String, _ help: String, _ values: [(String, String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for (labels, v) in values { out += "\(name){\(labels)} \(v)\n" }
+        }
+        let typed = rows.filter { $0.type != nil }
+        func l(_ r: FleetReport.Row) -> String { "client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"" }
+        metric("courier_client_installed_revision", "Revision installed on the client (0: none).",
+               typed.map { (l($0), String($0.installed ?? 0)) })
+        metric("courier_client_revisions_behind", "Published revisions newer than the installed one.",
+               typed.compactMap { r in r.behind.map { (l(r), String($0)) } })
+        metric("courier_client_content_age_seconds", "Age of the installed content (its package's created time).",
+               typed.compactMap { r in r.contentAgeSeconds.map { (l(r), String($0)) } })
+        metric("courier_client_pending_packages", "Packages waiting in the client's inbox at its last pass.",
+               typed.map { (l($0), String($0.pending.count)) })
+        metric("courier_client_last_error", "1 when the type's last package was refused or failed.",
+               typed.map { r in (l(r) + ",code=\"\(esc(r.lastError?.code ?? ""))\"", r.lastError == nil ? "0" : "1") })
+        metric("courier_client_stale", "1 when the client is stale (behind, old content, no status).",
+               rows.map { r in ("client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"", r.stale ? "1" : "0") })
+        let clients = Set(rows.map(\.client)).count
+        let stale = Set(rows.filter(\.stale).map(\.client)).count
+        out += "# HELP courier_fleet_clients Clients in the report.\n# TYPE courier_fleet_clients gauge\ncourier_fleet_clients \(clients)\n"
+        out += "# HELP courier_fleet_stale_clients Clients with at least one stale type.\n# TYPE courier_fleet_stale_clients gauge\ncourier_fleet_stale_clients \(stale)\n"
+        return out
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import CourierCore
+import CourierCLI
+import CourierDeliver
+
+public struct PushCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Copy the right package (delta or full) into every client inbox, atomically and in parallel.",
+        discussion: """
+        For each inbox and type, push reads the client's status.json and sends the delta whose \
+        base the client holds, else the full package; nothing when the client has that revision, \
+        when a package of it already waits in the inbox, when the client is pinned elsewhere, or \
+        when it holds a newer revision (a rollback needs a pin on the client). Every package is \
+        verified once before the first copy: a broken outbox does not spread.
+
+        Copies go to a dot-named temporary file in the inbox (reflink, copy_file_range, or \
+        read/write; a hard link with --link), mode 0644, fsync, then rename: a client never sees \
+        a half-written package. Leftovers of an interrupted push are removed at the next one. \
+        A failing inbox (missing, read-only, full, permission denied) is reported; the others go on.
+
+        Examples:
+          courier-deliver push --outbox /srv/courier/outbox --trust /etc/courier/trust --inbox '/mnt/clients/*/inbox'
+          courier-deliver push --outbox … --trust … --policy /etc/courier/policy.toml --dry-run
+
+        Exit codes: 0 every target done, 16 done with errors (see the FAILED lines), 2 bad policy \
+        file, 7 bad trust store, 12 outbox unreadable, 64 usage.
+        """)
+
+    @OptionGroup var source: OutboxOptions
+    @OptionGroup var trust: TrustOptions
+    @OptionGroup var where_: InboxOptions
+    @Flag(help: "Print the plan (what would go where, delta or full, and why); copy nothing.")
+    var dryRun = false
+    @Option(help: "Inboxes handled at once.")
+    var jobs: Int = 8
+    @Flag(help: "Hard-link packages from the outbox instead of copying them (same file system; outbox packages are immutable). Falls back to a copy where a link is impossible.")
+    var link = false
+    @Flag(help: "One JSON object per inbox and type, one per line.")
+    var json = false
+    @Flag(help: "Print only failures and the summary.")
+    var quiet = false
+
+    public init() {}
+
+    public func validate() throws {
+        if !where_.given { throw ValidationError("name the inboxes: --inbox, --inboxes-from or --policy") }
+        if jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be from 1 to 256") }
+        if where_.policy != nil && source.revision != nil {
+            throw ValidationError("--revision does not go with --policy: the policy names the revisions")
+        }
+    }
+
+    public func run() throws {
+        var failedCount = 0
+        try mapErrors("courier-deliver push") {
+            let catalog = try source.catalog()
+            let verify = try trust.verifyOptions()
+            var p = Pusher(catalog: catalog, verify: verify,
+                           defaultTypes: source.types.isEmpty ? catalog.types.keys.sorted() : source.types)
+            p.defaultSpec = source.spec
+            p.jobs = jobs
+            p.method = link ? .link : .copy
+            p.dryRun = dryRun
+            p.targets = try where_.targets(types: source.types, spec: source.spec)
+            if p.targets.isEmpty { throw CourierError(.usage, "no inbox to deliver to") }
+            let summary = p.run()
+            print(render(summary), terminator: "")
+            failedCount = summary.failed
+        }
+        if failedCount > 0 { throw ExitCode(ExitStatus.partial.rawValue) }
+    }
+
+    func render(_ s: Pusher.Summary) -> String {
+        var out = ""
+        for o in s.outcomes {
+            if json { out += jsonLine(o) + "\n"; continue }
+            for c in o.cleaned { out += "cleaned   \(o.inbox)/\(c) (left by an interrupted push)\n" }
+            if quiet && o.state != .failed { continue }
+            guard let d = o.decision else {
+                if o.state == .failed { out += "FAILED    \(o.inbox)  \(o.error ?? "")\n" }
+                continue
+            }
+            let what = "\(d.type) \(d.revision.map(String.init) ?? "?")"
+            let group = o.group.map { "[\($0)] " } ?? ""
+            switch o.state {
+            case .copied:
+                let kind = d.action == .delta ? "delta from \(d.base!)" : "full"
+                out += "copied    \(group)\(o.inbox)  \(what)  \(kind), \(humanBytes(o.bytes)) by \(o.how ?? "copy") — \(d.reason)\n"
+            case .planned:
+                let kind = d.action == .delta ? "delta from \(d.base!)" : "full"
+                out += "would copy \(group)\(o.inbox)  \(what)  \(kind), \(humanBytes(o.bytes)) — \(d.reason)\n"
+            case .skipped:
+                out += "nothing   \(group)\(o.inbox)  \(what)  \(d.code): \(d.reason)\n"
+            case .failed:
+                out += "FAILED    \(group)\(o.inbox)  \(what)  \(o.error ?? d.reason)\n"
+            }
+        }
+        if json { return out }
+        let inboxes = Set(s.outcomes.map(\.inbox)).count
+        var counts: [String: Int] = [:]
+        for o in s.outcomes where o.state == .skipped { if let d = o.decision { counts[d.code, default: 0] += 1 } }
+        let skipped = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let planned = s.outcomes.filter { $0.state == .planned }
+        let verb = dryRun ? "\(planned.count) would be copied (\(humanBytes(planned.reduce(0) { $0 + $1.bytes })))"
+                          : "\(s.copied) copied (\(humanBytes(s.bytes)))"
+        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped), \(s.failed) failed, in \(String(format3(s.seconds))) s\n"
+        return out
+    }
+
+    func jsonLine(_ o: Pusher.Outcome) -> String {
+        var f: [String] = ["\"inbox\":\(jsonString(o.inbox))", "\"result\":\"\(o.state.rawValue)\""]
+        if let g = o.group { f.append("\"group\":\(jsonString(g))") }
+        if let d = o.decision {
+            f.append("\"type\":\(jsonString(d.type))")
+            if let r = d.revision { f.append("\"revision\":\(r)") }
+            f.append("\"action\":\"\(d.action.rawValue)\"")
+            f.append("\"code\":\(jsonString(d.code))")
+            f.append("\"reason\":\(jsonString(d.reason))")
+            if let p = d.package { f.append("\"package\":\(jsonString(p))") }
+            if let b = d.base { f.append("\"base\":\(b)") }
+        }
+        if o.bytes > 0 { f.append("\"bytes\":\(o.bytes)") }
+        if let h = o.how { f.append("\"how\":\(jsonString(h))") }
+        if let e = o.error { f.append("\"error\":\(jsonString(e))") }
+        if !o.cleaned.isEmpty { f.append("\"cleaned\":[\(o.cleaned.map(jsonString).joined(separator: ","))]") }
+        return "{" + f.joined(separator: ",") + "}"
+    }
+}
+
+/// Seconds with three decimals, without Foundation's String(format:).
+func format3(_ x: Double) -> String {
+    let ms = Int64((x * 1000).rounded())
+    let frac = String(ms % 1000)
+    return "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
+}
