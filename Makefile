@@ -5,6 +5,7 @@ DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
 .PHONY: all bootstrap build release test demo bench clean
+.PHONY: microbench install uninstall man
 
 all: build
 
@@ -15,7 +16,7 @@ build: bootstrap
 	$(SWIFT) build
 
 release: bootstrap
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 # Interop tests of the independent Python implementation first, then the Swift suites, whose
 # summary is the last line. Serially: several suites run real servers, daemons and copiers
@@ -28,8 +29,133 @@ test: bootstrap
 demo: release
 	@bash scripts/demo.sh $(RELEASE_BIN)
 
-bench: release
-	@bash scripts/bench/run-all.sh $(RELEASE_BIN)
+# Benchmarks (docs/BENCHMARKS.md): every scripts/bench/*.sh, one table; the page is rewritten
+# after a complete run. BENCH="verify inboxd": only those; BENCH_QUICK=1: small sizes (a smoke
+# test); BENCH_MICRO=1: also the package-benchmark micro-benchmarks (a long first build);
+# BENCH_BIN=DIR: measure those binaries and build nothing (default: `make release`).
+BENCH_BIN ?=
+bench: $(if $(BENCH_BIN),,release)
+	@BENCH="$(BENCH)" BENCH_QUICK="$(BENCH_QUICK)" BENCH_MICRO="$(BENCH_MICRO)" \
+	    bash scripts/bench/run-all.sh $(or $(BENCH_BIN),$(RELEASE_BIN))
+
+# In-process micro-benchmarks of CourierCore (Benchmarks/, package-benchmark), in a package and
+# a build folder of their own so that `make build` and `make test` never build them.
+MICRO_SCRATCH ?= $(CURDIR)/.build-bench
+microbench: bootstrap
+	@MICRO_SCRATCH="$(MICRO_SCRATCH)" BENCH_QUICK="$(BENCH_QUICK)" bash scripts/bench/micro/run.sh
+
+# Man pages man/courier-{stage,deliver,inboxd}.1, generated from the programs' own help by
+# swift-argument-parser's generate-manual plugin (offline: it builds the package, runs each
+# program with --experimental-dump-help and writes mdoc). Committed, so that `make install`
+# needs no Swift build of its own; run `make man` after changing a command's options. A blank
+# line in a help text becomes a paragraph macro (.Pp): groff warns about blank lines in mdoc.
+MAN_SCRATCH ?= $(CURDIR)/.build-man
+MAN_CONFIG ?= debug
+MAN_DATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%Y-%m-%d)
+MAN_OUT = $(MAN_SCRATCH)/plugins/GenerateManual/outputs
+man: bootstrap
+	@rm -f $(foreach p,$(COURIER_PROGRAMS),"$(MAN_OUT)/$(p)/$(p).1")
+	$(SWIFT) package --scratch-path $(MAN_SCRATCH) plugin generate-manual --configuration $(MAN_CONFIG) --date $(MAN_DATE)
+	@mkdir -p man
+	@for p in $(COURIER_PROGRAMS); do sed 's/^$$/.Pp/' "$(MAN_OUT)/$$p/$$p.1" > man/$$p.1 && echo "man/$$p.1"; done
+
+# ---- install / uninstall (docs/OPERATIONS.md, "Installing") ---------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=/tmp/pkgroot] [INSTALL_BIN=.build/release]
+# Installs what is already built (run `make release` first, as yourself); builds nothing.
+#   $(PREFIX)/bin/courier-{stage,deliver,inboxd}
+#   $(SYSTEMD_UNIT_DIR)/courier-inboxd.service, courier-stage.{service,timer}  (paths set to PREFIX)
+#   $(PREFIX)/share/man/man1/courier-*.1                                      (from man/)
+#   $(PREFIX)/share/courier/examples/{stage,inboxd,policy}.toml, courier-stage.crontab
+#   $(PREFIX)/share/doc/courier/*.md                                           (the units' Documentation=)
+#   $(PREFIX)/share/courier/install-manifest.txt: every file and every directory it created,
+#   which `make uninstall` (same PREFIX and DESTDIR) removes, and nothing else.
+# Never touches /etc: configuration, keys and `systemctl enable` are the operator's.
+INSTALL_BIN ?= $(RELEASE_BIN)
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+DESTDIR ?=
+COURIER_PROGRAMS := courier-stage courier-deliver courier-inboxd
+
+define COURIER_INSTALL_SH
+set -eu
+case $$PREFIX in /*) ;; *) echo "make install: PREFIX must be an absolute path (got '$$PREFIX')" >&2; exit 2 ;; esac
+case $$UNITDIR in /*) ;; *) echo "make install: SYSTEMD_UNIT_DIR must be an absolute path" >&2; exit 2 ;; esac
+for p in $$PROGRAMS; do
+    [ -x "$$BIN/$$p" ] || { echo "make install: $$BIN/$$p is missing: run 'make release' first, or name the binaries with INSTALL_BIN=DIR" >&2; exit 1; }
+done
+manifest=$$PREFIX/share/courier/install-manifest.txt
+list=$$(mktemp); trap 'rm -f "$$list"' EXIT
+# mkd DIR: creates DIR and its missing parents, recording each one created ("path/").
+mkd() {
+    local missing= d=$$1
+    while [ ! -d "$$DESTDIR$$d" ]; do missing="$$d $$missing"; d=$$(dirname "$$d"); done
+    for d in $$missing; do install -d -m 0755 "$$DESTDIR$$d"; echo "$$d/" >> "$$list"; done
+}
+# put MODE SRC DST [sed]: installs SRC as DST (a path under PREFIX); with "sed", /usr/local/ in
+# the file becomes PREFIX/ (units, crontab).
+put() {
+    mkd "$$(dirname "$$3")"
+    if [ "$${4:-}" = sed ]; then
+        sed "s|/usr/local/|$$PREFIX/|g" "$$2" > "$$DESTDIR$$3.tmp"
+        chmod "$$1" "$$DESTDIR$$3.tmp"; mv -f "$$DESTDIR$$3.tmp" "$$DESTDIR$$3"
+    else
+        install -m "$$1" "$$2" "$$DESTDIR$$3"
+    fi
+    echo "$$3" >> "$$list"; echo "  $$DESTDIR$$3"
+}
+echo "make install: into $$DESTDIR$$PREFIX"
+for p in $$PROGRAMS; do put 0755 "$$BIN/$$p" "$$PREFIX/bin/$$p"; done
+for u in scripts/systemd/*.service scripts/systemd/*.timer; do put 0644 "$$u" "$$UNITDIR/$${u##*/}" sed; done
+for m in man/*.1; do if [ -f "$$m" ]; then put 0644 "$$m" "$$PREFIX/share/man/man1/$${m##*/}"; fi; done
+for e in scripts/examples/*.toml; do put 0644 "$$e" "$$PREFIX/share/courier/examples/$${e##*/}"; done
+put 0644 scripts/cron/courier-stage.crontab "$$PREFIX/share/courier/examples/courier-stage.crontab" sed
+for d in README.md docs/*.md; do put 0644 "$$d" "$$PREFIX/share/doc/courier/$${d##*/}"; done
+# A second install over a first keeps what the first recorded (its directories above all).
+mkd "$$PREFIX/share/courier"
+if [ -f "$$DESTDIR$$manifest" ]; then cat "$$DESTDIR$$manifest" >> "$$list"; fi
+{ echo "# Written by 'make install' on $$(date -u +%Y-%m-%dT%H:%M:%SZ): what it installed under PREFIX=$$PREFIX."
+  echo "# 'make uninstall PREFIX=$$PREFIX' removes these files, then these directories (lines ending"
+  echo "# in /, created by the install) when they are empty."
+  grep -v '^#' "$$list" | sort -u; } > "$$DESTDIR$$manifest.tmp"
+mv -f "$$DESTDIR$$manifest.tmp" "$$DESTDIR$$manifest"
+echo "  $$DESTDIR$$manifest"
+echo "make install: done. Not done (the operator's call): configuration in /etc/courier (examples in"
+echo "  $$PREFIX/share/courier/examples), keys, 'systemctl daemon-reload' and 'systemctl enable' (docs/OPERATIONS.md)."
+case $$UNITDIR in /etc/systemd/system|/usr/lib/systemd/system|/lib/systemd/system|/usr/local/lib/systemd/system) ;;
+    *) echo "  systemd does not look in $$UNITDIR: 'systemctl link $$UNITDIR/courier-inboxd.service' (etc.), or SYSTEMD_UNIT_DIR=/etc/systemd/system." ;;
+esac
+endef
+export COURIER_INSTALL_SH
+
+define COURIER_UNINSTALL_SH
+set -eu
+manifest=$$DESTDIR$$PREFIX/share/courier/install-manifest.txt
+[ -f "$$manifest" ] || { echo "make uninstall: $$manifest not found: nothing was installed with PREFIX=$$PREFIX$${DESTDIR:+ DESTDIR=$$DESTDIR}" >&2; exit 1; }
+echo "make uninstall: what $$manifest lists"
+copy=$$(mktemp); trap 'rm -f "$$copy"' EXIT
+grep -v '^#' "$$manifest" > "$$copy" || true
+while IFS= read -r p; do
+    case $$p in
+        */) continue ;;
+        "$$PREFIX"/*) ;;
+        *) echo "  skipped $$p: not under $$PREFIX" >&2; continue ;;
+    esac
+    if [ -e "$$DESTDIR$$p" ] || [ -L "$$DESTDIR$$p" ]; then rm -f "$$DESTDIR$$p"; echo "  removed $$DESTDIR$$p"; fi
+done < "$$copy"
+rm -f "$$manifest"; echo "  removed $$manifest"
+# Directories the install created, deepest first; one that holds anything else stays.
+grep '/$$' "$$copy" | sort -r | while IFS= read -r d; do
+    if rmdir "$$DESTDIR$${d%/}" 2>/dev/null; then echo "  removed $$DESTDIR$$d"; fi
+done
+echo "make uninstall: done (a unit still enabled: 'systemctl disable --now courier-inboxd' etc. first)."
+endef
+export COURIER_UNINSTALL_SH
+
+install:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" BIN="$(INSTALL_BIN)" UNITDIR="$(SYSTEMD_UNIT_DIR)" \
+	    PROGRAMS="$(COURIER_PROGRAMS)" bash -c "$$COURIER_INSTALL_SH"
+
+uninstall:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash -c "$$COURIER_UNINSTALL_SH"
 
 clean:
 	rm -rf .build .build-*

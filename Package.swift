@@ -18,7 +18,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libarchive (and zlib/zstd through it). The shim exposes what Swift cannot import.
@@ -80,7 +79,6 @@ let package = Package(
                 "CCourierShim",
                 "CourierConfig",
                 .product(name: "TOMLKit", package: "TOMLKit"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -111,7 +109,6 @@ let package = Package(
             name: "InboxCLI",
             dependencies: ["CourierCLI", "CourierCore", "CourierInbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "courier-deliver", dependencies: ["DeliverCLI"]),

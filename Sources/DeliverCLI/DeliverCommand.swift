@@ -7,7 +7,7 @@ public struct DeliverCommand: ParsableCommand {
         abstract: "Verify packages and deliver them into client inbox directories.",
         discussion: """
         Exit codes: 0 ok, 6 malformed package, 7 bad signature or untrusted/revoked key, 8 expired,
-        10 unsafe entry or limit exceeded, 11 size or hash mismatch, 12 file system, 16 done with
+        10 unsafe entry or limit exceeded, 11 size or hash mismatch, 12 file system, 16 done with \
         errors, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,

@@ -7,8 +7,8 @@ public struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Verify packages: signature, manifest, expiry, type and every payload byte.",
         discussion: """
-        Prints one line per package: OK with type, revision, kind and signing key id, or FAIL with
-        the reason. Exits 0 only if every package verifies; otherwise with the code of the (first)
+        Prints one line per package: OK with type, revision, kind and signing key id, or FAIL with \
+        the reason. Exits 0 only if every package verifies; otherwise with the code of the (first) \
         failure for one package, or 16 when several were given and some failed.
 
         Memory stays bounded whatever the package size; nothing is written. Suited to Ansible:

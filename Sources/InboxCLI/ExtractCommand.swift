@@ -7,9 +7,9 @@ public struct ExtractCommand: ParsableCommand {
         commandName: "extract",
         abstract: "Verify a package and extract it safely into a new directory (by hand, without the daemon).",
         discussion: """
-        A full package is extracted into DIR, which must be missing or empty. A delta needs
-        --base, the directory holding its base revision's tree; DIR must not exist, and the base is
-        never modified. The result is checked file by file against the manifest. On any refusal
+        A full package is extracted into DIR, which must be missing or empty. A delta needs \
+        --base, the directory holding its base revision's tree; DIR must not exist, and the base is \
+        never modified. The result is checked file by file against the manifest. On any refusal \
         nothing is left in DIR.
         """)
 

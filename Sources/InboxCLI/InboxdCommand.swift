@@ -1,7 +1,7 @@
 import ArgumentParser
 import CourierCLI
 
-public struct InboxdCommand: AsyncParsableCommand {
+public struct InboxdCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "courier-inboxd",
         abstract: "The client agent: watch the inbox, verify, and apply packages atomically.",

@@ -3,18 +3,17 @@ import CourierCLI
 import CourierCore
 import CourierInbox
 import Logging
-import ServiceLifecycle
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
 
-public struct InboxRunCommand: AsyncParsableCommand {
+public struct InboxRunCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Watch the inbox and apply every package that lands in it.",
         discussion: """
-        Recovers from any interrupted apply, processes what is already in the inbox, then waits
-        (inotify, or --poll for NFS/SMB inboxes) and applies each package as it is closed or moved
+        Recovers from any interrupted apply, processes what is already in the inbox, then waits \
+        (inotify, or --poll for NFS/SMB inboxes) and applies each package as it is closed or moved \
         in. SIGTERM lets the apply in progress finish, then exits 0.
 
         Examples:
@@ -38,9 +37,11 @@ public struct InboxRunCommand: AsyncParsableCommand {
 
     public init() {}
 
-    public func run() async throws {
+    public func run() throws {
         let idle = try exitWhenIdle.map { try parseDuration($0, option: "--exit-when-idle") }
-        try await mapErrors("courier-inboxd run") {
+        try mapErrors("courier-inboxd run") {
+            // Before any thread exists, so that every thread inherits the blocked mask.
+            let signals = try ShutdownSignals.install()
             var cfg = try InboxConfig.load(config)
             if let p = poll { cfg.poll = p }
             var fd: Int32? = nil
@@ -51,13 +52,8 @@ public struct InboxRunCommand: AsyncParsableCommand {
             opts.once = once
             opts.exitWhenIdle = idle.map(Double.init)
             let daemon = InboxDaemon(config: cfg, logger: logger, options: opts)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: Logger(label: "lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
-            do { try await group.run() }
-            catch let e as CourierError { throw e }
-            catch let e as ServiceGroupError { throw CourierError(.daemon, "\(e)") }
+            // Synchronously, on this thread: no task is ever started (see InboxDaemon).
+            try daemon.run(stop: signals)
         }
     }
 }

@@ -97,8 +97,8 @@ public struct RollbackCommand: ParsableCommand {
         commandName: "rollback",
         abstract: "Switch a type back to a kept revision (default: the previous one) and pin it there.",
         discussion: """
-        Nothing is downloaded: rollback uses a revision still
-        in the store (see 'keep' in the configuration). The type is pinned to it, so the newer
+        Nothing is downloaded: rollback uses a revision still \
+        in the store (see 'keep' in the configuration). The type is pinned to it, so the newer \
         revision is not applied again when it is delivered; 'unpin' resumes updates.
         """)
     @Option(help: ArgumentHelp("The configuration file.", valueName: "FILE")) var config: String = "/etc/courier/inboxd.toml"

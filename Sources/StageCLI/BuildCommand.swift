@@ -10,8 +10,8 @@ public struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Build one signed package (full, or delta against an earlier package) from a directory tree.",
         discussion: """
-        The building block of 'courier-stage run', usable by hand or from a script. Writes
-        <type>_<revision>.cpkg, or <type>_<revision>_from_<base>.cpkg with --delta-from, into
+        The building block of 'courier-stage run', usable by hand or from a script. Writes \
+        <type>_<revision>.cpkg, or <type>_<revision>_from_<base>.cpkg with --delta-from, into \
         --out-dir, atomically (temporary dot-file, fsync, rename).
 
         Example:

@@ -12,14 +12,14 @@ public struct FetchCommand: AsyncParsableCommand {
         commandName: "fetch",
         abstract: "Download one URL with the stager's HTTP behaviour (proxy, retries, resume, cool-down), to check connectivity from the staging server.",
         discussion: """
-        The body goes to FILE.partial first and is renamed to FILE when complete; an interrupted
-        download is resumed by the next invocation (Range + If-Range). Transient failures (5xx,
-        refused connections, timeouts, truncated bodies) are retried with backoff until
-        --retry-for is used up. A 429/503 with Retry-After longer than that is recorded in
+        The body goes to FILE.partial first and is renamed to FILE when complete; an interrupted \
+        download is resumed by the next invocation (Range + If-Range). Transient failures (5xx, \
+        refused connections, timeouts, truncated bodies) are retried with backoff until \
+        --retry-for is used up. A 429/503 with Retry-After longer than that is recorded in \
         --state-dir/cooldown.json, and the host is not contacted again until then.
 
-        Without --proxy, http_proxy / https_proxy / no_proxy from the environment apply (prefer
-        them for credentials: a password on the command line is visible in the process list).
+        Without --proxy, http_proxy / https_proxy / no_proxy from the environment apply (prefer \
+        them for credentials: a password on the command line is visible in the process list). \
         Proxy passwords are never printed.
 
         Exit codes: 0 ok, 9 download (HTTP status, truncated, cool-down), 10 size limit,

@@ -7,10 +7,10 @@ public struct KeygenCommand: ParsableCommand {
         commandName: "keygen",
         abstract: "Generate an Ed25519 signing key for the staging server.",
         discussion: """
-        Writes KEY (the secret, mode 0600) and KEY.pub (the public key to install on clients).
-        An existing file is never overwritten. Keep KEY on the staging server only; copy
-        KEY.pub into every client's trust directory (e.g. /etc/courier/trust/). To rotate, generate
-        a new key, add its .pub to the clients' trust directory, sign with both for a while, then
+        Writes KEY (the secret, mode 0600) and KEY.pub (the public key to install on clients). \
+        An existing file is never overwritten. Keep KEY on the staging server only; copy \
+        KEY.pub into every client's trust directory (e.g. /etc/courier/trust/). To rotate, generate \
+        a new key, add its .pub to the clients' trust directory, sign with both for a while, then \
         list the old key id in the trust directory's 'revoked' file.
         """)
 

@@ -12,8 +12,8 @@ public struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run one staging cycle: check every source, build and publish what is new.",
         discussion: """
-        Made for cron and systemd timers: silent when all is well and stdout is not a terminal,
-        a summary on stderr when something failed, a non-zero exit code that says what
+        Made for cron and systemd timers: silent when all is well and stdout is not a terminal, \
+        a summary on stderr when something failed, a non-zero exit code that says what \
         (see 'courier-stage --help'). A second run while one is active exits at once with 17.
 
         Examples:

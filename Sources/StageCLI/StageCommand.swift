@@ -6,8 +6,8 @@ public struct StageCommand: AsyncParsableCommand {
         commandName: "courier-stage",
         abstract: "Stage security content from upstream sources into a typed, signed outbox.",
         discussion: """
-        Run by cron or a systemd timer on the staging server. Each run pulls what is new from the
-        configured sources, checks it, builds signed full and delta packages and publishes them
+        Run by cron or a systemd timer on the staging server. Each run pulls what is new from the \
+        configured sources, checks it, builds signed full and delta packages and publishes them \
         atomically into outbox/<type>/<revision>/.
 
         Exit codes: 0 ok, 2 configuration, 6 malformed metadata, 7 signature or key, 8 expired,

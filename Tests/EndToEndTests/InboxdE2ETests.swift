@@ -204,6 +204,34 @@ import Testing
         #expect(try Programs.run("courier-inboxd", ["unpin", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"]).status == 0)
     }
 
+    /// Idle means asleep in the kernel: after an apply, no thread of the daemon wakes up at all
+    /// (no timer, no libdispatch worker-pool monitor), and it has its three threads only.
+    @Test func idleDaemonDoesNotWakeUp() throws {
+        let c = try Client()
+        try c.start()
+        let pkg = try c.build(20261121001)
+        #expect(try c.sh("cp \(pkg) inbox/") == 0)
+        #expect(waitFor(20) { c.installed() == 20261121001 && c.inbox().isEmpty })
+        let pid = c.daemon!.processIdentifier
+        func threads() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] }
+        func switches() -> Int {
+            threads().reduce(0) { sum, tid in
+                let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? ""
+                let lines = text.split(separator: "\n").filter { $0.hasPrefix("voluntary_ctxt_switches:") || $0.hasPrefix("nonvoluntary_ctxt_switches:") }
+                return sum + lines.reduce(0) { $0 + (Int($1.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0) }
+            }
+        }
+        usleep(500_000)   // the apply's child processes are gone, the hook's output written
+        let before = switches()
+        sleep(3)
+        let after = switches()
+        #expect(after - before == 0, "the idle daemon woke up \(after - before) times in 3 s")
+        let names = threads().map { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) ?? "" }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.sorted()
+        #expect(names == ["courier-inboxd", "courier-inotify", "courier-signals"], "threads: \(names)")
+        #expect(c.stop() == 0)
+    }
+
     @Test func aBurstOfAThousandPackages() throws {
         let c = try Client(acceptUnknown: true)
         // 1,000 content types of one small revision each, signed with the stager's key (built in

@@ -14,26 +14,25 @@
 #   CPU time (utime+stime ticks) over BENCH_IDLE_SECONDS of idleness     goal: 0 ticks
 #   for information: the exact idle CPU time (schedstat, µs) and wake-ups (context switches)
 #
-# Environment:
+# Environment (defaults; under BENCH_QUICK=1 in brackets):
 #   COURIER_BIN          directory holding courier-stage and courier-inboxd (skips the build)
-#   BENCH_LATENCY_COUNT  packages for the latency figure (default 100; at least 50 for a p99)
-#   BENCH_APPLY_COUNT    packages for the apply-time figure (default 100)
-#   BENCH_IDLE_SECONDS   idle period for the CPU figure (default 60; shorten for a quick run)
-#   BENCH_PKG_KIB        package payload size in KiB (default 1024)
-#   BENCH_RESULTS        if set, append tab-separated result lines to this file:
-#                        bench<TAB>figure<TAB>ours<TAB>peer<TAB>ratio<TAB>goal<TAB>met
+#   BENCH_LATENCY_COUNT  packages for the latency figure: 100 [10] (at least 50 for a p99)
+#   BENCH_APPLY_COUNT    packages for the apply-time figure: 100 [10]
+#   BENCH_IDLE_SECONDS   idle period for the CPU figure: 60 [3]
+#   BENCH_PKG_KIB        package payload size in KiB: 1024 [64]
 #   BENCH_STRICT         if 1, exit 3 when a goal is not met (default: report only)
 #   BENCH_PEER_SYNC      if 1, the peer makes each new tree durable (`sync -f`) before switching,
 #                        as courier-inboxd does (default 0: the plain pipeline, no fsync at all)
 #   TMPDIR               where the temporary workspace goes (~ 3 x (count x size) free)
+#   COURIER_BENCH_TSV    set by run-all.sh: where the results go (scripts/bench/lib.sh)
 set -euo pipefail
-export LC_ALL=C
+BENCH=inboxd
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-readonly BENCH=inboxd
-LAT_N=${BENCH_LATENCY_COUNT:-100}
-THR_N=${BENCH_APPLY_COUNT:-100}
-IDLE_S=${BENCH_IDLE_SECONDS:-60}
-PKG_KIB=${BENCH_PKG_KIB:-1024}
+LAT_N=$(bench_param BENCH_LATENCY_COUNT 100 10)
+THR_N=$(bench_param BENCH_APPLY_COUNT 100 10)
+IDLE_S=$(bench_param BENCH_IDLE_SECONDS 60 3)
+PKG_KIB=$(bench_param BENCH_PKG_KIB 1024 64)
 NFILES=16
 GOAL_LAT_MS=25
 GOAL_SPEEDUP=3
@@ -42,49 +41,29 @@ GOAL_TICKS=0
 TYPE=bench
 FIRST_REV=20261121000   # revisions FIRST_REV+1 … (11 digits: name order = revision order)
 
-die() { echo "bench/inboxd: error: $*" >&2; exit 1; }
-say() { echo "bench/inboxd: [${SECONDS}s] $*" >&2; }
-
-for v in LAT_N THR_N IDLE_S PKG_KIB; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
-done
 (( PKG_KIB >= NFILES )) || die "BENCH_PKG_KIB must be at least $NFILES"
 (( LAT_N >= 50 )) || say "warning: BENCH_LATENCY_COUNT=$LAT_N < 50: the p99 is only the maximum of a few samples"
 
 # --- tools -------------------------------------------------------------------------------
-command -v inotifywait >/dev/null \
-    || die "inotifywait is missing: install it (apt-get install -y inotify-tools, or 'make bootstrap')"
-command -v zstd >/dev/null || die "zstd is missing (tar --zstd needs it): apt-get install -y zstd"
+bench_need inotifywait "apt-get install -y inotify-tools (or 'make bootstrap')"
+bench_need zstd "tar --zstd needs it: apt-get install -y zstd"
 tar --version 2>/dev/null | grep -q 'GNU tar' || die "GNU tar is needed (tar --zstd)"
-command -v sha256sum >/dev/null || die "sha256sum is missing (coreutils)"
-command -v setsid >/dev/null || die "setsid is missing (util-linux)"
-command -v python3 >/dev/null || die "python3 is missing"
-[[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 is needed (EPOCHREALTIME)"
+bench_need sha256sum "coreutils"
+bench_need setsid "util-linux"
 [[ -r /proc/self/stat ]] || die "/proc is not mounted"
 
 # --- binaries ----------------------------------------------------------------------------
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
+HERE=$BENCH_LIB_DIR
 PEER_SCRIPT=$HERE/inboxd/peer.sh
 DELIVER_PY=$HERE/inboxd/deliver.py
 [[ -f $PEER_SCRIPT ]] || die "$PEER_SCRIPT is missing"
 [[ -f $DELIVER_PY ]] || die "$DELIVER_PY is missing"
-if [[ -n ${COURIER_BIN:-} ]]; then
-    BIN=$(cd "$COURIER_BIN" && pwd) || die "COURIER_BIN=$COURIER_BIN is not a directory"
-    say "using binaries from $BIN (COURIER_BIN)"
-else
-    say "building release binaries (swift build -c release --scratch-path .build-bench)"
-    (cd "$REPO" && swift build -c release --scratch-path .build-bench >&2) \
-        || die "swift build failed"
-    BIN=$REPO/.build-bench/release
-fi
+bench_bin courier-stage courier-inboxd
 STAGE=$BIN/courier-stage
 INBOXD=$BIN/courier-inboxd
-[[ -x $STAGE ]] || die "$STAGE not found or not executable"
-[[ -x $INBOXD ]] || die "$INBOXD not found or not executable"
 
 # --- workspace ---------------------------------------------------------------------------
-W=$(mktemp -d "${TMPDIR:-/tmp}/courier-bench-inboxd.XXXXXX")
+W=$(bench_workspace)
 OURS_PID= PEER_BG= PEER_SID= DELIVER_PID=
 cleanup() {
     # Only what this script started: the daemon and the delivery helper by their pids, the peer
@@ -101,18 +80,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 TOTAL=$(( LAT_N + THR_N ))
-need_kib=$(( TOTAL * PKG_KIB * 3 + 64 * 1024 ))
-avail_kib=$(df -Pk "$W" | awk 'NR == 2 { print $4 }')
-(( avail_kib >= need_kib )) \
-    || die "not enough space in $W: need ~$((need_kib / 1024)) MiB, have $((avail_kib / 1024)) MiB (set TMPDIR)"
+bench_space "$W" $(( TOTAL * PKG_KIB * 3 + 64 * 1024 ))
 
-if command -v openssl >/dev/null && openssl rand 16 >/dev/null 2>&1; then
-    rand() { openssl rand "$1"; }
-else
-    rand() { head -c "$1" /dev/urandom; }
-fi
-
-now_ns() { local t=$EPOCHREALTIME; echo "${t/./}000"; }
 
 # Waiting without forking (a `sleep` process every few milliseconds would compete for the CPU
 # with what is measured): `read -t` on a FIFO that nobody writes to.
@@ -130,7 +99,7 @@ cp "$W/k.pub" "$W/trust/"
 # names the revision (every package is a distinct full package of a new revision).
 bytes=$(( PKG_KIB * 1024 ))
 for (( i = 0; i < NFILES; i++ )); do
-    rand $(( bytes / NFILES + (i < bytes % NFILES ? 1 : 0) )) > "$W/tree/db/part-$(printf '%02d' "$i").bin"
+    bench_rand $(( bytes / NFILES + (i < bytes % NFILES ? 1 : 0) )) > "$W/tree/db/part-$(printf '%02d' "$i").bin"
 done
 (cd "$W/tree" && sha256sum db/*.bin) > "$W/base.sha256"
 
@@ -242,11 +211,11 @@ sync
 apply_all() {  # apply_all SIDE: prints the seconds from the first rename to the last package done
     local side=$1 t0 t1 names=() i
     for (( i = first; i <= TOTAL; i++ )); do names+=("$W/$side/stage/${TYPE}_$(( FIRST_REV + i )).cpkg"); done
-    t0=$(now_ns)
+    t0=$(bench_now_ns)
     mv -t "$W/$side/inbox/" -- "${names[@]}"   # one process: the renames follow each other closely
     wait_for 300 "$side to apply $THR_N packages" hook_ran "$side" $(( FIRST_REV + TOTAL ))
     wait_for 300 "$side to clear its inbox" inbox_empty "$side"
-    t1=$(now_ns)
+    t1=$(bench_now_ns)
     python3 -c "print(f'{($t1 - $t0) / 1e9:.3f}')"
 }
 thr_ours=$(apply_all ours)
@@ -317,45 +286,22 @@ read -r idle_us_peer idle_sw_peer < <(thread_delta "$W/peer.idle0" "$W/peer.idle
 threads_ours=$(nthreads "$OURS_PID")
 
 # --- report ------------------------------------------------------------------------------
-stats=$(python3 - "$GOAL_LAT_MS" "$GOAL_SPEEDUP" "$GOAL_RSS_MIB" "$GOAL_TICKS" \
-        "${lat_ours[*]}" "${lat_peer[*]}" "$thr_ours" "$thr_peer" "$rss_ours" "$rss_peer" \
-        "$idle_ticks_ours" "$idle_ticks_peer" <<'EOF'
-import math, statistics, sys
-goal_ms, goal_x, goal_rss, goal_ticks = (float(x) for x in sys.argv[1:5])
-lo = [int(x) / 1e6 for x in sys.argv[5].split()]
-lp = [int(x) / 1e6 for x in sys.argv[6].split()]
-to, tp, ro, rp, ko, kp = (float(x) for x in sys.argv[7:13])
-def p99(v):
-    v = sorted(v)
-    return v[max(0, math.ceil(0.99 * len(v)) - 1)]   # nearest rank
-yn = lambda b: "yes" if b else "no"
-mo, mp = statistics.median(lo), statistics.median(lp)
-po, pp = p99(lo), p99(lp)
-print(f"{mo:.2f} {mp:.2f} {mp / mo:.2f} {yn(mo < goal_ms)}",
-      f"{po:.2f} {pp:.2f} {pp / po:.2f}",
-      f"{to:.2f} {tp:.2f} {tp / to:.2f} {yn(tp / to >= goal_x)}",
-      f"{ro / 1024:.1f} {rp / 1024:.1f} {yn(ro / 1024 < goal_rss)}",
-      f"{yn(ko <= goal_ticks)}",
-      f"{min(lo):.2f} {max(lo):.2f} {min(lp):.2f} {max(lp):.2f}")
-EOF
-)
-read -r lat_med_o lat_med_p lat_med_x met_lat lat_p99_o lat_p99_p lat_p99_x \
-        thr_o thr_p thr_x met_thr rss_o_mib rss_p_mib met_rss met_idle \
-        lat_min_o lat_max_o lat_min_p lat_max_p <<< "$stats"
+ms() { calc -f .2f "$1 / 1e6"; }   # ns → ms
+lat_med_o=$(ms "$(median "${lat_ours[@]}")"); lat_med_p=$(ms "$(median "${lat_peer[@]}")")
+lat_p99_o=$(ms "$(p99 "${lat_ours[@]}")");    lat_p99_p=$(ms "$(p99 "${lat_peer[@]}")")
+lat_min_o=$(ms "$(printf '%s\n' "${lat_ours[@]}" | sort -n | head -n 1)")
+lat_max_o=$(ms "$(printf '%s\n' "${lat_ours[@]}" | sort -n | tail -n 1)")
+lat_min_p=$(ms "$(printf '%s\n' "${lat_peer[@]}" | sort -n | head -n 1)")
+lat_max_p=$(ms "$(printf '%s\n' "${lat_peer[@]}" | sort -n | tail -n 1)")
+thr_o=$(calc -f .2f "$thr_ours"); thr_p=$(calc -f .2f "$thr_peer")
+rss_o_mib=$(calc -f .1f "$rss_ours / 1024"); rss_p_mib=$(calc -f .1f "$rss_peer / 1024")
+met_lat=$(met "$lat_med_o < $GOAL_LAT_MS")
+met_thr=$(met "$thr_peer / $thr_ours >= $GOAL_SPEEDUP")
+met_rss=$(met "$rss_ours / 1024 < $GOAL_RSS_MIB")
+met_idle=$(met "$idle_ticks_ours <= $GOAL_TICKS")
 
 PKG_LABEL=$(( PKG_KIB >= 1024 && PKG_KIB % 1024 == 0 ? PKG_KIB / 1024 : 0 ))
 if (( PKG_LABEL )); then PKG_LABEL="${PKG_LABEL}MiB"; else PKG_LABEL="${PKG_KIB}KiB"; fi
-T=$'\t'
-rows=(
-    "$BENCH${T}rename→hook median ms ($PKG_LABEL)${T}$lat_med_o${T}$lat_med_p${T}${lat_med_x}x${T}<${GOAL_LAT_MS} ms${T}$met_lat"
-    "$BENCH${T}rename→hook p99 ms ($PKG_LABEL)${T}$lat_p99_o${T}$lat_p99_p${T}${lat_p99_x}x${T}-${T}-"
-    "$BENCH${T}apply $THR_N packages s${T}$thr_o${T}$thr_p${T}${thr_x}x${T}>=${GOAL_SPEEDUP}x${T}$met_thr"
-    "$BENCH${T}idle RSS MiB${T}$rss_o_mib${T}$rss_p_mib${T}-${T}<${GOAL_RSS_MIB} MiB${T}$met_rss"
-    "$BENCH${T}idle CPU ticks / ${IDLE_S} s${T}$idle_ticks_ours${T}$idle_ticks_peer${T}-${T}${GOAL_TICKS} ticks${T}$met_idle"
-    "$BENCH${T}idle CPU µs / ${IDLE_S} s (schedstat)${T}$idle_us_ours${T}$idle_us_peer${T}-${T}-${T}-"
-    "$BENCH${T}idle wake-ups / ${IDLE_S} s${T}$idle_sw_ours${T}$idle_sw_peer${T}-${T}-${T}-"
-)
-
 echo
 echo "inboxd benchmark: $(( PKG_BYTES / 1024 )) KiB packages ($NFILES files + revision.txt, zstd, signed),"
 echo "  $LAT_N for latency (alternating, one at a time), $THR_N for apply time (moved in at once)"
@@ -371,21 +317,16 @@ echo "  latency ms: ours min $lat_min_o max $lat_max_o; peer min $lat_min_p max 
 echo "  idle: ours $threads_ours threads, VmRSS $rss_ours KiB (anonymous $rss_anon_ours, file-backed $rss_file_ours;"
 echo "        $rss_start_ours KiB before the first package); peer ${#PEER_PIDS[@]} processes, VmRSS $rss_peer KiB (sum)"
 echo
-fmt='%-34s %9s %9s %8s %10s %4s\n'
-# shellcheck disable=SC2059
-printf "$fmt" figure ours peer ratio goal met
-for row in "${rows[@]}"; do
-    IFS=$'\t' read -r _ f o p x g m <<< "$row"
-    # shellcheck disable=SC2059
-    printf "$fmt" "$f" "$o" "$p" "$x" "$g" "$m"
-done
 
-if [[ -n ${BENCH_RESULTS:-} ]]; then
-    printf '%s\n' "${rows[@]}" >> "$BENCH_RESULTS"
-    say "appended ${#rows[@]} lines to $BENCH_RESULTS"
-fi
-
-if [[ ${BENCH_STRICT:-0} == 1 && "$met_lat$met_thr$met_rss$met_idle" != yesyesyesyes ]]; then
-    say "goal not met (BENCH_STRICT=1)"
-    exit 3
-fi
+bench_cmd "ours: courier-inboxd run --config inboxd.toml (inotify; keep = 2; hook: date +%s%N > FILE)"
+bench_cmd "peer: bash scripts/bench/inboxd/peer.sh (inotifywait -m | while read: tar --zstd -xf, sha256sum -c, mv -T, ln -sfn + mv -T, hook, rm)${PEER_MODE:+ + sync -f}"
+bench_cmd "delivery: scripts/bench/inboxd/deliver.py renames each package into the inbox and times the rename"
+result "mv into the inbox → hook ran, $PKG_LABEL package, median" "$lat_med_o" "$lat_med_p" ms "$(ratio "$lat_med_p" "$lat_med_o")" \
+    "< ${GOAL_LAT_MS} ms" "$met_lat"
+result "mv into the inbox → hook ran, $PKG_LABEL package, p99" "$lat_p99_o" "$lat_p99_p" ms "$(ratio "$lat_p99_p" "$lat_p99_o")" - -
+result "apply $THR_N packages moved in at once" "$thr_o" "$thr_p" s "$(ratio "$thr_peer" "$thr_ours")" "≥ ${GOAL_SPEEDUP}x" "$met_thr"
+result "idle RSS of the daemon (peer: all its processes)" "$rss_o_mib" "$rss_p_mib" MiB - "< ${GOAL_RSS_MIB} MiB" "$met_rss"
+result "idle CPU over ${IDLE_S} s (utime+stime)" "$idle_ticks_ours" "$idle_ticks_peer" ticks - "${GOAL_TICKS} ticks" "$met_idle"
+result "idle CPU over ${IDLE_S} s (schedstat, information)" "$idle_us_ours" "$idle_us_peer" µs - - -
+result "idle wake-ups over ${IDLE_S} s (context switches, information)" "$idle_sw_ours" "$idle_sw_peer" count - - -
+bench_done

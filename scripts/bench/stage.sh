@@ -5,51 +5,49 @@
 #  2. A 1 GiB download from a loopback HTTP server: `courier-stage fetch` (which also fsyncs the
 #     file before renaming it into place) against `curl -o` (no fsync), alternating, medians.
 #     Goal: at least 0.8x curl's throughput.
-# Environment: COURIER_BIN (binaries; else built with --scratch-path .build-bench),
-# BENCH_RUNS (default 5), BENCH_DOWNLOAD_MIB (default 1024), BENCH_RESULTS (append TSV lines).
+# Environment (defaults; under BENCH_QUICK=1 in brackets): COURIER_BIN (binaries; else a release
+# build), BENCH_RUNS 5 [2], BENCH_DOWNLOAD_MIB 1024 [32]; COURIER_BENCH_TSV (lib.sh).
 set -euo pipefail
-RUNS=${BENCH_RUNS:-5}
-MIB=${BENCH_DOWNLOAD_MIB:-1024}
-say() { echo "bench/stage: $*" >&2; }
-die() { echo "bench/stage: error: $*" >&2; exit 1; }
-command -v curl >/dev/null || die "curl is missing"
-command -v python3 >/dev/null || die "python3 is missing"
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [[ -n ${COURIER_BIN:-} ]]; then BIN=$(cd "$COURIER_BIN" && pwd)
-else (cd "$REPO" && swift build -c release --scratch-path .build-bench >&2) || die "build failed"; BIN=$REPO/.build-bench/release; fi
+BENCH=stage
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RUNS=$(bench_param BENCH_RUNS 5 2)
+MIB=$(bench_param BENCH_DOWNLOAD_MIB 1024 32)
+bench_need curl "apt-get install -y curl"
+bench_bin courier-stage
 STAGE=$BIN/courier-stage
-[[ -x $STAGE ]] || die "$STAGE not found"
 
-W=$(mktemp -d /tmp/courier-bench-stage.XXXXXX)
+W=$(bench_workspace)
 SERVER_PID=""
-cleanup() { [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$W"; }
+cleanup() { if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf -- "$W"; }
 trap cleanup EXIT
-
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.4f}")' "$@"; }
-now_ns() { date +%s%N; }
+trap 'exit 130' INT
+trap 'exit 143' TERM
+bench_space "$W" $(( MIB * 1024 * 3 + 65536 ))
 
 # --- 1. no-op cycle over 10 types -----------------------------------------------------------
 "$STAGE" keygen --out "$W/stage.key" >/dev/null
 {
-  echo 'outbox = "outbox"'; echo 'key = "stage.key"'; echo 'state_dir = "state"'
-  for i in $(seq 1 10); do
-    mkdir -p "$W/up/t$i/1"
-    for f in $(seq 1 20); do head -c 20000 /dev/urandom > "$W/up/t$i/1/f$f.db"; done
-    printf '[types.t%s]\nsource = "dir"\npath = "up/t%s"\n' "$i" "$i"
-  done
+    echo 'outbox = "outbox"'; echo 'key = "stage.key"'; echo 'state_dir = "state"'
+    for i in $(seq 1 10); do
+        mkdir -p "$W/up/t$i/1"
+        for f in $(seq 1 20); do head -c 20000 /dev/urandom > "$W/up/t$i/1/f$f.db"; done
+        printf '[types.t%s]\nsource = "dir"\npath = "up/t%s"\n' "$i" "$i"
+    done
 } > "$W/stage.toml"
 "$STAGE" run --config "$W/stage.toml" >/dev/null || die "first run failed"
+bench_cmd "ours: courier-stage run --config stage.toml (10 dir types, nothing new)"
 noop=()
-for r in $(seq 1 "$RUNS"); do
-  s=$(now_ns); "$STAGE" run --config "$W/stage.toml" >/dev/null || die "no-op run failed"; e=$(now_ns)
-  noop+=("$(python3 -c "print(($e-$s)/1e6)")")
+for (( r = 1; r <= RUNS; r++ )); do
+    bench_time "$STAGE" run --config "$W/stage.toml" >/dev/null || die "no-op run failed"
+    noop+=("$(calc "$BENCH_ELAPSED * 1000")")
 done
-NOOP_MS=$(median "${noop[@]}")
+NOOP_MS=$(median -f .1f "${noop[@]}")
 say "no-op cycle over 10 types: ${noop[*]} ms (median $NOOP_MS ms)"
 
-# --- 2. 1 GiB download vs curl ------------------------------------------------------------
+# --- 2. download vs curl --------------------------------------------------------------------
 mkdir -p "$W/www"
-head -c $((MIB << 20)) /dev/urandom > "$W/www/big.bin" 2>/dev/null || die "cannot create the test file"
+head -c $(( MIB << 20 )) /dev/urandom > "$W/www/big.bin" 2>/dev/null || die "cannot create the test file"
 cat > "$W/serve.py" <<'PY'
 import http.server, socketserver, sys, os
 os.chdir(sys.argv[1])
@@ -66,26 +64,25 @@ PY
 python3 "$W/serve.py" "$W/www" > "$W/port" &
 SERVER_PID=$!
 for _ in $(seq 1 50); do [[ -s $W/port ]] && break; sleep 0.1; done
+[[ -s $W/port ]] || die "the loopback HTTP server did not start"
 PORT=$(head -1 "$W/port"); URL="http://127.0.0.1:$PORT/big.bin"
-ours=(); peer=()
-for r in $(seq 1 "$RUNS"); do
-  rm -f "$W/o.bin" "$W/c.bin"
-  s=$(now_ns); "$STAGE" fetch "$URL" --out "$W/o.bin" --max-bytes 8G >/dev/null || die "fetch failed"; e=$(now_ns)
-  ours+=("$(python3 -c "print(($e-$s)/1e9)")")
-  [[ $(stat -c %s "$W/o.bin") -eq $((MIB << 20)) ]] || die "fetch wrote a wrong size"
-  s=$(now_ns); curl -s -o "$W/c.bin" "$URL" || die "curl failed"; e=$(now_ns)
-  peer+=("$(python3 -c "print(($e-$s)/1e9)")")
+bench_cmd "ours: courier-stage fetch http://127.0.0.1:PORT/big.bin --out o.bin --max-bytes 8G"
+bench_cmd "peer: curl -s -o c.bin http://127.0.0.1:PORT/big.bin"
+ours=() peer=()
+for (( r = 1; r <= RUNS; r++ )); do
+    rm -f "$W/o.bin" "$W/c.bin"
+    bench_time "$STAGE" fetch "$URL" --out "$W/o.bin" --max-bytes 8G >/dev/null || die "fetch failed"
+    ours+=("$BENCH_ELAPSED")
+    [[ $(stat -c %s "$W/o.bin") -eq $(( MIB << 20 )) ]] || die "fetch wrote a wrong size"
+    bench_time curl -s -o "$W/c.bin" "$URL" || die "curl failed"
+    peer+=("$BENCH_ELAPSED")
 done
-O=$(median "${ours[@]}"); P=$(median "${peer[@]}")
-RATIO=$(python3 -c "print(f'{$P/$O:.2f}')")   # throughput ratio ours/curl = time curl / time ours
+O=$(median -f .2f "${ours[@]}"); P=$(median -f .2f "${peer[@]}")
 say "download ${MIB} MiB: ours ${ours[*]} s, curl ${peer[*]} s"
+if (( MIB % 1024 == 0 )); then LABEL="$((MIB / 1024)) GiB"; else LABEL="$MIB MiB"; fi
 
-MET1=$(python3 -c "print('yes' if $NOOP_MS < 100 else 'no')")
-MET2=$(python3 -c "print('yes' if $RATIO >= 0.8 else 'no')")
-printf '\n%-36s %10s %10s %8s %10s %4s\n' figure ours peer ratio goal met
-printf '%-36s %10s %10s %8s %10s %4s\n' "no-op cycle, 10 types (ms)" "$NOOP_MS" - - "<100 ms" "$MET1"
-printf '%-36s %10s %10s %8s %10s %4s\n' "download ${MIB} MiB (s)" "$O" "$P" "${RATIO}x" ">=0.8x" "$MET2"
-if [[ -n ${BENCH_RESULTS:-} ]]; then
-  printf 'stage\tno-op cycle, 10 types (ms)\t%s\t-\t-\t<100 ms\t%s\n' "$NOOP_MS" "$MET1" >> "$BENCH_RESULTS"
-  printf 'stage\tdownload %s MiB vs curl (s)\t%s\t%s\t%sx\t>=0.8x\t%s\n' "$MIB" "$O" "$P" "$RATIO" "$MET2" >> "$BENCH_RESULTS"
-fi
+result "no-op courier-stage run over 10 content types" "$NOOP_MS" - ms - "< 100 ms" "$(met "$NOOP_MS < 100")"
+# The ratio is of throughputs, ours / curl's = curl's time / ours.
+result "$LABEL download from loopback, courier-stage fetch vs curl -o" "$O" "$P" s "$(ratio "$P" "$O")" \
+    "≥ 0.8x" "$(met "$P / $O >= 0.8")"
+bench_done

@@ -4,87 +4,54 @@
 # `bsdtar -xOf pkg | sha256sum`).
 #
 # Goals: verify is >= 2x faster than the peer, and its peak RSS stays < 32 MiB whatever the
-# package size (checked with the main package and with a 256 MiB one).
+# package size (checked with the main package and with a smaller one).
+# For information: the same package against `bsdtar -xOf | openssl dgst -sha256` (a peer that
+# hashes with the CPU's SHA instructions, as swift-crypto does), and the start-up time of
+# courier-deliver (`--version`, and verify of a small package).
 #
-# Environment:
-#   COURIER_BIN       directory holding courier-stage and courier-deliver (skips the build)
-#   BENCH_VERIFY_MIB  size of the main content tree in MiB (default 1024)
-#   BENCH_RUNS        timed runs of each command, alternating (default 5)
-#   BENCH_RESULTS     if set, append tab-separated result lines to this file:
-#                     bench<TAB>figure<TAB>ours<TAB>peer<TAB>ratio<TAB>goal<TAB>met
-#   BENCH_FILES       number of files in the content tree (default 64)
-#   BENCH_STRICT      if 1, exit 3 when a goal is not met (default: report only)
-#   TMPDIR            where the temporary workspace goes (needs ~2.6x the tree size free)
+# Environment (defaults; under BENCH_QUICK=1 in brackets):
+#   COURIER_BIN             directory holding courier-stage and courier-deliver (skips the build)
+#   BENCH_VERIFY_MIB        size of the main content tree in MiB: 1024 [16]
+#   BENCH_VERIFY_SMALL_MIB  the second package, for the RSS check: 256 [8]
+#   BENCH_RUNS              timed runs of each command, alternating: 5 [2]
+#   BENCH_FILES             number of files in the content tree: 64 [8]
+#   BENCH_STRICT            if 1, exit 3 when a goal is not met (default: report only)
+#   TMPDIR                  where the temporary workspace goes (needs ~2.6x the tree sizes free)
+#   COURIER_BENCH_TSV       set by run-all.sh: where the results go (scripts/bench/lib.sh)
 set -euo pipefail
+BENCH=verify
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-readonly BENCH=verify
-MIB=${BENCH_VERIFY_MIB:-1024}
-RUNS=${BENCH_RUNS:-5}
-NFILES=${BENCH_FILES:-64}
-SMALL_MIB=256
+MIB=$(bench_param BENCH_VERIFY_MIB 1024 16)
+SMALL_MIB=$(bench_param BENCH_VERIFY_SMALL_MIB 256 8)
+RUNS=$(bench_param BENCH_RUNS 5 2)
+NFILES=$(bench_param BENCH_FILES 64 8)
+STARTUP_RUNS=$(bench_param BENCH_STARTUP_RUNS 21 5)
 GOAL_SPEEDUP=2
 GOAL_RSS_MIB=32
 
-die() { echo "bench/verify: error: $*" >&2; exit 1; }
-say() { echo "bench/verify: $*" >&2; }
-
-[[ $MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_VERIFY_MIB must be a positive integer (got '$MIB')"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$RUNS')"
-[[ $NFILES =~ ^[1-9][0-9]*$ ]] || die "BENCH_FILES must be a positive integer (got '$NFILES')"
-
-# --- tools -------------------------------------------------------------------------------
-TIME=/usr/bin/time
-[[ -x $TIME ]] && "$TIME" -f '%e' true >/dev/null 2>&1 \
-    || die "GNU time is missing at $TIME: install it (apt-get install -y time, or 'make bootstrap')"
-command -v bsdtar >/dev/null \
-    || die "bsdtar is missing: install it (apt-get install -y libarchive-tools, or 'make bootstrap')"
-command -v sha256sum >/dev/null || die "sha256sum is missing (coreutils)"
-command -v python3 >/dev/null || die "python3 is missing"
-
-# --- binaries ----------------------------------------------------------------------------
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [[ -n ${COURIER_BIN:-} ]]; then
-    BIN=$(cd "$COURIER_BIN" && pwd) || die "COURIER_BIN=$COURIER_BIN is not a directory"
-    say "using binaries from $BIN (COURIER_BIN)"
-else
-    say "building release binaries (swift build -c release --scratch-path .build-bench)"
-    (cd "$REPO" && swift build -c release --scratch-path .build-bench >&2) \
-        || die "swift build failed"
-    BIN=$REPO/.build-bench/release
-fi
+bench_need bsdtar "apt-get install -y libarchive-tools (or 'make bootstrap')"
+bench_need sha256sum "coreutils"
+[[ -x /usr/bin/time ]] || die "GNU time is missing at /usr/bin/time: apt-get install -y time (or 'make bootstrap')"
+bench_bin courier-stage courier-deliver
 STAGE=$BIN/courier-stage
 DELIVER=$BIN/courier-deliver
-[[ -x $STAGE ]] || die "$STAGE not found or not executable"
-[[ -x $DELIVER ]] || die "$DELIVER not found or not executable"
 
-# --- workspace ---------------------------------------------------------------------------
-W=$(mktemp -d "${TMPDIR:-/tmp}/courier-bench-verify.XXXXXX")
+W=$(bench_workspace)
 cleanup() { rm -rf -- "$W"; }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-need_kib=$(( (MIB + SMALL_MIB) * 1024 * 26 / 10 ))
-avail_kib=$(df -Pk "$W" | awk 'NR == 2 { print $4 }')
-(( avail_kib >= need_kib )) \
-    || die "not enough space in $W: need ~$((need_kib / 1024)) MiB, have $((avail_kib / 1024)) MiB (set TMPDIR)"
-
-# Random bytes: openssl's DRBG is much faster than /dev/urandom when available.
-if command -v openssl >/dev/null && openssl rand 16 >/dev/null 2>&1; then
-    rand() { openssl rand "$1"; }
-else
-    rand() { head -c "$1" /dev/urandom; }
-fi
+bench_space "$W" $(( (MIB + SMALL_MIB) * 1024 * 26 / 10 ))
 
 # make_tree DIR MIB: MIB MiB of incompressible data over NFILES files (every file distinct).
 make_tree() {
-    local dir=$1 mib=$2 total i size
-    total=$(( mib * 1024 * 1024 ))
+    local dir=$1 total i
+    total=$(( $2 * 1024 * 1024 ))
     mkdir -p "$dir/sub"
     for (( i = 0; i < NFILES; i++ )); do
         # Spread the remainder so the sizes add up exactly.
-        size=$(( total / NFILES + (i < total % NFILES ? 1 : 0) ))
-        rand "$size" > "$dir/sub/part-$(printf '%03d' "$i").bin"
+        bench_rand $(( total / NFILES + (i < total % NFILES ? 1 : 0) )) > "$dir/sub/part-$(printf '%03d' "$i").bin"
     done
 }
 
@@ -104,12 +71,11 @@ say "workspace $W"
 say "generating ${MIB} MiB content tree ($NFILES files)"
 make_tree "$W/tree" "$MIB"
 say "building package bench_1.cpkg"
-t0=$(date +%s.%N)
-PKG=$(build_pkg "$W/tree" bench)
-t1=$(date +%s.%N)
+bench_time build_pkg "$W/tree" bench > "$W/pkg.path"
+PKG=$(< "$W/pkg.path")
 rm -rf -- "$W/tree"
-PKG_MIB=$(python3 -c "import os,sys; print(f'{os.path.getsize(sys.argv[1])/1048576:.1f}')" "$PKG")
-say "package: $PKG_MIB MiB, built in $(python3 -c "print(f'{$t1-$t0:.1f}')") s"
+PKG_MIB=$(calc -f .1f "$(stat -c %s "$PKG") / 1048576")
+say "package: $PKG_MIB MiB, built in $BENCH_ELAPSED s"
 
 say "generating ${SMALL_MIB} MiB content tree for the RSS check"
 make_tree "$W/tree-small" "$SMALL_MIB"
@@ -117,40 +83,28 @@ PKG_SMALL=$(build_pkg "$W/tree-small" benchsmall)
 rm -rf -- "$W/tree-small"
 
 # --- measurement -------------------------------------------------------------------------
-# run_ours PKG: one timed verify; prints "wall_s rss_kib". A failed verify fails the bench.
+# run_ours PKG / run_peer PKG: one timed run; set BENCH_ELAPSED and BENCH_RSS_KIB. A failed
+# run fails the bench (a wrong package or a broken peer must not produce a figure).
 run_ours() {
-    local pkg=$1 tf=$W/time.out log=$W/verify.log
-    if ! "$TIME" -o "$tf" -f '%e %M' "$DELIVER" verify --trust "$W/k.pub" "$pkg" > "$log" 2>&1; then
-        cat "$log" "$tf" >&2 || true
-        die "courier-deliver verify $pkg failed"
-    fi
-    tail -n 1 "$tf"
+    bench_time_rss "$DELIVER" verify --trust "$W/k.pub" "$1" > "$W/verify.log" 2>&1 \
+        || { cat "$W/verify.log" >&2; die "courier-deliver verify $1 failed"; }
 }
-
-# run_peer PKG: one timed peer pipeline; prints "wall_s rss_kib" (RSS of the biggest process).
 run_peer() {
-    local pkg=$1 tf=$W/time.out log=$W/peer.log
-    if ! "$TIME" -o "$tf" -f '%e %M' \
-            bash -c 'set -o pipefail; bsdtar -xOf "$1" | sha256sum' peer "$pkg" > "$log" 2>&1; then
-        cat "$log" "$tf" >&2 || true
-        die "peer pipeline (bsdtar -xOf | sha256sum) failed"
-    fi
-    tail -n 1 "$tf"
+    bench_time_rss bash -c 'set -o pipefail; bsdtar -xOf "$1" | sha256sum' peer "$1" > "$W/peer.log" 2>&1 \
+        || { cat "$W/peer.log" >&2; die "peer pipeline (bsdtar -xOf | sha256sum) failed"; }
 }
-
-median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+bench_cmd "ours: courier-deliver verify --trust k.pub bench_1.cpkg"
+bench_cmd "peer: bsdtar -xOf bench_1.cpkg | sha256sum"
 
 # Warm the page cache so that neither side pays for the first read from disk.
 cat "$PKG" "$PKG_SMALL" > /dev/null
-run_ours "$PKG" > /dev/null
-run_peer "$PKG" > /dev/null
+run_ours "$PKG"; run_peer "$PKG"
 
 ours_wall=() ours_rss=() peer_wall=() peer_rss=()
 for (( r = 1; r <= RUNS; r++ )); do
-    # Command substitution (not <(…)) so that a failed run stops the benchmark.
-    o=$(run_ours "$PKG"); read -r w m <<< "$o"; ours_wall+=("$w"); ours_rss+=("$m")
-    p=$(run_peer "$PKG"); read -r pw pm <<< "$p"; peer_wall+=("$pw"); peer_rss+=("$pm")
-    say "run $r/$RUNS: ours ${w} s ${m} KiB, peer ${pw} s ${pm} KiB"
+    run_ours "$PKG"; ours_wall+=("$BENCH_ELAPSED"); ours_rss+=("$BENCH_RSS_KIB")
+    run_peer "$PKG"; peer_wall+=("$BENCH_ELAPSED"); peer_rss+=("$BENCH_RSS_KIB")
+    say "run $r/$RUNS: ours ${ours_wall[-1]} s ${ours_rss[-1]} KiB, peer ${peer_wall[-1]} s ${peer_rss[-1]} KiB"
 done
 
 # A second, stronger peer for honesty: coreutils sha256sum here does not use the CPU's SHA
@@ -158,75 +112,55 @@ done
 # of the lead is hashing speed rather than anything verify does better.
 ssl_wall=()
 if command -v openssl >/dev/null; then
+    bench_cmd "peer (information): bsdtar -xOf bench_1.cpkg | openssl dgst -sha256"
     for (( r = 1; r <= RUNS; r++ )); do
-        "$TIME" -o "$W/time.ssl" -f '%e' bash -c 'set -o pipefail; bsdtar -xOf "$1" | openssl dgst -sha256 >/dev/null' peer "$PKG" \
+        bench_time bash -c 'set -o pipefail; bsdtar -xOf "$1" | openssl dgst -sha256 >/dev/null' peer "$PKG" \
             || die "peer pipeline (bsdtar -xOf | openssl dgst) failed"
-        ssl_wall+=("$(tail -n 1 "$W/time.ssl")")
+        ssl_wall+=("$BENCH_ELAPSED")
     done
 fi
 
 small_rss=()
-for (( r = 1; r <= RUNS; r++ )); do
-    o=$(run_ours "$PKG_SMALL"); read -r w m <<< "$o"; small_rss+=("$m")
+for (( r = 1; r <= RUNS; r++ )); do run_ours "$PKG_SMALL"; small_rss+=("$BENCH_RSS_KIB"); done
+
+# Start-up: what a caller such as Ansible's `validate:` pays per package for a small one.
+mkdir -p "$W/tiny"
+bench_rand 81920 > "$W/tiny/defs.bin"
+PKG_TINY=$(build_pkg "$W/tiny" tiny)
+bench_cmd "start-up: courier-deliver --version; courier-deliver verify --trust k.pub tiny_1.cpkg (80 KiB)"
+ver_ms=() tiny_ms=()
+for (( r = 1; r <= STARTUP_RUNS; r++ )); do
+    bench_time "$DELIVER" --version > /dev/null 2>&1 || die "courier-deliver --version failed"
+    ver_ms+=("$(calc "$BENCH_ELAPSED * 1000")")
+    bench_time "$DELIVER" verify --trust "$W/k.pub" "$PKG_TINY" > /dev/null 2>&1 || die "verify of the small package failed"
+    tiny_ms+=("$(calc "$BENCH_ELAPSED * 1000")")
 done
 
 # --- report ------------------------------------------------------------------------------
-if (( MIB % 1024 == 0 )); then LABEL="$((MIB / 1024))GiB"; else LABEL="${MIB}MiB"; fi
-
-summary=$(python3 - "$GOAL_SPEEDUP" "$GOAL_RSS_MIB" \
-        "$(median "${ours_wall[@]}")" "$(median "${peer_wall[@]}")" \
-        "$(median "${ours_rss[@]}")" "$(median "${peer_rss[@]}")" "$(median "${small_rss[@]}")" <<'EOF'
-import sys
-goal_x, goal_rss = float(sys.argv[1]), float(sys.argv[2])
-ow, pw, orss, prss, srss = (float(x) for x in sys.argv[3:8])
-ratio = pw / ow if ow > 0 else float("inf")
-yn = lambda b: "yes" if b else "no"
-print(f"{ow:.2f} {pw:.2f} {orss/1024:.1f} {prss/1024:.1f} {srss/1024:.1f} {ratio:.2f}",
-      yn(ratio >= goal_x), yn(orss / 1024 < goal_rss), yn(srss / 1024 < goal_rss))
-EOF
-)
-read -r ours_w_med peer_w_med ours_rss_mib peer_rss_mib small_rss_mib ratio met_speed met_rss met_small \
-    <<< "$summary"
-
-F_WALL="verify $LABEL wall s"
-F_RSS="verify peak RSS MiB"
-F_SMALL="verify peak RSS MiB (${SMALL_MIB}MiB pkg)"
-SSL_ROW=()
-if (( ${#ssl_wall[@]} > 0 )); then
-    ssl_med=$(median "${ssl_wall[@]}")
-    ssl_ratio=$(python3 -c "print(f'{$ssl_med/$ours_w_med:.2f}')")
-    SSL_ROW=("$BENCH"$'\t'"verify $LABEL vs openssl dgst (s)"$'\t'"$ours_w_med"$'\t'"$(printf '%.2f' "$ssl_med")"$'\t'"${ssl_ratio}x"$'\t'"info"$'\t'"-")
-fi
-rows=(
-    "$BENCH"$'\t'"$F_WALL"$'\t'"$ours_w_med"$'\t'"$peer_w_med"$'\t'"${ratio}x"$'\t'">=${GOAL_SPEEDUP}x"$'\t'"$met_speed"
-    "$BENCH"$'\t'"$F_RSS"$'\t'"$ours_rss_mib"$'\t'"-"$'\t'"-"$'\t'"<${GOAL_RSS_MIB} MiB"$'\t'"$met_rss"
-    "$BENCH"$'\t'"$F_SMALL"$'\t'"$small_rss_mib"$'\t'"-"$'\t'"-"$'\t'"<${GOAL_RSS_MIB} MiB"$'\t'"$met_small"
-    "${SSL_ROW[@]}"
-)
+if (( MIB % 1024 == 0 )); then LABEL="$((MIB / 1024)) GiB"; else LABEL="$MIB MiB"; fi
+if (( SMALL_MIB % 1024 == 0 )); then SLABEL="$((SMALL_MIB / 1024)) GiB"; else SLABEL="$SMALL_MIB MiB"; fi
+ow=$(median -f .2f "${ours_wall[@]}"); pw=$(median -f .2f "${peer_wall[@]}")
+x=$(ratio "$pw" "$ow")
+orss=$(calc -f .1f "$(median "${ours_rss[@]}") / 1024"); prss=$(calc -f .1f "$(median "${peer_rss[@]}") / 1024")
+srss=$(calc -f .1f "$(median "${small_rss[@]}") / 1024")
 
 echo
 echo "verify benchmark: ${MIB} MiB tree, $NFILES files, package $PKG_MIB MiB (zstd), $RUNS runs each, medians"
-echo "  ours: courier-deliver verify --trust k.pub bench_1.cpkg"
-echo "  peer: bsdtar -xOf bench_1.cpkg | sha256sum   (peer peak RSS, for reference: $peer_rss_mib MiB)"
 echo "  ours wall s: ${ours_wall[*]}"
 echo "  peer wall s: ${peer_wall[*]}"
-echo "  ours RSS KiB: ${ours_rss[*]}; ${SMALL_MIB} MiB pkg: ${small_rss[*]}"
-echo
-fmt='%-36s %9s %9s %8s %9s %4s\n'
-# shellcheck disable=SC2059
-printf "$fmt" figure ours peer ratio goal met
-for row in "${rows[@]}"; do
-    IFS=$'\t' read -r _ f o p x g m <<< "$row"
-    # shellcheck disable=SC2059
-    printf "$fmt" "$f" "$o" "$p" "$x" "$g" "$m"
-done
+echo "  ours RSS KiB: ${ours_rss[*]}; ${SMALL_MIB} MiB package: ${small_rss[*]}"
 
-if [[ -n ${BENCH_RESULTS:-} ]]; then
-    printf '%s\n' "${rows[@]}" >> "$BENCH_RESULTS"
-    say "appended ${#rows[@]} lines to $BENCH_RESULTS"
+result "verify $LABEL package, wall time (peer: bsdtar -xOf | sha256sum)" "$ow" "$pw" s "$x" \
+    "≥ ${GOAL_SPEEDUP}x" "$(met "$pw / $ow >= $GOAL_SPEEDUP")"
+result "verify peak RSS, $LABEL package (peer's, for reference)" "$orss" "$prss" MiB - \
+    "< $GOAL_RSS_MIB MiB" "$(met "$orss < $GOAL_RSS_MIB")"
+result "verify peak RSS, $SLABEL package (RSS does not grow with size)" "$srss" - MiB - \
+    "< $GOAL_RSS_MIB MiB" "$(met "$srss < $GOAL_RSS_MIB")"
+if (( ${#ssl_wall[@]} > 0 )); then
+    sw=$(median -f .2f "${ssl_wall[@]}")
+    result "verify $LABEL package vs bsdtar -xOf | openssl dgst -sha256 (information)" "$ow" "$sw" s \
+        "$(ratio "$sw" "$ow")" - -
 fi
-
-if [[ ${BENCH_STRICT:-0} == 1 && "$met_speed$met_rss$met_small" != yesyesyes ]]; then
-    say "goal not met (BENCH_STRICT=1)"
-    exit 3
-fi
+result "start-up: courier-deliver --version" "$(median -f .1f "${ver_ms[@]}")" - ms - - -
+result "start-up: courier-deliver verify of an 80 KiB package" "$(median -f .1f "${tiny_ms[@]}")" - ms - - -
+bench_done

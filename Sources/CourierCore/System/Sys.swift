@@ -4,6 +4,7 @@
 import Darwin
 #endif
 import SystemPackage
+import CCourierShim
 
 /// Checked wrappers around the system calls Courier uses. One wrapper per call: it retries on
 /// `EINTR`, keeps errno, and turns a failure into a `CourierError` naming the path and the call.
@@ -163,8 +164,9 @@ public enum Sys {
     }
 
     /// Writes a file atomically: a dot-named temporary beside it, fsync, rename, fsync of the
-    /// directory. A reader sees the old content or the new, never a mix.
-    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+    /// directory. A reader sees the old content or the new, never a mix. `durable: false` leaves
+    /// out both fsyncs, for a caller that makes a whole batch durable at once (`syncFileSystem`).
+    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws {
         let dir = FilePath(path).removingLastComponent().string
         let name = FilePath(path).lastComponent?.string ?? path
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())"
@@ -172,7 +174,7 @@ public enum Sys {
         do {
             try writeAll(fd, bytes, display: tmp)
             try fchmod(fd, mode, display: tmp)
-            try fsync(fd, display: tmp)
+            if durable { try fsync(fd, display: tmp) }
             close(fd)
             try rename(tmp, path)
         } catch {
@@ -180,7 +182,15 @@ public enum Sys {
             _ = Glibc.unlink(tmp)
             throw error
         }
-        fsyncDirectory(dir.isEmpty ? "." : dir)
+        if durable { fsyncDirectory(dir.isEmpty ? "." : dir) }
+    }
+
+    /// Flushes the file system holding `path` (`syncfs`): one journal commit for everything
+    /// written there, instead of an fsync per file and directory. Throws when it fails (EIO).
+    public static func syncFileSystem(_ path: String) throws {
+        let fd = try openDirectory(path)
+        defer { close(fd) }
+        if courier_syncfs(fd) != 0 { throw CourierError.io("syncfs", path: path, errno: Errno(rawValue: errno)) }
     }
 
     /// Best effort: makes a rename durable. Failure to fsync a directory is not fatal.
@@ -288,7 +298,7 @@ public enum Sys {
     /// Points the symlink `dir/name` at `target` atomically: a new link under a temporary name,
     /// renamed over the old one, then the directory fsynced. Readers see the old target or the
     /// new, never no link. `beforeRename` lets crash tests stop in between.
-    public static func replaceSymlink(in dir: String, name: String, target: String,
+    public static func replaceSymlink(in dir: String, name: String, target: String, durable: Bool = true,
                                       beforeRename: () throws -> Void = {}) throws {
         let tmp = dir + "/.\(name).tmp-\(getpid())"
         _ = Glibc.unlink(tmp)
@@ -297,7 +307,7 @@ public enum Sys {
         }
         try beforeRename()
         try rename(tmp, dir + "/" + name)
-        fsyncDirectory(dir)
+        if durable { fsyncDirectory(dir) }
     }
 
     public static func exists(_ path: String) -> Bool {

@@ -6,8 +6,10 @@ import CCourierShim
 
 /// Puts one package into one inbox so that nobody ever sees a half-written file: a dot-named
 /// temporary file in the inbox itself (`courier-inboxd` and `courier-deliver` skip dot-names),
-/// filled by reflink, `copy_file_range` or read/write (or hard-linked with `link`), mode 0644,
-/// fsynced, then renamed to its final name and the directory fsynced.
+/// filled by reflink, `copy_file_range` or read/write (or hard-linked with `link`), mode 0644;
+/// made durable; then renamed to its final name. The durability step is the caller's, once for
+/// all the files it staged on one file system (`syncfs`), instead of an fsync per file: see
+/// `Pusher.run`.
 public enum InboxCopier {
     public static let tempPrefix = ".courier-push."
 
@@ -42,25 +44,29 @@ public enum InboxCopier {
         return removed
     }
 
-    public struct Result: Sendable {
+    /// A package written under its temporary name in an inbox, not yet renamed.
+    public struct Staged: Sendable {
+        public var inbox: String
+        public var temp: String
+        public var name: String
         public var bytes: Int64
         /// "reflink", "copy_file_range", "read/write", "hard link", or "copy (hard link impossible: …)".
         public var how: String
     }
 
-    /// Delivers `source` (an open package file of `size` bytes) as `name` into the inbox open at
-    /// `dfd`. On any failure the temporary file is removed and nothing else has changed.
-    public static func deliver(sourceFD: Int32, sourcePath: String, size: Int64, name: String,
-                               inboxFD dfd: Int32, inbox: String, method: Method,
-                               faults: FaultPoints = .none) throws -> Result {
+    /// Step 1: writes `source` (an open package file of `size` bytes) into the inbox under a
+    /// temporary name, mode 0644. Not durable yet, not visible to the client. On failure nothing
+    /// is left behind.
+    public static func stage(sourceFD: Int32, sourcePath: String, size: Int64, name: String,
+                             inbox: String, method: Method, faults: FaultPoints = .none) throws -> Staged {
         let tmp = tempName(name)
         let tmpPath = inbox + "/" + tmp
         var how = ""
         var done = false
-        defer { if !done { _ = try? Sys.unlinkat(dfd, tmp, display: tmpPath) } }
+        defer { if !done { _ = Glibc.unlink(tmpPath) } }
         try faults.hit("deliver-before-temp")
         if method == .link {
-            if linkat(AT_FDCWD, sourcePath, dfd, tmp, 0) == 0 {
+            if linkat(AT_FDCWD, sourcePath, AT_FDCWD, tmpPath, 0) == 0 {
                 how = "hard link"
             } else {
                 let e = errno
@@ -71,7 +77,7 @@ public enum InboxCopier {
             }
         }
         if how != "hard link" {
-            let ofd = try Sys.openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644, display: tmpPath)
+            let ofd = try Sys.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             defer { Sys.close(ofd) }
             _ = lseek(sourceFD, 0, SEEK_SET)
             let via = try TreeCopier.copyData(sourceFD, ofd, size: Int(size), src: sourcePath, dst: tmpPath)
@@ -79,14 +85,20 @@ public enum InboxCopier {
             try faults.hit("deliver-after-write")
             // The umask may have narrowed 0644; clients' daemons may run as another user.
             try Sys.fchmod(ofd, 0o644, display: tmpPath)
-            try Sys.fsync(ofd, display: tmpPath)
         }
-        try faults.hit("deliver-before-rename")
-        try Sys.renameat(dfd, tmp, dfd, name, display: inbox + "/" + name)
         done = true
-        _ = fsync(dfd)
-        return Result(bytes: size, how: how)
+        return Staged(inbox: inbox, temp: tmp, name: name, bytes: size, how: how)
     }
+
+    /// Step 2, once the file system holding the inbox was flushed (`Sys.syncFileSystem`): the
+    /// rename that makes the package appear, complete, under its final name.
+    public static func commit(_ s: Staged, faults: FaultPoints = .none) throws {
+        try faults.hit("deliver-before-rename")
+        try Sys.rename(s.inbox + "/" + s.temp, s.inbox + "/" + s.name)
+    }
+
+    /// Removes a staged file that will not be committed.
+    public static func discard(_ s: Staged) { _ = Glibc.unlink(s.inbox + "/" + s.temp) }
 }
 
 import SystemPackage

@@ -25,8 +25,8 @@ public final class StateFiles: @unchecked Sendable {
         return try? ClientStatus.decode(b, path: statusPath)
     }
 
-    public func writeStatus(_ s: ClientStatus) throws {
-        try Sys.writeFileAtomically(statusPath, s.encoded())
+    public func writeStatus(_ s: ClientStatus, durable: Bool = true) throws {
+        try Sys.writeFileAtomically(statusPath, s.encoded(), durable: durable)
     }
 
     /// Pins: type → the revision the operator named (the endpoint manager's "named version").

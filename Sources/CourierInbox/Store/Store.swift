@@ -68,8 +68,8 @@ public struct Store: Sendable {
 
     /// Points `current` at `revision`: a new symlink under a temporary name, renamed over the old
     /// one (rename is atomic), then the directory fsynced so the switch survives a power cut.
-    public func switchCurrent(_ t: String, to revision: UInt64, faults: FaultPoints = .none) throws {
-        try Sys.replaceSymlink(in: typeDir(t), name: "current", target: String(revision)) {
+    public func switchCurrent(_ t: String, to revision: UInt64, durable: Bool = true, faults: FaultPoints = .none) throws {
+        try Sys.replaceSymlink(in: typeDir(t), name: "current", target: String(revision), durable: durable) {
             try faults.hit("switch-before-rename")
         }
     }

@@ -29,8 +29,20 @@ public protocol InboxWatching: AnyObject, Sendable {
     var signals: AsyncStream<WatchSignal> { get }
     /// Why the stream ended on its own; nil while running and after `stop()`.
     var failure: CourierError? { get }
+    /// The next signal for a consumer on a plain thread (the daemon): blocks until a signal, the
+    /// deadline (nanoseconds of CLOCK_MONOTONIC), or the end. Use this or `signals`, not both.
+    func nextSignal(deadlineNanos: UInt64?) -> WatchNext
     /// Ends the stream and releases the watcher's thread and descriptors. Idempotent, bounded time.
     func stop()
+}
+
+/// What a blocking wait on a watcher ended with.
+public enum WatchNext: Sendable, Equatable {
+    case signal(WatchSignal)
+    /// The deadline passed first.
+    case timeout
+    /// `stop()` was called, or the watcher failed (see `failure`).
+    case ended
 }
 
 /// Which inbox names are packages to look at. Copiers write under a temporary name and rename

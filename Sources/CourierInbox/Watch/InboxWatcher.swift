@@ -110,6 +110,27 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
         }
     }
 
+    public func nextSignal(deadlineNanos: UInt64?) -> WatchNext {
+        while true {
+            let (signal, over): (WatchSignal?, Bool) = state.withLock {
+                if !pending.isEmpty { return (pending.removeFirst(), false) }
+                return (nil, ended)
+            }
+            if let signal { return .signal(signal) }
+            if over { return .ended }
+            switch inotify.nextEvent(deadlineNanos: deadlineNanos) {
+            case .event(let event): handle(event)
+            case .timeout: return .timeout
+            case .ended:
+                state.withLock {
+                    ended = true
+                    if failureStore == nil, let f = inotify.failure { failureStore = f }
+                }
+                return .ended
+            }
+        }
+    }
+
     /// Adds `signal` unless the same one is already waiting; a second `.rescan` waiting behind a
     /// first adds nothing, since one listing covers both.
     private func enqueueLocked(_ signal: WatchSignal) {

@@ -34,6 +34,9 @@ public final class Inotify: @unchecked Sendable {
         do {
             let core = self.core
             core.thread = try WatchThread.start { core.readLoop() }
+            // Wait until the reader has named itself, so that `readerThreadID` is known as soon as
+            // the watcher exists (operators and the idle tests look it up at once).
+            core.lock.withLock { while !core.readerStarted { core.lock.wait() } }
         } catch {
             core.closeDescriptors()
             throw error
@@ -63,6 +66,15 @@ public final class Inotify: @unchecked Sendable {
     /// has stopped — after `stop()`, or after a read error (see `failure`) — or when the calling
     /// task is cancelled. One consumer at a time.
     public func nextEvent() async -> InotifyEvent? { await core.next() }
+
+    /// What a blocking wait for the next event ended with.
+    public enum Next: Sendable { case event(InotifyEvent), timeout, ended }
+
+    /// The next event for a consumer on a plain thread: blocks (in the kernel, no wake-ups) until
+    /// an event, `deadlineNanos` of CLOCK_MONOTONIC, or the end (`stop()` or a failure). The
+    /// daemon uses this one: it runs no Swift tasks, so libdispatch's worker pool, whose monitor
+    /// wakes the process every second once started, is never started.
+    public func nextEvent(deadlineNanos: UInt64?) -> Next { core.nextBlocking(deadline: deadlineNanos) }
 
     /// The events as a stream; ends as `nextEvent()` returns nil. One consumer at a time: the
     /// stream and `nextEvent()` take from the same queue.
@@ -114,6 +126,7 @@ public final class Inotify: @unchecked Sendable {
         var closed = false
         var failure: CourierError?
         var readerTID: Int32?
+        var readerStarted = false
 
         init(fd: Int32, wakeRead: Int32, wakeWrite: Int32, bufferSize: Int) {
             self.fd = fd
@@ -173,10 +186,27 @@ public final class Inotify: @unchecked Sendable {
         }
 
         /// Runs on the reader thread until stop or a fatal error.
+        func nextBlocking(deadline: UInt64?) -> Next {
+            lock.lock()
+            defer { lock.unlock() }
+            while true {
+                if stopRequested { return .ended }
+                if let e = takeLocked() { return .event(e) }
+                if readerDone { return .ended }
+                precondition(waiter == nil, "Inotify: an async and a blocking consumer at once")
+                if let d = deadline {
+                    if ConditionLock.monotonicNanos() >= d { return .timeout }
+                    lock.wait(untilMonotonicNanos: d)
+                } else {
+                    lock.wait()
+                }
+            }
+        }
+
         func readLoop() {
             WatchThread.nameCurrentThread("courier-inotify")
             let tid = WatchThread.currentThreadID()
-            lock.withLock { readerTID = tid }
+            lock.withLock { readerTID = tid; readerStarted = true; lock.broadcast() }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 8)
             defer { buffer.deallocate() }
             var have = 0   // bytes of an incomplete record kept at the front of `buffer`
@@ -226,6 +256,7 @@ public final class Inotify: @unchecked Sendable {
                 if stopRequested { lock.unlock(); break loop }
                 batch = events
                 index = 0
+                lock.broadcast()   // a blocking consumer waits on the lock, an async one in `waiter`
                 let w = waiter
                 waiter = nil
                 let first = w == nil ? nil : takeLocked()

@@ -27,7 +27,8 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     private let shared: Shared
 
     /// Starts polling `directory` (which must exist) every `period` (at least 10 ms).
-    public init(directory: String, period: Duration, rescanAtStart: Bool = true,
+    /// `blocking`: signals are taken with `nextSignal(deadlineNanos:)` (the daemon), not `signals`.
+    public init(directory: String, period: Duration, rescanAtStart: Bool = true, blocking: Bool = false,
                 logger: Logger = Logger(label: "courier.inboxd.poll")) throws {
         guard period >= .milliseconds(10) else {
             throw CourierError(.usage, "poll period must be at least 10 ms, not \(period)")
@@ -39,11 +40,11 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         self.period = period
         let (stream, continuation) = AsyncStream<WatchSignal>.makeStream(bufferingPolicy: .unbounded)
         signals = stream
-        let shared = Shared(continuation: continuation)
+        let shared = Shared(continuation: continuation, blocking: blocking)
         self.shared = shared
         // The consumer dropping the stream (or its task being cancelled) stops the polling.
         continuation.onTermination = { _ in shared.requestStop() }
-        if rescanAtStart { continuation.yield(.rescan("start-up")) }
+        if rescanAtStart { shared.deliver(.rescan("start-up")) }
         let nanos = UInt64(period.components.seconds) * 1_000_000_000 + UInt64(period.components.attoseconds / 1_000_000_000)
         let dir = directory
         let thread = try WatchThread.start {
@@ -64,6 +65,23 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         shared.requestStop()
     }
 
+    public func nextSignal(deadlineNanos: UInt64?) -> WatchNext {
+        precondition(shared.blocking, "PollWatcher: nextSignal needs init(blocking: true)")
+        let l = shared.lock
+        l.lock()
+        defer { l.unlock() }
+        while true {
+            if !shared.queue.isEmpty { return .signal(shared.queue.removeFirst()) }
+            if shared.stopRequested { return .ended }
+            if let d = deadlineNanos {
+                if ConditionLock.monotonicNanos() >= d { return .timeout }
+                l.wait(untilMonotonicNanos: d)
+            } else {
+                l.wait()
+            }
+        }
+    }
+
     /// What the consumer, `stop()` and the polling thread share.
     final class Shared: @unchecked Sendable {
         let lock = ConditionLock()
@@ -71,7 +89,24 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         var stopRequested = false   // guarded by lock
         var running = true          // guarded by lock
 
-        init(continuation: AsyncStream<WatchSignal>.Continuation) { self.continuation = continuation }
+        let blocking: Bool
+        var queue: [WatchSignal] = []   // guarded by lock; blocking mode only
+
+        init(continuation: AsyncStream<WatchSignal>.Continuation, blocking: Bool) {
+            self.continuation = continuation
+            self.blocking = blocking
+        }
+
+        func deliver(_ s: WatchSignal) {
+            if blocking {
+                lock.withLock {
+                    if !queue.contains(s) { queue.append(s) }
+                    lock.broadcast()
+                }
+            } else {
+                continuation.yield(s)
+            }
+        }
 
         func requestStop() {
             let first: Bool = lock.withLock {
@@ -140,7 +175,7 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
                 let (report, nowReported) = stable(previous: previous, current: current, reported: reported)
                 previous = current
                 reported = nowReported
-                for name in report { shared.continuation.yield(.file(name)) }
+                for name in report { shared.deliver(.file(name)) }
             } catch {
                 // A vanished mount or a network error: keep what is known and try again next period.
                 if !failing { logger.warning("\(directory): cannot list the inbox, will retry: \(error)") }
