@@ -193,7 +193,7 @@ took clients
 # ==============================================================================================
 pinned=$(latest virus-defs)
 step 4 "courier-deliver pushes by policy: pilot takes the latest, production pins virus-defs" \
-  "No client has a status.json yet, so each gets full packages; copies are atomic (dot-name, fsync, rename)."
+  "No client has a status.json yet, so each gets full packages; copies are atomic (dot-name, flushed to disk, then renamed)."
 cat > policy.toml <<EOF
 # Who gets what (docs/DELIVER.md). The pilot takes every new revision at once; production keeps
 # virus-defs on the revision the pilot has vetted until someone moves that line.

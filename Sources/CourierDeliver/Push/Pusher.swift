@@ -43,7 +43,8 @@ public struct Pusher: Sendable {
         public var seconds: Double
         public var failed: Int { outcomes.filter { $0.state == .failed }.count }
         public var copied: Int { outcomes.filter { $0.state == .copied }.count }
-        public var bytes: Int64 { outcomes.reduce(0) { $0 + $1.bytes } }
+        /// Bytes delivered (a copy that failed after staging does not count).
+        public var bytes: Int64 { outcomes.filter { $0.state == .copied }.reduce(0) { $0 + $1.bytes } }
     }
 
     struct Planned: Sendable {
