@@ -15,8 +15,9 @@ public struct PushCommand: ParsableCommand {
         verified once before the first copy: a broken outbox does not spread.
 
         Copies go to a dot-named temporary file in the inbox (reflink, copy_file_range, or \
-        read/write; a hard link with --link), mode 0644, fsync, then rename: a client never sees \
-        a half-written package. Leftovers of an interrupted push are removed at the next one. \
+        read/write; a hard link with --link), mode 0644; each file system is flushed once (syncfs) \
+        before the renames: a client never sees a half-written package, nor one whose bytes are \
+        not on disk. Leftovers of an interrupted push are removed at the next one. \
         A failing inbox (missing, read-only, full, permission denied) is reported; the others go on.
 
         Examples:
