@@ -54,13 +54,8 @@ public struct TableReader {
     /// that commands run from elsewhere (hooks, `COURIER_PATH`) get paths that work anywhere.
     public func resolve(_ p: String) -> String {
         if p.hasPrefix("/") { return p }
-        var dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        if !dir.hasPrefix("/") {
-            var buf = [CChar](repeating: 0, count: 4096)
-            let cwd = getcwd(&buf, 4096) != nil ? String(cString: buf) : "."
-            dir = dir.isEmpty ? cwd : cwd + "/" + dir
-        }
-        return dir + "/" + p
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return Sys.absolutePath(dir) + "/" + p
     }
 
     public func string(_ key: String) throws -> String? {

@@ -79,13 +79,3 @@ struct InboxOptions: ParsableArguments {
         return out
     }
 }
-
-func humanBytes(_ n: Int64) -> String {
-    if n < 1024 { return "\(n) B" }
-    let units = ["KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n) / 1024
-    var i = 0
-    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-    let r = (v * 10).rounded() / 10
-    return "\(r) \(units[i])"
-}

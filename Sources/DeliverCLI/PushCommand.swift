@@ -87,10 +87,10 @@ public struct PushCommand: ParsableCommand {
             switch o.state {
             case .copied:
                 let kind = d.action == .delta ? "delta from \(d.base!)" : "full"
-                out += "copied    \(group)\(o.inbox)  \(what)  \(kind), \(humanBytes(o.bytes)) by \(o.how ?? "copy") — \(d.reason)\n"
+                out += "copied    \(group)\(o.inbox)  \(what)  \(kind), \(human(o.bytes)) by \(o.how ?? "copy") — \(d.reason)\n"
             case .planned:
                 let kind = d.action == .delta ? "delta from \(d.base!)" : "full"
-                out += "would copy \(group)\(o.inbox)  \(what)  \(kind), \(humanBytes(o.bytes)) — \(d.reason)\n"
+                out += "would copy \(group)\(o.inbox)  \(what)  \(kind), \(human(o.bytes)) — \(d.reason)\n"
             case .skipped:
                 out += "nothing   \(group)\(o.inbox)  \(what)  \(d.code): \(d.reason)\n"
             case .failed:
@@ -103,9 +103,9 @@ public struct PushCommand: ParsableCommand {
         for o in s.outcomes where o.state == .skipped { if let d = o.decision { counts[d.code, default: 0] += 1 } }
         let skipped = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let planned = s.outcomes.filter { $0.state == .planned }
-        let verb = dryRun ? "\(planned.count) would be copied (\(humanBytes(planned.reduce(0) { $0 + $1.bytes })))"
-                          : "\(s.copied) copied (\(humanBytes(s.bytes)))"
-        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped), \(s.failed) failed, in \(String(format3(s.seconds))) s\n"
+        let verb = dryRun ? "\(planned.count) would be copied (\(human(planned.reduce(0) { $0 + $1.bytes })))"
+                          : "\(s.copied) copied (\(human(s.bytes)))"
+        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped), \(s.failed) failed, in \(String(format3: s.seconds)) s\n"
         return out
     }
 
@@ -127,11 +127,4 @@ public struct PushCommand: ParsableCommand {
         if !o.cleaned.isEmpty { f.append("\"cleaned\":[\(o.cleaned.map(jsonString).joined(separator: ","))]") }
         return "{" + f.joined(separator: ",") + "}"
     }
-}
-
-/// Seconds with three decimals, without Foundation's String(format:).
-func format3(_ x: Double) -> String {
-    let ms = Int64((x * 1000).rounded())
-    let frac = String(ms % 1000)
-    return "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
 }

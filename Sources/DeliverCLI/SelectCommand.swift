@@ -49,18 +49,11 @@ public struct SelectCommand: ParsableCommand {
                 wants = try Policy.load(p).group(named: g).types.filter { source.types.isEmpty || source.types.contains($0.type) }
             }
             let statusPath = status ?? inbox.map { TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: $0) } ?? ""
-            var p = Pusher(catalog: catalog, verify: VerifyOptions(trust: TrustStore(keys: [])), defaultTypes: [])
-            var waiting: [String] = []
-            if let i = inbox { waiting = try Sys.listDirectory(i).filter { !$0.hasPrefix(".") } }
-            let read = Pusher.readStatus(statusPath)
-            let decisions = wants.map {
-                Planner.decide(type: $0.type, want: $0.spec, catalog: catalog, status: read.status?.types[$0.type],
-                               statusNote: read.note, waiting: waiting)
-            }
+            let waiting = try inbox.map { try Pusher.waiting(in: $0) } ?? []
+            let decisions = Pusher.decide(wants, catalog: catalog, statusPath: statusPath, waiting: waiting)
             var bad: [String: String] = [:]
             if let t = trust {
-                p.verify = VerifyOptions(trust: try TrustStore.load(t, threshold: 1))
-                bad = p.verifyAll(decisions)
+                bad = Pusher.verifyOnce(decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8)
             }
             for d in decisions {
                 let problem = d.package.flatMap { bad[$0] }

@@ -47,6 +47,13 @@ public struct ClientStatus: Codable, Sendable, Equatable {
         return Array(try! enc.encode(self)) + [0x0a]
     }
 
+    /// Reads a client's `status.json`: nil when there is none, an error naming the file when it
+    /// cannot be read or parsed. The daemon, `push`, `select` and `report` all read it here.
+    public static func load(_ path: String) throws -> ClientStatus? {
+        guard Sys.exists(path) else { return nil }
+        return try decode(Sys.readFile(path, limit: 16 << 20), path: path)
+    }
+
     public static func decode(_ bytes: [UInt8], path: String) throws -> ClientStatus {
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase

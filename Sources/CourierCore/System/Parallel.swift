@@ -3,10 +3,43 @@
 #endif
 import Synchronization
 
-/// Runs `body(i)` for every `i` in `0..<count` on up to `jobs` threads of our own, and returns
-/// when all are done. Own threads, not the cooperative pool or libdispatch's: the work blocks in
-/// `copy_file_range`, `fsync` and `rename` on slow or remote file systems, and a blocked
-/// cooperative pool (2 threads here) would stall everything else.
+/// Plain threads of our own, for work that blocks in the kernel (copies, fsync, `poll`, `read`
+/// on a hung NFS server) and must not sit on Swift's cooperative pool: it has one thread per
+/// core — two on small machines — and a thread parked there in a syscall is one nobody else can use.
+public enum Threads {
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    /// Starts `body` on a new joinable thread that blocks every asynchronous signal (so SIGTERM and
+    /// SIGINT go to the program's own handling, never interrupt the worker). `stackBytes`: nil for
+    /// the default (8 MiB of address space), less for loops that need little.
+    public static func start(stackBytes: Int? = nil, _ body: @escaping @Sendable () -> Void) throws -> pthread_t {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        if let s = stackBytes { pthread_attr_setstacksize(&attr, s) }
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        var handle = pthread_t()
+        let rc = pthread_create(&handle, &attr, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_BLOCK, &all, nil)
+            box.body()
+            return nil
+        }, context)
+        if rc != 0 {
+            Unmanaged<Box>.fromOpaque(context).release()
+            throw CourierError(.io, "cannot start a thread: \(Errno(rawValue: rc).description)", cause: Errno(rawValue: rc))
+        }
+        return handle
+    }
+}
+
+/// Runs `body(i)` for every `i` in `0..<count` on up to `jobs` threads of our own (`Threads`), and
+/// returns when all are done.
 public enum Parallel {
     private final class Shared: Sendable {
         let next = Mutex(0)
@@ -28,20 +61,13 @@ public enum Parallel {
         if threads == 1 { shared.work(); return }
         var ids: [pthread_t] = []
         for _ in 0..<threads {
-            let ctx = Unmanaged.passRetained(shared).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { p in
-                Unmanaged<Shared>.fromOpaque(p!).takeRetainedValue().work()
-                return nil
-            }, ctx)
-            if rc != 0 {
-                // Out of threads: run the rest on the threads we have (or this one).
-                Unmanaged<Shared>.fromOpaque(ctx).release()
-                break
-            }
-            ids.append(tid)
+            // Out of threads: the rest runs on the threads we have (or this one).
+            guard let t = try? Threads.start({ shared.work() }) else { break }
+            ids.append(t)
         }
         if ids.isEmpty { shared.work() }
         for t in ids { pthread_join(t, nil) }
     }
 }
+
+import SystemPackage

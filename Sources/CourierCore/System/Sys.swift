@@ -289,6 +289,20 @@ public enum Sys {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// The working directory, or "." when it cannot be read (deleted under us).
+    public static func currentDirectory() -> String {
+        guard let c = getcwd(nil, 0) else { return "." }
+        defer { free(c) }
+        return String(cString: c)
+    }
+
+    /// `path` made absolute against the working directory (not normalised; links not resolved).
+    public static func absolutePath(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let cwd = currentDirectory()
+        return path.isEmpty || path == "." ? cwd : cwd + "/" + path
+    }
+
     public static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)

@@ -23,7 +23,7 @@ public struct Catalog: Sendable {
         guard Sys.isDirectory(root) else {
             throw CourierError(.io, "\(root): the outbox is not a directory (or cannot be read)")
         }
-        var c = Catalog(outbox: Outbox(root: Self.absolute(root)))
+        var c = Catalog(outbox: Outbox(root: Sys.absolutePath(root)))
         for t in try c.outbox.listTypes() where only?.contains(t) ?? true {
             var entry = TypeEntry()
             for rev in try c.outbox.revisions(t) {
@@ -41,16 +41,4 @@ public struct Catalog: Sendable {
         }
         return c
     }
-
-    static func absolute(_ p: String) -> String {
-        if p.hasPrefix("/") { return p }
-        guard let c = getcwd(nil, 0) else { return p }
-        defer { free(c) }
-        let cwd = String(cString: c)
-        return p == "." ? cwd : cwd + "/" + p
-    }
 }
-
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif

@@ -50,6 +50,8 @@ public enum InboxCopier {
         public var temp: String
         public var name: String
         public var bytes: Int64
+        /// The file system it is on: the one to flush before the rename.
+        public var device: UInt64
         /// "reflink", "copy_file_range", "read/write", "hard link", or "copy (hard link impossible: …)".
         public var how: String
     }
@@ -86,8 +88,11 @@ public enum InboxCopier {
             // The umask may have narrowed 0644; clients' daemons may run as another user.
             try Sys.fchmod(ofd, 0o644, display: tmpPath)
         }
+        guard let st = try Sys.lstat(tmpPath) else {
+            throw CourierError(.io, "\(tmpPath): vanished right after it was written")
+        }
         done = true
-        return Staged(inbox: inbox, temp: tmp, name: name, bytes: size, how: how)
+        return Staged(inbox: inbox, temp: tmp, name: name, bytes: size, device: UInt64(st.st_dev), how: how)
     }
 
     /// Step 2, once the file system holding the inbox was flushed (`Sys.syncFileSystem`): the

@@ -62,36 +62,46 @@ public struct Pusher: Sendable {
             return ([], "\(t.inbox): inbox missing or unreachable: \(String(cString: strerror(errno)))")
         }
         if (s.st_mode & S_IFMT) != S_IFDIR { return ([], "\(t.inbox): not a directory") }
-        let (status, note) = Self.readStatus(t.statusPath)
         let names: [String]
-        do { names = try Sys.listDirectory(t.inbox).filter { !$0.hasPrefix(".") } }
+        do { names = try Self.waiting(in: t.inbox) }
         catch { return ([], "\(error)") }
-        let wants = t.wants.isEmpty ? defaultTypes.map { ($0, defaultSpec) } : t.wants.map { ($0.type, $0.spec) }
-        let decisions = wants.map { (type, spec) in
-            Planner.decide(type: type, want: spec, catalog: catalog, status: status?.types[type],
-                           statusNote: note, waiting: names)
+        let wants = t.wants.isEmpty ? defaultTypes.map { (type: $0, spec: defaultSpec) } : t.wants
+        return (Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names), nil)
+    }
+
+    /// The decisions for one client: its status file read once, then `Planner.decide` per type.
+    /// `push` and `select` both decide here.
+    public static func decide(_ wants: [(type: String, spec: RevisionSpec)], catalog: Catalog,
+                              statusPath: String, waiting: [String]) -> [Decision] {
+        let (status, note) = readStatus(statusPath)
+        return wants.map {
+            Planner.decide(type: $0.type, want: $0.spec, catalog: catalog, status: status?.types[$0.type],
+                           statusNote: note, waiting: waiting)
         }
-        return (decisions, nil)
+    }
+
+    /// The names in an inbox that may be packages (dot-names are copiers' temporaries).
+    public static func waiting(in inbox: String) throws -> [String] {
+        try Sys.listDirectory(inbox).filter { !$0.hasPrefix(".") }
     }
 
     /// The client's status, or why there is none (then full packages are sent).
     public static func readStatus(_ path: String) -> (status: ClientStatus?, note: String?) {
         guard !path.isEmpty else { return (nil, "no status file given (a new client)") }
         do {
-            return (try ClientStatus.decode(Sys.readFile(path, limit: 16 << 20), path: path), nil)
-        } catch {
-            if Sys.exists(path) { return (nil, "its status file is unreadable (\(error))") }
+            if let s = try ClientStatus.load(path) { return (s, nil) }
             return (nil, "no status file at \(path) (a new client, or its daemon has not run yet)")
+        } catch {
+            return (nil, "its status file is unreadable (\(error))")
         }
     }
 
     /// Phase 2: verifies each package once. Returns path → failure sentence for those that fail.
-    public func verifyAll(_ decisions: [Decision]) -> [String: String] {
+    public static func verifyOnce(_ decisions: [Decision], options opts: VerifyOptions, jobs: Int) -> [String: String] {
         var wanted: [String: Decision] = [:]
         for d in decisions { if let p = d.package { wanted[p] = d } }
         let list = wanted.sorted { $0.key < $1.key }
         let failures = Mutex<[String: String]>([:])
-        let opts = verify
         Parallel.forEach(count: list.count, jobs: jobs) { i in
             let (path, d) = list[i]
             var o = opts
@@ -123,7 +133,7 @@ public struct Pusher: Sendable {
             planned[i] = Planned(target: targets[i], decisions: d, problem: p)
         }
         let plans = planned.values
-        let bad = verifyAll(plans.flatMap(\.decisions))
+        let bad = Self.verifyOnce(plans.flatMap(\.decisions), options: verify, jobs: jobs)
         let staged = Slots<[Outcome]>(count: plans.count)
         Parallel.forEach(count: plans.count, jobs: jobs) { i in
             staged[i] = stageTarget(plans[i], badPackages: bad)
@@ -145,10 +155,7 @@ public struct Pusher: Sendable {
     /// parallel per target); `then` returns an error sentence or nil.
     func flush(_ outcomes: inout [[Outcome]], then: (@Sendable (Outcome) -> String?)?) {
         var byDevice: [UInt64: String] = [:]
-        for list in outcomes { for o in list where o.staged != nil {
-            var st = stat()
-            if stat(o.inbox, &st) == 0 { byDevice[UInt64(st.st_dev)] = byDevice[UInt64(st.st_dev)] ?? o.inbox }
-        } }
+        for list in outcomes { for o in list { if let s = o.staged, byDevice[s.device] == nil { byDevice[s.device] = s.inbox } } }
         let devices = byDevice.sorted { $0.key < $1.key }
         let failures = Mutex<[UInt64: String]>([:])
         Parallel.forEach(count: devices.count, jobs: jobs) { i in
@@ -161,9 +168,7 @@ public struct Pusher: Sendable {
         Parallel.forEach(count: snapshot.count, jobs: jobs) { i in
             var list = snapshot[i]
             for j in list.indices where list[j].staged != nil && list[j].state == .copied {
-                var st = stat()
-                let dev = stat(list[j].inbox, &st) == 0 ? UInt64(st.st_dev) : 0
-                if let why = failed[dev] {
+                if let why = failed[list[j].staged!.device] {
                     if then != nil { InboxCopier.discard(list[j].staged!) }
                     list[j].state = .failed; list[j].error = why
                 } else if let then, let why = then(list[j]) {

@@ -47,11 +47,11 @@ public struct FleetReport: Sendable {
     public func rows(_ sources: [Source]) -> [Row] {
         var rows: [Row] = []
         for src in sources {
-            let status: ClientStatus
-            do {
-                status = try ClientStatus.decode(Sys.readFile(src.statusPath, limit: 16 << 20), path: src.statusPath)
-            } catch {
-                let why = Sys.exists(src.statusPath) ? "unreadable status: \(error)" : "no status file at \(src.statusPath)"
+            let loaded: ClientStatus?
+            var why = "no status file at \(src.statusPath)"
+            do { loaded = try ClientStatus.load(src.statusPath) }
+            catch { loaded = nil; why = "unreadable status: \(error)" }
+            guard let status = loaded else {
                 rows.append(Row(client: src.origin, statusPath: src.statusPath, problem: why, stale: true, staleReasons: [why]))
                 continue
             }

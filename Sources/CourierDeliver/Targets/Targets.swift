@@ -20,7 +20,7 @@ public enum TargetList {
     public static let defaultStatusTemplate = "{inbox}/../state/status.json"
 
     public static func statusPath(_ template: String, inbox: String) -> String {
-        template.replacingAll("{inbox}", with: inbox)
+        template.replacing("{inbox}", with: inbox)
     }
 
     /// `glob(3)` without `GLOB_NOCHECK`: only existing paths. A pattern without glob characters
@@ -74,19 +74,5 @@ public enum TargetList {
         guard let r = realpath(p, nil) else { return p }
         defer { free(r) }
         return String(cString: r)
-    }
-}
-
-extension String {
-    func replacingAll(_ what: String, with: String) -> String {
-        guard !what.isEmpty else { return self }
-        var out = ""
-        var rest = Substring(self)
-        while let r = rest.firstRange(of: what) {
-            out += rest[..<r.lowerBound]
-            out += with
-            rest = rest[r.upperBound...]
-        }
-        return out + rest
     }
 }

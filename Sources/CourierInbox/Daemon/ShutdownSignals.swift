@@ -17,20 +17,23 @@ public final class ShutdownSignals: Sendable {
 
     private init() {}
 
-    /// Blocks the signals in the calling thread and starts the waiting thread. Call first thing,
-    /// before the daemon starts its watcher's thread.
-    public static func install() throws -> ShutdownSignals {
+    private static func handledSet() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         for s in handled { sigaddset(&set, s) }
+        return set
+    }
+
+    /// Blocks the signals in the calling thread and starts the waiting thread. Call first thing,
+    /// before the daemon starts its watcher's thread.
+    public static func install() throws -> ShutdownSignals {
+        var set = handledSet()
         let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
         if rc != 0 { throw CourierError(.daemon, "cannot block SIGTERM/SIGINT: \(Errno(rawValue: rc))") }
         let me = ShutdownSignals()
         let waiter = try WatchThread.start {
             WatchThread.nameCurrentThread("courier-signals")
-            var wait = sigset_t()
-            sigemptyset(&wait)
-            for s in handled { sigaddset(&wait, s) }
+            var wait = handledSet()
             while true {
                 var sig: Int32 = 0
                 if sigwait(&wait, &sig) == 0 { me.trigger(signal: sig) }

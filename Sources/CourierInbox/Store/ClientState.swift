@@ -21,8 +21,7 @@ public final class StateFiles: @unchecked Sendable {
     }
 
     public func readStatus() -> ClientStatus? {
-        guard let b = try? Sys.readFile(statusPath, limit: 16 << 20) else { return nil }
-        return try? ClientStatus.decode(b, path: statusPath)
+        (try? ClientStatus.load(statusPath)) ?? nil
     }
 
     public func writeStatus(_ s: ClientStatus, durable: Bool = true) throws {

@@ -62,43 +62,19 @@ final class ConditionLock: @unchecked Sendable {
     }
 }
 
-/// A plain pthread for a watcher's blocking loop. Blocking calls (`poll`, `read`, `readdir` on a
-/// hung NFS server) must not run on Swift's cooperative pool: it has one thread per core — two on
-/// small clients — and a thread parked there in a syscall is one the daemon cannot use.
-///
-/// The thread blocks every asynchronous signal, so SIGTERM and SIGHUP are delivered to the
-/// daemon's own handling and never interrupt the watcher (which would only retry on EINTR anyway).
+/// A watcher's blocking loop on a thread of its own (`Threads.start`, CourierCore), with the
+/// handle kept to join or detach it, and the helpers to name it and find its kernel id.
 struct WatchThread: @unchecked Sendable {
     let handle: pthread_t
 
-    private final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-
     /// Starts `body` on a new joinable thread with a 512 KiB stack (the loops need little, and the
-    /// default 8 MiB is address space the daemon does not need to reserve).
+    /// default 8 MiB is address space the daemon does not need to reserve). Signals are blocked
+    /// there, so SIGTERM reaches the daemon's own handling and never interrupts the watcher.
     static func start(_ body: @escaping @Sendable () -> Void) throws -> WatchThread {
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        defer { pthread_attr_destroy(&attr) }
-        pthread_attr_setstacksize(&attr, 512 * 1024)
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        var handle = pthread_t()
-        let rc = pthread_create(&handle, &attr, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            var all = sigset_t()
-            sigfillset(&all)
-            pthread_sigmask(SIG_BLOCK, &all, nil)
-            box.body()
-            return nil
-        }, context)
-        if rc != 0 {
-            Unmanaged<Box>.fromOpaque(context).release()
-            let e = Errno(rawValue: rc)
-            throw CourierError(.daemon, "cannot start the watcher thread: \(e.description)", cause: e)
+        do { return WatchThread(handle: try Threads.start(stackBytes: 512 * 1024, body)) }
+        catch let e as CourierError {
+            throw CourierError(.daemon, "cannot start the watcher thread: \((e.cause as? Errno)?.description ?? e.message)", cause: e.cause)
         }
-        return WatchThread(handle: handle)
     }
 
     /// Names the calling thread (at most 15 bytes; shown by `top -H`, `ps -L`, gdb) so an operator
