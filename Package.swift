@@ -17,13 +17,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // TOMLKit 0.6.0, vendored with one change (FoundationEssentials instead of Foundation):
+        // Vendor/README.md.
+        .package(path: "Vendor/TOMLKit"),
     ],
     targets: [
         // libarchive (and zlib/zstd through it). The shim exposes what Swift cannot import.
+        // No pkgConfig: its `-L/usr/lib/<arch>` would come first in the linker's search order and
+        // defeat `make release`, which links the static libarchive.a (scripts/build/static-libs.sh).
         .systemLibrary(
             name: "CArchive",
-            pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev", "zlib1g-dev"])]
         ),
         .target(name: "CCourierShim"),

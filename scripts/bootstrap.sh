@@ -3,7 +3,8 @@
 # Idempotent: apt-get update and install run only when a package is missing; pip likewise.
 set -euo pipefail
 
-debs=(libarchive-dev zlib1g-dev libzstd-dev libarchive-tools pkg-config time rsync inotify-tools tinyproxy)
+# liblzma-dev, libbz2-dev, nettle-dev: the static archives `make release` links with libarchive.a.
+debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools tinyproxy)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
 #include <fcntl.h>
+#include <malloc.h>
 
 dev_t courier_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 int courier_syncfs(int fd) { return syncfs(fd); }
@@ -16,4 +17,8 @@ int courier_probe_read_lease(int fd) {
     if (fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return -1;
     fcntl(fd, F_SETLEASE, F_UNLCK);
     return 0;
+}
+
+int courier_release_free_memory(void) {
+    return malloc_trim(0);
 }

@@ -45,9 +45,11 @@ import Testing
         defer { raw.stop() }
         try raw.addWatch(box.inbox, mask: InotifyMask.create | InotifyMask.movedTo | InotifyMask.closeWrite)
         let rawNames = Collected()
-        let rawTask = Task {
-            for await e in raw.events { rawNames.add(e.name ?? "?") }
-        }
+        let rawDone = Collected()
+        Thread {
+            while case .event(let e) = raw.nextEvent(deadlineNanos: nil) { rawNames.add(e.name ?? "?") }
+            rawDone.add("end")
+        }.start()
         let (watcher, collector) = try await watchInbox(box)
         defer { watcher.stop() }
         #expect(try await run("/usr/bin/rsync", [src, box.inbox + "/virus-defs_9.cpkg"]) == 0)
@@ -55,7 +57,7 @@ import Testing
         #expect(await waitUntil(5) { rawNames.all.contains { $0.hasPrefix(".virus-defs_9.cpkg.") } },
                 "rsync wrote no temporary name: \(rawNames.all)")
         raw.stop()
-        _ = await rawTask.value
+        #expect(await waitUntil(5) { rawDone.all == ["end"] })
     }
 
     @Test func install() async throws {
@@ -168,11 +170,10 @@ import Testing
         defer { watcher.stop() }
         // Take the start-up rescan by hand, so its listing (of an empty inbox) cannot account
         // for the files; then write while nobody reads.
-        var iterator = watcher.signals.makeAsyncIterator()
-        #expect(await iterator.next() == .rescan("start-up"))
+        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 10_000_000_000) == .signal(.rescan("start-up")))
         let count = queuedEventsLimit() + 4096
         for i in 1...count { box.write("o_\(i).cpkg") }
-        let collector = Collector(watcher.signals, directory: box.inbox)
+        let collector = Collector(watcher, directory: box.inbox)
         let expected = Set((1...count).map { "o_\($0).cpkg" })
         #expect(await collector.waitFor(60) { $0.rescans.contains { $0.contains("IN_Q_OVERFLOW") } },
                 "rescans: \(collector.rescans)")
@@ -221,7 +222,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: parent + "/inbox", withIntermediateDirectories: true)
         let watcher = try InboxWatcher(directory: parent + "/inbox")
         defer { watcher.stop() }
-        let collector = Collector(watcher.signals, directory: parent + "/inbox")
+        let collector = Collector(watcher, directory: parent + "/inbox")
         #expect(await collector.waitFor(10) { !$0.rescans.isEmpty })
         try FileManager.default.removeItem(atPath: parent)
         #expect(await collector.waitFor(10) { $0.finished }, "stream did not end")
@@ -244,7 +245,7 @@ import Testing
     @Test func stopEndsTheStreamAndTheReaderThread() async throws {
         let box = InboxSandbox("stop")
         let (watcher, collector) = try await watchInbox(box)
-        await settle(100)   // the consumer is now parked in nextEvent(), the reader in poll()
+        await settle(100)   // the consumer is now parked in nextSignal(), the reader in poll()
         #expect(watcher.isRunning)
         let began = ContinuousClock.now
         watcher.stop()
@@ -279,42 +280,53 @@ import Testing
         #expect(woke, "reader did not wake for a new file")
     }
 
-    /// Cancelling the consuming task ends the iteration without stopping the watcher.
-    @Test func cancellingTheConsumerEndsIteration() async throws {
-        let box = InboxSandbox("cancel")
-        let (watcher, collector) = try await watchInbox(box)
+    /// A timed wait with nothing arriving returns `.timeout` at its deadline, not before and not
+    /// much later, and leaves the watcher working; a cancelled consumer leaves it working too.
+    @Test func timedWaitReturnsAtTheDeadline() async throws {
+        let box = InboxSandbox("deadline")
+        let watcher = try InboxWatcher(directory: box.inbox)
         defer { watcher.stop() }
-        await settle(100)
+        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.rescan("start-up")))
+        let began = ConditionLock.monotonicNanos()
+        #expect(watcher.nextSignal(deadlineNanos: began + 300_000_000) == .timeout)
+        let waited = Double(ConditionLock.monotonicNanos() - began) / 1e9
+        #expect(waited >= 0.29 && waited < 2, "waited \(waited) s for a 0.3 s deadline")
+        #expect(watcher.nextSignal(deadlineNanos: 0) == .timeout)   // a past deadline: no wait at all
+        let collector = Collector(watcher, directory: box.inbox)
         collector.cancel()
         #expect(await collector.waitFor(5) { $0.finished })
+        #expect(watcher.isRunning)
+        box.write("after_1.cpkg")
+        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.file("after_1.cpkg")))
     }
 
-    @Test func inotifyStreamEndsOnStop() async throws {
+    @Test func inotifyEndsOnStop() async throws {
         let inotify = try Inotify()
         let box = InboxSandbox("raw")
         try inotify.addWatch(box.inbox, mask: InotifyMask.closeWrite)
         box.write("a.cpkg")
-        let first = await inotify.nextEvent()
-        #expect(first?.name == "a.cpkg")
-        #expect(first?.has(InotifyMask.closeWrite) == true)
+        guard case .event(let first) = inotify.nextEvent(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) else {
+            Issue.record("no event for a.cpkg")
+            return
+        }
+        #expect(first.name == "a.cpkg")
+        #expect(first.has(InotifyMask.closeWrite))
         inotify.stop()
         #expect(!inotify.isReaderRunning)
-        #expect(await inotify.nextEvent() == nil)
+        #expect(inotify.nextEvent(deadlineNanos: nil) == .ended)
         #expect(throws: CourierError.self) { try inotify.addWatch(box.inbox, mask: InotifyMask.closeWrite) }
     }
 
-    /// Dropping the last reference stops the reader (deinit) instead of leaking a thread.
+    /// Dropping the last reference stops the reader thread (deinit) instead of leaking it.
     @Test func deinitStopsTheReader() async throws {
         let box = InboxSandbox("deinit")
         var inotify: Inotify? = try Inotify()
         try inotify!.addWatch(box.inbox, mask: InotifyMask.closeWrite)
-        let stream = inotify!.events
-        let done = Collected()
-        let task = Task { for await _ in stream {}; done.add("end") }
-        await settle(100)
+        let tid = try #require(inotify!.readerThreadID)
+        #expect(threadStatus(tid, "Name") == "courier-inotify")
         inotify = nil
-        #expect(await waitUntil(5) { done.all == ["end"] })
-        _ = await task.value
+        #expect(await waitUntil(5) { !FileManager.default.fileExists(atPath: "/proc/self/task/\(tid)") },
+                "reader thread \(tid) still exists after the last reference went")
     }
 }
 

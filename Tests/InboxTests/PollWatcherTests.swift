@@ -40,7 +40,7 @@ import Testing
         let box = InboxSandbox("poll-slow")
         let watcher = try PollWatcher(directory: box.inbox, period: .milliseconds(500))
         defer { watcher.stop() }
-        let collector = Collector(watcher.signals, directory: box.inbox)
+        let collector = Collector(watcher, directory: box.inbox)
         #expect(await collector.waitFor(5) { $0.rescans == ["start-up"] })
         let target = box.inbox + "/nfs_1.cpkg"
         let writer = try start("/bin/bash", ["-c", "exec 3>\"$1\"; for i in $(seq 1 15); do printf 'chunk-%02d\\n' $i >&3; sleep 0.1; done",
@@ -60,7 +60,7 @@ import Testing
         let box = InboxSandbox("poll-names")
         let watcher = try PollWatcher(directory: box.inbox, period: .milliseconds(100))
         defer { watcher.stop() }
-        let collector = Collector(watcher.signals, directory: box.inbox)
+        let collector = Collector(watcher, directory: box.inbox)
         box.write(".virus-defs_2.cpkg.Qw3rTy")
         box.write("virus-defs_2.cpkg.partial")
         box.write(".ansible_tmpxyzvirus-defs_2.cpkg")
@@ -80,7 +80,7 @@ import Testing
         box.write("old_2.cpkg")
         let watcher = try PollWatcher(directory: box.inbox, period: .milliseconds(100), rescanAtStart: false)
         defer { watcher.stop() }
-        let collector = Collector(watcher.signals, directory: box.inbox)
+        let collector = Collector(watcher, directory: box.inbox)
         #expect(await collector.waitFor(10) { Set($0.files) == ["old_1.cpkg", "old_2.cpkg"] })
         #expect(collector.rescans.isEmpty)
     }
@@ -89,7 +89,7 @@ import Testing
         let box = InboxSandbox("poll-stop")
         // A long period: the thread is asleep when stop() comes and must be woken, not waited for.
         let watcher = try PollWatcher(directory: box.inbox, period: .seconds(3600))
-        let collector = Collector(watcher.signals, directory: box.inbox)
+        let collector = Collector(watcher, directory: box.inbox)
         #expect(await collector.waitFor(5) { !$0.rescans.isEmpty })
         #expect(watcher.isRunning)
         let began = ContinuousClock.now

@@ -100,26 +100,38 @@ final class Collector: @unchecked Sendable {
     private var _entries: [Entry] = []
     private var _rescanned: Set<String> = []
     private var _finished = false
-    private var task: Task<Void, Never>?
+    private var _cancelled = false
 
-    init(_ stream: AsyncStream<WatchSignal>, directory: String) {
-        task = Task { [self] in
-            for await signal in stream {
-                var size: Int64?
-                var listed: Set<String> = []
-                switch signal {
-                case .file(let name): size = fileSize(directory + "/" + name)
-                case .rescan:
-                    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-                    listed = Set(names.filter(InboxNames.isCandidate))
-                }
-                let entry = Entry(signal: signal, size: size, at: .now)
-                lock.withLock {
-                    _entries.append(entry)
-                    _rescanned.formUnion(listed)
+    /// Starts a thread that takes the watcher's signals with `nextSignal` (as the daemon does)
+    /// until the watcher ends or `cancel()`.
+    init(_ watcher: any InboxWatching, directory: String) {
+        let thread = Thread { [self] in
+            loop: while !lock.withLock({ _cancelled }) {
+                switch watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 100_000_000) {
+                case .signal(let signal): record(signal, directory: directory)
+                case .timeout: continue
+                case .ended: break loop
                 }
             }
             lock.withLock { _finished = true }
+        }
+        thread.name = "test-collector"
+        thread.start()
+    }
+
+    private func record(_ signal: WatchSignal, directory: String) {
+        var size: Int64?
+        var listed: Set<String> = []
+        switch signal {
+        case .file(let name): size = fileSize(directory + "/" + name)
+        case .rescan:
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            listed = Set(names.filter(InboxNames.isCandidate))
+        }
+        let entry = Entry(signal: signal, size: size, at: .now)
+        lock.withLock {
+            _entries.append(entry)
+            _rescanned.formUnion(listed)
         }
     }
 
@@ -153,14 +165,15 @@ final class Collector: @unchecked Sendable {
         return entry(for: name)
     }
 
-    func cancel() { task?.cancel() }
+    /// Stops taking signals (within 100 ms); the watcher goes on.
+    func cancel() { lock.withLock { _cancelled = true } }
 }
 
 /// Watches `sandbox.inbox` and collects; the first signal (the start-up rescan) is awaited so the
 /// test starts from a known state.
 func watchInbox(_ sandbox: InboxSandbox) async throws -> (InboxWatcher, Collector) {
     let watcher = try InboxWatcher(directory: sandbox.inbox)
-    let collector = Collector(watcher.signals, directory: sandbox.inbox)
+    let collector = Collector(watcher, directory: sandbox.inbox)
     let started = await collector.waitFor(10) { !$0.rescans.isEmpty }
     #expect(started, "no start-up rescan")
     #expect(collector.signals.first == .rescan("start-up"))

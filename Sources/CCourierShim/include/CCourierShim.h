@@ -11,5 +11,7 @@ int courier_ficlone(int dst_fd, int src_fd);
 /// Takes and at once releases a read lease: 0 when nobody has the file open for writing,
 /// -1 with errno EAGAIN when someone does, other errno when leases are unsupported.
 int courier_probe_read_lease(int fd);
+/// Gives the heap's free pages back to the kernel (glibc `malloc_trim(0)`); 1 when some were.
+int courier_release_free_memory(void);
 
 #endif

@@ -1,3 +1,4 @@
+import CCourierShim
 import CourierCore
 import Logging
 
@@ -50,7 +51,7 @@ public final class InboxDaemon: @unchecked Sendable {
             return
         }
         let watcher: any InboxWatching = config.poll > 0
-            ? try PollWatcher(directory: config.inbox, period: .seconds(config.poll), blocking: true, logger: logger)
+            ? try PollWatcher(directory: config.inbox, period: .seconds(config.poll), logger: logger)
             : try InboxWatcher(directory: config.inbox, logger: logger)
         defer { watcher.stop() }
         stop.onStop { watcher.stop() }
@@ -92,6 +93,10 @@ public final class InboxDaemon: @unchecked Sendable {
             case .ended:
                 break loop
             }
+            // Going back to sleep: hand the pass's freed heap (archive buffers, manifests, JSON)
+            // back to the kernel, so an idle daemon holds only what it still uses. glibc keeps
+            // freed memory otherwise; measured: 2.6 MiB of heap after 20 applies, 0.x MiB after.
+            _ = courier_release_free_memory()
             until = deadline()
         }
         if !stop.isSet, let f = watcher.failure { throw f }

@@ -24,15 +24,13 @@ public enum WatchSignal: Equatable, Hashable, Sendable, CustomStringConvertible 
 /// The interface both watchers share, so the daemon picks one (`--poll` or not) and then treats
 /// them alike.
 public protocol InboxWatching: AnyObject, Sendable {
-    /// The signals; starts with `.rescan`. Ends after `stop()`, or on a failure (see `failure`).
-    /// One consumer.
-    var signals: AsyncStream<WatchSignal> { get }
-    /// Why the stream ended on its own; nil while running and after `stop()`.
+    /// Why the watcher ended on its own; nil while running and after `stop()`.
     var failure: CourierError? { get }
-    /// The next signal for a consumer on a plain thread (the daemon): blocks until a signal, the
-    /// deadline (nanoseconds of CLOCK_MONOTONIC), or the end. Use this or `signals`, not both.
+    /// The next signal (the first is a `.rescan`): blocks the calling thread until a signal, the
+    /// deadline (nanoseconds of CLOCK_MONOTONIC; nil waits for ever), or the end — after `stop()`
+    /// or a failure (see `failure`). One consumer.
     func nextSignal(deadlineNanos: UInt64?) -> WatchNext
-    /// Ends the stream and releases the watcher's thread and descriptors. Idempotent, bounded time.
+    /// Ends the signals and releases the watcher's thread and descriptors. Idempotent, bounded time.
     func stop()
 }
 

@@ -12,14 +12,14 @@ import SystemPackage
 /// Ansible, courier-deliver). `IN_CREATE` is never used: a file created is not a file written,
 /// and acting on it would read a file that is still growing.
 ///
-/// The stream starts with `.rescan`, added *after* the watch, so a file that lands between the
+/// The signals start with `.rescan`, added *after* the watch, so a file that lands between the
 /// daemon's start and its listing is seen by one or the other (perhaps both; the daemon is
 /// idempotent over names). `IN_Q_OVERFLOW` becomes `.rescan` too.
 ///
 /// If the inbox directory is deleted, moved away or its file system unmounted, the watcher removes
 /// the stale watch and watches the parent directory for the inbox's name to come back (no polling);
 /// when it does, it watches it again and sends `.rescan`. If the parent cannot be watched either,
-/// the stream ends and `failure` says why.
+/// the watcher ends (`nextSignal` returns `.ended`) and `failure` says why.
 ///
 /// Signals are computed lazily as the consumer asks for them: nothing is buffered here beyond the
 /// events of one kernel read, so a slow consumer leaves events in the kernel's bounded queue.
@@ -72,10 +72,6 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
 
     deinit { inotify.stop() }
 
-    public var signals: AsyncStream<WatchSignal> {
-        AsyncStream(unfolding: { [self] in await next() })
-    }
-
     public var failure: CourierError? { state.withLock { failureStore } }
 
     /// True until the inotify reader thread has exited.
@@ -86,28 +82,6 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
 
     public func stop() {
         inotify.stop()
-    }
-
-    /// The next signal, or nil when the stream is over.
-    func next() async -> WatchSignal? {
-        while true {
-            let (signal, over): (WatchSignal?, Bool) = state.withLock {
-                if !pending.isEmpty { return (pending.removeFirst(), false) }
-                return (nil, ended)
-            }
-            if let signal { return signal }
-            if over { return nil }
-            guard let event = await inotify.nextEvent() else {
-                // A cancelled consumer ends its own iteration, not the watcher: a new one may follow.
-                if Task.isCancelled && inotify.isReaderRunning { return nil }
-                state.withLock {
-                    ended = true
-                    if failureStore == nil, let f = inotify.failure { failureStore = f }
-                }
-                return nil
-            }
-            handle(event)
-        }
     }
 
     public func nextSignal(deadlineNanos: UInt64?) -> WatchNext {
@@ -221,8 +195,8 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
         logger.error("\(error)")
         if failureStore == nil { failureStore = error }
         ended = true
-        // Stopping the reader makes the pending nextEvent() — there is none while we hold the
-        // consumer's turn — and every later one return nil.
+        // Stopping the reader makes every later nextEvent return `.ended` (none is pending: the
+        // consumer's turn is ours while we hold it).
         inotify.stop()
     }
 }

@@ -4,10 +4,10 @@
 import CourierCore
 import SystemPackage
 
-/// An inotify instance with its own reader thread, delivering parsed events to one async consumer.
+/// An inotify instance with its own reader thread, delivering parsed events to one consumer on a
+/// plain thread (the daemon's), which blocks in `nextEvent(deadlineNanos:)`.
 ///
-/// Why a thread and not the cooperative pool: the reader sleeps in `poll()` for as long as nothing
-/// happens — hours — and the pool has one thread per core. Why `poll()` on two fds: the inotify fd,
+/// Why a thread of its own: the reader sleeps in `poll()` for as long as nothing happens — hours. Why `poll()` on two fds: the inotify fd,
 /// and the read end of a pipe that `stop()` writes to, so shutdown wakes the reader at once instead
 /// of waiting for an event that may never come. While idle the process makes no system calls at
 /// all: no timers, no periodic wake-ups.
@@ -62,26 +62,14 @@ public final class Inotify: @unchecked Sendable {
         }
     }
 
-    /// The next event, waiting (without blocking a thread) until there is one; nil once the reader
-    /// has stopped — after `stop()`, or after a read error (see `failure`) — or when the calling
-    /// task is cancelled. One consumer at a time.
-    public func nextEvent() async -> InotifyEvent? { await core.next() }
+    /// What a wait for the next event ended with.
+    public enum Next: Sendable, Equatable { case event(InotifyEvent), timeout, ended }
 
-    /// What a blocking wait for the next event ended with.
-    public enum Next: Sendable { case event(InotifyEvent), timeout, ended }
-
-    /// The next event for a consumer on a plain thread: blocks (in the kernel, no wake-ups) until
-    /// an event, `deadlineNanos` of CLOCK_MONOTONIC, or the end (`stop()` or a failure). The
-    /// daemon uses this one: it runs no Swift tasks, so libdispatch's worker pool, whose monitor
-    /// wakes the process every second once started, is never started.
+    /// The next event: blocks (in the kernel, no wake-ups) until an event, `deadlineNanos` of
+    /// CLOCK_MONOTONIC, or the end (`stop()` or a failure, see `failure`). One consumer at a time.
+    /// Blocking, not async, on purpose: the daemon runs no Swift tasks, so libdispatch's worker
+    /// pool, whose monitor wakes the process every second once started, is never started.
     public func nextEvent(deadlineNanos: UInt64?) -> Next { core.nextBlocking(deadline: deadlineNanos) }
-
-    /// The events as a stream; ends as `nextEvent()` returns nil. One consumer at a time: the
-    /// stream and `nextEvent()` take from the same queue.
-    public var events: AsyncStream<InotifyEvent> {
-        let core = self.core
-        return AsyncStream(unfolding: { await core.next() })
-    }
 
     /// Why the reader stopped on its own (a failed `read` or `poll`); nil while running or after `stop()`.
     public var failure: CourierError? { core.lock.withLock { core.failure } }
@@ -94,7 +82,7 @@ public final class Inotify: @unchecked Sendable {
 
     /// Stops the reader and closes the descriptors. Idempotent; returns after the reader thread has
     /// exited (it is woken through the pipe, so this takes microseconds, never an event's wait).
-    /// Pending and future `nextEvent()` calls return nil.
+    /// Pending and future `nextEvent` calls return `.ended`.
     public func stop() {
         let thread: WatchThread? = core.lock.withLock {
             if core.stopRequested { return nil }
@@ -120,7 +108,6 @@ public final class Inotify: @unchecked Sendable {
         // Guarded by `lock`.
         var batch: [InotifyEvent] = []
         var index = 0
-        var waiter: CheckedContinuation<InotifyEvent?, Never>?
         var stopRequested = false
         var readerDone = false
         var closed = false
@@ -158,34 +145,7 @@ public final class Inotify: @unchecked Sendable {
             return e
         }
 
-        func next() async -> InotifyEvent? {
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { (c: CheckedContinuation<InotifyEvent?, Never>) in
-                    lock.lock()
-                    if stopRequested || readerDone && index >= batch.count || Task.isCancelled {
-                        lock.unlock()
-                        c.resume(returning: nil)
-                        return
-                    }
-                    if let e = takeLocked() {
-                        lock.unlock()
-                        c.resume(returning: e)
-                        return
-                    }
-                    precondition(waiter == nil, "Inotify: more than one consumer")
-                    waiter = c
-                    lock.unlock()
-                }
-            } onCancel: {
-                let w: CheckedContinuation<InotifyEvent?, Never>? = lock.withLock {
-                    defer { waiter = nil }
-                    return waiter
-                }
-                w?.resume(returning: nil)
-            }
-        }
-
-        /// Runs on the reader thread until stop or a fatal error.
+        /// The consumer's wait (see `nextEvent(deadlineNanos:)`).
         func nextBlocking(deadline: UInt64?) -> Next {
             lock.lock()
             defer { lock.unlock() }
@@ -193,7 +153,6 @@ public final class Inotify: @unchecked Sendable {
                 if stopRequested { return .ended }
                 if let e = takeLocked() { return .event(e) }
                 if readerDone { return .ended }
-                precondition(waiter == nil, "Inotify: an async and a blocking consumer at once")
                 if let d = deadline {
                     if ConditionLock.monotonicNanos() >= d { return .timeout }
                     lock.wait(untilMonotonicNanos: d)
@@ -203,6 +162,7 @@ public final class Inotify: @unchecked Sendable {
             }
         }
 
+        /// Runs on the reader thread until stop or a fatal error.
         func readLoop() {
             WatchThread.nameCurrentThread("courier-inotify")
             let tid = WatchThread.currentThreadID()
@@ -256,21 +216,14 @@ public final class Inotify: @unchecked Sendable {
                 if stopRequested { lock.unlock(); break loop }
                 batch = events
                 index = 0
-                lock.broadcast()   // a blocking consumer waits on the lock, an async one in `waiter`
-                let w = waiter
-                waiter = nil
-                let first = w == nil ? nil : takeLocked()
+                lock.broadcast()   // the consumer waits on the lock's condition
                 lock.unlock()
-                w?.resume(returning: first)
             }
             lock.lock()
             readerDone = true
             if !stopRequested { failure = error ?? CourierError(.daemon, "inotify reader stopped") }
-            let w = waiter
-            waiter = nil
             lock.broadcast()
             lock.unlock()
-            w?.resume(returning: nil)
         }
     }
 }

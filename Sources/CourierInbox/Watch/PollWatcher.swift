@@ -17,18 +17,16 @@ import SystemPackage
 /// be stable; pass `rescanAtStart: false` to have files already present reported by the stability
 /// rule instead (one period later).
 ///
-/// The listing runs on a thread of its own, not the cooperative pool: `readdir` on a hung NFS
-/// server blocks in the kernel, and `stop()` must still end the stream at once (it does not wait
-/// for that thread; the thread leaves at its next check).
+/// The listing runs on a thread of its own: `readdir` on a hung NFS server blocks in the kernel,
+/// and `stop()` must still end the signals at once (it does not wait for that thread; the thread
+/// leaves at its next check).
 public final class PollWatcher: InboxWatching, @unchecked Sendable {
     public let directory: String
     public let period: Duration
-    public let signals: AsyncStream<WatchSignal>
-    private let shared: Shared
+    private let shared = Shared()
 
     /// Starts polling `directory` (which must exist) every `period` (at least 10 ms).
-    /// `blocking`: signals are taken with `nextSignal(deadlineNanos:)` (the daemon), not `signals`.
-    public init(directory: String, period: Duration, rescanAtStart: Bool = true, blocking: Bool = false,
+    public init(directory: String, period: Duration, rescanAtStart: Bool = true,
                 logger: Logger = Logger(label: "courier.inboxd.poll")) throws {
         guard period >= .milliseconds(10) else {
             throw CourierError(.usage, "poll period must be at least 10 ms, not \(period)")
@@ -38,12 +36,7 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         }
         self.directory = directory
         self.period = period
-        let (stream, continuation) = AsyncStream<WatchSignal>.makeStream(bufferingPolicy: .unbounded)
-        signals = stream
-        let shared = Shared(continuation: continuation, blocking: blocking)
-        self.shared = shared
-        // The consumer dropping the stream (or its task being cancelled) stops the polling.
-        continuation.onTermination = { _ in shared.requestStop() }
+        let shared = self.shared
         if rescanAtStart { shared.deliver(.rescan("start-up")) }
         let nanos = UInt64(period.components.seconds) * 1_000_000_000 + UInt64(period.components.attoseconds / 1_000_000_000)
         let dir = directory
@@ -60,13 +53,12 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     /// True until the polling thread has left its loop.
     public var isRunning: Bool { shared.lock.withLock { shared.running } }
 
-    /// Ends the stream now and lets the thread exit at its next check (at once if it is sleeping).
+    /// Ends the signals now and lets the thread exit at its next check (at once if it is sleeping).
     public func stop() {
         shared.requestStop()
     }
 
     public func nextSignal(deadlineNanos: UInt64?) -> WatchNext {
-        precondition(shared.blocking, "PollWatcher: nextSignal needs init(blocking: true)")
         let l = shared.lock
         l.lock()
         defer { l.unlock() }
@@ -85,35 +77,23 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     /// What the consumer, `stop()` and the polling thread share.
     final class Shared: @unchecked Sendable {
         let lock = ConditionLock()
-        let continuation: AsyncStream<WatchSignal>.Continuation
-        var stopRequested = false   // guarded by lock
-        var running = true          // guarded by lock
+        var stopRequested = false       // guarded by lock
+        var running = true              // guarded by lock
+        var queue: [WatchSignal] = []   // guarded by lock
 
-        let blocking: Bool
-        var queue: [WatchSignal] = []   // guarded by lock; blocking mode only
-
-        init(continuation: AsyncStream<WatchSignal>.Continuation, blocking: Bool) {
-            self.continuation = continuation
-            self.blocking = blocking
-        }
-
+        /// Queues a signal unless the same one is already waiting.
         func deliver(_ s: WatchSignal) {
-            if blocking {
-                lock.withLock {
-                    if !queue.contains(s) { queue.append(s) }
-                    lock.broadcast()
-                }
-            } else {
-                continuation.yield(s)
+            lock.withLock {
+                if !queue.contains(s) { queue.append(s) }
+                lock.broadcast()
             }
         }
 
         func requestStop() {
-            let first: Bool = lock.withLock {
-                defer { stopRequested = true; lock.broadcast() }
-                return !stopRequested
+            lock.withLock {
+                stopRequested = true
+                lock.broadcast()
             }
-            if first { continuation.finish() }
         }
     }
 

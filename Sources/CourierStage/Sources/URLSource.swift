@@ -144,7 +144,7 @@ public struct URLSource: ContentSource {
 
     /// A URL without user:password, for logs and provenance.
     public static func redact(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
+        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
               !url[scheme.upperBound..<at].contains("/") else { return url }
         return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
     }

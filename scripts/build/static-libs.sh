@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# static-libs.sh DIR: fills DIR with links to the static archives `make release` links into the
+# programs: libarchive and the codecs it uses (zstd, xz, bzip2, zlib, nettle for zip), and
+# libstdc++ (the Swift runtime and toml++ need it).
+#
+# Why: linked dynamically, libarchive.so maps libxml2, ICU, libacl and lz4 into every process,
+# although Courier reads only tar, zip, gzip, xz and zstd; those libraries, and the dynamic
+# linker's work on them, cost the idle daemon about 2.5 MiB of RSS, and put an XML parser into
+# the address space of a root daemon. From a static archive the linker takes only the objects
+# the programs call.
+#
+# How: the linker searches -L directories in order, and within one directory prefers lib<x>.so.
+# DIR holds only the .a files and comes first (`-Xlinker -L DIR`), so `-larchive` (from the
+# CArchive module map) and `-lstdc++` (from the Swift runtime) find the static archives. Debug
+# builds and `make test` do not use DIR and link the shared libraries.
+set -euo pipefail
+dir=${1:?usage: static-libs.sh DIR}
+mkdir -p "$dir"
+pkg() {  # the Debian package that holds lib$1.a
+    case $1 in
+        archive) echo libarchive-dev ;; zstd) echo libzstd-dev ;; lzma) echo liblzma-dev ;;
+        bz2) echo libbz2-dev ;; z) echo zlib1g-dev ;; nettle) echo nettle-dev ;; stdc++) echo libstdc++-12-dev ;;
+    esac
+}
+for lib in archive zstd lzma bz2 z nettle stdc++; do
+    path=$(gcc -print-file-name="lib$lib.a")
+    if [[ $path != /* || ! -f $path ]]; then
+        echo "static-libs.sh: lib$lib.a not found (gcc -print-file-name); install $(pkg "$lib")" >&2
+        exit 1
+    fi
+    ln -sfn "$path" "$dir/lib$lib.a"
+done
