@@ -6,7 +6,7 @@ import Logging
 #endif
 
 /// Applies what is in the inbox, one package at a time, in a safe order. Not thread-safe: the
-/// daemon calls it from one serial queue (a blocking apply must not sit on the cooperative pool).
+/// daemon calls it from its one main thread, between waits on the watcher.
 ///
 /// For each package: verify (signature, expiry, type configured) → refuse rollback unless pinned →
 /// extract into `<revision>.tmp` (a delta on a copy of the current tree) → check the tree against
