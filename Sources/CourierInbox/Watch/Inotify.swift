@@ -7,10 +7,10 @@ import SystemPackage
 /// An inotify instance with its own reader thread, delivering parsed events to one consumer on a
 /// plain thread (the daemon's), which blocks in `nextEvent(deadlineNanos:)`.
 ///
-/// Why a thread of its own: the reader sleeps in `poll()` for as long as nothing happens — hours. Why `poll()` on two fds: the inotify fd,
-/// and the read end of a pipe that `stop()` writes to, so shutdown wakes the reader at once instead
-/// of waiting for an event that may never come. While idle the process makes no system calls at
-/// all: no timers, no periodic wake-ups.
+/// Why a thread of its own: the reader sleeps in `poll()` for as long as nothing happens — hours.
+/// Why `poll()` on two fds: the inotify fd, and the read end of a pipe that `stop()` writes to,
+/// so shutdown wakes the reader at once instead of waiting for an event that may never come.
+/// While idle the process makes no system calls at all: no timers, no periodic wake-ups.
 ///
 /// Back-pressure: the reader hands one batch (one `read()`) to the consumer and reads the next only
 /// when the consumer has taken all of it. Events then wait in the kernel's queue, which is bounded

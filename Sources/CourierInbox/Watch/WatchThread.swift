@@ -5,7 +5,7 @@ import CourierCore
 import SystemPackage
 
 /// A mutex with a condition variable (pthread), for state shared between a watcher's own thread
-/// and async consumers. `Synchronization.Mutex` has no condition variable, and the watcher threads
+/// and its consumer. `Synchronization.Mutex` has no condition variable, and the watcher threads
 /// need one: they sleep until the consumer has taken what they produced, or until stop.
 ///
 /// The condition variable uses CLOCK_MONOTONIC so a timed wait is not stretched or cut short when
