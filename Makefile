@@ -28,6 +28,7 @@ RELEASE_LINK := -Xswiftc -use-ld=lld -Xlinker -L$(STATIC_LIBS) \
 release: bootstrap
 	@bash scripts/build/static-libs.sh $(STATIC_LIBS)
 	$(SWIFT) build -c release --static-swift-stdlib $(RELEASE_LINK)
+	@bash scripts/build/check-release.sh $(RELEASE_BIN)
 
 # Interop tests of the independent Python implementation first, then the Swift suites, whose
 # summary is the last line. Serially: several suites run real servers, daemons and copiers
