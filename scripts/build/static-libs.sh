@@ -22,10 +22,15 @@ pkg() {  # the Debian package that holds lib$1.a
         bz2) echo libbz2-dev ;; z) echo zlib1g-dev ;; nettle) echo nettle-dev ;; stdc++) echo libstdc++-12-dev ;;
     esac
 }
+# The C compiler's own search path finds the archives wherever the distribution puts them:
+# gcc if it is there, else the toolchain's clang.
+cc=
+for c in gcc clang cc; do command -v "$c" >/dev/null 2>&1 && { cc=$c; break; }; done
+[[ -n $cc ]] || { echo "static-libs.sh: no C compiler (gcc, clang, cc) on PATH to find the static archives" >&2; exit 1; }
 for lib in archive zstd lzma bz2 z nettle stdc++; do
-    path=$(gcc -print-file-name="lib$lib.a")
+    path=$("$cc" -print-file-name="lib$lib.a")
     if [[ $path != /* || ! -f $path ]]; then
-        echo "static-libs.sh: lib$lib.a not found (gcc -print-file-name); install $(pkg "$lib")" >&2
+        echo "static-libs.sh: lib$lib.a not found ($cc -print-file-name); install $(pkg "$lib")" >&2
         exit 1
     fi
     ln -sfn "$path" "$dir/lib$lib.a"
