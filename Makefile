@@ -19,7 +19,7 @@ build: bootstrap
 # they link libarchive, its codecs and libstdc++ from static archives (only what is called; no
 # libxml2 or ICU mapped into the daemon), with lld's packed relative relocations (DT_RELR: PIE
 # stays, the 2 MB relocation table goes) and no exported symbols. Together these cut the idle
-# daemon's RSS by about 4.5 MiB (docs/ARCHITECTURE.md, "Memory of the idle daemon").
+# daemon's RSS by about 5 MiB (docs/ARCHITECTURE.md, "Memory of the idle daemon").
 STATIC_LIBS := $(CURDIR)/.build/static-libs
 RELEASE_LINK := -Xswiftc -use-ld=lld -Xlinker -L$(STATIC_LIBS) \
 	-Xlinker -lzstd -Xlinker -llzma -Xlinker -lbz2 -Xlinker -lz -Xlinker -lnettle \

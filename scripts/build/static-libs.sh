@@ -27,6 +27,7 @@ pkg() {  # the Debian package that holds lib$1.a
 cc=
 for c in gcc clang cc; do command -v "$c" >/dev/null 2>&1 && { cc=$c; break; }; done
 [[ -n $cc ]] || { echo "static-libs.sh: no C compiler (gcc, clang, cc) on PATH to find the static archives" >&2; exit 1; }
+# The same libraries as RELEASE_LINK in the Makefile names after libarchive: keep them in step.
 for lib in archive zstd lzma bz2 z nettle stdc++; do
     path=$("$cc" -print-file-name="lib$lib.a")
     if [[ $path != /* || ! -f $path ]]; then
