@@ -20,13 +20,16 @@ build: bootstrap
 # libxml2 or ICU mapped into the daemon), with lld's packed relative relocations (DT_RELR: PIE
 # stays, the 2 MB relocation table goes) and no exported symbols. Together these cut the idle
 # daemon's RSS by about 5 MiB (docs/ARCHITECTURE.md, "Memory of the idle daemon").
+# ARCHIVE_DEPS: what libarchive.a's objects call (the module map links libarchive itself, the
+# Swift runtime libstdc++).
 STATIC_LIBS := $(CURDIR)/.build/static-libs
+ARCHIVE_DEPS := zstd lzma bz2 z nettle
 RELEASE_LINK := -Xswiftc -use-ld=lld -Xlinker -L$(STATIC_LIBS) \
-	-Xlinker -lzstd -Xlinker -llzma -Xlinker -lbz2 -Xlinker -lz -Xlinker -lnettle \
+	$(foreach lib,$(ARCHIVE_DEPS),-Xlinker -l$(lib)) \
 	-Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
 
 release: bootstrap
-	@bash scripts/build/static-libs.sh $(STATIC_LIBS)
+	@bash scripts/build/static-libs.sh $(STATIC_LIBS) archive $(ARCHIVE_DEPS) stdc++
 	$(SWIFT) build -c release --static-swift-stdlib $(RELEASE_LINK)
 	@bash scripts/build/check-release.sh $(RELEASE_BIN)
 

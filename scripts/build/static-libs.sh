@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# static-libs.sh DIR: fills DIR with links to the static archives `make release` links into the
-# programs: libarchive and the codecs it uses (zstd, xz, bzip2, zlib, nettle for zip), and
-# libstdc++ (the Swift runtime and toml++ need it).
+# static-libs.sh DIR LIB...: fills DIR with links to the static archives lib<LIB>.a that
+# `make release` links into the programs. The Makefile names them: libarchive and the codecs
+# it uses (zstd, xz, bzip2, zlib, nettle for zip), and libstdc++ (the Swift runtime and toml++
+# need it).
 #
 # Why: linked dynamically, libarchive.so maps libxml2, ICU, libacl and lz4 into every process,
 # although Courier reads only tar, zip, gzip, xz and zstd; those libraries, and the dynamic
@@ -14,12 +15,15 @@
 # CArchive module map) and `-lstdc++` (from the Swift runtime) find the static archives. Debug
 # builds and `make test` do not use DIR and link the shared libraries.
 set -euo pipefail
-dir=${1:?usage: static-libs.sh DIR}
+dir=${1:?usage: static-libs.sh DIR LIB...}
+shift
+(( $# > 0 )) || { echo "usage: static-libs.sh DIR LIB..." >&2; exit 2; }
 mkdir -p "$dir"
 pkg() {  # the Debian package that holds lib$1.a
     case $1 in
         archive) echo libarchive-dev ;; zstd) echo libzstd-dev ;; lzma) echo liblzma-dev ;;
         bz2) echo libbz2-dev ;; z) echo zlib1g-dev ;; nettle) echo nettle-dev ;; stdc++) echo libstdc++-12-dev ;;
+        *) echo "the package that provides lib$1.a" ;;
     esac
 }
 # The C compiler's own search path finds the archives wherever the distribution puts them:
@@ -27,8 +31,7 @@ pkg() {  # the Debian package that holds lib$1.a
 cc=
 for c in gcc clang cc; do command -v "$c" >/dev/null 2>&1 && { cc=$c; break; }; done
 [[ -n $cc ]] || { echo "static-libs.sh: no C compiler (gcc, clang, cc) on PATH to find the static archives" >&2; exit 1; }
-# The same libraries as RELEASE_LINK in the Makefile names after libarchive: keep them in step.
-for lib in archive zstd lzma bz2 z nettle stdc++; do
+for lib in "$@"; do
     path=$("$cc" -print-file-name="lib$lib.a")
     if [[ $path != /* || ! -f $path ]]; then
         echo "static-libs.sh: lib$lib.a not found ($cc -print-file-name); install $(pkg "$lib")" >&2
