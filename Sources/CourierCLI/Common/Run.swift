@@ -9,8 +9,9 @@ public enum CourierVersion {
 }
 
 /// Writes a line to standard error (unbuffered, so it interleaves correctly with child output).
+/// Control characters in it are escaped (Escape.line): an error names untrusted files.
 public func printError(_ s: String) {
-    var line = s
+    var line = Escape.line(s.hasSuffix("\n") ? String(s.dropLast()) : s)
     if !line.hasSuffix("\n") { line += "\n" }
     line.utf8CString.withUnsafeBufferPointer { p in
         _ = write(2, p.baseAddress!, p.count - 1)

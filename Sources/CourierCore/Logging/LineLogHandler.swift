@@ -34,9 +34,11 @@ public struct LineLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let level = event.level
-        var line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] \(level): \(event.message)"
+        // One event, one line, whatever the message carries: anything untrusted that reached the
+        // message unescaped (a name, command output) is escaped here (Escape.line).
+        var line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] \(level): \(Escape.line(event.message.description))"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for k in merged.keys.sorted() { line += " \(k)=\(merged[k]!)" }
+        for k in merged.keys.sorted() { line += " \(Escape.line(k))=\(Escape.line("\(merged[k]!)"))" }
         line += "\n"
         let bytes = Array(line.utf8)
         if level >= stderrLevel { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
