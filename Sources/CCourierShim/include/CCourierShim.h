@@ -14,4 +14,15 @@ int courier_probe_read_lease(int fd);
 /// Gives the heap's free pages back to the kernel (glibc `malloc_trim(0)`); 1 when some were.
 int courier_release_free_memory(void);
 
+/// pipe2(O_CLOEXEC): both ends close-on-exec from birth, so a child spawned by another thread
+/// between pipe() and fcntl() cannot inherit them.
+int courier_pipe_cloexec(int fds[2]);
+
+/// Starts a test or apply command: fork, then in the child a process group of its own, SIGKILL
+/// when the parent thread dies (PR_SET_PDEATHSIG: the command must not outlive a killed daemon
+/// and run on a tree the restarted daemon removes), all signals default and unblocked, stdin
+/// /dev/null, stdout and stderr to `out_fd`, then execvpe. Returns the child's pid (also its
+/// process group), or -1 with errno set — including the exec's own errno, reported through a
+/// close-on-exec pipe, so "command not found" is an error here and not an exit status 127.
+pid_t courier_spawn(const char *file, char *const argv[], char *const envp[], int out_fd);
 #endif

@@ -61,7 +61,7 @@ public final class InboxProcessor: @unchecked Sendable {
                 ts.appliedAt = RFC3339.format(Int64(time(nil)))
                 status.types[t] = ts
                 if let tc = config.typeConfig(t), let cmd = tc.applyCommand {
-                    let out = try CommandRunner.run(cmd, environment: env(t, cur, store.revisionDir(t, cur), ts.previous), timeout: tc.applyTimeout)
+                    let out = try CommandRunner.run(cmd, environment: env(t, cur, store.revisionDir(t, cur), ts.previous), timeout: tc.applyTimeout, record: commandRecord)
                     if !out.ok { logger.error("apply command for \(t) \(cur) failed after recovery (exit \(out.status)): \(out.output)") }
                 }
                 state.appendHistory(.init(at: now(), type: t, event: "recovered", revision: cur, previous: ts.previous))
@@ -218,7 +218,7 @@ public final class InboxProcessor: @unchecked Sendable {
             }
             try faults.hit("after-extract")
             if let cmd = tc.testCommand {
-                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, tmp, installed), timeout: tc.testTimeout)
+                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, tmp, installed), timeout: tc.testTimeout, record: commandRecord)
                 if !out.ok {
                     try? Sys.removeTree(tmp)
                     let why = out.timedOut ? "timed out after \(tc.testTimeout) s" : "exited \(out.status)"
@@ -242,12 +242,12 @@ public final class InboxProcessor: @unchecked Sendable {
             try faults.hit("after-switch")
             var ts = status.types[t] ?? .init()
             if let cmd = tc.applyCommand {
-                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, final, installed), timeout: tc.applyTimeout)
+                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, final, installed), timeout: tc.applyTimeout, record: commandRecord)
                 if !out.ok {
                     let why = out.timedOut ? "timed out after \(tc.applyTimeout) s" : "exited \(out.status)"
                     if tc.rollbackOnApplyFailure, let prev = installed {
                         try store.switchCurrent(t, to: prev)
-                        _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout)
+                        _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout, record: commandRecord)
                         try? store.removeRevision(t, m.revision)
                         return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(out.output.isEmpty ? "" : ": " + out.output)", type: t, revision: m.revision)
                     }
@@ -279,6 +279,9 @@ public final class InboxProcessor: @unchecked Sendable {
             return refuse(path, .applyFailed, "\(error)", type: t, revision: m.revision)
         }
     }
+
+    /// Where a running command's process group is recorded (`CommandRecord`).
+    var commandRecord: String { CommandRecord.path(stateDir: config.stateDir) }
 
     func env(_ t: String, _ rev: UInt64, _ path: String, _ previous: UInt64?) -> [String: String] {
         ["COURIER_TYPE": t, "COURIER_REVISION": String(rev), "COURIER_PATH": path,

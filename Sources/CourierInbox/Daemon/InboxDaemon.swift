@@ -41,7 +41,12 @@ public final class InboxDaemon: @unchecked Sendable {
         let p = try InboxProcessor(config: config, logger: logger)
         processor = p
         p.shouldStop = { stop.isSet }
-        try locked { try p.recover() }
+        try locked {
+            // A command the killed daemon left running would work on a tree recovery may remove.
+            let ended = CommandRecord.endOrphans(CommandRecord.path(stateDir: config.stateDir))
+            if ended > 0 { logger.warning("ended \(ended) process(es) of a test or apply command left by a daemon that died") }
+            try p.recover()
+        }
         if options.once {
             let results = try locked { p.processInbox(closed: [], rescan: true) }
             let refused = results.values.filter { if case .refused = $0 { return true }; return false }.count

@@ -1,0 +1,86 @@
+import CCourierShim
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Runs a program to completion, for the daemon's test and apply commands and the stager's
+/// `gpgv`: its own process group, killed with it if the calling thread dies
+/// (`courier_spawn`: `PR_SET_PDEATHSIG`), stdin `/dev/null`, stdout and stderr captured together
+/// (the last `keepTail` bytes), and a timeout after which the whole group gets SIGTERM, then,
+/// five seconds later, SIGKILL.
+public enum ChildProcess {
+    public struct Outcome: Sendable {
+        /// Exit status, or 128 + the signal that ended it.
+        public var status: Int32
+        public var timedOut: Bool
+        public var output: [UInt8]
+        public var ok: Bool { status == 0 && !timedOut }
+    }
+
+    /// This process's environment, as a dictionary to amend.
+    public static func currentEnvironment() -> [String: String] {
+        var env: [String: String] = [:]
+        var ep = environ
+        while let p = ep.pointee {
+            let kv = String(cString: p)
+            if let eq = kv.firstIndex(of: "=") { env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...]) }
+            ep += 1
+        }
+        return env
+    }
+
+    /// `started` gets the child's pid (also its process group) once it runs. A program that
+    /// cannot be started (not found, not executable) is an `.io` error with its errno.
+    public static func run(_ argv: [String], environment env: [String: String], timeout: Double, keepTail: Int = 4096,
+                           started: (pid_t) -> Void = { _ in }) throws -> Outcome {
+        precondition(!argv.isEmpty)
+        var fds: [Int32] = [0, 0]
+        guard courier_pipe_cloexec(&fds) == 0 else { throw CourierError.io("pipe", path: argv[0], errno: Errno(rawValue: errno)) }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
+        let pid = courier_spawn(argv[0], cArgs, cEnv, fds[1])
+        let spawnErrno = errno
+        Glibc.close(fds[1])
+        guard pid > 0 else {
+            Glibc.close(fds[0])
+            throw CourierError(.io, "cannot run \(Escape.quoted(argv[0])): \(Errno(rawValue: spawnErrno).description)",
+                               cause: Errno(rawValue: spawnErrno))
+        }
+        started(pid)
+
+        var tail: [UInt8] = []
+        let deadline = Sys.monotonicSeconds() + timeout
+        var timedOut = false
+        var buf = [UInt8](repeating: 0, count: 4096)
+        var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        while true {
+            let left = deadline - Sys.monotonicSeconds()
+            if left <= 0 { timedOut = true; break }
+            let r = poll(&pfd, 1, Int32(min(left, 1.0) * 1000) + 1)
+            if r < 0 { if errno == EINTR { continue }; break }
+            if r == 0 { continue }
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; break }
+            if n == 0 { break }
+            tail.append(contentsOf: buf[0..<n])
+            if tail.count > keepTail { tail.removeFirst(tail.count - keepTail) }
+        }
+        Glibc.close(fds[0])
+        if timedOut {
+            kill(-pid, SIGTERM)
+            for _ in 0..<50 {
+                var st: Int32 = 0
+                if waitpid(pid, &st, WNOHANG) == pid { return Outcome(status: 128 + SIGTERM, timedOut: true, output: tail) }
+                usleep(100_000)
+            }
+            kill(-pid, SIGKILL)
+        }
+        var st: Int32 = 0
+        while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        let status: Int32 = (st & 0x7f) == 0 ? (st >> 8) & 0xff : 128 + (st & 0x7f)
+        return Outcome(status: status, timedOut: timedOut, output: tail)
+    }
+}
+
+import SystemPackage
