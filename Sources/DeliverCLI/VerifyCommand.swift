@@ -58,14 +58,15 @@ public struct VerifyCommand: ParsableCommand {
                         + "\"signers\":[\(v.signers.map(jsonString).joined(separator: ","))],"
                         + "\"files\":\(m.files.count),\"payload_bytes\":\(m.payloadBytes),\"expires\":\(jsonString(m.expires))}")
                 } else {
-                    print("OK    \(p)  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))")
+                    print("OK    \(Escape.text(p))  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))")
                 }
             } catch let e as CourierError {
                 if firstFailure == nil { firstFailure = ExitStatus.for(e.code) }
                 if json {
                     print("{\"path\":\(jsonString(p)),\"ok\":false,\"code\":\(jsonString(e.code.name)),\"error\":\(jsonString(e.description))}")
                 } else {
-                    print("FAIL  \(p)  \(e.code.name): \(e.description)")
+                    // One line per package whatever the package says (Ansible's validate: shows it).
+                    print("FAIL  \(Escape.text(p))  \(e.code.name): \(Escape.line(e.description))")
                 }
             }
         }

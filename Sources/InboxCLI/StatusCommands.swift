@@ -27,7 +27,7 @@ public struct StatusCommand: ParsableCommand {
             }
             if json { print(String(decoding: s.encoded(), as: UTF8.self), terminator: ""); return }
             let now = Int64(time(nil))
-            print("host \(s.host), status of \(s.updated)")
+            print("host \(Escape.text(s.host)), status of \(Escape.text(s.updated))")
             for (t, ts) in s.types.sorted(by: { $0.key < $1.key }) {
                 let age = ts.contentCreated.flatMap(RFC3339.parse).map { ageText(now - $0) } ?? "-"
                 var line = "\(t): \(ts.installed.map(String.init) ?? "nothing installed")"
@@ -35,8 +35,9 @@ public struct StatusCommand: ParsableCommand {
                 line += ", content age \(age)"
                 if let pin = ts.pinned { line += ", PINNED to \(pin)" }
                 print(line)
-                if !ts.pending.isEmpty { print("    pending: \(ts.pending.joined(separator: ", "))") }
-                if let e = ts.lastError { print("    last error \(e.at): \(e.package): \(e.reason)") }
+                // Package names and reasons come from the inbox and from packages: escaped.
+                if !ts.pending.isEmpty { print("    pending: \(ts.pending.map(Escape.text).joined(separator: ", "))") }
+                if let e = ts.lastError { print("    last error \(Escape.text(e.at)): \(Escape.text(e.package)): \(Escape.text(e.reason))") }
             }
         }
     }

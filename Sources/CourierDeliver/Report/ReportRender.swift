@@ -13,11 +13,13 @@ public enum ReportRender {
         for r in rows {
             var rev = r.installed.map(String.init) ?? "-"
             if let p = r.pinned { rev += " (pinned \(p))" }
+            else if let g = r.group, let t = r.target, t != r.latest { rev += " (held at \(t) by \(g))" }
             let state = r.stale ? "STALE: " + r.staleReasons.joined(separator: "; ") : "ok"
             let err = r.problem ?? r.lastError.map { "\($0.code): \($0.reason)" } ?? ""
+            // Status files are written by the clients: every cell they fill is escaped.
             lines.append([r.client, r.type ?? "-", rev, r.behind.map(String.init) ?? "-",
                           r.contentAgeSeconds.map(FleetReport.age) ?? "-", r.appliedAt ?? "-",
-                          r.pending.isEmpty ? "-" : String(r.pending.count), state, err])
+                          r.pending.isEmpty ? "-" : String(r.pending.count), state, err].map(Escape.text))
         }
         // Pad every column but the last to its widest cell.
         var widths = [Int](repeating: 0, count: lines[0].count)
