@@ -8,11 +8,15 @@ public struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Print what every client holds, from their status.json files; flag stale clients.",
         discussion: """
-        One row per client and type: installed revision (and pin), revisions behind the outbox's \
-        latest (with --outbox), content age (the age of the signatures, not of the apply), last \
+        One row per client and type: installed revision (and pin), revisions behind its target \
+        (with --outbox), content age (the age of the signatures, not of the apply), last \
         apply, pending packages, last error. A client is STALE when it is --stale-revisions or \
         more behind (unless pinned), when its content is older than --stale-hours, or when its \
         status file is missing or unreadable.
+
+        The target is the outbox's latest, or with --policy the revision the client's group \
+        names: a client of a group held on a named revision is "ok" when it holds exactly that \
+        revision (old content is no alarm there), and STALE when it holds any other.
 
         Clients are found from their inboxes (--inbox, --inboxes-from, --policy; status.json at \
         {inbox}/../state/status.json unless --status-path says otherwise) or given as status files \
@@ -57,7 +61,9 @@ public struct ReportCommand: ParsableCommand {
             var sources: [FleetReport.Source] = []
             if where_.given {
                 for t in try where_.targets(types: [], spec: .latest) {
-                    sources.append(FleetReport.Source(origin: t.inbox, statusPath: t.problem == nil ? t.statusPath : t.inbox))
+                    sources.append(FleetReport.Source(origin: t.inbox, statusPath: t.problem == nil ? t.statusPath : t.inbox,
+                                                      group: t.group,
+                                                      wants: Dictionary(t.wants.map { ($0.type, $0.spec) }, uniquingKeysWith: { a, _ in a })))
                 }
             }
             for pat in statusFiles {

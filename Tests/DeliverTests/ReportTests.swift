@@ -38,4 +38,31 @@ import Testing
         let first = try JSONSerialization.jsonObject(with: Data(json[0].utf8)) as! [String: Any]
         #expect(first["client"] as? String == "host-fresh" && first["installed"] as? Int == 4)
     }
+
+    /// Issue #12.5: with --policy, a client is judged against its group's target: production held
+    /// on an older revision is "ok" there (old content included), and off target when it is not.
+    @Test func aClientHeldByPolicyIsJudgedAgainstItsGroupsTarget() throws {
+        let f = Fleet("held")
+        for r: UInt64 in [1, 2, 3, 4] { try f.publish("virus-defs", r) }
+        let prod = f.inbox("prod"), prodOff = f.inbox("prod-off"), pilot = f.inbox("pilot")
+        let old = RFC3339.format(Int64(time(nil)) - 30 * 86400)
+        try f.writeStatus(prod, installed: ["virus-defs": 1], created: old)
+        try f.writeStatus(prodOff, installed: ["virus-defs": 3])
+        try f.writeStatus(pilot, installed: ["virus-defs": 2])
+        func src(_ inbox: String, _ group: String, _ want: RevisionSpec) -> FleetReport.Source {
+            FleetReport.Source(origin: inbox, statusPath: TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: inbox),
+                               group: group, wants: ["virus-defs": want])
+        }
+        var r = FleetReport()
+        r.catalog = try Catalog.scan(f.outbox)
+        let rows = r.rows([src(prod, "production", .named(1)), src(prodOff, "production", .named(1)), src(pilot, "pilot", .latest)])
+        func row(_ host: String) -> FleetReport.Row { rows.first { $0.client == host }! }
+        #expect(row("host-prod").stale == false, "\(row("host-prod").staleReasons)")
+        #expect(row("host-prod").target == 1 && row("host-prod").behind == 0)
+        #expect(row("host-prod-off").staleReasons == ["holds 3, policy group production names 1"])
+        #expect(row("host-pilot").staleReasons == ["2 revisions behind"])
+        let table = ReportRender.table(rows)
+        #expect(table.contains("1 (held at 1 by production)"), "\(table)")
+        #expect(table.hasSuffix("3 clients, 2 stale\n"))
+    }
 }

@@ -138,6 +138,59 @@ import Testing
         let idx = try String(contentsOfFile: t.sub("outbox/index.json"), encoding: .utf8)
         #expect(idx.contains("\"latest\" : 101"))
     }
+
+    /// Issue #11.11: a stager killed after a publication but before its `latest` link, its
+    /// retention or its index write must not leave a stale index.json behind an exit-0 run: the
+    /// next run (with nothing new upstream) repairs the link, trims, and rewrites the index from
+    /// the outbox, so that the index lists exactly the packages on disk and the link's revision.
+    @Test(arguments: ["latest-before-link", "before-retention", "before-index"])
+    func killedBeforeTheIndexTheNextRunRepairsIt(point: String) throws {
+        let t = TempDir()
+        let cfg = try setup(t)   // keep_revisions = 3
+        for rev in 1...3 {
+            revision(t, rev, "rev \(rev)\n")
+            #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
+        }
+        revision(t, 4, "rev 4\n")
+        let killed = try Programs.run("courier-stage", ["run", "--config", cfg], env: ["COURIER_FAULT": point])
+        #expect(killed.status != 0, "the run was not killed at \(point)")
+
+        let again = try Programs.run("courier-stage", ["run", "--config", cfg, "--json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        try checkOutboxConsistent(t)
+        let typeDir = t.sub("outbox/virus-defs")
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: typeDir + "/latest")
+        #expect(link == "4", "latest link names \(link)")
+        #expect(try String(contentsOfFile: typeDir + "/latest.txt", encoding: .utf8) == "4\n")
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: typeDir).compactMap { Int($0) }.sorted()
+        #expect(onDisk == [2, 3, 4], "retention did not run: \(onDisk)")
+
+        let idx = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: t.sub("outbox/index.json")))) as? [String: Any])
+        let info = try #require((idx["types"] as? [String: Any])?["virus-defs"] as? [String: Any])
+        #expect(info["latest"] as? Int == 4)
+        let revs = try #require(info["revisions"] as? [[String: Any]])
+        #expect(revs.compactMap { $0["revision"] as? Int } == onDisk, "index lists revisions that are not on disk")
+        var listed = Set<String>()
+        for r in revs {
+            for p in (r["packages"] as? [[String: Any]]) ?? [] {
+                let file = try #require(p["file"] as? String)
+                listed.insert(file)
+                let attrs = try FileManager.default.attributesOfItem(atPath: t.sub("outbox/" + file))
+                #expect(attrs[.size] as? Int == p["size"] as? Int, "\(file): size in the index differs from the disk")
+            }
+        }
+        var present = Set<String>()
+        for rev in onDisk {
+            for f in try FileManager.default.contentsOfDirectory(atPath: typeDir + "/\(rev)") where !f.hasPrefix(".") { present.insert("virus-defs/\(rev)/\(f)") }
+        }
+        #expect(listed == present, "index.json and the outbox disagree")
+
+        // A run with nothing to do leaves the repaired index byte for byte as it is.
+        let before = try Data(contentsOf: URL(fileURLWithPath: t.sub("outbox/index.json")))
+        sleep(1)
+        #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: t.sub("outbox/index.json"))) == before)
+    }
 }
 
 /// `courier-stage fetch` killed mid-download (kill -9), then run again: it resumes with a Range

@@ -15,7 +15,7 @@ import Testing
     }
 
     func publishRevision(_ w: StageWorkspace, _ rev: UInt64, daily: String) {
-        w.write("upstream/virus-defs/\(rev)/main.ndb", String(repeating: "Sig:0:*:abcdef\n", count: 500))
+        w.write("upstream/virus-defs/\(rev)/main.ndb", stableRules)   // large and unchanged: deltas pay
         w.write("upstream/virus-defs/\(rev)/daily.ndb", daily)
     }
 
@@ -80,6 +80,7 @@ import Testing
     @Test func snapshotSourceMakesDatedRevisionsOnlyWhenContentChanges() async throws {
         let w = StageWorkspace()
         w.write("import/rules.txt", "alert 1\n")
+        w.write("import/community.rules", stableRules)
         let cfg = try w.config("""
         [types.feed]
         source = "dir"

@@ -41,6 +41,8 @@ final class DirServer {
     func feed(_ w: StageWorkspace, rules: String, vendor: SigningKey) throws {
         w.write("feed-src/rules/emerging.rules", rules)
         w.write("feed-src/rules/classification.config", "config classification: x\n")
+        // A large rule set that stays: what makes a delta worth publishing (issue #12.6).
+        w.write("feed-src/rules/community.rules", stableRules)
         try FileManager.default.createDirectory(atPath: w.path("www"), withIntermediateDirectories: true)
         try sh("tar -czf ../www/rules.tar.gz rules && cd ../www && sha256sum rules.tar.gz > rules.tar.gz.sha256", in: w.path("feed-src"))
         let body = Array(try Data(contentsOf: URL(fileURLWithPath: w.path("www/rules.tar.gz"))))
@@ -72,7 +74,7 @@ final class DirServer {
         // The package holds the unpacked tree.
         let trust = TrustStore(keys: [w.key.publicKey])
         let m = try PackageVerifier.verify(path: w.path("outbox/ips-rules/\(rev)/ips-rules_\(rev).cpkg"), options: VerifyOptions(trust: trust)).manifest
-        #expect(m.files.map(\.path) == ["rules/classification.config", "rules/emerging.rules"])
+        #expect(m.files.map(\.path) == ["rules/classification.config", "rules/community.rules", "rules/emerging.rules"])
         #expect(m.provenance["url"] == server.url("rules.tar.gz"))
         // Unchanged upstream: a conditional GET, a 304, nothing published.
         let r2 = try await run(cfg)
@@ -149,3 +151,13 @@ final class DirServer {
         #expect(r2.exitCode == 18, "\(r2.summary())")
     }
 }
+
+/// 2,000 rule lines with distinct hashes (compresses like a real rule file, not like a repeated
+/// line), the same in every revision.
+let stableRules: String = {
+    var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+    return (0..<2000).map { i -> String in
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+        return "alert tcp any any -> any any (msg:\"rule \(i)\"; content:\"\(String(x, radix: 16))\"; sid:\(1_000_000 + i);)"
+    }.joined(separator: "\n") + "\n"
+}()

@@ -38,6 +38,13 @@ public struct Outbox: Sendable {
         return r
     }
 
+    /// The revision the `latest` symlink names (not checked for completeness). `setLatest`
+    /// writes `latest.txt` first and the link second, so after a crash between the two they
+    /// disagree until the next run repairs them.
+    public func latestLink(_ type: String) -> UInt64? {
+        Sys.readLink(typeDir(type) + "/latest").flatMap { Names.parseRevision($0) }
+    }
+
     /// The manifest of a published full package, read with the stager's own public keys.
     public func manifest(_ type: String, _ rev: UInt64, trust: TrustStore) throws -> Manifest {
         var o = VerifyOptions(trust: trust)
@@ -50,8 +57,14 @@ public struct Outbox: Sendable {
         public var revision: UInt64
         public var full: (file: String, size: Int64)
         public var deltas: [(base: UInt64, file: String, size: Int64)]
+        /// Deltas built but not published: at least `uselessDeltaRatio` of the full package.
+        public var skippedDeltas: [(base: UInt64, size: Int64)] = []
         public var manifest: Manifest
     }
+
+    /// A delta of at least this fraction of the full package's size is not published: the
+    /// client would copy its base tree and apply a package nearly as large as the full one.
+    public static let uselessDeltaRatio = 0.9
 
     /// Builds the full package and deltas against `bases` in a hidden staging directory, then
     /// renames it into place and switches `latest`. Crash-safe: a leftover staging directory is
@@ -76,21 +89,29 @@ public struct Outbox: Sendable {
             let m = try PackageBuilder.buildFull(tree: tree, to: staging + "/" + fullName, options: o, files: files)
             try faults.hit("after-full")
             var deltas: [(UInt64, String, Int64)] = []
+            var skipped: [(UInt64, Int64)] = []
+            let fullSize = fileSize(staging + "/" + fullName)
             for b in bases where b.revision < revision {
                 let name = Names.deltaPackageName(type: type, revision: revision, base: b.revision)
                 try PackageBuilder.buildDelta(baseRevision: b.revision, baseFiles: b.files, tree: tree,
                                               to: staging + "/" + name, options: o, files: files)
-                deltas.append((b.revision, name, fileSize(staging + "/" + name)))
+                let size = fileSize(staging + "/" + name)
+                if Double(size) >= Outbox.uselessDeltaRatio * Double(fullSize) {
+                    try Sys.unlink(staging + "/" + name)
+                    skipped.append((b.revision, size))
+                } else {
+                    deltas.append((b.revision, name, size))
+                }
                 try faults.hit("after-delta")
             }
             Sys.fsyncDirectory(staging)
-            let fullSize = fileSize(staging + "/" + fullName)
             try faults.hit("before-rename")
             try Sys.rename(staging, final)
             Sys.fsyncDirectory(tdir)
             try faults.hit("after-rename")
-            try setLatest(type, revision)
-            return Published(revision: revision, full: (fullName, fullSize), deltas: deltas, manifest: m)
+            try setLatest(type, revision, faults: faults)
+            return Published(revision: revision, full: (fullName, fullSize), deltas: deltas,
+                             skippedDeltas: skipped, manifest: m)
         } catch {
             try? Sys.removeTree(staging)
             throw error
@@ -98,9 +119,10 @@ public struct Outbox: Sendable {
     }
 
     /// Points `latest` (symlink) and `latest.txt` at `revision`, each by an atomic rename.
-    public func setLatest(_ type: String, _ revision: UInt64) throws {
+    public func setLatest(_ type: String, _ revision: UInt64, faults: FaultPoints = .none) throws {
         let tdir = typeDir(type)
         try Sys.writeFileAtomically(tdir + "/latest.txt", Array("\(revision)\n".utf8))
+        try faults.hit("latest-before-link")
         try Sys.replaceSymlink(in: tdir, name: "latest", target: String(revision))
     }
 
@@ -116,13 +138,14 @@ public struct Outbox: Sendable {
         return removed
     }
 
-    /// Keeps the newest `keep` revisions; never removes the one `latest` names.
+    /// Keeps the newest `keep` revisions; never removes the one `latest` names, nor a `held`
+    /// one (a revision a delivery policy still names: production held on an older revision).
     @discardableResult
-    public func applyRetention(_ type: String, keep: Int) throws -> [UInt64] {
+    public func applyRetention(_ type: String, keep: Int, held: Set<UInt64> = []) throws -> [UInt64] {
         let revs = try revisions(type)
         let latest = self.latest(type)
         var removed: [UInt64] = []
-        for r in revs.dropLast(keep) where r != latest {
+        for r in revs.dropLast(keep) where r != latest && !held.contains(r) {
             // Rename out of sight first so a copier never sees a half-deleted revision.
             let hidden = typeDir(type) + "/.removing-\(r)"
             try Sys.rename(revisionDir(type, r), hidden)
@@ -132,10 +155,14 @@ public struct Outbox: Sendable {
         return removed
     }
 
-    /// Rebuilds `index.json` from the directories; package hashes are reused from the previous
-    /// index when the file size matches (packages are immutable once published), else computed.
+    /// Rebuilds `index.json` from the directories, the truth on disk, and writes it when it
+    /// differs from the file there (or there is none): so every run repairs an index left stale
+    /// by a stager killed between a publication and the index write, or by a revision removed
+    /// by hand, and a run that changed nothing leaves the file (and its `generated` time) alone.
+    /// Package hashes are reused from the previous index when the file size matches (packages
+    /// are immutable once published), else computed. Returns the index and whether it was written.
     @discardableResult
-    public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> OutboxIndex {
+    public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> (index: OutboxIndex, written: Bool) {
         let previous = try? readIndex()
         var known: [String: OutboxIndex.PackageInfo] = [:]
         for t in previous?.types.values ?? [:].values {
@@ -167,8 +194,12 @@ public struct Outbox: Sendable {
             }
             if !info.revisions.isEmpty { idx.types[type] = info }
         }
+        if var same = previous {
+            same.generated = idx.generated
+            if same == idx { return (previous!, false) }
+        }
         try Sys.writeFileAtomically(root + "/index.json", idx.encoded())
-        return idx
+        return (idx, true)
     }
 
     public func readIndex() throws -> OutboxIndex {

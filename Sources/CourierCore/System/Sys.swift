@@ -324,6 +324,14 @@ public enum Sys {
         if durable { fsyncDirectory(dir) }
     }
 
+    /// The target of a symbolic link, or nil when `path` is not one (or cannot be read).
+    public static func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let n = readlink(path, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return Glibc.lstat(path, &st) == 0

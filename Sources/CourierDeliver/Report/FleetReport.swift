@@ -15,7 +15,13 @@ public struct FleetReport: Sendable {
         /// Where the client was named: its inbox, or the status file given.
         public var origin: String
         public var statusPath: String
-        public init(origin: String, statusPath: String) { self.origin = origin; self.statusPath = statusPath }
+        /// The policy group that names this client, and what it wants per type (`--policy`):
+        /// a client is judged against its group's target, not the outbox's latest.
+        public var group: String?
+        public var wants: [String: RevisionSpec] = [:]
+        public init(origin: String, statusPath: String, group: String? = nil, wants: [String: RevisionSpec] = [:]) {
+            self.origin = origin; self.statusPath = statusPath; self.group = group; self.wants = wants
+        }
     }
 
     public struct Row: Codable, Sendable {
@@ -25,7 +31,10 @@ public struct FleetReport: Sendable {
         public var installed: UInt64?
         public var pinned: UInt64?
         public var latest: UInt64?
-        /// Published revisions newer than the installed one (needs the outbox).
+        /// What the client should hold: its policy group's named revision, else `latest`.
+        public var target: UInt64?
+        public var group: String?
+        /// Published revisions newer than the installed one, up to the target (needs the outbox).
         public var behind: Int?
         public var contentAgeSeconds: Int64?
         public var appliedAt: String?
@@ -62,33 +71,41 @@ public struct FleetReport: Sendable {
                                 stale: true, staleReasons: ["nothing installed"]))
             }
             for t in types.sorted() {
-                rows.append(row(host: status.host, path: src.statusPath, type: t, ts: status.types[t]!))
+                rows.append(row(host: status.host, path: src.statusPath, type: t, ts: status.types[t]!,
+                                group: src.group, want: src.wants[t]))
             }
         }
         disambiguate(&rows, sources)
         return rows
     }
 
-    func row(host: String, path: String, type t: String, ts: ClientStatus.TypeStatus) -> Row {
+    func row(host: String, path: String, type t: String, ts: ClientStatus.TypeStatus,
+             group: String? = nil, want: RevisionSpec? = nil) -> Row {
         var r = Row(client: host, statusPath: path, type: t)
+        r.group = group
         r.installed = ts.installed
         r.pinned = ts.pinned
         r.appliedAt = ts.appliedAt
         r.pending = ts.pending
         r.lastError = ts.lastError
         if let c = ts.contentCreated, let secs = RFC3339.parse(c) { r.contentAgeSeconds = max(0, now - secs) }
-        if let entry = catalog?.types[t] {
-            r.latest = entry.latest
-            if let l = entry.latest {
-                let have = ts.installed ?? 0
-                r.behind = entry.revisions.keys.filter { $0 > have && $0 <= l }.count
-            }
+        if let entry = catalog?.types[t] { r.latest = entry.latest }
+        var heldByPolicy = false
+        if case .named(let n)? = want { r.target = n; heldByPolicy = true } else { r.target = r.latest }
+        if let entry = catalog?.types[t], let target = r.target {
+            let have = ts.installed ?? 0
+            r.behind = entry.revisions.keys.filter { $0 > have && $0 <= target }.count
         }
         if ts.installed == nil { r.staleReasons.append("nothing installed") }
-        if let b = r.behind, b >= staleRevisions, r.pinned == nil {
+        if heldByPolicy, let target = r.target, let have = ts.installed, have != target, r.pinned == nil {
+            // Held on a named revision: anything else is off target, however few revisions away.
+            r.staleReasons.append("holds \(have), policy group \(group ?? "?") names \(target)")
+        } else if let b = r.behind, b >= staleRevisions, r.pinned == nil {
             r.staleReasons.append("\(b) revisions behind")
         }
-        if let a = r.contentAgeSeconds, a > Int64(staleHours) * 3600 {
+        // A client held on a named revision holds old content on purpose: its age is no alarm.
+        let onNamedTarget = heldByPolicy && ts.installed == r.target
+        if let a = r.contentAgeSeconds, a > Int64(staleHours) * 3600, !onNamedTarget {
             r.staleReasons.append("content \(Self.age(a)) old")
         }
         r.stale = !r.staleReasons.isEmpty

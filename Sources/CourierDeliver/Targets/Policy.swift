@@ -38,14 +38,8 @@ public struct Policy: Sendable {
             guard let types = try g.table("types"), !types.table.keys.isEmpty else {
                 throw g.error("types", "must name at least one type, e.g. types = { virus-defs = \"latest\" }")
             }
-            var wants: [(String, RevisionSpec)] = []
-            for t in types.table.keys.sorted() {
-                do { try Names.validateType(t) } catch { throw types.error(t, "is not a valid type name") }
-                let v = types.table[t]!
-                if let s = v.string, s == "latest" { wants.append((t, .latest)) }
-                else if let i = v.int, i > 0 { wants.append((t, .named(UInt64(i)))) }
-                else if let s = v.string, let r = Names.parseRevision(s) { wants.append((t, .named(r))) }
-                else { throw types.error(t, "must be \"latest\" or a revision number") }
+            let wants: [(String, RevisionSpec)] = try PolicyRevisions.parseTypes(types).map {
+                ($0.type, $0.named.map(RevisionSpec.named) ?? .latest)
             }
             out.append(Group(name: name, inboxes: inboxes, types: wants))
         }

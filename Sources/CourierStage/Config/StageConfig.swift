@@ -19,9 +19,9 @@ public struct StageConfig: Sendable {
 
     public enum SourceSpec: Sendable, Equatable {
         /// `dir` with `layout = "revisions"`: `<path>/<revision>/…`, the publisher numbers them.
-        case dirRevisions(path: String)
+        case dirRevisions(path: String, settle: SettleRule = SettleRule())
         /// `dir` with `layout = "snapshot"`: one folder; a new revision when its content changes.
-        case dirSnapshot(path: String)
+        case dirSnapshot(path: String, settle: SettleRule = SettleRule())
         /// `url`: one file or archive over HTTP(S).
         case url(URLSourceSpec)
     }
@@ -30,13 +30,23 @@ public struct StageConfig: Sendable {
         public var url: String
         /// A `sha256sum`-style file (or `.md5`) that vouches for the download.
         public var checksumURL: String? = nil
-        /// A detached Ed25519 signature of the download by the vendor's key.
+        /// A detached signature of the download by the vendor's key, in `signatureFormat`.
         public var signatureURL: String? = nil
+        /// The vendor's key: a Courier `.pub` line or base64 key (ed25519), a minisign or signify
+        /// public key file, or an OpenPGP keyring (binary or armored) for gpgv.
         public var vendorKey: String? = nil
+        public var signatureFormat: SignatureFormat = .ed25519
+        /// OpenPGP only: the fingerprints whose signatures count (no trust on first use).
+        public var vendorFingerprints: [String] = []
         /// Unpack the download (tar, tar.gz, tar.zst, zip) into the tree; else keep it as one file.
         public var unpack: Bool
         /// Name of the file in the tree when not unpacked.
         public var fileName: String
+    }
+
+    /// What the vendor signs with (docs/STAGE.md, "Vendor signatures").
+    public enum SignatureFormat: String, Sendable, Equatable, CaseIterable {
+        case ed25519, minisign, signify, openpgp
     }
 
     public struct ContentType: Sendable {
@@ -44,6 +54,8 @@ public struct StageConfig: Sendable {
         public var source: SourceSpec
         public var keepRevisions: Int = 5
         public var deltas: Int = 3
+        /// Revisions retention never removes (`hold = [...]`), besides those `hold_from` names.
+        public var hold: [UInt64] = []
     }
 
     public var path: String
@@ -58,6 +70,8 @@ public struct StageConfig: Sendable {
     public var compression: Compression = .zstd
     public var maxCycles: Int = 3
     public var http = HTTP()
+    /// A delivery policy (`policy.toml`) whose named revisions retention keeps (`hold_from`).
+    public var holdFrom: String? = nil
     public var types: [ContentType] = []
 
     public static func load(_ path: String) throws -> StageConfig {
@@ -70,7 +84,7 @@ public struct StageConfig: Sendable {
 
     static func parse(_ r: TableReader) throws -> StageConfig {
         let path = r.path
-        try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "types"])
+        try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "hold_from", "types"])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }
         keys += try r.strings("keys").map(r.resolve)
@@ -85,6 +99,7 @@ public struct StageConfig: Sendable {
             c.compression = v
         }
         if let m = try r.int("max_cycles", min: 1, max: 20) { c.maxCycles = m }
+        c.holdFrom = try r.string("hold_from").map(r.resolve)
         if let h = try r.table("http") {
             try h.allow(["proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout", "retry_for", "max_bytes", "user_agent"])
             c.http.proxy = try h.string("proxy")
@@ -109,20 +124,31 @@ public struct StageConfig: Sendable {
     }
 
     static func parseType(_ name: String, _ t: TableReader) throws -> ContentType {
-        try t.allow(["source", "path", "layout", "url", "checksum_url", "signature_url", "vendor_key", "unpack", "file_name",
-                     "keep_revisions", "deltas"])
+        try t.allow(["source", "path", "layout", "url", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name",
+                     "keep_revisions", "deltas", "hold", "settle", "ready_file"])
         guard let kind = try t.string("source") else { throw t.error(nil, "needs 'source' (dir or url)") }
         var type = ContentType(name: name, source: .dirSnapshot(path: ""))
         switch kind {
         case "dir":
             guard let p = try t.string("path") else { throw t.error("source", "a dir source needs 'path'") }
             let layout = try t.string("layout") ?? "revisions"
+            var settle = SettleRule()
+            if let d = try t.duration("settle") { settle.settle = d }
+            if let m = try t.string("ready_file") {
+                if m.contains("/") || m.hasPrefix(".") || Names.pathProblem(m) != nil {
+                    throw t.error("ready_file", "must be a plain file name in the source folder, e.g. \"READY\"")
+                }
+                settle.readyFile = m
+            }
             switch layout {
-            case "revisions": type.source = .dirRevisions(path: t.resolve(p))
-            case "snapshot": type.source = .dirSnapshot(path: t.resolve(p))
+            case "revisions": type.source = .dirRevisions(path: t.resolve(p), settle: settle)
+            case "snapshot": type.source = .dirSnapshot(path: t.resolve(p), settle: settle)
             default: throw t.error("layout", "must be 'revisions' (<path>/<revision>/…) or 'snapshot' (one folder), not '\(layout)'")
             }
         case "url":
+            for k in ["settle", "ready_file"] where t.table[k] != nil {
+                throw t.error(k, "applies to dir sources only")
+            }
             guard let u = try t.string("url") else { throw t.error("source", "a url source needs 'url'") }
             guard u.hasPrefix("http://") || u.hasPrefix("https://") else { throw t.error("url", "must start with http:// or https://") }
             let last = String(u.split(separator: "/").last ?? "download").split(separator: "?").first.map(String.init) ?? "download"
@@ -134,6 +160,24 @@ public struct StageConfig: Sendable {
             if (spec.signatureURL == nil) != (spec.vendorKey == nil) {
                 throw t.error(spec.signatureURL == nil ? "vendor_key" : "signature_url", "signature_url and vendor_key go together")
             }
+            if let f = try t.string("signature_format") {
+                guard let v = SignatureFormat(rawValue: f) else {
+                    throw t.error("signature_format", "must be one of \(SignatureFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \(Escape.quoted(f))")
+                }
+                if spec.signatureURL == nil { throw t.error("signature_format", "needs signature_url and vendor_key") }
+                spec.signatureFormat = v
+            }
+            spec.vendorFingerprints = try t.strings("vendor_fingerprints")
+            if spec.signatureFormat == .openpgp {
+                if spec.vendorFingerprints.isEmpty {
+                    throw t.error("vendor_fingerprints", "signature_format = \"openpgp\" needs the vendor's key fingerprint(s): only signatures by them count")
+                }
+                for f in spec.vendorFingerprints where OpenPGP.normalise(f) == nil {
+                    throw t.error("vendor_fingerprints", "\(Escape.quoted(f)) is not an OpenPGP fingerprint (40 or 64 hex digits)")
+                }
+            } else if !spec.vendorFingerprints.isEmpty {
+                throw t.error("vendor_fingerprints", "applies to signature_format = \"openpgp\" only")
+            }
             if let p = Names.pathProblem(spec.fileName) { throw t.error("file_name", p) }
             type.source = .url(spec)
         default:
@@ -141,6 +185,14 @@ public struct StageConfig: Sendable {
         }
         if let k = try t.int("keep_revisions", min: 1, max: 1000) { type.keepRevisions = k }
         if let d = try t.int("deltas", min: 0, max: 100) { type.deltas = d }
+        if let v = t.table["hold"] {
+            guard let a = v.array else { throw t.error("hold", "must be a list of revisions, e.g. hold = [20261120001]") }
+            type.hold = try a.map {
+                if let i = $0.int, i > 0 { return UInt64(i) }
+                if let s = $0.string, let r = Names.parseRevision(s) { return r }
+                throw t.error("hold", "must be a list of revisions (positive integers)")
+            }
+        }
         return type
     }
 }

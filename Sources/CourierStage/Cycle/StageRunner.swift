@@ -1,3 +1,4 @@
+import CourierConfig
 import CourierCore
 import CourierFetch
 import Logging
@@ -39,6 +40,23 @@ public final class StageRunner {
             fetcher = Fetcher(policy: try fetchPolicy(), logger: logger)
         }
 
+        // Revisions retention must keep: `hold` per type, and what the delivery policy names.
+        var warnings: [String] = []
+        var held: [String: Set<UInt64>] = [:]
+        var heldBy: [String: [UInt64: [String]]] = [:]
+        for t in types { held[t.name] = Set(t.hold) }
+        var retentionSuspended = false
+        if let policy = config.holdFrom {
+            do {
+                heldBy = try PolicyRevisions.named(policyPath: policy)
+                for (t, revs) in heldBy { held[t, default: []].formUnion(revs.keys) }
+            } catch {
+                // Without the policy, retention could remove what production is held on.
+                retentionSuspended = true
+                warnings.append("hold_from \(policy) cannot be read, so retention is suspended in this run: \(error)")
+            }
+        }
+
         var results: [String: CycleReport.TypeResult] = [:]
         var pending = types
         var cycles = 0
@@ -46,7 +64,8 @@ public final class StageRunner {
             cycles += 1
             var movedOn: [StageConfig.ContentType] = []
             for type in pending {
-                let r = await stageOne(type, outbox: outbox, keys: keys, trust: trust, fetcher: fetcher)
+                let r = await stageOne(type, outbox: outbox, keys: keys, trust: trust, fetcher: fetcher,
+                                       held: retentionSuspended ? nil : held[type.name] ?? [])
                 if let prev = results[type.name], prev.status == .published, r.status != .published {
                     // The re-check found nothing newer: keep what this run published.
                     if r.status == .failed { results[type.name]?.detail += "; re-check failed: \(r.detail)" }
@@ -62,13 +81,25 @@ public final class StageRunner {
         }
         try? await fetcher?.shutdown()
 
-        let changed = results.values.contains { $0.status == .published || !$0.removedRevisions.isEmpty || $0.repaired }
-        if changed || !Sys.exists(config.outbox + "/index.json") {
-            try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust)
+        // Every run, whatever happened to each type: the index is derived from the outbox and
+        // is rewritten whenever it no longer matches it (a previous run killed before its index
+        // write, retention, a revision removed by hand); an unchanged outbox keeps its file.
+        try faults.hit("before-index")
+        try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust)
+        for t in types {
+            let h = (held[t.name] ?? []).sorted()
+            let missing = h.filter { !Sys.exists(outbox.fullPackage(t.name, $0)) }
+            results[t.name]?.heldRevisions = h.filter { !missing.contains($0) }
+            results[t.name]?.missingHeld = missing
+            for r in missing {
+                let who = heldBy[t.name]?[r].map { "policy group\($0.count == 1 ? "" : "s") \($0.joined(separator: ", "))" } ?? "hold"
+                warnings.append("\(t.name) \(r) is held by \(who) but is not in the outbox: clients held there cannot get it")
+            }
         }
+        for w in warnings { logger.warning("\(w)") }
         let ordered = types.compactMap { results[$0.name] }
         var report = CycleReport(started: RFC3339.format(started), seconds: Sys.monotonicSeconds() - t0, cycles: cycles,
-                                 types: ordered, exitCode: 0)
+                                 types: ordered, exitCode: 0, warnings: warnings)
         report.exitCode = StageRunner.exitCode(ordered)
         if report.failures == 0 { try? Sys.writeFileAtomically(config.stateDir + "/last-success", Array("\(clock())\n".utf8)) }
         return report
@@ -106,8 +137,9 @@ public final class StageRunner {
         return p
     }
 
+    /// `held`: revisions retention keeps; nil suspends retention (the policy could not be read).
     func stageOne(_ type: StageConfig.ContentType, outbox: Outbox, keys: [SigningKey], trust: TrustStore,
-                  fetcher: Fetcher?) async -> CycleReport.TypeResult {
+                  fetcher: Fetcher?, held: Set<UInt64>?) async -> CycleReport.TypeResult {
         let t0 = Sys.monotonicSeconds()
         let log = { (msg: String) in self.logger.info("\(msg)", metadata: ["type": "\(type.name)"]) }
         var result = CycleReport.TypeResult(type: type.name, status: .unchanged, detail: "")
@@ -117,7 +149,10 @@ public final class StageRunner {
             var latest = outbox.latest(type.name)
             // A revision renamed into place whose `latest` switch was interrupted: the rename is
             // the commit point, so finish the switch (after checking the package) and go on.
-            if let newest = try outbox.revisions(type.name).last, newest > (latest ?? 0) {
+            // `latest.txt` is written before the `latest` link, so a crash between the two leaves
+            // them disagreeing: finish that switch too.
+            if let newest = try outbox.revisions(type.name).last,
+               newest > (latest ?? 0) || outbox.latestLink(type.name) != newest {
                 _ = try outbox.manifest(type.name, newest, trust: trust)
                 try outbox.setLatest(type.name, newest)
                 log("completed the interrupted publication of revision \(newest)")
@@ -161,12 +196,21 @@ public final class StageRunner {
                 result.revision = revision
                 result.fullBytes = p.full.size
                 result.deltas = p.deltas.map { .init(base: $0.base, bytes: $0.size) }
+                result.skippedDeltas = p.skippedDeltas.map { .init(base: $0.base, bytes: $0.size) }
+                for d in p.skippedDeltas {
+                    log("skipped the delta from \(d.base): \(human(d.size)) is not smaller than 90 % of the full package (\(human(p.full.size)))")
+                }
                 result.downloadedBytes = c.downloadedBytes
                 result.detail = "\(c.files.count) files from \(source.describe)"
-                result.removedRevisions = try outbox.applyRetention(type.name, keep: type.keepRevisions)
-                if !result.removedRevisions.isEmpty {
-                    log("retention removed revision(s) \(result.removedRevisions.map(String.init).joined(separator: ", "))")
-                }
+                try faults.hit("before-retention")
+            }
+            // Every run, not only after a publication: a run killed before its retention leaves
+            // too many revisions, and the next one (with nothing new) still trims them.
+            if let held {
+                result.removedRevisions = try outbox.applyRetention(type.name, keep: type.keepRevisions, held: held)
+            }
+            if !result.removedRevisions.isEmpty {
+                log("retention removed revision(s) \(result.removedRevisions.map(String.init).joined(separator: ", "))")
             }
         } catch let e as CourierError {
             result.status = .failed

@@ -17,8 +17,14 @@ public struct CycleReport: Codable, Sendable {
         public var previous: UInt64?
         public var fullBytes: Int64?
         public var deltas: [Delta] = []
+        /// Deltas built but not published: not enough smaller than the full package.
+        public var skippedDeltas: [Delta] = []
         public var downloadedBytes: Int64 = 0
         public var removedRevisions: [UInt64] = []
+        /// Revisions retention keeps because `hold` or the `hold_from` policy names them.
+        public var heldRevisions: [UInt64] = []
+        /// Held revisions that are not in the outbox: a policy group would fail to get them.
+        public var missingHeld: [UInt64] = []
         /// An interrupted earlier publication was completed by this run.
         public var repaired = false
         public var seconds: Double = 0
@@ -31,6 +37,9 @@ public struct CycleReport: Codable, Sendable {
     public var cycles: Int
     public var types: [TypeResult]
     public var exitCode: Int32
+    /// Problems that did not fail the run but need a person: a held revision missing from the
+    /// outbox, a `hold_from` policy that cannot be read. Repeated in every run until fixed.
+    public var warnings: [String] = []
 
     public var downloadedBytes: Int64 { types.reduce(0) { $0 + $1.downloadedBytes } }
     public var failures: Int { types.filter { $0.status == .failed }.count }
@@ -52,12 +61,14 @@ public struct CycleReport: Codable, Sendable {
             case .published:
                 let from = t.previous.map { "\($0) → " } ?? "new: "
                 let deltas = t.deltas.isEmpty ? "" : ", \(t.deltas.count) delta\(t.deltas.count == 1 ? "" : "s") (\(t.deltas.map { "from \($0.base) \(human($0.bytes))" }.joined(separator: ", ")))"
+                let skipped = t.skippedDeltas.isEmpty ? "" : ", \(t.skippedDeltas.count) delta\(t.skippedDeltas.count == 1 ? "" : "s") skipped (no smaller than 90 % of the full package)"
                 let dl = t.downloadedBytes > 0 ? ", downloaded \(human(t.downloadedBytes))" : ""
-                lines.append("\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(dl), \(String(format1: t.seconds)) s")
+                lines.append("\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(skipped)\(dl), \(String(format1: t.seconds)) s")
             case .failed:
                 lines.append("\(t.type): FAILED (\(t.errorCode ?? "error")) — \(t.detail)")
             }
         }
+        for w in warnings { lines.append("WARNING: \(w)") }
         let ok = types.count - failures
         lines.append("\(ok)/\(types.count) types ok, \(types.filter { $0.status == .published }.count) published, \(String(format1: seconds)) s, exit \(exitCode)")
         return lines.joined(separator: "\n")

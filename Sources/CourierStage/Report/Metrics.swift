@@ -25,6 +25,11 @@ public enum Metrics {
                report.types.map { ("{type=\"\($0.type)\"}", $0.status == .failed ? "1" : "0") })
         metric("courier_stage_type_published", "1 if the last run published a new revision of the type.", "gauge",
                report.types.map { ("{type=\"\($0.type)\"}", $0.status == .published ? "1" : "0") })
+        metric("courier_stage_type_held_revisions", "Revisions retention keeps because a hold or the hold_from policy names them.", "gauge",
+               report.types.map { ("{type=\"\($0.type)\"}", "\($0.heldRevisions.count)") })
+        metric("courier_stage_type_held_missing", "Held revisions that are not in the outbox (clients of that group cannot get them).", "gauge",
+               report.types.map { ("{type=\"\($0.type)\"}", "\($0.missingHeld.count)") })
+        metric("courier_stage_warnings", "Warnings of the last run (see its log or --json).", "gauge", [("", "\(report.warnings.count)")])
         return out.joined(separator: "\n") + "\n"
     }
 }

@@ -49,8 +49,8 @@ public protocol ContentSource: Sendable {
 extension StageConfig.SourceSpec {
     public func makeSource() -> any ContentSource {
         switch self {
-        case .dirRevisions(let path): return DirRevisionsSource(root: path)
-        case .dirSnapshot(let path): return DirSnapshotSource(root: path)
+        case .dirRevisions(let path, let settle): return DirRevisionsSource(root: path, settle: settle)
+        case .dirSnapshot(let path, let settle): return DirSnapshotSource(root: path, settle: settle)
         case .url(let spec): return URLSource(spec: spec)
         }
     }

@@ -6,6 +6,7 @@ import CourierCore
 /// temporary name and rename, as rsync does).
 public struct DirRevisionsSource: ContentSource {
     public let root: String
+    public var settle = SettleRule()
     public var describe: String { "dir \(root) (revisions)" }
 
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
@@ -17,10 +18,11 @@ public struct DirRevisionsSource: ContentSource {
         if let l = ctx.latestRevision, newest <= l {
             return .unchanged("newest upstream revision \(newest) is already staged")
         }
+        let tree = root + "/" + String(newest)
+        if let why = try settle.notReady(tree, stateDir: ctx.stateDir, now: ctx.now) { return .unchanged(why) }
         var o = TreeScanner.Options()
         o.limits = ctx.limits
-        let tree = root + "/" + String(newest)
-        let files = try TreeScanner.scan(tree, options: o)
+        let files = try TreeScanner.scan(tree, options: o).filter { $0.path != settle.readyFile }
         return .new(Candidate(tree: tree, revision: newest, files: files,
                               provenance: ["source": "dir", "path": tree, "upstream_revision": String(newest)]))
     }
@@ -30,15 +32,17 @@ public struct DirRevisionsSource: ContentSource {
 /// content becomes a new revision whenever it differs from the latest published one.
 public struct DirSnapshotSource: ContentSource {
     public let root: String
+    public var settle = SettleRule()
     public var describe: String { "dir \(root) (snapshot)" }
 
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
         guard Sys.isDirectory(root) else {
             throw CourierError(.source, "\(root): source directory does not exist")
         }
+        if let why = try settle.notReady(root, stateDir: ctx.stateDir, now: ctx.now) { return .unchanged(why) }
         var o = TreeScanner.Options()
         o.limits = ctx.limits
-        let files = try TreeScanner.scan(root, options: o)
+        let files = try TreeScanner.scan(root, options: o).filter { $0.path != settle.readyFile }
         if files.isEmpty { return .unchanged("\(root) is empty") }
         if try sameContent(files, ctx) { return .unchanged("content unchanged since revision \(ctx.latestRevision!)") }
         return .new(Candidate(tree: root, revision: nil, files: files, provenance: ["source": "dir", "path": root]))

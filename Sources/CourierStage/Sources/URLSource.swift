@@ -39,10 +39,11 @@ public struct URLSource: ContentSource {
             let enc = JSONEncoder()
             try Sys.writeFileAtomically(statePath, Array(try enc.encode(State(url: spec.url, validators: newValidators))))
         }
+        var vendorProvenance: [String: String] = [:]
         do {
             if let cu = spec.checksumURL { try await checkChecksum(file: file, url: cu, fetcher: fetcher) }
             if let su = spec.signatureURL, let vk = spec.vendorKey {
-                try await checkSignature(file: file, url: su, keyPath: vk, fetcher: fetcher, limit: ctx.limits)
+                vendorProvenance = try await checkSignature(file: file, url: su, keyPath: vk, fetcher: fetcher, workDir: ctx.workDir)
             }
         } catch {
             try? Sys.unlink(file)   // never keep unvouched content as a cache
@@ -70,7 +71,7 @@ public struct URLSource: ContentSource {
             try commit()
             return .unchanged("downloaded \(bytes) bytes; content equals revision \(ctx.latestRevision!)")
         }
-        var prov = ["source": "url", "url": URLSource.redact(spec.url)]
+        var prov = ["source": "url", "url": URLSource.redact(spec.url)].merging(vendorProvenance) { a, _ in a }
         if let e = newValidators.etag { prov["etag"] = e }
         if let l = newValidators.lastModified { prov["last_modified"] = l }
         return .new(Candidate(tree: tree, revision: nil, files: files, provenance: prov, downloadedBytes: bytes, commit: commit))
@@ -93,7 +94,7 @@ public struct URLSource: ContentSource {
             if n == name || n.hasSuffix("/" + name) { expected = h }
         }
         guard let want = expected ?? lone else {
-            throw CourierError(.download, "\(URLSource.redact(url)): no checksum for '\(name)' in the checksum file")
+            throw CourierError(.download, "\(URLSource.redact(url)): no checksum for \(Escape.quoted(name)) in the checksum file")
         }
         let got = try hashFile(file, md5: want.count == 32)
         guard got == want else {
@@ -116,10 +117,37 @@ public struct URLSource: ContentSource {
         return Hex.encode(h.finalize())
     }
 
+    /// Checks the vendor's detached signature of the download in the configured format
+    /// (docs/STAGE.md, "Vendor signatures"); returns what goes into the provenance. Any
+    /// failure is `.signature` (exit 7) with the reason; a key file that cannot be read is `.config`.
+    func checkSignature(file: String, url: String, keyPath: String, fetcher: Fetcher, workDir: String) async throws -> [String: String] {
+        let shown = URLSource.redact(spec.url)
+        // Signature files are small; minisign's and signify's are under 400 bytes, OpenPGP's a few KiB.
+        let sigBytes = try await fetcher.fetchSmall(url, limit: 64 << 10)
+        switch spec.signatureFormat {
+        case .ed25519:
+            try checkEd25519(file: file, sigBytes: sigBytes, url: url, keyPath: keyPath)
+            return ["vendor_signature": "ed25519"]
+        case .minisign, .signify:
+            let format: VendorSignature.Format = spec.signatureFormat == .minisign ? .minisign : .signify
+            let keyText = String(decoding: try Sys.readFile(keyPath, limit: 64 << 10), as: UTF8.self)
+            let key = try VendorSignature.parseKey(keyText, format: format, source: keyPath)
+            let sig = try VendorSignature.parseSignature(sigBytes, format: format, source: URLSource.redact(url))
+            let comment = try VendorSignature.verify(file: file, signature: sig, key: key, format: format, display: shown)
+            var p = ["vendor_signature": "\(format.rawValue) \(key.keyNumberHex)"]
+            if let c = comment { p["vendor_trusted_comment"] = c }
+            return p
+        case .openpgp:
+            let v = try OpenPGP.verify(file: file, signature: sigBytes, keyring: keyPath, fingerprints: spec.vendorFingerprints,
+                                       workDir: workDir, display: shown)
+            return ["vendor_signature": "openpgp \(v.fingerprint)"]
+        }
+    }
+
     /// A detached Ed25519 signature over the downloaded bytes: the raw 64 bytes, or their base64.
     /// The vendor key is a Courier `.pub` line or the base64 of the raw 32-byte key. Ed25519 is
     /// not streamable, so signed downloads are bounded to 512 MiB in memory.
-    func checkSignature(file: String, url: String, keyPath: String, fetcher: Fetcher, limit: Limits) async throws {
+    func checkEd25519(file: String, sigBytes: [UInt8], url: String, keyPath: String) throws {
         let keyText = String(decoding: try Sys.readFile(keyPath, limit: 64 << 10), as: UTF8.self)
         let key: PublicKey
         if keyText.hasPrefix(PublicKey.tag) { key = try PublicKey.parse(keyText, source: keyPath) }
@@ -128,15 +156,14 @@ public struct URLSource: ContentSource {
         } else {
             throw CourierError(.config, "\(keyPath): vendor key is neither a Courier .pub line nor base64 of a 32-byte Ed25519 key")
         }
-        let sigBytes = try await fetcher.fetchSmall(url, limit: 4096)
         var sig = sigBytes
         if sig.count != 64, let d = Data(base64Encoded: String(decoding: sigBytes, as: UTF8.self).trimming(" \n\r\t")) {
             sig = Array(d)
         }
         guard sig.count == 64 else {
-            throw CourierError(.download, "\(URLSource.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
+            throw CourierError(.signature, "\(URLSource.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
         }
-        let content = try Sys.readFile(file, limit: 512 << 20)
+        let content = try Sys.readFile(file, limit: VendorSignature.maxInMemory)
         guard key.isValidSignature(sig, for: content) else {
             throw CourierError(.signature, "\(URLSource.redact(spec.url)): the vendor signature does not verify with \(keyPath) (key \(key.keyID))")
         }
