@@ -81,18 +81,31 @@ def parse_pub(line, what):
 
 def load_trust(path):
     """A .pub file or a directory of them (+ optional `revoked` file or directory) ->
-    ({keyid: public key} of trusted, non-revoked keys, {revoked key ids})."""
+    ({keyid: public key} of trusted, non-revoked keys, {revoked key id: public key, or None when
+    only the id is listed}). A revoked key's public key lets check_signatures recognise its
+    signatures under any declared keyid (§4)."""
     isdir = os.path.isdir(path)
     pubs = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".pub")) if isdir else [path]
     raws = [parse_pub(open(p).readline(), p) for p in pubs]
-    revoked, rv = set(), os.path.join(path, "revoked")
+    revoked, rv = {}, os.path.join(path, "revoked")
     if isdir and os.path.isdir(rv):
-        revoked = {keyid(parse_pub(open(os.path.join(rv, n)).readline(), n)) for n in os.listdir(rv) if n.endswith(".pub")}
+        for n in sorted(os.listdir(rv)):
+            if n.endswith(".pub"):
+                r = parse_pub(open(os.path.join(rv, n)).readline(), n)
+                revoked[keyid(r)] = r
     elif isdir and os.path.isfile(rv):
         for line in open(rv):
             line = line.split("#", 1)[0].strip()
             if line:
-                revoked.add(line.lower() if re.fullmatch(r"[0-9a-fA-F]{16}", line) else keyid(parse_pub(line, rv)))
+                if re.fullmatch(r"[0-9a-fA-F]{16}", line):
+                    revoked.setdefault(line.lower(), None)
+                else:
+                    r = parse_pub(line, rv)
+                    revoked[keyid(r)] = r
+    for r in raws:  # a trusted directory's .pub whose id is revoked: its key is known now
+        if keyid(r) in revoked:
+            revoked[keyid(r)] = r
+    revoked = {k: (Ed25519PublicKey.from_public_bytes(r) if r else None) for k, r in revoked.items()}
     trusted = {keyid(r): Ed25519PublicKey.from_public_bytes(r) for r in raws if keyid(r) not in revoked}
     if not trusted:
         raise Refused(f"{path}: no usable public key (none, or all revoked)", 7)
@@ -120,8 +133,19 @@ def check_signatures(mbytes, sbytes, trusted, revoked, threshold=1):
     for s in doc["signatures"]:
         if not isinstance(s, dict) or not all(isinstance(s.get(k), str) for k in ("algorithm", "keyid", "signature")):
             raise Refused(f"{SIGS}: malformed signature entry")
-        if s["keyid"] in revoked:
-            raise Refused(f"signed by revoked key {s['keyid']}", 7)
+        if s["keyid"].lower() in revoked:  # the declared id, in any letter case
+            raise Refused(f"signed by revoked key {s['keyid']!r}", 7)
+        try:  # and the key itself, whatever id or algorithm the signature is filed under
+            sig = _b64d(s["signature"], 64, "signature")
+        except Refused:
+            sig = None
+        for kid, rk in revoked.items():
+            if rk is not None and sig is not None:
+                try:
+                    rk.verify(sig, PREFIX + mbytes)
+                    raise Refused(f"signed by revoked key {kid} (filed under key id {s['keyid']!r})", 7)
+                except InvalidSignature:
+                    pass
         key = trusted.get(s["keyid"])
         if key is not None and s["algorithm"] == "ed25519":
             try:  # a signature that does not verify (or does not decode) counts for nothing
@@ -190,7 +214,56 @@ def check_manifest(m):
 
 
 # ---- reading (§1, §2) ----
-def _regular(m): return m.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and m.sparse is None
+class _GzipMembers(io.RawIOBase):
+    """gzip members back to back, and nothing else (§1): GzipFile would stop quietly at zero
+    padding, and a tail that is not a gzip member must be refused, not ignored."""
+    def __init__(self, raw):
+        self.raw, self.d, self.buf = raw, zlib.decompressobj(31), b""
+    def readable(self): return True
+    def readinto(self, b):
+        while not self.buf:
+            chunk = self.raw.read(1 << 16)
+            if self.d.eof:
+                rest = self.d.unused_data + chunk
+                if not rest:
+                    return 0
+                if rest[:2] != b"\x1f\x8b":
+                    raise Refused("bytes after the end of the compressed stream")
+                self.d = zlib.decompressobj(31)
+                chunk = rest
+            elif not chunk:
+                raise Refused("truncated gzip stream")
+            self.buf = self.d.decompress(chunk)
+        n = min(len(b), len(self.buf))
+        b[:n], self.buf = self.buf[:n], self.buf[n:]
+        return n
+
+
+def _drain(tf, raw, pkg_size):
+    """§1: after the end-of-archive block only zero bytes, and nothing after the compressed stream."""
+    while chunk := tf.fileobj.read(1 << 16):
+        if chunk.strip(b"\0"):
+            raise Refused("data after the tar end-of-archive block")
+    if raw.tell() != pkg_size:  # a plain tar's stream is the file; the decoders read to its end
+        raise Refused(f"{pkg_size - raw.tell()} bytes after the end of the archive")
+
+
+def _regular(m):
+    """§2: type flag '0', NUL or '7', no sparse map, and no link name from a GNU 'K' header or a
+    pax linkpath (libarchive would read the entry as a hard link). tarfile merges those into
+    `linkname`; the ustar linkname field of a regular file (≤ 100 bytes) is ignored by all."""
+    return (m.type in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE) and m.sparse is None
+            and "linkpath" not in m.pax_headers and len(m.linkname.encode("utf-8", "surrogateescape")) <= 100)
+
+
+_GLOBAL_FORBIDDEN = ("path", "linkpath", "size", "hdrcharset")
+
+
+def _check_globals(tf):
+    """§2: a pax global ('g') header must not set what readers disagree on applying."""
+    for k in tf.pax_headers:
+        if k in _GLOBAL_FORBIDDEN or k.startswith("GNU.sparse."):
+            raise Refused(f"pax global header sets {k!r}")
 
 
 def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_manifest=None, manifest_only=False):
@@ -205,12 +278,13 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                 raise Refused("zstd package, but the Python module zstandard is not installed")
             stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
         else:
-            stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic[:2] == b"\x1f\x8b" else raw
+            stream = io.BufferedReader(_GzipMembers(raw)) if magic[:2] == b"\x1f\x8b" else raw
         try:
             with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape") as tf:
                 entries = iter(tf)
                 def first(name, limit):
                     m = next(entries, None)
+                    _check_globals(tf)
                     if m is None or m.name != name or not _regular(m):
                         raise Refused(f"entry {name} missing, misplaced or not a regular file")
                     if m.size > limit:
@@ -234,6 +308,7 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                     if count > LIMITS["entries"] or total > LIMITS["total"] or (
                             tf.offset > 16 << 20 and tf.offset + m.size > LIMITS["ratio"] * pkg_size):
                         raise Refused("limit exceeded (entries, total size or expansion ratio)", 10)
+                    _check_globals(tf)
                     if not _regular(m):
                         raise Refused(f"{m.name!r}: not a regular file", 10)
                     if not m.name.startswith("payload/"):
@@ -256,6 +331,7 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                     sink(p, f, chunks()) if sink else [None for _ in chunks()]
                     if h.hexdigest() != f["sha256"]:
                         raise Refused(f"payload {p!r}: SHA-256 differs from the manifest", 11)
+                _drain(tf, raw, os.path.getsize(path))
                 if set(carried) - seen:
                     raise Refused(f"carried file(s) missing: {sorted(set(carried) - seen)[:5]}", 11)
                 return manifest, keyids
@@ -373,7 +449,7 @@ def build(tree, type_, revision, key, out, delta_from=None, compression=None, cr
              provenance=provenance or {"source": tree, "tool": "pycpkg"}, files=files, **(extra or {}))
     carried = files
     if delta_from:
-        bm, _ = read_package(delta_from, ({keyid(_raw_pub(key)): key.public_key()}, set()), manifest_only=True)
+        bm, _ = read_package(delta_from, ({keyid(_raw_pub(key)): key.public_key()}, {}), manifest_only=True)
         if bm["type"] != type_ or bm["revision"] >= revision:
             raise Refused(f"{delta_from}: not an earlier package of type {type_}", 64)
         old, new = {f["path"]: f for f in bm["files"]}, {f["path"] for f in files}

@@ -302,6 +302,69 @@ def test_non_ascii_paths(tmp_path, keys):
     assert_same_tree(tmp_path / "y", tree)
 
 
+def test_canonically_equal_names_are_two_paths(tmp_path, keys):
+    """§8 (issue #11.2): NFC and NFD spellings are two directories / two files, in both directions."""
+    tree = tmp_path / "tree"
+    for rel, data in [("caf\u00e9/a", b"A\n"), ("cafe\u0301/b", b"B\n"), ("\u00e9.txt", b"nfc\n"), ("e\u0301.txt", b"nfd\n")]:
+        write(str(tree), rel, data)
+    pkg = tmp_path / "p.cpkg"
+    pycpkg.build(str(tree), "virus-defs", 3, keys["py"], str(pkg), compression="gzip")
+    assert_ok(swift_verify(keys["py"] + ".pub", pkg))
+    assert run(INBOXD, "extract", "--trust", keys["py"] + ".pub", "--into", tmp_path / "x", pkg).returncode == 0
+    assert_same_tree(tmp_path / "x", tree)
+    assert sorted(os.listdir(tmp_path / "x")) == sorted(os.listdir(tree)) and len(os.listdir(tree)) == 4
+    spkg = swift_build(str(tree), 4, keys["swift"], tmp_path / "o", "--compression", "gzip")
+    assert_ok(py("extract", "--trust", keys["swift"] + ".pub", "--into", tmp_path / "y", spkg))
+    assert_same_tree(tmp_path / "y", tree)
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+@pytest.mark.parametrize("tail", ["garbage", "zeros", "second archive"])
+def test_both_readers_refuse_bytes_after_the_archive(tmp_path, keys, trees, compression, tail):
+    """§1 (issue #11.3): nothing after the compressed stream; only zeros after the end-of-archive block."""
+    good = tmp_path / "good.cpkg"
+    pycpkg.build(trees[0], "virus-defs", 3, keys["py"], str(good), compression=compression)
+    data = open(good, "rb").read()
+    extra = {"garbage": random.Random(7).randbytes(3000), "zeros": bytes(1024),
+             "second archive": data}[tail]
+    pkg = tmp_path / "t.cpkg"
+    pkg.write_bytes(data + extra)
+    trust = keys["py"] + ".pub"
+    for who, res in {"swift": swift_verify(trust, pkg), "python": py("verify", "--trust", trust, pkg)}.items():
+        if compression == "none" and tail == "zeros":
+            assert_ok(res)   # zero blocks after the end-of-archive block are tar padding
+        else:
+            assert res.returncode != 0 and res.stdout.startswith("FAIL"), f"{who} accepted {tail}: {res.stdout}"
+
+
+def test_both_readers_refuse_stacked_filters_and_unknown_type_flags(tmp_path, keys, trees):
+    """§1/§2 (issue #11.3): gzip around zstd, a zstd skippable frame first, a 'Z' type flag."""
+    if pycpkg.zstandard is None:
+        pytest.skip("zstandard not installed")
+    good = tmp_path / "good.cpkg"
+    pycpkg.build(trees[0], "virus-defs", 3, keys["py"], str(good), compression="none")
+    tar = open(good, "rb").read()
+    z = pycpkg.zstandard.ZstdCompressor(level=3).compress(tar)
+    flagged = bytearray(tar)
+    off = 0
+    while flagged[off]:   # the first payload header: type flag 'Z', checksum fixed
+        name = bytes(flagged[off:off + 100]).rstrip(b"\0")
+        size = int(bytes(flagged[off + 124:off + 136]).strip(b"\0 ") or b"0", 8)
+        if name.startswith(b"payload/"):
+            flagged[off + 156] = ord("Z")
+            flagged[off + 148:off + 156] = b" " * 8
+            flagged[off + 148:off + 156] = b"%06o\0 " % sum(flagged[off:off + 512])
+            break
+        off += 512 + (size + 511) // 512 * 512
+    trust = keys["py"] + ".pub"
+    for kind, data in {"gzip around zstd": gzip.compress(z), "skippable frame first": bytes.fromhex("502a4d1804000000") + b"abcd" + z,
+                       "type flag Z": bytes(flagged)}.items():
+        pkg = tmp_path / "h.cpkg"
+        pkg.write_bytes(data)
+        for who, res in {"swift": swift_verify(trust, pkg), "python": py("verify", "--trust", trust, pkg)}.items():
+            assert res.returncode != 0 and res.stdout.startswith("FAIL"), f"{who} accepted {kind}: {res.stdout}"
+
+
 # ---- negative cases, Python writes, Swift (and Python) refuse ----
 def py_negative(tmp_path, keys, trees, case, compression):
     pkg, now = tmp_path / "bad.cpkg", int(time.time())

@@ -6,6 +6,14 @@ import CArchive
 /// A libarchive read handle over one package file. Only the tar format and the gzip and zstd
 /// filters are enabled: a package is never a zip, a cpio or an ISO, and every reader format
 /// left out is attack surface removed. Freed in `deinit`; every libarchive return code checked.
+///
+/// A package is read in two stages, because libarchive accepts more than FORMAT §1/§2 allow:
+/// `decoder` only decompresses (the "raw" format), so Courier can check the filter chain — at
+/// most one filter, and the one the file's first bytes name (zstd `28 b5 2f fd`, gzip `1f 8b`,
+/// else none), which rules out gzip around zstd and a zstd skippable frame in front — and the
+/// tar handle reads the decompressed bytes through a callback that shows them to a
+/// `TarHeaderWalker` first, which sees each entry's raw type flag (libarchive reads an unknown
+/// flag such as 'Z' or GNU sparse 'S' as a regular file and does not say so).
 public final class ArchiveReader {
     /// What one archive header says, before any of its data is trusted.
     public struct Header {
@@ -22,7 +30,31 @@ public final class ArchiveReader {
         public var isRegular: Bool { fileType == COURIER_AE_IFREG && hardlink == nil }
     }
 
+    /// The decompressed stream on its way from `decoder` to the tar handle.
+    final class Tap {
+        let decoder: OpaquePointer
+        var walker = TarHeaderWalker()
+        var error: String? = nil
+        init(decoder: OpaquePointer) { self.decoder = decoder }
+
+        func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
+            var buf: UnsafeRawPointer? = nil
+            var size = 0
+            var offset: Int64 = 0
+            let r = archive_read_data_block(decoder, &buf, &size, &offset)
+            if r == ARCHIVE_EOF { return 0 }
+            guard r == ARCHIVE_OK else {
+                error = "damaged archive (compressed data): \(ArchiveReader.errorString(decoder))"
+                return -1
+            }
+            walker.feed(UnsafeRawBufferPointer(start: buf, count: size))
+            out.pointee = buf
+            return size
+        }
+    }
+
     private let handle: OpaquePointer
+    private let tap: Tap?
     private let fd: Int32
     public let path: String
     /// Size of the package file on disk, for expansion-ratio checks.
@@ -40,29 +72,80 @@ public final class ArchiveReader {
             throw CourierError(.malformed, "\(path): not a regular file")
         }
         fileSize = Int64(st.st_size)
+        if formats == .package {
+            let (decoder, tar, tap): (OpaquePointer, OpaquePointer, Tap)
+            do { (decoder, tar, tap) = try ArchiveReader.openPackage(fd, path: path, blockSize: blockSize) }
+            catch { Sys.close(fd); throw error }
+            self.handle = tar
+            self.tap = tap
+            _ = decoder
+            return
+        }
+        tap = nil
         guard let a = archive_read_new() else {
             Sys.close(fd)
             throw CourierError(.io, "\(path): libarchive could not allocate a reader")
         }
         handle = a
         archive_read_support_format_tar(a)
+        archive_read_support_format_zip(a)
         archive_read_support_filter_gzip(a)
         archive_read_support_filter_zstd(a)
-        if formats == .upstream {
-            archive_read_support_format_zip(a)
-            archive_read_support_filter_bzip2(a)
-            archive_read_support_filter_xz(a)
-        }
+        archive_read_support_filter_bzip2(a)
+        archive_read_support_filter_xz(a)
         if archive_read_open_fd(a, fd, blockSize) != ARCHIVE_OK {
             // Every stored property is set, so deinit frees the handle and closes the fd.
-            let msg = ArchiveReader.errorString(a)
-            throw CourierError(.malformed, formats == .package ? "\(path): not a Courier package (tar, gzip or zstd): \(msg)"
-                                                              : "\(path): not a readable archive (tar or zip): \(msg)")
+            throw CourierError(.malformed, "\(path): not a readable archive (tar or zip): \(ArchiveReader.errorString(a))")
         }
+    }
+
+    /// The two handles of a package: the decoder (checked filter chain) and the tar reader fed
+    /// by it through a `Tap`. On failure both are freed; the caller closes the fd.
+    private static func openPackage(_ fd: Int32, path: String, blockSize: Int) throws -> (OpaquePointer, OpaquePointer, Tap) {
+        func notAPackage(_ why: String) -> CourierError {
+            CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(why)")
+        }
+        var magic = [UInt8](repeating: 0, count: 4)
+        let got = pread(fd, &magic, 4, 0)
+        let named: (code: Int32, name: String)
+        if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] { named = (ARCHIVE_FILTER_ZSTD, "zstd") }
+        else if got >= 2 && magic[0] == 0x1f && magic[1] == 0x8b { named = (ARCHIVE_FILTER_GZIP, "gzip") }
+        else { named = (ARCHIVE_FILTER_NONE, "plain tar") }
+
+        guard let d = archive_read_new() else { throw CourierError(.io, "\(path): libarchive could not allocate a reader") }
+        archive_read_support_format_raw(d)
+        archive_read_support_filter_gzip(d)
+        archive_read_support_filter_zstd(d)
+        var raw: OpaquePointer? = nil
+        guard archive_read_open_fd(d, fd, blockSize) == ARCHIVE_OK, archive_read_next_header(d, &raw) == ARCHIVE_OK else {
+            let e = notAPackage(errorString(d)); archive_read_free(d); throw e
+        }
+        // The chain ends in the "none" reader of the file itself: one filter means a count of 2.
+        let count = Int(archive_filter_count(d))
+        let chain = (0..<max(count - 1, 0)).map { archive_filter_name(d, Int32($0)).map { String(cString: $0) } ?? "?" }
+        let want = named.code == ARCHIVE_FILTER_NONE ? 1 : 2
+        guard count == want, archive_filter_code(d, 0) == named.code else {
+            archive_read_free(d)
+            throw notAPackage("one compression filter at most, the one the first bytes name (\(named.name)); "
+                              + "found \(chain.isEmpty ? "none" : chain.joined(separator: " inside "))")
+        }
+        guard let t = archive_read_new() else { archive_read_free(d); throw CourierError(.io, "\(path): libarchive could not allocate a reader") }
+        archive_read_support_format_tar(t)
+        let tap = Tap(decoder: d)
+        let read: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int = { _, ctx, out in
+            Unmanaged<Tap>.fromOpaque(ctx!).takeUnretainedValue().next(out!)
+        }
+        if archive_read_open(t, Unmanaged.passUnretained(tap).toOpaque(), nil, read, nil) != ARCHIVE_OK {
+            let why = tap.walker.firstProblem ?? tap.error ?? errorString(t)
+            archive_read_free(t); archive_read_free(d)
+            throw notAPackage(why)
+        }
+        return (d, t, tap)
     }
 
     deinit {
         archive_read_free(handle)
+        if let tap { archive_read_free(tap.decoder) }
         Sys.close(fd)
     }
 
@@ -82,15 +165,31 @@ public final class ArchiveReader {
         let r = archive_read_next_header(handle, &entry)
         if r == ARCHIVE_EOF { return nil }
         guard r == ARCHIVE_OK, let e = entry else {
+            // The walker saw the headers first: its reason is the precise one.
+            if let why = tap?.walker.firstProblem ?? tap?.error { throw CourierError(.malformed, "\(path): \(why)") }
             throw CourierError(.malformed, "\(path): damaged archive: \(ArchiveReader.errorString(handle))")
         }
-        var raw: [UInt8] = []
-        var text: String? = nil
-        // The UTF-8 form: independent of the process locale (C under cron and systemd).
-        if let p = archive_entry_pathname_utf8(e) ?? archive_entry_pathname(e) {
-            raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
-            text = String(validating: raw, as: UTF8.self)
+        var packageName: [UInt8]? = nil
+        if let tap {
+            let at = archive_read_header_position(handle)
+            guard let rec = tap.walker.take(at: at) else {
+                throw CourierError(.malformed, "\(path): tar headers could not be followed at offset \(at)")
+            }
+            if let why = rec.problem { throw CourierError(.malformed, "\(path): \(why)") }
+            packageName = rec.rawName
+            if archive_entry_sparse_count(e) > 0 {
+                throw CourierError(.malformed, "\(path): sparse entry (only plain regular files are allowed)")
+            }
         }
+        var raw: [UInt8] = []
+        if let name = packageName {
+            // A package's names as stored, byte for byte (libarchive would NFC-normalise pax names).
+            raw = name
+        } else if let p = archive_entry_pathname_utf8(e) ?? archive_entry_pathname(e) {
+            // The UTF-8 form: independent of the process locale (C under cron and systemd).
+            raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
+        }
+        let text = String(validating: raw, as: UTF8.self)
         let mode = UInt32(archive_entry_mode(e))
         return Header(
             path: text, rawPath: raw,
@@ -106,14 +205,18 @@ public final class ArchiveReader {
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = archive_read_data(handle, buffer.baseAddress, buffer.count)
         if n < 0 {
+            if let why = tap?.error ?? tap?.walker.firstProblem { throw CourierError(.malformed, "\(path): \(why)") }
             throw CourierError(.malformed, "\(path): damaged archive data: \(ArchiveReader.errorString(handle))")
         }
         return n
     }
 
-    /// Reads the whole current entry, refusing more than `limit` bytes.
-    public func readAll(limit: Int, what: String) throws -> [UInt8] {
+    /// Reads the whole current entry, refusing more than `limit` bytes. `expected` (the header's
+    /// size) reserves the memory once instead of growing by doubling (a 20 MB manifest would
+    /// otherwise briefly cost 16 + 32 MB).
+    public func readAll(limit: Int, what: String, expected: Int64 = 0) throws -> [UInt8] {
         var out: [UInt8] = []
+        if expected > 0 && expected <= Int64(limit) { out.reserveCapacity(Int(expected)) }
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
@@ -125,6 +228,31 @@ public final class ArchiveReader {
         }
     }
 
+    /// After the last entry (`next()` returned nil): refuses anything but zero bytes after the
+    /// tar end-of-archive block, and any byte after the compressed stream (FORMAT §1). libzstd
+    /// fails on a tail that is not a frame, but libarchive's gzip reader stops silently at a
+    /// tail that is not a gzip member, so the decoder is drained and the bytes it consumed are
+    /// compared with the file's size. Upstream archives are not checked.
+    public func finish() throws {
+        guard let tap else { return }
+        guard tap.walker.sawEnd else {
+            throw CourierError(.malformed, "\(path): the tar stream has no end-of-archive block (truncated?)")
+        }
+        var out: UnsafeRawPointer? = nil
+        while true {
+            let n = tap.next(&out)
+            if n == 0 { break }
+            if n < 0 { throw CourierError(.malformed, "\(path): \(tap.error ?? "damaged archive") (after the end of the archive)") }
+        }
+        if let at = tap.walker.trailingDataAt {
+            throw CourierError(.malformed, "\(path): data after the tar end-of-archive block (at uncompressed offset \(at))")
+        }
+        let consumed = archive_filter_bytes(tap.decoder, -1)
+        if consumed != fileSize {
+            throw CourierError(.malformed, "\(path): \(fileSize - consumed) bytes after the end of the compressed stream")
+        }
+    }
+
     /// Compressed bytes consumed so far (for the expansion-ratio bound).
-    public var compressedBytesRead: Int64 { archive_filter_bytes(handle, -1) }
+    public var compressedBytesRead: Int64 { archive_filter_bytes(tap?.decoder ?? handle, -1) }
 }

@@ -71,7 +71,10 @@ public final class ArchiveWriter {
             }
         } else {
             // UTF-8 whatever the locale: the C locale of cron would otherwise refuse non-ASCII names.
-            UTF8Locale.with { archive_entry_set_pathname_utf8(e, path) }
+            // The multibyte form in a UTF-8 locale, not `set_pathname_utf8`: libarchive converts
+            // a name given as UTF-8 to NFC on the way in, so an NFD name ("e\u{301}") would be
+            // written as another name than the manifest lists (FORMAT §8: names are bytes).
+            UTF8Locale.with { archive_entry_copy_pathname(e, path) }
         }
         var ft: UInt32 = COURIER_AE_IFREG
         switch type {

@@ -19,19 +19,21 @@ public enum UpstreamUnpacker {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         func bad(_ name: String, _ why: String) -> CourierError {
-            CourierError(.unsafeEntry, "\(archivePath): entry '\(name)': \(why)")
+            CourierError(.unsafeEntry, "\(archivePath): entry \(Escape.quoted(name)): \(why)")
         }
         while let h = try reader.next() {
             entries += 1
             if entries > limits.maxEntries { throw CourierError(.limit, "\(archivePath): more than \(limits.maxEntries) entries") }
-            guard var name = h.path else { throw bad(String(decoding: h.rawPath, as: UTF8.self), "name is not valid UTF-8") }
+            guard var name = h.path else {
+                throw CourierError(.unsafeEntry, "\(archivePath): entry \(Escape.quotedBytes(h.rawPath)): name is not valid UTF-8")
+            }
             while name.hasPrefix("./") { name.removeFirst(2) }
             if h.fileType == COURIER_AE_IFDIR { while name.hasSuffix("/") { name.removeLast() } }
             if name.isEmpty || name == "." { continue }
             if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes) { throw bad(name, p) }
             if h.hardlink != nil { throw bad(name, "hard link") }
             if h.permissions & 0o7000 != 0 { throw bad(name, "setuid, setgid or sticky bit") }
-            let comps = name.split(separator: "/").map(String.init)
+            let comps = Names.components(name)
             switch h.fileType {
             case COURIER_AE_IFDIR:
                 let d = try Sys.openDirectoryChain(rootfd, comps, root: target)
@@ -46,7 +48,7 @@ public enum UpstreamUnpacker {
             }
             let dfd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: target)
             defer { if dfd != rootfd { Sys.close(dfd) } }
-            let shown = target + "/" + name
+            let shown = Escape.text(target + "/" + name)
             let fd: Int32
             do { fd = try Sys.openat(dfd, comps.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: shown) }
             catch let e as CourierError where (e.cause as? Errno) == .fileExists { throw bad(name, "appears twice") }

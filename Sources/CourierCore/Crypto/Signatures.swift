@@ -43,6 +43,10 @@ public struct SignatureSet: Codable, Sendable {
 
     /// Checks the set against a trust store. Returns the key ids of the trusted keys whose
     /// signatures verify; throws with the specific reason otherwise.
+    ///
+    /// Revocation comes first and does not believe the declared `keyid`: a declared id that is
+    /// revoked (in any letter case) refuses, and so does any signature that verifies with a
+    /// revoked public key the store knows, whatever id and algorithm it is filed under.
     public func verify(manifestBytes: [UInt8], trust: TrustStore) throws -> [String] {
         guard format == 1 else { throw CourierError(.malformed, "signatures entry: format \(format) is not supported") }
         guard !signatures.isEmpty else { throw CourierError(.signature, "package is not signed (no signatures)") }
@@ -50,18 +54,24 @@ public struct SignatureSet: Codable, Sendable {
         var good: [String] = []
         var problems: [String] = []
         for s in signatures {
-            if trust.revoked.contains(s.keyid) {
-                throw CourierError(.revokedKey, "package is signed by revoked key \(s.keyid)")
+            let declared = TrustStore.asciiLowercased(s.keyid)
+            let shown = Escape.text(s.keyid)
+            if trust.revoked.contains(declared) {
+                throw CourierError(.revokedKey, "package is signed by revoked key \(shown)")
             }
-            guard s.algorithm == "ed25519" else { problems.append("\(s.keyid): unknown algorithm '\(s.algorithm)'"); continue }
-            guard let key = trust.trusted[s.keyid] else { problems.append("\(s.keyid): not a trusted key"); continue }
-            guard let raw = Data(base64Encoded: s.signature), raw.count == 64 else {
-                problems.append("\(s.keyid): signature is not base64 of 64 bytes"); continue
+            let raw = Data(base64Encoded: s.signature).map(Array.init)
+            if let raw, raw.count == 64, let k = trust.revokedKeys.first(where: { $0.isValidSignature(raw, for: msg) }) {
+                throw CourierError(.revokedKey, "package is signed by revoked key \(k.keyID) (the signature is filed under key id \(Escape.quoted(s.keyid)))")
             }
-            if key.isValidSignature(Array(raw), for: msg) {
+            guard s.algorithm == "ed25519" else { problems.append("\(shown): unknown algorithm \(Escape.quoted(s.algorithm))"); continue }
+            guard let key = trust.trusted[s.keyid] else { problems.append("\(shown): not a trusted key"); continue }
+            guard let raw, raw.count == 64 else {
+                problems.append("\(shown): signature is not base64 of 64 bytes"); continue
+            }
+            if key.isValidSignature(raw, for: msg) {
                 if !good.contains(s.keyid) { good.append(s.keyid) }
             } else {
-                problems.append("\(s.keyid): signature does not verify (manifest or signature altered)")
+                problems.append("\(shown): signature does not verify (manifest or signature altered)")
             }
         }
         if good.count >= trust.threshold { return good }

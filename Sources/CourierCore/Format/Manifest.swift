@@ -4,7 +4,8 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// One file of the resulting tree, as the manifest lists it.
+/// One file of the resulting tree, as the manifest lists it. Equal and hashed by the bytes of
+/// `path` (see `PathKey`), not by String's canonical equivalence.
 public struct FileEntry: Codable, Sendable, Equatable, Hashable {
     public var path: String
     public var size: UInt64
@@ -16,6 +17,14 @@ public struct FileEntry: Codable, Sendable, Equatable, Hashable {
     public init(path: String, size: UInt64, sha256: String, mode: UInt32) {
         self.path = path; self.size = size; self.sha256 = sha256
         self.mode = FileEntry.formatMode(mode)
+    }
+
+    public static func == (a: FileEntry, b: FileEntry) -> Bool {
+        a.path.sameBytes(b.path) && a.size == b.size && a.sha256 == b.sha256 && a.mode == b.mode
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(PathKey(path)); h.combine(size); h.combine(sha256); h.combine(mode)
     }
 
     public static func formatMode(_ m: UInt32) -> String {
@@ -77,8 +86,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Total bytes of payload the package carries.
     public var payloadBytes: UInt64 {
         if kind == .full { return files.reduce(0) { $0 &+ $1.size } }
-        let set = Set(changed ?? [])
-        return files.reduce(0) { set.contains($1.path) ? $0 &+ $1.size : $0 }
+        let set = Set((changed ?? []).map(PathKey.init))
+        return files.reduce(0) { set.contains(PathKey($1.path)) ? $0 &+ $1.size : $0 }
     }
 
     public var fileName: String {
@@ -97,8 +106,15 @@ public struct Manifest: Codable, Sendable, Equatable {
     }
 
     /// Decodes and validates manifest bytes. Every refusal names the field and the rule.
+    ///
+    /// `maxFiles` bites in the strict scan, before the decoder allocates anything: a signed
+    /// manifest listing millions of files costs its bytes, not a FileEntry per line (issue #11.6).
     public static func decode(_ bytes: [UInt8], maxFiles: Int = Int.max) throws -> Manifest {
-        try StrictJSON.check(bytes, what: "manifest")
+        do {
+            try StrictJSON.check(bytes, what: "manifest", maxArrayElements: maxFiles)
+        } catch let e as CourierError where e.code == .limit {
+            throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files (\(e.message))")
+        }
         let m: Manifest
         do {
             m = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
@@ -115,35 +131,35 @@ public struct Manifest: Codable, Sendable, Equatable {
         guard format == Manifest.currentFormat else { throw bad("format \(format) is not supported (this is format 1)") }
         try Names.validateType(type)
         guard revision > 0 else { throw bad("revision must be a positive integer") }
-        guard let c = RFC3339.parse(created) else { throw bad("created '\(created)' is not YYYY-MM-DDTHH:MM:SSZ") }
-        guard let e = RFC3339.parse(expires) else { throw bad("expires '\(expires)' is not YYYY-MM-DDTHH:MM:SSZ") }
+        guard let c = RFC3339.parse(created) else { throw bad("created \(Escape.quoted(created)) is not YYYY-MM-DDTHH:MM:SSZ") }
+        guard let e = RFC3339.parse(expires) else { throw bad("expires \(Escape.quoted(expires)) is not YYYY-MM-DDTHH:MM:SSZ") }
         guard e > c else { throw bad("expires is not after created") }
         guard files.count <= maxFiles else {
             throw CourierError(.limit, "manifest lists \(files.count) files, more than the limit of \(maxFiles)")
         }
-        var paths = Set<String>()
+        // Paths are compared as bytes (FORMAT §8): "caf\u{E9}" and "cafe\u{301}" are two paths.
+        var paths = Set<PathKey>()
         paths.reserveCapacity(files.count)
         var previous: String? = nil
         for f in files {
-            if let p = Names.pathProblem(f.path) { throw bad("file '\(f.path)': \(p)") }
+            let shown = Escape.quoted(f.path)
+            if let p = Names.pathProblem(f.path) { throw bad("file \(shown): \(p)") }
             if let prev = previous, !prev.utf8.lexicographicallyPrecedes(f.path.utf8) {
-                throw bad(prev == f.path ? "file '\(f.path)' listed twice" : "files are not sorted by path ('\(prev)' before '\(f.path)')")
+                throw bad(prev.sameBytes(f.path) ? "file \(shown) listed twice"
+                                                 : "files are not sorted by path (\(Escape.quoted(prev)) before \(shown))")
             }
             previous = f.path
             guard f.sha256.utf8.count == 64, f.sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
-            else { throw bad("file '\(f.path)': sha256 must be 64 lowercase hex digits") }
+            else { throw bad("file \(shown): sha256 must be 64 lowercase hex digits") }
             guard f.permissions != nil else {
-                throw bad("file '\(f.path)': mode '\(f.mode)' must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
+                throw bad("file \(shown): mode \(Escape.quoted(f.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
             }
-            paths.insert(f.path)
+            paths.insert(PathKey(f.path))
         }
         // A path cannot be both a file and a directory of another file.
         for f in files {
-            var comps = f.path.split(separator: "/")
-            while comps.count > 1 {
-                comps.removeLast()
-                let parent = comps.joined(separator: "/")
-                if paths.contains(parent) { throw bad("'\(parent)' is listed as a file and as the directory of '\(f.path)'") }
+            for parent in Names.parents(f.path) where paths.contains(PathKey(parent)) {
+                throw bad("\(Escape.quoted(parent)) is listed as a file and as the directory of \(Escape.quoted(f.path))")
             }
         }
         switch kind {
@@ -157,17 +173,17 @@ public struct Manifest: Codable, Sendable, Equatable {
             guard let ch = changed, let rm = removed else { throw bad("a delta needs changed and removed lists (may be empty)") }
             try Manifest.checkSortedUnique(ch, "changed")
             try Manifest.checkSortedUnique(rm, "removed")
-            for p in ch where !paths.contains(p) { throw bad("changed path '\(p)' is not among files") }
+            for p in ch where !paths.contains(PathKey(p)) { throw bad("changed path \(Escape.quoted(p)) is not among files") }
             for p in rm {
-                if let problem = Names.pathProblem(p) { throw bad("removed path '\(p)': \(problem)") }
-                if paths.contains(p) { throw bad("removed path '\(p)' is also among files") }
+                if let problem = Names.pathProblem(p) { throw bad("removed path \(Escape.quoted(p)): \(problem)") }
+                if paths.contains(PathKey(p)) { throw bad("removed path \(Escape.quoted(p)) is also among files") }
             }
         }
     }
 
     static func checkSortedUnique(_ list: [String], _ name: String) throws {
         for i in list.indices.dropFirst() where !list[i - 1].utf8.lexicographicallyPrecedes(list[i].utf8) {
-            throw CourierError(.malformed, "manifest: \(name) is not sorted and unique at '\(list[i])'")
+            throw CourierError(.malformed, "manifest: \(name) is not sorted and unique at \(Escape.quoted(list[i]))")
         }
     }
 }

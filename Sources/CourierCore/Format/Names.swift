@@ -6,14 +6,14 @@ public enum Names {
     public static func validateType(_ name: String) throws {
         let b = Array(name.utf8)
         guard !b.isEmpty, b.count <= 64 else {
-            throw CourierError(.malformed, "content type '\(name)': must be 1 to 64 characters")
+            throw CourierError(.malformed, "content type \(Escape.quoted(name)): must be 1 to 64 characters")
         }
         func ok(_ c: UInt8) -> Bool {
             (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2e || c == 0x5f || c == 0x2d
         }
         guard b.allSatisfy(ok), (b[0] >= 0x61 && b[0] <= 0x7a) || (b[0] >= 0x30 && b[0] <= 0x39) else {
             throw CourierError(.malformed,
-                "content type '\(name)': only a-z, 0-9, '.', '_' and '-' allowed, starting with a letter or digit")
+                "content type \(Escape.quoted(name)): only a-z, 0-9, '.', '_' and '-' allowed, starting with a letter or digit")
         }
     }
 
@@ -33,12 +33,30 @@ public enum Names {
         for c in b where c < 0x20 || c == 0x7f || c == 0x5c {
             return c == 0x5c ? "backslash in path" : "control character in path"
         }
-        for comp in path.split(separator: "/", omittingEmptySubsequences: false) {
+        for comp in b.split(separator: 0x2f, omittingEmptySubsequences: false) {
             if comp.isEmpty { return "empty path component ('//')" }
-            if comp == "." || comp == ".." { return "'\(comp)' component in path" }
-            if comp.utf8.count > maxComponentBytes { return "path component longer than \(maxComponentBytes) bytes" }
+            if comp.elementsEqual([0x2e]) || comp.elementsEqual([0x2e, 0x2e]) {
+                return "'\(comp.count == 1 ? "." : "..")' component in path"
+            }
+            if comp.count > maxComponentBytes { return "path component longer than \(maxComponentBytes) bytes" }
         }
         return nil
+    }
+
+    /// The components of a path, split at every `/` byte.
+    ///
+    /// Not `String.split(separator: "/")`: that splits at Characters, and a `/` followed by a
+    /// combining mark is one Character (`"/\u{301}"`), so `"../\u{301}x"` would be one harmless
+    /// looking component to Swift and `..` then `\u{301}x` to the kernel.
+    public static func components(_ path: String) -> [String] {
+        path.utf8.split(separator: 0x2f, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Every proper parent directory of a path (`a/b/c` → `a`, `a/b`), split at `/` bytes.
+    public static func parents(_ path: String) -> [String] {
+        let comps = components(path)
+        guard comps.count > 1 else { return [] }
+        return (1..<comps.count).map { comps[0..<$0].joined(separator: "/") }
     }
 
     /// Revisions are unsigned integers that only grow. Courier writes `YYYYMMDDNNN` by default

@@ -4,8 +4,12 @@
 /// the first, Python the last), a byte-order mark, `9.0` where an integer is meant, `null` where a
 /// field should be absent. Two readers of one signed manifest must never see different content,
 /// so Courier refuses all of these (docs/FORMAT.md §3): a pure, allocation-light scanner.
+///
+/// It also counts the elements of every array and refuses (`.limit`) as soon as one holds more
+/// than `maxArrayElements`: the scan is cheap, decoding is not (a FileEntry per element), so a
+/// bound on the number of files must bite here, before the decoder runs (issue #11.6).
 public enum StrictJSON {
-    public static func check(_ b: [UInt8], what: String) throws {
+    public static func check(_ b: [UInt8], what: String, maxArrayElements: Int = Int.max) throws {
         var i = 0
         func fail(_ why: String) -> CourierError {
             CourierError(.malformed, "\(what): \(why) at byte \(i)")
@@ -40,7 +44,7 @@ public enum StrictJSON {
                 while true {
                     ws()
                     let k = try string()
-                    if !keys.insert(k).inserted { throw fail("duplicate key \"\(String(decoding: k, as: UTF8.self))\"") }
+                    if !keys.insert(k).inserted { throw fail("duplicate key \"\(Escape.bytes(k))\"") }
                     ws()
                     guard i < b.count, b[i] == 0x3a else { throw fail("expected ':'") }
                     i += 1
@@ -54,7 +58,12 @@ public enum StrictJSON {
             case 0x5b:   // [
                 i += 1; ws()
                 if i < b.count, b[i] == 0x5d { i += 1; return }
+                var elements = 0
                 while true {
+                    elements += 1
+                    if elements > maxArrayElements {
+                        throw CourierError(.limit, "\(what): an array has more than \(maxArrayElements) elements at byte \(i)")
+                    }
                     try value(depth: depth + 1)
                     ws()
                     guard i < b.count else { throw fail("unexpected end") }

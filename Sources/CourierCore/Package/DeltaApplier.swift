@@ -30,7 +30,7 @@ public enum DeltaApplier {
             for p in m.removed ?? [] {
                 if let st = try Sys.lstatat(rootfd, p, display: newDir + "/" + p) {
                     guard (st.st_mode & S_IFMT) == S_IFREG else {
-                        throw CourierError(.unsafeEntry, "\(newDir)/\(p): removed path is not a regular file")
+                        throw CourierError(.unsafeEntry, "\(Escape.text(newDir + "/" + p)): removed path is not a regular file")
                     }
                     try Sys.unlinkat(rootfd, p, display: newDir + "/" + p)
                     try pruneEmptyParents(rootfd, of: p, root: newDir)
@@ -47,10 +47,7 @@ public enum DeltaApplier {
 
     /// Removes the now-empty directories above a removed file (a delta may turn `a/b` into `a`).
     static func pruneEmptyParents(_ rootfd: Int32, of path: String, root: String) throws {
-        var comps = path.split(separator: "/")
-        while comps.count > 1 {
-            comps.removeLast()
-            let dir = comps.joined(separator: "/")
+        for dir in Names.parents(path).reversed() {
             if unlinkat(rootfd, dir, AT_REMOVEDIR) != 0 { return }   // not empty: stop
         }
     }
@@ -86,7 +83,7 @@ public enum TreeCopier {
                 }
                 try copyFile(sfd, ent.name, dfd, perm: mode_t(st.st_mode & 0o777), size: Int(st.st_size), src: s, dst: d)
             default:
-                throw CourierError(.unsafeEntry, "\(s): not a regular file or directory; refusing to copy it")
+                throw CourierError(.unsafeEntry, "\(Escape.text(s)): not a regular file or directory; refusing to copy it")
             }
         }
     }

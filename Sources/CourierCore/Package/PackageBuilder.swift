@@ -57,14 +57,15 @@ public enum PackageBuilder {
 
     /// Paths to carry (new or different) and to remove, both sorted.
     public static func diff(base: [FileEntry], target: [FileEntry]) -> (changed: [String], removed: [String]) {
-        var old = [String: FileEntry]()
-        for f in base { old[f.path] = f }
+        // Keyed by bytes (PathKey): "caf\u{E9}" and "cafe\u{301}" are two paths.
+        var old = [PathKey: FileEntry]()
+        for f in base { old[PathKey(f.path)] = f }
         var changed: [String] = []
         for f in target {
-            if let o = old.removeValue(forKey: f.path), o.sha256 == f.sha256, o.mode == f.mode, o.size == f.size { continue }
+            if let o = old.removeValue(forKey: PathKey(f.path)), o.sha256 == f.sha256, o.mode == f.mode, o.size == f.size { continue }
             changed.append(f.path)
         }
-        return (changed, Array(old.keys))
+        return (changed, old.keys.sorted().map(\.string))
     }
 
     static func scan(_ tree: String, _ options: Options) throws -> [FileEntry] {
@@ -89,11 +90,11 @@ public enum PackageBuilder {
             try w.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded(), mtime: mtime)
             let rootfd = try Sys.openDirectory(tree)
             defer { Sys.close(rootfd) }
-            let byPath = Dictionary(uniqueKeysWithValues: manifest.files.map { ($0.path, $0) })
+            let byPath = Dictionary(manifest.files.map { (PathKey($0.path), $0) }, uniquingKeysWith: { a, _ in a })
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
             for p in manifest.payloadPaths {
-                let f = byPath[p]!
+                let f = byPath[PathKey(p)]!
                 let shown = tree + "/" + p
                 let ifd = try Sys.openat(rootfd, p, O_RDONLY | O_NOFOLLOW, display: shown)
                 defer { Sys.close(ifd) }
@@ -111,7 +112,7 @@ public enum PackageBuilder {
                 }
                 let extra = try Sys.read(ifd, buffer.baseAddress!, 1, display: shown)
                 if left != 0 || extra != 0 || Hex.encode(hasher.finalize()) != f.sha256 {
-                    throw CourierError(.integrity, "\(shown): changed while being packaged; run again")
+                    throw CourierError(.integrity, "\(Escape.text(shown)): changed while being packaged; run again")
                 }
             }
             try w.finish()

@@ -34,18 +34,18 @@ public final class PackageReader {
 
         // 1. Manifest: first entry, regular, bounded.
         guard let h1 = try archive.next() else { throw CourierError(.malformed, "\(path): empty archive, no manifest") }
-        guard h1.path == PackageReader.manifestEntry, h1.isRegular else {
-            throw CourierError(.malformed, "\(path): first entry must be \(PackageReader.manifestEntry), found '\(h1.path ?? "<non-UTF-8 name>")'")
+        guard h1.rawPath.elementsEqual(PackageReader.manifestEntry.utf8), h1.isRegular else {
+            throw CourierError(.malformed, "\(path): first entry must be \(PackageReader.manifestEntry), found \(Escape.quotedBytes(h1.rawPath))")
         }
         if h1.size > Int64(limits.maxManifestBytes) {
             throw CourierError(.limit, "\(path): manifest of \(h1.size) bytes exceeds the limit of \(limits.maxManifestBytes)")
         }
-        manifestBytes = try archive.readAll(limit: limits.maxManifestBytes, what: "manifest")
+        manifestBytes = try archive.readAll(limit: limits.maxManifestBytes, what: "manifest", expected: h1.size)
 
         // 2. Signatures: second entry, regular, small.
         guard let h2 = try archive.next() else { throw CourierError(.malformed, "\(path): no signatures entry after the manifest") }
-        guard h2.path == PackageReader.signaturesEntry, h2.isRegular else {
-            throw CourierError(.malformed, "\(path): second entry must be \(PackageReader.signaturesEntry), found '\(h2.path ?? "<non-UTF-8 name>")'")
+        guard h2.rawPath.elementsEqual(PackageReader.signaturesEntry.utf8), h2.isRegular else {
+            throw CourierError(.malformed, "\(path): second entry must be \(PackageReader.signaturesEntry), found \(Escape.quotedBytes(h2.rawPath))")
         }
         if h2.size > Int64(limits.maxSignaturesBytes) {
             throw CourierError(.limit, "\(path): signatures entry of \(h2.size) bytes exceeds the limit of \(limits.maxSignaturesBytes)")
@@ -73,7 +73,7 @@ public final class PackageReader {
             throw CourierError(.expired, "\(path): package created in the future (\(manifest.created), now \(RFC3339.format(now))); check the clocks")
         }
         if let want = options.expectedType, want != manifest.type {
-            throw CourierError(.wrongType, "\(path): package is of type '\(manifest.type)', expected '\(want)'")
+            throw CourierError(.wrongType, "\(path): package is of type \(Escape.quoted(manifest.type)), expected '\(want)'")
         }
         let total = manifest.files.reduce(UInt64(0)) { $0 &+ $1.size }
         if total > limits.maxTotalBytes {
@@ -93,53 +93,60 @@ public final class PackageReader {
         precondition(!consumed, "a package stream can be read once")
         consumed = true
         let limits = options.limits
-        var expected: [String: FileEntry] = [:]
-        let carried = Set(manifest.payloadPaths)
-        for f in manifest.files where carried.contains(f.path) { expected[f.path] = f }
-        var seen = Set<String>()
+        // Keyed by bytes (PathKey), never by String: "\u{E9}.txt" and "e\u{301}.txt" are two files.
+        var expected: [PathKey: FileEntry] = [:]
+        let carried = Set(manifest.payloadPaths.map(PathKey.init))
+        for f in manifest.files where carried.contains(PathKey(f.path)) { expected[PathKey(f.path)] = f }
+        var seen = Set<PathKey>()
         var entries = 2
         var uncompressed: Int64 = 0
         let bufSize = 1 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufSize, alignment: 16)
         defer { buffer.deallocate() }
 
-        func unsafe(_ name: String, _ why: String) -> CourierError {
-            CourierError(.unsafeEntry, "\(path): entry '\(name)': \(why)")
+        func unsafe(_ name: [UInt8], _ why: String) -> CourierError {
+            CourierError(.unsafeEntry, "\(path): entry \(Escape.quotedBytes(name)): \(why)")
         }
+        let prefix = Array(PackageReader.payloadPrefix.utf8)
 
         while let h = try archive.next() {
             entries += 1
             if entries > limits.maxEntries {
                 throw CourierError(.limit, "\(path): more than \(limits.maxEntries) entries")
             }
-            guard let name = h.path else { throw unsafe(String(decoding: h.rawPath, as: UTF8.self), "name is not valid UTF-8") }
-            if h.hardlink != nil { throw unsafe(name, "hard link") }
+            let raw = h.rawPath
+            guard let name = h.path else { throw unsafe(raw, "name is not valid UTF-8") }
+            let shown = Escape.quoted(name)
+            if h.hardlink != nil { throw unsafe(raw, "hard link") }
             switch h.fileType {
             case COURIER_AE_IFREG: break
-            case COURIER_AE_IFLNK: throw unsafe(name, "symbolic link to '\(h.symlink ?? "")'")
-            case COURIER_AE_IFDIR: throw unsafe(name, "directory entry (directories are implied by file paths)")
-            case COURIER_AE_IFCHR: throw unsafe(name, "character device")
-            case COURIER_AE_IFBLK: throw unsafe(name, "block device")
-            case COURIER_AE_IFIFO: throw unsafe(name, "FIFO")
-            case COURIER_AE_IFSOCK: throw unsafe(name, "socket")
-            default: throw unsafe(name, "unknown entry type \(String(h.fileType, radix: 8))")
+            case COURIER_AE_IFLNK: throw unsafe(raw, "symbolic link to \(Escape.quoted(h.symlink ?? ""))")
+            case COURIER_AE_IFDIR: throw unsafe(raw, "directory entry (directories are implied by file paths)")
+            case COURIER_AE_IFCHR: throw unsafe(raw, "character device")
+            case COURIER_AE_IFBLK: throw unsafe(raw, "block device")
+            case COURIER_AE_IFIFO: throw unsafe(raw, "FIFO")
+            case COURIER_AE_IFSOCK: throw unsafe(raw, "socket")
+            default: throw unsafe(raw, "unknown entry type \(String(h.fileType, radix: 8))")
             }
             if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes + PackageReader.payloadPrefix.utf8.count) {
-                throw unsafe(name, p)
+                throw unsafe(raw, p)
             }
-            guard name.hasPrefix(PackageReader.payloadPrefix) else { throw unsafe(name, "outside payload/") }
-            let rel = String(name.dropFirst(PackageReader.payloadPrefix.count))
+            // Bytes, not String.hasPrefix/dropFirst (Characters: "payload/" + a combining mark
+            // would not have the prefix, and dropFirst would count Characters).
+            guard raw.starts(with: prefix) else { throw unsafe(raw, "outside payload/") }
+            let rel = String(decoding: raw.dropFirst(prefix.count), as: UTF8.self)
+            let key = PathKey(rel)
             if h.permissions & 0o7000 != 0 {
-                throw unsafe(name, "setuid, setgid or sticky bit in mode \(String(h.permissions, radix: 8))")
+                throw unsafe(raw, "setuid, setgid or sticky bit in mode \(String(h.permissions, radix: 8))")
             }
-            if seen.contains(rel) { throw unsafe(name, "appears twice") }
-            guard let file = expected[rel] else { throw unsafe(name, "not in the manifest") }
-            seen.insert(rel)
+            if seen.contains(key) { throw unsafe(raw, "appears twice") }
+            guard let file = expected[key] else { throw unsafe(raw, "not in the manifest") }
+            seen.insert(key)
             guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == file.size else {
-                throw CourierError(.integrity, "\(path): entry '\(name)': size \(h.size) in the archive, \(file.size) in the manifest")
+                throw CourierError(.integrity, "\(path): entry \(shown): size \(h.size) in the archive, \(file.size) in the manifest")
             }
             guard h.permissions == file.permissions else {
-                throw CourierError(.integrity, "\(path): entry '\(name)': mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
+                throw CourierError(.integrity, "\(path): entry \(shown): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
             }
 
             try start(file)
@@ -155,24 +162,25 @@ public final class PackageReader {
                 if uncompressed > 16 << 20 {
                     let packed = max(archive.compressedBytesRead, 1)
                     if uncompressed / packed > limits.maxExpansionRatio {
-                        throw CourierError(.limit, "\(path): entry '\(name)': expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
+                        throw CourierError(.limit, "\(path): entry \(shown): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
                     }
                 }
                 try chunk(chunkBuf)
             }
             guard got == file.size else {
-                throw CourierError(.integrity, "\(path): entry '\(name)': \(got) bytes of data, \(file.size) expected (truncated)")
+                throw CourierError(.integrity, "\(path): entry \(shown): \(got) bytes of data, \(file.size) expected (truncated)")
             }
             let digest = Hex.encode(hasher.finalize())
             guard digest == file.sha256 else {
-                throw CourierError(.integrity, "\(path): entry '\(name)': SHA-256 \(digest) does not match the manifest's \(file.sha256)")
+                throw CourierError(.integrity, "\(path): entry \(shown): SHA-256 \(digest) does not match the manifest's \(file.sha256)")
             }
             try end(file)
         }
+        try archive.finish()
         if seen.count != expected.count {
-            let missing = expected.keys.filter { !seen.contains($0) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            let missing = expected.keys.filter { !seen.contains($0) }.sorted()
             let more = missing.count > 1 ? " and \(missing.count - 1) more" : ""
-            throw CourierError(.integrity, "\(path): payload is missing '\(missing[0])'\(more) listed in the manifest")
+            throw CourierError(.integrity, "\(path): payload is missing \(Escape.quotedBytes(missing[0].bytes))\(more) listed in the manifest")
         }
     }
 

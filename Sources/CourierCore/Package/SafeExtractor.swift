@@ -27,20 +27,23 @@ public enum SafeExtractor {
         let rootfd = try Sys.openDirectory(target)
         defer { Sys.close(rootfd) }
         var created: [(path: String, isDir: Bool)] = []
-        var dirCache: (path: String, fd: Int32)? = nil
+        // The open parent directory of the last file, keyed by the bytes of its path: with a
+        // String key, "cafe\u{301}" would hit the cache of "caf\u{E9}" (canonically equal) and
+        // its files would land in the other directory (issue #11.2).
+        var dirCache: (path: PathKey, fd: Int32)? = nil
         var fileFD: Int32 = -1
         var filePath = ""
 
         func closeCache() { if let c = dirCache { Sys.close(c.fd); dirCache = nil } }
 
         /// Opens (creating as needed) the parent directory of `rel`, refusing links and non-dirs.
-        func parentFD(of rel: String) throws -> Int32 {
-            let comps = rel.split(separator: "/").map(String.init)
-            let parent = comps.dropLast().joined(separator: "/")
-            if parent.isEmpty { return rootfd }
+        func parentFD(of comps: [String]) throws -> Int32 {
+            let parentComps = Array(comps.dropLast())
+            if parentComps.isEmpty { return rootfd }
+            let parent = PathKey(parentComps.joined(separator: "/"))
             if let c = dirCache, c.path == parent { return c.fd }
             closeCache()
-            let fd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: target) { created.append(($0, true)) }
+            let fd = try Sys.openDirectoryChain(rootfd, parentComps, root: target) { created.append(($0, true)) }
             dirCache = (parent, fd)
             return fd
         }
@@ -48,19 +51,20 @@ public enum SafeExtractor {
         do {
             try reader.forEachPayload(
                 start: { file in
-                    let dfd = try parentFD(of: file.path)
-                    let name = String(file.path.split(separator: "/").last!)
+                    let comps = Names.components(file.path)
+                    let dfd = try parentFD(of: comps)
+                    let name = comps.last!
                     filePath = target + "/" + file.path
                     if mode == .overlay, let st = try Sys.lstatat(dfd, name, display: filePath) {
                         guard (st.st_mode & S_IFMT) == S_IFREG else {
-                            throw CourierError(.unsafeEntry, "\(filePath): exists and is not a regular file; refusing to replace it")
+                            throw CourierError(.unsafeEntry, "\(Escape.text(filePath)): exists and is not a regular file; refusing to replace it")
                         }
                         try Sys.unlinkat(dfd, name, display: filePath)
                     }
                     do {
                         fileFD = try Sys.openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: filePath)
                     } catch let e as CourierError where (e.cause as? Errno) == .fileExists {
-                        throw CourierError(.unsafeEntry, "\(filePath): already exists in the target; refusing to overwrite it")
+                        throw CourierError(.unsafeEntry, "\(Escape.text(filePath)): already exists in the target; refusing to overwrite it")
                     }
                     created.append((file.path, false))
                 },

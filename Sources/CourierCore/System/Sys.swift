@@ -252,7 +252,7 @@ public enum Sys {
             catch let e as CourierError {
                 if fd != rootfd { close(fd) }
                 if let errno = e.cause as? Errno, errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
-                    throw CourierError(.unsafeEntry, "\(shown): exists and is not a directory (a symlink?); refusing to extract through it")
+                    throw CourierError(.unsafeEntry, "\(Escape.text(shown)): exists and is not a directory (a symlink?); refusing to extract through it")
                 }
                 throw e
             }

@@ -33,9 +33,14 @@ public enum TreeScanner {
             let rel = prefix.isEmpty ? ent.name : prefix + "/" + ent.name
             let shown = root + "/" + rel
             if let p = Names.pathProblem(rel, maxBytes: options.limits.maxPathBytes) {
-                throw CourierError(.unsafeEntry, "\(shown): \(p)")
+                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): \(p)")
             }
-            guard let st = try Sys.lstatat(dirfd, ent.name, display: shown) else { continue }
+            // Gone between readdir and lstat, or a name that is not UTF-8 (readdir's bytes were
+            // repaired on the way into a String, so the repaired name does not exist): either
+            // way the listing is not the tree, and skipping it would hide a file.
+            guard let st = try Sys.lstatat(dirfd, ent.name, display: shown) else {
+                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): vanished while scanned, or its name is not valid UTF-8")
+            }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 let sub = try Sys.openDirectoryAt(dirfd, ent.name, display: shown)
@@ -44,7 +49,7 @@ public enum TreeScanner {
             case S_IFREG:
                 let perm = UInt32(st.st_mode) & 0o777
                 if UInt32(st.st_mode) & 0o7000 != 0 {
-                    throw CourierError(.unsafeEntry, "\(shown): setuid, setgid or sticky bit; refusing to package it")
+                    throw CourierError(.unsafeEntry, "\(Escape.text(shown)): setuid, setgid or sticky bit; refusing to package it")
                 }
                 var digest = ""
                 var size = UInt64(st.st_size)
@@ -62,9 +67,9 @@ public enum TreeScanner {
                     throw CourierError(.limit, "\(root): more than \(options.limits.maxTotalBytes) bytes")
                 }
             case S_IFLNK:
-                throw CourierError(.unsafeEntry, "\(shown): symbolic link; content trees hold only files and directories")
+                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): symbolic link; content trees hold only files and directories")
             default:
-                throw CourierError(.unsafeEntry, "\(shown): not a regular file or directory (device, FIFO or socket)")
+                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): not a regular file or directory (device, FIFO or socket)")
             }
         }
     }
@@ -95,16 +100,19 @@ public enum TreeChecker {
         opts.limits = limits
         let have = try TreeScanner.scan(root, options: opts)
         var problems: [String] = []
-        var want = [String: FileEntry]()
-        for f in files { want[f.path] = f }
+        // Keyed by bytes: with String keys, "caf\u{E9}/b" on disk would satisfy a manifest that
+        // lists "cafe\u{301}/b" (canonically equal, different names to the file system).
+        var want = [PathKey: FileEntry]()
+        for f in files { want[PathKey(f.path)] = f }
         var sizeOK: [FileEntry] = []
         for h in have {
-            guard let w = want.removeValue(forKey: h.path) else { problems.append("unexpected file '\(h.path)'"); continue }
-            if h.size != w.size { problems.append("'\(h.path)': size \(h.size), manifest says \(w.size)"); continue }
-            if h.mode != w.mode { problems.append("'\(h.path)': mode \(h.mode), manifest says \(w.mode)"); continue }
+            let shown = Escape.quoted(h.path)
+            guard let w = want.removeValue(forKey: PathKey(h.path)) else { problems.append("unexpected file \(shown)"); continue }
+            if h.size != w.size { problems.append("\(shown): size \(h.size), manifest says \(w.size)"); continue }
+            if h.mode != w.mode { problems.append("\(shown): mode \(h.mode), manifest says \(w.mode)"); continue }
             sizeOK.append(w)
         }
-        for p in want.keys.sorted() { problems.append("missing file '\(p)'") }
+        for p in want.keys.sorted() { problems.append("missing file \(Escape.quotedBytes(p.bytes))") }
         if problems.isEmpty && hashes {
             let rootfd = try Sys.openDirectory(root)
             defer { Sys.close(rootfd) }
@@ -114,13 +122,13 @@ public enum TreeChecker {
                 let fd = try Sys.openat(rootfd, w.path, O_RDONLY | O_NOFOLLOW, display: root + "/" + w.path)
                 defer { Sys.close(fd) }
                 let (digest, _) = try TreeScanner.hashFile(fd, display: root + "/" + w.path, buffer: buffer)
-                if digest != w.sha256 { problems.append("'\(w.path)': SHA-256 differs from the manifest") }
+                if digest != w.sha256 { problems.append("\(Escape.quoted(w.path)): SHA-256 differs from the manifest") }
                 if problems.count >= 5 { break }
             }
         }
         if !problems.isEmpty {
             let more = problems.count > 5 ? " (and \(problems.count - 5) more)" : ""
-            throw CourierError(.integrity, "\(root): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ") + more)
+            throw CourierError(.integrity, "\(Escape.text(root)): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ") + more)
         }
     }
 }
