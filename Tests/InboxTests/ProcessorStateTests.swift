@@ -1,0 +1,52 @@
+import CourierCore
+import CourierInbox
+import Foundation
+import Testing
+
+/// What may create state: only configured types, or types a verified apply installed (issue #11,
+/// item 5). File names are chosen by whoever writes into the inbox; nothing unsigned may add a
+/// row to status.json, where `courier-deliver report` would show it as a stale client.
+@Suite(.serialized) struct ProcessorStateTests {
+    typealias Client = ProcessorTests.Client
+
+    func rows(_ c: Client) throws -> [String] {
+        let s = try #require(try ClientStatus.load(c.root + "/state/status.json"))
+        return s.types.keys.sorted()
+    }
+
+    @Test func unsignedNamesAndUnconfiguredTypesCreateNoRows() throws {
+        let c = try Client()
+        try FileManager.default.createDirectory(atPath: c.root + "/inbox", withIntermediateDirectories: true)
+        // Garbage under a package-like name, old enough to be taken by the rescan.
+        try Data("not a package\n".utf8).write(to: URL(fileURLWithPath: c.root + "/inbox/garbage_001.cpkg"))
+        var times = [timespec(tv_sec: time(nil) - 10, tv_nsec: 0), timespec(tv_sec: time(nil) - 10, tv_nsec: 0)]
+        utimensat(AT_FDCWD, c.root + "/inbox/garbage_001.cpkg", &times, 0)
+        // A signed package of a type this client does not configure.
+        try c.deliver(c.package(3, daily: "x\n", type: "ips-rules"))
+        // A file of an unknown type still being written: pending, but for no row.
+        let held = open(c.root + "/inbox/other_5.cpkg", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        try #require(held >= 0)
+        defer { close(held) }
+        // A row an older daemon left for a refused package of an unconfigured type.
+        var old = ClientStatus.empty(host: "h")
+        old.types["stale-type"] = .init()
+        old.types["stale-type"]?.lastError = .init(at: "2026-01-01T00:00:00Z", package: "stale-type_1.cpkg", code: "wrong-type", reason: "x")
+        try StateFiles(dir: c.root + "/state").writeStatus(old)
+
+        let p = try c.processor()
+        let r = p.processInbox()
+        #expect(r["garbage_001.cpkg"] != nil && r["ips-rules_3.cpkg"] != nil, "\(r)")
+        #expect(c.quarantined() == ["garbage_001.cpkg", "ips-rules_3.cpkg"])
+        #expect(c.inbox() == ["other_5.cpkg"])
+        let left = try rows(c)
+        #expect(left.isEmpty, "rows: \(left)")
+        #expect(p.status.types.isEmpty, "\(p.status.types)")
+
+        // A configured type gets its row: pending for a delta waiting for its base.
+        try c.package(1, daily: "one\n")
+        try c.deliver(c.package(2, daily: "two\n", base: 1))
+        _ = p.processInbox()
+        #expect(try rows(c) == ["virus-defs"])
+        #expect(p.status.types["virus-defs"]?.pending == ["virus-defs_2_from_1.cpkg"])
+    }
+}
