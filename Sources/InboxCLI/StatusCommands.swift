@@ -25,7 +25,8 @@ public struct StatusCommand: ParsableCommand {
             guard let s = files.readStatus() else {
                 throw CourierError(.io, "\(files.statusPath): no status yet; has courier-inboxd run?")
             }
-            if json { print(String(decoding: s.encoded(), as: UTF8.self), terminator: ""); return }
+            // The file as it is (it may carry the daemon's `retrying` marker, which ClientStatus drops).
+            if json { print(String(decoding: (try? Sys.readFile(files.statusPath)) ?? s.encoded(), as: UTF8.self), terminator: ""); return }
             let now = Int64(time(nil))
             print("host \(s.host), status of \(s.updated)")
             for (t, ts) in s.types.sorted(by: { $0.key < $1.key }) {
@@ -35,8 +36,8 @@ public struct StatusCommand: ParsableCommand {
                 line += ", content age \(age)"
                 if let pin = ts.pinned { line += ", PINNED to \(pin)" }
                 print(line)
-                if !ts.pending.isEmpty { print("    pending: \(ts.pending.joined(separator: ", "))") }
-                if let e = ts.lastError { print("    last error \(e.at): \(e.package): \(e.reason)") }
+                if !ts.pending.isEmpty { print("    pending: \(ts.pending.map(Escape.text).joined(separator: ", "))") }
+                if let e = ts.lastError { print("    last error \(e.at): \(Escape.text(e.package)): \(Escape.line(e.reason))") }
             }
         }
     }

@@ -50,3 +50,28 @@ import Testing
         #expect(p.status.types["virus-defs"]?.pending == ["virus-defs_2_from_1.cpkg"])
     }
 }
+
+/// status.json with the daemon's `retrying` marker still reads as a `ClientStatus` (push,
+/// select and report ignore the key), and nothing of `ClientStatus` is lost on the way.
+@Suite struct StatusDocumentTests {
+    @Test func theRetryingMarkerRoundTrips() throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/courier-statusdoc-\(getpid())-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try StateFiles(dir: dir)
+        var s = ClientStatus.empty(host: "h")
+        s.types["virus-defs"] = .init()
+        s.types["virus-defs"]?.installed = 7
+        s.types["virus-defs"]?.kept = [5, 6]
+        s.types["virus-defs"]?.pending = ["virus-defs_8.cpkg"]
+        s.types["virus-defs"]?.lastError = .init(at: "2026-01-01T00:00:00Z", package: "virus-defs_8.cpkg", code: "io", reason: "full; will retry in 4 s")
+        s.types["ips-rules"] = .init()
+        try files.writeStatus(s, retrying: ["virus-defs": ["virus-defs_8.cpkg"]])
+        let text = try String(contentsOfFile: files.statusPath, encoding: .utf8)
+        #expect(text.contains("\"retrying\" : [\n        \"virus-defs_8.cpkg\"\n      ]"), "\(text)")
+        #expect(text.contains("\"last_error\""), "snake case as ClientStatus writes it: \(text)")
+        #expect(try ClientStatus.load(files.statusPath) == s)
+        // Without a marker, the file is exactly what ClientStatus writes.
+        try files.writeStatus(s)
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: files.statusPath))) == s.encoded())
+    }
+}
