@@ -21,7 +21,7 @@ extension InboxProcessor {
             guard var ts = status.types[t] ?? (cur != nil ? .init() : nil) else { continue }
             if cur != ts.installed {
                 if let cur {
-                    logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(t), current is \(cur): \(startup ? "completing the interrupted apply" : "repairing the state")")
+                    logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(Escape.text(t)), current is \(cur): \(startup ? "completing the interrupted apply" : "repairing the state")")
                     let prev = ts.installed
                     ts.previous = prev
                     ts.installed = cur
@@ -35,7 +35,7 @@ extension InboxProcessor {
                     }
                     appeared.append((t, cur, prev))
                 } else {
-                    logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(t), but nothing is current in the store: recording nothing installed")
+                    logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(Escape.text(t)), but nothing is current in the store: recording nothing installed")
                     ts.installed = nil
                     ts.appliedAt = nil
                     ts.contentCreated = nil

@@ -130,7 +130,7 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
             if InboxNames.isCandidate(bytes: event.nameBytes), let name = event.name {
                 enqueueLocked(event.has(InotifyMask.create) ? .created(name) : .file(name))
             } else {
-                logger.trace("ignoring \(event)")
+                logger.trace("ignoring \(InotifyMask.describe(event.mask)) for \(Escape.quotedBytes(event.nameBytes))")
             }
             return
         }
