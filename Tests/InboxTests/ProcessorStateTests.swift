@@ -1,5 +1,5 @@
 import CourierCore
-import CourierInbox
+@testable import CourierInbox
 import Foundation
 import Testing
 
@@ -73,5 +73,17 @@ import Testing
         // Without a marker, the file is exactly what ClientStatus writes.
         try files.writeStatus(s)
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: files.statusPath))) == s.encoded())
+    }
+}
+
+/// Which failures leave a package in the inbox for a retry, and how long the daemon waits.
+@Suite struct TransientTests {
+    @Test func errnosAndBackoff() {
+        #expect(Transient.isTransient(CourierError.io("write", path: "x", errno: .noSpace)))
+        #expect(Transient.isTransient(CourierError.io("mkdir", path: "x", errno: .readOnlyFileSystem)))
+        #expect(Transient.isTransient(CourierError(.daemon, "wrapped", cause: CourierError.io("open", path: "x", errno: .tooManyOpenFiles))))
+        #expect(!Transient.isTransient(CourierError.io("open", path: "x", errno: .permissionDenied)))
+        #expect(!Transient.isTransient(CourierError(.malformed, "truncated")))
+        #expect((1...9).map { Transient.backoff(attempt: $0) } == [1, 2, 4, 8, 16, 32, 60, 60, 60])
     }
 }

@@ -366,8 +366,14 @@ public final class InboxProcessor: @unchecked Sendable {
         catch { stateWriteFailed("status.json", error) }
         retentionDue.insert(t)
         try? faults.hit("before-unlink")
-        do { try Sys.unlink(path) }
-        catch { logger.warning("applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)") }
+        if InboxEntry.hasWriter(path) {
+            // A second copy is being written over it: left alone, it is removed as a duplicate
+            // once its writer closes it.
+            logger.info("\(Escape.text(name)) is being written again; left for its writer to finish")
+        } else {
+            do { try Sys.unlink(path) }
+            catch { logger.warning("applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)") }
+        }
         logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
         return .applied(m.revision)
     }
@@ -378,8 +384,13 @@ public final class InboxProcessor: @unchecked Sendable {
     }
 
     func duplicate(_ path: String, _ t: String, _ rev: UInt64) -> Outcome {
-        try? Sys.unlink(path)
         let name = String(path.split(separator: "/").last!)
+        // Never remove what a writer still holds: it may be writing something else under the name.
+        if InboxEntry.hasWriter(path) {
+            logger.info("\(Escape.text(name)) is being written again; taken once its writer closes it")
+            return .skipped
+        }
+        try? Sys.unlink(path)
         appendHistory(.init(at: now(), type: t, event: "duplicate-removed", revision: rev, package: name))
         logger.info("\(t) \(rev) is already installed; removed the copy from the inbox")
         return .duplicate
