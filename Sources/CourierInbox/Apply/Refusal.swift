@@ -41,23 +41,29 @@ extension InboxProcessor {
     func refuse(_ path: String, _ code: CourierError.Code, _ reason: String, type: String?, revision: UInt64?,
                 identity: InboxEntry.Identity? = nil) -> Outcome {
         let name = String(path.split(separator: "/").last!)
-        func unsettled() -> String? {
+        /// nil when the file is settled; else why not, and whether only a change (no writer) says so.
+        func unsettled() -> (why: String, changedOnly: Bool)? {
             let (kind, now) = InboxEntry.inspect(path)
-            if kind == .missing { return "it is gone" }
-            if InboxEntry.hasWriter(path) { return "a process has it open for writing" }
-            if let identity, kind == .regular, now != identity { return "it changed while it was read" }
+            if kind == .missing { return ("it is gone", false) }
+            if InboxEntry.hasWriter(path) { return ("a process has it open for writing", false) }
+            if let identity, kind == .regular, now != identity { return ("it changed while it was read", true) }
             return nil
         }
-        if let why = unsettled() {
-            logger.info("\(Escape.text(name)) not refused (\(why)); it is taken again once written")
-            return .skipped
-        }
-        if identity != nil, Self.unsettledCodes.contains(code) {
-            usleep(UInt32(settleSeconds * 1_000_000))
-            if let why = unsettled() {
-                logger.info("\(Escape.text(name)) not refused (\(why)); it is taken again once written")
+        func leave(_ u: (why: String, changedOnly: Bool)) -> Outcome {
+            guard u.changedOnly else {
+                // A writer's close (IN_CLOSE_WRITE) brings it back; a vanished file is done.
+                logger.info("\(Escape.text(name)) not refused (\(u.why)); it is taken again once written")
                 return .skipped
             }
+            // Rewritten and closed already, or only touched (no event may follow): look again soon.
+            retrying[name] = Retry(attempt: 0, due: Sys.monotonicSeconds() + settleSeconds, type: type)
+            logger.info("\(Escape.text(name)) not refused (\(u.why)); looked at again in \(settleSeconds) s")
+            return .retrying("\(u.why)")
+        }
+        if let u = unsettled() { return leave(u) }
+        if identity != nil, Self.unsettledCodes.contains(code) {
+            usleep(UInt32(settleSeconds * 1_000_000))
+            if let u = unsettled() { return leave(u) }
         }
         do { try quarantine.put(path, code: code, reason: reason, type: type, revision: revision) }
         catch let e as CourierError where Transient.isTransient(e) {

@@ -50,7 +50,7 @@ public final class InboxDaemon: @unchecked Sendable {
             }
             let retrying = results.values.filter { if case .retrying = $0 { return true }; return false }.count
             if retrying > 0 {
-                throw CourierError(.io, "\(retrying) package(s) left in the inbox after a transient error (disk full, read-only file system…); see the log, then run again")
+                throw CourierError(.io, "\(retrying) package(s) left in the inbox to be tried again (a transient error such as a full disk or a read-only file system, or a file that changed while it was read); see the log, then run again")
             }
             return
         }
