@@ -109,7 +109,7 @@ public final class InboxProcessor: @unchecked Sendable {
         reconcile(startup: false)
         var results: [String: Outcome] = [:]
         let now = Sys.monotonicSeconds()
-        var candidates: Set<String>
+        let candidates: Set<String>
         if rescan {
             candidates = Set((try? Sys.listDirectory(config.inbox)) ?? [])
         } else {
