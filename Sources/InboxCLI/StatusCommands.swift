@@ -25,7 +25,8 @@ public struct StatusCommand: ParsableCommand {
             guard let s = files.readStatus() else {
                 throw CourierError(.io, "\(files.statusPath): no status yet; has courier-inboxd run?")
             }
-            if json { print(String(decoding: s.encoded(), as: UTF8.self), terminator: ""); return }
+            // The file as it is (it may carry the daemon's `retrying` marker, which ClientStatus drops).
+            if json { print(String(decoding: (try? Sys.readFile(files.statusPath)) ?? s.encoded(), as: UTF8.self), terminator: ""); return }
             let now = Int64(time(nil))
             print("host \(Escape.text(s.host)), status of \(Escape.text(s.updated))")
             for (t, ts) in s.types.sorted(by: { $0.key < $1.key }) {
@@ -35,9 +36,8 @@ public struct StatusCommand: ParsableCommand {
                 line += ", content age \(age)"
                 if let pin = ts.pinned { line += ", PINNED to \(pin)" }
                 print(line)
-                // Package names and reasons come from the inbox and from packages: escaped.
                 if !ts.pending.isEmpty { print("    pending: \(ts.pending.map(Escape.text).joined(separator: ", "))") }
-                if let e = ts.lastError { print("    last error \(Escape.text(e.at)): \(Escape.text(e.package)): \(Escape.text(e.reason))") }
+                if let e = ts.lastError { print("    last error \(e.at): \(Escape.text(e.package)): \(Escape.line(e.reason))") }
             }
         }
     }

@@ -10,7 +10,8 @@ import Testing
         var daemon: Process?
         let logPath: String
 
-        init(extraTypes: String = "", acceptUnknown: Bool = false) throws {
+        /// `top`: more top-level keys (store, quarantine, …), placed before the type tables.
+        init(extraTypes: String = "", acceptUnknown: Bool = false, top: String = "") throws {
             logPath = t.sub("daemon.log")
             try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
             try FileManager.default.createDirectory(atPath: t.sub("trust"), withIntermediateDirectories: true)
@@ -21,6 +22,7 @@ import Testing
             trust = "trust"
             delta_wait = "5s"
             accept_unknown_types = \(acceptUnknown)
+            \(top)
             [types.virus-defs]
             keep = 2
             apply_command = "echo $COURIER_REVISION >> \(t.sub("hook.log"))"

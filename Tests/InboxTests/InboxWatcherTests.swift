@@ -297,6 +297,8 @@ import Testing
         #expect(await collector.waitFor(5) { $0.finished })
         #expect(watcher.isRunning)
         box.write("after_1.cpkg")
+        // Its creation first (IN_CREATE: taken only when no writer holds it), then its close.
+        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.created("after_1.cpkg")))
         #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.file("after_1.cpkg")))
     }
 

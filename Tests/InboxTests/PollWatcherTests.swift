@@ -72,6 +72,19 @@ import Testing
         #expect(collector.files == ["virus-defs_2.cpkg"], "\(collector.signals)")
     }
 
+    /// A symbolic link and a FIFO in a polled inbox are reported (never followed, never opened:
+    /// the daemon quarantines them) instead of being left pending for ever (issue #11, item 7).
+    @Test func symlinksAndFifosAreReported() async throws {
+        let box = InboxSandbox("poll-special")
+        let watcher = try PollWatcher(directory: box.inbox, period: .milliseconds(100))
+        defer { watcher.stop() }
+        let collector = Collector(watcher, directory: box.inbox)
+        box.write("target.cpkg", in: box.src)
+        #expect(symlink(box.src + "/target.cpkg", box.inbox + "/link_1.cpkg") == 0)
+        #expect(mkfifo(box.inbox + "/fifo_1.cpkg", 0o644) == 0)
+        #expect(await collector.waitFor(10) { Set($0.files) == ["link_1.cpkg", "fifo_1.cpkg"] }, "\(collector.signals)")
+    }
+
     /// Files already there at start: without the start-up rescan they come through the stability
     /// rule one period later.
     @Test func filesPresentAtStartWithoutRescan() async throws {

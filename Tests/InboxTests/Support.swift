@@ -124,6 +124,7 @@ final class Collector: @unchecked Sendable {
         var listed: Set<String> = []
         switch signal {
         case .file(let name): size = fileSize(directory + "/" + name)
+        case .created: break
         case .rescan:
             let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
             listed = Set(names.filter(InboxNames.isCandidate))

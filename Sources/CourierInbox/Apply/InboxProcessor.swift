@@ -11,9 +11,16 @@ import Logging
 /// For each package: verify (signature, expiry, type configured) → refuse rollback unless pinned →
 /// extract into `<revision>.tmp` (a delta on a copy of the current tree) → check the tree against
 /// the manifest → test command → rename into place → switch `current` → apply command (switch
-/// back on failure) → state → retention → remove from the inbox. Refusals go to quarantine.
+/// back on failure) → state → retention → remove from the inbox. Refusals go to quarantine;
+/// transient failures (disk full, read-only, out of descriptors) leave the package in the inbox
+/// for a later try. Once `current` is switched the package is applied, whatever fails after.
 public final class InboxProcessor: @unchecked Sendable {
-    public enum Outcome: Equatable, Sendable { case applied(UInt64), duplicate, refused(String), waiting(String), skipped }
+    public enum Outcome: Equatable, Sendable {
+        case applied(UInt64), duplicate, refused(String), waiting(String)
+        /// Left in the inbox after a transient error; tried again after a backoff.
+        case retrying(String)
+        case skipped
+    }
 
     public let config: InboxConfig
     public let store: Store
@@ -21,14 +28,24 @@ public final class InboxProcessor: @unchecked Sendable {
     let quarantine: Quarantine
     let logger: Logger
     public var faults = FaultPoints.fromEnvironment()
-    private(set) public var status: ClientStatus
+    public internal(set) var status: ClientStatus
     private var trust: TrustStore
     /// Deltas waiting for their base: name → first seen (monotonic seconds).
-    private var waiting: [String: Double] = [:]
+    var waiting: [String: Double] = [:]
+    /// Packages left in the inbox after a transient error: name → next try.
+    struct Retry { var attempt: Int; var due: Double; var type: String? }
+    var retrying: [String: Retry] = [:]
+    /// A state write (status or history) failed after a commit: when the next pass repairs it.
+    var stateRepair: (attempt: Int, due: Double)?
+    /// History lines that could not be appended; appended at the next pass.
+    var historyOwed: [StateFiles.HistoryEntry] = []
     /// Asked between packages: a graceful shutdown finishes the apply in progress, not the batch.
     public var shouldStop: @Sendable () -> Bool = { false }
     /// Types that applied something in this batch; retention runs for them at its end.
     private var retentionDue = Set<String>()
+    /// How long a file that failed to read as a package is left alone before it is refused, to
+    /// see whether a writer is still at it (a second `cp` over the first).
+    var settleSeconds = 1.0
 
     public init(config: InboxConfig, logger: Logger) throws {
         self.config = config
@@ -42,32 +59,22 @@ public final class InboxProcessor: @unchecked Sendable {
         try Sys.mkdirs(config.store)
     }
 
-    /// Start-up: remove half-built trees, and reconcile the state with `current` (the commit
-    /// point) — after a crash between the switch and the state write, the apply command may not
-    /// have run, so it runs now.
+    /// Start-up: remove half-built trees, reconcile the state with `current` (the commit point;
+    /// after a crash between the switch and the state write the apply command may not have run,
+    /// so it runs now), and run retention for every type (a crash may have come before it).
     public func recover() throws {
-        for r in try store.recover() { logger.info("removed leftover \(r)") }
+        for r in try store.recover() { logger.info("removed leftover \(Escape.text(r))") }
         // Temporaries of atomic writes interrupted by a crash (status, pins, quarantine reasons).
         for dir in [config.stateDir, config.quarantine] where Sys.isDirectory(dir) {
             for n in try Sys.listDirectory(dir) where n.hasPrefix(".") && n.contains(".tmp-") { try? Sys.unlink(dir + "/" + n) }
         }
-        for t in try store.types() {
-            let cur = store.current(t)
-            var ts = status.types[t] ?? .init()
-            if cur != ts.installed, let cur {
-                logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(t), current is \(cur): completing the interrupted apply")
-                ts.previous = ts.installed
-                ts.installed = cur
-                ts.appliedAt = RFC3339.format(Int64(time(nil)))
-                status.types[t] = ts
-                if let tc = config.typeConfig(t), let cmd = tc.applyCommand {
-                    let out = try CommandRunner.run(cmd, environment: env(t, cur, store.revisionDir(t, cur), ts.previous), timeout: tc.applyTimeout, record: commandRecord)
-                    if !out.ok { logger.error("apply command for \(t) \(cur) failed after recovery (exit \(out.status)): \(out.output)") }
-                }
-                state.appendHistory(.init(at: now(), type: t, event: "recovered", revision: cur, previous: ts.previous))
-            }
-        }
         refreshPins()
+        reconcile(startup: true)
+        for t in try store.types() {
+            guard let keep = config.typeConfig(t)?.keep else { continue }
+            retain(t, keep: keep)
+        }
+        updateKept()
         try writeStatus()
     }
 
@@ -76,33 +83,59 @@ public final class InboxProcessor: @unchecked Sendable {
         for t in Set(status.types.keys).union(pins.keys) { status.types[t, default: .init()].pinned = pins[t] }
     }
 
-    /// Seconds until the earliest waiting delta times out; nil when nothing waits (no timer).
+    /// Seconds until the next timed work: a waiting delta's timeout, a retry after a transient
+    /// error, a repair of the state files. nil when there is none (no timer at all).
     public var nextDeadline: Double? {
-        guard let first = waiting.values.min() else { return nil }
-        return max(0, first + Double(config.deltaWait) - Sys.monotonicSeconds())
+        var due = waiting.values.map { $0 + Double(config.deltaWait) }
+        due += retrying.values.map(\.due)
+        if let r = stateRepair { due.append(r.due) }
+        guard let first = due.min() else { return nil }
+        return max(0, first - Sys.monotonicSeconds())
     }
 
     public var hasWaiting: Bool { !waiting.isEmpty }
+    /// Anything the daemon must wake up for without an event (see `nextDeadline`).
+    public var hasTimedWork: Bool { !waiting.isEmpty || !retrying.isEmpty || stateRepair != nil }
 
-    /// Processes the inbox. `closed` are names the watcher saw closed or moved in; any other
-    /// candidate is only taken if no process has it open for writing (a copier still at work).
+    /// Processes the inbox. `closed` are names the watcher saw closed or moved in; `created`
+    /// names it saw created (a hard link, a symlink, a FIFO — or a copier that just opened its
+    /// file); any candidate other than `closed` is only taken if no process has it open for
+    /// writing (a copier still at work).
     @discardableResult
-    public func processInbox(closed: Set<String> = [], rescan: Bool = true) -> [String: Outcome] {
+    public func processInbox(closed: Set<String> = [], created: Set<String> = [], rescan: Bool = true) -> [String: Outcome] {
         // An operator's `rollback`/`pin` may have changed the state since (we hold the lock now).
         if let onDisk = state.readStatus() { status = onDisk }
         refreshPins()
-        var ready: [String] = []
-        if rescan {
-            let names = ((try? Sys.listDirectory(config.inbox)) ?? []).filter { InboxNames.isCandidate($0) }
-            for n in names {
-                if closed.contains(n) || waiting[n] != nil || InboxProcessor.isQuiescent(config.inbox + "/" + n) { ready.append(n) }
-                else { logger.debug("\(n) is still open for writing; waiting for it to be closed") }
-            }
-        } else {
-            // Only what the watcher named, and deltas waiting for a base: no listing, no probing.
-            ready = Array(Set(closed.filter { InboxNames.isCandidate($0) }).union(waiting.keys))
-        }
+        reconcile(startup: false)
         var results: [String: Outcome] = [:]
+        let now = Sys.monotonicSeconds()
+        let candidates: Set<String>
+        if rescan {
+            candidates = Set((try? Sys.listDirectory(config.inbox)) ?? [])
+        } else {
+            // Only what the watcher named, waiting deltas and due retries: no listing.
+            candidates = closed.union(created).union(waiting.keys).union(retrying.filter { $0.value.due <= now }.keys)
+        }
+        var ready: [String] = []
+        for n in candidates.sorted() where InboxNames.isCandidate(n) {
+            let path = config.inbox + "/" + n
+            let (kind, id) = InboxEntry.inspect(path)
+            switch kind {
+            case .missing:
+                forget(n)
+                continue
+            case .regular:
+                break
+            default:
+                results[n] = refuseEntry(n, kind)
+                continue
+            }
+            let event = closed.contains(n) || created.contains(n)
+            if let r = retrying[n], r.due > now, !event { continue }   // backing off
+            if closed.contains(n) || waiting[n] != nil { ready.append(n) }
+            else if (id?.size ?? 0) > 0 || !created.contains(n), InboxProcessor.isQuiescent(path) { ready.append(n) }
+            else { logger.debug("\(Escape.text(n)) is still open for writing; waiting for it to be closed") }
+        }
         // Revision order per type, full before deltas of the same revision; unparseable names last.
         let ordered = ready.sorted { a, b in
             let pa = Names.parsePackageFileName(a), pb = Names.parsePackageFileName(b)
@@ -135,17 +168,25 @@ public final class InboxProcessor: @unchecked Sendable {
         // after a sync is slow, and a burst should reach its newest revision first.
         for t in retentionDue.sorted() {
             guard let keep = config.typeConfig(t)?.keep else { continue }
-            do {
-                let removed = try store.applyRetention(t, keep: keep)
-                if !removed.isEmpty { logger.info("\(t): removed old revision(s) \(removed.map(String.init).joined(separator: ", "))") }
-            } catch { logger.error("\(t): retention failed: \(error)") }
+            retain(t, keep: keep)
         }
         retentionDue = []
-        var touched = Set<String>()
-        for n in results.keys { if let p = Names.parsePackageFileName(n) { touched.insert(p.type) } }
-        updatePending(touched: touched)
-        try? writeStatus()
+        try? faults.hit("after-retention")
+        updatePending()
+        updateKept()
+        pruneRows()
+        do {
+            try writeStatus()
+            if historyOwed.isEmpty { stateRepair = nil }
+        } catch { stateWriteFailed("status.json", error) }
         return results
+    }
+
+    func retain(_ t: String, keep: Int) {
+        do {
+            let removed = try store.applyRetention(t, keep: keep)
+            if !removed.isEmpty { logger.info("\(t): removed old revision(s) \(removed.map(String.init).joined(separator: ", "))") }
+        } catch { logger.error("\(t): retention failed: \(error)") }
     }
 
     /// True when nobody has the file open for writing. Root can ask the kernel directly: a read
@@ -162,17 +203,42 @@ public final class InboxProcessor: @unchecked Sendable {
         return Int(time(nil)) - Int(st.st_mtim.tv_sec) >= 2
     }
 
+    /// One package, then the bookkeeping of timers: a final outcome ends its retries.
     func processOne(_ name: String) -> Outcome {
+        let o = judge(name)
+        switch o {
+        case .retrying: break
+        case .waiting: retrying[name] = nil
+        default: retrying[name] = nil
+        }
+        return o
+    }
+
+    /// The name is gone from the inbox: no timers for it, and no "will retry" left in the status.
+    func forget(_ name: String) {
+        waiting[name] = nil
+        if let r = retrying.removeValue(forKey: name), let t = r.type, status.types[t]?.lastError?.package == name,
+           status.types[t]?.lastError?.code == CourierError.Code.io.name {
+            status.types[t]?.lastError = nil
+        }
+    }
+
+    private func judge(_ name: String) -> Outcome {
         let path = config.inbox + "/" + name
-        guard Sys.exists(path) else { waiting[name] = nil; return .skipped }
+        let (kind, id0) = InboxEntry.inspect(path)
+        switch kind {
+        case .missing: forget(name); return .skipped
+        case .regular: break
+        default: return refuseEntry(name, kind)
+        }
         let t0 = Sys.monotonicSeconds()
         var opts = VerifyOptions(trust: trust)
         opts.clockSkew = config.clockSkew
         opts.limits = config.limits
         let reader: PackageReader
         do { reader = try PackageReader(path: path, options: opts) }
-        catch let e as CourierError { return refuse(path, e.code, e.message, type: nil, revision: nil) }
-        catch { return refuse(path, .malformed, "\(error)", type: nil, revision: nil) }
+        catch let e as CourierError { return failed(path, e, type: nil, revision: nil, identity: id0) }
+        catch { return failed(path, CourierError(.malformed, "\(error)"), type: nil, revision: nil, identity: id0) }
         let m = reader.manifest
         let t = m.type
         guard let tc = config.typeConfig(t) else {
@@ -222,7 +288,7 @@ public final class InboxProcessor: @unchecked Sendable {
                 if !out.ok {
                     try? Sys.removeTree(tmp)
                     let why = out.timedOut ? "timed out after \(tc.testTimeout) s" : "exited \(out.status)"
-                    return refuse(path, .applyFailed, "test command \(why); kept revision \(installed.map(String.init) ?? "none")\(out.output.isEmpty ? "" : ": " + out.output)", type: t, revision: m.revision)
+                    return refuse(path, .applyFailed, "test command \(why); kept revision \(installed.map(String.init) ?? "none")\(out.output.isEmpty ? "" : ": " + Escape.text(out.output))", type: t, revision: m.revision)
                 }
             }
             let final = store.revisionDir(t, m.revision)
@@ -239,45 +305,77 @@ public final class InboxProcessor: @unchecked Sendable {
             try Sys.rename(tmp, final)
             try faults.hit("before-switch")
             try store.switchCurrent(t, to: m.revision, durable: false, faults: faults)
-            try faults.hit("after-switch")
-            var ts = status.types[t] ?? .init()
-            if let cmd = tc.applyCommand {
-                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, final, installed), timeout: tc.applyTimeout, record: commandRecord)
-                if !out.ok {
-                    let why = out.timedOut ? "timed out after \(tc.applyTimeout) s" : "exited \(out.status)"
-                    if tc.rollbackOnApplyFailure, let prev = installed {
-                        try store.switchCurrent(t, to: prev)
-                        _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout, record: commandRecord)
-                        try? store.removeRevision(t, m.revision)
-                        return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(out.output.isEmpty ? "" : ": " + out.output)", type: t, revision: m.revision)
-                    }
-                    ts.lastError = .init(at: now(), package: name, code: CourierError.Code.applyFailed.name,
-                                         reason: "apply command \(why) (content kept)\(out.output.isEmpty ? "" : ": " + out.output)")
-                    logger.error("\(t) \(m.revision): apply command \(why); content kept (rollback_on_apply_failure = false)")
-                }
-            }
-            if ts.lastError?.package != name { ts.lastError = nil }   // a good apply clears an old error
-            ts.previous = installed
-            ts.installed = m.revision
-            ts.appliedAt = now()
-            ts.contentCreated = m.created
-            status.types[t] = ts
-            try faults.hit("before-state")
-            try writeStatus(durable: false)   // made durable by the next apply's barrier or the pass's end
-            state.appendHistory(.init(at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
-                                      package: name, seconds: Sys.monotonicSeconds() - t0))
-            retentionDue.insert(t)
-            try faults.hit("before-unlink")
-            try Sys.unlink(path)
-            logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
-            return .applied(m.revision)
         } catch let e as CourierError {
             try? Sys.removeTree(tmp)
-            return refuse(path, e.code, e.message, type: t, revision: m.revision)
+            return failed(path, e, type: t, revision: m.revision, identity: id0)
         } catch {
             try? Sys.removeTree(tmp)
-            return refuse(path, .applyFailed, "\(error)", type: t, revision: m.revision)
+            return failed(path, CourierError(.applyFailed, "\(error)"), type: t, revision: m.revision, identity: id0)
         }
+        // The commit point is passed: `current` names the new tree. Nothing below refuses the
+        // package (except a failed apply command that switched back), and no failure to write
+        // the state undoes it: the state is derived from `current` and repaired (`reconcile`).
+        return committed(path, name, m, installed: installed, tc: tc, t0: t0)
+    }
+
+    private func committed(_ path: String, _ name: String, _ m: Manifest, installed: UInt64?,
+                           tc: InboxConfig.TypeConfig, t0: Double) -> Outcome {
+        let t = m.type
+        retrying[name] = nil   // applied: no `retrying` marker in the status written below
+        try? faults.hit("after-switch")
+        var applyError: ClientStatus.LastError? = nil
+        if let cmd = tc.applyCommand {
+            do {
+                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, store.revisionDir(t, m.revision), installed), timeout: tc.applyTimeout, record: commandRecord)
+                if !out.ok {
+                    let why = out.timedOut ? "timed out after \(tc.applyTimeout) s" : "exited \(out.status)"
+                    let output = out.output.isEmpty ? "" : ": " + Escape.text(out.output)
+                    if tc.rollbackOnApplyFailure, let prev = installed {
+                        do {
+                            try store.switchCurrent(t, to: prev)
+                            _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout, record: commandRecord)
+                            try? store.removeRevision(t, m.revision)
+                            return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(output)", type: t, revision: m.revision)
+                        } catch {
+                            logger.error("\(t) \(m.revision): apply command \(why), and switching back to \(prev) failed: \(error); the new content stays")
+                        }
+                    }
+                    applyError = .init(at: now(), package: name, code: CourierError.Code.applyFailed.name,
+                                       reason: "apply command \(why) (content kept)\(output)")
+                    logger.error("\(t) \(m.revision): apply command \(why); content kept")
+                }
+            } catch {
+                applyError = .init(at: now(), package: name, code: CourierError.Code.applyFailed.name,
+                                   reason: "apply command could not run: \(error) (content kept)")
+                logger.error("\(t) \(m.revision): apply command could not run: \(error); content kept")
+            }
+        }
+        var ts = status.types[t] ?? .init()
+        ts.lastError = applyError   // a good apply clears an old error
+        ts.previous = installed
+        ts.installed = m.revision
+        ts.appliedAt = now()
+        ts.contentCreated = m.created
+        status.types[t] = ts
+        try? faults.hit("before-state")
+        // History first: a crash before the status write leaves status ≠ current, which the
+        // next start repairs, finding this line (so it is not written twice).
+        appendHistory(.init(at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
+                            package: name, seconds: Sys.monotonicSeconds() - t0))
+        do { try writeStatus(durable: false) }   // made durable by the next apply's barrier or the pass's end
+        catch { stateWriteFailed("status.json", error) }
+        retentionDue.insert(t)
+        try? faults.hit("before-unlink")
+        if InboxEntry.hasWriter(path) {
+            // A second copy is being written over it: left alone, it is removed as a duplicate
+            // once its writer closes it.
+            logger.info("\(Escape.text(name)) is being written again; left for its writer to finish")
+        } else {
+            do { try Sys.unlink(path) }
+            catch { logger.warning("applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)") }
+        }
+        logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
+        return .applied(m.revision)
     }
 
     /// Where a running command's process group is recorded (`CommandRecord`).
@@ -289,39 +387,16 @@ public final class InboxProcessor: @unchecked Sendable {
     }
 
     func duplicate(_ path: String, _ t: String, _ rev: UInt64) -> Outcome {
+        let name = String(path.split(separator: "/").last!)
+        // Never remove what a writer still holds: it may be writing something else under the name.
+        if InboxEntry.hasWriter(path) {
+            logger.info("\(Escape.text(name)) is being written again; taken once its writer closes it")
+            return .skipped
+        }
         try? Sys.unlink(path)
-        state.appendHistory(.init(at: now(), type: t, event: "duplicate-removed", revision: rev, package: String(path.split(separator: "/").last!)))
+        appendHistory(.init(at: now(), type: t, event: "duplicate-removed", revision: rev, package: name))
         logger.info("\(t) \(rev) is already installed; removed the copy from the inbox")
         return .duplicate
-    }
-
-    func refuse(_ path: String, _ code: CourierError.Code, _ reason: String, type: String?, revision: UInt64?) -> Outcome {
-        let name = String(path.split(separator: "/").last!)
-        do { try quarantine.put(path, code: code, reason: reason, type: type, revision: revision) }
-        catch { logger.error("could not quarantine \(name): \(error)") }
-        if let t = type {
-            status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: code.name, reason: reason)
-        }
-        state.appendHistory(.init(at: now(), type: type ?? "", event: "refused", revision: revision, package: name, reason: reason))
-        logger.error("refused \(name): \(reason)", metadata: ["code": "\(code)"])
-        return .refused(reason)
-    }
-
-    func updatePending(touched: Set<String>) {
-        let names = ((try? Sys.listDirectory(config.inbox)) ?? []).filter { InboxNames.isCandidate($0) }.sorted()
-        for t in status.types.keys { status.types[t]?.pending = [] }
-        for n in names {
-            if let p = Names.parsePackageFileName(n) { status.types[p.type, default: .init()].pending.append(n) }
-        }
-        for t in touched where status.types[t] != nil {
-            let installed = status.types[t]?.installed
-            status.types[t]?.kept = ((try? store.revisions(t)) ?? []).filter { $0 != installed }
-        }
-    }
-
-    public func writeStatus(durable: Bool = true) throws {
-        status.updated = now()
-        try state.writeStatus(status, durable: durable)
     }
 
     func now() -> String { RFC3339.format(Int64(time(nil))) }

@@ -36,8 +36,14 @@ public struct Quarantine: Sendable {
         try Sys.writeFileAtomically(dest + ".reason.json", Array(try enc.encode(r)) + [0x0a])
         do { try Sys.rename(packagePath, dest) }
         catch let e as CourierError where (e.cause as? Errno) == .improperLink {
-            // Inbox and quarantine on different file systems: copy, then remove.
-            let src = try Sys.open(packagePath, O_RDONLY)
+            // Inbox and quarantine on different file systems. Something other than a regular
+            // file (a symlink, a FIFO) is not copied — that would follow or read it — but removed.
+            if let st = try Sys.lstat(packagePath), st.st_mode & S_IFMT != S_IFREG {
+                try Sys.unlink(packagePath)
+                return dest
+            }
+            // A regular file: copy, then remove.
+            let src = try Sys.open(packagePath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
             defer { Sys.close(src) }
             let dst = try Sys.open(dest, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             defer { Sys.close(dst) }

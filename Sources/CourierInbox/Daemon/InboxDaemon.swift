@@ -53,6 +53,10 @@ public final class InboxDaemon: @unchecked Sendable {
             if refused > 0 {
                 throw CourierError(.partial, "\(refused) package(s) refused; reasons in \(config.quarantine)/*.reason.json")
             }
+            let retrying = results.values.filter { if case .retrying = $0 { return true }; return false }.count
+            if retrying > 0 {
+                throw CourierError(.io, "\(retrying) package(s) left in the inbox to be tried again (a transient error such as a full disk or a read-only file system, or a file that changed while it was read); see the log, then run again")
+            }
             return
         }
         let watcher: any InboxWatching = config.poll > 0
@@ -62,7 +66,8 @@ public final class InboxDaemon: @unchecked Sendable {
         stop.onStop { watcher.stop() }
         logger.info("watching \(config.inbox) (\(config.poll > 0 ? "polling every \(config.poll) s" : "inotify"))")
 
-        // When to wake without a signal: a waiting delta's deadline, or the idle limit.
+        // When to wake without a signal: a waiting delta's deadline, a retry after a transient
+        // error, a repair of the state files, or the idle limit.
         func deadline() -> UInt64? {
             var wait: Double? = p.nextDeadline.map { $0 + 0.05 }
             if let idle = options.exitWhenIdle { wait = min(wait ?? idle, idle) }
@@ -70,26 +75,29 @@ public final class InboxDaemon: @unchecked Sendable {
         }
         var until = deadline()
         loop: while !stop.isSet {
-            switch watcher.nextSignal(deadlineNanos: until) {
-            case .signal(.file(let name)):
+            let next = watcher.nextSignal(deadlineNanos: until)
+            switch next {
+            case .signal(.file(let name)), .signal(.created(let name)):
                 // A burst (mv of many files) is one pass: take every signal already there, so
                 // the pass's closing status write is paid once, not per package.
-                var names = [name]
+                var names: Set<String> = [], created: Set<String> = []
+                if case .signal(.created) = next { created.insert(name) } else { names.insert(name) }
                 var rescan: String? = nil
-                drain: while names.count < 4096 {
+                drain: while names.count + created.count < 4096 {
                     switch watcher.nextSignal(deadlineNanos: 0) {
-                    case .signal(.file(let n)): names.append(n)
+                    case .signal(.file(let n)): names.insert(n)
+                    case .signal(.created(let n)): created.insert(n)
                     case .signal(.rescan(let why)): rescan = why; break drain
                     case .timeout, .ended: break drain
                     }
                 }
                 if let why = rescan { logger.info("scanning the inbox: \(why)") }
-                _ = try? locked { p.processInbox(closed: Set(names), rescan: rescan != nil) }
+                _ = try? locked { p.processInbox(closed: names, created: created.subtracting(names), rescan: rescan != nil) }
             case .signal(.rescan(let why)):
                 logger.info("scanning the inbox: \(why)")
                 _ = try? locked { p.processInbox(closed: [], rescan: true) }
             case .timeout:
-                if p.hasWaiting {
+                if p.hasTimedWork {
                     _ = try? locked { p.processInbox(closed: [], rescan: false) }
                 } else if let idle = options.exitWhenIdle {
                     logger.info("idle for \(idle) s: exiting")

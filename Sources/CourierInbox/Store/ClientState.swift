@@ -24,8 +24,10 @@ public final class StateFiles: @unchecked Sendable {
         (try? ClientStatus.load(statusPath)) ?? nil
     }
 
-    public func writeStatus(_ s: ClientStatus, durable: Bool = true) throws {
-        try Sys.writeFileAtomically(statusPath, s.encoded(), durable: durable)
+    /// `retrying`: type → packages left in the inbox after a transient error (the daemon's
+    /// marker; `ClientStatus` readers ignore the key).
+    public func writeStatus(_ s: ClientStatus, retrying: [String: [String]] = [:], durable: Bool = true) throws {
+        try Sys.writeFileAtomically(statusPath, StatusDocument.encode(s, retrying: retrying), durable: durable)
     }
 
     /// Pins: type → the revision the operator named (the endpoint manager's "named version").
@@ -57,15 +59,79 @@ public final class StateFiles: @unchecked Sendable {
         }
     }
 
-    /// Appends one JSON line (O_APPEND, one write: lines stay whole).
-    public func appendHistory(_ e: HistoryEntry) {
+    /// Appends one JSON line (O_APPEND, one write: lines stay whole). False when it could not
+    /// (disk full, read-only): the caller keeps the line and appends it later. A short write
+    /// (disk full mid-line) is cut back, so no partial line stays in the file.
+    @discardableResult
+    public func appendHistory(_ e: HistoryEntry) -> Bool {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? enc.encode(e) else { return }
+        guard let data = try? enc.encode(e) else { return false }
         let fd = Glibc.open(historyPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return false }
         defer { Glibc.close(fd) }
         let line = Array(data) + [0x0a]
-        _ = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        var st = stat()
+        let before = Glibc.fstat(fd, &st) == 0 ? st.st_size : -1
+        let n = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if n == line.count { return true }
+        if n > 0 && before >= 0 { _ = Glibc.ftruncate(fd, before) }
+        return false
+    }
+
+    /// The last history lines (at most the last 64 KiB), parsed; unreadable lines are skipped.
+    /// Enough to tell whether an event was already recorded, without reading a long history.
+    public func historyTail(bytes: Int = 64 << 10) -> [HistoryEntry] {
+        let fd = Glibc.open(historyPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { Glibc.close(fd) }
+        var st = stat()
+        guard Glibc.fstat(fd, &st) == 0 else { return [] }
+        let start = max(0, Int(st.st_size) - bytes)
+        var buf = [UInt8](repeating: 0, count: Int(st.st_size) - start)
+        let n = buf.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, $0.count, off_t(start)) }
+        guard n > 0 else { return [] }
+        let dec = JSONDecoder()
+        return buf[0..<n].split(separator: 0x0a).compactMap { try? dec.decode(HistoryEntry.self, from: Data($0)) }
+    }
+}
+
+/// status.json as the daemon writes it: `ClientStatus`, plus per type the `retrying` marker
+/// (packages left in the inbox after a transient error). `ClientStatus` itself (CourierCore,
+/// read by push, select and report) is unchanged: decoders ignore the extra key.
+enum StatusDocument {
+    static func encode(_ s: ClientStatus, retrying: [String: [String]]) -> [UInt8] {
+        if retrying.isEmpty { return s.encoded() }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        enc.keyEncodingStrategy = .convertToSnakeCase
+        guard let d = try? enc.encode(Document(status: s, retrying: retrying)) else { return s.encoded() }
+        return Array(d) + [0x0a]
+    }
+
+    struct Document: Encodable {
+        let status: ClientStatus
+        let retrying: [String: [String]]
+        enum Key: String, CodingKey { case format, host, updated, types }
+        func encode(to encoder: any Encoder) throws {
+            // ClientStatus's own keys first (whatever they are), then `types` again with the marker.
+            try status.encode(to: encoder)
+            var c = encoder.container(keyedBy: Key.self)
+            var types: [String: TypeDocument] = [:]
+            for (t, ts) in status.types { types[t] = TypeDocument(base: ts, retrying: retrying[t] ?? []) }
+            try c.encode(types, forKey: .types)
+        }
+    }
+
+    struct TypeDocument: Encodable {
+        let base: ClientStatus.TypeStatus
+        let retrying: [String]
+        enum Key: String, CodingKey { case retrying }
+        func encode(to encoder: any Encoder) throws {
+            try base.encode(to: encoder)
+            guard !retrying.isEmpty else { return }
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(retrying, forKey: .retrying)
+        }
     }
 }

@@ -8,6 +8,10 @@ public enum WatchSignal: Equatable, Hashable, Sendable, CustomStringConvertible 
     /// moved into the inbox: it is complete as far as the writer is concerned. It may be gone by
     /// the time the daemon looks; that is not an error.
     case file(String)
+    /// A candidate name that was created (IN_CREATE) without being written by this event: a
+    /// hard link (`ln`, `cp -l`), a symbolic link, a FIFO — or a copier that just opened its
+    /// file and is still writing. The daemon takes it only if nobody holds it open for writing.
+    case created(String)
     /// List the inbox and consider every candidate in it: sent at start-up (what arrived while the
     /// daemon was down), after the kernel dropped events (`IN_Q_OVERFLOW`), and when the inbox
     /// directory reappeared after being deleted or moved. The reason is for the log.
@@ -16,6 +20,7 @@ public enum WatchSignal: Equatable, Hashable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .file(let name): return "file '\(name)'"
+        case .created(let name): return "created '\(name)'"
         case .rescan(let reason): return "rescan (\(reason))"
         }
     }

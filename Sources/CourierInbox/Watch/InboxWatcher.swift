@@ -9,8 +9,9 @@ import SystemPackage
 ///
 /// Only two events name a finished file: `IN_CLOSE_WRITE` (a writer closed it — `cp`, `install`,
 /// a slow writer, `:>` from a shell) and `IN_MOVED_TO` (renamed into place — `mv`, rsync,
-/// Ansible, courier-deliver). `IN_CREATE` is never used: a file created is not a file written,
-/// and acting on it would read a file that is still growing.
+/// Ansible, courier-deliver). `IN_CREATE` becomes the weaker `.created`: a file created is not a
+/// file written (`cp` creates, then writes), but a hard link (`ln`, `cp -l`), a symlink or a FIFO
+/// produces nothing else. The daemon takes a `.created` name only when no writer holds it.
 ///
 /// The signals start with `.rescan`, added *after* the watch, so a file that lands between the
 /// daemon's start and its listing is seen by one or the other (perhaps both; the daemon is
@@ -26,7 +27,7 @@ import SystemPackage
 public final class InboxWatcher: InboxWatching, @unchecked Sendable {
     /// What the inbox watch asks for. `IN_Q_OVERFLOW`, `IN_IGNORED` and `IN_UNMOUNT` come without
     /// being asked. `IN_ONLYDIR` makes a plain file at the inbox path an error instead of a watch on it.
-    public static let inboxMask: UInt32 = InotifyMask.closeWrite | InotifyMask.movedTo
+    public static let inboxMask: UInt32 = InotifyMask.closeWrite | InotifyMask.movedTo | InotifyMask.create
         | InotifyMask.deleteSelf | InotifyMask.moveSelf | InotifyMask.onlyDir
 
     /// What the parent watch asks for while the inbox is missing: its name appearing (mkdir or a
@@ -125,11 +126,11 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
                 inboxGoneLocked(event)
                 return
             }
-            guard event.has(InotifyMask.closeWrite | InotifyMask.movedTo), !event.has(InotifyMask.isDir) else { return }
+            guard event.has(InotifyMask.closeWrite | InotifyMask.movedTo | InotifyMask.create), !event.has(InotifyMask.isDir) else { return }
             if InboxNames.isCandidate(bytes: event.nameBytes), let name = event.name {
-                enqueueLocked(.file(name))
+                enqueueLocked(event.has(InotifyMask.create) ? .created(name) : .file(name))
             } else {
-                logger.trace("ignoring \(event)")
+                logger.trace("ignoring \(InotifyMask.describe(event.mask)) for \(Escape.quotedBytes(event.nameBytes))")
             }
             return
         }

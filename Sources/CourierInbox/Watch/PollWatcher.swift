@@ -126,14 +126,16 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         return (report.sorted(), nowReported)
     }
 
-    /// Lists the candidates of `directory` that are regular files, with their observation.
+    /// Lists the candidates of `directory` with their observation (`lstat`: a link is never
+    /// followed). Directories are left out; symlinks and FIFOs are not, so that the daemon
+    /// quarantines them instead of leaving them pending for ever.
     static func observe(_ directory: String) throws -> [String: Observation] {
         let dirfd = try Sys.openDirectory(directory)
         defer { Sys.close(dirfd) }
         var out: [String: Observation] = [:]
         for entry in try Sys.listDirectory(dirfd, display: directory) where InboxNames.isCandidate(entry.name) {
             guard let st = try? Sys.lstatat(dirfd, entry.name, display: directory + "/" + entry.name),
-                  (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                  (st.st_mode & S_IFMT) != S_IFDIR else { continue }
             out[entry.name] = Observation(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
                                           mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
         }

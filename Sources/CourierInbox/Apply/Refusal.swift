@@ -1,0 +1,91 @@
+import CourierCore
+import Logging
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// What happens to a package that cannot be applied: refused (quarantine, with a reason), or —
+/// when the failure is the machine's and not the package's — left in the inbox and tried again.
+extension InboxProcessor {
+    /// Codes that a file still being written (truncated, half rewritten) can produce. Before a
+    /// file is refused for one of them, it is given a moment to show a writer or a change.
+    static let unsettledCodes: Set<CourierError.Code> = [.malformed, .integrity, .signature, .unsafeEntry, .limit]
+
+    /// A failure before the commit point: transient ones are retried, the rest refused.
+    func failed(_ path: String, _ e: CourierError, type: String?, revision: UInt64?, identity: InboxEntry.Identity?) -> Outcome {
+        if Transient.isTransient(e) { return retryLater(path, e, type: type) }
+        return refuse(path, e.code, Escape.line(e.message), type: type, revision: revision, identity: identity)
+    }
+
+    /// Leaves the package in the inbox and schedules another try: 1 s, doubling, at most a minute.
+    func retryLater(_ path: String, _ e: CourierError, type: String?) -> Outcome {
+        let name = String(path.split(separator: "/").last!)
+        var r = retrying[name] ?? Retry(attempt: 0, due: 0, type: type)
+        r.attempt += 1
+        if let type { r.type = type }
+        let delay = Transient.backoff(attempt: r.attempt)
+        r.due = Sys.monotonicSeconds() + Double(delay)
+        retrying[name] = r
+        let reason = "\(Escape.line(e.message)); a transient error: left in the inbox, will retry in \(delay) s (attempt \(r.attempt))"
+        if let t = r.type, rowAllowed(t) {
+            status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: CourierError.Code.io.name, reason: reason)
+        }
+        logger.warning("\(Escape.text(name)): \(reason)")
+        return .retrying(reason)
+    }
+
+    /// Quarantines the package with a reason — unless it is not a finished file: a writer holds
+    /// it (a second copy over the first), or it changed since it was first looked at, or (for a
+    /// failure a half-written file causes) it changes or gains a writer within `settleSeconds`.
+    /// Such a file is left alone: its writer's close brings it back.
+    func refuse(_ path: String, _ code: CourierError.Code, _ reason: String, type: String?, revision: UInt64?,
+                identity: InboxEntry.Identity? = nil) -> Outcome {
+        let name = String(path.split(separator: "/").last!)
+        /// nil when the file is settled; else why not, and whether only a change (no writer) says so.
+        func unsettled() -> (why: String, changedOnly: Bool)? {
+            let (kind, now) = InboxEntry.inspect(path)
+            if kind == .missing { return ("it is gone", false) }
+            if InboxEntry.hasWriter(path) { return ("a process has it open for writing", false) }
+            if let identity, kind == .regular, now != identity { return ("it changed while it was read", true) }
+            return nil
+        }
+        func leave(_ u: (why: String, changedOnly: Bool)) -> Outcome {
+            guard u.changedOnly else {
+                // A writer's close (IN_CLOSE_WRITE) brings it back; a vanished file is done.
+                logger.info("\(Escape.text(name)) not refused (\(u.why)); it is taken again once written")
+                return .skipped
+            }
+            // Rewritten and closed already, or only touched (no event may follow): look again soon.
+            retrying[name] = Retry(attempt: 0, due: Sys.monotonicSeconds() + settleSeconds, type: type)
+            logger.info("\(Escape.text(name)) not refused (\(u.why)); looked at again in \(settleSeconds) s")
+            return .retrying("\(u.why)")
+        }
+        if let u = unsettled() { return leave(u) }
+        if identity != nil, Self.unsettledCodes.contains(code) {
+            usleep(UInt32(settleSeconds * 1_000_000))
+            if let u = unsettled() { return leave(u) }
+        }
+        do { try quarantine.put(path, code: code, reason: reason, type: type, revision: revision) }
+        catch let e as CourierError where Transient.isTransient(e) {
+            logger.error("could not quarantine \(Escape.text(name)): \(e)")
+            return retryLater(path, e, type: type)
+        } catch {
+            logger.error("could not quarantine \(Escape.text(name)): \(error)")
+        }
+        if let t = type, rowAllowed(t) {
+            status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: code.name, reason: reason)
+        }
+        appendHistory(.init(at: now(), type: type ?? "", event: "refused", revision: revision, package: name, reason: reason))
+        logger.error("refused \(Escape.text(name)): \(reason)", metadata: ["code": "\(code)"])
+        return .refused(reason)
+    }
+
+    /// Something other than a regular file under a package name: a symbolic link (moved itself,
+    /// never followed), a FIFO (never opened), a directory, socket or device.
+    func refuseEntry(_ name: String, _ kind: InboxEntry.Kind) -> Outcome {
+        waiting[name] = nil
+        retrying[name] = nil
+        let reason = "\(Escape.text(name)) is a \(kind.noun), not a regular file: copy the package itself into the inbox (a symbolic link is never followed, a FIFO never read)"
+        return refuse(config.inbox + "/" + name, .malformed, reason, type: nil, revision: nil)
+    }
+}
