@@ -238,7 +238,7 @@ say "virus-defs $next: daily.ndb +3 signatures, freshness.txt updated, hotfix.nd
 sed -i 's/\(sid:9000007; \)rev:1;/\1rev:2;/' upstream/ips-rules/rules/courier-test.rules
 printf 'alert tcp any any -> $HOME_NET 1400 (msg:"COURIER TEST rule 400"; flow:established; content:"x00400"; sid:9000400; rev:1;)\n' \
   >> upstream/ips-rules/rules/courier-test.rules
-say "ips-rules folder: rule sid 9000007 revised, rule sid 9000400 added"
+say "ips-rules folder: rule sid 9000007 revised, rule sid 9000400 added (one file: a delta would be as big as the full package, so the stager skips it)"
 cat > upstream/phishing-urls/feeds/campaign-fake-invoice.txt <<'EOF'
 https://invoice-overdue-notice.example/view?doc=8812
 http://secure-payments-update.test/invoice.html
@@ -247,7 +247,7 @@ publish_vendor_tarball
 say "phishing-urls tarball: feeds/campaign-fake-invoice.txt new"
 say "\$ courier-stage run --config stage.toml --json > stage-run-2.json"
 "${stage[@]}" run --config stage.toml --json > stage-run-2.json
-say "\$ courier-stage list --outbox outbox      # * = latest; each new revision has a full package and a delta"
+say "\$ courier-stage list --outbox outbox      # * = latest; a full package, and a delta where it pays"
 "${stage[@]}" list --outbox outbox | sed '1d;/^$/d' | indent
 seen=$(grep -c 'applied ' clients/pilot-1/daemon.log || true)
 say "\$ courier-deliver push --outbox outbox --trust keys/stage.key.pub --policy policy.toml"

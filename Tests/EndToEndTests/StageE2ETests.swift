@@ -21,7 +21,7 @@ import Testing
     }
 
     func revision(_ t: TempDir, _ rev: Int, _ text: String) {
-        t.write("upstream/\(rev)/main.ndb", String(repeating: "Sig:0:*:00ff\n", count: 2000))
+        t.write("upstream/\(rev)/main.ndb", stableSignatures)   // large and unchanged: a delta pays
         t.write("upstream/\(rev)/daily.ndb", text)
     }
 

@@ -63,3 +63,14 @@ func treeContents(_ dir: String) -> [String: Data] {
     }
     return out
 }
+
+/// 2,000 signature lines with distinct hashes, the same in every revision: compresses like a real
+/// signature file (not like one repeated line), so a delta that leaves it alone is much smaller
+/// than the full package and the stager publishes it (it skips deltas of >= 90 % of the full).
+let stableSignatures: String = {
+    var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+    return (0..<2000).map { i -> String in
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+        return "Courier.Test.Sig-\(i):0:*:\(String(x, radix: 16))\(String(x &* 31, radix: 16))"
+    }.joined(separator: "\n") + "\n"
+}()

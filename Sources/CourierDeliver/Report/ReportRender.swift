@@ -16,10 +16,10 @@ public enum ReportRender {
             else if let g = r.group, let t = r.target, t != r.latest { rev += " (held at \(t) by \(g))" }
             let state = r.stale ? "STALE: " + r.staleReasons.joined(separator: "; ") : "ok"
             let err = r.problem ?? r.lastError.map { "\($0.code): \($0.reason)" } ?? ""
-            // Status files are written by the clients: every cell they fill is escaped.
+            // Status files are written by the clients: no control character of theirs reaches a terminal.
             lines.append([r.client, r.type ?? "-", rev, r.behind.map(String.init) ?? "-",
                           r.contentAgeSeconds.map(FleetReport.age) ?? "-", r.appliedAt ?? "-",
-                          r.pending.isEmpty ? "-" : String(r.pending.count), state, err].map(Escape.text))
+                          r.pending.isEmpty ? "-" : String(r.pending.count), state, err].map(Escape.line))
         }
         // Pad every column but the last to its widest cell.
         var widths = [Int](repeating: 0, count: lines[0].count)
