@@ -26,7 +26,8 @@ public struct ReportCommand: ParsableCommand {
           courier-deliver report --inbox '/mnt/clients/*/var/lib/courier/inbox' --outbox /srv/courier/outbox
           courier-deliver report --status 'fleet/*/status.json' --prometheus > /var/lib/node_exporter/courier.prom
 
-        Exit codes: 0 (also with stale clients, unless --fail-stale: then 16), 64 usage.
+        Exit codes: 0 (also with stale clients, unless --fail-stale: then 16), 2 bad policy file, \
+        12 outbox unreadable, 64 usage.
         """)
 
     @OptionGroup var where_: InboxOptions
