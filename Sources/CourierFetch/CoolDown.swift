@@ -58,12 +58,16 @@ enum RetryAfter {
 /// The persisted cool-downs: when a server answers 429 or 503 with a `Retry-After` longer than
 /// what is left of the retry window, the stager must not come back before that time — not in
 /// this run, and not in the next one cron starts an hour later (freshclam's and cvdupdate's
-/// behaviour, which mirrors expect). `stateDir/cooldown.json` maps a host (`host[:port]`) to
-/// when it may be asked again:
+/// behaviour, which mirrors expect). The same holds, with durations of our choosing, for a 403
+/// (`kind: forbidden`: a licence problem does not heal by asking every hour) and for 429/503
+/// without `Retry-After` that outlasted the window (`kind: busy`, doubling with `strikes`).
+/// `stateDir/cooldown.json` maps a host (`host[:port]`) to when it may be asked again:
 ///
-///     {"mirror.example.com": {"until": 1795000000, "retryAfter": 3600, "status": 503}}
+///     {"mirror.example.com": {"until": 1795000000, "retryAfter": 3600, "status": 503},
+///      "cdn.example.com": {"until": 1795000600, "retryAfter": 600, "status": 429, "kind": "busy", "strikes": 2}}
 ///
-/// Written atomically; expired entries are dropped on every write. An unreadable file is treated
+/// Written atomically; entries are dropped a week after they end (`memory`), and when the host
+/// serves a request. An unreadable file is treated
 /// as empty: it is an optimisation for the server's sake, and must never stop a run by itself.
 struct CoolDownStore: Sendable {
     struct Entry: Codable, Equatable, Sendable {

@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// Through a real forward proxy on loopback: Debian's tinyproxy, started per test with a
-/// generated configuration. The proxy's log shows the CONNECT; the fault server's log shows the
-/// request arriving through the tunnel.
+/// generated configuration. The proxy's log shows `GET http://…` for plain http:// and the
+/// CONNECT for https://; the fault server's log shows the request arriving.
 @Suite(.serialized, .enabled(if: TinyProxy.available, "tinyproxy is not installed (apt-get install -y tinyproxy)"))
 struct ProxyTests {
     @Test func fetchesThroughTheConfiguredProxy() async throws {
