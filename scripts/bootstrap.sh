@@ -4,6 +4,7 @@
 set -euo pipefail
 
 # liblzma-dev, libbz2-dev, nettle-dev: the static archives `make release` links with libarchive.a.
+# tinyproxy, squid: the fetcher's proxy tests (squid with its stock rules: absolute-form http://, CONNECT for https://).
 debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools tinyproxy squid)
 missing=()
 for p in "${debs[@]}"; do
