@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Already resolved for async-http-client; named for the fetcher's `ca_file`/`ca_dir`.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         // TOMLKit 0.6.0, vendored with one change (FoundationEssentials instead of Foundation):
         // Vendor/README.md.
         .package(path: "Vendor/TOMLKit"),
@@ -48,6 +50,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

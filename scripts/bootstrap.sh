@@ -5,9 +5,10 @@ set -euo pipefail
 
 # liblzma-dev, libbz2-dev, nettle-dev: the static archives `make release` links with libarchive.a.
 # gpgv: checks vendors' OpenPGP signatures (signature_format = "openpgp"); gnupg, minisign and
-# signify-openbsd: the tests sign with the vendors' real tools.
-debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools tinyproxy
-      gpgv gnupg minisign signify-openbsd)
+# signify-openbsd: the tests sign with the vendors' real tools. tinyproxy, squid: the fetcher's
+# proxy tests (squid with its stock rules: absolute-form http://, CONNECT for https://).
+debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools
+      tinyproxy squid gpgv gnupg minisign signify-openbsd)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

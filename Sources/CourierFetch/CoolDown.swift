@@ -58,12 +58,16 @@ enum RetryAfter {
 /// The persisted cool-downs: when a server answers 429 or 503 with a `Retry-After` longer than
 /// what is left of the retry window, the stager must not come back before that time — not in
 /// this run, and not in the next one cron starts an hour later (freshclam's and cvdupdate's
-/// behaviour, which mirrors expect). `stateDir/cooldown.json` maps a host (`host[:port]`) to
-/// when it may be asked again:
+/// behaviour, which mirrors expect). The same holds, with durations of our choosing, for a 403
+/// (`kind: forbidden`: a licence problem does not heal by asking every hour) and for 429/503
+/// without `Retry-After` that outlasted the window (`kind: busy`, doubling with `strikes`).
+/// `stateDir/cooldown.json` maps a host (`host[:port]`) to when it may be asked again:
 ///
-///     {"mirror.example.com": {"until": 1795000000, "retryAfter": 3600, "status": 503}}
+///     {"mirror.example.com": {"until": 1795000000, "retryAfter": 3600, "status": 503},
+///      "cdn.example.com": {"until": 1795000600, "retryAfter": 600, "status": 429, "kind": "busy", "strikes": 2}}
 ///
-/// Written atomically; expired entries are dropped on every write. An unreadable file is treated
+/// Written atomically; entries are dropped a week after they end (`memory`), and when the host
+/// serves a request. An unreadable file is treated
 /// as empty: it is an optimisation for the server's sake, and must never stop a run by itself.
 struct CoolDownStore: Sendable {
     struct Entry: Codable, Equatable, Sendable {
@@ -71,9 +75,17 @@ struct CoolDownStore: Sendable {
         var until: Int64
         /// What the server asked for, in seconds (for the message).
         var retryAfter: Int64
-        /// The status that carried the `Retry-After`.
+        /// The status that carried the `Retry-After` (or the 403, 429, 503).
         var status: Int
+        /// Why: nil for the server's `Retry-After`, `forbidden` for a 403, `busy` for 429/503
+        /// without `Retry-After` (then `strikes` counts the consecutive times, for the doubling).
+        var kind: String? = nil
+        var strikes: Int? = nil
     }
+
+    /// Entries are kept this long past their end, so that a host that is busy again in the
+    /// next runs gets a doubled cool-down rather than the first one again.
+    static let memory: Int64 = 7 * 86400
 
     /// `stateDir/cooldown.json`, or nil when the policy keeps no state.
     let path: String?
@@ -99,9 +111,29 @@ struct CoolDownStore: Sendable {
     /// Records a cool-down. The caller serialises writers within the process; across processes the
     /// stager's run lock does.
     func record(_ entry: Entry, for authority: String, now: Int64 = CoolDownStore.now()) throws {
+        guard path != nil else { return }
+        try change(now: now) { $0[authority] = entry }
+    }
+
+    /// Forgets `authority` (it has just served a request): its next busy spell starts afresh.
+    func clear(_ authority: String, now: Int64 = CoolDownStore.now()) throws {
+        guard load()[authority] != nil else { return }
+        try change(now: now) { $0[authority] = nil }
+    }
+
+    /// The doubled cool-down for a host that was busy (429/503 without `Retry-After`) again:
+    /// `first * 2^(strikes-1)`, at most `cap`.
+    func busyEntry(for authority: String, status: Int, first: Int64, cap: Int64, now: Int64 = CoolDownStore.now()) -> Entry {
+        let previous = load()[authority].flatMap { $0.kind == "busy" ? $0.strikes : nil } ?? 0
+        let strikes = previous + 1
+        let secs = min(cap, first << Int64(min(strikes - 1, 20)))
+        return Entry(until: now + secs, retryAfter: secs, status: status, kind: "busy", strikes: strikes)
+    }
+
+    private func change(now: Int64, _ body: (inout [String: Entry]) -> Void) throws {
         guard let path else { return }
-        var map = load().filter { $0.value.until > now }
-        map[authority] = entry
+        var map = load().filter { $0.value.until + CoolDownStore.memory > now }
+        body(&map)
         let dir = String(path.dropLast("/cooldown.json".count))
         try Sys.mkdirs(dir.isEmpty ? "/" : dir)
         let enc = JSONEncoder()
@@ -116,6 +148,14 @@ struct CoolDownStore: Sendable {
     /// The one message for a host in cool-down: the same text when the server has just asked and
     /// when a later run finds the entry, so logs and alerts match on one string.
     static func message(url: String, authority: String, entry: Entry) -> String {
-        "\(url): \(authority) answered HTTP \(entry.status) and asked to retry after \(entry.retryAfter)s; cooling down until \(RFC3339.format(entry.until))"
+        switch entry.kind {
+        case "forbidden":
+            return "\(url): \(authority) answered HTTP 403 Forbidden; not asked again for \(entry.retryAfter)s, until \(RFC3339.format(entry.until))"
+        case "busy":
+            let n = entry.strikes ?? 1
+            return "\(url): \(authority) answered HTTP \(entry.status) without Retry-After (\(n) time\(n == 1 ? "" : "s") in a row); cooling down for \(entry.retryAfter)s, until \(RFC3339.format(entry.until))"
+        default:
+            return "\(url): \(authority) answered HTTP \(entry.status) and asked to retry after \(entry.retryAfter)s; cooling down until \(RFC3339.format(entry.until))"
+        }
     }
 }

@@ -30,6 +30,8 @@ struct FetchFailure: Error {
 
     /// True when the message is about a timeout while waiting for bytes.
     var isReadTimeout = false
+    /// The HTTP status the server answered, when the failure is one (403 and 429/503 start cool-downs).
+    var status: Int? = nil
 }
 
 /// Turns what async-http-client and NIO throw into Courier's vocabulary: a code (`.network` for

@@ -36,8 +36,37 @@ public struct FetchPolicy: Sendable {
     public var proxy: ProxySettings? = nil
     /// The environment the proxy variables are read from; the process's by default, a dictionary in tests.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
-    /// Directory where `cooldown.json` keeps `Retry-After` cool-downs across runs; nil keeps none.
+    /// Directory where `cooldown.json` (cool-downs), `mirrors.json` (failed mirrors) and
+    /// `contact.json` (last contact per host, for `minInterval`) are kept across runs; nil keeps none.
     public var stateDir: String? = nil
+
+    /// Extra request headers (an API key, a licence token). Secrets: they are sent, never logged,
+    /// never quoted in a message. On a redirect they go along, as async-http-client does;
+    /// only `Authorization` is dropped when the redirect leaves the origin.
+    public var headers: [String: String] = [:]
+    /// HTTP basic authentication to the upstream server (not the proxy). A secret like `headers`.
+    public var basicAuth: BasicAuth? = nil
+    /// PEM certificates (a file, and/or a directory of `*.pem`/`*.crt` files) that are trusted
+    /// for https://, in addition to the system store or instead of it (`caMode`).
+    public var caFile: String? = nil
+    public var caDir: String? = nil
+    public var caMode: CAMode = .add
+    /// Download speed cap in bytes per second for `fetch` (nil: as fast as the line allows).
+    public var maxRate: Int64? = nil
+    /// Seconds that must pass after a run contacted a host before another run's `fetch` may
+    /// contact it again (freshclam's rule for its mirrors); 0 disables. Contacts made by this run
+    /// (after `runStarted`) do not count, so one run may fetch a file and its checksum.
+    public var minInterval: Int64 = 0
+    /// When this run started (Unix seconds): contacts before it are "earlier runs'" for `minInterval`.
+    public var runStarted: Int64 = CoolDownStore.now()
+    /// How long a host that answered 403 Forbidden is not asked again (default one hour).
+    public var forbiddenCoolDown: Int64 = 3600
+    /// The first cool-down for a host that answered 429/503 without `Retry-After` until the retry
+    /// window ran out; it doubles with each consecutive time, up to `maxBusyCoolDown`.
+    public var busyCoolDown: Int64 = 300
+    public var maxBusyCoolDown: Int64 = 6 * 3600
+    /// How long a mirror that failed is tried after the healthy ones (it is still tried, last).
+    public var mirrorDemotion: Int64 = 3600
 
     /// `courier-stage` without a version: the library cannot see the programs' version; they set
     /// `userAgent` to `courier-stage/<version>`.
@@ -59,6 +88,21 @@ public struct FetchPolicy: Sendable {
             throw CourierError(e.code, "environment variable \(name): \(e.message)")
         }
     }
+}
+
+/// `user`/`password` for HTTP basic authentication. `description` never shows the password.
+public struct BasicAuth: Sendable, Hashable, CustomStringConvertible {
+    public var user: String
+    public var password: String
+    public init(user: String, password: String) { self.user = user; self.password = password }
+    public var description: String { "\(user):***" }
+    /// The `Authorization` header value.
+    var headerValue: String { "Basic " + ProxyProbe.base64(Array("\(user):\(password)".utf8)) }
+}
+
+/// Whether `caFile`/`caDir` add to the system's trust store or replace it.
+public enum CAMode: String, Sendable, CaseIterable {
+    case add, replace
 }
 
 /// What makes a download conditional: the `ETag` and `Last-Modified` the server sent last time.

@@ -19,6 +19,15 @@ struct FetchURL: Sendable, Equatable {
     let port: Int
     /// The URL with any `user:password@` removed: the only form that may be logged or shown.
     let redacted: String
+    /// `user:password@` from the URL, decoded: only ever sent as `Authorization: Basic`.
+    let userinfo: BasicAuth?
+
+    /// The request target a proxy is sent (`GET http://host/path HTTP/1.1`): the URL without
+    /// credentials and without a fragment.
+    var absoluteForm: String {
+        guard let hash = redacted.firstIndex(of: "#") else { return redacted }
+        return String(redacted[..<hash])
+    }
 
     /// `host[:port]` as the cool-down file keys it: the port only when it is not the scheme's default,
     /// so two servers on one address (tests, alternate ports) cool down separately.
@@ -45,9 +54,17 @@ struct FetchURL: Sendable, Equatable {
         let authEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
         var authority = rest[..<authEnd]
         let tail = rest[authEnd...]
+        var info: BasicAuth? = nil
         if let at = authority.lastIndex(of: "@") {
+            let ui = authority[..<at]
+            let colon = ui.firstIndex(of: ":")
+            if let user = ProxySettings.percentDecode(ui[..<(colon ?? ui.endIndex)]),
+               let pw = ProxySettings.percentDecode(colon.map { ui[ui.index(after: $0)...] } ?? ""), !user.isEmpty {
+                info = BasicAuth(user: user, password: pw)
+            }
             authority = authority[authority.index(after: at)...]
         }
+        userinfo = info
         guard let hp = FetchURL.splitHostPort(authority, defaultPort: FetchURL.defaultPort(scheme)) else {
             throw CourierError(.config, "'\(FetchURL.redact(text))': bad host or port")
         }

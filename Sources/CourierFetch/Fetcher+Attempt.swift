@@ -8,21 +8,33 @@ import NIOHTTP1
 /// as a `FetchFailure` that says whether another attempt may help; the retry loop in
 /// `Fetcher.swift` decides whether there is time for it.
 extension Fetcher {
+    /// One attempt at the file. A 416 to a resume, or a 206 for the wrong range, starts again at
+    /// once without a `Range` (after the connection is closed), which cannot repeat.
     func attemptFile(_ url: FetchURL, into partial: PartialDownload, validators: Validators?,
                      client: HTTPClient) async throws -> FetchOutcome {
-        var req = request(url)
-        if let v = validators {
-            if let etag = v.etag { req.headers.add(name: "If-None-Match", value: etag) }
-            if let lm = v.lastModified { req.headers.add(name: "If-Modified-Since", value: lm) }
+        while true {
+            let resume = partial.resumable(url: url.redacted)
+            var extra = HTTPHeaders()
+            if let v = validators {
+                if let etag = v.etag { extra.add(name: "If-None-Match", value: etag) }
+                if let lm = v.lastModified { extra.add(name: "If-Modified-Since", value: lm) }
+            }
+            if let resume {
+                extra.add(name: "Range", value: "bytes=\(resume.offset)-")
+                extra.add(name: "If-Range", value: resume.ifRange)
+            }
+            let proxy = try policy.proxy(for: url)
+            let outcome: FetchOutcome? = try await exchange(url, proxy: proxy, client: client, extra: extra) { head, body in
+                try await self.receiveFile(url, head: head, body: body, partial: partial, resume: resume, validators: validators)
+            }
+            if let outcome { return outcome }
         }
-        let resume = partial.resumable(url: url.redacted)
-        if let resume {
-            req.headers.add(name: "Range", value: "bytes=\(resume.offset)-")
-            req.headers.add(name: "If-Range", value: resume.ifRange)
-        }
-        let response = try await client.execute(req, timeout: headTimeout, logger: logger)
-        let status = Int(response.status.code)
+    }
 
+    /// The response to one file request; nil means "start again without a Range".
+    private func receiveFile(_ url: FetchURL, head: ResponseHead, body: BodyReader, partial: PartialDownload,
+                             resume: (offset: Int64, ifRange: String)?, validators: Validators?) async throws -> FetchOutcome? {
+        let status = Int(head.status.code)
         if status == 304 {
             guard let validators, !validators.isEmpty else {
                 throw FetchFailure.fatal(.download, "\(url.redacted): HTTP 304 Not Modified to an unconditional request")
@@ -36,11 +48,11 @@ extension Fetcher {
             // already complete): start again at once, this time without a Range.
             logger.info("resume refused (416); starting again", metadata: ["url": "\(url.redacted)"])
             partial.discard()
-            return try await attemptFile(url, into: partial, validators: validators, client: client)
+            return nil
         }
-        guard status == 200 || status == 206 else { throw statusFailure(response, url) }
+        guard status == 200 || status == 206 else { throw statusFailure(head, url) }
 
-        let headers = response.headers
+        let headers = head.headers
         var got = Validators(etag: headers.first(name: "ETag"), lastModified: headers.first(name: "Last-Modified"))
         var offset: Int64 = 0
         var total = contentLength(headers)
@@ -55,7 +67,7 @@ extension Fetcher {
                 guard resume != nil else {
                     throw FetchFailure.fatal(.download, "\(url.redacted): HTTP 206 to a request without Range")
                 }
-                return try await attemptFile(url, into: partial, validators: validators, client: client)
+                return nil
             }
             offset = resume.offset
             if let t = range.total { total = t } else if let len = total { total = offset + len }
@@ -78,8 +90,9 @@ extension Fetcher {
 
         let sink = try FileSink(path: partial.partialPath, offset: offset)
         var received: Int64 = 0
+        var throttle = Throttle(rate: policy.maxRate)
         do {
-            for try await chunk in response.body {
+            while let chunk = try await body.next() {
                 received += Int64(chunk.readableBytes)
                 if offset + received > policy.maxBytes {
                     sink.abandon()
@@ -88,6 +101,7 @@ extension Fetcher {
                         "\(url.redacted): body exceeds the limit of \(policy.maxBytes) bytes; download stopped")
                 }
                 try sink.write(chunk)
+                try await throttle.pace(chunk.readableBytes)
             }
         } catch let f as FetchFailure {
             throw f
@@ -110,52 +124,58 @@ extension Fetcher {
     }
 
     func attemptSmall(_ url: FetchURL, limit: Int64, client: HTTPClient) async throws -> [UInt8] {
-        let response = try await client.execute(request(url), timeout: headTimeout, logger: logger)
-        guard response.status == .ok else { throw statusFailure(response, url) }
-        let total = contentLength(response.headers)
-        if let total, total > limit {
-            throw FetchFailure.fatal(.limit, "\(url.redacted): the server announces \(total) bytes, more than the limit of \(limit)")
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(min(total ?? 4096, limit)))
-        do {
-            for try await chunk in response.body {
-                guard Int64(out.count + chunk.readableBytes) <= limit else {
-                    throw FetchFailure.fatal(.limit, "\(url.redacted): body exceeds the limit of \(limit) bytes")
-                }
-                chunk.withUnsafeReadableBytes { out.append(contentsOf: $0) }
+        try await exchange(url, proxy: try policy.proxy(for: url), client: client) { head, body in
+            guard head.status == .ok else { throw self.statusFailure(head, url) }
+            let total = self.contentLength(head.headers)
+            if let total, total > limit {
+                throw FetchFailure.fatal(.limit, "\(url.redacted): the server announces \(total) bytes, more than the limit of \(limit)")
             }
-        } catch let f as FetchFailure {
-            throw f
-        } catch {
-            throw bodyFailure(error, url: url, have: Int64(out.count), total: total)
+            var out: [UInt8] = []
+            out.reserveCapacity(Int(min(total ?? 4096, limit)))
+            do {
+                while let chunk = try await body.next() {
+                    guard Int64(out.count + chunk.readableBytes) <= limit else {
+                        throw FetchFailure.fatal(.limit, "\(url.redacted): body exceeds the limit of \(limit) bytes")
+                    }
+                    chunk.withUnsafeReadableBytes { out.append(contentsOf: $0) }
+                }
+            } catch let f as FetchFailure {
+                throw f
+            } catch {
+                throw self.bodyFailure(error, url: url, have: Int64(out.count), total: total)
+            }
+            if let total, Int64(out.count) != total {
+                throw FetchFailure.transient(.download, "\(url.redacted): truncated: got \(out.count) of \(total) bytes")
+            }
+            return out
         }
-        if let total, Int64(out.count) != total {
-            throw FetchFailure.transient(.download, "\(url.redacted): truncated: got \(out.count) of \(total) bytes")
-        }
-        return out
     }
 
     // MARK: - Judging responses
 
     /// A non-success status. Its body is not read: dropping the response makes async-http-client
     /// close the connection, which is cheaper than reading an error page of unknown size.
-    func statusFailure(_ response: HTTPClientResponse, _ url: FetchURL) -> FetchFailure {
+    func statusFailure(_ response: ResponseHead, _ url: FetchURL) -> FetchFailure {
         let code = Int(response.status.code)
-        let text = "\(url.redacted): HTTP \(code) \(response.status.reasonPhrase)"
+        let text = "\(url.redacted): HTTP \(code) \(Escape.text(response.status.reasonPhrase))"
         if code == 429 || code == 503, let value = response.headers.first(name: "Retry-After"),
            let seconds = RetryAfter.seconds(value, now: CoolDownStore.now()) {
-            return FetchFailure(error: CourierError(.download, text + " (Retry-After: \(value))"),
-                                kind: .retryAfter(seconds: seconds, status: code))
+            var f = FetchFailure(error: CourierError(.download, text + " (Retry-After: \(Escape.text(value)))"),
+                                 kind: .retryAfter(seconds: seconds, status: code))
+            f.status = code
+            return f
         }
+        var f: FetchFailure
         switch code {
         case 407:
-            return .fatal(.proxy, "\(url.redacted): proxy authentication required (407)")
+            f = .fatal(.proxy, "\(url.redacted): proxy authentication required (407)")
         case 408, 429, 500...599:
-            return .transient(.download, text)
+            f = .transient(.download, text)
         default:
-            return .fatal(.download, text)
+            f = .fatal(.download, text)
         }
+        f.status = code
+        return f
     }
 
     /// The body stopped with an error. A stall says so ("timed out … without data"); anything
@@ -195,4 +215,27 @@ extension Fetcher {
 
 private extension String {
     var trimmingPrefixSpaces: Substring { self.drop(while: { $0 == " " || $0 == "\t" }) }
+}
+
+/// `max_rate`: paces a download by sleeping whenever it is ahead of `rate` bytes per second since
+/// its first byte. Sleeping in the consumer is enough: both clients read the socket only on
+/// demand, so the server is slowed by TCP's window, not buffered in memory.
+struct Throttle {
+    let rate: Int64?
+    private var start: ContinuousClock.Instant? = nil
+    private var bytes: Int64 = 0
+
+    init(rate: Int64?) { self.rate = rate }
+
+    mutating func pace(_ n: Int) async throws {
+        guard let rate, rate > 0 else { return }
+        let clock = ContinuousClock()
+        let t0 = start ?? clock.now
+        start = t0
+        bytes += Int64(n)
+        let due = Double(bytes) / Double(rate)
+        let d = clock.now - t0
+        let elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        if due > elapsed { try await Task.sleep(for: .seconds(due - elapsed)) }
+    }
 }

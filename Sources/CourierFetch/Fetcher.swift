@@ -19,12 +19,16 @@ public final class Fetcher: Sendable {
     private let clients = Mutex<(map: [ProxySettings?: HTTPClient], closed: Bool)>(([:], false))
     /// Cool-downs seen by this fetcher, also when the policy keeps no state directory.
     private let coolDowns = Mutex<[String: CoolDownStore.Entry]>([:])
-    private let store: CoolDownStore
+    let store: CoolDownStore
+    let mirrorStore: MirrorStore
+    let contacts: ContactStore
 
     public init(policy: FetchPolicy, logger: Logger) {
         self.policy = policy
         self.logger = logger
         self.store = CoolDownStore(stateDir: policy.stateDir)
+        self.mirrorStore = MirrorStore(stateDir: policy.stateDir)
+        self.contacts = ContactStore(stateDir: policy.stateDir)
     }
 
     public func shutdown() async throws {
@@ -44,30 +48,48 @@ public final class Fetcher: Sendable {
     /// resume with `Range: bytes=N-` and `If-Range`; a 206 appends, a 200 restarts from zero.
     /// Content-Length mismatch => truncated => retry/resume within the window. Never more than maxBytes.
     public func fetch(_ url: String, to path: String, validators: Validators?) async throws -> FetchOutcome {
-        let u = try FetchURL(url)
-        try checkCoolDown(u)
-        let proxy = try policy.proxy(for: u)
-        let client = try client(for: proxy)
+        try await fetch(mirrors: [url], to: path, validators: { _ in validators }).value
+    }
+
+    /// `fetch` from the first mirror that serves (docs/STAGE.md, "Mirrors"). `validators` is asked
+    /// per mirror, with the URL as `Served.mirror` names it (without credentials): validators are
+    /// one server's names for one version of the file, so a 304 from mirror B to mirror A's ETag
+    /// would claim something B never said. Likewise a partial download is resumed only from the
+    /// mirror it came from (its sidecar names the URL); another mirror starts from zero.
+    ///
+    /// Subject to `minInterval`: a mirror whose host an earlier run contacted too recently is not
+    /// contacted; when that leaves none, the error has the code `.minInterval`.
+    public func fetch(mirrors: [String], to path: String,
+                      validators: (String) -> Validators?) async throws -> Served<FetchOutcome> {
         let partial = PartialDownload(path: path)
-        return try await withRetries(u, proxy: proxy) {
-            try await self.attemptFile(u, into: partial, validators: validators, client: client)
+        return try await withMirrors(mirrors, gateMinInterval: true) { u, client in
+            try await self.attemptFile(u, into: partial, validators: validators(u.redacted), client: client)
         }
     }
 
     /// Small bodies (checksum files, signatures) into memory, bounded by `limit`.
     public func fetchSmall(_ url: String, limit: Int) async throws -> [UInt8] {
-        let u = try FetchURL(url)
-        try checkCoolDown(u)
-        let proxy = try policy.proxy(for: u)
-        let client = try client(for: proxy)
-        return try await withRetries(u, proxy: proxy) {
+        try await fetchSmall(mirrors: [url], limit: limit).value
+    }
+
+    /// `fetchSmall` from the first mirror that serves.
+    public func fetchSmall(mirrors: [String], limit: Int) async throws -> Served<[UInt8]> {
+        try await withMirrors(mirrors, gateMinInterval: false) { u, client in
             try await self.attemptSmall(u, limit: Int64(limit), client: client)
         }
     }
 
+    /// A copy of this fetcher with a changed policy (a content type's own headers, credentials,
+    /// CA, rate): its own HTTP clients, the same state directory. Shut it down when done.
+    public func with(_ change: (inout FetchPolicy) -> Void) -> Fetcher {
+        var p = policy
+        change(&p)
+        return Fetcher(policy: p, logger: logger)
+    }
+
     // MARK: - Clients
 
-    private func client(for proxy: ProxySettings?) throws -> HTTPClient {
+    func client(for proxy: ProxySettings?) throws -> HTTPClient {
         try clients.withLock { state in
             if state.closed { throw CourierError(.network, "the fetcher has been shut down") }
             if let c = state.map[proxy] { return c }
@@ -79,6 +101,7 @@ public final class Fetcher: Sendable {
             // instead of quietly retrying until the connect timeout.
             config.connectionPool.retryConnectionEstablishment = false
             config.decompression = .disabled
+            if let tls = try TrustConfig.tlsConfiguration(policy) { config.tlsConfiguration = tls }
             if let p = proxy {
                 config.proxy = .server(host: p.host, port: p.port,
                                        authorization: p.username.map { .basic(username: $0, password: p.password ?? "") })
@@ -97,69 +120,12 @@ public final class Fetcher: Sendable {
         .seconds((policy.connectTimeout + policy.readTimeout) * Int64(policy.maxRedirects + 1))
     }
 
-    func request(_ url: FetchURL) -> HTTPClientRequest {
-        var r = HTTPClientRequest(url: url.string)
-        r.method = .GET
-        r.headers.add(name: "User-Agent", value: policy.userAgent)
-        return r
-    }
-
     // MARK: - Retry window and cool-down
-
-    /// Runs `attempt` until it succeeds, fails for good, or the retry window is used up.
-    private func withRetries<T: Sendable>(_ url: FetchURL, proxy: ProxySettings?,
-                                          _ attempt: () async throws -> T) async throws -> T {
-        let clock = ContinuousClock()
-        let start = clock.now
-        var n = 0
-        var log = logger
-        log[metadataKey: "url"] = "\(url.redacted)"
-        if let proxy { log[metadataKey: "proxy"] = "\(proxy)" }
-        while true {
-            n += 1
-            let failure: FetchFailure
-            do {
-                return try await attempt()
-            } catch {
-                failure = await self.failure(for: error, url: url, proxy: proxy)
-            }
-            let elapsed = Double((clock.now - start).components.seconds)
-                + Double((clock.now - start).components.attoseconds) / 1e18
-            let remaining = Double(policy.retryFor) - elapsed
-            switch failure.kind {
-            case .fatal:
-                throw failure.error
-            case .retryAfter(let seconds, let status):
-                // Never faster than our own backoff, so `Retry-After: 0` cannot make a busy loop.
-                let wait = max(Double(seconds), backoff(n))
-                if wait <= remaining {
-                    log.warning("server asked to retry later", metadata: [
-                        "status": "\(status)", "retry-after": "\(seconds)s", "attempt": "\(n)"])
-                    try await Task.sleep(for: .seconds(wait))
-                    continue
-                }
-                let entry = CoolDownStore.Entry(until: CoolDownStore.now() + seconds, retryAfter: seconds, status: status)
-                recordCoolDown(entry, for: url.authority, log: log)
-                throw CourierError(.download, CoolDownStore.message(url: url.redacted, authority: url.authority, entry: entry))
-            case .transient:
-                let wait = backoff(n)
-                guard wait <= remaining else {
-                    if n == 1 { throw failure.error }
-                    throw CourierError(failure.error.code, failure.error.message
-                        + " (gave up after \(n) attempts in \(Int(elapsed.rounded()))s; retry window \(policy.retryFor)s)")
-                }
-                log.warning("attempt failed; retrying", metadata: [
-                    "attempt": "\(n)", "reason": "\(failure.error.message)",
-                    "wait": "\(Int((wait * 1000).rounded()))ms"])
-                try await Task.sleep(for: .seconds(wait))
-            }
-        }
-    }
 
     /// The mapped failure; for a `CONNECT` the proxy refused with a status async-http-client does
     /// not report, the status read by `ProxyProbe`, which decides between a wrong password (no
     /// retry) and a proxy that cannot reach the server for now (retry).
-    private func failure(for error: any Error, url: FetchURL, proxy: ProxySettings?) async -> FetchFailure {
+    func failure(for error: any Error, url: FetchURL, proxy: ProxySettings?) async -> FetchFailure {
         let mapped = FailureMapper.map(error, url: url, proxy: proxy, policy: policy)
         guard let proxy, let e = error as? HTTPClientError, e == .invalidProxyResponse,
               let status = await ProxyProbe.connectStatus(proxy: proxy, target: url.hostPort,
@@ -170,23 +136,19 @@ public final class Fetcher: Sendable {
 
     /// Exponential backoff with jitter: the n-th wait is a random point in the upper half of
     /// `initialBackoff * 2^(n-1)`, capped at `maxBackoff`.
-    private func backoff(_ attempt: Int) -> Double {
+    func backoff(_ attempt: Int) -> Double {
         let base = min(policy.maxBackoff, policy.initialBackoff * Double(1 << min(attempt - 1, 30)))
         return base <= 0 ? 0 : Double.random(in: (base / 2)...base)
     }
 
-    /// Fails at once, without touching the network, while `url`'s host is in cool-down.
-    private func checkCoolDown(_ url: FetchURL) throws {
+    /// The cool-down in force for `url`'s host, if any (this fetcher's, else the state file's).
+    func activeCoolDown(_ url: FetchURL) -> CoolDownStore.Entry? {
         let now = CoolDownStore.now()
-        let entry = coolDowns.withLock { map in map[url.authority].flatMap { $0.until > now ? $0 : nil } }
+        return coolDowns.withLock { map in map[url.authority].flatMap { $0.until > now ? $0 : nil } }
             ?? store.active(for: url.authority, now: now)
-        guard let entry else { return }
-        logger.warning("host is cooling down; not contacted", metadata: [
-            "url": "\(url.redacted)", "state": "\(store.path ?? "(memory)")"])
-        throw CourierError(.download, CoolDownStore.message(url: url.redacted, authority: url.authority, entry: entry))
     }
 
-    private func recordCoolDown(_ entry: CoolDownStore.Entry, for authority: String, log: Logger) {
+    func recordCoolDown(_ entry: CoolDownStore.Entry, for authority: String, log: Logger) {
         coolDowns.withLock { map in
             map[authority] = entry
             // Under the same lock: two failing fetches must not lose each other's entry.

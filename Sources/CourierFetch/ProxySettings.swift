@@ -7,8 +7,9 @@ import CourierCore
 
 /// A forward HTTP proxy, from the configuration (`proxy = "http://user:pass@host:3128"`) or from
 /// the environment (`http_proxy`, `https_proxy`, `no_proxy`, as curl and most Unix tools read
-/// them). Requests go through it with HTTP `CONNECT` (also for plain http:// URLs, which is how
-/// async-http-client tunnels), so HTTPS is end-to-end and the proxy sees only host and port.
+/// them). https:// goes through it with `CONNECT`, so TLS is end-to-end and the proxy sees only
+/// host and port; plain http:// is sent to it in absolute form (`GET http://host/path`), as
+/// proxies expect (`PlainProxyClient`).
 ///
 /// The password is a secret: `description` shows `***` in its place, and every message that
 /// quotes a proxy string goes through `FetchURL.redact` first.

@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// Through a real forward proxy on loopback: Debian's tinyproxy, started per test with a
-/// generated configuration. The proxy's log shows the CONNECT; the fault server's log shows the
-/// request arriving through the tunnel.
+/// generated configuration. The proxy's log shows `GET http://…` for plain http:// and the
+/// CONNECT for https://; the fault server's log shows the request arriving.
 @Suite(.serialized, .enabled(if: TinyProxy.available, "tinyproxy is not installed (apt-get install -y tinyproxy)"))
 struct ProxyTests {
     @Test func fetchesThroughTheConfiguredProxy() async throws {
@@ -20,7 +20,9 @@ struct ProxyTests {
         }
         guard case .downloaded(100000, _, false) = outcome else { Issue.record("\(outcome)"); return }
         #expect(ws.read("p") == expectedContent(100000))
-        #expect(proxy.log.contains("CONNECT 127.0.0.1:\(server.port)"))
+        // Plain http:// goes to the proxy in absolute form, not through a CONNECT tunnel.
+        #expect(proxy.log.contains("GET http://127.0.0.1:\(server.port)/file?size=100000&name=p HTTP/1.1"), "\(proxy.log)")
+        #expect(!proxy.log.contains("CONNECT 127.0.0.1"))
         #expect(server.requests().count == 1)
     }
 
@@ -33,7 +35,7 @@ struct ProxyTests {
         policy.environment = ["http_proxy": "http://127.0.0.1:\(proxy.port)"]
         let bytes = try await withFetcher(policy) { try await $0.fetchSmall(server.url("/file?size=100"), limit: 1000) }
         #expect(bytes == expectedContent(100))
-        #expect(proxy.log.contains("CONNECT 127.0.0.1:\(server.port)"))
+        #expect(proxy.log.contains("GET http://127.0.0.1:\(server.port)/file?size=100 HTTP/1.1"), "\(proxy.log)")
     }
 
     @Test func noProxyGoesDirect() async throws {
@@ -45,7 +47,7 @@ struct ProxyTests {
         policy.environment = ["http_proxy": "http://127.0.0.1:\(proxy.port)", "no_proxy": "localhost,127.0.0.1"]
         let bytes = try await withFetcher(policy) { try await $0.fetchSmall(server.url("/file?size=100"), limit: 1000) }
         #expect(bytes == expectedContent(100))
-        #expect(!proxy.log.contains("CONNECT 127.0.0.1:\(server.port)"))
+        #expect(!proxy.log.contains("127.0.0.1:\(server.port)"))
         #expect(server.requests().count == 1)
         // And an explicit proxy that is dead does not matter for a bypassed host either.
         policy.environment = ["no_proxy": "127.0.0.1"]
@@ -67,7 +69,8 @@ struct ProxyTests {
             try await $0.fetch(server.url("/file?size=5000"), to: ws.path("a"), validators: nil)
         }
         guard case .downloaded(5000, _, false) = outcome else { Issue.record("\(outcome)"); return }
-        #expect(proxy.log.contains("CONNECT 127.0.0.1:\(server.port)"))
+        #expect(proxy.log.contains("GET http://127.0.0.1:\(server.port)/file?size=5000"))
+        #expect(server.requests().last?.proxyAuthorization == false, "the proxy's credentials stay with the proxy")
         let served = server.requests().count
         #expect(served == 1)
 
@@ -126,4 +129,72 @@ struct ProxyTests {
         #expect(e?.message == "http://127.0.0.1:9/x: proxy http://u:***@127.0.0.1:\(port): connection refused",
                 "\(String(describing: e))")
     }
+
+    @Test func httpsThroughTinyproxyIsAConnectTunnel() async throws {
+        let ws = Workspace("tlsproxy")
+        let ca = try PrivateCA(ws)
+        let server = try FaultServer(ws, tls: (ca.certPath, ca.keyPath))
+        let proxy = try TinyProxy(ws)
+        defer { server.stop(); proxy.stop() }
+        var policy = testPolicy(ws)
+        policy.proxy = ProxySettings(host: "127.0.0.1", port: proxy.port)
+        policy.caFile = ca.caPath
+        let bytes = try await withFetcher(policy) { try await $0.fetchSmall(server.url("/file?size=300"), limit: 1000) }
+        #expect(bytes == expectedContent(300))
+        #expect(proxy.log.contains("CONNECT 127.0.0.1:\(server.port)"), "\(proxy.log)")
+    }
+}
+
+/// Debian's Squid with its stock rules: plain http:// in absolute form passes; `CONNECT` only to
+/// `SSL_ports` — which is why tunnelling http:// (async-http-client's way) fails there.
+@Suite(.serialized, .enabled(if: Squid.available, "squid is not installed (scripts/bootstrap.sh installs it)"))
+struct SquidTests {
+    @Test func stockSquidCarriesHTTPInAbsoluteFormAndHTTPSByConnect() async throws {
+        let ws = Workspace("squid")
+        let ca = try PrivateCA(ws)
+        let plain = try FaultServer(ws, name: "plain")
+        let tls = try FaultServer(ws, name: "tls", tls: (ca.certPath, ca.keyPath))
+        defer { plain.stop(); tls.stop() }
+
+        // Stock SSL_ports (443 only): http:// works, https:// to another port is refused by
+        // `http_access deny CONNECT !SSL_ports` — as a CONNECT for http:// would be.
+        let stock = try Squid(ws)
+        var policy = testPolicy(ws)
+        policy.proxy = ProxySettings(host: "127.0.0.1", port: stock.port)
+        policy.caFile = ca.caPath
+        let outcome = try await withFetcher(policy) { try await $0.fetch(plain.url("/file?size=70000&name=sq"), to: ws.path("sq"), validators: nil) }
+        guard case .downloaded(70000, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(ws.read("sq") == expectedContent(70000))
+        let denied = await courierError {
+            _ = try await withFetcher(policy) { try await $0.fetchSmall(tls.url("/file?size=10"), limit: 100) }
+        }
+        #expect(denied?.code == .proxy && denied?.message.contains("forbids CONNECT to 127.0.0.1:\(tls.port) (403)") == true, "\(String(describing: denied))")
+        // Squid logs a request when it is done, without the query (strip_query_terms).
+        #expect(waitFor(5) { stock.log.contains("GET http://127.0.0.1:\(plain.port)/file? ") }, "\(stock.log)")
+        stock.stop()
+        #expect(stock.log.contains("TCP_DENIED/403") && stock.log.contains("CONNECT 127.0.0.1:\(tls.port)"), "\(stock.log)")
+        #expect(!stock.log.contains("CONNECT 127.0.0.1:\(plain.port)"))
+
+        // With the test server's port among SSL_ports, https:// goes through the tunnel.
+        let ws2 = Workspace("squid2")
+        let squid = try Squid(ws2, sslPorts: [tls.port])
+        policy.proxy = ProxySettings(host: "127.0.0.1", port: squid.port)
+        let bytes = try await withFetcher(policy) { try await $0.fetchSmall(tls.url("/file?size=500"), limit: 1000) }
+        #expect(bytes == expectedContent(500))
+        let again = try await withFetcher(policy) { try await $0.fetchSmall(plain.url("/file?size=50"), limit: 1000) }
+        #expect(again == expectedContent(50))
+        #expect(waitFor(5) { squid.log.contains("CONNECT 127.0.0.1:\(tls.port)") && squid.log.contains("GET http://127.0.0.1:\(plain.port)/file? ") },
+                "\(squid.log)")
+        squid.stop()
+    }
+}
+
+/// Polls `condition` for up to `seconds`.
+func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
 }

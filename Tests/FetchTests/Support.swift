@@ -60,6 +60,7 @@ struct LoggedRequest: Decodable {
     var ifModifiedSince: String?
     var userAgent: String?
     var proxyAuthorization: Bool
+    var headers: [String: String]?
 }
 
 /// `Tests/Support/faultserver.py`, started for one test on a kernel-chosen port and killed when
@@ -69,11 +70,15 @@ final class FaultServer: @unchecked Sendable {
     let port: Int
     let logPath: String
 
-    init(_ ws: Workspace) throws {
-        logPath = ws.path("server.log")
+    let scheme: String
+
+    /// `tls`: serve HTTPS with this certificate and key (PEM files).
+    init(_ ws: Workspace, name: String = "server", tls: (cert: String, key: String)? = nil) throws {
+        logPath = ws.path(name + ".log")
+        scheme = tls == nil ? "http" : "https"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repoRoot + "/Tests/Support/faultserver.py", logPath]
+        process.arguments = ["python3", repoRoot + "/Tests/Support/faultserver.py", logPath] + (tls.map { [$0.cert, $0.key] } ?? [])
         let out = Pipe()
         process.standardOutput = out
         try process.run()
@@ -93,7 +98,7 @@ final class FaultServer: @unchecked Sendable {
         return p
     }
 
-    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+    func url(_ path: String) -> String { "\(scheme)://127.0.0.1:\(port)\(path)" }
 
     /// The requests the server has seen so far.
     func requests() -> [LoggedRequest] {
@@ -272,5 +277,97 @@ func courierError(_ body: () async throws -> Void) async -> CourierError? {
         return e
     } catch {
         return CourierError(.io, "unexpected error type: \(error)")
+    }
+}
+
+/// Debian's Squid with its stock configuration (`/etc/squid/squid.conf`), changed only where a
+/// test must: a loopback port, logs and pid file in the workspace, and — when asked — extra
+/// `SSL_ports` so that `CONNECT` to a test server's port is allowed. The stock rules stay,
+/// `http_access deny CONNECT !SSL_ports` among them: the reason plain http:// must not be tunnelled.
+final class Squid: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    let dir: String
+
+    static var available: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/squid") && FileManager.default.fileExists(atPath: "/etc/squid/squid.conf")
+    }
+
+    init(_ ws: Workspace, sslPorts: [Int] = []) throws {
+        port = try freePort()
+        dir = ws.path("squid")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o777)   // Squid started by root works as the `proxy` user
+        var conf = try String(contentsOfFile: "/etc/squid/squid.conf", encoding: .utf8)
+        conf = conf.replacingOccurrences(of: "\nhttp_port 3128\n", with: "\nhttp_port 127.0.0.1:\(port)\n")
+        for p in sslPorts {
+            conf = conf.replacingOccurrences(of: "\nacl SSL_ports port 443\n", with: "\nacl SSL_ports port 443\nacl SSL_ports port \(p)\n")
+        }
+        conf += """
+
+        access_log \(dir)/access.log
+        cache_log \(dir)/cache.log
+        pid_filename \(dir)/squid.pid
+        cache_store_log none
+        shutdown_lifetime 1 seconds
+
+        """
+        let confPath = dir + "/squid.conf"
+        try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/squid")
+        process.arguments = ["-N", "-f", confPath]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 {
+            if canConnect(port) { return }
+            usleep(50_000)
+        }
+        stop()
+        throw CourierError(.io, "squid did not start listening on \(port): \(String(decoding: FileManager.default.contents(atPath: dir + "/cache.log") ?? Data(), as: UTF8.self).suffix(2000))")
+    }
+
+    /// The access log (Squid writes it as requests finish).
+    var log: String {
+        FileManager.default.contents(atPath: dir + "/access.log").map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with openssl for one test.
+struct PrivateCA {
+    let caPath: String
+    let certPath: String
+    let keyPath: String
+
+    init(_ ws: Workspace) throws {
+        let d = ws.path("ca")
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        caPath = d + "/ca.pem"
+        certPath = d + "/server.pem"
+        keyPath = d + "/server.key"
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        let script = """
+        set -e
+        cd '\(d)'
+        openssl req -x509 \(ec) -keyout ca.key -out ca.pem -days 2 -subj '/CN=Courier Test CA' 2>/dev/null
+        openssl req \(ec) -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", script]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw CourierError(.io, "openssl failed making the test CA") }
     }
 }

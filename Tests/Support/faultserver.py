@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """A fault-injecting HTTP/1.1 server for Courier's fetcher tests (stdlib only, Python 3.11).
 
-    python3 Tests/Support/faultserver.py LOGFILE
+    python3 Tests/Support/faultserver.py LOGFILE [CERTFILE KEYFILE]
+
+With CERTFILE and KEYFILE (PEM) it speaks HTTPS instead (the CA tests make a private CA with
+openssl).
 
 Listens on 127.0.0.1, port chosen by the kernel, and prints the port as the first line of
 stdout. Every request is appended to LOGFILE as one JSON object per line: the request line,
@@ -29,6 +32,9 @@ Routes (query parameters in brackets):
   /slow[?delay=S]                         sleeps S seconds before answering
   /stall[?size=N&after=M&delay=S]         sends the head and M bytes, then sleeps S seconds
   /endless                                200 without a length, bytes until the client goes away
+  /forbidden                              403
+  /busy/KEY[?status=429|503&times=T]      status without Retry-After for the first T requests to
+                                          KEY (default: always), then /file
   /redirect/N                             302 -> /redirect/N-1 ... /redirect/0 is /file
   /loop/a, /loop/b                        302 to each other
 """
@@ -88,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             "ifModifiedSince": h.get("If-Modified-Since"),
             "userAgent": h.get("User-Agent"),
             "proxyAuthorization": h.get("Proxy-Authorization") is not None,
+            "headers": {k: v for k, v in h.items()},
             "time": time.time(),
         }
         with log_lock:
@@ -164,6 +171,14 @@ class Handler(BaseHTTPRequestHandler):
             self.serve_file(q)
         elif top == "big":
             self.serve_file({"size": [str(64 << 20)], "name": ["big"]})
+        elif top == "forbidden":
+            self.send_plain(403, "go away\n")
+        elif top == "busy":
+            n = bump("busy/" + segs[1])
+            if n <= int(q.get("times", ["1000000"])[0]):
+                self.send_plain(int(q.get("status", ["429"])[0]), "busy\n")
+            else:
+                self.serve_file(q)
         elif top == "notfound":
             self.send_plain(404, "no such thing\n")
         elif top == "flaky":
@@ -256,6 +271,11 @@ def main():
     log_file = open(sys.argv[1], "a", encoding="utf-8")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if len(sys.argv) >= 4:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever()

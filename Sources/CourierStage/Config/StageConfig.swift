@@ -1,5 +1,6 @@
 import CourierCore
 import CourierConfig
+import CourierFetch
 import TOMLKit
 
 /// `stage.toml`: what one staging server stages, where to, and how. Documented key by key in
@@ -15,6 +16,45 @@ public struct StageConfig: Sendable {
         public var retryFor: Int64 = 300
         public var maxBytes: Int64 = 2 << 30
         public var userAgent: String? = nil
+        /// Defaults for every url type (each type may override them).
+        public var transfer = Transfer()
+    }
+
+    /// How a url type talks to its upstream, besides `[http]`: `[http]` gives the defaults for
+    /// `ca_*`, `max_rate` and `min_interval`; `headers`, `user` and `password` are per type only.
+    /// `headers` values and `password` are secrets: `description` shows neither.
+    public struct Transfer: Sendable, Equatable, CustomStringConvertible {
+        public var headers: [String: String] = [:]
+        public var user: String? = nil
+        public var password: String? = nil
+        public var caFile: String? = nil
+        public var caDir: String? = nil
+        public var caMode: String = "add"
+        public var maxRate: Int64? = nil
+        public var minInterval: Int64 = 0
+        /// From `[http]` only: how long a host that answered 403 is left alone; the first
+        /// cool-down for 429/503 without Retry-After (doubling); how long a failed mirror is tried last.
+        public var forbiddenCoolDown: Int64 = 3600
+        public var busyCoolDown: Int64 = 300
+        public var mirrorCoolDown: Int64 = 3600
+
+        /// Sets these values on a fetch policy (a type's own fetcher).
+        public func apply(to p: inout FetchPolicy) {
+            p.headers = headers
+            if let user, let password { p.basicAuth = BasicAuth(user: user, password: password) }
+            p.caFile = caFile
+            p.caDir = caDir
+            p.caMode = CAMode(rawValue: caMode) ?? .add
+            p.maxRate = maxRate
+            p.minInterval = minInterval
+            p.forbiddenCoolDown = forbiddenCoolDown
+            p.busyCoolDown = busyCoolDown
+            p.mirrorDemotion = mirrorCoolDown
+        }
+
+        public var description: String {
+            "Transfer(headers: \(headers.keys.sorted()), user: \(user ?? "-"), password: \(password == nil ? "-" : "***"), ca_file: \(caFile ?? "-"), ca_dir: \(caDir ?? "-"), ca_mode: \(caMode), max_rate: \(maxRate.map(String.init) ?? "-"), min_interval: \(minInterval))"
+        }
     }
 
     public enum SourceSpec: Sendable, Equatable {
@@ -27,11 +67,18 @@ public struct StageConfig: Sendable {
     }
 
     public struct URLSourceSpec: Sendable, Equatable {
+        /// The first mirror (`urls[0]`): what provenance and messages name when no mirror is meant.
         public var url: String
+        /// Every mirror of the download, in the configured order (`url = "…"` or `url = [ … ]`).
+        public var urls: [String] = []
         /// A `sha256sum`-style file (or `.md5`) that vouches for the download.
         public var checksumURL: String? = nil
+        public var checksumURLs: [String] = []
         /// A detached signature of the download by the vendor's key, in `signatureFormat`.
         public var signatureURL: String? = nil
+        public var signatureURLs: [String] = []
+        /// Headers, credentials, CA, rate cap and contact interval for this type's requests.
+        public var transfer = Transfer()
         /// The vendor's key: a Courier `.pub` line or base64 key (ed25519), a minisign or signify
         /// public key file, or an OpenPGP keyring (binary or armored) for gpgv.
         public var vendorKey: String? = nil
@@ -101,7 +148,8 @@ public struct StageConfig: Sendable {
         if let m = try r.int("max_cycles", min: 1, max: 20) { c.maxCycles = m }
         c.holdFrom = try r.string("hold_from").map(r.resolve)
         if let h = try r.table("http") {
-            try h.allow(["proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout", "retry_for", "max_bytes", "user_agent"])
+            try h.allow(["proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout", "retry_for", "max_bytes", "user_agent",
+                         "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval", "forbidden_cooldown", "busy_cooldown", "mirror_cooldown"])
             c.http.proxy = try h.string("proxy")
             c.http.proxyUser = try h.string("proxy_user")
             c.http.proxyPassword = try h.string("proxy_password")
@@ -110,6 +158,7 @@ public struct StageConfig: Sendable {
             if let v = try h.duration("retry_for") { c.http.retryFor = v }
             if let v = try h.size("max_bytes") { c.http.maxBytes = v }
             c.http.userAgent = try h.string("user_agent")
+            c.http.transfer = try parseTransfer(h, defaults: Transfer(), perType: false)
         }
         guard let types = try r.table("types"), !types.table.keys.isEmpty else {
             throw r.error(nil, "declares no content type (add a [types.NAME] table)")
@@ -118,14 +167,14 @@ public struct StageConfig: Sendable {
             guard let t = try types.table(name) else { continue }
             do { try Names.validateType(name) }
             catch let e as CourierError { throw types.error(name, e.message) }
-            c.types.append(try parseType(name, t))
+            c.types.append(try parseType(name, t, http: c.http))
         }
         return c
     }
 
-    static func parseType(_ name: String, _ t: TableReader) throws -> ContentType {
-        try t.allow(["source", "path", "layout", "url", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name",
-                     "keep_revisions", "deltas", "hold", "settle", "ready_file"])
+    static func parseType(_ name: String, _ t: TableReader, http: HTTP = HTTP()) throws -> ContentType {
+        try t.allow(Set(["source", "path", "layout", "url", "urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name",
+                         "keep_revisions", "deltas", "hold", "settle", "ready_file"] + transferKeys))
         guard let kind = try t.string("source") else { throw t.error(nil, "needs 'source' (dir or url)") }
         var type = ContentType(name: name, source: .dirSnapshot(path: ""))
         switch kind {
@@ -149,13 +198,18 @@ public struct StageConfig: Sendable {
             for k in ["settle", "ready_file"] where t.table[k] != nil {
                 throw t.error(k, "applies to dir sources only")
             }
-            guard let u = try t.string("url") else { throw t.error("source", "a url source needs 'url'") }
-            guard u.hasPrefix("http://") || u.hasPrefix("https://") else { throw t.error("url", "must start with http:// or https://") }
+            if t.table["url"] != nil && t.table["urls"] != nil { throw t.error("urls", "give 'url' or 'urls', not both") }
+            let urls = try urlList(t, t.table["urls"] != nil ? "urls" : "url")
+            guard let u = urls.first else { throw t.error("source", "a url source needs 'url' (one URL or a list of mirrors)") }
             let last = String(u.split(separator: "/").last ?? "download").split(separator: "?").first.map(String.init) ?? "download"
             let archive = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".zip"].contains { last.hasSuffix($0) }
             var spec = URLSourceSpec(url: u, unpack: try t.bool("unpack") ?? archive, fileName: try t.string("file_name") ?? last)
-            spec.checksumURL = try t.string("checksum_url")
-            spec.signatureURL = try t.string("signature_url")
+            spec.urls = urls
+            spec.checksumURLs = try urlList(t, "checksum_url")
+            spec.checksumURL = spec.checksumURLs.first
+            spec.signatureURLs = try urlList(t, "signature_url")
+            spec.signatureURL = spec.signatureURLs.first
+            spec.transfer = try parseTransfer(t, defaults: http.transfer, perType: true)
             spec.vendorKey = try t.string("vendor_key").map(t.resolve)
             if (spec.signatureURL == nil) != (spec.vendorKey == nil) {
                 throw t.error(spec.signatureURL == nil ? "vendor_key" : "signature_url", "signature_url and vendor_key go together")
@@ -183,6 +237,9 @@ public struct StageConfig: Sendable {
         default:
             throw t.error("source", "must be 'dir' or 'url', not '\(kind)'")
         }
+        if kind != "url" {
+            for k in transferKeys + ["urls"] where t.table[k] != nil { throw t.error(k, "applies to url sources only") }
+        }
         if let k = try t.int("keep_revisions", min: 1, max: 1000) { type.keepRevisions = k }
         if let d = try t.int("deltas", min: 0, max: 100) { type.deltas = d }
         if let v = t.table["hold"] {
@@ -195,5 +252,82 @@ public struct StageConfig: Sendable {
         }
         return type
     }
-}
 
+    static let transferKeys = ["headers", "user", "password", "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval"]
+
+    /// `key = "https://…"` or `key = ["https://a/…", "https://b/…"]`: one URL or a list of mirrors.
+    static func urlList(_ t: TableReader, _ key: String) throws -> [String] {
+        guard let v = t.table[key] else { return [] }
+        let list: [String]
+        if let s = v.string { list = [s] } else {
+            list = try t.strings(key)
+            if list.isEmpty { throw t.error(key, "must be a URL or a non-empty list of URLs") }
+        }
+        for u in list {
+            guard u.hasPrefix("http://") || u.hasPrefix("https://") else {
+                throw t.error(key, "must start with http:// or https:// (\(Escape.quoted(URLSource.redact(u))))")
+            }
+        }
+        if Set(list).count != list.count { throw t.error(key, "lists a mirror twice") }
+        return list
+    }
+
+    /// The transfer keys of `[http]` (defaults) or of a url type (overrides, plus headers and
+    /// credentials). Header names must be tokens and values one line: a value with a line break
+    /// would smuggle a second header (or a second request) onto the wire.
+    static func parseTransfer(_ t: TableReader, defaults: Transfer, perType: Bool) throws -> Transfer {
+        var x = defaults
+        if perType {
+            if let h = try t.table("headers") {
+                var headers: [String: String] = [:]
+                for name in h.table.keys.sorted() {
+                    let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                    guard !name.isEmpty, name.allSatisfy({ tchar.contains($0) }) else {
+                        throw h.error(nil, "\(Escape.quoted(name)) is not an HTTP header name")
+                    }
+                    let lower = name.lowercased()
+                    if ["host", "content-length", "transfer-encoding", "connection", "range", "if-range", "if-none-match",
+                        "if-modified-since", "proxy-authorization"].contains(lower) {
+                        throw h.error(name, "is set by the stager itself and cannot be configured")
+                    }
+                    guard let value = try h.string(name) else { continue }
+                    // The value is a secret: the message does not quote it.
+                    if value.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7f }) {
+                        throw h.error(name, "the value holds a line break or another control character")
+                    }
+                    headers[name] = value
+                }
+                if headers.keys.contains(where: { $0.lowercased() == "authorization" }), t.table["user"] != nil {
+                    throw t.error("user", "give 'user'/'password' or an Authorization header, not both")
+                }
+                x.headers = headers
+            }
+            x.user = try t.string("user")
+            x.password = try t.string("password")
+            if (x.user == nil) != (x.password == nil) {
+                throw t.error(x.user == nil ? "password" : "user", "user and password go together")
+            }
+            if let u = x.user, u.contains(":") { throw t.error("user", "a basic-auth user name cannot contain ':'") }
+        }
+        if let f = try t.string("ca_file") { x.caFile = t.resolve(f) }
+        if let d = try t.string("ca_dir") { x.caDir = t.resolve(d) }
+        if let m = try t.string("ca_mode") {
+            guard CAMode(rawValue: m) != nil else { throw t.error("ca_mode", "must be \"add\" (besides the system store) or \"replace\" (instead of it), not \(Escape.quoted(m))") }
+            x.caMode = m
+        }
+        if x.caMode == "replace" && x.caFile == nil && x.caDir == nil {
+            throw t.error("ca_mode", "ca_mode = \"replace\" needs ca_file or ca_dir")
+        }
+        if let r = try t.size("max_rate") {
+            guard r >= 16 << 10 else { throw t.error("max_rate", "must be at least 16K (bytes per second)") }
+            x.maxRate = r
+        }
+        if let i = try t.duration("min_interval") { x.minInterval = i }
+        if !perType {
+            if let v = try t.duration("forbidden_cooldown") { x.forbiddenCoolDown = v }
+            if let v = try t.duration("busy_cooldown") { x.busyCoolDown = max(1, v) }
+            if let v = try t.duration("mirror_cooldown") { x.mirrorCoolDown = v }
+        }
+        return x
+    }
+}

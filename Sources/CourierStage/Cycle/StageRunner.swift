@@ -169,7 +169,9 @@ public final class StageRunner {
                 type: type.name, stateDir: typeState, workDir: work, latestRevision: latest,
                 latestFiles: { [outbox, latest] in try outbox.manifest(type.name, latest!, trust: trust).files },
                 limits: Limits(), logger: logger, fetcher: fetcher, now: clock())
-            switch try await source.check(ctx) {
+            let checked = try await source.check(ctx)
+            result.mirror = ctx.served.mirror
+            switch checked {
             case .unchanged(let why):
                 result.detail = why
                 log("unchanged: \(why)")

@@ -20,6 +20,9 @@ public struct CycleReport: Codable, Sendable {
         /// Deltas built but not published: not enough smaller than the full package.
         public var skippedDeltas: [Delta] = []
         public var downloadedBytes: Int64 = 0
+        /// The mirror (URL without credentials) that answered for a url type: served the
+        /// download, or said it is unchanged (304).
+        public var mirror: String? = nil
         public var removedRevisions: [UInt64] = []
         /// Revisions retention keeps because `hold` or the `hold_from` policy names them.
         public var heldRevisions: [UInt64] = []
@@ -57,13 +60,14 @@ public struct CycleReport: Codable, Sendable {
         for t in types {
             switch t.status {
             case .unchanged:
-                lines.append("\(t.type): unchanged at \(t.revision.map(String.init) ?? "(none)") — \(t.detail)")
+                lines.append("\(t.type): unchanged at \(t.revision.map(String.init) ?? "(none)") — \(t.detail)\(t.mirror.map { " (mirror \($0))" } ?? "")")
             case .published:
                 let from = t.previous.map { "\($0) → " } ?? "new: "
                 let deltas = t.deltas.isEmpty ? "" : ", \(t.deltas.count) delta\(t.deltas.count == 1 ? "" : "s") (\(t.deltas.map { "from \($0.base) \(human($0.bytes))" }.joined(separator: ", ")))"
                 let skipped = t.skippedDeltas.isEmpty ? "" : ", \(t.skippedDeltas.count) delta\(t.skippedDeltas.count == 1 ? "" : "s") skipped (no smaller than 90 % of the full package)"
                 let dl = t.downloadedBytes > 0 ? ", downloaded \(human(t.downloadedBytes))" : ""
-                lines.append("\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(skipped)\(dl), \(String(format1: t.seconds)) s")
+                let mirror = t.mirror.map { ", from mirror \($0)" } ?? ""
+                lines.append("\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(skipped)\(dl)\(mirror), \(String(format1: t.seconds)) s")
             case .failed:
                 lines.append("\(t.type): FAILED (\(t.errorCode ?? "error")) — \(t.detail)")
             }

@@ -1,6 +1,7 @@
 import CourierCore
 import CourierFetch
 import Logging
+import Synchronization
 
 /// What a source is told when asked "anything new?".
 public struct SourceContext: Sendable {
@@ -18,6 +19,18 @@ public struct SourceContext: Sendable {
     public var logger: Logger
     public var fetcher: Fetcher?
     public var now: Int64
+    /// Which mirror served this check (URL without credentials), for the report; set by the source.
+    public var served = ServedBy()
+}
+
+/// Where a source notes which mirror served it: the report's `mirror`.
+public final class ServedBy: Sendable {
+    private let value = Mutex<String?>(nil)
+    public init() {}
+    public var mirror: String? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
 }
 
 /// A new revision a source offers: a tree on disk, already scanned and hashed.

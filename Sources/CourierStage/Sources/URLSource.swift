@@ -18,32 +18,75 @@ public struct URLSource: ContentSource {
     public let spec: StageConfig.URLSourceSpec
     public var describe: String { "url \(URLSource.redact(spec.url))" }
 
-    struct State: Codable { var url: String; var validators: Validators }
+    /// `source.json`: the validators of the published content, per mirror URL (without
+    /// credentials). Every entry names the *same* content — the latest published revision — as
+    /// that mirror calls it; a mirror without an entry gets an unconditional GET. Older stagers
+    /// wrote `{"url": …, "validators": …}` for one URL; that is read as a one-mirror map.
+    struct State: Codable {
+        var url: String? = nil
+        var validators: Validators? = nil
+        var mirrors: [String: Validators]? = nil
+
+        var map: [String: Validators] {
+            if let mirrors { return mirrors }
+            if let url, let validators { return [URLSource.redact(url): validators] }
+            return [:]
+        }
+    }
 
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
-        guard let fetcher = ctx.fetcher else { throw CourierError(.config, "url source needs an HTTP fetcher") }
+        guard let base = ctx.fetcher else { throw CourierError(.config, "url source needs an HTTP fetcher") }
+        // The type's own headers, credentials, CA, rate and interval: a fetcher of its own.
+        let fetcher = base.with { spec.transfer.apply(to: &$0) }
+        do {
+            let r = try await check(ctx, fetcher: fetcher)
+            try await fetcher.shutdown()
+            return r
+        } catch {
+            try? await fetcher.shutdown()
+            if let e = error as? CourierError, e.code == .minInterval { return .unchanged(e.message) }
+            throw error
+        }
+    }
+
+    func check(_ ctx: SourceContext, fetcher: Fetcher) async throws -> CheckResult {
         let downloads = ctx.stateDir + "/download"
         try Sys.mkdirs(downloads)
         let file = downloads + "/" + spec.fileName
         let statePath = ctx.stateDir + "/source.json"
-        var validators: Validators? = nil
+        var stored: [String: Validators] = [:]
         if let b = try? Sys.readFile(statePath, limit: 1 << 16), let s = try? JSONDecoder().decode(State.self, from: Data(b)),
-           s.url == spec.url, Sys.exists(file), ctx.latestRevision != nil {
-            validators = s.validators
+           Sys.exists(file), ctx.latestRevision != nil {
+            stored = s.map
         }
-        let outcome = try await fetcher.fetch(spec.url, to: file, validators: validators)
-        guard case .downloaded(let bytes, let newValidators, _) = outcome else {
-            return .unchanged("not modified upstream (HTTP 304)")
+        let known = stored
+        let mirrors = spec.urls.isEmpty ? [spec.url] : spec.urls
+        let served = try await fetcher.fetch(mirrors: mirrors, to: file, validators: { known[$0] })
+        ctx.served.mirror = served.mirror
+        if mirrors.count > 1 { ctx.logger.info("served by mirror \(served.index + 1): \(served.mirror)", metadata: ["type": "\(ctx.type)"]) }
+        guard case .downloaded(let bytes, let newValidators, _) = served.value else {
+            return .unchanged("not modified upstream (HTTP 304\(mirrors.count > 1 ? " from \(served.mirror)" : ""))")
         }
-        let commit: @Sendable () throws -> Void = { [spec] in
-            let enc = JSONEncoder()
-            try Sys.writeFileAtomically(statePath, Array(try enc.encode(State(url: spec.url, validators: newValidators))))
+        // After a publication only the serving mirror's validators describe the new content;
+        // when the content equals the latest revision, the others' still hold too.
+        let commit: @Sendable (_ keepOthers: Bool) -> @Sendable () throws -> Void = { keepOthers in
+            { [known] in
+                var map = keepOthers ? known : [:]
+                map[served.mirror] = newValidators.isEmpty ? nil : newValidators
+                try Sys.writeFileAtomically(statePath, Array(try JSONEncoder().encode(State(mirrors: map))))
+            }
         }
         var vendorProvenance: [String: String] = [:]
         do {
-            if let cu = spec.checksumURL { try await checkChecksum(file: file, url: cu, fetcher: fetcher) }
-            if let su = spec.signatureURL, let vk = spec.vendorKey {
-                vendorProvenance = try await checkSignature(file: file, url: su, keyPath: vk, fetcher: fetcher, workDir: ctx.workDir)
+            if !spec.checksumURLs.isEmpty {
+                try await checkChecksum(file: file, urls: preferring(served.mirror, spec.checksumURLs, fetcher), fetcher: fetcher)
+            } else if let cu = spec.checksumURL {
+                try await checkChecksum(file: file, urls: [cu], fetcher: fetcher)
+            }
+            if let vk = spec.vendorKey {
+                let sigs = spec.signatureURLs.isEmpty ? spec.signatureURL.map { [$0] } ?? [] : spec.signatureURLs
+                vendorProvenance = try await checkSignature(mirrors: preferring(served.mirror, sigs, fetcher), keyPath: vk, file: file,
+                                                            fetcher: fetcher, workDir: ctx.workDir)
             }
         } catch {
             try? Sys.unlink(file)   // never keep unvouched content as a cache
@@ -68,20 +111,46 @@ public struct URLSource: ContentSource {
         let files = try TreeScanner.scan(tree, options: o)
         if files.isEmpty { throw CourierError(.download, "\(URLSource.redact(spec.url)): the download holds no files") }
         if try sameContent(files, ctx) {
-            try commit()
+            try commit(true)()
             return .unchanged("downloaded \(bytes) bytes; content equals revision \(ctx.latestRevision!)")
         }
-        var prov = ["source": "url", "url": URLSource.redact(spec.url)].merging(vendorProvenance) { a, _ in a }
+        var prov = ["source": "url", "url": served.mirror].merging(vendorProvenance) { a, _ in a }
         if let e = newValidators.etag { prov["etag"] = e }
         if let l = newValidators.lastModified { prov["last_modified"] = l }
-        return .new(Candidate(tree: tree, revision: nil, files: files, provenance: prov, downloadedBytes: bytes, commit: commit))
+        return .new(Candidate(tree: tree, revision: nil, files: files, provenance: prov, downloadedBytes: bytes, commit: commit(false)))
+    }
+
+    /// Mirrors of a checksum or signature file, those on the host that served the download first
+    /// (a lagging mirror's checksum file matches its own download), then in the fetcher's order.
+    func preferring(_ servedBy: String, _ urls: [String], _ fetcher: Fetcher) -> [String] {
+        let host = { (u: String) in u.split(separator: "/", maxSplits: 3).dropFirst().first.map { URLSource.redact("x://" + $0) } }
+        let h = host(servedBy)
+        let ordered = fetcher.mirrorOrder(urls)
+        return ordered.filter { host(URLSource.redact($0)) == h } + ordered.filter { host(URLSource.redact($0)) != h }
+    }
+
+    /// The vendor signature from the first signature mirror that has one. `checkSignature` fetches
+    /// and checks one URL; a mirror that cannot be fetched (download, network, proxy errors) passes
+    /// to the next, a signature that does not verify does not.
+    func checkSignature(mirrors: [String], keyPath: String, file: String, fetcher: Fetcher, workDir: String) async throws -> [String: String] {
+        var failures: [String] = []
+        for (n, url) in mirrors.enumerated() {
+            do {
+                return try await checkSignature(file: file, url: url, keyPath: keyPath, fetcher: fetcher, workDir: workDir)
+            } catch let e as CourierError where [.download, .network, .proxy].contains(e.code) && n + 1 < mirrors.count {
+                failures.append(e.message)
+            }
+        }
+        throw CourierError(.download, "no signature mirror left: " + failures.joined(separator: "; "))
     }
 
     /// Checks the download against a `sha256sum`/`md5sum`-style file: lines of `<hex>  <name>`
     /// (or `<hex> *<name>`, or a lone `<hex>`). The line naming our file wins; a lone hash is
     /// taken as is. The hash length picks the algorithm (64: SHA-256, 32: MD5).
-    func checkChecksum(file: String, url: String, fetcher: Fetcher) async throws {
-        let text = String(decoding: try await fetcher.fetchSmall(url, limit: 1 << 20), as: UTF8.self)
+    func checkChecksum(file: String, urls: [String], fetcher: Fetcher) async throws {
+        let fetched = try await fetcher.fetchSmall(mirrors: urls, limit: 1 << 20)
+        let url = fetched.mirror
+        let text = String(decoding: fetched.value, as: UTF8.self)
         let name = spec.fileName.split(separator: "/").last.map(String.init) ?? spec.fileName
         var expected: String? = nil
         var lone: String? = nil
