@@ -32,20 +32,23 @@ int courier_release_free_memory(void) {
 
 int courier_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
-pid_t courier_spawn(const char *file, char *const argv[], char *const envp[], int out_fd) {
-    int report[2];
+pid_t courier_spawn_begin(const char *file, char *const argv[], char *const envp[], int out_fd,
+                          int *go_fd, int *report_fd) {
+    int report[2], go[2];
     if (pipe2(report, O_CLOEXEC) != 0) return -1;
+    if (pipe2(go, O_CLOEXEC) != 0) { int e = errno; close(report[0]); close(report[1]); errno = e; return -1; }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
-        close(report[0]); close(report[1]);
+        close(report[0]); close(report[1]); close(go[0]); close(go[1]);
         errno = e;
         return -1;
     }
     if (pid == 0) {
         // Child of a multi-threaded parent: async-signal-safe calls only until exec.
         int e = 0;
+        close(go[1]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) e = errno;
         else if (getppid() != parent) _exit(127);          /* the parent died before prctl */
         if (e == 0 && setpgid(0, 0) != 0) e = errno;
@@ -69,6 +72,12 @@ pid_t courier_spawn(const char *file, char *const argv[], char *const envp[], in
             }
         }
         if (e == 0) {
+            /* Wait for the parent's go: it records our process group first, so that no command
+               can run unrecorded. End of file means the parent gave up (or died): do not run. */
+            char c;
+            ssize_t n;
+            do { n = read(go[0], &c, 1); } while (n < 0 && errno == EINTR);
+            if (n != 1) _exit(127);
             execvpe(file, argv, envp);
             e = errno;
         }
@@ -77,16 +86,27 @@ pid_t courier_spawn(const char *file, char *const argv[], char *const envp[], in
         _exit(127);
     }
     close(report[1]);
+    close(go[0]);
     setpgid(pid, pid);   /* also here, so the group exists before the parent signals it */
+    *go_fd = go[1];
+    *report_fd = report[0];
+    return pid;
+}
+
+int courier_spawn_finish(pid_t pid, int go_fd, int report_fd) {
+    char c = 1;
+    ssize_t w;
+    do { w = write(go_fd, &c, 1); } while (w < 0 && errno == EINTR);
+    close(go_fd);
     int e = 0;
     ssize_t n;
-    do { n = read(report[0], &e, sizeof e); } while (n < 0 && errno == EINTR);
-    close(report[0]);
+    do { n = read(report_fd, &e, sizeof e); } while (n < 0 && errno == EINTR);
+    close(report_fd);
     if (n == (ssize_t)sizeof e) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         errno = e;
         return -1;
     }
-    return pid;
+    return 0;
 }

@@ -18,11 +18,17 @@ int courier_release_free_memory(void);
 /// between pipe() and fcntl() cannot inherit them.
 int courier_pipe_cloexec(int fds[2]);
 
-/// Starts a test or apply command: fork, then in the child a process group of its own, SIGKILL
-/// when the parent thread dies (PR_SET_PDEATHSIG: the command must not outlive a killed daemon
-/// and run on a tree the restarted daemon removes), all signals default and unblocked, stdin
-/// /dev/null, stdout and stderr to `out_fd`, then execvpe. Returns the child's pid (also its
-/// process group), or -1 with errno set — including the exec's own errno, reported through a
-/// close-on-exec pipe, so "command not found" is an error here and not an exit status 127.
-pid_t courier_spawn(const char *file, char *const argv[], char *const envp[], int out_fd);
+/// Starts a test or apply command, in two steps so that the caller can record the child's
+/// process group before the command runs. `courier_spawn_begin` forks; the child takes a process
+/// group of its own, SIGKILL when the parent thread dies (PR_SET_PDEATHSIG: the command must not
+/// outlive a killed daemon and run on a tree the restarted daemon removes), all signals default
+/// and unblocked, stdin /dev/null, stdout and stderr to `out_fd`, every other descriptor
+/// close-on-exec, and then waits for the go. Returns the child's pid (also its process group),
+/// with `*go_fd` and `*report_fd` for `courier_spawn_finish`, or -1 with errno.
+pid_t courier_spawn_begin(const char *file, char *const argv[], char *const envp[], int out_fd,
+                          int *go_fd, int *report_fd);
+/// Lets the child exec. Returns 0 once it runs, or -1 with errno set to the exec's own errno
+/// (reported through a close-on-exec pipe, so "command not found" is an error here and not an
+/// exit status 127), the child reaped.
+int courier_spawn_finish(pid_t pid, int go_fd, int report_fd);
 #endif

@@ -5,7 +5,7 @@ import CCourierShim
 
 /// Runs a program to completion, for the daemon's test and apply commands and the stager's
 /// `gpgv`: its own process group, killed with it if the calling thread dies
-/// (`courier_spawn`: `PR_SET_PDEATHSIG`), stdin `/dev/null`, stdout and stderr captured together
+/// (`courier_spawn_begin`: `PR_SET_PDEATHSIG`), recorded by the caller before it runs (`started`), stdin `/dev/null`, stdout and stderr captured together
 /// (the last `keepTail` bytes), and a timeout after which the whole group gets SIGTERM, then,
 /// five seconds later, SIGKILL.
 public enum ChildProcess {
@@ -39,15 +39,21 @@ public enum ChildProcess {
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
-        let pid = courier_spawn(argv[0], cArgs, cEnv, fds[1])
-        let spawnErrno = errno
+        var goFD: Int32 = -1, reportFD: Int32 = -1
+        let pid = courier_spawn_begin(argv[0], cArgs, cEnv, fds[1], &goFD, &reportFD)
+        var spawnErrno = errno
         Glibc.close(fds[1])
-        guard pid > 0 else {
+        // The child waits for the go: `started` (the daemon's record of the process group) comes
+        // first, so a kill at any moment leaves no command that ran unrecorded.
+        if pid > 0 {
+            started(pid)
+            if courier_spawn_finish(pid, goFD, reportFD) != 0 { spawnErrno = errno } else { spawnErrno = 0 }
+        }
+        guard pid > 0, spawnErrno == 0 else {
             Glibc.close(fds[0])
             throw CourierError(.io, "cannot run \(Escape.quoted(argv[0])): \(Errno(rawValue: spawnErrno).description)",
                                cause: Errno(rawValue: spawnErrno))
         }
-        started(pid)
 
         var tail: [UInt8] = []
         let deadline = Sys.monotonicSeconds() + timeout

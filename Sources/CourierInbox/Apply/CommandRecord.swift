@@ -7,7 +7,7 @@ import CourierCore
 /// `state_dir/command.pid` while it runs, so that a daemon restarted after a SIGKILL can end what
 /// the killed one left behind before it touches the store.
 ///
-/// `PR_SET_PDEATHSIG` (see `courier_spawn`) kills the command's first process when the daemon
+/// `PR_SET_PDEATHSIG` (see `courier_spawn_begin`) kills the command's first process when the daemon
 /// dies, but not what that process started (`sh -c 'sleep 60; reload'` leaves `sleep` running,
 /// reparented to init), and those would go on working on a tree the restarted daemon removes.
 /// The record holds the group id, the leader's start time and the boot id: after a reboot, or

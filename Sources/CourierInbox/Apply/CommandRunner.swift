@@ -38,6 +38,7 @@ public enum CommandRunner {
             out = try ChildProcess.run(argv, environment: env, timeout: Double(timeout), keepTail: 4096,
                                        started: { CommandRecord.write(record, pgid: $0) })
         } catch let e as CourierError {
+            CommandRecord.clear(record)
             throw CourierError(.applyFailed, e.message, cause: e.cause)
         }
         CommandRecord.clear(record)
