@@ -87,20 +87,18 @@ struct CoolDownStore: Sendable {
     /// next runs gets a doubled cool-down rather than the first one again.
     static let memory: Int64 = 7 * 86400
 
-    /// `stateDir/cooldown.json`, or nil when the policy keeps no state.
-    let path: String?
+    /// `stateDir/cooldown.json` (the one JSON-map reader and writer of the state directory).
+    let map: StateMap<Entry>
+    /// The file, or nil when the policy keeps no state.
+    var path: String? { map.path }
 
     init(stateDir: String?) {
-        path = stateDir.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/cooldown.json" }
+        map = StateMap(stateDir: stateDir, file: "cooldown.json")
     }
 
     static func now() -> Int64 { Int64(time(nil)) }
 
-    func load() -> [String: Entry] {
-        guard let path, Sys.exists(path), let bytes = try? Sys.readFile(path, limit: 1 << 20),
-              let map = try? JSONDecoder().decode([String: Entry].self, from: Data(bytes)) else { return [:] }
-        return map
-    }
+    func load() -> [String: Entry] { map.load() }
 
     /// The cool-down in force for `authority`, if any.
     func active(for authority: String, now: Int64 = CoolDownStore.now()) -> Entry? {
@@ -130,19 +128,12 @@ struct CoolDownStore: Sendable {
         return Entry(until: now + secs, retryAfter: secs, status: status, kind: "busy", strikes: strikes)
     }
 
+    /// Entries a week past their end are dropped on every write.
     private func change(now: Int64, _ body: (inout [String: Entry]) -> Void) throws {
-        guard let path else { return }
-        var map = load().filter { $0.value.until + CoolDownStore.memory > now }
-        body(&map)
-        let dir = String(path.dropLast("/cooldown.json".count))
-        try Sys.mkdirs(dir.isEmpty ? "/" : dir)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let data: Data
-        do { data = try enc.encode(map) } catch {
-            throw CourierError(.io, "\(path): cannot encode the cool-down state", cause: error)
+        try map.update { m in
+            m = m.filter { $0.value.until + CoolDownStore.memory > now }
+            body(&m)
         }
-        try Sys.writeFileAtomically(path, Array(data) + [0x0a])
     }
 
     /// The one message for a host in cool-down: the same text when the server has just asked and
