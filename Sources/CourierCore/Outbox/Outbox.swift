@@ -213,7 +213,8 @@ public struct Outbox: Sendable {
         return try Sys.listDirectory(root).filter { !$0.hasPrefix(".") && Sys.isDirectory(root + "/" + $0) && (try? Names.validateType($0)) != nil }
     }
 
-    func fileSize(_ p: String) -> Int64 { (try? Sys.lstat(p)).flatMap { $0.map { Int64($0.st_size) } } ?? 0 }
+    /// A package's size in bytes (0 when it is gone): for the index, the report and delivery.
+    public func fileSize(_ p: String) -> Int64 { (try? Sys.lstat(p)).flatMap { $0.map { Int64($0.st_size) } } ?? 0 }
 
     func hashFile(_ p: String) throws -> String {
         let fd = try Sys.open(p, O_RDONLY)

@@ -29,13 +29,13 @@ public struct Catalog: Sendable {
             for rev in try c.outbox.revisions(t) {
                 let dir = c.outbox.revisionDir(t, rev)
                 var r = Revision(full: c.outbox.fullPackage(t, rev))
-                let fullSize = Catalog.size(r.full)
+                let fullSize = c.outbox.fileSize(r.full)   // listed by revisions(): it exists
                 for name in try Sys.listDirectory(dir) {
                     guard let p = Names.parsePackageFileName(name), p.type == t, p.revision == rev,
                           let base = p.base else { continue }
                     // A delta no smaller than the full package saves nothing and costs the client
                     // a base copy: never offered (older stagers published such deltas).
-                    if let f = fullSize, let d = Catalog.size(dir + "/" + name), d >= f { continue }
+                    if c.outbox.fileSize(dir + "/" + name) >= fullSize { continue }
                     r.deltas[base] = dir + "/" + name
                 }
                 entry.revisions[rev] = r
@@ -44,9 +44,5 @@ public struct Catalog: Sendable {
             c.types[t] = entry
         }
         return c
-    }
-
-    static func size(_ path: String) -> Int64? {
-        (try? Sys.lstat(path)).flatMap { $0.map { Int64($0.st_size) } }
     }
 }
