@@ -32,11 +32,15 @@ let package = Package(
             providers: [.apt(["libarchive-dev", "zlib1g-dev"])]
         ),
         .target(name: "CCourierShim"),
+        // libzstd itself (already linked through libarchive): in-file binary deltas (patch-from)
+        // and compression on several threads. `make release` links the static libzstd.a.
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
         .target(
             name: "CourierCore",
             dependencies: [
                 "CArchive",
                 "CCourierShim",
+                "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),

@@ -7,8 +7,10 @@ set -euo pipefail
 # gpgv: checks vendors' OpenPGP signatures (signature_format = "openpgp"); gnupg, minisign and
 # signify-openbsd: the tests sign with the vendors' real tools. tinyproxy, squid: the fetcher's
 # proxy tests (squid with its stock rules: absolute-form http://, CONNECT for https://).
+# xdelta3, bsdiff: the delta-size peers of `make bench`; xfsprogs: the reflink (FICLONE) test
+# of push on a loop-mounted XFS image (skipped, saying so, where mounting is not allowed).
 debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools
-      tinyproxy squid gpgv gnupg minisign signify-openbsd)
+      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
