@@ -31,6 +31,8 @@ public struct BuildCommand: ParsableCommand {
     var outDir: String
     @Option(help: ArgumentHelp("Build a delta against this earlier full package of the same type (its manifest is verified with the signing key).", valueName: "PKG"))
     var deltaFrom: String?
+    @Option(help: ArgumentHelp("Manifest format of a delta: 2 (default: changed files patched against their base versions where smaller, and a digest instead of the complete file list) or 1 (whole files and the complete list, for clients older than format 2).", valueName: "N"))
+    var deltaFormat: Int = 2
     @Option(help: "Compression: zstd (default), gzip or none.")
     var compression: String = "zstd"
     @Option(help: "How long clients accept the package (e.g. 30d, 12h).")
@@ -43,6 +45,7 @@ public struct BuildCommand: ParsableCommand {
             throw ValidationError("--compression must be zstd, gzip or none")
         }
         let life = try parseDuration(lifetime, option: "--lifetime")
+        guard deltaFormat == 1 || deltaFormat == 2 else { throw ValidationError("--delta-format must be 1 or 2") }
         try mapErrors("courier-stage build") {
             let keys = try key.map { try SigningKey.load($0) }
             guard !keys.isEmpty else { throw CourierError(.usage, "give at least one --key") }
@@ -61,9 +64,20 @@ public struct BuildCommand: ParsableCommand {
                     throw CourierError(.usage, "\(base): --delta-from needs a full package")
                 }
                 let name = Names.deltaPackageName(type: type, revision: revision, base: baseReader.manifest.revision)
+                opts.deltaFormat = deltaFormat
+                let files = try TreeScanner.scan(tree)
+                let scratch = outDir + "/.base-\(getpid())-\(baseReader.manifest.revision)"
+                try Sys.removeTree(scratch)
+                defer { try? Sys.removeTree(scratch) }
+                if deltaFormat == 2 {
+                    try DeltaPatcher.extractBase(package: base, verify: vo, baseFiles: baseReader.manifest.files,
+                                                 target: files, into: scratch)
+                }
                 m = try PackageBuilder.buildDelta(baseRevision: baseReader.manifest.revision, baseFiles: baseReader.manifest.files,
-                                                  tree: tree, to: outDir + "/" + name, options: opts)
-                print("wrote \(outDir)/\(name): delta \(m.base!) → \(m.revision), \(m.changed!.count) changed, \(m.removed!.count) removed, \(m.files.count) files in the tree")
+                                                  tree: tree, to: outDir + "/" + name, options: opts, files: files,
+                                                  baseTree: deltaFormat == 2 ? scratch : nil)
+                let patched = m.changes?.filter { $0.patch != nil }.count ?? 0
+                print("wrote \(outDir)/\(name): delta \(m.base!) → \(m.revision) (format \(m.format)), \(m.changed!.count) changed (\(patched) patched in \(m.patches?.count ?? 0) patches), \(m.removed!.count) removed, \(m.resultFileCount) files in the tree")
             } else {
                 let name = Names.fullPackageName(type: type, revision: revision)
                 m = try PackageBuilder.buildFull(tree: tree, to: outDir + "/" + name, options: opts)

@@ -32,6 +32,9 @@ public struct CourierError: Error, CustomStringConvertible, Sendable {
         public static let unsafeEntry = Code("unsafe-entry")
         /// Content does not match what the manifest promises: size or SHA-256.
         public static let integrity = Code("integrity")
+        /// A delta does not fit the client's base tree: a base file of a patch is missing or not
+        /// the one the delta was built against. Not the package's fault: send the full package.
+        public static let baseMismatch = Code("base-mismatch")
         /// A configured bound was exceeded: size, count, expansion ratio, path length.
         public static let limit = Code("limit")
         /// The package is of another content type than expected.

@@ -29,7 +29,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
         case .expired, .rollback: return .expired
         case .download: return .download
         case .unsafeEntry, .limit: return .unsafe
-        case .integrity: return .integrity
+        case .integrity, .baseMismatch: return .integrity
         case .io: return .io
         case .applyFailed: return .applyFailed
         case .daemon: return .daemon

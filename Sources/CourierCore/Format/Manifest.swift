@@ -33,19 +33,28 @@ public struct FileEntry: Codable, Sendable, Equatable, Hashable {
     }
 
     /// The numeric permission bits; nil if `mode` is not of the form `0[0-7]{3}`.
-    public var permissions: UInt32? {
+    public var permissions: UInt32? { FileEntry.permissions(of: mode) }
+
+    /// The permission bits of a four-digit mode text; nil unless it is `0[0-7]{3}`.
+    public static func permissions(of mode: String) -> UInt32? {
         let b = Array(mode.utf8)
         guard b.count == 4, b[0] == 0x30, b[1...].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) else { return nil }
         return UInt32(mode, radix: 8)
     }
 }
 
-/// The signed description of a package (docs/FORMAT.md §3). It lists the *complete resulting
-/// tree* even for a delta, so a client can check the result of applying it, not only its input.
-public struct Manifest: Codable, Sendable, Equatable {
+/// The signed description of a package (docs/FORMAT.md §3). Format 1 (every full package, and
+/// deltas written with `delta_format = 1`) lists the *complete resulting tree*; a format 2 delta
+/// lists only its changes, patches and removals, plus the count, size and digest of the complete
+/// resulting file list (`result`), which the client recomputes over the tree it built (§3.5).
+/// Either way a client checks the result of applying a package, not only its input.
+public struct Manifest: Sendable, Equatable {
     public enum Kind: String, Codable, Sendable { case full, delta }
 
+    /// The format full packages are written in, and the only one a full package may have.
     public static let currentFormat = 1
+    /// The newest format this reader understands (deltas with in-file patches).
+    public static let newestFormat = 2
 
     public var format: Int
     public var type: String
@@ -63,6 +72,13 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var changed: [String]?
     /// Delta only: paths of the base tree that are not in the result, sorted.
     public var removed: [String]?
+    /// Format 2 delta only: the carried files (whole or patched), sorted by path bytes; `changed`
+    /// holds their paths and `files` is empty.
+    public var changes: [Change]?
+    /// Format 2 delta only: the in-file patches the package carries as `patches/<i>` entries.
+    public var patches: [Patch]?
+    /// Format 2 delta only: the complete resulting tree, summarised.
+    public var result: ResultSummary?
 
     public init(type: String, revision: UInt64, kind: Kind, base: UInt64? = nil, created: Int64, expires: Int64,
                 provenance: [String: String], files: [FileEntry], changed: [String]? = nil, removed: [String]? = nil) {
@@ -75,6 +91,27 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.removed = removed?.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
+    /// A format 2 delta (FORMAT §3.5): changes, patches and a digest of the resulting file list.
+    public init(type: String, revision: UInt64, base: UInt64, created: Int64, expires: Int64,
+                provenance: [String: String], changes: [Change], patches: [Patch], removed: [String],
+                result: ResultSummary) {
+        self.format = 2
+        self.type = type; self.revision = revision; self.kind = .delta; self.base = base
+        self.created = RFC3339.format(created); self.expires = RFC3339.format(expires)
+        self.provenance = provenance
+        self.files = []
+        self.changes = changes.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        self.changed = self.changes!.map(\.path)
+        self.patches = patches
+        self.removed = removed.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        self.result = result
+    }
+
+    /// Files in the resulting tree: the list's length, or `result.files` for a format 2 delta.
+    public var resultFileCount: Int { result.map { Int(clamping: $0.files) } ?? files.count }
+    /// Bytes in the resulting tree.
+    public var resultBytes: UInt64 { result?.bytes ?? files.reduce(0) { $0 &+ $1.size } }
+
     public var createdTime: Int64 { RFC3339.parse(created) ?? 0 }
     public var expiresTime: Int64 { RFC3339.parse(expires) ?? 0 }
 
@@ -83,11 +120,35 @@ public struct Manifest: Codable, Sendable, Equatable {
         kind == .full ? files.map(\.path) : (changed ?? [])
     }
 
-    /// Total bytes of payload the package carries.
+    /// Total bytes of the files the package carries or produces (a patched file counts its result).
     public var payloadBytes: UInt64 {
         if kind == .full { return files.reduce(0) { $0 &+ $1.size } }
+        if let ch = changes { return ch.reduce(0) { $0 &+ $1.size } }
         let set = Set((changed ?? []).map(PathKey.init))
         return files.reduce(0) { set.contains(PathKey($1.path)) ? $0 &+ $1.size : $0 }
+    }
+
+    /// The archive entries after the manifest and the signatures, with what each must be: every
+    /// carried whole file (`payload/<path>`) and, in a format 2 delta, every patch (`patches/<i>`).
+    public var payloadEntries: [PayloadEntry] {
+        if let ch = changes {
+            var out: [PayloadEntry] = []
+            out.reserveCapacity(ch.count + (patches?.count ?? 0))
+            for c in ch where c.patch == nil {
+                out.append(PayloadEntry(kind: .file, file: FileEntry(path: c.path, size: c.size, sha256: c.sha256 ?? "", mode: c.permissions ?? 0o644)))
+            }
+            for (i, p) in (patches ?? []).enumerated() {
+                out.append(PayloadEntry(kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
+            }
+            return out
+        }
+        let carried = Set(payloadPaths.map(PathKey.init))
+        return files.filter { carried.contains(PathKey($0.path)) }.map { PayloadEntry(kind: .file, file: $0) }
+    }
+
+    /// The files patch `i` produces, in the order of its concatenated base and result.
+    public func filesOfPatch(_ i: Int) -> [Change] {
+        (changes ?? []).filter { $0.patch == i }
     }
 
     public var fileName: String {
@@ -102,7 +163,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public func encoded() -> [UInt8] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try! enc.encode(self))
+        return Array(try! enc.encode(ManifestCoding(self)))
     }
 
     /// Decodes and validates manifest bytes. Every refusal names the field and the rule.
@@ -117,9 +178,15 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
         let m: Manifest
         do {
-            m = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
+            let format = try JSONDecoder().decode(ManifestCoding.FormatOnly.self, from: Data(bytes)).format
+            guard format >= 1, format <= Manifest.newestFormat else {
+                throw CourierError(.malformed, "manifest: format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it")
+            }
+            m = try JSONDecoder().decode(ManifestCoding.self, from: Data(bytes)).manifest
+        } catch let e as CourierError {
+            throw e
         } catch {
-            throw CourierError(.malformed, "manifest is not valid JSON of format 1: \(error)")
+            throw CourierError(.malformed, "manifest is not valid JSON of format 1 or 2: \(error)")
         }
         try m.validate(maxFiles: maxFiles)
         return m
@@ -128,7 +195,10 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Every rule of docs/FORMAT.md §3 that can be checked without the payload.
     public func validate(maxFiles: Int = Int.max) throws {
         func bad(_ s: String) -> CourierError { CourierError(.malformed, "manifest: \(s)") }
-        guard format == Manifest.currentFormat else { throw bad("format \(format) is not supported (this is format 1)") }
+        guard format >= 1, format <= Manifest.newestFormat else {
+            throw bad("format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it")
+        }
+        if format == 2 { return try validateFormat2(maxFiles: maxFiles) }
         try Names.validateType(type)
         guard revision > 0 else { throw bad("revision must be a positive integer") }
         guard let c = RFC3339.parse(created) else { throw bad("created \(Escape.quoted(created)) is not YYYY-MM-DDTHH:MM:SSZ") }

@@ -9,6 +9,7 @@ public struct PathKey: Hashable, Comparable, Sendable {
     public let bytes: [UInt8]
 
     public init<S: StringProtocol>(_ s: S) { bytes = Array(s.utf8) }
+    public init(bytes: [UInt8]) { self.bytes = bytes }
 
     /// Byte-wise order: the order of `files` in a manifest (Python's `sorted(key=str.encode)`).
     public static func < (a: PathKey, b: PathKey) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }

@@ -71,7 +71,7 @@ public struct Outbox: Sendable {
     /// removed by `cleanStaging` on the next run and the revision is simply built again.
     public func publish(type: String, revision: UInt64, tree: String, files: [FileEntry],
                         bases: [(revision: UInt64, files: [FileEntry])], options: PackageBuilder.Options,
-                        faults: FaultPoints = .none) throws -> Published {
+                        trust: TrustStore? = nil, faults: FaultPoints = .none) throws -> Published {
         let tdir = typeDir(type)
         try Sys.mkdirs(tdir)
         let final = revisionDir(type, revision)
@@ -93,8 +93,22 @@ public struct Outbox: Sendable {
             let fullSize = fileSize(staging + "/" + fullName)
             for b in bases where b.revision < revision {
                 let name = Names.deltaPackageName(type: type, revision: revision, base: b.revision)
+                // Format 2 patches changed files against their base versions, taken out of the
+                // base's full package (verified as it is read) into a scratch directory.
+                var baseTree: String? = nil
+                if o.deltaFormat == 2 {
+                    let dir = staging + "/.base-\(b.revision)"
+                    var vo = VerifyOptions(trust: trust ?? TrustStore(keys: o.keys.map(\.publicKey)))
+                    vo.ignoreExpiry = true
+                    vo.expectedType = type
+                    vo.limits = o.limits
+                    try DeltaPatcher.extractBase(package: fullPackage(type, b.revision), verify: vo, baseFiles: b.files,
+                                                 target: files, into: dir)
+                    baseTree = dir
+                }
+                defer { if let d = baseTree { try? Sys.removeTree(d) } }
                 try PackageBuilder.buildDelta(baseRevision: b.revision, baseFiles: b.files, tree: tree,
-                                              to: staging + "/" + name, options: o, files: files)
+                                              to: staging + "/" + name, options: o, files: files, baseTree: baseTree)
                 let size = fileSize(staging + "/" + name)
                 if Double(size) >= Outbox.uselessDeltaRatio * Double(fullSize) {
                     try Sys.unlink(staging + "/" + name)

@@ -37,7 +37,7 @@ public enum DeltaApplier {
                 }
             }
             try SafeExtractor.extract(reader, into: newDir, mode: .overlay, durable: false)
-            try TreeChecker.check(newDir, against: m.files, limits: reader.options.limits)
+            try TreeChecker.check(newDir, against: m, limits: reader.options.limits)
             if durable { _ = courier_syncfs(rootfd) }
         } catch {
             try? Sys.removeTree(newDir)

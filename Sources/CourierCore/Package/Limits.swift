@@ -14,6 +14,10 @@ public struct Limits: Sendable, Equatable {
     public var maxExpansionRatio: Int64 = 1000
     /// Most bytes of a payload path.
     public var maxPathBytes: Int = Names.maxPathBytes
+    /// Most memory one in-file patch of a format 2 delta may take while applied: its files' base
+    /// and result contents (`delta_window`). Above it the delta is refused and push sends the
+    /// full package; the stager carries such files whole.
+    public var maxDeltaWindow: UInt64 = 256 << 20
 
     public init() {}
 }

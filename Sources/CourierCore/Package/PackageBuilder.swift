@@ -18,6 +18,9 @@ public enum PackageBuilder {
         public var compression: Compression = .zstd
         public var level: Int? = nil
         public var limits = Limits()
+        /// The manifest format of deltas: 2 (in-file patches, a digest instead of the file list;
+        /// FORMAT §3.5) or 1 (whole files, complete list) for clients older than format 2.
+        public var deltaFormat = 2
 
         public init(type: String, revision: UInt64, keys: [SigningKey]) {
             self.type = type; self.revision = revision; self.keys = keys
@@ -39,15 +42,35 @@ public enum PackageBuilder {
     /// A delta from a base (known by its manifest's file list — no base tree needed) to the tree
     /// at `tree`: files that are new or differ in content or mode are carried whole, paths that
     /// are gone are listed as removed, and the manifest still lists the whole target tree.
+    ///
+    /// Format 2 (the default) needs `baseTree`, a directory holding the base revision's files
+    /// at their paths (at least those that changed): a changed file with a base version is
+    /// patched against it where that is smaller (`DeltaPatcher`).
     @discardableResult
     public static func buildDelta(baseRevision: UInt64, baseFiles: [FileEntry], tree: String, to out: String,
-                                  options: Options, files: [FileEntry]? = nil) throws -> Manifest {
+                                  options: Options, files: [FileEntry]? = nil, baseTree: String? = nil) throws -> Manifest {
         let list = try files ?? scan(tree, options)
         guard baseRevision < options.revision else {
             throw CourierError(.usage, "delta base \(baseRevision) must be below revision \(options.revision)")
         }
         let (changed, removed) = diff(base: baseFiles, target: list)
         let created = options.created ?? Int64(time(nil))
+        if options.deltaFormat == 2 {
+            guard let baseTree else { throw CourierError(.usage, "a format 2 delta needs the base revision's files (baseTree)") }
+            let scratch = FilePath(out).removingLastComponent().string
+            let dir = (scratch.isEmpty ? "." : scratch) + "/.patches-\(getpid())-\(options.revision)-\(baseRevision)"
+            try Sys.removeTree(dir)
+            try Sys.mkdir(dir, 0o700)
+            defer { try? Sys.removeTree(dir) }
+            let plan = try DeltaPatcher.plan(base: baseFiles, target: list, changed: changed, tree: tree,
+                                             baseTree: baseTree, patchDir: dir, options: options)
+            let m = Manifest(type: options.type, revision: options.revision, base: baseRevision, created: created,
+                             expires: created + options.lifetime, provenance: options.provenance,
+                             changes: plan.changes, patches: plan.patches, removed: removed,
+                             result: TreeDigest.summary(of: list))
+            try write(m, tree: tree, to: out, options: options, patchDir: dir)
+            return m
+        }
         let m = Manifest(type: options.type, revision: options.revision, kind: .delta, base: baseRevision,
                          created: created, expires: created + options.lifetime, provenance: options.provenance,
                          files: list, changed: changed, removed: removed)
@@ -74,7 +97,8 @@ public enum PackageBuilder {
         return try TreeScanner.scan(tree, options: o)
     }
 
-    static func write(_ manifest: Manifest, tree: String, to out: String, options: Options) throws {
+    /// `patchDir` holds patch `i` of a format 2 delta as the file `<i>`.
+    static func write(_ manifest: Manifest, tree: String, to out: String, options: Options, patchDir: String? = nil) throws {
         try manifest.validate()
         guard !options.keys.isEmpty else { throw CourierError(.key, "no signing key given") }
         let manifestBytes = manifest.encoded()
@@ -90,15 +114,21 @@ public enum PackageBuilder {
             try w.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded(), mtime: mtime)
             let rootfd = try Sys.openDirectory(tree)
             defer { Sys.close(rootfd) }
-            let byPath = Dictionary(manifest.files.map { (PathKey($0.path), $0) }, uniquingKeysWith: { a, _ in a })
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
-            for p in manifest.payloadPaths {
-                let f = byPath[PathKey(p)]!
-                let shown = tree + "/" + p
-                let ifd = try Sys.openat(rootfd, p, O_RDONLY | O_NOFOLLOW, display: shown)
+            for entry in manifest.payloadEntries {
+                let f = entry.file
+                let ifd: Int32, shown: String
+                switch entry.kind {
+                case .file:
+                    shown = tree + "/" + f.path
+                    ifd = try Sys.openat(rootfd, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
+                case .patch:
+                    shown = (patchDir ?? ".") + "/" + f.path
+                    ifd = try Sys.open(shown, O_RDONLY | O_NOFOLLOW)
+                }
                 defer { Sys.close(ifd) }
-                try w.writeHeader(path: PackageReader.payloadPrefix + p, permissions: f.permissions ?? 0o644,
+                try w.writeHeader(path: entry.entryName, permissions: f.permissions ?? 0o644,
                                   size: Int64(f.size), mtime: mtime)
                 var hasher = SHA256()
                 var left = f.size

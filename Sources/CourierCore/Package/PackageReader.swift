@@ -16,6 +16,8 @@ public final class PackageReader {
     public static let manifestEntry = "courier-manifest.json"
     public static let signaturesEntry = "courier-signatures.json"
     public static let payloadPrefix = "payload/"
+    /// Format 2 deltas: patch `i` is the entry `patches/<i>` (FORMAT §3.5).
+    public static let patchPrefix = "patches/"
 
     public let path: String
     public let manifest: Manifest
@@ -75,28 +77,40 @@ public final class PackageReader {
         if let want = options.expectedType, want != manifest.type {
             throw CourierError(.wrongType, "\(path): package is of type \(Escape.quoted(manifest.type)), expected '\(want)'")
         }
-        let total = manifest.files.reduce(UInt64(0)) { $0 &+ $1.size }
+        let total = manifest.resultBytes
         if total > limits.maxTotalBytes {
             throw CourierError(.limit, "\(path): the tree is \(total) bytes, more than the limit of \(limits.maxTotalBytes)")
         }
-        if manifest.payloadPaths.count + 2 > limits.maxEntries {
-            throw CourierError(.limit, "\(path): \(manifest.payloadPaths.count) payload entries exceed the limit of \(limits.maxEntries)")
+        let payloadCount = manifest.payloadPaths.count + (manifest.patches?.count ?? 0)
+        if payloadCount + 2 > limits.maxEntries {
+            throw CourierError(.limit, "\(path): \(payloadCount) payload entries exceed the limit of \(limits.maxEntries)")
+        }
+        if let r = manifest.result, r.files > UInt64(limits.maxEntries) {
+            throw CourierError(.limit, "\(path): the tree has \(r.files) files, more than the limit of \(limits.maxEntries)")
+        }
+        // A patch holds its files' base and result in memory while it is applied.
+        for (i, p) in (manifest.patches ?? []).enumerated() {
+            let made = manifest.filesOfPatch(i)
+            let need = made.reduce(UInt64(0)) { $0 &+ $1.size &+ ($1.baseSize ?? 0) }
+            if need > limits.maxDeltaWindow || p.size > limits.maxDeltaWindow {
+                throw CourierError(.limit, "\(path): patch \(i) needs \(need) bytes of memory for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window); use the full package")
+            }
         }
     }
 
     /// Streams every payload entry. For each: `start(file)`, then `chunk(bytes)` zero or more
     /// times, then `end(file)` only if size and SHA-256 matched. Throws on the first problem, with
     /// a reason naming the entry; a caller that wrote anything cleans up on throw.
-    public func forEachPayload(start: (FileEntry) throws -> Void,
+    public func forEachPayload(start: (Manifest.PayloadEntry) throws -> Void,
                                chunk: (UnsafeRawBufferPointer) throws -> Void,
-                               end: (FileEntry) throws -> Void) throws {
+                               end: (Manifest.PayloadEntry) throws -> Void) throws {
         precondition(!consumed, "a package stream can be read once")
         consumed = true
         let limits = options.limits
-        // Keyed by bytes (PathKey), never by String: "\u{E9}.txt" and "e\u{301}.txt" are two files.
-        var expected: [PathKey: FileEntry] = [:]
-        let carried = Set(manifest.payloadPaths.map(PathKey.init))
-        for f in manifest.files where carried.contains(PathKey(f.path)) { expected[PathKey(f.path)] = f }
+        // Keyed by the bytes of the entry name (PathKey), never by String: "\u{E9}.txt" and
+        // "e\u{301}.txt" are two files.
+        var expected: [PathKey: Manifest.PayloadEntry] = [:]
+        for e in manifest.payloadEntries { expected[PathKey(e.entryName)] = e }
         var seen = Set<PathKey>()
         var entries = 2
         var uncompressed: Int64 = 0
@@ -108,6 +122,7 @@ public final class PackageReader {
             CourierError(.unsafeEntry, "\(path): entry \(Escape.quotedBytes(name)): \(why)")
         }
         let prefix = Array(PackageReader.payloadPrefix.utf8)
+        let patchPrefix = Array(PackageReader.patchPrefix.utf8)
 
         while let h = try archive.next() {
             entries += 1
@@ -133,14 +148,14 @@ public final class PackageReader {
             }
             // Bytes, not String.hasPrefix/dropFirst (Characters: "payload/" + a combining mark
             // would not have the prefix, and dropFirst would count Characters).
-            guard raw.starts(with: prefix) else { throw unsafe(raw, "outside payload/") }
-            let rel = String(decoding: raw.dropFirst(prefix.count), as: UTF8.self)
-            let key = PathKey(rel)
+            guard raw.starts(with: prefix) || raw.starts(with: patchPrefix) else { throw unsafe(raw, "outside payload/") }
+            let key = PathKey(bytes: raw)
             if h.permissions & 0o7000 != 0 {
                 throw unsafe(raw, "setuid, setgid or sticky bit in mode \(String(h.permissions, radix: 8))")
             }
             if seen.contains(key) { throw unsafe(raw, "appears twice") }
-            guard let file = expected[key] else { throw unsafe(raw, "not in the manifest") }
+            guard let entry = expected[key] else { throw unsafe(raw, "not in the manifest") }
+            let file = entry.file
             seen.insert(key)
             guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == file.size else {
                 throw CourierError(.integrity, "\(path): entry \(shown): size \(h.size) in the archive, \(file.size) in the manifest")
@@ -149,7 +164,7 @@ public final class PackageReader {
                 throw CourierError(.integrity, "\(path): entry \(shown): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
             }
 
-            try start(file)
+            try start(entry)
             var hasher = SHA256()
             var got: UInt64 = 0
             while true {
@@ -174,7 +189,7 @@ public final class PackageReader {
             guard digest == file.sha256 else {
                 throw CourierError(.integrity, "\(path): entry \(shown): SHA-256 \(digest) does not match the manifest's \(file.sha256)")
             }
-            try end(file)
+            try end(entry)
         }
         try archive.finish()
         if seen.count != expected.count {

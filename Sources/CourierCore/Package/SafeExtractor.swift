@@ -23,7 +23,12 @@ public enum SafeExtractor {
 
     /// Extracts into `target` (an existing directory). With `durable`, flushes the file system
     /// before returning so a later rename that publishes the tree survives a power cut.
-    public static func extract(_ reader: PackageReader, into target: String, mode: Mode = .fresh, durable: Bool = false) throws {
+    ///
+    /// `only`, when given, selects the files to write (the others are read and checked, not
+    /// written): the stager takes a few base files out of a full package this way. A patch
+    /// (format 2 delta) is applied in `.overlay` mode only, to the base files already in `target`.
+    public static func extract(_ reader: PackageReader, into target: String, mode: Mode = .fresh, durable: Bool = false,
+                               only: ((FileEntry) -> Bool)? = nil) throws {
         let rootfd = try Sys.openDirectory(target)
         defer { Sys.close(rootfd) }
         var created: [(path: String, isDir: Bool)] = []
@@ -33,6 +38,8 @@ public enum SafeExtractor {
         var dirCache: (path: PathKey, fd: Int32)? = nil
         var fileFD: Int32 = -1
         var filePath = ""
+        var skipping = false
+        var patch: (index: Int, bytes: [UInt8])? = nil
 
         func closeCache() { if let c = dirCache { Sys.close(c.fd); dirCache = nil } }
 
@@ -50,7 +57,18 @@ public enum SafeExtractor {
 
         do {
             try reader.forEachPayload(
-                start: { file in
+                start: { entry in
+                    if case .patch(let i) = entry.kind {
+                        guard mode == .overlay else {
+                            throw CourierError(.malformed, "\(reader.path): a patch needs a base tree; only a delta applied to its base has one")
+                        }
+                        patch = (i, [])
+                        patch!.bytes.reserveCapacity(Int(entry.file.size))
+                        return
+                    }
+                    let file = entry.file
+                    skipping = !(only?(file) ?? true)
+                    if skipping { return }
                     let comps = Names.components(file.path)
                     let dfd = try parentFD(of: comps)
                     let name = comps.last!
@@ -69,9 +87,21 @@ public enum SafeExtractor {
                     created.append((file.path, false))
                 },
                 chunk: { bytes in
+                    if patch != nil { patch!.bytes.append(contentsOf: bytes); return }
+                    if skipping { return }
                     try Sys.writeAll(fileFD, bytes, display: filePath)
                 },
-                end: { file in
+                end: { entry in
+                    if let p = patch {
+                        patch = nil
+                        // Checked by the reader (size, SHA-256) before this point.
+                        let made = try PatchApplier.apply(reader.manifest, patch: p.index, bytes: p.bytes,
+                                                          rootfd: rootfd, root: target, limits: reader.options.limits)
+                        created.append(contentsOf: made.map { ($0, false) })
+                        return
+                    }
+                    if skipping { return }
+                    let file = entry.file
                     try Sys.fchmod(fileFD, mode_t(file.permissions ?? 0o644), display: filePath)
                     Sys.close(fileFD)
                     fileFD = -1

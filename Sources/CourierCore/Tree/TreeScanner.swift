@@ -91,6 +91,40 @@ public enum TreeScanner {
 /// Checks a tree file by file against a manifest's file list: same set of paths, same sizes,
 /// modes and SHA-256. This is what makes a delta's *result* trustworthy, not only its input.
 public enum TreeChecker {
+    /// Checks a tree against what a manifest says the result is: its file list (format 1), or
+    /// the count, bytes and digest of the list (a format 2 delta), which takes hashing every file.
+    public static func check(_ root: String, against m: Manifest, limits: Limits = Limits(), hashes: Bool = true) throws {
+        guard let want = m.result else { return try check(root, against: m.files, limits: limits, hashes: hashes) }
+        var opts = TreeScanner.Options()
+        opts.limits = limits
+        let have = try TreeScanner.scan(root, options: opts)
+        var byPath = [PathKey: FileEntry]()
+        for f in have { byPath[PathKey(f.path)] = f }
+        // The changed files first: for them the package names size, mode and (whole) content,
+        // so a mismatch can be named; the rest only shows as a different digest.
+        var problems: [String] = []
+        for c in m.changes ?? [] {
+            let shown = Escape.quoted(c.path)
+            guard let h = byPath[PathKey(c.path)] else { problems.append("missing file \(shown)"); continue }
+            if h.size != c.size { problems.append("\(shown): size \(h.size), manifest says \(c.size)") }
+            else if h.mode != c.mode { problems.append("\(shown): mode \(h.mode), manifest says \(c.mode)") }
+            else if let s = c.sha256, s != h.sha256 { problems.append("\(shown): SHA-256 differs from the manifest") }
+        }
+        for p in m.removed ?? [] where byPath[PathKey(p)] != nil { problems.append("removed file \(Escape.quoted(p)) is still there") }
+        if problems.isEmpty {
+            let got = TreeDigest.summary(of: have)
+            if got != want {
+                problems.append("the tree has \(got.files) files and \(got.bytes) bytes with digest \(got.digest.prefix(16))…, "
+                    + "the package says \(want.files) files, \(want.bytes) bytes, digest \(want.digest.prefix(16))… "
+                    + "(files the delta did not change differ from revision \(m.base ?? 0), the base it was built against)")
+            }
+        }
+        if !problems.isEmpty {
+            let more = problems.count > 5 ? " (and \(problems.count - 5) more)" : ""
+            throw CourierError(.integrity, "\(Escape.text(root)): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ") + more)
+        }
+    }
+
     /// `hashes: false` checks names, sizes and modes only: for a tree the caller has just written
     /// from a verified stream, hashing each byte on its way into a file it created (a full
     /// extraction), where re-reading would compare the page cache with itself.

@@ -43,7 +43,7 @@ public struct Store: Sendable {
             throw CourierError(.integrity, "\(revisionDir(t, r)): no manifest kept for revision \(r); cannot check the tree")
         }
         let m = try Manifest.decode(try Sys.readFile(p, limit: limits.maxManifestBytes))
-        try TreeChecker.check(revisionDir(t, r), against: m.files, limits: limits)
+        try TreeChecker.check(revisionDir(t, r), against: m, limits: limits)
     }
 
     /// The revision `current` points at, if any.

@@ -191,7 +191,7 @@ public final class StageRunner {
                 opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierStageInfo.version)", "host": Sys.hostName()]) { a, _ in a }
                 log("publishing revision \(revision) (\(c.files.count) files) from \(source.describe)")
                 let p = try outbox.publish(type: type.name, revision: revision, tree: c.tree, files: c.files,
-                                           bases: Array(bases), options: opts, faults: faults)
+                                           bases: Array(bases), options: opts, trust: trust, faults: faults)
                 try c.commit()
                 result.status = .published
                 result.previous = latest

@@ -1,0 +1,94 @@
+import Crypto
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Applies one in-file patch of a format 2 delta (docs/FORMAT.md §3.5) inside a copy of the base
+/// tree: reads the base versions of the patch's files, checks their sizes and the SHA-256 of
+/// their concatenation against the manifest, decodes the patch against them, checks the SHA-256
+/// of the result, and writes each file as a new inode (the old one may be a hard link into the
+/// live tree and is never written to).
+enum PatchApplier {
+    /// Returns the paths written. A base that is not the delta's throws `.baseMismatch`.
+    static func apply(_ m: Manifest, patch i: Int, bytes: [UInt8], rootfd: Int32, root: String, limits: Limits) throws -> [String] {
+        guard let p = m.patches?[i] else { throw CourierError(.malformed, "manifest: patch \(i) does not exist") }
+        let made = m.filesOfPatch(i)
+        let baseRev = m.base ?? 0
+        func mismatch(_ why: String) -> CourierError {
+            CourierError(.baseMismatch, "delta \(m.type) \(baseRev) → \(m.revision): \(why); this client's tree of \(baseRev) is not the one the delta was built from (send the full package)")
+        }
+        let baseTotal = made.reduce(0) { $0 + Int($1.baseSize ?? 0) }
+        let resultTotal = made.reduce(0) { $0 + Int($1.size) }
+        guard UInt64(baseTotal + resultTotal) <= limits.maxDeltaWindow else {
+            throw CourierError(.limit, "patch \(i) needs \(baseTotal + resultTotal) bytes for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window)")
+        }
+        var base = [UInt8]()
+        base.reserveCapacity(baseTotal)
+        for c in made {
+            let shown = Escape.text(root + "/" + c.path)
+            let (dir, name): (Int32, String)
+            do { (dir, name) = try parentDirectory(rootfd, c.path, root: root) }
+            catch let e as CourierError where e.code == .io || e.code == .unsafeEntry { throw mismatch("base file \(shown) is missing (\(e.message))") }
+            defer { if dir != rootfd { Sys.close(dir) } }
+            guard let st = try Sys.lstatat(dir, name, display: root + "/" + c.path) else {
+                throw mismatch("base file \(shown) is missing")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else { throw mismatch("base file \(shown) is not a regular file") }
+            guard UInt64(st.st_size) == c.baseSize else {
+                throw mismatch("base file \(shown) is \(st.st_size) bytes, the delta expects \(c.baseSize ?? 0)")
+            }
+            let fd = try Sys.openat(dir, name, O_RDONLY | O_NOFOLLOW, display: root + "/" + c.path)
+            defer { Sys.close(fd) }
+            let start = base.count
+            let want = Int(c.baseSize ?? 0)
+            base.append(contentsOf: repeatElement(0, count: want))
+            var got = 0
+            try base.withUnsafeMutableBytes { b in
+                while got < want {
+                    let n = try Sys.read(fd, b.baseAddress! + start + got, want - got, display: root + "/" + c.path)
+                    if n == 0 { break }
+                    got += n
+                }
+            }
+            guard got == want else { throw mismatch("base file \(shown) changed while being read") }
+        }
+        let baseHash = base.withUnsafeBytes { Hex.encode(SHA256.hash(data: $0)) }
+        guard baseHash == p.baseSha256 else {
+            let names = made.prefix(3).map { Escape.quoted($0.path) }.joined(separator: ", ") + (made.count > 3 ? " and \(made.count - 3) more" : "")
+            throw mismatch("the base files of patch \(i) (\(names)) differ from the ones it was built against (SHA-256 \(baseHash.prefix(16))…, expected \(p.baseSha256.prefix(16))…)")
+        }
+        let result = try base.withUnsafeBytes { b in
+            try bytes.withUnsafeBytes { pb in
+                try PatchCodec.decompress(patch: pb, base: b, resultSize: resultTotal, windowLog: p.windowLog, what: "patch \(i)")
+            }
+        }
+        base = []
+        let resultHash = result.withUnsafeBytes { Hex.encode(SHA256.hash(data: $0)) }
+        guard resultHash == p.resultSha256 else {
+            throw CourierError(.integrity, "patch \(i): the result's SHA-256 \(resultHash.prefix(16))… is not the manifest's \(p.resultSha256.prefix(16))…")
+        }
+        var offset = 0
+        for c in made {
+            let path = root + "/" + c.path
+            let (dir, name) = try parentDirectory(rootfd, c.path, root: root)
+            defer { if dir != rootfd { Sys.close(dir) } }
+            try Sys.unlinkat(dir, name, display: path)
+            let fd = try Sys.openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: path)
+            defer { Sys.close(fd) }
+            let n = Int(c.size)
+            try result.withUnsafeBytes { try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]), display: path) }
+            try Sys.fchmod(fd, mode_t(c.permissions ?? 0o644), display: path)
+            offset += n
+        }
+        return made.map(\.path)
+    }
+
+    /// The open parent directory of `rel`, never through a link; created if missing (a base
+    /// file that is missing is found by the caller's lstat).
+    static func parentDirectory(_ rootfd: Int32, _ rel: String, root: String) throws -> (Int32, String) {
+        let comps = Names.components(rel)
+        if comps.count == 1 { return (rootfd, comps[0]) }
+        let fd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: root)
+        return (fd, comps.last!)
+    }
+}
