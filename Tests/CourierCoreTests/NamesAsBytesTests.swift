@@ -122,7 +122,7 @@ import Testing
         _ = w.mkdir("out")
         let full = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full.cpkg"), options: options(key, revision: 1))
         try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full.files, tree: v2, to: w.path("out/delta.cpkg"),
-                                      options: options(key, revision: 2))
+                                      options: options(key, revision: 2), baseTree: v1)
         let applied = w.path("applied")
         try DeltaApplier.apply(PackageReader(path: w.path("out/delta.cpkg"), options: verifyOptions([key.publicKey])),
                                base: v1, to: applied)

@@ -39,8 +39,8 @@ import Testing
         #expect(st.st_mode & 0o7777 == 0o755)
     }
 
-    @Test(arguments: [DeltaApplier.CopyMode.copy, .hardlink])
-    func deltaAppliedToBaseGivesExactlyTheTarget(copyMode: DeltaApplier.CopyMode) throws {
+    @Test(arguments: [DeltaApplier.CopyMode.copy, .hardlink], [1, 2])
+    func deltaAppliedToBaseGivesExactlyTheTarget(copyMode: DeltaApplier.CopyMode, format: Int) throws {
         let w = Workspace("delta")
         let v1 = sampleTree(w, "v1")
         let v2 = sampleTree(w, "v2")
@@ -56,11 +56,14 @@ import Testing
 
         _ = w.mkdir("out")
         let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
+        var o = options(key, revision: 2)
+        o.deltaFormat = format
         let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full1.files, tree: v2,
-                                               to: w.path("out/delta.cpkg"), options: options(key, revision: 2))
+                                               to: w.path("out/delta.cpkg"), options: o, baseTree: v1)
+        #expect(dm.format == format)
         #expect(dm.changed == ["added.txt", "daily", "empty.txt", "main.cvd", "newdir/sub/n.txt"])
         #expect(dm.removed == ["daily/deep/x.yara", "daily/rules.ndb"])
-        #expect(dm.files.count == 7)
+        #expect(dm.resultFileCount == 7)
 
         let base = w.mkdir("store/1")
         try SafeExtractor.extract(PackageReader(path: w.path("out/full1.cpkg"), options: verifyOptions([key.publicKey])), into: base)
@@ -75,18 +78,21 @@ import Testing
         #expect(st.st_mode & 0o777 == 0o600)
     }
 
-    @Test func deltaOnAWrongBaseIsRefusedAndLeavesNothing() throws {
+    @Test(arguments: [1, 2]) func deltaOnAWrongBaseIsRefusedAndLeavesNothing(format: Int) throws {
         let w = Workspace("delta-wrong")
         let v1 = sampleTree(w, "v1"), v2 = sampleTree(w, "v2")
         try Data(bytes("changed")).write(to: URL(fileURLWithPath: v2 + "/empty.txt"))
         _ = w.mkdir("out")
         let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
+        var o = options(key, revision: 2)
+        o.deltaFormat = format
         try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full1.files, tree: v2, to: w.path("out/d.cpkg"),
-                                      options: options(key, revision: 2))
-        // A base tree that drifted: one unchanged file was altered locally.
+                                      options: o, baseTree: v1)
+        // A base tree that drifted: one unchanged file was altered locally. Format 1 lists it and
+        // names it; format 2 only has the digest of the list, and says the base differs.
         let base = w.tree("wrongbase", readTree(v1))
         try Data(bytes("tampered")).write(to: URL(fileURLWithPath: base + "/daily/rules.ndb"))
-        expectRefusal(.integrity, "daily/rules.ndb") {
+        expectRefusal(.integrity, format == 1 ? "daily/rules.ndb" : "differ from revision 1, the base it was built against") {
             try DeltaApplier.apply(PackageReader(path: w.path("out/d.cpkg"), options: verifyOptions([key.publicKey])),
                                    base: base, to: w.path("result"))
         }
@@ -106,7 +112,7 @@ import Testing
         let m1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/f1.cpkg"), options: options(key, revision: 1))
         try PackageBuilder.buildFull(tree: v2, to: w.path("out/f2.cpkg"), options: options(key, revision: 2))
         let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: m1.files, tree: v2, to: w.path("out/d.cpkg"),
-                                               options: options(key, revision: 2))
+                                               options: options(key, revision: 2), baseTree: v1)
         #expect(dm.changed?.count == 10)
         let full = try FileManager.default.attributesOfItem(atPath: w.path("out/f2.cpkg"))[.size] as! Int
         let delta = try FileManager.default.attributesOfItem(atPath: w.path("out/d.cpkg"))[.size] as! Int

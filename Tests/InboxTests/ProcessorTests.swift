@@ -49,7 +49,8 @@ import Testing
             if let b = base {
                 let baseFiles = try TreeScanner.scan(root + "/upstream/\(b)")
                 let p = out + "/" + Names.deltaPackageName(type: type, revision: rev, base: b)
-                try PackageBuilder.buildDelta(baseRevision: b, baseFiles: baseFiles, tree: tree, to: p, options: o)
+                try PackageBuilder.buildDelta(baseRevision: b, baseFiles: baseFiles, tree: tree, to: p, options: o,
+                                              baseTree: root + "/upstream/\(b)")
                 return p
             }
             let p = out + "/" + Names.fullPackageName(type: type, revision: rev)

@@ -19,8 +19,8 @@ public struct Decision: Sendable {
     /// Absolute path of the package in the outbox, for `full` and `delta`.
     public var package: String?
     public var base: UInt64?
-    /// A stable word: new-client, no-status, not-installed, delta, no-delta, up-to-date, waiting,
-    /// pinned, held, not-in-outbox, unknown-type.
+    /// A stable word: new-client, no-status, not-installed, delta, no-delta, delta-refused,
+    /// up-to-date, waiting, pinned, held, not-in-outbox, unknown-type.
     public var code: String
     /// The sentence, with the values that decided it.
     public var reason: String
@@ -68,6 +68,13 @@ public enum Planner {
                             reason: "\(type) \(rev) is not in the outbox (published: \(entry.revisions.keys.sorted().map(String.init).joined(separator: ", ")))")
         }
         if let i = installed, let d = r.deltas[i] {
+            // The client refused this very delta (its base files differ from the ones the delta
+            // was built from, or it cannot hold the patch): it gets the full package instead.
+            let name = d.split(separator: "/").last.map(String.init) ?? d
+            if let e = status?.lastError, e.package == name {
+                return Decision(type: type, revision: rev, action: .full, package: r.full, code: "delta-refused",
+                                reason: "the client refused \(name) (\(e.code): \(Escape.text(e.reason))); sending the full package")
+            }
             return Decision(type: type, revision: rev, action: .delta, package: d, base: i, code: "delta",
                             reason: "the client has \(i), the base of this delta")
         }

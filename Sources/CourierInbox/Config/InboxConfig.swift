@@ -60,7 +60,7 @@ public struct InboxConfig: Sendable {
     static func parse(_ r: TableReader) throws -> InboxConfig {
         let path = r.path
         try r.allow(["inbox", "store", "state_dir", "quarantine", "trust", "threshold", "clock_skew", "delta_wait", "poll",
-                     "accept_unknown_types", "types", "max_tree_bytes"])
+                     "accept_unknown_types", "types", "max_tree_bytes", "delta_window"])
         guard let stateDir = try r.string("state_dir").map(r.resolve) ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" }) else {
             throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)")
         }
@@ -75,6 +75,12 @@ public struct InboxConfig: Sendable {
         if let p = try r.duration("poll") { c.poll = p }
         if let a = try r.bool("accept_unknown_types") { c.acceptUnknownTypes = a }
         if let m = try r.size("max_tree_bytes") { c.limits.maxTotalBytes = UInt64(m) }
+        // Memory one in-file patch may take (its files' base and result); a delta needing more
+        // is refused and push sends the full package.
+        if let w = try r.size("delta_window") {
+            guard w >= 1 << 20 else { throw r.error("delta_window", "must be at least 1 MiB") }
+            c.limits.maxDeltaWindow = UInt64(w)
+        }
         if let types = try r.table("types") {
             for name in types.table.keys.sorted() {
                 guard let t = try types.table(name) else { continue }

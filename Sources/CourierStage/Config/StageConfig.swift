@@ -115,6 +115,11 @@ public struct StageConfig: Sendable {
     public var stateDir: String
     public var lifetime: Int64 = 30 * 86400
     public var compression: Compression = .zstd
+    /// Manifest format of deltas: 2 (in-file patches; FORMAT §3.5) or 1 for clients before it.
+    public var deltaFormat = 2
+    /// Most base plus new bytes one patch may hold; larger changed files are carried whole.
+    /// Clients refuse patches above their own `delta_window` (same default).
+    public var deltaWindow: UInt64 = Limits().maxDeltaWindow
     public var maxCycles: Int = 3
     public var http = HTTP()
     /// A delivery policy (`policy.toml`) whose named revisions retention keeps (`hold_from`).
@@ -131,7 +136,8 @@ public struct StageConfig: Sendable {
 
     static func parse(_ r: TableReader) throws -> StageConfig {
         let path = r.path
-        try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "hold_from", "types"])
+        try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "hold_from", "types",
+                     "delta_format", "delta_window"])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }
         keys += try r.strings("keys").map(r.resolve)
@@ -146,6 +152,11 @@ public struct StageConfig: Sendable {
             c.compression = v
         }
         if let m = try r.int("max_cycles", min: 1, max: 20) { c.maxCycles = m }
+        if let f = try r.int("delta_format", min: 1, max: 2) { c.deltaFormat = f }
+        if let w = try r.size("delta_window") {
+            guard w >= 1 << 20 else { throw r.error("delta_window", "must be at least 1 MiB") }
+            c.deltaWindow = UInt64(w)
+        }
         c.holdFrom = try r.string("hold_from").map(r.resolve)
         if let h = try r.table("http") {
             try h.allow(["proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout", "retry_for", "max_bytes", "user_agent",

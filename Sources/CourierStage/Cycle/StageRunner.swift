@@ -188,6 +188,8 @@ public final class StageRunner {
                 var opts = PackageBuilder.Options(type: type.name, revision: revision, keys: keys)
                 opts.lifetime = config.lifetime
                 opts.compression = config.compression
+                opts.deltaFormat = config.deltaFormat
+                opts.limits.maxDeltaWindow = config.deltaWindow
                 opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierStageInfo.version)", "host": Sys.hostName()]) { a, _ in a }
                 log("publishing revision \(revision) (\(c.files.count) files) from \(source.describe)")
                 let p = try outbox.publish(type: type.name, revision: revision, tree: c.tree, files: c.files,
