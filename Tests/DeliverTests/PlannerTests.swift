@@ -46,6 +46,21 @@ import Testing
         #expect(d.package == fleet.deltaPath("virus-defs", 300, from: 200))
     }
 
+    /// Issue #13: a client whose base files differ from the delta's refuses it (base-mismatch);
+    /// the next push sends it the full package instead of the same delta again.
+    @Test func clientThatRefusedTheDeltaGetsTheFull() {
+        var s = status(installed: 200)
+        s.lastError = .init(at: "2026-11-29T00:00:00Z", package: "virus-defs_300_from_200.cpkg", code: "base-mismatch",
+                            reason: "base file db/main.cvd is missing")
+        let d = decide(s)
+        #expect(d.action == .full && d.code == "delta-refused" && d.revision == 300)
+        #expect(d.package == fleet.fullPath("virus-defs", 300))
+        #expect(d.reason.contains("base-mismatch") && d.reason.contains("db/main.cvd"))
+        // An error about another package does not change the choice.
+        s.lastError!.package = "virus-defs_200.cpkg"
+        #expect(decide(s).action == .delta)
+    }
+
     @Test func clientTooFarBehindForADeltaGetsTheFull() {
         let d = decide(status(installed: 100))
         #expect(d.action == .full && d.code == "no-delta")
