@@ -22,8 +22,10 @@ enum PatchApplier {
         guard UInt64(baseTotal + resultTotal) <= limits.maxDeltaWindow else {
             throw CourierError(.limit, "patch \(i) needs \(baseTotal + resultTotal) bytes for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window)")
         }
-        var base = [UInt8]()
-        base.reserveCapacity(baseTotal)
+        // Not zero-filled, never copied: read(2) straight into it (a base may be 64 MiB and more).
+        let base = UnsafeMutableRawBufferPointer.allocate(byteCount: max(baseTotal, 1), alignment: 16)
+        defer { base.deallocate() }
+        var filled = 0
         for c in made {
             let shown = Escape.text(root + "/" + c.path)
             let (dir, name): (Int32, String)
@@ -39,30 +41,25 @@ enum PatchApplier {
             }
             let fd = try Sys.openat(dir, name, O_RDONLY | O_NOFOLLOW, display: root + "/" + c.path)
             defer { Sys.close(fd) }
-            let start = base.count
             let want = Int(c.baseSize ?? 0)
-            base.append(contentsOf: repeatElement(0, count: want))
             var got = 0
-            try base.withUnsafeMutableBytes { b in
-                while got < want {
-                    let n = try Sys.read(fd, b.baseAddress! + start + got, want - got, display: root + "/" + c.path)
-                    if n == 0 { break }
-                    got += n
-                }
+            while got < want {
+                let n = try Sys.read(fd, base.baseAddress! + filled + got, want - got, display: root + "/" + c.path)
+                if n == 0 { break }
+                got += n
             }
             guard got == want else { throw mismatch("base file \(shown) changed while being read") }
+            filled += want
         }
-        let baseHash = base.withUnsafeBytes { Hex.encode(SHA256.hash(data: $0)) }
+        let baseBytes = UnsafeRawBufferPointer(rebasing: base[0..<baseTotal])
+        let baseHash = Hex.encode(SHA256.hash(data: baseBytes))
         guard baseHash == p.baseSha256 else {
             let names = made.prefix(3).map { Escape.quoted($0.path) }.joined(separator: ", ") + (made.count > 3 ? " and \(made.count - 3) more" : "")
             throw mismatch("the base files of patch \(i) (\(names)) differ from the ones it was built against (SHA-256 \(baseHash.prefix(16))…, expected \(p.baseSha256.prefix(16))…)")
         }
-        let result = try base.withUnsafeBytes { b in
-            try bytes.withUnsafeBytes { pb in
-                try PatchCodec.decompress(patch: pb, base: b, resultSize: resultTotal, windowLog: p.windowLog, what: "patch \(i)")
-            }
+        let result = try bytes.withUnsafeBytes { pb in
+            try PatchCodec.decompress(patch: pb, base: baseBytes, resultSize: resultTotal, windowLog: p.windowLog, what: "patch \(i)")
         }
-        base = []
         let resultHash = result.withUnsafeBytes { Hex.encode(SHA256.hash(data: $0)) }
         guard resultHash == p.resultSha256 else {
             throw CourierError(.integrity, "patch \(i): the result's SHA-256 \(resultHash.prefix(16))… is not the manifest's \(p.resultSha256.prefix(16))…")

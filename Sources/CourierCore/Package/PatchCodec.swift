@@ -48,12 +48,11 @@ public enum PatchCodec {
         let r = ZSTD_CCtx_refPrefix(cctx, base.baseAddress, base.count)
         if ZSTD_isError(r) != 0 { throw zstdError("referencing the base", r) }
         let bound = ZSTD_compressBound(new.count)
-        var out = [UInt8](repeating: 0, count: bound)
-        let n = out.withUnsafeMutableBytes { o in
-            ZSTD_compress2(cctx, o.baseAddress, o.count, new.baseAddress, new.count)
+        let out = try [UInt8](unsafeUninitializedCapacity: bound) { o, count in
+            let n = ZSTD_compress2(cctx, o.baseAddress, o.count, new.baseAddress, new.count)
+            if ZSTD_isError(n) != 0 { throw zstdError("compressing a patch", n) }
+            count = n
         }
-        if ZSTD_isError(n) != 0 { throw zstdError("compressing a patch", n) }
-        out.removeSubrange(n...)
         return (out, wlog)
     }
 
@@ -79,21 +78,20 @@ public enum PatchCodec {
         let r = ZSTD_DCtx_refPrefix(dctx, base.baseAddress, base.count)
         if ZSTD_isError(r) != 0 { throw zstdError("referencing the base", r) }
         // One byte of room beyond the expected size: a frame that makes more fails here
-        // instead of being cut to size.
-        var out = [UInt8](repeating: 0, count: resultSize + 1)
-        let n = out.withUnsafeMutableBytes { o in
-            ZSTD_decompressDCtx(dctx, o.baseAddress, o.count, patch.baseAddress, patch.count)
+        // instead of being cut to size. Not zero-filled: only what zstd wrote is kept.
+        return try [UInt8](unsafeUninitializedCapacity: resultSize + 1) { o, count in
+            let n = ZSTD_decompressDCtx(dctx, o.baseAddress, o.count, patch.baseAddress, patch.count)
+            if ZSTD_isError(n) != 0 { throw bad("does not decode against the base: \(String(cString: ZSTD_getErrorName(n)))") }
+            guard n == resultSize else { throw bad("decodes to \(n) bytes, the manifest says \(resultSize)") }
+            count = n
         }
-        if ZSTD_isError(n) != 0 { throw bad("does not decode against the base: \(String(cString: ZSTD_getErrorName(n)))") }
-        guard n == resultSize else { throw bad("decodes to \(n) bytes, the manifest says \(resultSize)") }
-        out.removeLast()
-        return out
     }
 
     /// Bytes of `data` compressed alone at `level`: what carrying it whole would cost.
     public static func compressedSize(_ data: UnsafeRawBufferPointer, level: Int32) throws -> Int {
-        var out = [UInt8](repeating: 0, count: ZSTD_compressBound(data.count))
-        let n = out.withUnsafeMutableBytes { ZSTD_compress($0.baseAddress, $0.count, data.baseAddress, data.count, level) }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: ZSTD_compressBound(data.count), alignment: 16)
+        defer { scratch.deallocate() }
+        let n = ZSTD_compress(scratch.baseAddress, scratch.count, data.baseAddress, data.count, level)
         if ZSTD_isError(n) != 0 { throw zstdError("compressing", n) }
         return n
     }
