@@ -56,7 +56,7 @@ public struct VerifyCommand: ParsableCommand {
                     print("{\"path\":\(jsonString(p)),\"ok\":true,\"type\":\(jsonString(m.type)),\"revision\":\(m.revision),"
                         + "\"kind\":\"\(m.kind.rawValue)\",\"base\":\(m.base.map(String.init) ?? "null"),"
                         + "\"signers\":[\(v.signers.map(jsonString).joined(separator: ","))],"
-                        + "\"files\":\(m.files.count),\"payload_bytes\":\(m.payloadBytes),\"expires\":\(jsonString(m.expires))}")
+                        + "\"files\":\(m.resultFileCount),\"payload_bytes\":\(m.payloadBytes),\"expires\":\(jsonString(m.expires))}")
                 } else {
                     print("OK    \(Escape.text(p))  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))")
                 }

@@ -47,7 +47,7 @@ public struct ExtractCommand: ParsableCommand {
                     throw error
                 }
             }
-            print("extracted \(m.type) \(m.revision) (\(m.kind.rawValue), \(m.files.count) files) into \(into)")
+            print("extracted \(m.type) \(m.revision) (\(m.kind.rawValue), \(m.resultFileCount) files) into \(into)")
         }
     }
 }

@@ -374,7 +374,7 @@ public final class InboxProcessor: @unchecked Sendable {
             do { try Sys.unlink(path) }
             catch { logger.warning("applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)") }
         }
-        logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.files.count) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
+        logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.resultFileCount) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
         return .applied(m.revision)
     }
 
