@@ -8,7 +8,7 @@ import Testing
         for prog in ["courier-stage", "courier-deliver", "courier-inboxd"] {
             let v = try Programs.run(prog, ["--version"])
             #expect(v.status == 0)
-            #expect(v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+            #expect(v.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.2.0")
             let h = try Programs.run(prog, ["--help"])
             #expect(h.status == 0)
             #expect(h.stdout.contains("Exit codes"), "\(prog) --help must document exit codes")

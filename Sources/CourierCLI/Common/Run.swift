@@ -5,7 +5,7 @@ import CourierCore
 #endif
 
 public enum CourierVersion {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }
 
 /// Writes a line to standard error (unbuffered, so it interleaves correctly with child output).

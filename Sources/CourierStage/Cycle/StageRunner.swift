@@ -236,5 +236,5 @@ public final class StageRunner {
 }
 
 public enum CourierStageInfo {
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
 }
