@@ -76,7 +76,9 @@ import Testing
         try manifest([a, b], kind: .delta, base: 9, changed: ["a"], removed: ["z"]).validate()
 
         var m = manifest([a]); m.format = 2
-        expectRefusal(.malformed, "format 2 is not supported") { try m.validate() }
+        expectRefusal(.malformed, "format 2 is for deltas only") { try m.validate() }
+        m = manifest([a]); m.format = 3
+        expectRefusal(.malformed, "format 3 is newer than this Courier understands (formats 1 to 2); upgrade Courier") { try m.validate() }
         m = manifest([a]); m.revision = 0
         expectRefusal(.malformed, "revision must be a positive") { try m.validate() }
         m = manifest([a]); m.expires = m.created

@@ -65,7 +65,7 @@ import Testing
                                                     "--key", t.sub("k"), "--out-dir", t.sub("out"), "--delta-from", full])
         #expect(b2.status == 0, "\(b2.stderr)")
         let delta = t.sub("out/virus-defs_20261121002_from_20261121001.cpkg")
-        #expect(b2.stdout.contains("2 changed, 1 removed"))
+        #expect(b2.stdout.contains("(format 2), 2 changed (1 patched in 1 patches), 1 removed"), "\(b2.stdout)")
 
         let x1 = try Programs.run("courier-inboxd", ["extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/1"), full])
         #expect(x1.status == 0, "\(x1.stderr)")
