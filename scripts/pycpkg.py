@@ -208,7 +208,6 @@ def _check_entry_fields(f, what):
 def _check_format2(m):
     """§3.5 beyond what format 1 shares; return {path: changed entry} of the files carried whole."""
     need = _need
-    need(m["kind"] == "delta", "a format 2 package must be a delta (a full package is always format 1)")
     res = m.get("result")
     need(isinstance(res, dict) and _int(res.get("files"), 0, 2**63 - 1) and _int(res.get("bytes"), 0, 2**63 - 1)
          and isinstance(res.get("digest"), str) and HEX64.fullmatch(res["digest"]),
@@ -266,6 +265,7 @@ def check_manifest(m):
     prov = m.get("provenance")
     need(isinstance(prov, dict) and all(isinstance(v, str) for v in prov.values()), "provenance must map strings to strings")
     if fmt == 2:
+        need(m["kind"] == "delta", "a format 2 package must be a delta (a full package is always format 1)")
         need(_int(m.get("base"), 1, m["revision"] - 1), "delta base must be an integer below revision")
         need(isinstance(m.get("removed"), list) and all(isinstance(p, str) for p in m["removed"]),
              "removed must be an array of strings")
