@@ -123,10 +123,22 @@ def _json(data, what):
             raise Refused(f"{what}: duplicate key in a JSON object")
         return dict(kv)
     def const(c): raise Refused(f"{what}: {c} is not JSON")
+    def number(n):  # §3: every number is a plain non-negative decimal integer
+        if not re.fullmatch(r"0|[1-9][0-9]*", n):
+            raise Refused(f"{what}: number {n[:40]} is not a non-negative integer")
+        return int(n)
+    def no_null(v):  # §3: no null anywhere (a key that does not apply is left out)
+        if v is None:
+            raise Refused(f"{what}: null is not allowed")
+        for x in v.values() if isinstance(v, dict) else v if isinstance(v, list) else ():
+            no_null(x)
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=const)
-    except ValueError as e:  # also UnicodeDecodeError
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=const,
+                         parse_float=number, parse_int=number)
+        no_null(doc)
+    except (ValueError, RecursionError) as e:  # also UnicodeDecodeError
         raise Refused(f"{what}: invalid JSON/UTF-8 ({e})")
+    return doc
 
 
 def check_signatures(mbytes, sbytes, trusted, revoked, threshold=1):

@@ -538,6 +538,9 @@ HAND = {  # case -> words both readers' reasons must hold (None: only that they 
     "patch entry size differs from the manifest": None,
     "patch entry hash differs from the manifest": None,
     "null in a changed entry": None,
+    "null under an unknown key": None,
+    "fraction under an unknown key": None,
+    "1000.0 as a patch's size": None,
 }
 MUTATE = {
     "format 3": lambda m, e: m.update(format=3),
@@ -568,6 +571,9 @@ MUTATE = {
     "patch entry size differs from the manifest": _patch(size=1),
     "patch entry hash differs from the manifest": _patch(sha256="0" * 64),
     "null in a changed entry": _changed("new.txt", patch=None),
+    "null under an unknown key": lambda m, e: m.update({"x-future": {"a": [1, None]}}),
+    "fraction under an unknown key": lambda m, e: m.update({"x-future": 1.5}),
+    "1000.0 as a patch's size": _patch(size=float(1000)),
 }
 
 
