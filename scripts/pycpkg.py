@@ -583,7 +583,7 @@ def _base_file(base, m, f):
     full = os.path.join(base, *f["path"].split("/"))
     try:
         st = os.lstat(full)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise _base_mismatch(m, f"base file {f['path']!r} is missing")
     if not stat.S_ISREG(st.st_mode):
         raise _base_mismatch(m, f"base file {f['path']!r} is not a regular file")

@@ -216,6 +216,9 @@ def _base_variant(root, case):
     elif case == "patched file is a directory":
         os.unlink(os.path.join(root, "db", "main.db"))
         write(root, "db/main.db/inside", b"x")
+    elif case == "patched file's directory is a file":
+        shutil.rmtree(os.path.join(root, "db"))
+        write(root, "db", b"a file where the directory was\n")
     elif case == "unpatched file edited":   # only the result's digest can tell
         write(root, "db/unchanged.db", b"drifted\n")
 
@@ -225,6 +228,7 @@ BASE_CASES = {  # case -> what pycpkg's reason must name
     "patched file of another size": "'bin/scan' has",
     "patched file removed": "'db/main.db' is missing",
     "patched file is a directory": "'db/main.db' is not a regular file",
+    "patched file's directory is a file": "'db/main.db' is missing",
     "unpatched file edited": "result",
 }
 
