@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""pycpkg: an independent implementation of the Courier package format v1, written from
-docs/FORMAT.md alone (not from the Swift sources). Tests/interop runs it against the Swift tools.
+"""pycpkg: an independent implementation of the Courier package format (formats 1 and 2), written
+from docs/FORMAT.md alone (not from the Swift sources). Tests/interop runs it against the Swift tools.
+It reads, verifies and applies format 1 packages and format 2 deltas (§3.5); it writes format 1.
 
   pycpkg.py keygen OUT
   pycpkg.py build --tree DIR --type T --revision N --key KEY --out FILE [--delta-from-manifest BASE.cpkg]
@@ -17,9 +18,12 @@ except ImportError:  # zstd is optional: gzip and plain tar still work
 
 MANIFEST, SIGS, PREFIX = "courier-manifest.json", "courier-signatures.json", b"courier-manifest-v1\n"
 PUB_TAG, SEC_TAG = "courier-ed25519-v1", "courier-ed25519-secret-v1"
-LIMITS = dict(manifest=32 << 20, sigs=64 << 10, total=8 << 30, entries=200_000, ratio=1000, path=1024)
+LIMITS = dict(manifest=32 << 20, sigs=64 << 10, total=8 << 30, entries=200_000, ratio=1000, path=1024,
+              window=256 << 20)  # window: base + result of one format 2 patch (§3.5, Courier's delta_window)
+FORMATS = (1, 2)  # the manifest formats this reader understands
 TYPE_RE, TIME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}"), re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 HEX64, MODE_RE, REV_RE = re.compile(r"[0-9a-f]{64}"), re.compile(r"0[0-7]{3}"), re.compile(r"[1-9][0-9]{0,19}")
+PATCH_RE, ZSTD_MAGIC = re.compile(r"patches/(0|[1-9][0-9]*)"), b"\x28\xb5\x2f\xfd"
 _ZERR = (zstandard.ZstdError,) if zstandard else ()
 
 
@@ -119,10 +123,22 @@ def _json(data, what):
             raise Refused(f"{what}: duplicate key in a JSON object")
         return dict(kv)
     def const(c): raise Refused(f"{what}: {c} is not JSON")
+    def number(n):  # §3: every number is a plain non-negative decimal integer
+        if not re.fullmatch(r"0|[1-9][0-9]*", n):
+            raise Refused(f"{what}: number {n[:40]} is not a non-negative integer")
+        return int(n)
+    def no_null(v):  # §3: no null anywhere (a key that does not apply is left out)
+        if v is None:
+            raise Refused(f"{what}: null is not allowed")
+        for x in v.values() if isinstance(v, dict) else v if isinstance(v, list) else ():
+            no_null(x)
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=const)
-    except ValueError as e:  # also UnicodeDecodeError
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=pairs, parse_constant=const,
+                         parse_float=number, parse_int=number)
+        no_null(doc)
+    except (ValueError, RecursionError) as e:  # also UnicodeDecodeError
         raise Refused(f"{what}: invalid JSON/UTF-8 ({e})")
+    return doc
 
 
 def check_signatures(mbytes, sbytes, trusted, revoked, threshold=1):
@@ -173,13 +189,86 @@ def _int(v, lo, hi): return type(v) is int and lo <= v <= hi
 def _sorted_unique(paths): return all(a.encode() < b.encode() for a, b in zip(paths, paths[1:]))
 
 
+def _need(ok, what, code=6):
+    if not ok:
+        raise Refused(f"manifest: {what}", code)
+
+
+def _check_format(m):
+    _need(isinstance(m, dict), "not a JSON object")
+    f = m.get("format")
+    if type(f) is int and f > FORMATS[-1]:
+        raise Refused(f"manifest: format {f} is newer than this reader understands (formats {FORMATS[0]} to "
+                      f"{FORMATS[-1]}); upgrade pycpkg to read it")
+    _need(type(f) is int and f in FORMATS, f"format must be an integer from {FORMATS[0]} to {FORMATS[-1]}, not {f!r}")
+    return f
+
+
+def file_list_digest(files):
+    """§3.5: SHA-256 of `<mode> <size> <sha256> <path>\\n` per file, in byte order of path.
+    `files` holds (path, size, sha256, mode) tuples."""
+    lines = "".join(f"{m} {s} {h} {p}\n" for p, s, h, m in sorted(files, key=lambda f: f[0].encode()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _check_entry_fields(f, what):
+    _need(isinstance(f, dict) and _int(f.get("size"), 0, 2**63 - 1) and isinstance(f.get("mode"), str)
+          and MODE_RE.fullmatch(f["mode"]), f"bad {what} entry {str(f)[:200]}")
+    check_path(f.get("path"))
+
+
+def _check_format2(m):
+    """§3.5 beyond what format 1 shares; return {path: changed entry} of the files carried whole."""
+    need = _need
+    res = m.get("result")
+    need(isinstance(res, dict) and _int(res.get("files"), 0, 2**63 - 1) and _int(res.get("bytes"), 0, 2**63 - 1)
+         and isinstance(res.get("digest"), str) and HEX64.fullmatch(res["digest"]),
+         "result must be {files, bytes, digest} (two integers and 64 lowercase hex digits)")
+    need(res["bytes"] <= LIMITS["total"] and res["files"] <= LIMITS["entries"],
+         f"the resulting tree ({res['files']} files, {res['bytes']} bytes) exceeds the limits", 10)
+    patches = m.get("patches")
+    need(isinstance(patches, list) and len(patches) <= LIMITS["entries"], "patches must be an array")
+    for i, pt in enumerate(patches):
+        need(isinstance(pt, dict) and isinstance(pt.get("algorithm"), str), f"patch {i}: not an object with an algorithm")
+        if pt["algorithm"] != "zstd-prefix":
+            raise Refused(f"manifest: patch {i} uses algorithm {pt['algorithm'][:64]!r}, which this reader does not "
+                          f"know (it knows zstd-prefix); upgrade pycpkg to read it")
+        need(_int(pt.get("size"), 0, 2**63 - 1) and _int(pt.get("window_log"), 10, 31)
+             and all(isinstance(pt.get(k), str) and HEX64.fullmatch(pt[k]) for k in ("sha256", "base_sha256", "result_sha256")),
+             f"patch {i}: needs size, window_log (10-31), sha256, base_sha256 and result_sha256 (64 lowercase hex)")
+    changed = m.get("changed")
+    need(isinstance(changed, list) and len(changed) <= LIMITS["entries"], "changed must be an array of objects")
+    whole, made = {}, [[] for _ in patches]
+    for f in changed:
+        _check_entry_fields(f, "changed")
+        has_sha, has_patch, has_base = "sha256" in f, "patch" in f, "base_size" in f
+        if has_sha:
+            need(not has_patch and not has_base, f"changed {f['path']!r}: sha256 and a patch are exclusive")
+            need(isinstance(f["sha256"], str) and HEX64.fullmatch(f["sha256"]), f"changed {f['path']!r}: bad sha256")
+            whole[f["path"]] = f
+        else:
+            need(has_patch and has_base, f"changed {f['path']!r}: needs either sha256, or patch and base_size")
+            need(_int(f["patch"], 0, len(patches) - 1), f"changed {f['path']!r}: patch {f['patch']!r} is not an index into patches")
+            need(_int(f["base_size"], 0, 2**63 - 1), f"changed {f['path']!r}: bad base_size")
+            made[f["patch"]].append(f)
+    paths = [f["path"] for f in changed]
+    need(_sorted_unique(paths), "changed not sorted by the bytes of path, or a duplicate")
+    pset = set(paths)
+    need(not pset & set(m["removed"]), "a changed path is also removed")
+    need(not any(p[:i] in pset for p in paths for i, c in enumerate(p) if c == "/"),
+         "a changed path is the parent directory of another changed path")
+    for i, fs in enumerate(made):
+        need(fs, f"patch {i} makes no file")
+        need(sum(f["base_size"] + f["size"] for f in fs) <= LIMITS["window"],
+             f"patch {i} needs {sum(f['base_size'] + f['size'] for f in fs)} bytes of memory (base plus result), "
+             f"more than the limit of {LIMITS['window']}", 10)
+    return whole
+
+
 def check_manifest(m):
-    """Enforce §3; return ({path: file entry} the package carries, created, expires)."""
-    def need(ok, what):
-        if not ok:
-            raise Refused(f"manifest: {what}")
-    need(isinstance(m, dict), "not a JSON object")
-    need(_int(m.get("format"), 1, 1), "format must be 1")
+    """Enforce §3 (and §3.5 for format 2); return ({path: file entry} the package carries whole, created, expires)."""
+    need = _need
+    fmt = _check_format(m)
     need(isinstance(m.get("type"), str) and TYPE_RE.fullmatch(m["type"]), f"bad type {m.get('type')!r}")
     need(_int(m.get("revision"), 1, 2**64 - 1), "bad revision")
     need(m.get("kind") in ("full", "delta"), "kind must be full or delta")
@@ -187,13 +276,20 @@ def check_manifest(m):
     need(expires > created, "expires must be after created")
     prov = m.get("provenance")
     need(isinstance(prov, dict) and all(isinstance(v, str) for v in prov.values()), "provenance must map strings to strings")
+    if fmt == 2:
+        need(m["kind"] == "delta", "a format 2 package must be a delta (a full package is always format 1)")
+        need(_int(m.get("base"), 1, m["revision"] - 1), "delta base must be an integer below revision")
+        need(isinstance(m.get("removed"), list) and all(isinstance(p, str) for p in m["removed"]),
+             "removed must be an array of strings")
+        [check_path(p) for p in m["removed"]]
+        need(_sorted_unique(m["removed"]), "removed not sorted, or a duplicate")
+        return _check_format2(m), created, expires
     files = m.get("files")
     need(isinstance(files, list), "files must be an array")
     for f in files:
-        need(isinstance(f, dict) and _int(f.get("size"), 0, 2**63 - 1) and isinstance(f.get("sha256"), str)
-             and HEX64.fullmatch(f["sha256"]) and isinstance(f.get("mode"), str) and MODE_RE.fullmatch(f["mode"]),
+        need(isinstance(f, dict) and isinstance(f.get("sha256"), str) and HEX64.fullmatch(f["sha256"]),
              f"bad file entry {str(f)[:200]}")
-        check_path(f.get("path"))
+        _check_entry_fields(f, "file")
     paths = [f["path"] for f in files]
     need(_sorted_unique(paths), "files not sorted by UTF-8 bytes, or a duplicate")
     pset = set(paths)
@@ -266,9 +362,11 @@ def _check_globals(tf):
             raise Refused(f"pax global header sets {k!r}")
 
 
-def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_manifest=None, manifest_only=False):
+def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_manifest=None, manifest_only=False,
+                 patch_sink=None):
     """Verify the package at PATH completely. sink(path, entry, chunks) receives each payload file
-    (after signatures and manifest passed) and must consume chunks. Returns (manifest, key ids)."""
+    (after signatures and manifest passed) and must consume chunks; patch_sink(i, patch, chunks) the
+    same for each `patches/<i>` entry of a format 2 delta. Returns (manifest, key ids)."""
     trusted, revoked = load_trust(trust) if isinstance(trust, str) else trust
     now, pkg_size = time.time() if now is None else now, max(os.path.getsize(path), 1)
     with open(path, "rb") as raw:
@@ -302,7 +400,8 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                     raise Refused(f"created in the future ({manifest['created']}); clocks disagree", 8)
                 if on_manifest:
                     on_manifest(manifest)
-                seen, total = set(), 0
+                seen, seen_patches, total = set(), set(), 0
+                patches = manifest.get("patches", []) if manifest["format"] == 2 else []
                 for count, m in enumerate(entries, 3):
                     total += m.size
                     if count > LIMITS["entries"] or total > LIMITS["total"] or (
@@ -311,6 +410,9 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                     _check_globals(tf)
                     if not _regular(m):
                         raise Refused(f"{m.name!r}: not a regular file", 10)
+                    if m.name.startswith("patches/") and patches:
+                        _read_patch_entry(tf, m, patches, seen_patches, patch_sink)
+                        continue
                     if not m.name.startswith("payload/"):
                         raise Refused(f"unexpected entry {m.name!r}", 10)
                     p = check_path(m.name[len("payload/"):])
@@ -334,10 +436,38 @@ def read_package(path, trust, now=None, skew=300, threshold=1, sink=None, on_man
                 _drain(tf, raw, os.path.getsize(path))
                 if set(carried) - seen:
                     raise Refused(f"carried file(s) missing: {sorted(set(carried) - seen)[:5]}", 11)
+                if len(seen_patches) != len(patches):
+                    missing = sorted(set(range(len(patches))) - seen_patches)[:5]
+                    raise Refused(f"patch entr(y/ies) missing: {['patches/%d' % i for i in missing]}", 11)
                 return manifest, keyids
         except (tarfile.TarError, EOFError, zlib.error, *_ZERR) as e:
             raise Refused(f"corrupt container: {e}")
 
+
+
+def _read_patch_entry(tf, m, patches, seen, patch_sink):
+    """§2, §3.5: `patches/<i>` (decimal, no leading zero) for a patch i of the manifest, once, mode
+    0644, of the patch's size and SHA-256."""
+    match = PATCH_RE.fullmatch(m.name)
+    i = int(match.group(1)) if match else -1
+    if not 0 <= i < len(patches):
+        raise Refused(f"unexpected entry {m.name!r} (not patches/<i> for a patch of the manifest)", 10)
+    if i in seen:
+        raise Refused(f"patch entry {m.name!r} is repeated", 10)
+    mode, pt = m.mode & ~stat.S_IFREG, patches[i]
+    if mode != 0o644:
+        raise Refused(f"patch entry {m.name!r}: mode {mode:04o}, not 0644", 10 if mode & ~0o777 else 11)
+    if m.size != pt["size"]:
+        raise Refused(f"patch entry {m.name!r}: size {m.size} differs from the manifest's {pt['size']}", 11)
+    seen.add(i)
+    h, src = hashlib.sha256(), tf.extractfile(m)
+    def chunks():
+        while chunk := src.read(1 << 20):
+            h.update(chunk)
+            yield chunk
+    patch_sink(i, pt, chunks()) if patch_sink else [None for _ in chunks()]
+    if h.hexdigest() != pt["sha256"]:
+        raise Refused(f"patch entry {m.name!r}: SHA-256 differs from the manifest", 11)
 
 
 # ---- extracting (§5) ----
@@ -397,7 +527,31 @@ def extract(pkg, trust, into, base=None, **kw):
                     out.write(c)
                 os.fchmod(out.fileno(), int(f["mode"], 8))
 
-        manifest, keyids = read_package(pkg, trust, sink=write, on_manifest=start, **kw)
+        def start2(m):
+            start(m)
+            if m["format"] == 2:
+                for f in m["changed"]:  # §3.5: refuse a base that is not the delta's before reading payload
+                    if "patch" in f:
+                        _base_file(base, m, f)
+
+        patch_files = {}
+        def keep_patch(i, pt, chunks):
+            patch_files[i] = tempfile.TemporaryFile()
+            for c in chunks:
+                patch_files[i].write(c)
+
+        try:
+            manifest, keyids = read_package(pkg, trust, sink=write, on_manifest=start2, patch_sink=keep_patch, **kw)
+            if manifest["format"] == 2:
+                for i, pt in enumerate(manifest["patches"]):  # everything is verified: now apply the patches
+                    _apply_patch(manifest, i, [f for f in manifest["changed"] if f.get("patch") == i],
+                                 base, patch_files[i], write)
+        finally:
+            for fh in patch_files.values():
+                fh.close()
+        if manifest["format"] == 2:
+            _check_result2(manifest, tmp)
+            return _finish(tmp, into, manifest, keyids)
         files, found = {f["path"]: f for f in manifest["files"]}, _walk(tmp)
         if set(found) != set(files):
             raise Refused(f"result differs from the manifest's file list: {sorted(set(found) ^ set(files))[:5]}", 11)
@@ -405,14 +559,112 @@ def extract(pkg, trust, into, base=None, **kw):
             st, f = os.lstat(full), files[p]
             if st.st_mode & 0o7777 != int(f["mode"], 8) or st.st_size != f["size"] or _sha(full) != f["sha256"]:
                 raise Refused(f"result file {p!r} differs from the manifest", 11)
-        os.chmod(tmp, 0o755)
-        if os.path.isdir(into):
-            os.rmdir(into)
-        os.rename(tmp, into)
-        return manifest, keyids
+        return _finish(tmp, into, manifest, keyids)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _finish(tmp, into, manifest, keyids):
+    os.chmod(tmp, 0o755)
+    if os.path.isdir(into):
+        os.rmdir(into)
+    os.rename(tmp, into)
+    return manifest, keyids
+
+
+def _base_mismatch(m, why):
+    return Refused(f"base-mismatch: delta {m['type']} {m['base']} -> {m['revision']}: {why}; this base tree is not "
+                   f"the tree of revision {m['base']} the delta was built from (apply the full package instead)", 11)
+
+
+def _base_file(base, m, f):
+    """§3.5: the base tree's file at a patched path must be a regular file of `base_size` bytes."""
+    full = os.path.join(base, *f["path"].split("/"))
+    try:
+        st = os.lstat(full)
+    except (FileNotFoundError, NotADirectoryError):
+        raise _base_mismatch(m, f"base file {f['path']!r} is missing")
+    if not stat.S_ISREG(st.st_mode):
+        raise _base_mismatch(m, f"base file {f['path']!r} is not a regular file")
+    if st.st_size != f["base_size"]:
+        raise _base_mismatch(m, f"base file {f['path']!r} has {st.st_size} bytes, the delta's base has {f['base_size']}")
+    return full
+
+
+def _apply_patch(m, i, files, base, patch_file, write):
+    """§3.5: check the base files' sizes and the base's SHA-256, decode patches/<i> (one zstd frame)
+    with the base as a raw-content prefix into exactly the result's size, check the result's SHA-256,
+    and write its files."""
+    pt, name = m["patches"][i], f"patches/{i}"
+    fulls = [_base_file(base, m, f) for f in files]
+    buf, h = bytearray(), hashlib.sha256()
+    for f, full in zip(files, fulls):
+        with os.fdopen(os.open(full, os.O_RDONLY | os.O_NOFOLLOW), "rb") as src:
+            data = src.read(f["base_size"] + 1)
+        if len(data) != f["base_size"]:
+            raise _base_mismatch(m, f"base file {f['path']!r} changed size while it was read")
+        buf += data
+        h.update(data)
+    if h.hexdigest() != pt["base_sha256"]:
+        raise _base_mismatch(m, f"the base files of patch {i} ({', '.join(repr(f['path']) for f in files[:5])}"
+                                f"{', ...' if len(files) > 5 else ''}) do not hash to its base_sha256")
+    if zstandard is None:
+        raise Refused("format 2 delta with patches, but the Python module zstandard is not installed")
+    want = sum(f["size"] for f in files)
+    patch_file.seek(0)
+    head = patch_file.read(18)
+    if head[:4] != ZSTD_MAGIC:
+        raise Refused(f"{name}: not a zstd frame", 11)
+    try:
+        params = zstandard.get_frame_parameters(head)
+        if params.content_size not in (zstandard.CONTENTSIZE_UNKNOWN, want):
+            raise Refused(f"{name}: the frame declares {params.content_size} bytes, the result has {want}", 11)
+        dctx = zstandard.ZstdDecompressor(
+            dict_data=zstandard.ZstdCompressionDict(bytes(buf), dict_type=zstandard.DICT_TYPE_RAWCONTENT),
+            max_window_size=1 << pt["window_log"])
+        obj, out = dctx.decompressobj(), bytearray()
+        patch_file.seek(0)
+        while chunk := patch_file.read(4096):  # small steps: the output is checked against the result's size
+            if obj.eof:
+                raise Refused(f"{name}: data after its one zstd frame", 11)
+            out += obj.decompress(chunk)
+            if len(out) > want:
+                raise Refused(f"{name}: decodes to more than the result's {want} bytes", 11)
+        if not obj.eof:
+            raise Refused(f"{name}: the zstd frame is truncated ({len(out)} of {want} bytes decoded)", 11)
+        if obj.unused_data:
+            raise Refused(f"{name}: data after its one zstd frame", 11)
+    except zstandard.ZstdError as e:
+        raise Refused(f"{name}: does not decode against its base ({e})", 11)
+    if len(out) != want:
+        raise Refused(f"{name}: decodes to {len(out)} bytes, the result has {want}", 11)
+    if hashlib.sha256(out).hexdigest() != pt["result_sha256"]:
+        raise Refused(f"{name}: the result does not hash to its result_sha256", 11)
+    del buf
+    at = 0
+    for f in files:
+        write(f["path"], f, [bytes(out[at:at + f["size"]])])
+        at += f["size"]
+
+
+def _check_result2(m, tmp):
+    """§3.5: each changed file's size, mode and (whole files) SHA-256, then the whole tree against `result`."""
+    for f in m["changed"]:
+        full = os.path.join(tmp, *f["path"].split("/"))
+        st = os.lstat(full) if os.path.lexists(full) else None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != f["size"] or st.st_mode & 0o7777 != int(f["mode"], 8) or (
+                "sha256" in f and _sha(full) != f["sha256"]):
+            raise Refused(f"result file {f['path']!r} differs from the manifest's changed entry", 11)
+    files = []
+    for p, full in _walk(tmp).items():
+        st = os.lstat(full)
+        files.append((p, st.st_size, _sha(full), "%04o" % (st.st_mode & 0o7777)))
+    res, got = m["result"], dict(files=len(files), bytes=sum(f[1] for f in files), digest=file_list_digest(files))
+    for k in ("files", "bytes", "digest"):
+        if got[k] != res[k]:
+            raise Refused(f"the resulting tree differs from the manifest's result: {k} {got[k]} != {res[k]} "
+                          f"(is the base tree the delta's base, revision {m['base']}?)", 11)
 
 
 # ---- writing ----
@@ -452,6 +704,8 @@ def build(tree, type_, revision, key, out, delta_from=None, compression=None, cr
         bm, _ = read_package(delta_from, ({keyid(_raw_pub(key)): key.public_key()}, {}), manifest_only=True)
         if bm["type"] != type_ or bm["revision"] >= revision:
             raise Refused(f"{delta_from}: not an earlier package of type {type_}", 64)
+        if "files" not in bm or bm["format"] != 1:
+            raise Refused(f"{delta_from}: a format {bm['format']} delta has no complete file list; build against a full package", 64)
         old, new = {f["path"]: f for f in bm["files"]}, {f["path"] for f in files}
         carried = [f for f in files if old.get(f["path"]) != f]
         m.update(kind="delta", base=bm["revision"], changed=[f["path"] for f in carried],

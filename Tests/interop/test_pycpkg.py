@@ -195,8 +195,10 @@ def test_swift_packages_are_accepted_and_applied_by_python(tmp_path, keys, trees
     assert_ok(py("extract", "--trust", pub, "--into", tmp_path / "r2", "--base", tmp_path / "r1", delta))
     assert_same_tree(tmp_path / "r2", trees[1])
     # Both implementations agree on what a delta carries ("new or different", incl. a mode-only change).
+    # courier-stage writes format 2 deltas by default: `changed` holds objects (test_format2.py).
     m, _ = pycpkg.read_package(delta, pub)
-    assert m["changed"] == ["bin/scan", "conf/x", "defs/daily.db", "new/added.txt"]
+    assert m["format"] == 2
+    assert [c["path"] for c in m["changed"]] == ["bin/scan", "conf/x", "defs/daily.db", "new/added.txt"]
     assert m["removed"] == ["conf", "old/gone.txt"] and m["base"] == 20261121001
 
 
