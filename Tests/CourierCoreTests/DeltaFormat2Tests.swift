@@ -232,6 +232,30 @@ import Testing
         #expect(try Manifest.decode(b.manifest.encoded()) == b.manifest)
     }
 
+    @Test func theFrameWindowIsReadFromTheHeader() throws {
+        // A real patch frame: its window must be what libzstd was told (and at least the data).
+        let base = randomBytes(300_000, seed: 1)
+        var new = base; new[5] ^= 1
+        let (frame, wlog) = try base.withUnsafeBytes { b in try new.withUnsafeBytes { try PatchCodec.compress(base: b, new: $0) } }
+        #expect(wlog == 20)
+        let declared = frame.withUnsafeBytes { PatchCodec.frameWindowSize($0) }
+        #expect(declared != nil && declared! <= 1 << 20 && declared! >= 300_000)
+        // Refused when the manifest allows less than the frame declares (here a single-segment
+        // frame: its window is its content size, 300,000 > 2^18).
+        expectRefusal(.integrity, "more than the 2^18") {
+            _ = try frame.withUnsafeBytes { f in try base.withUnsafeBytes { b in
+                try PatchCodec.decompress(patch: f, base: b, resultSize: new.count, windowLog: 18, what: "patch 0") } }
+        }
+        // Hand-made headers: Window_Descriptor 0x58 = 2^(10+11) + 0; single segment with a
+        // 2-byte content size (value + 256); a skippable frame and garbage are not frames.
+        func window(_ b: [UInt8]) -> UInt64? { b.withUnsafeBytes { PatchCodec.frameWindowSize($0) } }
+        #expect(window([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58]) == 1 << 21)
+        #expect(window([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x5b]) == (1 << 21) + 3 * (1 << 18))
+        #expect(window([0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x10, 0x00]) == 16 + 256)
+        #expect(window([0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]) == nil)
+        #expect(window([0x28, 0xb5, 0x2f, 0xfd, 0x08, 0x58]) == nil, "reserved bit set")
+    }
+
     @Test func theFileListDigestFollowsTheSpec() throws {
         // FORMAT §3.5: SHA-256 over "<mode> <size> <sha256> <path>\n", byte order of path.
         let a = FileEntry(path: "b/z", size: 3, sha256: String(repeating: "a", count: 64), mode: 0o644)

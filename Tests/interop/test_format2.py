@@ -433,12 +433,11 @@ def test_python_bounds_the_decoder_by_window_log(tmp_path, revs):
     assert "patches/" in res.stdout and "does not decode" in res.stdout, res.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="Swift decodes patches one-shot (ZSTD_decompressDCtx), where libzstd ignores "
-                   "ZSTD_d_windowLogMax, so it never enforces window_log; FORMAT §3.5 does not say whether readers must")
 def test_swift_bounds_the_decoder_by_window_log(tmp_path, revs):
     pkg, base, pub = _small_window(tmp_path, revs)
     res = run(INBOXD, "extract", "--trust", pub, "--into", tmp_path / "s", "--base", base, pkg)
-    assert res.returncode != 0, f"Swift applied a patch whose frame needs more than 2^window_log:\n{res.stdout}"
+    assert res.returncode == 11, f"Swift applied a patch whose frame needs more than 2^window_log:\n{res.stdout}"
+    assert "window" in res.stderr and "2^10" in res.stderr, res.stderr
 
 
 # ---- hand-built format 2 deltas (manifest rules of §3.5), signed by pycpkg's key ----

@@ -65,6 +65,10 @@ public enum PatchCodec {
         guard patch.count > 0 else { throw bad("empty patch") }
         let frame = ZSTD_findFrameCompressedSize(patch.baseAddress, patch.count)
         guard ZSTD_isError(frame) == 0, frame == patch.count else { throw bad("not exactly one zstd frame") }
+        guard let window = frameWindowSize(patch) else { throw bad("unreadable zstd frame header") }
+        guard window <= UInt64(1) << UInt64(windowLog) else {
+            throw bad("the frame needs a window of \(window) bytes, more than the 2^\(windowLog) its manifest allows")
+        }
         // Memory is bounded by the caller (base + result ≤ its window cap): decoding in one shot
         // into a buffer of the expected size allocates no window of the frame's choosing.
         let declared = ZSTD_getFrameContentSize(patch.baseAddress, patch.count)
@@ -85,6 +89,32 @@ public enum PatchCodec {
             guard n == resultSize else { throw bad("decodes to \(n) bytes, the manifest says \(resultSize)") }
             count = n
         }
+    }
+
+    /// The window a zstd frame declares (RFC 8878 §3.1.1.1): from its Window_Descriptor, or its
+    /// content size for a single-segment frame. Read here because libzstd enforces
+    /// `ZSTD_d_windowLogMax` only when streaming, and patches are decoded in one call. Nil for
+    /// anything but a zstd frame header (a skippable frame too).
+    public static func frameWindowSize(_ b: UnsafeRawBufferPointer) -> UInt64? {
+        guard b.count >= 6, b[0] == 0x28, b[1] == 0xb5, b[2] == 0x2f, b[3] == 0xfd else { return nil }
+        let fhd = b[4]
+        guard fhd & 0x08 == 0 else { return nil }           // reserved bit must be zero
+        let singleSegment = fhd & 0x20 != 0
+        if !singleSegment {
+            let wd = b[5]
+            let log = 10 + UInt64(wd >> 3)
+            guard log <= 41 else { return nil }
+            let base = UInt64(1) << log
+            return base + (base / 8) * UInt64(wd & 7)
+        }
+        // Single segment: the window is the frame content size, after the dictionary id.
+        let didSize = [0, 1, 2, 4][Int(fhd & 3)]
+        let fcsSize = [1, 2, 4, 8][Int(fhd >> 6)]
+        let at = 5 + didSize
+        guard b.count >= at + fcsSize else { return nil }
+        var v: UInt64 = 0
+        for i in 0..<fcsSize { v |= UInt64(b[at + i]) << (8 * UInt64(i)) }
+        return fcsSize == 2 ? v + 256 : v
     }
 
     /// Bytes of `data` compressed alone at `level`: what carrying it whole would cost.
