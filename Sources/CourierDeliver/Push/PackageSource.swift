@@ -62,8 +62,8 @@ public final class PackageSource: @unchecked Sendable {
     /// the page cache is written twice over — a memcpy into dirty pages, then the flush — and,
     /// past the kernel's dirty limit (a few GiB), the writers are throttled to the disk's speed
     /// anyway while the copies push useful pages out of the cache. Written with O_DIRECT from
-    /// the mapping of the source (pages already cached by verification), the bytes go once, by
-    /// DMA, from the source's cache pages to the disk; `syncfs` then has only metadata and the
+    /// the mapping of the source (its pages read into the cache once, for all copies and for
+    /// verification), the bytes go once, by DMA, from the source's cache pages to the disk; `syncfs` then has only metadata and the
     /// disk's write cache left to flush.
     func copy(into ofd: Int32, dst: String) throws -> String {
         if courier_ficlone(ofd, fd) == 0 { return "reflink" }
