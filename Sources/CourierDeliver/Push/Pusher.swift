@@ -167,7 +167,8 @@ public struct Pusher: Sendable {
         var outcomes = staged.values
         for i in outcomes.indices {
             for j in outcomes[i].indices {
-                guard let src = outcomes[i][j].decision?.package, let why = bad[src] else { continue }
+                guard let d = outcomes[i][j].decision, d.action == .full || d.action == .delta,
+                      let src = d.package, let why = bad[src] else { continue }
                 if let s = outcomes[i][j].staged { InboxCopier.discard(s) }
                 outcomes[i][j].staged = nil
                 outcomes[i][j].state = .failed
