@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <linux/close_range.h>
+#include <sys/vfs.h>
 
 dev_t courier_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 int courier_syncfs(int fd) { return syncfs(fd); }
@@ -20,6 +21,16 @@ ssize_t courier_copy_file_range(int fd_in, int fd_out, size_t len) {
     return copy_file_range(fd_in, NULL, fd_out, NULL, len, 0);
 }
 int courier_ficlone(int dst_fd, int src_fd) { return ioctl(dst_fd, FICLONE, src_fd); }
+int courier_set_direct(int fd, int on) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -1;
+    return fcntl(fd, F_SETFL, on ? (fl | O_DIRECT) : (fl & ~O_DIRECT));
+}
+long long courier_fs_magic(int fd) {
+    struct statfs s;
+    if (fstatfs(fd, &s) != 0) return -1;
+    return (long long)s.f_type;
+}
 int courier_probe_read_lease(int fd) {
     if (fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return -1;
     fcntl(fd, F_SETLEASE, F_UNLCK);

@@ -12,10 +12,11 @@ public struct PushCommand: ParsableCommand {
         base the client holds, else the full package; nothing when the client has that revision, \
         when a package of it already waits in the inbox, when the client is pinned elsewhere, or \
         when it holds a newer revision (a rollback needs a pin on the client). Every package is \
-        verified once before the first copy: a broken outbox does not spread.
+        verified once, beside the copies: one that fails is renamed into no inbox (its \
+        temporary copies are removed), so a broken outbox does not spread.
 
-        Copies go to a dot-named temporary file in the inbox (reflink, copy_file_range, or \
-        read/write; a hard link with --link), mode 0644; each file system is flushed once (syncfs) \
+        Copies go to a dot-named temporary file in the inbox (reflink; direct I/O on a local \
+        disk; copy_file_range, or read/write; a hard link with --link), mode 0644; each file system is flushed once (syncfs) \
         before the renames: a client never sees a half-written package, nor one whose bytes are \
         not on disk. Leftovers of an interrupted push are removed at the next one. \
         A failing inbox (missing, read-only, full, permission denied) is reported; the others go on.

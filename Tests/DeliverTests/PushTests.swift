@@ -152,4 +152,48 @@ import Testing
         stat(a + "/virus-defs_1.cpkg", &s2)
         #expect(s1.st_ino == s2.st_ino)
     }
+
+    /// A large package on a local disk goes by direct I/O (written once, from the mapping of the
+    /// outbox package), its unaligned tail through the page cache: byte for byte the package.
+    /// On tmpfs (no disk) through the cache: copy_file_range, or read/write across file systems.
+    @Test func largePackageByDirectIOAndUnalignedTail() throws {
+        let f = Fleet("direct")
+        try f.publish("virus-defs", 1, extra: (3 << 20) + 1234)
+        let pkg = f.fullPath("virus-defs", 1)
+        #expect(f.bytes(pkg)!.count % 4096 != 0, "the tail is unaligned")
+        let disk = f.inbox("disk"), mem = f.inbox("tmpfs")
+        #expect(sh(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mem]), "mount a tmpfs")
+        defer { sh(["umount", mem]) }
+        let s = try f.pusher(f.targets([disk, mem]), types: ["virus-defs"]).run()
+        #expect(s.failed == 0 && s.copied == 2)
+        let how = Dictionary(uniqueKeysWithValues: s.outcomes.map { ($0.inbox, $0.how ?? "") })
+        // The file system type, as stat(1) reads it (statfs f_type, in hex).
+        let type = capture(["stat", "-f", "-c", "%t", disk]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let t = Int64(type, radix: 16), PackageSource.directFileSystems.contains(t) {
+            #expect(how[disk] == "direct I/O")
+        } else {
+            print("PushTests: \(disk) is on file system type 0x\(type), not a local disk one: direct I/O not expected")
+        }
+        #expect(["copy_file_range", "read/write"].contains(how[mem]), "\(how[mem] ?? "")")
+        for ib in [disk, mem] {
+            #expect(f.names(ib) == ["virus-defs_1.cpkg"], "\(ib)")
+            #expect(f.bytes(ib + "/virus-defs_1.cpkg") == f.bytes(pkg), "\(ib)")
+        }
+    }
+
+    /// Verification runs beside the copies: a large package that fails it was already being
+    /// copied, and none of those copies may stay, not even as a temporary.
+    @Test func largeTamperedPackageLeavesNoTemporary() throws {
+        let f = Fleet("tampered-large")
+        try f.publish("virus-defs", 1, extra: 4 << 20)
+        let pkg = f.fullPath("virus-defs", 1)
+        var b = [UInt8](f.bytes(pkg)!)
+        b[b.count / 2] ^= 0x55
+        try Data(b).write(to: URL(fileURLWithPath: pkg))
+        let inboxes = (0..<6).map { f.inbox("c\($0)") }
+        let s = try f.pusher(f.targets(inboxes), types: ["virus-defs"]).run()
+        #expect(s.failed == 6 && s.copied == 0)
+        #expect(s.outcomes.allSatisfy { $0.error?.contains("failed verification") == true }, "\(s.outcomes.compactMap(\.error))")
+        for ib in inboxes { #expect(f.names(ib).isEmpty, "\(ib)") }
+    }
 }

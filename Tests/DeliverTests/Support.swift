@@ -11,8 +11,10 @@ final class Fleet: @unchecked Sendable {
     var outbox: String { root + "/outbox" }
     var trust: TrustStore { TrustStore(keys: [key.publicKey]) }
 
-    init(_ name: String = "fleet") {
-        root = FileManager.default.temporaryDirectory.path + "/courier-deliver-tests-\(getpid())-\(name)-\(UUID().uuidString.prefix(8))"
+    /// `under`: the directory to create the root in (default: the temporary directory), e.g. a
+    /// mounted file system of a particular kind.
+    init(_ name: String = "fleet", under base: String? = nil) {
+        root = (base ?? FileManager.default.temporaryDirectory.path) + "/courier-deliver-tests-\(getpid())-\(name)-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: root + "/outbox", withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: root) }

@@ -8,6 +8,11 @@ dev_t courier_makedev(unsigned int major, unsigned int minor);
 int courier_syncfs(int fd);
 ssize_t courier_copy_file_range(int fd_in, int fd_out, size_t len);
 int courier_ficlone(int dst_fd, int src_fd);
+/// Turns O_DIRECT on (on != 0) or off for an open file (fcntl F_SETFL): 0, or -1 with errno
+/// (EINVAL where the file system has no direct I/O).
+int courier_set_direct(int fd, int on);
+/// The file system type of an open file (statfs f_type, e.g. 0xEF53 for ext2/3/4), or -1 with errno.
+long long courier_fs_magic(int fd);
 /// Takes and at once releases a read lease: 0 when nobody has the file open for writing,
 /// -1 with errno EAGAIN when someone does, other errno when leases are unsupported.
 int courier_probe_read_lease(int fd);

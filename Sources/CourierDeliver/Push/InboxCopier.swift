@@ -6,10 +6,10 @@ import CCourierShim
 
 /// Puts one package into one inbox so that nobody ever sees a half-written file: a dot-named
 /// temporary file in the inbox itself (`courier-inboxd` and `courier-deliver` skip dot-names),
-/// filled by reflink, `copy_file_range` or read/write (or hard-linked with `link`), mode 0644;
-/// made durable; then renamed to its final name. The durability step is the caller's, once for
-/// all the files it staged on one file system (`syncfs`), instead of an fsync per file: see
-/// `Pusher.run`.
+/// filled by reflink, direct I/O, `copy_file_range` or read/write (or hard-linked with `link`),
+/// mode 0644; made durable; then renamed to its final name. The durability step is the
+/// caller's, once for all the files it staged on one file system (`syncfs`), instead of an fsync
+/// per file: see `Pusher.run`.
 public enum InboxCopier {
     public static let tempPrefix = ".courier-push."
 
@@ -52,15 +52,15 @@ public enum InboxCopier {
         public var bytes: Int64
         /// The file system it is on: the one to flush before the rename.
         public var device: UInt64
-        /// "reflink", "copy_file_range", "read/write", "hard link", or "copy (hard link impossible: …)".
+        /// "reflink", "direct I/O", "copy_file_range", "read/write", "hard link", or
+        /// "copy (hard link impossible: …)".
         public var how: String
     }
 
-    /// Step 1: writes `source` (an open package file of `size` bytes) into the inbox under a
-    /// temporary name, mode 0644. Not durable yet, not visible to the client. On failure nothing
-    /// is left behind.
-    public static func stage(sourceFD: Int32, sourcePath: String, size: Int64, name: String,
-                             inbox: String, method: Method, faults: FaultPoints = .none) throws -> Staged {
+    /// Step 1: writes `source` into the inbox under a temporary name, mode 0644. Not durable
+    /// yet, not visible to the client. On failure nothing is left behind.
+    public static func stage(_ source: PackageSource, name: String, inbox: String, method: Method,
+                             faults: FaultPoints = .none) throws -> Staged {
         let tmp = tempName(name)
         let tmpPath = inbox + "/" + tmp
         var how = ""
@@ -68,12 +68,12 @@ public enum InboxCopier {
         defer { if !done { _ = Glibc.unlink(tmpPath) } }
         try faults.hit("deliver-before-temp")
         if method == .link {
-            if linkat(AT_FDCWD, sourcePath, AT_FDCWD, tmpPath, 0) == 0 {
+            if linkat(AT_FDCWD, source.path, AT_FDCWD, tmpPath, 0) == 0 {
                 how = "hard link"
             } else {
                 let e = errno
                 guard e == EXDEV || e == EPERM || e == EMLINK || e == ENOTSUP else {
-                    throw CourierError.io("hard-link \(sourcePath) as", path: tmpPath, errno: Errno(rawValue: e))
+                    throw CourierError.io("hard-link \(source.path) as", path: tmpPath, errno: Errno(rawValue: e))
                 }
                 how = "copy (hard link impossible: \(String(cString: strerror(e))))"
             }
@@ -81,8 +81,7 @@ public enum InboxCopier {
         if how != "hard link" {
             let ofd = try Sys.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             defer { Sys.close(ofd) }
-            _ = lseek(sourceFD, 0, SEEK_SET)
-            let via = try TreeCopier.copyData(sourceFD, ofd, size: Int(size), src: sourcePath, dst: tmpPath)
+            let via = try source.copy(into: ofd, dst: tmpPath)
             how = how.isEmpty ? via : how
             try faults.hit("deliver-after-write")
             // The umask may have narrowed 0644; clients' daemons may run as another user.
@@ -92,7 +91,7 @@ public enum InboxCopier {
             throw CourierError(.io, "\(tmpPath): vanished right after it was written")
         }
         done = true
-        return Staged(inbox: inbox, temp: tmp, name: name, bytes: size, device: UInt64(st.st_dev), how: how)
+        return Staged(inbox: inbox, temp: tmp, name: name, bytes: source.size, device: UInt64(st.st_dev), how: how)
     }
 
     /// Step 2, once the file system holding the inbox was flushed (`Sys.syncFileSystem`): the

@@ -118,7 +118,15 @@ public struct Pusher: Sendable {
         return failures.withLock { $0 }
     }
 
-    /// Plan, verify, stage every copy, flush each file system once, rename, flush again.
+    /// Plan; verify every package while staging its copies; flush each file system once;
+    /// rename what verified; flush again.
+    ///
+    /// Verification runs on a thread of its own beside the copies, not before them: a copy is
+    /// disk-bound and verification CPU-bound, so on a 2-core machine the two together take the
+    /// time of the longer. Nothing becomes visible before its package verified: the copies wait
+    /// under their dot-names (which clients and copiers skip), and those of a package that fails
+    /// are removed, never renamed. A crash meanwhile leaves only temporaries, which the next push
+    /// removes. (`--dry-run` verifies first, as it copies nothing.)
     ///
     /// One `syncfs` per file system before the renames keeps the promise of fsync-then-rename (a
     /// client never sees a package whose bytes are not on disk) at the cost of one journal commit
@@ -133,21 +141,58 @@ public struct Pusher: Sendable {
             planned[i] = Planned(target: targets[i], decisions: d, problem: p)
         }
         let plans = planned.values
-        let bad = Self.verifyOnce(plans.flatMap(\.decisions), options: verify, jobs: jobs)
+        let decisions = plans.flatMap(\.decisions)
+        let verify = self.verify, jobs = self.jobs
+        if dryRun {
+            let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
+            let outcomes = plans.map { stageTarget($0, sources: [:], unopened: [:], badPackages: bad) }
+            return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0)
+        }
+        let verdict = Mutex<[String: String]>([:])
+        let verifier = try? Threads.start {
+            let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
+            verdict.withLock { $0 = bad }
+        }
+        if verifier == nil {
+            let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
+            verdict.withLock { $0 = bad }
+        }
+        let (sources, unopened) = Self.openSources(decisions)
         let staged = Slots<[Outcome]>(count: plans.count)
         Parallel.forEach(count: plans.count, jobs: jobs) { i in
-            staged[i] = stageTarget(plans[i], badPackages: bad)
+            staged[i] = stageTarget(plans[i], sources: sources, unopened: unopened, badPackages: [:])
         }
+        if let verifier { pthread_join(verifier, nil) }
+        let bad = verdict.withLock { $0 }
         var outcomes = staged.values
-        if !dryRun {
-            flush(&outcomes, then: { o in
-                do { try InboxCopier.commit(o.staged!, faults: faults); return nil }
-                catch { InboxCopier.discard(o.staged!); return "\(error)" }
-            })
-            flush(&outcomes, then: nil)
+        for i in outcomes.indices {
+            for j in outcomes[i].indices {
+                guard let d = outcomes[i][j].decision, d.action == .full || d.action == .delta,
+                      let src = d.package, let why = bad[src] else { continue }
+                if let s = outcomes[i][j].staged { InboxCopier.discard(s) }
+                outcomes[i][j].staged = nil
+                outcomes[i][j].state = .failed
+                outcomes[i][j].error = "not copied: the package failed verification: \(why)"
+            }
         }
+        flush(&outcomes, then: { o in
+            do { try InboxCopier.commit(o.staged!, faults: faults); return nil }
+            catch { InboxCopier.discard(o.staged!); return "\(error)" }
+        })
+        flush(&outcomes, then: nil)
         for i in outcomes.indices { for j in outcomes[i].indices { outcomes[i][j].staged = nil } }
         return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0)
+    }
+
+    /// Opens (and maps) each chosen package once for all its copies. Returns the open ones and,
+    /// for the others, why.
+    static func openSources(_ decisions: [Decision]) -> ([String: PackageSource], [String: String]) {
+        var opened: [String: PackageSource] = [:], failed: [String: String] = [:]
+        for d in decisions {
+            guard let p = d.package, opened[p] == nil, failed[p] == nil else { continue }
+            do { opened[p] = try PackageSource(path: p) } catch { failed[p] = "\(error)" }
+        }
+        return (opened, failed)
     }
 
     /// Flushes every file system that holds a staged copy (one `syncfs` each, in parallel), marks
@@ -183,7 +228,9 @@ public struct Pusher: Sendable {
     public var targets: [Target] = []
 
     /// Phase 3 for one target: clean leftovers, then stage what was decided (temporary files).
-    func stageTarget(_ p: Planned, badPackages: [String: String]) -> [Outcome] {
+    /// `badPackages`: those known to have failed verification (a dry run knows them beforehand).
+    func stageTarget(_ p: Planned, sources: [String: PackageSource], unopened: [String: String],
+                     badPackages: [String: String]) -> [Outcome] {
         let t = p.target
         if let problem = p.problem {
             return [Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .failed, error: problem)]
@@ -211,14 +258,12 @@ public struct Pusher: Sendable {
                 } else if dryRun {
                     o.state = .planned
                     o.bytes = Int64((try? Sys.lstat(src))??.st_size ?? 0)
-                } else {
+                } else if let why = unopened[src] {
+                    o.state = .failed; o.error = why
+                } else if let source = sources[src] {
                     do {
-                        let sfd = try Sys.open(src, O_RDONLY | O_CLOEXEC)
-                        defer { Sys.close(sfd) }
-                        let size = Int64(try Sys.fstat(sfd, display: src).st_size)
                         let name = String(src[src.index(after: src.lastIndex(of: "/")!)...])
-                        let s = try InboxCopier.stage(sourceFD: sfd, sourcePath: src, size: size, name: name,
-                                                      inbox: t.inbox, method: method, faults: faults)
+                        let s = try InboxCopier.stage(source, name: name, inbox: t.inbox, method: method, faults: faults)
                         o.state = .copied; o.bytes = s.bytes; o.how = s.how; o.staged = s
                     } catch {
                         o.state = .failed; o.error = "\(error)"

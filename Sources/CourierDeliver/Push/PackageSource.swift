@@ -1,0 +1,106 @@
+import CourierCore
+import CCourierShim
+import SystemPackage
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// One outbox package opened once for all its copies of a push: a descriptor (for reflink and
+/// `copy_file_range`) and a read-only mapping of its bytes (for direct I/O). Shared by the copy
+/// threads, so nothing here uses the descriptor's file position.
+public final class PackageSource: @unchecked Sendable {
+    public let path: String
+    public let fd: Int32
+    public let size: Int64
+    let map: UnsafeRawPointer?
+
+    public init(path: String) throws {
+        let fd = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+        do {
+            size = Int64(try Sys.fstat(fd, display: path).st_size)
+            if size > 0 {
+                guard let p = mmap(nil, Int(size), PROT_READ, MAP_SHARED, fd, 0),
+                      p != UnsafeMutableRawPointer(bitPattern: -1) else {
+                    throw CourierError.io("mmap", path: path, errno: Errno(rawValue: errno))
+                }
+                map = UnsafeRawPointer(p)
+            } else {
+                map = nil
+            }
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+        self.path = path
+        self.fd = fd
+    }
+
+    deinit {
+        if let map { munmap(UnsafeMutableRawPointer(mutating: map), Int(size)) }
+        Sys.close(fd)
+    }
+
+    /// Below this, a copy goes through the page cache: direct I/O pays off for large files only.
+    static let directMinimum: Int64 = 1 << 20
+    /// One direct write: large enough for the disk to stream, small enough that eight threads
+    /// keep several in flight.
+    static let directChunk = 8 << 20
+    /// File systems on which O_DIRECT goes from our memory straight to a local disk. Elsewhere
+    /// (NFS and SMB, where `copy_file_range` is a server-side copy; tmpfs, which has no disk;
+    /// FUSE, overlayfs) the copy stays with `TreeCopier.copyData`.
+    static let directFileSystems: Set<Int64> = [
+        0xEF53,         // ext2, ext3, ext4
+        0x5846_5342,    // xfs
+        0x9123_683E,    // btrfs
+        0xF2F5_2010,    // f2fs
+    ]
+
+    /// Writes the whole package into `ofd` (a new, empty file at `dst`) and says how: "reflink",
+    /// "direct I/O", or what `TreeCopier.copyData` used.
+    ///
+    /// Why direct I/O: push must make every copy durable before its rename, and a copy through
+    /// the page cache is written twice over — a memcpy into dirty pages, then the flush — and,
+    /// past the kernel's dirty limit (a few GiB), the writers are throttled to the disk's speed
+    /// anyway while the copies push useful pages out of the cache. Written with O_DIRECT from
+    /// the mapping of the source (its pages read into the cache once, for all copies and for
+    /// verification), the bytes go once, by DMA, from the source's cache pages to the disk; `syncfs` then has only metadata and the
+    /// disk's write cache left to flush.
+    func copy(into ofd: Int32, dst: String) throws -> String {
+        if courier_ficlone(ofd, fd) == 0 { return "reflink" }
+        if let map, size >= Self.directMinimum, Self.directFileSystems.contains(courier_fs_magic(ofd)),
+           courier_set_direct(ofd, 1) == 0 {
+            // Direct I/O needs offsets and lengths aligned to the logical block size: 4 KiB covers
+            // every disk here; a device that wants more refuses the first write (EINVAL), and the
+            // copy then goes through the cache. The unaligned tail always does.
+            let aligned = size & ~4095
+            var off: Int64 = 0
+            var direct = true
+            while off < size {
+                let end = direct ? aligned : size
+                if off >= end { _ = courier_set_direct(ofd, 0); direct = false; continue }
+                let n = pwrite(ofd, map + Int(off), min(Self.directChunk, Int(end - off)), off_t(off))
+                if n > 0 {
+                    off += Int64(n)
+                    // A short direct write leaves an unaligned offset: finish through the cache.
+                    if direct && off & 4095 != 0 { _ = courier_set_direct(ofd, 0); direct = false }
+                    continue
+                }
+                let e = errno
+                if n < 0 && e == EINTR { continue }
+                if n < 0 && direct && e == EINVAL {
+                    _ = courier_set_direct(ofd, 0); direct = false
+                    continue
+                }
+                if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
+                // EFAULT: the source shrank under its mapping (an outbox package must not change).
+                throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: e))
+            }
+            if direct { _ = courier_set_direct(ofd, 0) }
+            return "direct I/O"
+        }
+        // Its own descriptor: copyData reads from the file position, which threads must not share.
+        let own = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+        defer { Sys.close(own) }
+        return try TreeCopier.copyData(own, ofd, size: Int(size), src: path, dst: dst)
+    }
+}
