@@ -74,6 +74,15 @@ public enum PackageBuilder {
         return try TreeScanner.scan(tree, options: o)
     }
 
+    /// zstd workers for a package: one per online core (at most 4), so that this thread reads
+    /// and hashes while the workers compress; 0 (compress inline) on one core.
+    /// `COURIER_ZSTD_THREADS` overrides it (benchmarks, and tests of equal output).
+    static var compressionThreads: Int {
+        if let v = getenv("COURIER_ZSTD_THREADS").map({ String(cString: $0) }), let n = Int(v), n >= 0 { return min(n, 64) }
+        let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return cores > 1 ? min(cores, 4) : 0
+    }
+
     static func write(_ manifest: Manifest, tree: String, to out: String, options: Options) throws {
         try manifest.validate()
         guard !options.keys.isEmpty else { throw CourierError(.key, "no signing key given") }
@@ -84,7 +93,8 @@ public enum PackageBuilder {
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())"
         let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
-            let w = try ArchiveWriter(fd: fd, display: tmp, compression: options.compression, level: options.level)
+            let w = try ArchiveWriter(fd: fd, display: tmp, compression: options.compression, level: options.level,
+                                      threads: compressionThreads)
             let mtime = manifest.createdTime
             try w.writeFile(path: PackageReader.manifestEntry, bytes: manifestBytes, mtime: mtime)
             try w.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded(), mtime: mtime)
