@@ -102,7 +102,8 @@ import Testing
         try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in try wr.writeFile(path: "payload/z", bytes: zeros) }
         var l = Limits(); l.maxExpansionRatio = 100
         expectRefusal(.limit, "compression bomb") { try verify(w.path("p.cpkg"), limits: l) }
-        try verify(w.path("p.cpkg"))
+        l.maxExpansionRatio = 1 << 40
+        try verify(w.path("p.cpkg"), limits: l)
     }
 
     /// A delta carrying two of many files: the index finds carried paths by bytes and refuses the rest.
@@ -139,7 +140,7 @@ import Testing
             close(fd)
             streams.append(try decompressed(path))
         }
-        #expect(streams[0].count > 10 << 20)
+        #expect(streams[0].count > 8 << 20)
         for s in streams.dropFirst() { #expect(s == streams[0]) }
 
         // And a package built by PackageBuilder (threads: one per core) verifies.

@@ -71,7 +71,9 @@ public enum PackageBuilder {
     static func scan(_ tree: String, _ options: Options) throws -> [FileEntry] {
         var o = TreeScanner.Options()
         o.limits = options.limits
-        return try TreeScanner.scan(tree, options: o)
+        // Hashed on every core (at most 4): the manifest needs every digest before the first
+        // byte of the package is written.
+        return try TreeScanner.scan(tree, options: o, jobs: max(compressionThreads, 1))
     }
 
     /// zstd workers for a package: one per online core (at most 4), so that this thread reads
