@@ -5,15 +5,25 @@
 #  2. A 1 GiB download from a loopback HTTP server: `courier-stage fetch` (which also fsyncs the
 #     file before renaming it into place) against `curl -o` (no fsync), alternating, medians.
 #     Goal: at least 0.8x curl's throughput.
+#  3. `courier-stage build` of a 1 GiB mixed tree (scripts/bench/mixed_tree.py: half text that
+#     zstd compresses ~2.3:1, half incompressible blobs) against `tar --zstd -cf` of the same tree
+#     (GNU tar piping into the zstd program, as tar runs it), alternating, medians. Ours also
+#     hashes every file twice (the manifest's scan, then again as it is written, to catch a file
+#     changed meanwhile) and signs; the peer hashes nothing. Goal: >= 1.3x faster.
 # Environment (defaults; under BENCH_QUICK=1 in brackets): COURIER_BIN (binaries; else a release
-# build), BENCH_RUNS 5 [2], BENCH_DOWNLOAD_MIB 1024 [32]; COURIER_BENCH_TSV (lib.sh).
+# build), BENCH_RUNS 5 [2], BENCH_DOWNLOAD_MIB 1024 [32], BENCH_BUILD_MIB 1024 [16],
+# BENCH_FILES 64 [8]; COURIER_BENCH_TSV (lib.sh).
 set -euo pipefail
 BENCH=stage
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=$(bench_param BENCH_RUNS 5 2)
 MIB=$(bench_param BENCH_DOWNLOAD_MIB 1024 32)
+BUILD_MIB=$(bench_param BENCH_BUILD_MIB 1024 16)
+NFILES=$(bench_param BENCH_FILES 64 8)
 bench_need curl "apt-get install -y curl"
+bench_need zstd "apt-get install -y zstd"
+[[ $(tar --version 2>/dev/null | head -1) == *GNU* ]] || die "GNU tar is needed for the build peer (tar --zstd)"
 bench_bin courier-stage
 STAGE=$BIN/courier-stage
 
@@ -23,7 +33,7 @@ cleanup() { if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-bench_space "$W" $(( MIB * 1024 * 3 + 65536 ))
+bench_space "$W" $(( MIB * 1024 * 3 + BUILD_MIB * 1024 * 3 + 65536 ))
 
 # --- 1. no-op cycle over 10 types -----------------------------------------------------------
 "$STAGE" keygen --out "$W/stage.key" >/dev/null
@@ -80,9 +90,36 @@ done
 O=$(median -f .2f "${ours[@]}"); P=$(median -f .2f "${peer[@]}")
 say "download ${MIB} MiB: ours ${ours[*]} s, curl ${peer[*]} s"
 if (( MIB % 1024 == 0 )); then LABEL="$((MIB / 1024)) GiB"; else LABEL="$MIB MiB"; fi
+kill "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+rm -rf -- "$W/www" "$W/o.bin" "$W/c.bin"
+
+# --- 3. build vs tar --zstd -------------------------------------------------------------------
+say "generating the ${BUILD_MIB} MiB mixed content tree ($NFILES files)"
+python3 "$BENCH_LIB_DIR/mixed_tree.py" "$W/btree" "$BUILD_MIB" "$NFILES"
+bench_cmd "ours: courier-stage build --tree TREE --type bench --revision N --key stage.key --out-dir out"
+bench_cmd "peer: tar --zstd -cf tree.tar.zst -C TREE ."
+cat -- "$W"/btree/*/* > /dev/null   # page cache warm for both
+bours=() bpeer=() brss=()
+for (( r = 0; r <= RUNS; r++ )); do   # run 0 warms up and is not counted
+    rm -rf -- "$W/bout" "$W/tree.tar.zst"
+    bench_time_rss "$STAGE" build --tree "$W/btree" --type bench --revision $(( r + 1 )) --key "$W/stage.key" \
+        --out-dir "$W/bout" > "$W/build.log" 2>&1 || { cat "$W/build.log" >&2; die "courier-stage build failed"; }
+    (( r > 0 )) && { bours+=("$BENCH_ELAPSED"); brss+=("$BENCH_RSS_KIB"); }
+    bench_time tar --zstd -cf "$W/tree.tar.zst" -C "$W/btree" . || die "tar --zstd failed"
+    (( r > 0 )) && bpeer+=("$BENCH_ELAPSED")
+done
+BO=$(median -f .2f "${bours[@]}"); BP=$(median -f .2f "${bpeer[@]}")
+BSIZE=$(calc -f .1f "$(stat -c %s "$W/bout/bench_$(( RUNS + 1 )).cpkg") / 1048576")
+PSIZE=$(calc -f .1f "$(stat -c %s "$W/tree.tar.zst") / 1048576")
+say "build ${BUILD_MIB} MiB: ours ${bours[*]} s ($BSIZE MiB, RSS ${brss[*]} KiB), tar --zstd ${bpeer[*]} s ($PSIZE MiB)"
+if (( BUILD_MIB % 1024 == 0 )); then BLABEL="$((BUILD_MIB / 1024)) GiB"; else BLABEL="$BUILD_MIB MiB"; fi
 
 result "no-op courier-stage run over 10 content types" "$NOOP_MS" - ms - "< 100 ms" "$(met "$NOOP_MS < 100")"
 # The ratio is of throughputs, ours / curl's = curl's time / ours.
 result "$LABEL download from loopback, courier-stage fetch vs curl -o" "$O" "$P" s "$(ratio "$P" "$O")" \
     "≥ 0.8x" "$(met "$P / $O >= 0.8")"
+result "build of a $BLABEL mixed tree, courier-stage build vs tar --zstd -cf" "$BO" "$BP" s "$(ratio "$BP" "$BO")" \
+    "≥ 1.3x" "$(met "$BP / $BO >= 1.3")"
+result "build of a $BLABEL mixed tree: package size (peer: tar.zst)" "$BSIZE" "$PSIZE" MiB - - -
+result "build of a $BLABEL mixed tree: peak RSS of courier-stage build" "$(calc -f .1f "$(median "${brss[@]}") / 1024")" - MiB - - -
 bench_done

@@ -14,6 +14,9 @@ import CArchive
 /// tar handle reads the decompressed bytes through a callback that shows them to a
 /// `TarHeaderWalker` first, which sees each entry's raw type flag (libarchive reads an unknown
 /// flag such as 'Z' or GNU sparse 'S' as a regular file and does not say so).
+///
+/// The decoder runs on a thread of its own (`DecoderPipe`) once the filter chain is checked, so
+/// that decompression overlaps whatever the reading thread does with the data (hashing).
 public final class ArchiveReader {
     /// What one archive header says, before any of its data is trusted.
     public struct Header {
@@ -30,31 +33,25 @@ public final class ArchiveReader {
         public var isRegular: Bool { fileType == COURIER_AE_IFREG && hardlink == nil }
     }
 
-    /// The decompressed stream on its way from `decoder` to the tar handle.
+    /// The decompressed stream on its way from the decoder thread (`pipe`) to the tar handle.
     final class Tap {
-        let decoder: OpaquePointer
+        let pipe: DecoderPipe
         var walker = TarHeaderWalker()
         var error: String? = nil
-        init(decoder: OpaquePointer) { self.decoder = decoder }
+        init(pipe: DecoderPipe) { self.pipe = pipe }
+        var decoder: OpaquePointer { pipe.decoder }
 
         func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
-            var buf: UnsafeRawPointer? = nil
-            var size = 0
-            var offset: Int64 = 0
-            let r = archive_read_data_block(decoder, &buf, &size, &offset)
-            if r == ARCHIVE_EOF { return 0 }
-            guard r == ARCHIVE_OK else {
-                error = "damaged archive (compressed data): \(ArchiveReader.errorString(decoder))"
-                return -1
-            }
-            walker.feed(UnsafeRawBufferPointer(start: buf, count: size))
-            out.pointee = buf
+            let size = pipe.next(out, error: &error)
+            if size > 0 { walker.feed(UnsafeRawBufferPointer(start: out.pointee, count: size)) }
             return size
         }
     }
 
     private let handle: OpaquePointer
     private let tap: Tap?
+    /// Where the next data block of the current entry must start (`readBlock`).
+    private var blockOffset: Int64 = 0
     private let fd: Int32
     public let path: String
     /// Size of the package file on disk, for expansion-ratio checks.
@@ -129,15 +126,20 @@ public final class ArchiveReader {
             throw notAPackage("one compression filter at most, the one the first bytes name (\(named.name)); "
                               + "found \(chain.isEmpty ? "none" : chain.joined(separator: " inside "))")
         }
-        guard let t = archive_read_new() else { archive_read_free(d); throw CourierError(.io, "\(path): libarchive could not allocate a reader") }
+        let pipe = DecoderPipe(decoder: d)
+        do { try pipe.start() } catch { archive_read_free(d); throw error }
+        guard let t = archive_read_new() else {
+            pipe.stop(); archive_read_free(d)
+            throw CourierError(.io, "\(path): libarchive could not allocate a reader")
+        }
         archive_read_support_format_tar(t)
-        let tap = Tap(decoder: d)
+        let tap = Tap(pipe: pipe)
         let read: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int = { _, ctx, out in
             Unmanaged<Tap>.fromOpaque(ctx!).takeUnretainedValue().next(out!)
         }
         if archive_read_open(t, Unmanaged.passUnretained(tap).toOpaque(), nil, read, nil) != ARCHIVE_OK {
             let why = tap.walker.firstProblem ?? tap.error ?? errorString(t)
-            archive_read_free(t); archive_read_free(d)
+            archive_read_free(t); pipe.stop(); archive_read_free(d)
             throw notAPackage(why)
         }
         return (d, t, tap)
@@ -145,7 +147,7 @@ public final class ArchiveReader {
 
     deinit {
         archive_read_free(handle)
-        if let tap { archive_read_free(tap.decoder) }
+        if let tap { tap.pipe.stop(); archive_read_free(tap.decoder) }
         Sys.close(fd)
     }
 
@@ -169,6 +171,7 @@ public final class ArchiveReader {
             if let why = tap?.walker.firstProblem ?? tap?.error { throw CourierError(.malformed, "\(path): \(why)") }
             throw CourierError(.malformed, "\(path): damaged archive: \(ArchiveReader.errorString(handle))")
         }
+        blockOffset = 0
         var packageName: [UInt8]? = nil
         if let tap {
             let at = archive_read_header_position(handle)
@@ -211,6 +214,27 @@ public final class ArchiveReader {
         return n
     }
 
+    /// The next block of the current entry's data, in place: valid until the next call on this
+    /// reader; nil at the end of the entry. Saves the copy of `read(into:)` (libarchive hands out
+    /// the decoder thread's buffer itself when a block lies within it). Data with a hole (a
+    /// sparse layout) is refused.
+    public func readBlock() throws -> UnsafeRawBufferPointer? {
+        var buf: UnsafeRawPointer? = nil
+        var size = 0
+        var offset: Int64 = 0
+        let r = archive_read_data_block(handle, &buf, &size, &offset)
+        if r == ARCHIVE_EOF { return nil }
+        guard r == ARCHIVE_OK else {
+            if let why = tap?.error ?? tap?.walker.firstProblem { throw CourierError(.malformed, "\(path): \(why)") }
+            throw CourierError(.malformed, "\(path): damaged archive data: \(ArchiveReader.errorString(handle))")
+        }
+        guard offset == blockOffset else {
+            throw CourierError(.malformed, "\(path): entry data with a hole at offset \(blockOffset) (only plain regular files are allowed)")
+        }
+        blockOffset += Int64(size)
+        return UnsafeRawBufferPointer(start: buf, count: size)
+    }
+
     /// Reads the whole current entry, refusing more than `limit` bytes. `expected` (the header's
     /// size) reserves the memory once instead of growing by doubling (a 20 MB manifest would
     /// otherwise briefly cost 16 + 32 MB).
@@ -247,6 +271,8 @@ public final class ArchiveReader {
         if let at = tap.walker.trailingDataAt {
             throw CourierError(.malformed, "\(path): data after the tar end-of-archive block (at uncompressed offset \(at))")
         }
+        // The decoder thread has reported the end of the stream; once joined, its handle is ours.
+        tap.pipe.stop()
         let consumed = archive_filter_bytes(tap.decoder, -1)
         if consumed != fileSize {
             throw CourierError(.malformed, "\(path): \(fileSize - consumed) bytes after the end of the compressed stream")
@@ -254,5 +280,8 @@ public final class ArchiveReader {
     }
 
     /// Compressed bytes consumed so far (for the expansion-ratio bound).
-    public var compressedBytesRead: Int64 { archive_filter_bytes(tap?.decoder ?? handle, -1) }
+    public var compressedBytesRead: Int64 {
+        if let tap { return tap.pipe.compressedBytes.load(ordering: .relaxed) }
+        return archive_filter_bytes(handle, -1)
+    }
 }

@@ -21,7 +21,12 @@ public final class ArchiveWriter {
     private let display: String
     private var finished = false
 
-    public init(fd: Int32, display: String, compression: Compression = .zstd, level: Int? = nil) throws {
+    /// `threads`: zstd worker threads (libzstd `ZSTD_c_nbWorkers`, libarchive's `zstd:threads`).
+    /// 0 compresses on the calling thread; n ≥ 1 hands the stream to n workers, so the caller's
+    /// own work (reading and hashing files) overlaps the compression. The output is one zstd
+    /// frame either way, which every zstd decoder reads; its bytes differ with the thread count,
+    /// the tar stream inside does not. Ignored for gzip and none.
+    public init(fd: Int32, display: String, compression: Compression = .zstd, level: Int? = nil, threads: Int = 0) throws {
         self.display = display
         guard let a = archive_write_new() else { throw CourierError(.io, "\(display): libarchive could not allocate a writer") }
         handle = a
@@ -37,6 +42,9 @@ public final class ArchiveWriter {
         case .zstd:
             try check(archive_write_add_filter_zstd(a), "zstd filter")
             try check(archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
+            if threads > 0 {
+                try check(archive_write_set_filter_option(a, "zstd", "threads", String(threads)), "zstd threads")
+            }
         case .gzip:
             try check(archive_write_add_filter_gzip(a), "gzip filter")
             try check(archive_write_set_filter_option(a, "gzip", "compression-level", String(level ?? 6)), "gzip level")

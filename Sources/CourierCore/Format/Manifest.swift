@@ -142,6 +142,7 @@ public struct Manifest: Sendable, Equatable {
             }
             return out
         }
+        if kind == .full { return files.map { PayloadEntry(kind: .file, file: $0) } }
         let carried = Set(payloadPaths.map(PathKey.init))
         return files.filter { carried.contains(PathKey($0.path)) }.map { PayloadEntry(kind: .file, file: $0) }
     }

@@ -98,7 +98,18 @@ public enum PackageBuilder {
     static func scan(_ tree: String, _ options: Options) throws -> [FileEntry] {
         var o = TreeScanner.Options()
         o.limits = options.limits
-        return try TreeScanner.scan(tree, options: o)
+        // Hashed on every core (at most 4): the manifest needs every digest before the first
+        // byte of the package is written.
+        return try TreeScanner.scan(tree, options: o, jobs: max(compressionThreads, 1))
+    }
+
+    /// zstd workers for a package: one per online core (at most 4), so that this thread reads
+    /// and hashes while the workers compress; 0 (compress inline) on one core.
+    /// `COURIER_ZSTD_THREADS` overrides it (benchmarks, and tests of equal output).
+    static var compressionThreads: Int {
+        if let v = getenv("COURIER_ZSTD_THREADS").map({ String(cString: $0) }), let n = Int(v), n >= 0 { return min(n, 64) }
+        let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return cores > 1 ? min(cores, 4) : 0
     }
 
     /// `patchDir` holds patch `i` of a format 2 delta as the file `<i>`.
@@ -112,7 +123,8 @@ public enum PackageBuilder {
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())"
         let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
-            let w = try ArchiveWriter(fd: fd, display: tmp, compression: options.compression, level: options.level)
+            let w = try ArchiveWriter(fd: fd, display: tmp, compression: options.compression, level: options.level,
+                                      threads: compressionThreads)
             let mtime = manifest.createdTime
             try w.writeFile(path: PackageReader.manifestEntry, bytes: manifestBytes, mtime: mtime)
             try w.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded(), mtime: mtime)

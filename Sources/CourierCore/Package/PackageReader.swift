@@ -81,7 +81,9 @@ public final class PackageReader {
         if total > limits.maxTotalBytes {
             throw CourierError(.limit, "\(path): the tree is \(total) bytes, more than the limit of \(limits.maxTotalBytes)")
         }
-        let payloadCount = manifest.payloadPaths.count + (manifest.patches?.count ?? 0)
+        // Counted, not `payloadPaths.count`: that maps the whole file list into a new array.
+        let carried = manifest.kind == .full ? manifest.files.count : (manifest.changed?.count ?? 0)
+        let payloadCount = carried + (manifest.patches?.count ?? 0)
         if payloadCount + 2 > limits.maxEntries {
             throw CourierError(.limit, "\(path): \(payloadCount) payload entries exceed the limit of \(limits.maxEntries)")
         }
@@ -107,22 +109,16 @@ public final class PackageReader {
         precondition(!consumed, "a package stream can be read once")
         consumed = true
         let limits = options.limits
-        // Keyed by the bytes of the entry name (PathKey), never by String: "\u{E9}.txt" and
-        // "e\u{301}.txt" are two files.
-        var expected: [PathKey: Manifest.PayloadEntry] = [:]
-        for e in manifest.payloadEntries { expected[PathKey(e.entryName)] = e }
-        var seen = Set<PathKey>()
+        // Looked up by bytes, never by String: "\u{E9}.txt" and "e\u{301}.txt" are two files.
+        var index = PayloadIndex(manifest)
         var entries = 2
         var uncompressed: Int64 = 0
-        let bufSize = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufSize, alignment: 16)
-        defer { buffer.deallocate() }
 
         func unsafe(_ name: [UInt8], _ why: String) -> CourierError {
             CourierError(.unsafeEntry, "\(path): entry \(Escape.quotedBytes(name)): \(why)")
         }
         let prefix = Array(PackageReader.payloadPrefix.utf8)
-        let patchPrefix = Array(PackageReader.patchPrefix.utf8)
+        let maxName = limits.maxPathBytes + prefix.count
 
         while let h = try archive.next() {
             entries += 1
@@ -131,7 +127,6 @@ public final class PackageReader {
             }
             let raw = h.rawPath
             guard let name = h.path else { throw unsafe(raw, "name is not valid UTF-8") }
-            let shown = Escape.quoted(name)
             if h.hardlink != nil { throw unsafe(raw, "hard link") }
             switch h.fileType {
             case COURIER_AE_IFREG: break
@@ -143,59 +138,63 @@ public final class PackageReader {
             case COURIER_AE_IFSOCK: throw unsafe(raw, "socket")
             default: throw unsafe(raw, "unknown entry type \(String(h.fileType, radix: 8))")
             }
-            if let p = Names.pathProblem(name, maxBytes: limits.maxPathBytes + PackageReader.payloadPrefix.utf8.count) {
-                throw unsafe(raw, p)
-            }
+            if let p = Names.pathProblem(name, maxBytes: maxName) { throw unsafe(raw, p) }
             // Bytes, not String.hasPrefix/dropFirst (Characters: "payload/" + a combining mark
             // would not have the prefix, and dropFirst would count Characters).
-            guard raw.starts(with: prefix) || raw.starts(with: patchPrefix) else { throw unsafe(raw, "outside payload/") }
-            let key = PathKey(bytes: raw)
+            guard raw.starts(with: prefix) || raw.starts(with: Array(PackageReader.patchPrefix.utf8)) else {
+                throw unsafe(raw, "outside payload/")
+            }
             if h.permissions & 0o7000 != 0 {
                 throw unsafe(raw, "setuid, setgid or sticky bit in mode \(String(h.permissions, radix: 8))")
             }
-            if seen.contains(key) { throw unsafe(raw, "appears twice") }
-            guard let entry = expected[key] else { throw unsafe(raw, "not in the manifest") }
+            let found = raw.withUnsafeBytes { index.take($0) }
+            let entry: Manifest.PayloadEntry
+            switch found {
+            case .carried(let e): entry = e
+            case .notCarried: throw unsafe(raw, "not in the manifest")
+            case .twice: throw unsafe(raw, "appears twice")
+            }
             let file = entry.file
-            seen.insert(key)
             guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == file.size else {
-                throw CourierError(.integrity, "\(path): entry \(shown): size \(h.size) in the archive, \(file.size) in the manifest")
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): size \(h.size) in the archive, \(file.size) in the manifest")
             }
             guard h.permissions == file.permissions else {
-                throw CourierError(.integrity, "\(path): entry \(shown): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
             }
 
             try start(entry)
             var hasher = SHA256()
             var got: UInt64 = 0
-            while true {
-                let n = try archive.read(into: buffer)
-                if n == 0 { break }
-                let chunkBuf = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                hasher.update(bufferPointer: chunkBuf)
-                got += UInt64(n)
-                uncompressed += Int64(n)
+            // In place (no copy into a buffer of ours): the block lies in the decoder thread's
+            // ring, which is where SHA-256 reads it from while the next one is decompressed.
+            while let block = try archive.readBlock() {
+                if block.isEmpty { continue }
+                hasher.update(bufferPointer: block)
+                got += UInt64(block.count)
+                uncompressed += Int64(block.count)
                 if uncompressed > 16 << 20 {
                     let packed = max(archive.compressedBytesRead, 1)
                     if uncompressed / packed > limits.maxExpansionRatio {
-                        throw CourierError(.limit, "\(path): entry \(shown): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
+                        throw CourierError(.limit, "\(path): entry \(Escape.quoted(name)): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
                     }
                 }
-                try chunk(chunkBuf)
+                try chunk(block)
             }
             guard got == file.size else {
-                throw CourierError(.integrity, "\(path): entry \(shown): \(got) bytes of data, \(file.size) expected (truncated)")
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): \(got) bytes of data, \(file.size) expected (truncated)")
             }
-            let digest = Hex.encode(hasher.finalize())
-            guard digest == file.sha256 else {
-                throw CourierError(.integrity, "\(path): entry \(shown): SHA-256 \(digest) does not match the manifest's \(file.sha256)")
+            // Compared as bytes; the hex string is built only for the error.
+            let digest = hasher.finalize()
+            let matches = digest.withUnsafeBytes { d in PayloadIndex.digest(d, equalsHex: file.sha256) }
+            guard matches else {
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): SHA-256 \(Hex.encode(digest)) does not match the manifest's \(file.sha256)")
             }
             try end(entry)
         }
         try archive.finish()
-        if seen.count != expected.count {
-            let missing = expected.keys.filter { !seen.contains($0) }.sorted()
-            let more = missing.count > 1 ? " and \(missing.count - 1) more" : ""
-            throw CourierError(.integrity, "\(path): payload is missing \(Escape.quotedBytes(missing[0].bytes))\(more) listed in the manifest")
+        if let (first, count) = index.missing() {
+            let more = count > 1 ? " and \(count - 1) more" : ""
+            throw CourierError(.integrity, "\(path): payload is missing \(Escape.quotedBytes(Array(first.utf8)))\(more) listed in the manifest")
         }
     }
 

@@ -1,0 +1,152 @@
+/// Which entries a package must carry, and which it has carried so far, without a dictionary.
+///
+/// A manifest's `files` are sorted by the bytes of their paths and unique (`Manifest.validate`),
+/// so a path is found by binary search over the list the manifest already holds, and "carried"
+/// and "seen" are one bit per file. For 100,000 files this is 25 KB, where the
+/// `[PathKey: FileEntry]` dictionary and two `Set<PathKey>` it replaces cost about 38 MiB of heap
+/// and a third of the verify time (docs/ARCHITECTURE.md, "Pipelined reader"). Payload entries
+/// usually come in manifest order (Courier writes them so), so the entry after the last one found
+/// is tried first.
+struct PayloadIndex {
+    /// Format 1: the manifest's `files`, with a bit for those carried. Format 2: the changes it
+    /// carries whole (sorted by path, as `changed` is), all carried; its patches apart.
+    let files: [FileEntry]
+    let patches: [Manifest.Patch]
+    private var carried: [UInt64]
+    private var seen: [UInt64]
+    private var patchSeen: [Bool]
+    private(set) var carriedCount = 0
+    private(set) var seenCount = 0
+    private var hint = 0
+
+    init(_ manifest: Manifest) {
+        if let changes = manifest.changes {
+            files = changes.compactMap { c in
+                c.sha256.map { FileEntry(path: c.path, size: c.size, sha256: $0, mode: c.permissions ?? 0o644) }
+            }
+            patches = manifest.patches ?? []
+            let words = (files.count + 63) / 64
+            seen = [UInt64](repeating: 0, count: words)
+            carried = [UInt64](repeating: ~0, count: words)
+            if files.count % 64 != 0, words > 0 { carried[words - 1] = (1 << UInt64(files.count % 64)) - 1 }
+            carriedCount = files.count + patches.count
+            patchSeen = [Bool](repeating: false, count: patches.count)
+            return
+        }
+        files = manifest.files
+        patches = []
+        patchSeen = []
+        let words = (files.count + 63) / 64
+        seen = [UInt64](repeating: 0, count: words)
+        switch manifest.kind {
+        case .full:
+            carried = [UInt64](repeating: ~0, count: words)
+            if files.count % 64 != 0, words > 0 { carried[words - 1] = (1 << UInt64(files.count % 64)) - 1 }
+            carriedCount = files.count
+        case .delta:
+            carried = [UInt64](repeating: 0, count: words)
+            for p in manifest.changed ?? [] {
+                // Validated: every changed path is among files, each once.
+                let found = Array(p.utf8).withUnsafeBytes { PayloadIndex.search(files, $0) }
+                if let i = found, !PayloadIndex.bit(carried, i) { PayloadIndex.set(&carried, i); carriedCount += 1 }
+            }
+        }
+    }
+
+    enum Lookup { case carried(Manifest.PayloadEntry), notCarried, twice }
+
+    /// Looks an entry up by its whole name (`payload/<path>` or `patches/<i>`) and marks it seen.
+    mutating func take(_ name: UnsafeRawBufferPointer) -> Lookup {
+        let payload = PackageReader.payloadPrefix.utf8, patch = PackageReader.patchPrefix.utf8
+        if name.starts(with: payload) {
+            let path = UnsafeRawBufferPointer(rebasing: name[payload.count...])
+            let i: Int
+            if hint < files.count, PayloadIndex.compare(files[hint].path, path) == 0 { i = hint }
+            else if let j = PayloadIndex.search(files, path) { i = j }
+            else { return .notCarried }
+            guard bit(carried, i) else { return .notCarried }
+            if bit(seen, i) { return .twice }
+            set(&seen, i)
+            seenCount += 1
+            hint = i + 1
+            return .carried(Manifest.PayloadEntry(kind: .file, file: files[i]))
+        }
+        guard name.starts(with: patch) else { return .notCarried }
+        // `patches/<i>`: decimal, no leading zero, an index the manifest has.
+        let digits = name[patch.count...]
+        guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              digits.first != 0x30 || digits.count == 1 else { return .notCarried }
+        let i = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        guard i < patches.count else { return .notCarried }
+        if patchSeen[i] { return .twice }
+        patchSeen[i] = true
+        seenCount += 1
+        let p = patches[i]
+        return .carried(Manifest.PayloadEntry(kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
+    }
+
+    /// The first carried entry not seen (for the error of an incomplete payload), and how many.
+    func missing() -> (first: String, count: Int)? {
+        guard seenCount < carriedCount else { return nil }
+        for i in files.indices where bit(carried, i) && !bit(seen, i) {
+            return (files[i].path, carriedCount - seenCount)
+        }
+        for i in patchSeen.indices where !patchSeen[i] {
+            return (PackageReader.patchPrefix + String(i), carriedCount - seenCount)
+        }
+        return nil
+    }
+
+    private static func search(_ files: [FileEntry], _ path: UnsafeRawBufferPointer) -> Int? {
+        var lo = 0, hi = files.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            let c = PayloadIndex.compare(files[mid].path, path)
+            if c == 0 { return mid }
+            if c < 0 { lo = mid + 1 } else { hi = mid }
+        }
+        return nil
+    }
+
+    /// Byte-wise three-way comparison of a path with bytes (the manifest's order, FORMAT §3.2).
+    static func compare(_ s: String, _ b: UnsafeRawBufferPointer) -> Int {
+        var s = s
+        return s.withUTF8 { a in
+            let n = min(a.count, b.count)
+            if n > 0 {
+                let c = memcmp(a.baseAddress!, b.baseAddress!, n)
+                if c != 0 { return Int(c) }
+            }
+            return a.count - b.count
+        }
+    }
+
+    /// Whether 32 digest bytes are what a manifest's 64 lowercase hex digits say.
+    static func digest(_ d: UnsafeRawBufferPointer, equalsHex hex: String) -> Bool {
+        let h = hex.utf8
+        guard h.count == 2 * d.count else { return false }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            default: return nil
+            }
+        }
+        var i = h.startIndex
+        for byte in d {
+            let hiC = h[i]; i = h.index(after: i)
+            let loC = h[i]; i = h.index(after: i)
+            guard let hi = nibble(hiC), let lo = nibble(loC), hi << 4 | lo == byte else { return false }
+        }
+        return true
+    }
+
+    private func bit(_ words: [UInt64], _ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+    private func set(_ words: inout [UInt64], _ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    private static func set(_ words: inout [UInt64], _ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    private static func bit(_ words: [UInt64], _ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
