@@ -19,13 +19,15 @@ public final class ArchiveWriter {
 
     private let handle: OpaquePointer
     private let display: String
+    /// zstd on worker threads, when asked for (`threads` ≥ 1).
+    private var frames: FrameCompressor? = nil
     private var finished = false
 
-    /// `threads`: zstd worker threads (libzstd `ZSTD_c_nbWorkers`, libarchive's `zstd:threads`).
-    /// 0 compresses on the calling thread; n ≥ 1 hands the stream to n workers, so the caller's
-    /// own work (reading and hashing files) overlaps the compression. The output is one zstd
-    /// frame either way, which every zstd decoder reads; its bytes differ with the thread count,
-    /// the tar stream inside does not. Ignored for gzip and none.
+    /// `threads`: zstd worker threads. 0 compresses on the calling thread (libarchive's filter,
+    /// one frame); n ≥ 1 hands the tar stream to n workers (`FrameCompressor`, one frame per
+    /// 4 MiB), so the caller's own work (reading and hashing files) overlaps the compression.
+    /// Every zstd decoder reads both; the file's bytes differ with the thread count, the tar
+    /// stream inside does not. Ignored for gzip and none.
     public init(fd: Int32, display: String, compression: Compression = .zstd, level: Int? = nil, threads: Int = 0) throws {
         self.display = display
         guard let a = archive_write_new() else { throw CourierError(.io, "\(display): libarchive could not allocate a writer") }
@@ -39,12 +41,11 @@ public final class ArchiveWriter {
         }
         try check(archive_write_set_format_pax_restricted(a), "tar format")
         switch compression {
+        case .zstd where threads > 0:
+            frames = try FrameCompressor(fd: fd, display: display, level: level ?? 3, workers: threads)
         case .zstd:
             try check(archive_write_add_filter_zstd(a), "zstd filter")
             try check(archive_write_set_filter_option(a, "zstd", "compression-level", String(level ?? 3)), "zstd level")
-            if threads > 0 {
-                try check(archive_write_set_filter_option(a, "zstd", "threads", String(threads)), "zstd threads")
-            }
         case .gzip:
             try check(archive_write_add_filter_gzip(a), "gzip filter")
             try check(archive_write_set_filter_option(a, "gzip", "compression-level", String(level ?? 6)), "gzip level")
@@ -53,7 +54,16 @@ public final class ArchiveWriter {
         }
         // No padding of the last block: the file ends where the data does.
         try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
-        try check(archive_write_open_fd(a, fd), "open")
+        if let frames {
+            // libarchive writes the plain tar stream to the compressor, which writes the file.
+            let write: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeRawPointer?, Int) -> Int = { _, ctx, buf, n in
+                let c = Unmanaged<FrameCompressor>.fromOpaque(ctx!).takeUnretainedValue()
+                do { try c.write(UnsafeRawBufferPointer(start: buf, count: n)); return n } catch { return -1 }
+            }
+            try check(archive_write_open(a, Unmanaged.passUnretained(frames).toOpaque(), nil, write, nil), "open")
+        } else {
+            try check(archive_write_open_fd(a, fd), "open")
+        }
         finished = false
     }
 
@@ -63,6 +73,7 @@ public final class ArchiveWriter {
     }
 
     private func fail(_ what: String) -> CourierError {
+        if let e = frames?.error { return e }
         let msg = archive_error_string(handle).map { String(cString: $0) } ?? "unknown error"
         return CourierError(.io, "\(display): writing \(what): \(msg)")
     }
@@ -128,5 +139,6 @@ public final class ArchiveWriter {
     public func finish() throws {
         finished = true
         if archive_write_close(handle) != ARCHIVE_OK { throw fail("end of archive") }
+        try frames?.finish()
     }
 }

@@ -3,8 +3,8 @@
 /// A manifest's `files` are sorted by the bytes of their paths and unique (`Manifest.validate`),
 /// so a path is found by binary search over the list the manifest already holds, and "carried"
 /// and "seen" are one bit per file. For 100,000 files this is 25 KB, where the
-/// `[PathKey: FileEntry]` dictionary and two `Set<PathKey>` it replaces cost about 38 MiB of heap
-/// and a third of the verify time (docs/ARCHITECTURE.md, "Pipelined reader"). Payload entries
+/// `[PathKey: FileEntry]` dictionary it replaces was 25 MiB of heap, besides two `Set<PathKey>`
+/// (docs/ARCHITECTURE.md, "Pipelined reader"). Payload entries
 /// usually come in manifest order (Courier writes them so), so the entry after the last one found
 /// is tried first.
 struct PayloadIndex {
