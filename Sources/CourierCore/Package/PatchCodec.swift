@@ -5,17 +5,20 @@ import CZstd
 /// differs from it. One zstd frame, no checksum (the manifest names SHA-256 of the result) and
 /// no dictionary id. Why zstd and not bsdiff or xdelta3: libzstd is already linked (libarchive
 /// uses it), Debian ships it as a library, it is fuzzed upstream, and at the levels below it
-/// came within 1.08× (20 MiB binary) and 1.22× (64 MiB signature text) of the smallest of
+/// came to 1.02× (4 MiB binary), 1.17× (8 MiB signature text) and 1.21× (64 MiB, one worker) of the smallest of
 /// bsdiff, xdelta3 and `zstd --patch-from -19` on our benchmark content (docs/BENCHMARKS.md).
 ///
 /// Memory: the compressor holds base and new content plus its match tables; the decompressor
 /// holds base and result. Both are bounded by the caller's window cap (`delta_window`).
 public enum PatchCodec {
-    /// Level and threading, by size of base plus new content (measured on 2 cores, zstd 1.5.4):
-    /// up to 16 MiB, level 19 on one thread (seconds at most; best size). Above, level 12 in
-    /// libzstd's worker mode with one worker: zstd's optimal parsers (levels 16+) took 1–4.5 min
-    /// on a 64 MiB prefix, and single-threaded they lost the long-distance matches (2.6 MB
-    /// instead of 0.2 MB); level 12 with a worker took 5 s for 246 KB (bsdiff: 205 KB in 39 s).
+    /// Level and threading, by size of base plus new content (measured on 2 cores, zstd 1.5.4,
+    /// the 64 MiB signature database of `make bench`): up to 16 MiB, level 19 on one thread
+    /// (seconds at most; best size). Above, level 12: zstd's optimal parsers (levels 16+) took
+    /// 1–4.5 min on a 64 MiB prefix, and single-threaded they lost the long-distance matches
+    /// (2.6 MB instead of 0.2 MB). Level 12 made 246 KB in 5 s with one libzstd worker and 253 KB
+    /// in 4.9 s without (`zstd --single-thread`); bsdiff 205 KB in 39 s. The worker is asked for,
+    /// but the static libzstd.a that `make release` links has no threads and refuses it (see
+    /// FrameCompressor): release builds get the single-threaded figure.
     static func parameters(total: Int) -> (level: Int32, workers: Int32) {
         total <= 16 << 20 ? (19, 0) : (12, 1)
     }
