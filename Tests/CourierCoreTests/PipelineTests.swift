@@ -149,6 +149,26 @@ import Testing
         try verify(pkg)
     }
 
+    /// Very repetitive content (48 MiB, one changing byte per 4 KiB, as InboxdE2ETests builds)
+    /// compresses beyond the readers' default expansion bound in 4 MiB frames; the threaded
+    /// writer pads such frames with skippable frames, so its own package verifies with the
+    /// default limits, and the tar stream is unchanged.
+    @Test func repetitiveContentStaysUnderTheExpansionBound() throws {
+        let w = Workspace("pipe-ratio")
+        var big = [UInt8](repeating: 0, count: 48 << 20)
+        for j in stride(from: 0, to: big.count, by: 4096) { big[j] = UInt8(truncatingIfNeeded: j / 4096 &* 31 &+ 1) }
+        let path = w.path("r.tar.zst")
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let wr = try ArchiveWriter(fd: fd, display: path, compression: .zstd, threads: 2)
+        try wr.writeFile(path: "payload/main.cvd", bytes: big, mtime: testNow)
+        try wr.finish()
+        close(fd)
+        #expect(try decompressed(path).count > 48 << 20)
+        let tree = w.tree("t", ["main.cvd": big, "daily.ndb": bytes("revision 1\n")])
+        try PackageBuilder.buildFull(tree: tree, to: w.path("p.cpkg"), options: options(key))
+        try verify(w.path("p.cpkg"))
+    }
+
     /// The decompressed bytes of a file, through libarchive's raw format.
     func decompressed(_ path: String) throws -> [UInt8] {
         let a = archive_read_new()!

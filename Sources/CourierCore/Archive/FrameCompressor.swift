@@ -23,9 +23,11 @@ final class FrameCompressor: @unchecked Sendable {
     // queued, to one worker until it is put in `done`, and to the caller again after; each
     // hand-over happens under the mutex.
     static let chunkSize = 4 << 20
+    /// Most bytes of tar per byte of frame written for any frame but the last (see `pad`).
+    static let maxFrameRatio = 250
 
     private struct Job { var seq: Int; var input: UnsafeMutableRawPointer; var count: Int }
-    private struct Frame { var input: UnsafeMutableRawPointer; var output: UnsafeMutableRawPointer?; var count: Int }
+    private struct Frame { var input: UnsafeMutableRawPointer; var output: UnsafeMutableRawPointer?; var count: Int; var inputCount: Int }
 
     private let fd: Int32
     private let display: String
@@ -144,10 +146,28 @@ final class FrameCompressor: @unchecked Sendable {
                 spareInputs.append(f.input)
                 pthread_mutex_lock(mutex); spareOutputs.append(out); pthread_mutex_unlock(mutex)
             }
-            do { try Sys.writeAll(fd, UnsafeRawBufferPointer(start: out, count: f.count), display: display) }
-            catch let e as CourierError { error = e; throw e }
+            do {
+                try Sys.writeAll(fd, UnsafeRawBufferPointer(start: out, count: f.count), display: display)
+                if nextToWrite < nextSeq - 1 { try pad(frame: f.count, tar: f.inputCount) }
+            } catch let e as CourierError { error = e; throw e }
             nextToWrite += 1
         }
+    }
+
+    /// Readers bound the expansion ratio of the stream as they read (Limits.maxExpansionRatio,
+    /// 1000 by default), so a package of very repetitive files must not look like a compression
+    /// bomb: a frame that expands more than `maxFrameRatio` times is followed by a zstd skippable
+    /// frame (magic 0x184D2A50, FORMAT §1: allowed between frames) that brings it to that ratio.
+    /// Never after the last frame, so nothing follows the stream. Costs nothing on real content
+    /// (1.4:1 to 5:1); at most 16 KiB per 4 MiB of zeros.
+    private func pad(frame: Int, tar: Int) throws {
+        let want = tar / FrameCompressor.maxFrameRatio
+        guard frame < want else { return }
+        let body = max(want - frame - 8, 0)
+        var skip = [UInt8](repeating: 0, count: 8 + body)
+        skip[0] = 0x50; skip[1] = 0x2a; skip[2] = 0x4d; skip[3] = 0x18
+        for k in 0..<4 { skip[4 + k] = UInt8(truncatingIfNeeded: UInt32(body) >> (8 * UInt32(k))) }
+        try skip.withUnsafeBytes { try Sys.writeAll(fd, $0, display: display) }
     }
 
     private func fail(_ why: String) -> CourierError {
@@ -178,9 +198,9 @@ final class FrameCompressor: @unchecked Sendable {
             if ZSTD_isError(n) != 0 {
                 out.deallocate()
                 failure = failure ?? String(cString: ZSTD_getErrorName(n))
-                done[job.seq] = Frame(input: job.input, output: nil, count: 0)
+                done[job.seq] = Frame(input: job.input, output: nil, count: 0, inputCount: job.count)
             } else {
-                done[job.seq] = Frame(input: job.input, output: out, count: n)
+                done[job.seq] = Frame(input: job.input, output: out, count: n, inputCount: job.count)
             }
             pthread_cond_broadcast(changed)
             pthread_mutex_unlock(mutex)
