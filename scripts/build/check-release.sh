@@ -17,7 +17,10 @@ for prog in courier-stage courier-deliver courier-inboxd; do
         echo "check-release: $bin needs shared libraries it should have linked statically: $(echo $extra)" >&2
         status=1
     fi
-    if ! readelf -SW "$bin" | grep -q '\.relr\.dyn'; then
+    # Read whole, then searched: `readelf | grep -q` under pipefail fails when grep exits at the
+    # first match and readelf dies of SIGPIPE.
+    sections=$(readelf -SW "$bin")
+    if ! grep -q '\.relr\.dyn' <<< "$sections"; then
         echo "check-release: $bin has no packed relative relocations (.relr.dyn): was it linked with lld -z pack-relative-relocs?" >&2
         status=1
     fi
