@@ -223,7 +223,7 @@ took "push+apply"
 
 # ==============================================================================================
 step 5 "Upstream publishes again; the stager builds deltas; clients take them" \
-  "A delta carries only what changed, plus the complete file list of the result, which each client checks."
+  "A delta carries only what changed — a changed file as a patch against its old version where that is smaller — and the digest of the result's complete file list, which each client recomputes and checks."
 prev=$(ls upstream/virus-defs | sort -n | tail -1)
 next=$(( prev + 1 ))
 cp -R "upstream/virus-defs/$prev" "upstream/virus-defs/.$next"
@@ -238,7 +238,7 @@ say "virus-defs $next: daily.ndb +3 signatures, freshness.txt updated, hotfix.nd
 sed -i 's/\(sid:9000007; \)rev:1;/\1rev:2;/' upstream/ips-rules/rules/courier-test.rules
 printf 'alert tcp any any -> $HOME_NET 1400 (msg:"COURIER TEST rule 400"; flow:established; content:"x00400"; sid:9000400; rev:1;)\n' \
   >> upstream/ips-rules/rules/courier-test.rules
-say "ips-rules folder: rule sid 9000007 revised, rule sid 9000400 added (one file: a delta would be as big as the full package, so the stager skips it)"
+say "ips-rules folder: rule sid 9000007 revised, rule sid 9000400 added (one file changed by two lines: the delta carries a patch of it, not the file)"
 cat > upstream/phishing-urls/feeds/campaign-fake-invoice.txt <<'EOF'
 https://invoice-overdue-notice.example/view?doc=8812
 http://secure-payments-update.test/invoice.html

@@ -226,8 +226,7 @@ def test_clients_took_deltas_for_the_second_revision(demo):
             assert applied and "_from_" not in applied[0]["package"], f"first apply of {type_} is a full package: {applied}"
             if len(applied) > 1:
                 # A delta wherever the stager published one; where it would have been no smaller
-                # than 90 % of the full package (ips-rules: its one file changed), the stager
-                # skipped it and the client took the full package.
+                # than 90 % of the full package, the stager skipped it and the client took the full.
                 rev = applied[-1]["revision"]
                 offered = glob.glob(os.path.join(ws, "outbox", type_, str(rev), f"{type_}_{rev}_from_*.cpkg"))
                 if offered:
