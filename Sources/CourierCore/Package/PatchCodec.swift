@@ -4,9 +4,10 @@ import CZstd
 /// referenced prefix (a raw-content dictionary, no copy), so the new content compresses to what
 /// differs from it. One zstd frame, no checksum (the manifest names SHA-256 of the result) and
 /// no dictionary id. Why zstd and not bsdiff or xdelta3: libzstd is already linked (libarchive
-/// uses it), Debian ships it as a library, it is fuzzed upstream, and at the levels below it
-/// came to 1.02× (4 MiB binary), 1.17× (8 MiB signature text) and 1.21× (64 MiB, one worker) of the smallest of
-/// bsdiff, xdelta3 and `zstd --patch-from -19` on our benchmark content (docs/BENCHMARKS.md).
+/// uses it), Debian ships it as a library, it is fuzzed upstream, and at the levels below whole
+/// delta packages came to 1.05× (20 MiB binary), 1.19× (64 MiB signature database) and 1.23×
+/// (1,000 text files) the size of the smallest per-file patch of bsdiff, xdelta3 and
+/// `zstd -19 --patch-from` (`scripts/bench/delta.sh`, release build).
 ///
 /// Memory: the compressor holds base and new content plus its match tables; the decompressor
 /// holds base and result. Both are bounded by the caller's window cap (`delta_window`).
