@@ -131,12 +131,8 @@ public struct Manifest: Sendable, Equatable {
     /// The archive entries after the manifest and the signatures, with what each must be: every
     /// carried whole file (`payload/<path>`) and, in a format 2 delta, every patch (`patches/<i>`).
     public var payloadEntries: [PayloadEntry] {
-        if let ch = changes {
-            var out: [PayloadEntry] = []
-            out.reserveCapacity(ch.count + (patches?.count ?? 0))
-            for c in ch where c.patch == nil {
-                out.append(PayloadEntry(kind: .file, file: FileEntry(path: c.path, size: c.size, sha256: c.sha256 ?? "", mode: c.permissions ?? 0o644)))
-            }
+        if changes != nil {
+            var out = wholeFiles.map { PayloadEntry(kind: .file, file: $0) }
             for (i, p) in (patches ?? []).enumerated() {
                 out.append(PayloadEntry(kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
             }
@@ -147,9 +143,19 @@ public struct Manifest: Sendable, Equatable {
         return files.filter { carried.contains(PathKey($0.path)) }.map { PayloadEntry(kind: .file, file: $0) }
     }
 
-    /// The files patch `i` produces, in the order of its concatenated base and result.
-    public func filesOfPatch(_ i: Int) -> [Change] {
-        (changes ?? []).filter { $0.patch == i }
+    /// For each patch, the files it produces, in the order of its concatenated base and result:
+    /// one pass over `changes` (asking per patch would be patches × changes).
+    public func patchGroups() -> [[Change]] {
+        var groups = [[Change]](repeating: [], count: patches?.count ?? 0)
+        for c in changes ?? [] { if let i = c.patch, groups.indices.contains(i) { groups[i].append(c) } }
+        return groups
+    }
+
+    /// Format 2: the changed files carried whole (`payload/<path>`), as FileEntry, sorted by path.
+    public var wholeFiles: [FileEntry] {
+        (changes ?? []).compactMap { c in
+            c.sha256.map { FileEntry(path: c.path, size: c.size, sha256: $0, mode: c.permissions ?? 0o644) }
+        }
     }
 
     public var fileName: String {

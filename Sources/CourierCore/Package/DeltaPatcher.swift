@@ -109,12 +109,7 @@ public enum DeltaPatcher {
                 let fd = try Sys.openat(rootfd, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
                 defer { Sys.close(fd) }
                 let size = Int(f.size)
-                var got = 0
-                while got < size {
-                    let n = try Sys.read(fd, buf.baseAddress! + offset + got, size - got, display: shown)
-                    if n == 0 { break }
-                    got += n
-                }
+                let got = try Sys.readFully(fd, buf.baseAddress! + offset, size, display: shown)
                 var probe: UInt8 = 0
                 let extra = got == size ? try Sys.read(fd, &probe, 1, display: shown) : 0
                 let digest = Hex.encode(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buf)[offset..<offset + got])))

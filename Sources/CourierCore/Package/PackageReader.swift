@@ -91,8 +91,7 @@ public final class PackageReader {
             throw CourierError(.limit, "\(path): the tree has \(r.files) files, more than the limit of \(limits.maxEntries)")
         }
         // A patch holds its files' base and result in memory while it is applied.
-        for (i, p) in (manifest.patches ?? []).enumerated() {
-            let made = manifest.filesOfPatch(i)
+        for (i, (p, made)) in zip(manifest.patches ?? [], manifest.patchGroups()).enumerated() {
             let need = made.reduce(UInt64(0)) { $0 &+ $1.size &+ ($1.baseSize ?? 0) }
             if need > limits.maxDeltaWindow || p.size > limits.maxDeltaWindow {
                 throw CourierError(.limit, "\(path): patch \(i) needs \(need) bytes of memory for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window); use the full package")

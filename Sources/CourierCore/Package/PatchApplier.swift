@@ -10,9 +10,10 @@ import Crypto
 /// live tree and is never written to).
 enum PatchApplier {
     /// Returns the paths written. A base that is not the delta's throws `.baseMismatch`.
-    static func apply(_ m: Manifest, patch i: Int, bytes: [UInt8], rootfd: Int32, root: String, limits: Limits) throws -> [String] {
+    /// `made`: the files of patch `i` (`Manifest.patchGroups()`).
+    static func apply(_ m: Manifest, patch i: Int, made: [Manifest.Change], bytes: [UInt8], rootfd: Int32, root: String,
+                      limits: Limits) throws -> [String] {
         guard let p = m.patches?[i] else { throw CourierError(.malformed, "manifest: patch \(i) does not exist") }
-        let made = m.filesOfPatch(i)
         let baseRev = m.base ?? 0
         func mismatch(_ why: String) -> CourierError {
             CourierError(.baseMismatch, "delta \(m.type) \(baseRev) → \(m.revision): \(why); this client's tree of \(baseRev) is not the one the delta was built from (send the full package)")
@@ -42,12 +43,7 @@ enum PatchApplier {
             let fd = try Sys.openat(dir, name, O_RDONLY | O_NOFOLLOW, display: root + "/" + c.path)
             defer { Sys.close(fd) }
             let want = Int(c.baseSize ?? 0)
-            var got = 0
-            while got < want {
-                let n = try Sys.read(fd, base.baseAddress! + filled + got, want - got, display: root + "/" + c.path)
-                if n == 0 { break }
-                got += n
-            }
+            let got = try Sys.readFully(fd, base.baseAddress! + filled, want, display: root + "/" + c.path)
             guard got == want else { throw mismatch("base file \(shown) changed while being read") }
             filled += want
         }

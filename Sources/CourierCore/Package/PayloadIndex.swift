@@ -20,15 +20,11 @@ struct PayloadIndex {
     private var hint = 0
 
     init(_ manifest: Manifest) {
-        if let changes = manifest.changes {
-            files = changes.compactMap { c in
-                c.sha256.map { FileEntry(path: c.path, size: c.size, sha256: $0, mode: c.permissions ?? 0o644) }
-            }
+        if manifest.changes != nil {
+            files = manifest.wholeFiles
             patches = manifest.patches ?? []
-            let words = (files.count + 63) / 64
-            seen = [UInt64](repeating: 0, count: words)
-            carried = [UInt64](repeating: ~0, count: words)
-            if files.count % 64 != 0, words > 0 { carried[words - 1] = (1 << UInt64(files.count % 64)) - 1 }
+            seen = [UInt64](repeating: 0, count: (files.count + 63) / 64)
+            carried = PayloadIndex.allSet(files.count)
             carriedCount = files.count + patches.count
             patchSeen = [Bool](repeating: false, count: patches.count)
             return
@@ -40,8 +36,7 @@ struct PayloadIndex {
         seen = [UInt64](repeating: 0, count: words)
         switch manifest.kind {
         case .full:
-            carried = [UInt64](repeating: ~0, count: words)
-            if files.count % 64 != 0, words > 0 { carried[words - 1] = (1 << UInt64(files.count % 64)) - 1 }
+            carried = PayloadIndex.allSet(files.count)
             carriedCount = files.count
         case .delta:
             carried = [UInt64](repeating: 0, count: words)
@@ -95,6 +90,14 @@ struct PayloadIndex {
             return (PackageReader.patchPrefix + String(i), carriedCount - seenCount)
         }
         return nil
+    }
+
+    /// A bitset of `n` bits, all set.
+    private static func allSet(_ n: Int) -> [UInt64] {
+        let words = (n + 63) / 64
+        var b = [UInt64](repeating: ~0, count: words)
+        if n % 64 != 0, words > 0 { b[words - 1] = (1 << UInt64(n % 64)) - 1 }
+        return b
     }
 
     private static func search(_ files: [FileEntry], _ path: UnsafeRawBufferPointer) -> Int? {

@@ -40,6 +40,7 @@ public enum SafeExtractor {
         var filePath = ""
         var skipping = false
         var patch: (index: Int, bytes: [UInt8])? = nil
+        var patchGroups: [[Manifest.Change]]? = nil   // computed at the first patch, once
 
         func closeCache() { if let c = dirCache { Sys.close(c.fd); dirCache = nil } }
 
@@ -95,8 +96,10 @@ public enum SafeExtractor {
                     if let p = patch {
                         patch = nil
                         // Checked by the reader (size, SHA-256) before this point.
-                        let made = try PatchApplier.apply(reader.manifest, patch: p.index, bytes: p.bytes,
-                                                          rootfd: rootfd, root: target, limits: reader.options.limits)
+                        if patchGroups == nil { patchGroups = reader.manifest.patchGroups() }
+                        let made = try PatchApplier.apply(reader.manifest, patch: p.index, made: patchGroups![p.index],
+                                                          bytes: p.bytes, rootfd: rootfd, root: target,
+                                                          limits: reader.options.limits)
                         created.append(contentsOf: made.map { ($0, false) })
                         return
                     }

@@ -132,6 +132,18 @@ public enum Sys {
         return n
     }
 
+    /// Reads until `count` bytes are in `buf` or the file ends, looping over short reads (the
+    /// twin of `writeAll`). Returns how many were read: less than `count` only at end of file.
+    public static func readFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws -> Int {
+        var got = 0
+        while got < count {
+            let n = try read(fd, buf + got, count - got, display: display)
+            if n == 0 { break }
+            got += n
+        }
+        return got
+    }
+
     /// Writes all of `buf`, looping over short writes.
     public static func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer, display: String) throws {
         var off = 0
