@@ -69,11 +69,12 @@ public struct BuildCommand: ParsableCommand {
                 let scratch = outDir + "/.base-\(getpid())-\(baseReader.manifest.revision)"
                 try Sys.removeTree(scratch)
                 defer { try? Sys.removeTree(scratch) }
+                let baseFiles = Array(baseReader.manifest.files)
                 if deltaFormat == 2 {
-                    try DeltaPatcher.extractBase(package: base, verify: vo, baseFiles: baseReader.manifest.files,
+                    try DeltaPatcher.extractBase(package: base, verify: vo, baseFiles: baseFiles,
                                                  target: files, into: scratch)
                 }
-                m = try PackageBuilder.buildDelta(baseRevision: baseReader.manifest.revision, baseFiles: baseReader.manifest.files,
+                m = try PackageBuilder.buildDelta(baseRevision: baseReader.manifest.revision, baseFiles: baseFiles,
                                                   tree: tree, to: outDir + "/" + name, options: opts, files: files,
                                                   baseTree: deltaFormat == 2 ? scratch : nil)
                 let patched = m.changes?.filter { $0.patch != nil }.count ?? 0

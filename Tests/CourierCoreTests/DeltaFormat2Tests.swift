@@ -33,8 +33,8 @@ import Testing
         if let window { o.limits.maxDeltaWindow = window }
         // As the stager does: the base files come out of the full package, not the source tree.
         try DeltaPatcher.extractBase(package: w.path("out/full1.cpkg"), verify: verifyOptions([key.publicKey]),
-                                     baseFiles: full1.files, target: try TreeScanner.scan(v2), into: w.path("basefiles"))
-        let m = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full1.files, tree: v2, to: w.path("out/delta.cpkg"),
+                                     baseFiles: Array(full1.files), target: try TreeScanner.scan(v2), into: w.path("basefiles"))
+        let m = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full1.files), tree: v2, to: w.path("out/delta.cpkg"),
                                               options: o, baseTree: w.path("basefiles"))
         return Built(w: w, full: w.path("out/full1.cpkg"), delta: w.path("out/delta.cpkg"), manifest: m)
     }

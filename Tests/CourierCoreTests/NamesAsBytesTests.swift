@@ -121,7 +121,7 @@ import Testing
         let v1 = rawTree(w, "v1", base), v2 = rawTree(w, "v2", target)
         _ = w.mkdir("out")
         let full = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full.cpkg"), options: options(key, revision: 1))
-        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full.files, tree: v2, to: w.path("out/delta.cpkg"),
+        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full.files), tree: v2, to: w.path("out/delta.cpkg"),
                                       options: options(key, revision: 2), baseTree: v1)
         let applied = w.path("applied")
         try DeltaApplier.apply(PackageReader(path: w.path("out/delta.cpkg"), options: verifyOptions([key.publicKey])),

@@ -58,7 +58,7 @@ import Testing
         let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
         var o = options(key, revision: 2)
         o.deltaFormat = format
-        let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full1.files, tree: v2,
+        let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full1.files), tree: v2,
                                                to: w.path("out/delta.cpkg"), options: o, baseTree: v1)
         #expect(dm.format == format)
         #expect(dm.changed == ["added.txt", "daily", "empty.txt", "main.cvd", "newdir/sub/n.txt"])
@@ -86,7 +86,7 @@ import Testing
         let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
         var o = options(key, revision: 2)
         o.deltaFormat = format
-        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: full1.files, tree: v2, to: w.path("out/d.cpkg"),
+        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full1.files), tree: v2, to: w.path("out/d.cpkg"),
                                       options: o, baseTree: v1)
         // A base tree that drifted: one unchanged file was altered locally. Format 1 lists it and
         // names it; format 2 only has the digest of the list, and says the base differs.
@@ -111,7 +111,7 @@ import Testing
         _ = w.mkdir("out")
         let m1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/f1.cpkg"), options: options(key, revision: 1))
         try PackageBuilder.buildFull(tree: v2, to: w.path("out/f2.cpkg"), options: options(key, revision: 2))
-        let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: m1.files, tree: v2, to: w.path("out/d.cpkg"),
+        let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(m1.files), tree: v2, to: w.path("out/d.cpkg"),
                                                options: options(key, revision: 2), baseTree: v1)
         #expect(dm.changed?.count == 10)
         let full = try FileManager.default.attributesOfItem(atPath: w.path("out/f2.cpkg"))[.size] as! Int

@@ -238,14 +238,17 @@ public final class ArchiveReader {
     /// Reads the whole current entry, refusing more than `limit` bytes. `expected` (the header's
     /// size) reserves the memory once instead of growing by doubling (a 20 MB manifest would
     /// otherwise briefly cost 16 + 32 MB).
-    public func readAll(limit: Int, what: String, expected: Int64 = 0) throws -> [UInt8] {
-        var out: [UInt8] = []
-        if expected > 0 && expected <= Int64(limit) { out.reserveCapacity(Int(expected)) }
+    /// The rest of the current entry, after `prefix` (which the limit does not count): a caller
+    /// that needs the bytes behind a header, as the signature's message needs the manifest behind
+    /// its domain string, gets them in one buffer instead of copying megabytes into another.
+    public func readAll(limit: Int, what: String, expected: Int64 = 0, prefix: [UInt8] = []) throws -> [UInt8] {
+        var out = prefix
+        if expected > 0 && expected <= Int64(limit) { out.reserveCapacity(prefix.count + Int(expected)) }
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
             if n == 0 { return out }
-            if out.count + n > limit {
+            if out.count - prefix.count + n > limit {
                 throw CourierError(.limit, "\(path): \(what) is larger than the limit of \(limit) bytes")
             }
             out.append(contentsOf: chunk[0..<n])

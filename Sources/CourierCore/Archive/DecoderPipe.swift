@@ -20,8 +20,8 @@ final class DecoderPipe: @unchecked Sendable {
     // between taking it and returning it — and each hand-over happens under the mutex, which
     // orders the memory accesses. `decoder` (a libarchive handle, not thread-safe) is used by the
     // decoder thread alone from `start()` until `stop()` has joined it, and by the owner after.
-    static let slotCount = 4
-    static let slotSize = 1 << 20
+    static let slotCount = 3
+    static let slotSize = 512 << 10
 
     enum End { case eof, failed(String) }
 

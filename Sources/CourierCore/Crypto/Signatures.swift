@@ -48,9 +48,14 @@ public struct SignatureSet: Codable, Sendable {
     /// revoked (in any letter case) refuses, and so does any signature that verifies with a
     /// revoked public key the store knows, whatever id and algorithm it is filed under.
     public func verify(manifestBytes: [UInt8], trust: TrustStore) throws -> [String] {
+        try verify(message: SignatureSet.message(for: manifestBytes), trust: trust)
+    }
+
+    /// As `verify(manifestBytes:trust:)`, given the signed message itself (domain + manifest).
+    public func verify(message msg: [UInt8], trust: TrustStore) throws -> [String] {
+        guard msg.starts(with: SignatureSet.domain) else { throw CourierError(.signature, "the signed message lacks its domain string") }
         guard format == 1 else { throw CourierError(.malformed, "signatures entry: format \(format) is not supported") }
         guard !signatures.isEmpty else { throw CourierError(.signature, "package is not signed (no signatures)") }
-        let msg = SignatureSet.message(for: manifestBytes)
         var good: [String] = []
         var problems: [String] = []
         for s in signatures {

@@ -1,15 +1,19 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
 /// A manifest's `files` list read straight from the manifest bytes into a compact table: every
 /// path's bytes in one arena, the 32 digest bytes inline, size and mode — about 46 bytes per file
 /// plus its path, where `[FileEntry]` from JSONDecoder costs about 250 (three heap strings and the
 /// decoder's own map of the whole document on the way). Lookups are by path bytes.
 ///
-/// Measured on a 100,000-file package (issue #13): JSONDecoder's `[FileEntry]` is ≈ 25 MiB of the
-/// heap and `Manifest.decode` ≈ 1.3 s of the 3.7 s verify; this table is ≈ 7.5 MiB. It is meant
-/// to take the place of `files` inside `Manifest` (not done here: Manifest.swift is being changed
-/// for format 2). It expects bytes that `StrictJSON.check` has passed (no duplicate keys, no
-/// nulls, integers only) and checks the `files` rules of FORMAT §3.2 it can see alone: types,
-/// 64 lowercase hex digits, four octal digits 0000–0777, paths valid UTF-8 and sorted by their
-/// bytes without repeats. Path rules beyond that (`Names.pathProblem`) stay with the caller.
+/// Measured on a 100,000-file package (issue #13): JSONDecoder's `[FileEntry]` was ≈ 25 MiB of
+/// the heap and half of verify's time; this table is ≈ 7.5 MiB. It is the storage of a decoded
+/// manifest's `files` (`FileList`). It expects bytes that `StrictJSON.check` has passed (no
+/// duplicate keys, no nulls, integers only) and checks the `files` rules of FORMAT §3.2 it can
+/// see alone: types, 64 lowercase hex digits, four octal digits 0000–0777, paths valid UTF-8 and
+/// sorted by their bytes without repeats. Path rules beyond that (`Names.pathProblem`, a file
+/// that is also a directory) are `Manifest.validate`'s.
 public struct CompactFileList: Sendable {
     public private(set) var count = 0
     private var arena: [UInt8] = []
@@ -22,7 +26,7 @@ public struct CompactFileList: Sendable {
     public func size(_ i: Int) -> UInt64 { sizes[i] }
     public func mode(_ i: Int) -> UInt32 { UInt32(modes[i]) }
     public func digest(_ i: Int) -> ArraySlice<UInt8> { digests[(i * 32)..<(i * 32 + 32)] }
-    public var totalBytes: UInt64 { sizes.reduce(0, &+) }
+    public var totalBytes: UInt64 { sizes.reduce(0, &+) }   // wrapping, like the manifest's other sums
 
     /// The index of the file with exactly these path bytes, by binary search.
     public func index<C: Collection>(of path: C) -> Int? where C.Element == UInt8 {
@@ -36,40 +40,110 @@ public struct CompactFileList: Sendable {
         return nil
     }
 
+    /// The file as a `FileEntry` (three new strings: for callers off the hot paths).
+    public func entry(_ i: Int) -> FileEntry {
+        FileEntry(path: String(decoding: path(i), as: UTF8.self), size: sizes[i], sha256: Hex.encode(digest(i)), mode: mode(i))
+    }
+
+    /// Byte-wise three-way comparison of file `i`'s path with `b` (the manifest's order).
+    public func comparePath(_ i: Int, _ b: UnsafeRawBufferPointer) -> Int {
+        let start = i == 0 ? 0 : Int(ends[i - 1]), n = Int(ends[i]) - start
+        return arena.withUnsafeBytes { a in
+            let m = min(n, b.count)
+            if m > 0 {
+                let c = memcmp(a.baseAddress! + start, b.baseAddress!, m)
+                if c != 0 { return Int(c) }
+            }
+            return n - b.count
+        }
+    }
+
+    /// Whether file `i`'s SHA-256 is these 32 bytes.
+    public func digestEquals(_ i: Int, _ d: UnsafeRawBufferPointer) -> Bool {
+        d.count == 32 && digests.withUnsafeBytes { memcmp($0.baseAddress! + i * 32, d.baseAddress!, 32) == 0 }
+    }
+
     /// Parses the top-level `files` array of manifest bytes.
     public static func parse(_ bytes: [UInt8], maxFiles: Int = Int.max) throws -> CompactFileList {
+        guard let r = try scanTop(bytes).files else { throw Parser(b: bytes).fail("no files array") }
+        return try parse(bytes, filesAt: r, maxFiles: maxFiles)
+    }
+
+    /// Where the top-level `files` value lies in the bytes, and the top-level `format` if it is a
+    /// number: one pass that copies nothing (the manifest decoder reads everything else from the
+    /// bytes with this range cut out).
+    public static func scanTop(_ bytes: [UInt8]) throws -> (format: Int?, files: Range<Int>?) {
         var p = Parser(b: bytes)
-        var out = CompactFileList()
-        var sawFiles = false
+        var format: Int? = nil, files: Range<Int>? = nil
         try p.object { key, p in
             if key.elementsEqual("files".utf8) {
-                sawFiles = true
-                try p.array { p in
-                    if out.count >= maxFiles { throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files") }
-                    try out.appendFile(&p)
-                }
+                p.ws()
+                let start = p.i
+                try p.skip(depth: 1)
+                files = start..<p.i
+                return true
+            }
+            if key.elementsEqual("format".utf8), p.i < p.b.count, (0x30...0x39).contains(p.b[p.i]) {
+                format = Int(clamping: try p.integer())
                 return true
             }
             return false
         }
-        guard sawFiles else { throw p.fail("no files array") }
+        return (format, files)
+    }
+
+    /// Parses the `files` array that lies at `range` of the manifest bytes. `releasing`: the
+    /// caller owns `bytes`, will not read them again, and lets the pages behind the parser go
+    /// (`madvise(MADV_DONTNEED)`: private anonymous pages read back as zeros, never as
+    /// another's data), so that the list and its JSON are not resident together.
+    public static func parse(_ bytes: [UInt8], filesAt range: Range<Int>, maxFiles: Int = Int.max,
+                             releasing: Bool = false) throws -> CompactFileList {
+        var p = Parser(b: bytes)
+        p.i = range.lowerBound
+        var out = CompactFileList()
+        // An element takes at least ~100 bytes of JSON (a 64-digit sha256 and four keys), so this
+        // bounds the count from above; capacity never written is never resident.
+        let most = min(range.count / 90 + 1, maxFiles)
+        out.ends.reserveCapacity(most); out.sizes.reserveCapacity(most); out.modes.reserveCapacity(most)
+        out.digests.reserveCapacity(most * 32)
+        out.arena.reserveCapacity(range.count / 3)
+        var released = 0
+        try p.array { p in
+            if out.count >= maxFiles { throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files") }
+            try out.appendFile(&p)
+            if releasing && p.i - released >= 1 << 20 {
+                released = CompactFileList.release(bytes, upTo: p.i, from: released)
+            }
+        }
         return out
     }
 
+    /// Gives back the whole pages of `bytes[from..<upTo]`; returns where the next release starts.
+    private static func release(_ bytes: [UInt8], upTo end: Int, from start: Int) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        return bytes.withUnsafeBytes { raw -> Int in
+            let base = Int(bitPattern: raw.baseAddress!)
+            let lo = (base + start + page - 1) / page * page, hi = (base + end) / page * page
+            if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) }
+            return max(start, hi - base)
+        }
+    }
+
     private mutating func appendFile(_ p: inout Parser) throws {
-        var path: [UInt8]? = nil, size: UInt64? = nil, digest: [UInt8]? = nil, mode: UInt16? = nil
+        // Slices of the manifest bytes where no escape needs undoing: no allocation per field.
+        var path: ArraySlice<UInt8>? = nil, size: UInt64? = nil, mode: UInt16? = nil
+        var digest: (UInt64, UInt64, UInt64, UInt64)? = nil
         try p.object { key, p in
             if key.elementsEqual("path".utf8) {
                 path = try p.string()
             } else if key.elementsEqual("size".utf8) {
                 size = try p.integer()
             } else if key.elementsEqual("sha256".utf8) {
-                let s = try p.string()
-                guard s.count == 64, let d = CompactFileList.hexDigest(s) else { throw p.fail("sha256 must be 64 lowercase hex digits") }
+                guard let d = CompactFileList.hexDigest(try p.string()) else { throw p.fail("sha256 must be 64 lowercase hex digits") }
                 digest = d
             } else if key.elementsEqual("mode".utf8) {
                 let s = try p.string()
-                guard s.count == 4, s[0] == 0x30, s.dropFirst().allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) else {
+                guard s.count == 4, s.first == 0x30, s.dropFirst().allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) else {
                     throw p.fail("mode must be four octal digits 0000-0777")
                 }
                 mode = s.dropFirst().reduce(0) { $0 << 3 | UInt16($1 - 0x30) }
@@ -92,23 +166,29 @@ public struct CompactFileList: Sendable {
         arena += path
         guard arena.count <= Int(UInt32.max) else { throw p.fail("paths too long") }
         ends.append(UInt32(arena.count))
-        digests += digest
+        withUnsafeBytes(of: digest) { digests.append(contentsOf: $0) }
         sizes.append(size)
         modes.append(mode)
         count += 1
     }
 
-    static func hexDigest(_ s: [UInt8]) -> [UInt8]? {
-        func nib(_ c: UInt8) -> UInt8? {
-            switch c { case 0x30...0x39: return c - 0x30; case 0x61...0x66: return c - 0x57; default: return nil }
+    /// 64 lowercase hex digits as 32 bytes (in memory order), or nil.
+    static func hexDigest(_ s: ArraySlice<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
+        guard s.count == 64 else { return nil }
+        var out: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let ok = withUnsafeMutableBytes(of: &out) { raw -> Bool in
+            var i = s.startIndex
+            for k in 0..<32 {
+                let h = s[i], l = s[i + 1]
+                let hv: UInt8, lv: UInt8
+                switch h { case 0x30...0x39: hv = h - 0x30; case 0x61...0x66: hv = h - 0x57; default: return false }
+                switch l { case 0x30...0x39: lv = l - 0x30; case 0x61...0x66: lv = l - 0x57; default: return false }
+                raw[k] = hv << 4 | lv
+                i += 2
+            }
+            return true
         }
-        var out = [UInt8](); out.reserveCapacity(s.count / 2)
-        var i = 0
-        while i < s.count {
-            guard let h = nib(s[i]), let l = nib(s[i + 1]) else { return nil }
-            out.append(h << 4 | l); i += 2
-        }
-        return out
+        return ok ? out : nil
     }
 
     /// A reader of strict JSON (see `StrictJSON`) that skips what it is not asked for.
@@ -160,17 +240,23 @@ public struct CompactFileList: Sendable {
             }
         }
 
-        /// A string's bytes, unescaped (`\uXXXX` with surrogate pairs to UTF-8).
-        mutating func string() throws -> [UInt8] {
+        /// A string's bytes, unescaped (`\uXXXX` with surrogate pairs to UTF-8): a slice of the
+        /// input when there is nothing to unescape.
+        mutating func string() throws -> ArraySlice<UInt8> {
             ws()
             guard i < b.count, b[i] == 0x22 else { throw fail("expected a string") }
             i += 1
             var out: [UInt8] = []
+            var escaped = false
             var start = i
             while i < b.count {
                 let c = b[i]
-                if c == 0x22 { out += b[start..<i]; i += 1; return out }
+                if c == 0x22 {
+                    if !escaped { let s = b[start..<i]; i += 1; return s }
+                    out += b[start..<i]; i += 1; return out[...]
+                }
                 if c == 0x5c {
+                    escaped = true
                     out += b[start..<i]
                     i += 1
                     guard i < b.count else { break }
@@ -197,6 +283,21 @@ public struct CompactFileList: Sendable {
                     start = i
                     continue
                 }
+                if c < 0x20 { throw fail("control character in a string") }
+                i += 1
+            }
+            throw fail("unterminated string")
+        }
+
+        /// Steps over a string without unescaping it (StrictJSON has checked its escapes).
+        mutating func skipString() throws {
+            ws()
+            guard i < b.count, b[i] == 0x22 else { throw fail("expected a string") }
+            i += 1
+            while i < b.count {
+                let c = b[i]
+                if c == 0x22 { i += 1; return }
+                if c == 0x5c { i += 2; continue }
                 if c < 0x20 { throw fail("control character in a string") }
                 i += 1
             }
@@ -242,7 +343,7 @@ public struct CompactFileList: Sendable {
             switch b[i] {
             case 0x7b: try object { _, p in try p.skip(depth: depth + 1); return true }
             case 0x5b: try array { p in try p.skip(depth: depth + 1) }
-            case 0x22: _ = try string()
+            case 0x22: try skipString()
             case 0x74: guard b[i...].starts(with: "true".utf8) else { throw fail("bad literal") }; i += 4
             case 0x66: guard b[i...].starts(with: "false".utf8) else { throw fail("bad literal") }; i += 5
             default: _ = try integer()

@@ -66,8 +66,9 @@ public struct Manifest: Sendable, Equatable {
     public var expires: String
     /// Free-form string pairs: source, URL, upstream version, staging host, tool version.
     public var provenance: [String: String]
-    /// Every file of the resulting tree, sorted by the bytes of `path`.
-    public var files: [FileEntry]
+    /// Every file of the resulting tree, sorted by the bytes of `path`. Decoded from bytes, a
+    /// compact table (see `FileList`).
+    public var files: FileList
     /// Delta only: paths of `files` that the package carries (changed or added), sorted.
     public var changed: [String]?
     /// Delta only: paths of the base tree that are not in the result, sorted.
@@ -86,7 +87,7 @@ public struct Manifest: Sendable, Equatable {
         self.type = type; self.revision = revision; self.kind = kind; self.base = base
         self.created = RFC3339.format(created); self.expires = RFC3339.format(expires)
         self.provenance = provenance
-        self.files = files.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        self.files = FileList(files.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) })
         self.changed = changed?.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         self.removed = removed?.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
@@ -110,7 +111,7 @@ public struct Manifest: Sendable, Equatable {
     /// Files in the resulting tree: the list's length, or `result.files` for a format 2 delta.
     public var resultFileCount: Int { result.map { Int(clamping: $0.files) } ?? files.count }
     /// Bytes in the resulting tree.
-    public var resultBytes: UInt64 { result?.bytes ?? files.reduce(0) { $0 &+ $1.size } }
+    public var resultBytes: UInt64 { result?.bytes ?? files.totalSize }
 
     public var createdTime: Int64 { RFC3339.parse(created) ?? 0 }
     public var expiresTime: Int64 { RFC3339.parse(expires) ?? 0 }
@@ -122,7 +123,7 @@ public struct Manifest: Sendable, Equatable {
 
     /// Total bytes of the files the package carries or produces (a patched file counts its result).
     public var payloadBytes: UInt64 {
-        if kind == .full { return files.reduce(0) { $0 &+ $1.size } }
+        if kind == .full { return files.totalSize }
         if let ch = changes { return ch.reduce(0) { $0 &+ $1.size } }
         let set = Set((changed ?? []).map(PathKey.init))
         return files.reduce(0) { set.contains(PathKey($1.path)) ? $0 &+ $1.size : $0 }
@@ -175,25 +176,57 @@ public struct Manifest: Sendable, Equatable {
 
     /// Decodes and validates manifest bytes. Every refusal names the field and the rule.
     ///
-    /// `maxFiles` bites in the strict scan, before the decoder allocates anything: a signed
+    /// `maxFiles` bites in the strict scan, before anything is allocated per file: a signed
     /// manifest listing millions of files costs its bytes, not a FileEntry per line (issue #11.6).
+    /// The `files` array is read by `CompactFileList` straight from the bytes into a compact table;
+    /// JSONDecoder sees the document with that array cut out (its map of a 100,000-file list was
+    /// most of verify's memory and half its time, issue #13.2).
     public static func decode(_ bytes: [UInt8], maxFiles: Int = Int.max) throws -> Manifest {
+        try decode(bytes, maxFiles: maxFiles, releasing: false)
+    }
+
+    /// As `decode`, for a caller that needs the manifest and not its bytes afterwards: the pages
+    /// of `bytes` the file list has been read from are given back to the kernel as the table
+    /// grows, so that a 14 MiB manifest and its 7 MiB table are never resident together (issue
+    /// #13.2). `bytes` is emptied, whether decoding succeeds or not.
+    public static func decode(consuming bytes: inout [UInt8], maxFiles: Int = Int.max) throws -> Manifest {
+        // Pages are given back only from a buffer that is ours alone: a buffer shared with
+        // another array (copy-on-write) is copied here first, never zeroed under its other owner.
+        bytes.withUnsafeMutableBufferPointer { _ in }
+        let b = bytes
+        bytes = []
+        return try decode(b, maxFiles: maxFiles, releasing: true)
+    }
+
+    private static func decode(_ bytes: [UInt8], maxFiles: Int, releasing: Bool) throws -> Manifest {
         do {
             try StrictJSON.check(bytes, what: "manifest", maxArrayElements: maxFiles)
         } catch let e as CourierError where e.code == .limit {
             throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files (\(e.message))")
         }
-        let m: Manifest
+        let filesRange = try CompactFileList.scanTop(bytes).files
+        var rest: [UInt8] = []   // built, not copied and changed: the copy would be the whole list again
+        if let r = filesRange {
+            rest.reserveCapacity(bytes.count - r.count + 2)
+            rest += bytes[..<r.lowerBound]; rest += [0x5b, 0x5d]; rest += bytes[r.upperBound...]   // "[]"
+        } else {
+            rest = bytes
+        }
+        var m: Manifest
         do {
-            let format = try JSONDecoder().decode(ManifestCoding.FormatOnly.self, from: Data(bytes)).format
+            let format = try JSONDecoder().decode(ManifestCoding.FormatOnly.self, from: Data(rest)).format
             guard format >= 1, format <= Manifest.newestFormat else {
                 throw CourierError(.malformed, "manifest: format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it")
             }
-            m = try JSONDecoder().decode(ManifestCoding.self, from: Data(bytes)).manifest
+            m = try JSONDecoder().decode(ManifestCoding.self, from: Data(rest)).manifest
         } catch let e as CourierError {
             throw e
         } catch {
             throw CourierError(.malformed, "manifest is not valid JSON of format 1 or 2: \(error)")
+        }
+        // Format 2 has no `files` (FORMAT §3.5: if present, ignored like any unknown key).
+        if m.format != 2, let r = filesRange {
+            m.files = FileList(table: try CompactFileList.parse(bytes, filesAt: r, maxFiles: maxFiles, releasing: releasing))
         }
         try m.validate(maxFiles: maxFiles)
         return m
@@ -215,28 +248,35 @@ public struct Manifest: Sendable, Equatable {
             throw CourierError(.limit, "manifest lists \(files.count) files, more than the limit of \(maxFiles)")
         }
         // Paths are compared as bytes (FORMAT §8): "caf\u{E9}" and "cafe\u{301}" are two paths.
-        var paths = Set<PathKey>()
-        paths.reserveCapacity(files.count)
-        var previous: String? = nil
-        for f in files {
-            let shown = Escape.quoted(f.path)
-            if let p = Names.pathProblem(f.path) { throw bad("file \(shown): \(p)") }
-            if let prev = previous, !prev.utf8.lexicographicallyPrecedes(f.path.utf8) {
-                throw bad(prev.sameBytes(f.path) ? "file \(shown) listed twice"
-                                                 : "files are not sorted by path (\(Escape.quoted(prev)) before \(shown))")
+        // A list decoded from bytes was checked for order, repeats, digests and modes as it was
+        // parsed; one given in memory is checked here.
+        if !files.isCompact {
+            var previous: String? = nil
+            for f in files {
+                let shown = Escape.quoted(f.path)
+                if let p = Names.pathProblem(f.path) { throw bad("file \(shown): \(p)") }
+                if let prev = previous, !prev.utf8.lexicographicallyPrecedes(f.path.utf8) {
+                    throw bad(prev.sameBytes(f.path) ? "file \(shown) listed twice"
+                                                     : "files are not sorted by path (\(Escape.quoted(prev)) before \(shown))")
+                }
+                previous = f.path
+                guard f.sha256.utf8.count == 64, f.sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+                else { throw bad("file \(shown): sha256 must be 64 lowercase hex digits") }
+                guard f.permissions != nil else {
+                    throw bad("file \(shown): mode \(Escape.quoted(f.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
+                }
             }
-            previous = f.path
-            guard f.sha256.utf8.count == 64, f.sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
-            else { throw bad("file \(shown): sha256 must be 64 lowercase hex digits") }
-            guard f.permissions != nil else {
-                throw bad("file \(shown): mode \(Escape.quoted(f.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
-            }
-            paths.insert(PathKey(f.path))
         }
-        // A path cannot be both a file and a directory of another file.
-        for f in files {
-            for parent in Names.parents(f.path) where paths.contains(PathKey(parent)) {
-                throw bad("\(Escape.quoted(parent)) is listed as a file and as the directory of \(Escape.quoted(f.path))")
+        for i in files.indices {
+            let path = files.pathBytes(i)
+            let name = files.pathString(i)
+            if files.isCompact, let p = Names.pathProblem(name) { throw bad("file \(Escape.quoted(name)): \(p)") }
+            // A path cannot be both a file and a directory of another file: the files under
+            // "p/" follow "p/" in byte order, so the first path not below it tells.
+            let dir = path + [0x2f]
+            let j = dir.withUnsafeBytes { files.lowerBound($0) }
+            if j < files.count, files.pathBytes(j).starts(with: dir) {
+                throw bad("\(Escape.quoted(name)) is listed as a file and as the directory of \(Escape.quotedBytes(files.pathBytes(j)))")
             }
         }
         switch kind {
@@ -250,10 +290,10 @@ public struct Manifest: Sendable, Equatable {
             guard let ch = changed, let rm = removed else { throw bad("a delta needs changed and removed lists (may be empty)") }
             try Manifest.checkSortedUnique(ch, "changed")
             try Manifest.checkSortedUnique(rm, "removed")
-            for p in ch where !paths.contains(PathKey(p)) { throw bad("changed path \(Escape.quoted(p)) is not among files") }
+            for p in ch where files.index(ofPath: p) == nil { throw bad("changed path \(Escape.quoted(p)) is not among files") }
             for p in rm {
                 if let problem = Names.pathProblem(p) { throw bad("removed path \(Escape.quoted(p)): \(problem)") }
-                if paths.contains(PathKey(p)) { throw bad("removed path \(Escape.quoted(p)) is also among files") }
+                if files.index(ofPath: p) != nil { throw bad("removed path \(Escape.quoted(p)) is also among files") }
             }
         }
     }

@@ -74,8 +74,40 @@ extension Manifest {
     public struct PayloadEntry: Sendable {
         public enum Kind: Sendable, Equatable { case file, patch(Int) }
         public var kind: Kind
+        /// An entry of a decoded manifest's compact file list is read from there when asked for:
+        /// a reader that only checks size, mode and digest builds no strings (issue #13.2).
+        private enum Source: Sendable { case entry(FileEntry), list(FileList, Int) }
+        private let source: Source
+
+        public init(kind: Kind, file: FileEntry) { self.kind = kind; source = .entry(file) }
+        init(kind: Kind, list: FileList, index: Int) { self.kind = kind; source = .list(list, index) }
+
         /// For `.file`, the file; for `.patch(i)`, size and SHA-256 of the patch (path "i", mode 0644).
-        public var file: FileEntry
+        public var file: FileEntry {
+            switch source {
+            case .entry(let f): return f
+            case .list(let l, let i): return l[i]
+            }
+        }
+        public var size: UInt64 {
+            switch source {
+            case .entry(let f): return f.size
+            case .list(let l, let i): return l.size(i)
+            }
+        }
+        public var permissions: UInt32? {
+            switch source {
+            case .entry(let f): return f.permissions
+            case .list(let l, let i): return l.permissions(i)
+            }
+        }
+        /// Whether the entry's SHA-256 is the 32 bytes `d`.
+        public func digestEquals(_ d: UnsafeRawBufferPointer) -> Bool {
+            switch source {
+            case .entry(let f): return FileList.digest(d, equalsHex: f.sha256)
+            case .list(let l, let i): return l.digestEquals(i, d)
+            }
+        }
         /// The entry's name in the archive.
         public var entryName: String {
             switch kind {
@@ -190,7 +222,7 @@ struct ManifestCoding: Codable {
             m.patches = try c.decodeIfPresent([Manifest.Patch].self, forKey: .patches)
             m.result = try c.decodeIfPresent(Manifest.ResultSummary.self, forKey: .result)
         } else {
-            m.files = try c.decode([FileEntry].self, forKey: .files)
+            m.files = try c.decode(FileList.self, forKey: .files)
             m.changed = try c.decodeIfPresent([String].self, forKey: .changed)
         }
         m.removed = try c.decodeIfPresent([String].self, forKey: .removed)

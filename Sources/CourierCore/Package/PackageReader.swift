@@ -21,6 +21,8 @@ public final class PackageReader {
 
     public let path: String
     public let manifest: Manifest
+    /// The exact bytes of the manifest entry, which the signatures cover; empty when the reader
+    /// was opened with `keepManifestBytes: false`.
     public let manifestBytes: [UInt8]
     /// Key ids of the trusted keys whose signatures verified.
     public let signers: [String]
@@ -28,7 +30,10 @@ public final class PackageReader {
     private let archive: ArchiveReader
     private var consumed = false
 
-    public init(path: String, options: VerifyOptions) throws {
+    /// `keepManifestBytes: false` (a verifier that needs the manifest, not its exact bytes):
+    /// `manifestBytes` is left empty and the bytes' memory is given back while the file list is
+    /// decoded (`Manifest.decode(consuming:)`).
+    public init(path: String, options: VerifyOptions, keepManifestBytes: Bool = true) throws {
         self.path = path
         self.options = options
         let limits = options.limits
@@ -42,7 +47,10 @@ public final class PackageReader {
         if h1.size > Int64(limits.maxManifestBytes) {
             throw CourierError(.limit, "\(path): manifest of \(h1.size) bytes exceeds the limit of \(limits.maxManifestBytes)")
         }
-        manifestBytes = try archive.readAll(limit: limits.maxManifestBytes, what: "manifest", expected: h1.size)
+        // Read behind the signatures' domain string: the signed message without a second copy
+        // of a manifest that may be megabytes (issue #13.2, memory of a 100,000-file verify).
+        var message = try archive.readAll(limit: limits.maxManifestBytes, what: "manifest", expected: h1.size,
+                                          prefix: SignatureSet.domain)
 
         // 2. Signatures: second entry, regular, small.
         guard let h2 = try archive.next() else { throw CourierError(.malformed, "\(path): no signatures entry after the manifest") }
@@ -56,14 +64,22 @@ public final class PackageReader {
 
         // 3. Signatures before the manifest is even parsed: unsigned JSON is never interpreted.
         do {
-            signers = try SignatureSet.decode(sigBytes).verify(manifestBytes: manifestBytes, trust: options.trust)
+            signers = try SignatureSet.decode(sigBytes).verify(message: message, trust: options.trust)
         } catch let e as CourierError {
             throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
         }
+        message.removeFirst(SignatureSet.domain.count)   // in place: the buffer is ours alone
 
         // 4. The manifest's own rules, expiry, type, limits.
         do {
-            manifest = try Manifest.decode(manifestBytes, maxFiles: limits.maxEntries)
+            if keepManifestBytes {
+                manifestBytes = message
+                message = []
+                manifest = try Manifest.decode(manifestBytes, maxFiles: limits.maxEntries)
+            } else {
+                manifestBytes = []
+                manifest = try Manifest.decode(consuming: &message, maxFiles: limits.maxEntries)
+            }
         } catch let e as CourierError {
             throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
         }
@@ -153,12 +169,12 @@ public final class PackageReader {
             case .notCarried: throw unsafe(raw, "not in the manifest")
             case .twice: throw unsafe(raw, "appears twice")
             }
-            let file = entry.file
-            guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == file.size else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): size \(h.size) in the archive, \(file.size) in the manifest")
+            let size = entry.size
+            guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == size else {
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): size \(h.size) in the archive, \(size) in the manifest")
             }
-            guard h.permissions == file.permissions else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(file.mode) in the manifest")
+            guard h.permissions == entry.permissions else {
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(entry.file.mode) in the manifest")
             }
 
             try start(entry)
@@ -179,14 +195,13 @@ public final class PackageReader {
                 }
                 try chunk(block)
             }
-            guard got == file.size else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): \(got) bytes of data, \(file.size) expected (truncated)")
+            guard got == size else {
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): \(got) bytes of data, \(size) expected (truncated)")
             }
-            // Compared as bytes; the hex string is built only for the error.
+            // Compared as bytes; the hex strings are built only for the error.
             let digest = hasher.finalize()
-            let matches = digest.withUnsafeBytes { d in PayloadIndex.digest(d, equalsHex: file.sha256) }
-            guard matches else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): SHA-256 \(Hex.encode(digest)) does not match the manifest's \(file.sha256)")
+            guard digest.withUnsafeBytes({ entry.digestEquals($0) }) else {
+                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): SHA-256 \(Hex.encode(digest)) does not match the manifest's \(entry.file.sha256)")
             }
             try end(entry)
         }
@@ -214,7 +229,7 @@ public enum PackageVerifier {
     /// Verifies a package completely: signatures, manifest rules, expiry, type, every payload
     /// byte. Memory stays bounded whatever the package size.
     public static func verify(path: String, options: VerifyOptions) throws -> VerifiedPackage {
-        let reader = try PackageReader(path: path, options: options)
+        let reader = try PackageReader(path: path, options: options, keepManifestBytes: false)
         try reader.verifyPayload()
         return VerifiedPackage(path: path, manifest: reader.manifest, signers: reader.signers)
     }

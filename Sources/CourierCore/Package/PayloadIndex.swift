@@ -10,7 +10,7 @@
 struct PayloadIndex {
     /// Format 1: the manifest's `files`, with a bit for those carried. Format 2: the changes it
     /// carries whole (sorted by path, as `changed` is), all carried; its patches apart.
-    let files: [FileEntry]
+    let files: FileList
     let patches: [Manifest.Patch]
     private var carried: [UInt64]
     private var seen: [UInt64]
@@ -21,7 +21,7 @@ struct PayloadIndex {
 
     init(_ manifest: Manifest) {
         if manifest.changes != nil {
-            files = manifest.wholeFiles
+            files = FileList(manifest.wholeFiles)
             patches = manifest.patches ?? []
             seen = [UInt64](repeating: 0, count: (files.count + 63) / 64)
             carried = PayloadIndex.allSet(files.count)
@@ -42,7 +42,7 @@ struct PayloadIndex {
             carried = [UInt64](repeating: 0, count: words)
             for p in manifest.changed ?? [] {
                 // Validated: every changed path is among files, each once.
-                let found = Array(p.utf8).withUnsafeBytes { PayloadIndex.search(files, $0) }
+                let found = files.index(ofPath: p)
                 if let i = found, !PayloadIndex.bit(carried, i) { PayloadIndex.set(&carried, i); carriedCount += 1 }
             }
         }
@@ -56,15 +56,15 @@ struct PayloadIndex {
         if name.starts(with: payload) {
             let path = UnsafeRawBufferPointer(rebasing: name[payload.count...])
             let i: Int
-            if hint < files.count, PayloadIndex.compare(files[hint].path, path) == 0 { i = hint }
-            else if let j = PayloadIndex.search(files, path) { i = j }
+            if hint < files.count, files.comparePath(hint, path) == 0 { i = hint }
+            else if let j = files.index(ofPath: path) { i = j }
             else { return .notCarried }
             guard bit(carried, i) else { return .notCarried }
             if bit(seen, i) { return .twice }
             set(&seen, i)
             seenCount += 1
             hint = i + 1
-            return .carried(Manifest.PayloadEntry(kind: .file, file: files[i]))
+            return .carried(Manifest.PayloadEntry(kind: .file, list: files, index: i))
         }
         guard name.starts(with: patch) else { return .notCarried }
         // `patches/<i>`: decimal, no leading zero, an index the manifest has.
@@ -84,7 +84,7 @@ struct PayloadIndex {
     func missing() -> (first: String, count: Int)? {
         guard seenCount < carriedCount else { return nil }
         for i in files.indices where bit(carried, i) && !bit(seen, i) {
-            return (files[i].path, carriedCount - seenCount)
+            return (files.pathString(i), carriedCount - seenCount)
         }
         for i in patchSeen.indices where !patchSeen[i] {
             return (PackageReader.patchPrefix + String(i), carriedCount - seenCount)
@@ -100,56 +100,9 @@ struct PayloadIndex {
         return b
     }
 
-    private static func search(_ files: [FileEntry], _ path: UnsafeRawBufferPointer) -> Int? {
-        var lo = 0, hi = files.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            let c = PayloadIndex.compare(files[mid].path, path)
-            if c == 0 { return mid }
-            if c < 0 { lo = mid + 1 } else { hi = mid }
-        }
-        return nil
-    }
-
-    /// Byte-wise three-way comparison of a path with bytes (the manifest's order, FORMAT §3.2).
-    static func compare(_ s: String, _ b: UnsafeRawBufferPointer) -> Int {
-        var s = s
-        return s.withUTF8 { a in
-            let n = min(a.count, b.count)
-            if n > 0 {
-                let c = memcmp(a.baseAddress!, b.baseAddress!, n)
-                if c != 0 { return Int(c) }
-            }
-            return a.count - b.count
-        }
-    }
-
-    /// Whether 32 digest bytes are what a manifest's 64 lowercase hex digits say.
-    static func digest(_ d: UnsafeRawBufferPointer, equalsHex hex: String) -> Bool {
-        let h = hex.utf8
-        guard h.count == 2 * d.count else { return false }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 0x30...0x39: return c - 0x30
-            case 0x61...0x66: return c - 0x61 + 10
-            default: return nil
-            }
-        }
-        var i = h.startIndex
-        for byte in d {
-            let hiC = h[i]; i = h.index(after: i)
-            let loC = h[i]; i = h.index(after: i)
-            guard let hi = nibble(hiC), let lo = nibble(loC), hi << 4 | lo == byte else { return false }
-        }
-        return true
-    }
-
     private func bit(_ words: [UInt64], _ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
     private func set(_ words: inout [UInt64], _ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
     private static func set(_ words: inout [UInt64], _ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
     private static func bit(_ words: [UInt64], _ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 }
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif

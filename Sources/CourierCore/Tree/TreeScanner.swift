@@ -128,7 +128,8 @@ public enum TreeChecker {
     /// `hashes: false` checks names, sizes and modes only: for a tree the caller has just written
     /// from a verified stream, hashing each byte on its way into a file it created (a full
     /// extraction), where re-reading would compare the page cache with itself.
-    public static func check(_ root: String, against files: [FileEntry], limits: Limits = Limits(), hashes: Bool = true) throws {
+    public static func check<C: Collection>(_ root: String, against files: C, limits: Limits = Limits(), hashes: Bool = true) throws
+        where C.Element == FileEntry {
         var opts = TreeScanner.Options()
         opts.hash = false
         opts.limits = limits

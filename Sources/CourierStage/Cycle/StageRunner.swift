@@ -167,7 +167,7 @@ public final class StageRunner {
             let source = type.source.makeSource()
             let ctx = SourceContext(
                 type: type.name, stateDir: typeState, workDir: work, latestRevision: latest,
-                latestFiles: { [outbox, latest] in try outbox.manifest(type.name, latest!, trust: trust).files },
+                latestFiles: { [outbox, latest] in try outbox.manifest(type.name, latest!, trust: trust).files.map { $0 } },
                 limits: Limits(), logger: logger, fetcher: fetcher, now: clock())
             let checked = try await source.check(ctx)
             result.mirror = ctx.served.mirror
@@ -183,7 +183,7 @@ public final class StageRunner {
                     throw CourierError(.rollback, "source offers revision \(revision), not above the published \(floor)")
                 }
                 let bases = try existing.filter { $0 < revision }.suffix(type.deltas).map {
-                    (revision: $0, files: try outbox.manifest(type.name, $0, trust: trust).files)
+                    (revision: $0, files: Array(try outbox.manifest(type.name, $0, trust: trust).files))
                 }
                 var opts = PackageBuilder.Options(type: type.name, revision: revision, keys: keys)
                 opts.lifetime = config.lifetime
