@@ -21,6 +21,15 @@ public struct PushCommand: ParsableCommand {
         not on disk. Leftovers of an interrupted push are removed at the next one. \
         A failing inbox (missing, read-only, full, permission denied) is reported; the others go on.
 
+        --no-sync skips both flushes: every package is still verified before any rename, \
+        written under a dot-name and renamed, so no client sees a partial file while the machine \
+        runs; but the bytes reach the disk only with the kernel's write-back (within about 30 s). \
+        After a power loss before that, an inbox may hold a package that is empty, truncated or \
+        partly zeros (or lack it): its client's daemon refuses it on verification (malformed or \
+        integrity), moves it to quarantine/ with a reason and keeps its current revision, and \
+        the next push sends that revision again (the full package, for a delta the client names \
+        in last_error). For inboxes made durable by a later step (sync, a snapshot) or on tmpfs.
+
         Examples:
           courier-deliver push --outbox /srv/courier/outbox --trust /etc/courier/trust --inbox '/mnt/clients/*/inbox'
           courier-deliver push --outbox … --trust … --policy /etc/courier/policy.toml --dry-run
@@ -38,6 +47,8 @@ public struct PushCommand: ParsableCommand {
     var jobs: Int = 8
     @Flag(help: "Hard-link packages from the outbox instead of copying them (same file system; outbox packages are immutable). Falls back to a copy where a link is impossible.")
     var link = false
+    @Flag(help: "Do not flush the copies to disk (no syncfs) before renaming them into place; still verified first, still atomic while the machine runs. A power loss may leave torn packages, which clients quarantine (see above).")
+    var noSync = false
     @Flag(help: "One JSON object per inbox and type, one per line.")
     var json = false
     @Flag(help: "Print only failures and the summary.")
@@ -64,6 +75,7 @@ public struct PushCommand: ParsableCommand {
             p.jobs = jobs
             p.method = link ? .link : .copy
             p.dryRun = dryRun
+            p.sync = !noSync
             p.targets = try where_.targets(types: source.types, spec: source.spec)
             if p.targets.isEmpty { throw CourierError(.usage, "no inbox to deliver to") }
             let summary = p.run()
@@ -106,7 +118,8 @@ public struct PushCommand: ParsableCommand {
         let planned = s.outcomes.filter { $0.state == .planned }
         let verb = dryRun ? "\(planned.count) would be copied (\(human(planned.reduce(0) { $0 + $1.bytes })))"
                           : "\(s.copied) copied (\(human(s.bytes)))"
-        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped), \(s.failed) failed, in \(String(format3: s.seconds)) s\n"
+        let flushed = noSync && !dryRun && s.copied > 0 ? " (not flushed to disk: --no-sync)" : ""
+        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(flushed)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped), \(s.failed) failed, in \(String(format3: s.seconds)) s\n"
         return out
     }
 

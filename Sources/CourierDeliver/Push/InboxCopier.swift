@@ -9,7 +9,7 @@ import CCourierShim
 /// filled by reflink, direct I/O, `copy_file_range` or read/write (or hard-linked with `link`),
 /// mode 0644; made durable; then renamed to its final name. The durability step is the
 /// caller's, once for all the files it staged on one file system (`syncfs`), instead of an fsync
-/// per file: see `Pusher.run`.
+/// per file: see `Pusher.run` (and `Pusher.sync`, which `--no-sync` turns off).
 public enum InboxCopier {
     public static let tempPrefix = ".courier-push."
 
@@ -58,9 +58,10 @@ public enum InboxCopier {
     }
 
     /// Step 1: writes `source` into the inbox under a temporary name, mode 0644. Not durable
-    /// yet, not visible to the client. On failure nothing is left behind.
+    /// yet, not visible to the client. On failure nothing is left behind. `cache`: see
+    /// `PackageSource.copy` (nil: a durable push).
     public static func stage(_ source: PackageSource, name: String, inbox: String, method: Method,
-                             faults: FaultPoints = .none) throws -> Staged {
+                             cache: CacheBudget? = nil, faults: FaultPoints = .none) throws -> Staged {
         let tmp = tempName(name)
         let tmpPath = inbox + "/" + tmp
         var how = ""
@@ -81,7 +82,7 @@ public enum InboxCopier {
         if how != "hard link" {
             let ofd = try Sys.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             defer { Sys.close(ofd) }
-            let via = try source.copy(into: ofd, dst: tmpPath)
+            let via = try source.copy(into: ofd, dst: tmpPath, cache: cache)
             how = how.isEmpty ? via : how
             try faults.hit("deliver-after-write")
             // The umask may have narrowed 0644; clients' daemons may run as another user.

@@ -58,49 +58,91 @@ public final class PackageSource: @unchecked Sendable {
     /// Writes the whole package into `ofd` (a new, empty file at `dst`) and says how: "reflink",
     /// "direct I/O", or what `TreeCopier.copyData` used.
     ///
+    /// `cache`: nil for a durable push (direct I/O wherever it applies). For `--no-sync`, the
+    /// `CacheBudget` that sends some copies through the page cache and some by direct I/O.
+    ///
     /// Why direct I/O: push must make every copy durable before its rename, and a copy through
     /// the page cache is written twice over — a memcpy into dirty pages, then the flush — and,
     /// past the kernel's dirty limit (a few GiB), the writers are throttled to the disk's speed
     /// anyway while the copies push useful pages out of the cache. Written with O_DIRECT from
     /// the mapping of the source (its pages read into the cache once, for all copies and for
-    /// verification), the bytes go once, by DMA, from the source's cache pages to the disk; `syncfs` then has only metadata and the
-    /// disk's write cache left to flush.
-    func copy(into ofd: Int32, dst: String) throws -> String {
+    /// verification), the bytes go once, by DMA, from the source's cache pages to the disk;
+    /// `syncfs` then has only metadata and the disk's write cache left to flush.
+    func copy(into ofd: Int32, dst: String, cache: CacheBudget? = nil) throws -> String {
+        let large = map != nil && size >= Self.directMinimum
+        if large { cache?.begin() }
         if courier_ficlone(ofd, fd) == 0 { return "reflink" }
-        if let map, size >= Self.directMinimum, Self.directFileSystems.contains(courier_fs_magic(ofd)),
-           courier_set_direct(ofd, 1) == 0 {
-            // Direct I/O needs offsets and lengths aligned to the logical block size: 4 KiB covers
-            // every disk here; a device that wants more refuses the first write (EINVAL), and the
-            // copy then goes through the cache. The unaligned tail always does.
-            let aligned = size & ~4095
-            var off: Int64 = 0
-            var direct = true
-            while off < size {
-                let end = direct ? aligned : size
-                if off >= end { _ = courier_set_direct(ofd, 0); direct = false; continue }
-                let n = pwrite(ofd, map + Int(off), min(Self.directChunk, Int(end - off)), off_t(off))
-                if n > 0 {
-                    off += Int64(n)
-                    // A short direct write leaves an unaligned offset: finish through the cache.
-                    if direct && off & 4095 != 0 { _ = courier_set_direct(ofd, 0); direct = false }
-                    continue
-                }
-                let e = errno
-                if n < 0 && e == EINTR { continue }
-                if n < 0 && direct && e == EINVAL {
-                    _ = courier_set_direct(ofd, 0); direct = false
-                    continue
-                }
-                if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
-                // EFAULT: the source shrank under its mapping (an outbox package must not change).
-                throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: e))
-            }
-            if direct { _ = courier_set_direct(ofd, 0) }
-            return "direct I/O"
+        if large, Self.directFileSystems.contains(courier_fs_magic(ofd)),
+           (cache?.route(size) ?? .direct) == .direct {
+            defer { cache?.finish() }
+            if courier_set_direct(ofd, 1) == 0 { return try writeDirect(ofd, dst: dst, cache: cache) }
         }
         // Its own descriptor: copyData reads from the file position, which threads must not share.
         let own = try Sys.open(path, O_RDONLY | O_CLOEXEC)
         defer { Sys.close(own) }
         return try TreeCopier.copyData(own, ofd, size: Int(size), src: path, dst: dst)
+    }
+
+    /// The direct copy from the mapping into `ofd`, which has O_DIRECT set. Direct I/O needs
+    /// offsets and lengths aligned to the logical block size: 4 KiB covers every disk here; a
+    /// device that wants more refuses the first write (EINVAL), and the copy then goes through
+    /// the cache. The unaligned tail always does, and so does the rest of a `--no-sync` copy
+    /// that `cache` moves off the disk (`CacheBudget.leaveDisk`).
+    private func writeDirect(_ ofd: Int32, dst: String, cache: CacheBudget?) throws -> String {
+        let map = self.map!
+        let aligned = size & ~4095
+        var off: Int64 = 0
+        var direct = true
+        while off < size {
+            let end = direct ? aligned : size
+            if off >= end { _ = courier_set_direct(ofd, 0); direct = false; continue }
+            let n = pwrite(ofd, map + Int(off), min(Self.directChunk, Int(end - off)), off_t(off))
+            if n > 0 {
+                off += Int64(n)
+                // A short direct write leaves an unaligned offset: finish through the cache.
+                if direct && off & 4095 != 0 { _ = courier_set_direct(ofd, 0); direct = false }
+                if direct, off < aligned, let cache, cache.leaveDisk(remaining: size - off) {
+                    _ = courier_set_direct(ofd, 0)
+                    try copyRest(ofd, from: off, dst: dst)
+                    return "direct I/O, then the page cache"
+                }
+                continue
+            }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n < 0 && direct && e == EINVAL {
+                _ = courier_set_direct(ofd, 0); direct = false
+                continue
+            }
+            if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
+            // EFAULT: the source shrank under its mapping (an outbox package must not change).
+            throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: e))
+        }
+        if direct { _ = courier_set_direct(ofd, 0) }
+        return "direct I/O"
+    }
+
+    /// The rest of a copy, from `start`, through the page cache: by `copy_file_range` (the kernel
+    /// copies page to page; a `pwrite` from the mapping by several threads at once measured
+    /// several times slower), the part it refuses from the mapping.
+    private func copyRest(_ ofd: Int32, from start: Int64, dst: String) throws {
+        let own = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+        defer { Sys.close(own) }
+        var off = start
+        if lseek(own, off_t(start), SEEK_SET) == off_t(start), lseek(ofd, off_t(start), SEEK_SET) == off_t(start) {
+            while off < size {
+                let n = courier_copy_file_range(own, ofd, Int(size - off))
+                if n > 0 { off += Int64(n); continue }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+        }
+        while off < size {
+            let n = pwrite(ofd, map! + Int(off), min(Self.directChunk, Int(size - off)), off_t(off))
+            if n > 0 { off += Int64(n); continue }
+            if n < 0 && errno == EINTR { continue }
+            if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
+            throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: errno))
+        }
     }
 }

@@ -12,6 +12,12 @@ public struct Pusher: Sendable {
     public var jobs = 8
     public var method = InboxCopier.Method.copy
     public var dryRun = false
+    /// Flush each file system that received copies before the renames and again after them (the
+    /// default). false (`--no-sync`): the verified copies are renamed once all are staged, as
+    /// in the default, but with no flush before or after: they reach the disk with the kernel's
+    /// write-back, whenever that comes. For inboxes made durable by a later step, or on tmpfs. Copies that fit under the kernel's dirty limit then
+    /// go through the page cache (`CacheBudget`). docs/DELIVER.md says what a power loss does.
+    public var sync = true
     /// Types delivered to targets that name none (from `--inbox`): `--type`, or all of the outbox.
     public var defaultTypes: [String]
     /// Revision for those targets: `--revision` or latest.
@@ -41,6 +47,8 @@ public struct Pusher: Sendable {
     public struct Summary: Sendable {
         public var outcomes: [Outcome]
         public var seconds: Double
+        /// `syncfs` calls made (0 with `sync` off, or when nothing was copied).
+        public var flushes = 0
         public var failed: Int { outcomes.filter { $0.state == .failed }.count }
         public var copied: Int { outcomes.filter { $0.state == .copied }.count }
         /// Bytes delivered (a copy that failed after staging does not count).
@@ -131,7 +139,9 @@ public struct Pusher: Sendable {
     /// One `syncfs` per file system before the renames keeps the promise of fsync-then-rename (a
     /// client never sees a package whose bytes are not on disk) at the cost of one journal commit
     /// for all the copies, where an fsync per file serialises 1,000 commits. The second makes the
-    /// renames durable before `push` reports success.
+    /// renames durable before `push` reports success. With `sync` off, neither: the temporary
+    /// name, the verification before any rename and the rename itself stay, so no client sees a
+    /// partial file while the machine runs; only a power loss can expose one.
     public func run() -> Summary {
         let t0 = Sys.monotonicSeconds()
         let targets = self.targets
@@ -148,19 +158,28 @@ public struct Pusher: Sendable {
             let outcomes = plans.map { stageTarget($0, sources: [:], unopened: [:], badPackages: bad) }
             return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0)
         }
+        let (sources, unopened) = Self.openSources(decisions)
+        // --no-sync: how many large copies will start, so that a direct copy can tell when it
+        // may finish in the cache (CacheBudget.leaveDisk). An estimate: a target that fails
+        // before its copies only keeps direct copies on the disk longer.
+        let large = decisions.filter { d in
+            d.package.flatMap { sources[$0] }.map { $0.size >= PackageSource.directMinimum } ?? false
+        }.count
+        let cache = sync ? nil : CacheBudget.fromKernel(copies: large)
         let verdict = Mutex<[String: String]>([:])
         let verifier = try? Threads.start {
             let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
             verdict.withLock { $0 = bad }
+            cache?.verificationDone()
         }
         if verifier == nil {
             let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
             verdict.withLock { $0 = bad }
+            cache?.verificationDone()
         }
-        let (sources, unopened) = Self.openSources(decisions)
         let staged = Slots<[Outcome]>(count: plans.count)
         Parallel.forEach(count: plans.count, jobs: jobs) { i in
-            staged[i] = stageTarget(plans[i], sources: sources, unopened: unopened, badPackages: [:])
+            staged[i] = stageTarget(plans[i], sources: sources, unopened: unopened, badPackages: [:], cache: cache)
         }
         if let verifier { pthread_join(verifier, nil) }
         let bad = verdict.withLock { $0 }
@@ -175,13 +194,13 @@ public struct Pusher: Sendable {
                 outcomes[i][j].error = "not copied: the package failed verification: \(why)"
             }
         }
-        flush(&outcomes, then: { o in
+        var flushes = flush(&outcomes, sync: sync, then: { o in
             do { try InboxCopier.commit(o.staged!, faults: faults); return nil }
             catch { InboxCopier.discard(o.staged!); return "\(error)" }
         })
-        flush(&outcomes, then: nil)
+        if sync { flushes += flush(&outcomes, sync: true, then: nil) }
         for i in outcomes.indices { for j in outcomes[i].indices { outcomes[i][j].staged = nil } }
-        return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0)
+        return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0, flushes: flushes)
     }
 
     /// Opens (and maps) each chosen package once for all its copies. Returns the open ones and,
@@ -197,10 +216,14 @@ public struct Pusher: Sendable {
 
     /// Flushes every file system that holds a staged copy (one `syncfs` each, in parallel), marks
     /// the copies on a file system that failed as failed, then runs `then` on the others (in
-    /// parallel per target); `then` returns an error sentence or nil.
-    func flush(_ outcomes: inout [[Outcome]], then: (@Sendable (Outcome) -> String?)?) {
+    /// parallel per target); `then` returns an error sentence or nil. With `sync` false, only
+    /// runs `then`. Returns the number of file systems flushed.
+    @discardableResult
+    func flush(_ outcomes: inout [[Outcome]], sync: Bool, then: (@Sendable (Outcome) -> String?)?) -> Int {
         var byDevice: [UInt64: String] = [:]
-        for list in outcomes { for o in list { if let s = o.staged, byDevice[s.device] == nil { byDevice[s.device] = s.inbox } } }
+        if sync {
+            for list in outcomes { for o in list { if let s = o.staged, byDevice[s.device] == nil { byDevice[s.device] = s.inbox } } }
+        }
         let devices = byDevice.sorted { $0.key < $1.key }
         let failures = Mutex<[UInt64: String]>([:])
         Parallel.forEach(count: devices.count, jobs: jobs) { i in
@@ -223,6 +246,7 @@ public struct Pusher: Sendable {
             results[i] = list
         }
         outcomes = results.values
+        return devices.count
     }
 
     public var targets: [Target] = []
@@ -230,7 +254,7 @@ public struct Pusher: Sendable {
     /// Phase 3 for one target: clean leftovers, then stage what was decided (temporary files).
     /// `badPackages`: those known to have failed verification (a dry run knows them beforehand).
     func stageTarget(_ p: Planned, sources: [String: PackageSource], unopened: [String: String],
-                     badPackages: [String: String]) -> [Outcome] {
+                     badPackages: [String: String], cache: CacheBudget? = nil) -> [Outcome] {
         let t = p.target
         if let problem = p.problem {
             return [Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .failed, error: problem)]
@@ -263,7 +287,7 @@ public struct Pusher: Sendable {
                 } else if let source = sources[src] {
                     do {
                         let name = String(src[src.index(after: src.lastIndex(of: "/")!)...])
-                        let s = try InboxCopier.stage(source, name: name, inbox: t.inbox, method: method, faults: faults)
+                        let s = try InboxCopier.stage(source, name: name, inbox: t.inbox, method: method, cache: cache, faults: faults)
                         o.state = .copied; o.bytes = s.bytes; o.how = s.how; o.staged = s
                     } catch {
                         o.state = .failed; o.error = "\(error)"
