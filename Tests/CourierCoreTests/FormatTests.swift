@@ -134,6 +134,8 @@ import Testing
 
     @Test(arguments: [
         (#"{"revision":1,"revision":9}"#, "duplicate key \"revision\""),
+        (#"{"files":[],"\u0066iles":[]}"#, "duplicate key \"files\""),
+        (#"{"a":{"x\/y":1,"x/y":2}}"#, "duplicate key \"x/y\""),
         ("\u{FEFF}{\"a\":1}", "byte-order mark"),
         (#"{"a":9.0}"#, "not a plain integer"),
         (#"{"a":9e0}"#, "not a plain integer"),

@@ -511,6 +511,20 @@ def test_both_readers_refuse_hostile_packages(tmp_path, keys, case):
             assert res.returncode != 0 and res.stdout.startswith("FAIL"), f"{who} accepted {case}: {res.stdout}"
 
 
+@pytest.mark.parametrize("extra", [',"\\u0066iles":[]', ',"fil\\u0065s":[]', ',"\\u0074ype":"other"'])
+def test_both_readers_refuse_a_key_repeated_through_an_escape(tmp_path, keys, extra):
+    r"""FORMAT §3: keys are compared unescaped. Python's decoder sees "\u0066iles" as "files";
+    a reader comparing raw bytes would take one list and Python the other."""
+    m, entries = good_manifest()
+    mb = json.dumps(m, sort_keys=True, separators=(",", ":"))
+    pkg = tmp_path / "dup.cpkg"
+    raw_package(pkg, keys["py"], m, entries, manifest_bytes=(mb[:-1] + extra + "}").encode())
+    trust = keys["py"] + ".pub"
+    for who, res in {"swift": swift_verify(trust, pkg), "python": py("verify", "--trust", trust, pkg)}.items():
+        assert res.returncode != 0 and res.stdout.startswith("FAIL"), f"{who} accepted {extra}: {res.stdout}"
+        assert "duplicate key" in res.stdout, f"{who}: {res.stdout}"
+
+
 # ---- not a Courier container at all (FORMAT.md §1: "No other container or compression is accepted") ----
 def other_container(tmp_path, keys, trees, kind):
     good = tmp_path / "good.cpkg"

@@ -39,7 +39,6 @@ public final class ArchiveReader {
         var walker = TarHeaderWalker()
         var error: String? = nil
         init(pipe: DecoderPipe) { self.pipe = pipe }
-        var decoder: OpaquePointer { pipe.decoder }
 
         func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
             let size = pipe.next(out, error: &error)
@@ -70,12 +69,11 @@ public final class ArchiveReader {
         }
         fileSize = Int64(st.st_size)
         if formats == .package {
-            let (decoder, tar, tap): (OpaquePointer, OpaquePointer, Tap)
-            do { (decoder, tar, tap) = try ArchiveReader.openPackage(fd, path: path, blockSize: blockSize) }
+            let (tar, tap): (OpaquePointer, Tap)
+            do { (tar, tap) = try ArchiveReader.openPackage(fd, path: path, blockSize: blockSize) }
             catch { Sys.close(fd); throw error }
             self.handle = tar
             self.tap = tap
-            _ = decoder
             return
         }
         tap = nil
@@ -96,12 +94,10 @@ public final class ArchiveReader {
         }
     }
 
-    /// The two handles of a package: the decoder (checked filter chain) and the tar reader fed
-    /// by it through a `Tap`. On failure both are freed; the caller closes the fd.
-    private static func openPackage(_ fd: Int32, path: String, blockSize: Int) throws -> (OpaquePointer, OpaquePointer, Tap) {
-        func notAPackage(_ why: String) -> CourierError {
-            CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(why)")
-        }
+    /// The two handles of a package: the decoder (libzstd for zstd, else libarchive with its
+    /// filter chain checked) and the tar reader fed by it through a `Tap`. On failure both are
+    /// freed; the caller closes the fd.
+    private static func openPackage(_ fd: Int32, path: String, blockSize: Int) throws -> (OpaquePointer, Tap) {
         var magic = [UInt8](repeating: 0, count: 4)
         let got = pread(fd, &magic, 4, 0)
         let named: (code: Int32, name: String)
@@ -109,6 +105,36 @@ public final class ArchiveReader {
         else if got >= 2 && magic[0] == 0x1f && magic[1] == 0x8b { named = (ARCHIVE_FILTER_GZIP, "gzip") }
         else { named = (ARCHIVE_FILTER_NONE, "plain tar") }
 
+        let pipe: DecoderPipe
+        if named.code == ARCHIVE_FILTER_ZSTD {
+            // libzstd decodes straight into the ring (ZstdFileDecoder): one copy fewer.
+            pipe = DecoderPipe(zstd: try ZstdFileDecoder(fd: fd))
+        } else {
+            pipe = DecoderPipe(decoder: try openDecoder(fd, path: path, blockSize: blockSize, named: named))
+        }
+        do { try pipe.start() } catch { pipe.freeDecoder(); throw error }
+        guard let t = archive_read_new() else {
+            pipe.stop(); pipe.freeDecoder()
+            throw CourierError(.io, "\(path): libarchive could not allocate a reader")
+        }
+        archive_read_support_format_tar(t)
+        let tap = Tap(pipe: pipe)
+        let read: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int = { _, ctx, out in
+            Unmanaged<Tap>.fromOpaque(ctx!).takeUnretainedValue().next(out!)
+        }
+        if archive_read_open(t, Unmanaged.passUnretained(tap).toOpaque(), nil, read, nil) != ARCHIVE_OK {
+            let why = tap.walker.firstProblem ?? tap.error ?? errorString(t)
+            archive_read_free(t); pipe.stop(); pipe.freeDecoder()
+            throw CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(why)")
+        }
+        return (t, tap)
+    }
+
+    /// libarchive's decoder for a gzip or plain tar package, its filter chain checked.
+    private static func openDecoder(_ fd: Int32, path: String, blockSize: Int, named: (code: Int32, name: String)) throws -> OpaquePointer {
+        func notAPackage(_ why: String) -> CourierError {
+            CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(why)")
+        }
         guard let d = archive_read_new() else { throw CourierError(.io, "\(path): libarchive could not allocate a reader") }
         archive_read_support_format_raw(d)
         archive_read_support_filter_gzip(d)
@@ -126,28 +152,12 @@ public final class ArchiveReader {
             throw notAPackage("one compression filter at most, the one the first bytes name (\(named.name)); "
                               + "found \(chain.isEmpty ? "none" : chain.joined(separator: " inside "))")
         }
-        let pipe = DecoderPipe(decoder: d)
-        do { try pipe.start() } catch { archive_read_free(d); throw error }
-        guard let t = archive_read_new() else {
-            pipe.stop(); archive_read_free(d)
-            throw CourierError(.io, "\(path): libarchive could not allocate a reader")
-        }
-        archive_read_support_format_tar(t)
-        let tap = Tap(pipe: pipe)
-        let read: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int = { _, ctx, out in
-            Unmanaged<Tap>.fromOpaque(ctx!).takeUnretainedValue().next(out!)
-        }
-        if archive_read_open(t, Unmanaged.passUnretained(tap).toOpaque(), nil, read, nil) != ARCHIVE_OK {
-            let why = tap.walker.firstProblem ?? tap.error ?? errorString(t)
-            archive_read_free(t); pipe.stop(); archive_read_free(d)
-            throw notAPackage(why)
-        }
-        return (d, t, tap)
+        return d
     }
 
     deinit {
         archive_read_free(handle)
-        if let tap { tap.pipe.stop(); archive_read_free(tap.decoder) }
+        if let tap { tap.pipe.stop(); tap.pipe.freeDecoder() }
         Sys.close(fd)
     }
 
@@ -276,7 +286,7 @@ public final class ArchiveReader {
         }
         // The decoder thread has reported the end of the stream; once joined, its handle is ours.
         tap.pipe.stop()
-        let consumed = archive_filter_bytes(tap.decoder, -1)
+        let consumed = tap.pipe.consumedAfterStop
         if consumed != fileSize {
             throw CourierError(.malformed, "\(path): \(fileSize - consumed) bytes after the end of the compressed stream")
         }

@@ -25,14 +25,16 @@ final class DecoderPipe: @unchecked Sendable {
 
     enum End { case eof, failed(String) }
 
-    let decoder: OpaquePointer
+    /// libarchive's decoder (gzip, plain tar), or nil when libzstd decodes into the ring itself.
+    let decoder: OpaquePointer?
+    private let zstd: ZstdFileDecoder?
     /// Compressed bytes the decoder has consumed so far (for the expansion-ratio bound).
     let compressedBytes = Atomic<Int64>(0)
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let dataReady = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let spaceFree = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private let memory: UnsafeMutableRawPointer
+    private let memory = UnsafeMutableRawPointer.allocate(byteCount: DecoderPipe.slotCount * DecoderPipe.slotSize, alignment: 64)
     private let sizes = UnsafeMutablePointer<Int>.allocate(capacity: DecoderPipe.slotCount)
 
     // Guarded by `mutex`.
@@ -45,9 +47,16 @@ final class DecoderPipe: @unchecked Sendable {
     private var readIndex = 0
     private var writeIndex = 0
 
-    init(decoder: OpaquePointer) {
-        self.decoder = decoder
-        memory = UnsafeMutableRawPointer.allocate(byteCount: DecoderPipe.slotCount * DecoderPipe.slotSize, alignment: 64)
+    init(decoder: OpaquePointer) { self.decoder = decoder; zstd = nil; self.init2() }
+    init(zstd: ZstdFileDecoder) { decoder = nil; self.zstd = zstd; self.init2() }
+
+    /// Frees libarchive's decoder, if any (after `stop`: the thread used it until joined).
+    func freeDecoder() { if let decoder { archive_read_free(decoder) } }
+
+    /// Compressed bytes of the file consumed by the decoder, once the thread is joined.
+    var consumedAfterStop: Int64 { zstd?.consumed ?? archive_filter_bytes(decoder!, -1) }
+
+    private func init2() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(dataReady, nil)
         pthread_cond_init(spaceFree, nil)
@@ -124,16 +133,24 @@ final class DecoderPipe: @unchecked Sendable {
             if !go { return }
             let base = memory + writeIndex * DecoderPipe.slotSize
             var filled = 0
-            while filled < DecoderPipe.slotSize {
+            if let zstd {
+                switch zstd.fill(UnsafeMutableRawBufferPointer(start: base, count: DecoderPipe.slotSize)) {
+                case .bytes(let n): filled = n
+                case .end: finished = .eof
+                case .failed(let why): finished = .failed(why)
+                }
+                compressedBytes.store(zstd.consumed, ordering: .relaxed)
+            }
+            while zstd == nil && filled < DecoderPipe.slotSize {
                 if pendingCount == 0 {
                     var buf: UnsafeRawPointer? = nil
                     var size = 0
                     var offset: Int64 = 0
-                    let r = archive_read_data_block(decoder, &buf, &size, &offset)
-                    compressedBytes.store(archive_filter_bytes(decoder, -1), ordering: .relaxed)
+                    let r = archive_read_data_block(decoder!, &buf, &size, &offset)
+                    compressedBytes.store(archive_filter_bytes(decoder!, -1), ordering: .relaxed)
                     if r == ARCHIVE_EOF { finished = .eof; break }
                     guard r == ARCHIVE_OK else {
-                        finished = .failed("damaged archive (compressed data): \(ArchiveReader.errorString(decoder))")
+                        finished = .failed("damaged archive (compressed data): \(ArchiveReader.errorString(decoder!))")
                         break
                     }
                     pending = buf

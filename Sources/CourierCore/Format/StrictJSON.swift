@@ -9,6 +9,12 @@
 /// than `maxArrayElements`: the scan is cheap, decoding is not (a FileEntry per element), so a
 /// bound on the number of files must bite here, before the decoder runs (issue #11.6).
 public enum StrictJSON {
+    /// A string's raw bytes (between the quotes) unescaped, as a decoder reads them.
+    static func unescaped(_ raw: ArraySlice<UInt8>, what: String) throws -> ArraySlice<UInt8> {
+        var p = CompactFileList.Parser(b: [0x22] + raw + [0x22])
+        do { return try p.string() } catch let e as CourierError { throw CourierError(.malformed, "\(what): key: \(e.message)") }
+    }
+
     public static func check(_ b: [UInt8], what: String, maxArrayElements: Int = Int.max) throws {
         var i = 0
         func fail(_ why: String) -> CourierError {
@@ -46,7 +52,10 @@ public enum StrictJSON {
                 if i < b.count, b[i] == 0x7d { i += 1; return }
                 while true {
                     ws()
-                    let k = try string()
+                    // Compared unescaped: "\u0066iles" is the key "files" to every decoder, so
+                    // it must be a duplicate of "files" here too.
+                    let raw = try string()
+                    let k = raw.contains(0x5c) ? try StrictJSON.unescaped(raw, what: what) : raw
                     let repeated: Bool
                     if keySet != nil {
                         repeated = !keySet!.insert(k).inserted
