@@ -32,25 +32,6 @@ import Testing
         #expect(f.bytes(other + "/virus-defs_1.cpkg") == want)
     }
 
-    /// Without the flushes, verification still comes before any rename: a tampered package,
-    /// large enough to be in the middle of its copies when verification fails, is renamed
-    /// into no inbox and leaves no temporary.
-    @Test func tamperedPackageIsNeverRenamed() throws {
-        let f = Fleet("nosync-tampered")
-        try f.publish("virus-defs", 1, extra: 4 << 20)
-        let pkg = f.fullPath("virus-defs", 1)
-        var b = [UInt8](f.bytes(pkg)!)
-        b[b.count / 2] ^= 0x55
-        try Data(b).write(to: URL(fileURLWithPath: pkg))
-        let inboxes = (0..<6).map { f.inbox("c\($0)") }
-        var p = try f.pusher(f.targets(inboxes), types: ["virus-defs"])
-        p.sync = false
-        let s = p.run()
-        #expect(s.failed == 6 && s.copied == 0)
-        #expect(s.outcomes.allSatisfy { $0.error?.contains("failed verification") == true }, "\(s.outcomes.compactMap(\.error))")
-        for ib in inboxes { #expect(f.names(ib).isEmpty, "\(ib)") }
-    }
-
     /// A copy that fits the budget goes through the page cache and uses it up; one that does not
     /// goes by direct I/O (on a local disk file system); a direct copy with nothing left to
     /// start after it finishes in the cache. All byte for byte the package.

@@ -182,16 +182,20 @@ import Testing
     }
 
     /// Verification runs beside the copies: a large package that fails it was already being
-    /// copied, and none of those copies may stay, not even as a temporary.
-    @Test func largeTamperedPackageLeavesNoTemporary() throws {
-        let f = Fleet("tampered-large")
+    /// copied, and none of those copies may stay, not even as a temporary — with or without
+    /// the flushes (`--no-sync` changes when bytes reach the disk, never what gets renamed).
+    @Test(arguments: [true, false])
+    func largeTamperedPackageLeavesNoTemporary(sync: Bool) throws {
+        let f = Fleet("tampered-large-\(sync)")
         try f.publish("virus-defs", 1, extra: 4 << 20)
         let pkg = f.fullPath("virus-defs", 1)
         var b = [UInt8](f.bytes(pkg)!)
         b[b.count / 2] ^= 0x55
         try Data(b).write(to: URL(fileURLWithPath: pkg))
         let inboxes = (0..<6).map { f.inbox("c\($0)") }
-        let s = try f.pusher(f.targets(inboxes), types: ["virus-defs"]).run()
+        var p = try f.pusher(f.targets(inboxes), types: ["virus-defs"])
+        p.sync = sync
+        let s = p.run()
         #expect(s.failed == 6 && s.copied == 0)
         #expect(s.outcomes.allSatisfy { $0.error?.contains("failed verification") == true }, "\(s.outcomes.compactMap(\.error))")
         for ib in inboxes { #expect(f.names(ib).isEmpty, "\(ib)") }

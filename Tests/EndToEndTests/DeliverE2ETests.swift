@@ -7,14 +7,20 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/Fixtures/upstream/virus-defs"
 
-    /// A stager with one revision of virus-defs published, and `n` empty client inboxes.
-    func setUp(_ t: TempDir, clients n: Int) throws -> [String] {
+    /// A stager (key `stage.key`, `outbox/`) with revision 20261120001 of virus-defs published
+    /// from the fixtures by a real `courier-stage run`.
+    static func stageOneRevision(_ t: TempDir) throws {
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
         try FileManager.default.createDirectory(atPath: t.sub("up"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Self.fixtures + "/20261120001", toPath: t.sub("up/20261120001"))
+        try FileManager.default.copyItem(atPath: fixtures + "/20261120001", toPath: t.sub("up/20261120001"))
         t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\n")
         let r = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")])
         #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    /// A stager with one revision of virus-defs published, and `n` empty client inboxes.
+    func setUp(_ t: TempDir, clients n: Int) throws -> [String] {
+        try Self.stageOneRevision(t)
         return (0..<n).map { i in
             let p = t.sub("clients/c\(i)/inbox")
             try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)

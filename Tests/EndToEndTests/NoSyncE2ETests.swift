@@ -6,19 +6,12 @@ import Testing
 /// file, as a file system may leave it after the crash) is refused by the client's daemon and
 /// quarantined, nothing of it applied, and the next push delivers the revision again.
 @Suite(.serialized) struct NoSyncE2ETests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path + "/Fixtures/upstream/virus-defs"
     static let package = "virus-defs_20261120001.cpkg"
 
     /// A stager with one revision published; one client: inboxd.toml, inbox/, state/ (where push
     /// looks for status.json by default), trusting the stager's key.
     func setUp(_ t: TempDir) throws {
-        try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
-        try FileManager.default.createDirectory(atPath: t.sub("up"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Self.fixtures + "/20261120001", toPath: t.sub("up/20261120001"))
-        t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\n")
-        let r = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")])
-        #expect(r.status == 0, "\(r.stderr)")
+        try DeliverE2ETests.stageOneRevision(t)
         try FileManager.default.createDirectory(atPath: t.sub("client/inbox"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: t.sub("client/trust"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: t.sub("stage.key.pub"), toPath: t.sub("client/trust/stage.pub"))
