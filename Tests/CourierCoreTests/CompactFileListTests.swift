@@ -22,15 +22,16 @@ import Testing
         let bytes = m.encoded()
         let decoded = try Manifest.decode(bytes)
         let t = try CompactFileList.parse(bytes)
+        let list = FileList(table: t)
         #expect(t.count == decoded.files.count)
         for (i, f) in decoded.files.enumerated() {
             #expect(Array(t.path(i)) == Array(f.path.utf8))
             #expect(t.size(i) == f.size)
             #expect(t.mode(i) == f.permissions)
             #expect(Array(t.digest(i)) == Self.digest(f.sha256))
-            #expect(t.index(of: Array(f.path.utf8)) == i)
+            #expect(list.index(ofPath: f.path) == i)
         }
-        #expect(t.index(of: Array("nope".utf8)) == nil)
+        #expect(list.index(ofPath: "nope") == nil)
         #expect(t.totalBytes == decoded.files.reduce(0) { $0 + $1.size })
     }
 

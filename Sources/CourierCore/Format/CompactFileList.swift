@@ -28,18 +28,6 @@ public struct CompactFileList: Sendable {
     public func digest(_ i: Int) -> ArraySlice<UInt8> { digests[(i * 32)..<(i * 32 + 32)] }
     public var totalBytes: UInt64 { sizes.reduce(0, &+) }   // wrapping, like the manifest's other sums
 
-    /// The index of the file with exactly these path bytes, by binary search.
-    public func index<C: Collection>(of path: C) -> Int? where C.Element == UInt8 {
-        var lo = 0, hi = count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            let p = self.path(mid)
-            if p.elementsEqual(path) { return mid }
-            if p.lexicographicallyPrecedes(path) { lo = mid + 1 } else { hi = mid }
-        }
-        return nil
-    }
-
     /// The file as a `FileEntry` (three new strings: for callers off the hot paths).
     public func entry(_ i: Int) -> FileEntry {
         FileEntry(path: String(decoding: path(i), as: UTF8.self), size: sizes[i], sha256: Hex.encode(digest(i)), mode: mode(i))
@@ -47,15 +35,8 @@ public struct CompactFileList: Sendable {
 
     /// Byte-wise three-way comparison of file `i`'s path with `b` (the manifest's order).
     public func comparePath(_ i: Int, _ b: UnsafeRawBufferPointer) -> Int {
-        let start = i == 0 ? 0 : Int(ends[i - 1]), n = Int(ends[i]) - start
-        return arena.withUnsafeBytes { a in
-            let m = min(n, b.count)
-            if m > 0 {
-                let c = memcmp(a.baseAddress! + start, b.baseAddress!, m)
-                if c != 0 { return Int(c) }
-            }
-            return n - b.count
-        }
+        let start = i == 0 ? 0 : Int(ends[i - 1]), end = Int(ends[i])
+        return arena.withUnsafeBytes { FileList.compare(UnsafeRawBufferPointer(rebasing: $0[start..<end]), b) }
     }
 
     /// Whether file `i`'s SHA-256 is these 32 bytes.
@@ -65,31 +46,24 @@ public struct CompactFileList: Sendable {
 
     /// Parses the top-level `files` array of manifest bytes.
     public static func parse(_ bytes: [UInt8], maxFiles: Int = Int.max) throws -> CompactFileList {
-        guard let r = try scanTop(bytes).files else { throw Parser(b: bytes).fail("no files array") }
+        guard let r = try filesRange(bytes) else { throw Parser(b: bytes).fail("no files array") }
         return try parse(bytes, filesAt: r, maxFiles: maxFiles)
     }
 
-    /// Where the top-level `files` value lies in the bytes, and the top-level `format` if it is a
-    /// number: one pass that copies nothing (the manifest decoder reads everything else from the
-    /// bytes with this range cut out).
-    public static func scanTop(_ bytes: [UInt8]) throws -> (format: Int?, files: Range<Int>?) {
+    /// Where the top-level `files` value lies in the bytes, if there is one: one pass that copies
+    /// nothing (the manifest decoder reads everything else from the bytes with this range cut out).
+    public static func filesRange(_ bytes: [UInt8]) throws -> Range<Int>? {
         var p = Parser(b: bytes)
-        var format: Int? = nil, files: Range<Int>? = nil
+        var files: Range<Int>? = nil
         try p.object { key, p in
-            if key.elementsEqual("files".utf8) {
-                p.ws()
-                let start = p.i
-                try p.skip(depth: 1)
-                files = start..<p.i
-                return true
-            }
-            if key.elementsEqual("format".utf8), p.i < p.b.count, (0x30...0x39).contains(p.b[p.i]) {
-                format = Int(clamping: try p.integer())
-                return true
-            }
-            return false
+            guard key.elementsEqual("files".utf8) else { return false }
+            p.ws()
+            let start = p.i
+            try p.skip(depth: 1)
+            files = start..<p.i
+            return true
         }
-        return (format, files)
+        return files
     }
 
     /// Parses the `files` array that lies at `range` of the manifest bytes. `releasing`: the

@@ -141,14 +141,17 @@ public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleBy
     /// Byte-wise three-way comparison of a path with bytes (the manifest's order, FORMAT §3.2).
     static func compare(_ s: String, _ b: UnsafeRawBufferPointer) -> Int {
         var s = s
-        return s.withUTF8 { a in
-            let n = Swift.min(a.count, b.count)
-            if n > 0 {
-                let c = memcmp(a.baseAddress!, b.baseAddress!, n)
-                if c != 0 { return Int(c) }
-            }
-            return a.count - b.count
+        return s.withUTF8 { compare(UnsafeRawBufferPointer($0), b) }
+    }
+
+    /// Byte-wise three-way comparison: negative, zero or positive as `a` sorts before, with or after `b`.
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = Swift.min(a.count, b.count)
+        if n > 0 {
+            let c = memcmp(a.baseAddress!, b.baseAddress!, n)
+            if c != 0 { return Int(c) }
         }
+        return a.count - b.count
     }
 
     /// Whether 32 digest bytes are what a manifest's 64 lowercase hex digits say.

@@ -204,7 +204,7 @@ public struct Manifest: Sendable, Equatable {
         } catch let e as CourierError where e.code == .limit {
             throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files (\(e.message))")
         }
-        let filesRange = try CompactFileList.scanTop(bytes).files
+        let filesRange = try CompactFileList.filesRange(bytes)
         var rest: [UInt8] = []   // built, not copied and changed: the copy would be the whole list again
         if let r = filesRange {
             rest.reserveCapacity(bytes.count - r.count + 2)
