@@ -21,6 +21,7 @@ ssize_t courier_copy_file_range(int fd_in, int fd_out, size_t len) {
     return copy_file_range(fd_in, NULL, fd_out, NULL, len, 0);
 }
 int courier_ficlone(int dst_fd, int src_fd) { return ioctl(dst_fd, FICLONE, src_fd); }
+int courier_fallocate(int fd, long long len) { return fallocate(fd, 0, 0, (off_t)len); }
 int courier_set_direct(int fd, int on) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0) return -1;

@@ -2,6 +2,9 @@ import ArgumentParser
 import CourierCore
 import CourierCLI
 import CourierDeliver
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 
 public struct PushCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -49,6 +52,10 @@ public struct PushCommand: ParsableCommand {
     var link = false
     @Flag(help: "Do not flush the copies to disk (no syncfs) before renaming them into place; still verified first, still atomic while the machine runs. A power loss may leave torn packages, which clients quarantine (see above).")
     var noSync = false
+    @Option(help: ArgumentHelp("Remember here which packages verified, so that the next push of the same unchanged file does not verify it again.", discussion: "Default: $XDG_CACHE_HOME/courier/verified or ~/.cache/courier/verified. The directory must be yours and writable by nobody else. A record is tied to the file's inode, size and change time and to the trust store; expiry is checked again every time.", valueName: "dir"))
+    var verifyCache: String?
+    @Flag(help: "Verify every package, remembering nothing.")
+    var noVerifyCache = false
     @Flag(help: "One JSON object per inbox and type, one per line.")
     var json = false
     @Flag(help: "Print only failures and the summary.")
@@ -59,6 +66,7 @@ public struct PushCommand: ParsableCommand {
     public func validate() throws {
         if !where_.given { throw ValidationError("name the inboxes: --inbox, --inboxes-from or --policy") }
         if jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be from 1 to 256") }
+        if noVerifyCache && verifyCache != nil { throw ValidationError("--verify-cache and --no-verify-cache exclude each other") }
         if where_.policy != nil && source.revision != nil {
             throw ValidationError("--revision does not go with --policy: the policy names the revisions")
         }
@@ -77,12 +85,28 @@ public struct PushCommand: ParsableCommand {
             p.dryRun = dryRun
             p.sync = !noSync
             p.targets = try where_.targets(types: source.types, spec: source.spec)
+            p.verifiedCache = try openVerifyCache()
             if p.targets.isEmpty { throw CourierError(.usage, "no inbox to deliver to") }
             let summary = p.run()
             print(render(summary), terminator: "")
             failedCount = summary.failed
         }
         if failedCount > 0 { throw ExitCode(ExitStatus.partial.rawValue) }
+    }
+
+    /// The verification cache: the one named (an unsafe one is an error), else the default (an
+    /// unsafe or uncreatable one only costs a warning: every package is then verified).
+    func openVerifyCache() throws -> VerifiedCache? {
+        if noVerifyCache || dryRun { return nil }
+        if let dir = verifyCache { return try VerifiedCache(dir: Sys.absolutePath(dir)) }
+        let env = ["XDG_CACHE_HOME", "HOME"].reduce(into: [String: String]()) { e, k in
+            if let v = getenv(k) { e[k] = String(cString: v) }
+        }
+        guard let dir = VerifiedCache.defaultDirectory(environment: env) else { return nil }
+        do { return try VerifiedCache(dir: dir) } catch {
+            printError("courier-deliver push: warning: not remembering verifications: \(error)")
+            return nil
+        }
     }
 
     func render(_ s: Pusher.Summary) -> String {
@@ -119,7 +143,9 @@ public struct PushCommand: ParsableCommand {
         let verb = dryRun ? "\(planned.count) would be copied (\(human(planned.reduce(0) { $0 + $1.bytes })))"
                           : "\(s.copied) copied (\(human(s.bytes)))"
         let flushed = noSync && !dryRun && s.copied > 0 ? " (not flushed to disk: --no-sync)" : ""
-        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(flushed)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped), \(s.failed) failed, in \(String(format3: s.seconds)) s\n"
+        let checked = s.verified + s.remembered
+        let verified = checked == 0 ? "" : ", \(checked) package\(checked == 1 ? "" : "s") verified" + (s.remembered == 0 ? "" : " (\(s.remembered) remembered from an earlier push)")
+        out += "push: \(inboxes) inbox\(inboxes == 1 ? "" : "es"), \(verb)\(flushed)\(skipped.isEmpty ? "" : ", nothing to do: " + skipped)\(verified), \(s.failed) failed, in \(String(format3: s.seconds)) s\n"
         return out
     }
 

@@ -53,7 +53,7 @@ public struct SelectCommand: ParsableCommand {
             let decisions = Pusher.decide(wants, catalog: catalog, statusPath: statusPath, waiting: waiting)
             var bad: [String: String] = [:]
             if let t = trust {
-                bad = Pusher.verifyOnce(decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8)
+                bad = Pusher.verifyOnce(decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8).failures
             }
             for d in decisions {
                 let problem = d.package.flatMap { bad[$0] }

@@ -8,6 +8,9 @@ dev_t courier_makedev(unsigned int major, unsigned int minor);
 int courier_syncfs(int fd);
 ssize_t courier_copy_file_range(int fd_in, int fd_out, size_t len);
 int courier_ficlone(int dst_fd, int src_fd);
+/// Reserves the blocks of [0, len) for an open file (Linux fallocate, mode 0): 0, or -1 with errno
+/// (EOPNOTSUPP where the file system cannot, ENOSPC when the blocks are not there).
+int courier_fallocate(int fd, long long len);
 /// Turns O_DIRECT on (on != 0) or off for an open file (fcntl F_SETFL): 0, or -1 with errno
 /// (EINVAL where the file system has no direct I/O).
 int courier_set_direct(int fd, int on);

@@ -60,9 +60,12 @@ public final class ArchiveReader {
     /// download may be tar or zip with any of the common compressions.
     public enum Formats: Sendable { case package, upstream }
 
-    public init(path: String, formats: Formats = .package, blockSize: Int = 256 << 10) throws {
+    /// `sameFileAs`: an open descriptor of the file to read (then `path` only names it in
+    /// messages): read through a descriptor of its own on the same inode (`Sys.reopen`), so that
+    /// what is read is what the caller holds open even if the path changes.
+    public init(path: String, formats: Formats = .package, blockSize: Int = 256 << 10, sameFileAs: Int32? = nil) throws {
         self.path = path
-        fd = try Sys.open(path, O_RDONLY)
+        fd = try sameFileAs.map { try Sys.reopen($0, display: path) } ?? Sys.open(path, O_RDONLY)
         guard let st = try? Sys.fstat(fd, display: path), (st.st_mode & S_IFMT) == S_IFREG else {
             Sys.close(fd)
             throw CourierError(.malformed, "\(path): not a regular file")

@@ -16,6 +16,12 @@ public enum Hex {
         for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// The SHA-256 of `bytes` in lowercase hex.
+    public static func sha256(_ bytes: [UInt8]) -> String { encode(SHA256.hash(data: bytes)) }
+
+    /// Whether `b` is one of 0-9, a-f (what `encode` writes).
+    public static func isLowerDigit(_ b: UInt8) -> Bool { (b >= 48 && b <= 57) || (b >= 97 && b <= 102) }
 }
 
 /// An Ed25519 public key of the organisation's staging server.

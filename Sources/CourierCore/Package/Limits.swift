@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
 /// Bounds on everything a package can make a reader do. The defaults are generous for security
 /// content (the largest ClamAV database is a few hundred MiB) and small enough that a hostile
 /// package cannot fill a disk or exhaust memory. All are configurable.
@@ -39,5 +43,21 @@ public struct VerifyOptions: Sendable {
     public init(trust: TrustStore, now: Int64? = nil) {
         self.trust = trust
         self.now = now
+    }
+
+    /// The checks of a verified manifest that depend on the moment and the caller, not on the
+    /// package's bytes: expiry, creation in the future, type. `PackageReader` runs them on
+    /// every read; push runs them again on a verdict it remembers (`VerifiedCache`).
+    public func checkTimeAndType(created: String, expires: String, type: String, path: String) throws {
+        let now = self.now ?? Int64(time(nil))
+        if !ignoreExpiry && now > (RFC3339.parse(expires) ?? 0) + clockSkew {
+            throw CourierError(.expired, "\(path): package expired at \(expires) (now \(RFC3339.format(now)))")
+        }
+        if !ignoreExpiry && (RFC3339.parse(created) ?? 0) > now + clockSkew {
+            throw CourierError(.expired, "\(path): package created in the future (\(created), now \(RFC3339.format(now))); check the clocks")
+        }
+        if let want = expectedType, want != type {
+            throw CourierError(.wrongType, "\(path): package is of type \(Escape.quoted(type)), expected '\(want)'")
+        }
     }
 }

@@ -33,11 +33,12 @@ public final class PackageReader {
     /// `keepManifestBytes: false` (a verifier that needs the manifest, not its exact bytes):
     /// `manifestBytes` is left empty and the bytes' memory is given back while the file list is
     /// decoded (`Manifest.decode(consuming:)`).
-    public init(path: String, options: VerifyOptions, keepManifestBytes: Bool = true) throws {
+    /// `sameFileAs`: see `ArchiveReader.init`.
+    public init(path: String, options: VerifyOptions, keepManifestBytes: Bool = true, sameFileAs: Int32? = nil) throws {
         self.path = path
         self.options = options
         let limits = options.limits
-        archive = try ArchiveReader(path: path)
+        archive = try ArchiveReader(path: path, sameFileAs: sameFileAs)
 
         // 1. Manifest: first entry, regular, bounded.
         guard let h1 = try archive.next() else { throw CourierError(.malformed, "\(path): empty archive, no manifest") }
@@ -83,16 +84,7 @@ public final class PackageReader {
         } catch let e as CourierError {
             throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
         }
-        let now = options.now ?? Int64(time(nil))
-        if !options.ignoreExpiry && now > manifest.expiresTime + options.clockSkew {
-            throw CourierError(.expired, "\(path): package expired at \(manifest.expires) (now \(RFC3339.format(now)))")
-        }
-        if !options.ignoreExpiry && manifest.createdTime > now + options.clockSkew {
-            throw CourierError(.expired, "\(path): package created in the future (\(manifest.created), now \(RFC3339.format(now))); check the clocks")
-        }
-        if let want = options.expectedType, want != manifest.type {
-            throw CourierError(.wrongType, "\(path): package is of type \(Escape.quoted(manifest.type)), expected '\(want)'")
-        }
+        try options.checkTimeAndType(created: manifest.created, expires: manifest.expires, type: manifest.type, path: path)
         let total = manifest.resultBytes
         if total > limits.maxTotalBytes {
             throw CourierError(.limit, "\(path): the tree is \(total) bytes, more than the limit of \(limits.maxTotalBytes)")
@@ -228,8 +220,9 @@ public struct VerifiedPackage: Sendable {
 public enum PackageVerifier {
     /// Verifies a package completely: signatures, manifest rules, expiry, type, every payload
     /// byte. Memory stays bounded whatever the package size.
-    public static func verify(path: String, options: VerifyOptions) throws -> VerifiedPackage {
-        let reader = try PackageReader(path: path, options: options, keepManifestBytes: false)
+    /// `sameFileAs`: see `ArchiveReader.init`.
+    public static func verify(path: String, options: VerifyOptions, sameFileAs: Int32? = nil) throws -> VerifiedPackage {
+        let reader = try PackageReader(path: path, options: options, keepManifestBytes: false, sameFileAs: sameFileAs)
         try reader.verifyPayload()
         return VerifiedPackage(path: path, manifest: reader.manifest, signers: reader.signers)
     }

@@ -38,6 +38,15 @@ public enum Sys {
         return fd
     }
 
+    /// Opens the file that `fd` refers to once more, read-only, with a file position of its own
+    /// (through /proc/self/fd): the same inode even if its path was renamed over meanwhile.
+    /// `display` names it in errors.
+    public static func reopen(_ fd: Int32, display: String) throws -> Int32 {
+        let (nfd, e) = retrying { Glibc.open("/proc/self/fd/\(fd)", O_RDONLY | O_CLOEXEC) }
+        if let e { throw CourierError.io("open again (/proc/self/fd/\(fd))", path: display, errno: e) }
+        return nfd
+    }
+
     /// Opens a directory relative to `dirfd` without following a symlink at the last component.
     public static func openDirectoryAt(_ dirfd: Int32, _ name: String, display: String? = nil) throws -> Int32 {
         try openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, display: display)
@@ -123,6 +132,19 @@ public enum Sys {
     public static func fchmod(_ fd: Int32, _ mode: mode_t, display: String) throws {
         let (_, e) = retrying { Glibc.fchmod(fd, mode) }
         if let e { throw CourierError.io("chmod", path: display, errno: e) }
+    }
+
+    /// Reserves the blocks for the first `size` bytes of an open file, so that a copy into it
+    /// fails at once when the disk has no room for it, not halfway, and its page-cache writes
+    /// skip delayed allocation. Returns false when the file system cannot (tmpfs before 6.x, NFS
+    /// v3, FUSE): the copy then goes on without. ENOSPC/EDQUOT and other errors are thrown.
+    @discardableResult
+    public static func preallocate(_ fd: Int32, _ size: Int64, display: String) throws -> Bool {
+        guard size > 0 else { return true }
+        let (_, e) = retrying { courier_fallocate(fd, size) }
+        guard let e else { return true }
+        if e == .notSupported || e == .noFunction || e == .invalidArgument { return false }
+        throw CourierError.io("reserve \(size) bytes for", path: display, errno: e)
     }
 
     /// Reads up to `count` bytes; 0 means end of file.

@@ -45,6 +45,8 @@ public final class PackageSource: @unchecked Sendable {
     /// One direct write: large enough for the disk to stream, small enough that eight threads
     /// keep several in flight.
     static let directChunk = 8 << 20
+    /// One write through the page cache (see `writeCached`).
+    static let cachedChunk = 1 << 20
     /// File systems on which O_DIRECT goes from our memory straight to a local disk. Elsewhere
     /// (NFS and SMB, where `copy_file_range` is a server-side copy; tmpfs, which has no disk;
     /// FUSE, overlayfs) the copy stays with `TreeCopier.copyData`.
@@ -56,7 +58,14 @@ public final class PackageSource: @unchecked Sendable {
     ]
 
     /// Writes the whole package into `ofd` (a new, empty file at `dst`) and says how: "reflink",
-    /// "direct I/O", or what `TreeCopier.copyData` used.
+    /// "direct I/O", "the page cache", or what `TreeCopier.copyData` used.
+    ///
+    /// Unless it can share extents (reflink), the copy first reserves its blocks (`fallocate`):
+    /// a disk without room for it fails the copy at once, with ENOSPC and nothing half-written,
+    /// and writes into reserved blocks skip ext4's delayed allocation — 10 copies of 96 MiB
+    /// through the page cache took 0.19 s with `copy_file_range` into unreserved files (as
+    /// `cp` does) and 0.14 s into reserved ones; `pwrite` from the mapping into reserved files,
+    /// two threads at a time, 0.12 s with half cp's system time (medians of 6, this machine).
     ///
     /// `cache`: nil for a durable push (direct I/O wherever it applies). For `--no-sync`, the
     /// `CacheBudget` that sends some copies through the page cache and some by direct I/O.
@@ -72,13 +81,19 @@ public final class PackageSource: @unchecked Sendable {
         let large = map != nil && size >= Self.directMinimum
         if large { cache?.begin() }
         if courier_ficlone(ofd, fd) == 0 { return "reflink" }
+        try Sys.preallocate(ofd, size, display: dst)
         if large, Self.directFileSystems.contains(courier_fs_magic(ofd)),
            (cache?.route(size) ?? .direct) == .direct {
             defer { cache?.finish() }
             if courier_set_direct(ofd, 1) == 0 { return try writeDirect(ofd, dst: dst, cache: cache) }
         }
-        // Its own descriptor: copyData reads from the file position, which threads must not share.
-        let own = try Sys.open(path, O_RDONLY | O_CLOEXEC)
+        if large, let cache {
+            try cache.throughCache { try writeCached(ofd, from: 0, dst: dst) }
+            return "the page cache"
+        }
+        // Its own descriptor (of the same file, whatever its path now names): copyData reads
+        // from the file position, which threads must not share.
+        let own = try Sys.reopen(fd, display: path)
         defer { Sys.close(own) }
         return try TreeCopier.copyData(own, ofd, size: Int(size), src: path, dst: dst)
     }
@@ -103,7 +118,7 @@ public final class PackageSource: @unchecked Sendable {
                 if direct && off & 4095 != 0 { _ = courier_set_direct(ofd, 0); direct = false }
                 if direct, off < aligned, let cache, cache.leaveDisk(remaining: size - off) {
                     _ = courier_set_direct(ofd, 0)
-                    try copyRest(ofd, from: off, dst: dst)
+                    try cache.throughCache { try writeCached(ofd, from: off, dst: dst) }
                     return "direct I/O, then the page cache"
                 }
                 continue
@@ -122,26 +137,22 @@ public final class PackageSource: @unchecked Sendable {
         return "direct I/O"
     }
 
-    /// The rest of a copy, from `start`, through the page cache: by `copy_file_range` (the kernel
-    /// copies page to page; a `pwrite` from the mapping by several threads at once measured
-    /// several times slower), the part it refuses from the mapping.
-    private func copyRest(_ ofd: Int32, from start: Int64, dst: String) throws {
-        let own = try Sys.open(path, O_RDONLY | O_CLOEXEC)
-        defer { Sys.close(own) }
+    /// The copy from `start` on through the page cache, written from the mapping, at most one
+    /// per CPU at a time (`CacheBudget.throughCache`).
+    ///
+    /// In writes of 1 MiB: the page cache gives a write folios as large as the write (up to
+    /// 2 MiB), and on a virtual machine whose balloon driver reports free 2 MiB blocks to the
+    /// host (free page reporting, as here), a fresh 2 MiB folio costs a fault on the host at
+    /// first touch. 10 copies of 96 MiB right after other files were deleted: 8 MiB writes
+    /// 0.97–1.29 s, 1 MiB writes 0.10–0.11 s, 64 KiB 0.12–0.14 s (four runs each).
+    private func writeCached(_ ofd: Int32, from start: Int64, dst: String) throws {
         var off = start
-        if lseek(own, off_t(start), SEEK_SET) == off_t(start), lseek(ofd, off_t(start), SEEK_SET) == off_t(start) {
-            while off < size {
-                let n = courier_copy_file_range(own, ofd, Int(size - off))
-                if n > 0 { off += Int64(n); continue }
-                if n < 0 && errno == EINTR { continue }
-                break
-            }
-        }
         while off < size {
-            let n = pwrite(ofd, map! + Int(off), min(Self.directChunk, Int(size - off)), off_t(off))
+            let n = pwrite(ofd, map! + Int(off), min(Self.cachedChunk, Int(size - off)), off_t(off))
             if n > 0 { off += Int64(n); continue }
             if n < 0 && errno == EINTR { continue }
             if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
+            // EFAULT: the source shrank under its mapping (an outbox package must not change).
             throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: errno))
         }
     }

@@ -23,6 +23,8 @@ public struct Pusher: Sendable {
     /// Revision for those targets: `--revision` or latest.
     public var defaultSpec = RevisionSpec.latest
     public var faults = FaultPoints.fromEnvironment()
+    /// Verdicts remembered from earlier pushes (`--verify-cache`); nil: verify every package.
+    public var verifiedCache: VerifiedCache?
 
     public init(catalog: Catalog, verify: VerifyOptions, defaultTypes: [String]) {
         self.catalog = catalog; self.verify = verify; self.defaultTypes = defaultTypes
@@ -49,6 +51,10 @@ public struct Pusher: Sendable {
         public var seconds: Double
         /// `syncfs` calls made (0 with `sync` off, or when nothing was copied).
         public var flushes = 0
+        /// Packages verified (decompressed and hashed) by this push, and those whose earlier
+        /// verdict was remembered (`VerifiedCache`).
+        public var verified = 0
+        public var remembered = 0
         public var failed: Int { outcomes.filter { $0.state == .failed }.count }
         public var copied: Int { outcomes.filter { $0.state == .copied }.count }
         /// Bytes delivered (a copy that failed after staging does not count).
@@ -104,26 +110,50 @@ public struct Pusher: Sendable {
         }
     }
 
-    /// Phase 2: verifies each package once. Returns path → failure sentence for those that fail.
-    public static func verifyOnce(_ decisions: [Decision], options opts: VerifyOptions, jobs: Int) -> [String: String] {
+    /// What `verifyOnce` found: path → failure sentence for the packages that failed, and how
+    /// many were verified and how many remembered.
+    public struct Verdicts: Sendable {
+        public var failures: [String: String] = [:]
+        public var verified = 0
+        public var remembered = 0
+    }
+
+    /// Phase 2: verifies each package once. `sources`: the packages as push holds them open for
+    /// copying; each is verified through its own descriptor (`sameFileAs`), so that the file
+    /// verified is the file copied even if its path is renamed over meanwhile. `cache`: a
+    /// package whose verdict it remembers (same file, same trust) is not verified again; one
+    /// that passes is remembered.
+    public static func verifyOnce(_ decisions: [Decision], options opts: VerifyOptions, jobs: Int,
+                                  sources: [String: PackageSource] = [:], cache: VerifiedCache? = nil) -> Verdicts {
         var wanted: [String: Decision] = [:]
         for d in decisions { if let p = d.package { wanted[p] = d } }
         let list = wanted.sorted { $0.key < $1.key }
-        let failures = Mutex<[String: String]>([:])
+        let result = Mutex(Verdicts())
         Parallel.forEach(count: list.count, jobs: jobs) { i in
             let (path, d) = list[i]
             var o = opts
             o.expectedType = d.type
+            let fd = sources[path]?.fd
             do {
-                let m = try PackageVerifier.verify(path: path, options: o).manifest
-                if m.revision != d.revision || m.base != d.base {
-                    failures.withLock { $0[path] = "\(path): its manifest says revision \(m.revision)\(m.base.map { " from \($0)" } ?? ""), its name and place in the outbox another" }
+                let said: (revision: UInt64, base: UInt64?)
+                if let cache, let fd, let r = try cache.lookup(fd: fd, path: path, options: o) {
+                    said = (r.revision, r.base)
+                    result.withLock { $0.remembered += 1 }
+                } else {
+                    let m = try PackageVerifier.verify(path: path, options: o, sameFileAs: fd).manifest
+                    said = (m.revision, m.base)
+                    result.withLock { $0.verified += 1 }
+                    if let cache, let fd { cache.remember(fd: fd, path: path, options: o, manifest: m) }
+                }
+                if said.revision != d.revision || said.base != d.base {
+                    result.withLock { $0.failures[path] = "\(path): its manifest says revision \(said.revision)\(said.base.map { " from \($0)" } ?? ""), its name and place in the outbox another" }
                 }
             } catch {
-                failures.withLock { $0[path] = "\(error)" }
+                result.withLock { $0.failures[path] = "\(error)" }
             }
         }
-        return failures.withLock { $0 }
+        cache?.prune()
+        return result.withLock { $0 }
     }
 
     /// Plan; verify every package while staging its copies; flush each file system once;
@@ -154,9 +184,10 @@ public struct Pusher: Sendable {
         let decisions = plans.flatMap(\.decisions)
         let verify = self.verify, jobs = self.jobs
         if dryRun {
-            let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
-            let outcomes = plans.map { stageTarget($0, sources: [:], unopened: [:], badPackages: bad) }
-            return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0)
+            let v = Self.verifyOnce(decisions, options: verify, jobs: jobs)
+            let outcomes = plans.map { stageTarget($0, sources: [:], unopened: [:], badPackages: v.failures) }
+            return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
+                           verified: v.verified, remembered: v.remembered)
         }
         let (sources, unopened) = Self.openSources(decisions)
         // --no-sync: how many large copies will start, so that a direct copy can tell when it
@@ -166,15 +197,16 @@ public struct Pusher: Sendable {
             d.package.flatMap { sources[$0] }.map { $0.size >= PackageSource.directMinimum } ?? false
         }.count
         let cache = sync ? nil : CacheBudget.fromKernel(copies: large)
-        let verdict = Mutex<[String: String]>([:])
+        let verdict = Mutex(Verdicts())
+        let remembered = verifiedCache
         let verifier = try? Threads.start {
-            let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
-            verdict.withLock { $0 = bad }
+            let v = Self.verifyOnce(decisions, options: verify, jobs: jobs, sources: sources, cache: remembered)
+            verdict.withLock { $0 = v }
             cache?.verificationDone()
         }
         if verifier == nil {
-            let bad = Self.verifyOnce(decisions, options: verify, jobs: jobs)
-            verdict.withLock { $0 = bad }
+            let v = Self.verifyOnce(decisions, options: verify, jobs: jobs, sources: sources, cache: remembered)
+            verdict.withLock { $0 = v }
             cache?.verificationDone()
         }
         let staged = Slots<[Outcome]>(count: plans.count)
@@ -182,7 +214,8 @@ public struct Pusher: Sendable {
             staged[i] = stageTarget(plans[i], sources: sources, unopened: unopened, badPackages: [:], cache: cache)
         }
         if let verifier { pthread_join(verifier, nil) }
-        let bad = verdict.withLock { $0 }
+        let verdicts = verdict.withLock { $0 }
+        let bad = verdicts.failures
         var outcomes = staged.values
         for i in outcomes.indices {
             for j in outcomes[i].indices {
@@ -200,7 +233,8 @@ public struct Pusher: Sendable {
         })
         if sync { flushes += flush(&outcomes, sync: true, then: nil) }
         for i in outcomes.indices { for j in outcomes[i].indices { outcomes[i][j].staged = nil } }
-        return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0, flushes: flushes)
+        return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0, flushes: flushes,
+                       verified: verdicts.verified, remembered: verdicts.remembered)
     }
 
     /// Opens (and maps) each chosen package once for all its copies. Returns the open ones and,
