@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierCLI
+import CourierCore
 
 public struct DeliverCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

@@ -16,10 +16,14 @@ public struct PushCommand: ParsableCommand {
         when a package of it already waits in the inbox, when the client is pinned elsewhere, or \
         when it holds a newer revision (a rollback needs a pin on the client). Every package is \
         verified once, beside the copies: one that fails is renamed into no inbox (its \
-        temporary copies are removed), so a broken outbox does not spread.
+        temporary copies are removed), so a broken outbox does not spread. A package that \
+        passed is remembered (--verify-cache) and not verified again while the file and the \
+        trust store are unchanged; its expiry is checked each time.
 
-        Copies go to a dot-named temporary file in the inbox (reflink; direct I/O on a local \
-        disk; copy_file_range, or read/write; a hard link with --link), mode 0644; each file system is flushed once (syncfs) \
+        Copies go to a dot-named temporary file in the inbox (reflink; else the blocks reserved \
+        first, so a full disk fails at once, then direct I/O on a local disk, the page cache \
+        with --no-sync, copy_file_range, or read/write; a hard link with --link), mode 0644; \
+        each file system is flushed once (syncfs) \
         before the renames: a client never sees a half-written package, nor one whose bytes are \
         not on disk. Leftovers of an interrupted push are removed at the next one. \
         A failing inbox (missing, read-only, full, permission denied) is reported; the others go on.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierCLI
+import CourierCore
 
 public struct InboxdCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

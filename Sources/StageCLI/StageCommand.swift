@@ -1,5 +1,6 @@
 import ArgumentParser
 import CourierCLI
+import CourierCore
 
 public struct StageCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(

@@ -78,6 +78,9 @@ import Testing
             #expect(f.names(bad).isEmpty, "nothing, not even a temporary, in \(bad)")
         }
         #expect(s.failed == 4)
+        // The full one fails when its blocks are reserved, before a byte is written.
+        let why = byInbox[full]!.first!.error ?? ""
+        #expect(why.contains("reserve") && why.contains("No space left"), "\(why)")
     }
 
     /// A package that fails verification in the outbox is never copied anywhere.

@@ -136,16 +136,16 @@ import Testing
         let now = Int64(time(nil))
         func record(_ i: Int, age: Int64) {
             let name = Hex.sha256(Array("\(i)".utf8))
-            FileManager.default.createFile(atPath: c.dir + "/" + name, contents: Data("{}".utf8))
+            #expect(FileManager.default.createFile(atPath: c.dir + "/" + name, contents: Data("{}".utf8)))
             var t = [timespec(tv_sec: Int(now - age), tv_nsec: 0), timespec(tv_sec: Int(now - age), tv_nsec: 0)]
             _ = utimensat(AT_FDCWD, c.dir + "/" + name, &t, 0)
         }
         record(0, age: 15 * 86400)
         for i in 1...5 { record(i, age: Int64(i) * 60) }
-        FileManager.default.createFile(atPath: c.dir + "/.x.tmp-1", contents: Data())
+        #expect(FileManager.default.createFile(atPath: c.dir + "/.x.tmp-1", contents: Data()))
         var old = [timespec(tv_sec: Int(now - 7200), tv_nsec: 0), timespec(tv_sec: Int(now - 7200), tv_nsec: 0)]
         _ = utimensat(AT_FDCWD, c.dir + "/.x.tmp-1", &old, 0)
-        FileManager.default.createFile(atPath: c.dir + "/unrelated", contents: Data())
+        #expect(FileManager.default.createFile(atPath: c.dir + "/unrelated", contents: Data()))
         #expect(c.prune(now: now, maxRecords: 3) == 1 + 1 + 2)
         let left = Set(f.names(c.dir))
         #expect(left == Set([1, 2, 3].map { Hex.sha256(Array("\($0)".utf8)) } + ["unrelated"]))

@@ -97,4 +97,37 @@ import Testing
         let rep = try Programs.run("courier-deliver", ["report", "--inbox", t.sub("clients/*/inbox"), "--fail-stale"])
         #expect(rep.status == 16 && rep.stdout.contains("STALE"))
     }
+
+    /// The verification cache from the command line: by default under $XDG_CACHE_HOME; the
+    /// second push says the verdict was remembered; --no-verify-cache verifies again; an unsafe
+    /// --verify-cache is a usage error that copies nothing; an unsafe default only warns.
+    @Test func verificationCacheFromTheCommandLine() throws {
+        let t = TempDir()
+        let inboxes = try setUp(t, clients: 1)
+        let env = ["XDG_CACHE_HOME": t.sub("xdg")]
+        let base = ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"), "--inbox", inboxes[0], "--quiet"]
+        func clear() { for n in visible(inboxes[0]) { try? FileManager.default.removeItem(atPath: inboxes[0] + "/" + n) } }
+        let first = try Programs.run("courier-deliver", base, env: env)
+        #expect(first.status == 0 && first.stdout.contains("1 package verified,"), "\(first.stdout)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: t.sub("xdg/courier/verified"))) ?? []).count == 1)
+        clear()
+        let again = try Programs.run("courier-deliver", base, env: env)
+        #expect(again.status == 0 && again.stdout.contains("(1 remembered from an earlier push)"), "\(again.stdout)")
+        #expect(visible(inboxes[0]) == ["virus-defs_20261120001.cpkg"])
+        clear()
+        let off = try Programs.run("courier-deliver", base + ["--no-verify-cache"], env: env)
+        #expect(off.status == 0 && off.stdout.contains("1 package verified,"), "\(off.stdout)")
+        clear()
+        let both = try Programs.run("courier-deliver", base + ["--no-verify-cache", "--verify-cache", t.sub("vc")], env: env)
+        #expect(both.status == 64)
+        try FileManager.default.createDirectory(atPath: t.sub("open"), withIntermediateDirectories: true)
+        #expect(chmod(t.sub("open"), 0o777) == 0)
+        let unsafe = try Programs.run("courier-deliver", base + ["--verify-cache", t.sub("open")], env: env)
+        #expect(unsafe.status == 64 && unsafe.stderr.contains("writable by group or others"), "\(unsafe.stderr)")
+        #expect(visible(inboxes[0]).isEmpty)
+        #expect(chmod(t.sub("xdg/courier/verified"), 0o777) == 0)
+        let warned = try Programs.run("courier-deliver", base, env: env)
+        #expect(warned.status == 0 && warned.stderr.contains("warning: not remembering verifications"), "\(warned.stderr)")
+        #expect(warned.stdout.contains("1 package verified,") && visible(inboxes[0]).count == 1)
+    }
 }

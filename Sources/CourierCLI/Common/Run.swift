@@ -4,10 +4,6 @@ import CourierCore
 @preconcurrency import Glibc
 #endif
 
-public enum CourierVersion {
-    public static let string = "0.2.0"
-}
-
 /// Writes a line to standard error (unbuffered, so it interleaves correctly with child output).
 /// Control characters in it are escaped (Escape.line): an error names untrusted files.
 public func printError(_ s: String) {

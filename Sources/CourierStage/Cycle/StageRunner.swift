@@ -190,7 +190,7 @@ public final class StageRunner {
                 opts.compression = config.compression
                 opts.deltaFormat = config.deltaFormat
                 opts.limits.maxDeltaWindow = config.deltaWindow
-                opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierStageInfo.version)", "host": Sys.hostName()]) { a, _ in a }
+                opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierVersion.string)", "host": Sys.hostName()]) { a, _ in a }
                 log("publishing revision \(revision) (\(c.files.count) files) from \(source.describe)")
                 let p = try outbox.publish(type: type.name, revision: revision, tree: c.tree, files: c.files,
                                            bases: Array(bases), options: opts, trust: trust, faults: faults)
@@ -233,8 +233,4 @@ public final class StageRunner {
         result.seconds = Sys.monotonicSeconds() - t0
         return result
     }
-}
-
-public enum CourierStageInfo {
-    public static let version = "0.2.0"
 }
