@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "courier-stage", targets: ["courier-stage"]),
         .executable(name: "courier-deliver", targets: ["courier-deliver"]),
         .executable(name: "courier-inboxd", targets: ["courier-inboxd"]),
+        .executable(name: "courier-tuf", targets: ["courier-tuf"]),
         .library(name: "CourierCore", targets: ["CourierCore"]),
     ],
     dependencies: [
@@ -56,6 +57,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The Update Framework: metadata model, canonical JSON, key types and the trusted-metadata
+        // state machine (pure: bytes in, verified metadata or a CourierError out), and the updater
+        // that fetches through CourierFetch (issue #14).
+        .target(
+            name: "CourierTUF",
+            dependencies: [
+                "CourierCore",
+                "CourierFetch",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -122,6 +136,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log")]
         ),
+        // courier-tuf: the TUF conformance suite's client-under-test CLI (init, refresh, download).
+        .target(
+            name: "TUFCLI",
+            dependencies: ["CourierCLI", "CourierCore", "CourierTUF", "CourierFetch",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(name: "courier-tuf", dependencies: ["TUFCLI"]),
         .executableTarget(name: "courier-deliver", dependencies: ["DeliverCLI"]),
         .executableTarget(name: "courier-inboxd", dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
@@ -151,6 +173,12 @@ let package = Package(
             name: "DeliverTests",
             dependencies: ["CourierDeliver", "CourierCore", "CourierConfig"],
             path: "Tests/DeliverTests"
+        ),
+        .testTarget(
+            name: "TUFTests",
+            dependencies: ["CourierTUF", "CourierCore", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto")],
+            path: "Tests/TUFTests"
         ),
         .testTarget(
             name: "EndToEndTests",

@@ -1,0 +1,3 @@
+import TUFCLI
+
+TUFCommand.main()
