@@ -34,6 +34,20 @@ struct FetchFailure: Error {
     var status: Int? = nil
 }
 
+/// The HTTP status of a response the fetcher refused, as the `cause` of the `CourierError` it
+/// throws for a final (non-retried) status such as 404 or 403. `CourierError.httpStatus` reads it.
+public struct HTTPStatus: Error, Sendable, Equatable, CustomStringConvertible {
+    public let code: Int
+    public init(code: Int) { self.code = code }
+    public var description: String { "status \(code)" }
+}
+
+extension CourierError {
+    /// The HTTP status the server answered when this error is a refused response (404, 403, …)
+    /// from `Fetcher`; nil for anything else (network, size cap, retried statuses).
+    public var httpStatus: Int? { (cause as? HTTPStatus)?.code }
+}
+
 /// Turns what async-http-client and NIO throw into Courier's vocabulary: a code (`.network` for
 /// the path to the server, `.proxy` when the proxy is the one that failed, `.download` for what
 /// the server said) and a message that names the URL — always without credentials — and the

@@ -172,7 +172,9 @@ extension Fetcher {
         case 408, 429, 500...599:
             f = .transient(.download, text)
         default:
-            f = .fatal(.download, text)
+            // The status rides along as the cause, so that a caller can tell "not there" (404)
+            // from other failures without parsing the message (TUF's root loop ends on 404/403).
+            f = .fatal(.download, text, cause: HTTPStatus(code: code))
         }
         f.status = code
         return f

@@ -62,6 +62,7 @@ import Testing
         }
         #expect(e?.code == .download)
         #expect(e?.message == "\(server.url("/notfound")): HTTP 404 Not Found")
+        #expect(e?.httpStatus == 404)
         #expect(server.requests().count == 1)
         #expect(Date().timeIntervalSince(start) < 5)
         #expect(!ws.exists("x") && !ws.exists("x.partial"))
