@@ -1,3 +1,3 @@
 import TUFCLI
 
-TUFCommand.main()
+await TUFCommand.main()

@@ -1,0 +1,265 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CourierCore
+import CourierFetch
+import Logging
+
+/// A target found by `Updater.targetInfo`: its path, what the metadata says of it, and the role
+/// that listed it.
+public struct FoundTarget: Sendable {
+    public let path: String
+    public let file: TargetFile
+    public let role: String
+}
+
+/// The TUF client workflow over the network and the metadata directory — python-tuf 7.0.1's
+/// `ngclient.Updater`, step for step, so that the two clients make the same requests and reach
+/// the same verdicts. All verification is the pure core's (`TrustedMetadataSet`); this type only
+/// decides what to read, what to download, with which cap, and what to keep:
+///
+/// 1. root: `root.json` from the metadata directory is the trust anchor; then `N.root.json` for
+///    N = version+1, +2, … until the server answers 404 or 403 (at most `maxRootRotations`),
+///    each accepted root persisted at once; then the final root must not be expired.
+/// 2. timestamp: the local one (if it verifies) is loaded as the rollback reference, then
+///    `timestamp.json` is downloaded; an equal version keeps the old one and stops quietly.
+/// 3. snapshot: the local one is used when it is valid as the final snapshot for the new
+///    timestamp; otherwise downloaded (`N.snapshot.json` with consistent snapshots).
+/// 4. targets: likewise; delegated roles are loaded the same way, on demand, during a search.
+///
+/// One reference time (`time()`, which `faketime` moves) is fixed when the updater is made and
+/// used for every expiry check. Everything accepted is persisted as the exact bytes received.
+public final class Updater {
+    public let config: UpdaterConfig
+    public let store: MetadataStore
+    public let metadataBaseURL: String
+    public let targetDir: String?
+    public let targetBaseURL: String?
+    public let referenceTime: Int64
+    let fetcher: Fetcher
+    let logger: Logger
+    public private(set) var trusted: TrustedMetadataSet
+
+    /// Loads `root.json` from `metadataDir` as the trust anchor (it must verify against itself).
+    /// `referenceTime` defaults to now, by libc `time()`.
+    public init(metadataDir: String, metadataBaseURL: String, targetDir: String? = nil,
+                targetBaseURL: String? = nil, fetcher: Fetcher, config: UpdaterConfig = UpdaterConfig(),
+                logger: Logger, referenceTime: Int64? = nil) throws {
+        self.config = config
+        self.store = MetadataStore(directory: metadataDir)
+        self.metadataBaseURL = Updater.withTrailingSlash(metadataBaseURL)
+        self.targetDir = targetDir
+        self.targetBaseURL = targetBaseURL.map(Updater.withTrailingSlash)
+        self.fetcher = fetcher
+        self.logger = logger
+        let now = referenceTime ?? Int64(Glibc.time(nil))
+        self.referenceTime = now
+        let rootBytes = try store.loadRoot()
+        self.trusted = try TrustedMetadataSet(rootBytes: rootBytes, referenceTime: now)
+    }
+
+    // MARK: - Refresh
+
+    /// Updates the top-level metadata: root, timestamp, snapshot, targets, in that order.
+    /// Throws at the first failure; what was accepted before it stays persisted.
+    public func refresh() async throws {
+        try await loadRoot()
+        try await loadTimestamp()
+        try await loadSnapshot()
+        _ = try await loadTargets(role: "targets", delegator: "root")
+    }
+
+    /// The root rotation loop: N+1 until 404/403, at most `maxRootRotations` versions.
+    func loadRoot() async throws {
+        let lower = trusted.root.signed.version + 1
+        let upper = lower + config.maxRootRotations
+        for next in lower..<upper {
+            let data: [UInt8]
+            do {
+                data = try await download(role: "root", limit: config.rootMaxLength, version: next)
+            } catch let e as CourierError where e.httpStatus == 404 || e.httpStatus == 403 {
+                logger.debug("no newer root", metadata: ["version": "\(next)", "status": "\(e.httpStatus ?? 0)"])
+                break
+            }
+            _ = try trusted.updateRoot(data)
+            try store.persist("root", data)
+            logger.info("root rotated", metadata: ["version": "\(next)"])
+        }
+        try trusted.checkRootNotExpired()
+    }
+
+    func loadTimestamp() async throws {
+        if let local = store.load("timestamp") {
+            do { _ = try trusted.updateTimestamp(local) } catch {
+                logger.debug("local timestamp not valid as final", metadata: ["reason": "\(error)"])
+            }
+        }
+        let data = try await download(role: "timestamp", limit: config.timestampMaxLength, version: nil)
+        do {
+            _ = try trusted.updateTimestamp(data)
+        } catch let e as CourierError where e.code == .tufEqualVersion {
+            logger.info("timestamp unchanged", metadata: ["version": "\(trusted.timestamp?.signed.version ?? 0)"])
+            return
+        }
+        try store.persist("timestamp", data)
+    }
+
+    func loadSnapshot() async throws {
+        if let local = store.load("snapshot") {
+            do {
+                _ = try trusted.updateSnapshot(local, trusted: true)
+                logger.debug("local snapshot is valid: not downloading a new one")
+                return
+            } catch {
+                logger.debug("local snapshot not valid as final", metadata: ["reason": "\(error)"])
+            }
+        }
+        guard let timestamp = trusted.timestamp else {
+            throw CourierError(.malformed, "snapshot requested before timestamp")
+        }
+        let meta = timestamp.signed.snapshotMeta
+        let length = meta.length ?? config.snapshotMaxLength
+        let version = trusted.root.signed.consistentSnapshot ? meta.version : nil
+        let data = try await download(role: "snapshot", limit: length, version: version)
+        _ = try trusted.updateSnapshot(data)
+        try store.persist("snapshot", data)
+    }
+
+    /// The targets metadata of `role` (delegated by `delegator`): already trusted, else the local
+    /// copy if it verifies, else downloaded with the version and length snapshot gives.
+    func loadTargets(role: String, delegator: String) async throws -> SignedMetadata<Targets> {
+        if let have = loaded(role) { return have }
+        if let local = store.load(role) {
+            do {
+                let md = try update(role: role, delegator: delegator, local)
+                logger.debug("local metadata is valid: not downloading", metadata: ["role": "\(Escape.text(role))"])
+                return md
+            } catch {
+                logger.debug("local metadata not valid", metadata: ["role": "\(Escape.text(role))", "reason": "\(error)"])
+            }
+        }
+        guard let snapshot = trusted.snapshot else {
+            throw CourierError(.malformed, "targets requested before snapshot")
+        }
+        guard let meta = snapshot.signed.meta["\(role).json"] else {
+            throw CourierError(.malformed, "role \(Escape.quoted(role)) was delegated but is not part of snapshot")
+        }
+        let length = meta.length ?? config.targetsMaxLength
+        let version = trusted.root.signed.consistentSnapshot ? meta.version : nil
+        let data = try await download(role: role, limit: length, version: version)
+        let md = try update(role: role, delegator: delegator, data)
+        try store.persist(role, data)
+        return md
+    }
+
+    private func loaded(_ role: String) -> SignedMetadata<Targets>? {
+        role == "targets" ? trusted.targets : trusted.delegated[role]
+    }
+
+    private func update(role: String, delegator: String, _ bytes: [UInt8]) throws -> SignedMetadata<Targets> {
+        if role == "targets" && delegator == "root" { return try trusted.updateTargets(bytes) }
+        return try trusted.updateDelegatedTargets(bytes, role: role, delegator: delegator)
+    }
+
+    /// `{base}{quoted role}.json`, or `{base}{version}.{quoted role}.json`, at most `limit` bytes.
+    func download(role: String, limit: Int, version: Int?) async throws -> [UInt8] {
+        let name = PercentEncoding.quote(role)
+        let url = metadataBaseURL + (version.map { "\($0).\(name).json" } ?? "\(name).json")
+        logger.debug("fetching", metadata: ["url": "\(Escape.text(url))", "limit": "\(limit)"])
+        return try await fetcher.fetchSmall(url, limit: limit)
+    }
+
+    // MARK: - Targets
+
+    /// The metadata of `path`, searching the delegation graph (pre-order, depth first, as
+    /// python-tuf) and loading delegated roles on demand; nil when no role lists it. Refreshes
+    /// first if the top-level targets are not loaded yet.
+    public func targetInfo(_ path: String) async throws -> FoundTarget? {
+        if trusted.targets == nil { try await refresh() }
+        var toVisit: [(role: String, delegator: String)] = [("targets", "root")]
+        var visited = Set<String>()
+        while visited.count <= config.maxDelegations, let (role, delegator) = toVisit.popLast() {
+            if visited.contains(role) { continue }
+            let targets = try await loadTargets(role: role, delegator: delegator)
+            if let file = targets.signed.targets[path] {
+                return FoundTarget(path: path, file: file, role: role)
+            }
+            visited.insert(role)
+            if let delegations = targets.signed.delegations {
+                var children: [(role: String, delegator: String)] = []
+                for (child, terminating) in delegations.rolesForTarget(path) {
+                    children.append((child, role))
+                    if terminating {
+                        toVisit = []
+                        break
+                    }
+                }
+                toVisit.append(contentsOf: children.reversed())
+            }
+        }
+        if !toVisit.isEmpty {
+            logger.warning("target search stopped at the delegation cap", metadata: [
+                "left": "\(toVisit.count)", "max-delegations": "\(config.maxDelegations)"])
+        }
+        return nil
+    }
+
+    /// Where `target` is stored in `targetDir`: its path quoted into one file name
+    /// (python-tuf's `parse.quote(path, "")`), so any path maps to one flat, safe name.
+    public func localPath(for target: FoundTarget) throws -> String {
+        guard let targetDir else { throw CourierError(.usage, "no target directory given") }
+        return targetDir + "/" + PercentEncoding.quote(target.path)
+    }
+
+    /// The local file of `target` when it is there and matches length and hashes, else nil.
+    public func findCachedTarget(_ target: FoundTarget, at path: String? = nil) -> String? {
+        guard let p = path ?? (try? localPath(for: target)),
+              let bytes = try? Sys.readFile(p, limit: target.file.length + 1),
+              (try? TargetHashes.verify(bytes, length: target.file.length, hashes: target.file.hashes, name: target.path)) != nil
+        else { return nil }
+        return p
+    }
+
+    /// Downloads `target` (at most its length in bytes), checks length and every hash, and only
+    /// then writes it atomically to `path` (default: `localPath(for:)`). With consistent
+    /// snapshots the URL is `{dir/}{hash}.{name}` (python-tuf's `prefix_targets_with_hash`).
+    @discardableResult
+    public func downloadTarget(_ target: FoundTarget, to path: String? = nil, baseURL: String? = nil) async throws -> String {
+        let dest = try path ?? localPath(for: target)
+        guard let base = baseURL.map(Updater.withTrailingSlash) ?? targetBaseURL else {
+            throw CourierError(.usage, "no target base URL given")
+        }
+        var remote = target.path
+        if trusted.root.signed.consistentSnapshot && config.prefixTargetsWithHash {
+            guard let hash = Updater.prefixHash(target.file.hashes) else {
+                throw CourierError(.malformed, "target \(Escape.quoted(target.path)): no hashes in its metadata")
+            }
+            if let slash = remote.lastIndex(of: "/") {
+                remote = String(remote[...slash]) + hash + "." + String(remote[remote.index(after: slash)...])
+            } else {
+                remote = hash + "." + remote
+            }
+        }
+        let url = base + remote
+        logger.debug("fetching target", metadata: ["url": "\(Escape.text(url))", "length": "\(target.file.length)"])
+        let bytes = try await fetcher.fetchSmall(url, limit: target.file.length)
+        try TargetHashes.verify(bytes, length: target.file.length, hashes: target.file.hashes, name: target.path)
+        let dir = dest.lastIndex(of: "/").map { String(dest[..<$0]) } ?? "."
+        if !dir.isEmpty { try Sys.mkdirs(dir) }
+        try Sys.writeFileAtomically(dest, bytes)
+        logger.info("downloaded target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(bytes.count)"])
+        return dest
+    }
+
+    /// The hash that prefixes a consistent-snapshot target name. python-tuf takes the first in
+    /// the metadata's order; a dictionary has none, so sha256 when listed (what every repository
+    /// we know of lists first), else the smallest algorithm name.
+    static func prefixHash(_ hashes: [String: String]) -> String? {
+        if let h = hashes["sha256"] { return h }
+        return hashes.min(by: { $0.key < $1.key })?.value
+    }
+
+    static func withTrailingSlash(_ url: String) -> String {
+        url.hasSuffix("/") ? url : url + "/"
+    }
+}
