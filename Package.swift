@@ -176,8 +176,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TUFTests",
-            dependencies: ["CourierTUF", "CourierCore", .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto")],
+            dependencies: ["CourierTUF", "CourierCore", "CourierFetch", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log")],
             path: "Tests/TUFTests"
         ),
         .testTarget(
