@@ -151,7 +151,7 @@ import Testing
                 try await u.downloadTarget(try #require(try await u.targetInfo("file.txt")))
             }
         }
-        #expect(e?.code == .integrity)
+        #expect(e?.code == .signature)
         #expect(ws.list("client/targets").isEmpty)
     }
 

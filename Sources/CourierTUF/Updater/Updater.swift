@@ -5,12 +5,12 @@ import CourierCore
 import CourierFetch
 import Logging
 
-/// A target found by `Updater.targetInfo`: its path, what the metadata says of it, and the role
-/// that listed it.
+/// A target found by `Updater.targetInfo`: what the metadata says of it and the role that listed it.
 public struct FoundTarget: Sendable {
-    public let path: String
     public let file: TargetFile
     public let role: String
+    /// The target path, as the metadata and the request name it.
+    public var path: String { file.path }
 }
 
 /// The TUF client workflow over the network and the metadata directory — python-tuf 7.0.1's
@@ -72,7 +72,7 @@ public final class Updater {
     /// The root rotation loop: N+1 until 404/403, at most `maxRootRotations` versions.
     func loadRoot() async throws {
         let lower = trusted.root.signed.version + 1
-        let upper = lower + config.maxRootRotations
+        let upper = lower + Int64(config.maxRootRotations)
         for next in lower..<upper {
             let data: [UInt8]
             do {
@@ -118,8 +118,8 @@ public final class Updater {
             throw CourierError(.malformed, "snapshot requested before timestamp")
         }
         let meta = timestamp.signed.snapshotMeta
-        let length = meta.length ?? config.snapshotMaxLength
-        let version = trusted.root.signed.consistentSnapshot ? meta.version : nil
+        let length = meta.length.map(Int.init) ?? config.snapshotMaxLength
+        let version = trusted.root.signed.consistentSnapshotEnabled ? meta.version : nil
         let data = try await download(role: "snapshot", limit: length, version: version)
         _ = try trusted.updateSnapshot(data)
         try store.persist("snapshot", data)
@@ -128,7 +128,7 @@ public final class Updater {
     /// The targets metadata of `role` (delegated by `delegator`): already trusted, else the local
     /// copy if it verifies, else downloaded with the version and length snapshot gives.
     func loadTargets(role: String, delegator: String) async throws -> SignedMetadata<Targets> {
-        if let have = loaded(role) { return have }
+        if trusted.contains(role: role, delegator: delegator), let have = trusted.targetsRole(role) { return have }
         if let local = store.load(role) {
             do {
                 let md = try update(role: role, delegator: delegator, local)
@@ -141,28 +141,26 @@ public final class Updater {
         guard let snapshot = trusted.snapshot else {
             throw CourierError(.malformed, "targets requested before snapshot")
         }
-        guard let meta = snapshot.signed.meta["\(role).json"] else {
+        guard let meta = snapshot.signed.metaFile("\(role).json") else {
             throw CourierError(.malformed, "role \(Escape.quoted(role)) was delegated but is not part of snapshot")
         }
-        let length = meta.length ?? config.targetsMaxLength
-        let version = trusted.root.signed.consistentSnapshot ? meta.version : nil
+        let length = meta.length.map(Int.init) ?? config.targetsMaxLength
+        let version = trusted.root.signed.consistentSnapshotEnabled ? meta.version : nil
         let data = try await download(role: role, limit: length, version: version)
         let md = try update(role: role, delegator: delegator, data)
         try store.persist(role, data)
         return md
     }
 
-    private func loaded(_ role: String) -> SignedMetadata<Targets>? {
-        role == "targets" ? trusted.targets : trusted.delegated[role]
-    }
-
     private func update(role: String, delegator: String, _ bytes: [UInt8]) throws -> SignedMetadata<Targets> {
-        if role == "targets" && delegator == "root" { return try trusted.updateTargets(bytes) }
+        if role.utf8.elementsEqual("targets".utf8) && delegator.utf8.elementsEqual("root".utf8) {
+            return try trusted.updateTargets(bytes)
+        }
         return try trusted.updateDelegatedTargets(bytes, role: role, delegator: delegator)
     }
 
     /// `{base}{quoted role}.json`, or `{base}{version}.{quoted role}.json`, at most `limit` bytes.
-    func download(role: String, limit: Int, version: Int?) async throws -> [UInt8] {
+    func download(role: String, limit: Int, version: Int64?) async throws -> [UInt8] {
         let name = PercentEncoding.quote(role)
         let url = metadataBaseURL + (version.map { "\($0).\(name).json" } ?? "\(name).json")
         logger.debug("fetching", metadata: ["url": "\(Escape.text(url))", "limit": "\(limit)"])
@@ -174,34 +172,28 @@ public final class Updater {
     /// The metadata of `path`, searching the delegation graph (pre-order, depth first, as
     /// python-tuf) and loading delegated roles on demand; nil when no role lists it. Refreshes
     /// first if the top-level targets are not loaded yet.
+    ///
+    /// The walk is the core's `TargetSearch.findTarget`, which is synchronous; loading a role is
+    /// not (local file, else network). So the search runs until it asks for a role the set does
+    /// not hold, stops there (`NeedRole`), the role is loaded, and the search runs again. The walk
+    /// is deterministic in what is loaded, so each run passes the roles already loaded and asks
+    /// for exactly the role a single walk would load next: the same loads in the same order, at
+    /// the price of re-walking (at most `maxDelegations` + 1 roles, in memory).
     public func targetInfo(_ path: String) async throws -> FoundTarget? {
         if trusted.targets == nil { try await refresh() }
-        var toVisit: [(role: String, delegator: String)] = [("targets", "root")]
-        var visited = Set<String>()
-        while visited.count <= config.maxDelegations, let (role, delegator) = toVisit.popLast() {
-            if visited.contains(role) { continue }
-            let targets = try await loadTargets(role: role, delegator: delegator)
-            if let file = targets.signed.targets[path] {
-                return FoundTarget(path: path, file: file, role: role)
-            }
-            visited.insert(role)
-            if let delegations = targets.signed.delegations {
-                var children: [(role: String, delegator: String)] = []
-                for (child, terminating) in delegations.rolesForTarget(path) {
-                    children.append((child, role))
-                    if terminating {
-                        toVisit = []
-                        break
-                    }
+        struct NeedRole: Error { let role: String; let delegator: String }
+        // Each round loads one more role or throws; the bound is a guard, not a limit.
+        for _ in 0...(config.maxDelegations + 2) {
+            do {
+                let found = try TargetSearch.findTarget(path, in: &trusted, maxDelegations: config.maxDelegations) { role, delegator, _ in
+                    throw NeedRole(role: role, delegator: delegator)
                 }
-                toVisit.append(contentsOf: children.reversed())
+                return found.map { FoundTarget(file: $0.0, role: $0.role) }
+            } catch let need as NeedRole {
+                _ = try await loadTargets(role: need.role, delegator: need.delegator)
             }
         }
-        if !toVisit.isEmpty {
-            logger.warning("target search stopped at the delegation cap", metadata: [
-                "left": "\(toVisit.count)", "max-delegations": "\(config.maxDelegations)"])
-        }
-        return nil
+        throw CourierError(.limit, "target \(Escape.quoted(path)): the delegation search did not settle")
     }
 
     /// Where `target` is stored in `targetDir`: its path quoted into one file name
@@ -214,8 +206,8 @@ public final class Updater {
     /// The local file of `target` when it is there and matches length and hashes, else nil.
     public func findCachedTarget(_ target: FoundTarget, at path: String? = nil) -> String? {
         guard let p = path ?? (try? localPath(for: target)),
-              let bytes = try? Sys.readFile(p, limit: target.file.length + 1),
-              (try? TargetHashes.verify(bytes, length: target.file.length, hashes: target.file.hashes, name: target.path)) != nil
+              let bytes = try? Sys.readFile(p, limit: Int(clamping: target.file.length) + 1),
+              (try? target.file.verifyLengthAndHashes(bytes)) != nil
         else { return nil }
         return p
     }
@@ -230,7 +222,7 @@ public final class Updater {
             throw CourierError(.usage, "no target base URL given")
         }
         var remote = target.path
-        if trusted.root.signed.consistentSnapshot && config.prefixTargetsWithHash {
+        if trusted.root.signed.consistentSnapshotEnabled && config.prefixTargetsWithHash {
             guard let hash = Updater.prefixHash(target.file.hashes) else {
                 throw CourierError(.malformed, "target \(Escape.quoted(target.path)): no hashes in its metadata")
             }
@@ -242,8 +234,8 @@ public final class Updater {
         }
         let url = base + remote
         logger.debug("fetching target", metadata: ["url": "\(Escape.text(url))", "length": "\(target.file.length)"])
-        let bytes = try await fetcher.fetchSmall(url, limit: target.file.length)
-        try TargetHashes.verify(bytes, length: target.file.length, hashes: target.file.hashes, name: target.path)
+        let bytes = try await fetcher.fetchSmall(url, limit: Int(clamping: target.file.length))
+        try target.file.verifyLengthAndHashes(bytes)
         let dir = dest.lastIndex(of: "/").map { String(dest[..<$0]) } ?? "."
         if !dir.isEmpty { try Sys.mkdirs(dir) }
         try Sys.writeFileAtomically(dest, bytes)
