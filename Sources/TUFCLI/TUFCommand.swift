@@ -74,8 +74,8 @@ public struct TUFCommand: AsyncParsableCommand {
     public static func main() async {
         do {
             var cmd = try parseAsRoot()
-            if var async = cmd as? AsyncParsableCommand {
-                try await async.run()
+            if var asyncCommand = cmd as? AsyncParsableCommand {
+                try await asyncCommand.run()
             } else {
                 try cmd.run()
             }

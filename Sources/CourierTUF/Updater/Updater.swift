@@ -206,7 +206,7 @@ public final class Updater {
     /// The local file of `target` when it is there and matches length and hashes, else nil.
     public func findCachedTarget(_ target: FoundTarget, at path: String? = nil) -> String? {
         guard let p = path ?? (try? localPath(for: target)),
-              let bytes = try? Sys.readFile(p, limit: Int(clamping: target.file.length) + 1),
+              let bytes = try? Sys.readFile(p, limit: min(Int(clamping: target.file.length), Int.max - 1) + 1),
               (try? target.file.verifyLengthAndHashes(bytes)) != nil
         else { return nil }
         return p
