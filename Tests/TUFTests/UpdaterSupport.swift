@@ -5,7 +5,7 @@ import Foundation
 import Logging
 
 /// The repository root, from this file's path (Tests/TUFTests/UpdaterSupport.swift).
-let repoRoot: String = {
+let packageRoot: String = {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }
     return url.path
@@ -43,7 +43,7 @@ struct TestRepo {
     func run(_ args: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", repoRoot + "/Tests/Support/tufrepo.py", dir] + args
+        p.arguments = ["python3", packageRoot + "/Tests/Support/tufrepo.py", dir] + args
         let err = Pipe()
         p.standardError = err
         try p.run()
@@ -75,7 +75,7 @@ final class TUFServer: @unchecked Sendable {
         logPath = ws.path("server.log")
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repoRoot + "/Tests/Support/tufserver.py", repo.dir, logPath]
+        process.arguments = ["python3", packageRoot + "/Tests/Support/tufserver.py", repo.dir, logPath]
         let out = Pipe()
         process.standardOutput = out
         try process.run()
