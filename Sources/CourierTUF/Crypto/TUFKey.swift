@@ -104,15 +104,8 @@ public struct TUFKey: Sendable, Equatable {
     }
 }
 
-/// Lower-case hex, as TUF writes signatures, hashes and ed25519 keys.
-public enum Hex {
-    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
-
+/// Hex decoding for TUF (signatures, ed25519 keys); encoding is CourierCore's `Hex.encode`.
+extension Hex {
     /// Hex (either case, as Python's `bytes.fromhex` takes it, without its whitespace leniency)
     /// to bytes; nil when not hex.
     public static func decode(_ s: String) -> [UInt8]? {
