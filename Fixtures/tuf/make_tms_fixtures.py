@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Writes tms_cases.json: scenarios replayed through python-tuf 7.0.1's TrustedMetadataSet,
+with python-tuf's decision (and the trusted versions afterwards) for every step.
+Tests/TUFTests (TUFInteropTests) replays each scenario through CourierTUF.TrustedMetadataSet and requires the
+same decisions. Run: python3 make_tms_fixtures.py  (needs `pip install tuf==7.0.1`).
+
+Each case: {"name", "reference_time", "root": hex, "steps": [{"op", "data": hex, "role",
+"delegator", "trusted", "result": "ok" | exception class name, "after": {role: version|null}}]}.
+"""
+import copy, json, datetime as dt
+from securesystemslib.signer import CryptoSigner
+from tuf.api.metadata import (Metadata, Root, Timestamp, Snapshot, Targets, MetaFile, TargetFile,
+                              DelegatedRole, Delegations, SuccinctRoles, Key)
+from tuf.api.serialization.json import JSONSerializer
+from tuf.ngclient._internal.trusted_metadata_set import TrustedMetadataSet
+from tuf.ngclient.config import EnvelopeType
+
+REF = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+FUTURE = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc)
+PAST = dt.datetime(2029, 1, 1, tzinfo=dt.timezone.utc)
+
+# Keys of every type CryptoSigner makes, so verification of each is exercised end to end.
+K = {
+    "root1": CryptoSigner.generate_ed25519(),
+    "root2": CryptoSigner.generate_ed25519(),
+    "root3": CryptoSigner.generate_ecdsa(),
+    "ts": CryptoSigner.generate_ecdsa(),
+    "ts2": CryptoSigner.generate_ed25519(),
+    "snap": CryptoSigner.generate_rsa(size=2048),
+    "targets": CryptoSigner.generate_ed25519(),
+    "deleg": CryptoSigner.generate_rsa(scheme="rsa-pkcs1v15-sha256", size=2048),
+    "bins": CryptoSigner.generate_ed25519(),
+}
+
+def dump(md, pretty=False):
+    return md.to_bytes(JSONSerializer(compact=not pretty))
+
+def signed(payload, *keys):
+    md = Metadata(payload)
+    for k in keys:
+        md.sign(K[k], append=True)
+    return md
+
+def make_root(version=1, root_keys=("root1",), threshold=1, ts_key="ts", expires=FUTURE):
+    r = Root(version=version, expires=expires, consistent_snapshot=True)
+    for k in root_keys:
+        r.add_key(K[k].public_key, "root")
+    r.roles["root"].threshold = threshold
+    r.add_key(K[ts_key].public_key, "timestamp")
+    r.add_key(K["snap"].public_key, "snapshot")
+    r.add_key(K["targets"].public_key, "targets")
+    return r
+
+def ts(version=1, snap_version=1, snap_bytes=None, expires=FUTURE, key="ts", hashes=True):
+    mf = MetaFile.from_data(snap_version, snap_bytes, ["sha256"]) if (snap_bytes and hashes) else MetaFile(snap_version)
+    return dump(signed(Timestamp(version=version, expires=expires, snapshot_meta=mf), key))
+
+def snap(version=1, meta=None, expires=FUTURE):
+    meta = meta if meta is not None else {"targets.json": MetaFile(1)}
+    return dump(signed(Snapshot(version=version, expires=expires, meta=meta), "snap"))
+
+def targets(version=1, expires=FUTURE, delegations=None, tfiles=None, key="targets"):
+    t = Targets(version=version, expires=expires, delegations=delegations)
+    for p, data in (tfiles or {}).items():
+        t.targets[p] = TargetFile.from_data(p, data, ["sha256"])
+    return dump(signed(t, key))
+
+def deleg_roles():
+    d = Delegations(keys={K["deleg"].public_key.keyid: K["deleg"].public_key}, roles={})
+    d.roles["role1"] = DelegatedRole("role1", [K["deleg"].public_key.keyid], 1, False, paths=["files/*"])
+    return d
+
+ROOT1 = dump(signed(make_root(), "root1"))
+
+cases = []
+def case(name, steps, root=ROOT1):
+    try:
+        tms = TrustedMetadataSet(root, EnvelopeType.METADATA)
+    except Exception as e:  # noqa: BLE001
+        cases.append({"name": name, "reference_time": int(REF.timestamp()), "root": root.hex(),
+                      "root_result": type(e).__name__, "steps": []})
+        return
+    tms.reference_time = REF
+    out = []
+    for st in steps:
+        op, data = st[0], st[1]
+        kw = st[2] if len(st) > 2 else {}
+        try:
+            if op == "root": tms.update_root(data)
+            elif op == "timestamp": tms.update_timestamp(data)
+            elif op == "snapshot": tms.update_snapshot(data, trusted=kw.get("trusted", False))
+            elif op == "targets": tms.update_targets(data)
+            elif op == "delegated": tms.update_delegated_targets(data, kw["role"], kw["delegator"])
+            res = "ok"
+        except Exception as e:  # noqa: BLE001 - the class name is the decision recorded
+            res = type(e).__name__
+        after = {r: (tms.get(r).version if tms.get(r) is not None else None)
+                 for r in ["root", "timestamp", "snapshot", "targets", "role1"]}
+        out.append({"op": op, "data": data.hex(), "role": kw.get("role", ""), "delegator": kw.get("delegator", ""),
+                    "trusted": kw.get("trusted", False), "result": res, "after": after})
+    cases.append({"name": name, "reference_time": int(REF.timestamp()), "root": root.hex(),
+                  "root_result": "ok", "steps": out})
+
+S1 = snap()
+T1 = targets()
+TS1 = ts(1, 1, S1)
+
+# --- root rotation
+R2 = make_root(2, root_keys=("root2",))
+case("root rotation signed by old and new", [("root", dump(signed(R2, "root1", "root2"))), ("timestamp", TS1)])
+case("root rotation signed only by new", [("root", dump(signed(R2, "root2")))])
+case("root rotation signed only by old", [("root", dump(signed(R2, "root1")))])
+case("root skips a version", [("root", dump(signed(make_root(3, root_keys=("root2",)), "root1", "root2")))])
+case("root same version", [("root", dump(signed(make_root(1), "root1")))])
+R2t = make_root(2, root_keys=("root1", "root2", "root3"), threshold=2)
+R3t = make_root(3, root_keys=("root1", "root2", "root3"), threshold=2)
+case("root threshold raised then met", [("root", dump(signed(R2t, "root1", "root3"))),
+                                        ("root", dump(signed(R3t, "root2", "root3")))])
+case("root threshold raised then not met", [("root", dump(signed(R2t, "root1", "root3"))),
+                                            ("root", dump(signed(R3t, "root2")))])
+case("root after timestamp", [("timestamp", TS1), ("root", dump(signed(R2, "root1", "root2")))])
+case("expired intermediate root is fine, expired final is not",
+     [("root", dump(signed(make_root(2, expires=PAST), "root1"))), ("timestamp", TS1)])
+case("expired trusted root", [("timestamp", TS1)], root=dump(signed(make_root(expires=PAST), "root1")))
+case("root rotates timestamp key", [("root", dump(signed(make_root(2, ts_key="ts2"), "root1"))),
+                                    ("timestamp", TS1), ("timestamp", ts(2, 1, S1, key="ts2"))])
+
+# --- timestamp
+case("timestamp rollback", [("timestamp", ts(2, 1, S1)), ("timestamp", TS1)])
+case("timestamp equal version", [("timestamp", TS1), ("timestamp", TS1)])
+case("timestamp snapshot version rollback", [("timestamp", ts(1, 2)), ("timestamp", ts(2, 1))])
+case("timestamp expired is stored", [("timestamp", ts(1, 1, S1, expires=PAST)), ("timestamp", ts(2, 1, S1)), ("snapshot", S1)])
+case("timestamp expired blocks snapshot", [("timestamp", ts(1, 1, S1, expires=PAST)), ("snapshot", S1)])
+case("timestamp wrong key", [("timestamp", ts(key="ts2"))])
+case("timestamp given snapshot bytes", [("timestamp", S1)])
+
+# --- snapshot
+S1b = snap(meta={"targets.json": MetaFile(1), "extra.json": MetaFile(1)})
+case("snapshot ok", [("timestamp", TS1), ("snapshot", S1), ("targets", T1)])
+case("snapshot hash mismatch", [("timestamp", ts(1, 1, S1b)), ("snapshot", S1)])
+case("snapshot hash mismatch but trusted", [("timestamp", ts(1, 1, S1b)), ("snapshot", S1, {"trusted": True})])
+lenonly = dump(signed(Timestamp(version=1, expires=FUTURE, snapshot_meta=MetaFile(1, length=len(S1) + 1)), "ts"))
+case("snapshot length mismatch", [("timestamp", lenonly), ("snapshot", S1)])
+case("snapshot before timestamp", [("snapshot", S1)])
+case("snapshot version differs from timestamp meta", [("timestamp", ts(1, 2)), ("snapshot", S1), ("targets", T1)])
+case("snapshot expired", [("timestamp", ts(1, 1)), ("snapshot", snap(expires=PAST)), ("targets", T1)])
+S2missing = snap(2, meta={"extra.json": MetaFile(1)})
+case("snapshot drops a role", [("timestamp", ts(1, 1)), ("snapshot", S1b, {"trusted": True}),
+                               ("snapshot", S2missing)])
+S2lower = snap(2, meta={"targets.json": MetaFile(1)})
+case("snapshot lowers a role version", [("timestamp", ts(1, 1)), ("snapshot", snap(1, meta={"targets.json": MetaFile(3)})),
+                                        ("snapshot", S2lower)])
+case("snapshot after targets", [("timestamp", TS1), ("snapshot", S1), ("targets", T1), ("snapshot", S1)])
+case("snapshot wrong key", [("timestamp", ts(1, 1)), ("snapshot", dump(signed(Snapshot(expires=FUTURE), "ts")))])
+
+# --- targets
+T2 = targets(2)
+case("targets version differs from snapshot meta (mix and match)", [("timestamp", TS1), ("snapshot", S1), ("targets", T2)])
+S_thash = snap(meta={"targets.json": MetaFile.from_data(1, T2, ["sha256"])})
+case("targets hash mismatch", [("timestamp", ts(1, 1, S_thash)), ("snapshot", S_thash), ("targets", T1)])
+S_tlen = snap(meta={"targets.json": MetaFile(1, length=len(T1) - 1)})
+case("targets length mismatch", [("timestamp", ts(1, 1, S_tlen)), ("snapshot", S_tlen), ("targets", T1)])
+case("targets expired", [("timestamp", TS1), ("snapshot", S1), ("targets", targets(expires=PAST))])
+S_none = snap(meta={"other.json": MetaFile(1)})
+case("targets not in snapshot", [("timestamp", ts(1, 1, S_none)), ("snapshot", S_none), ("targets", T1)])
+case("targets wrong key", [("timestamp", TS1), ("snapshot", S1), ("targets", targets(key="deleg"))])
+case("targets before snapshot", [("timestamp", TS1), ("targets", T1)])
+
+# --- delegated
+TD = targets(delegations=deleg_roles())
+R1 = targets(1, key="deleg", tfiles={"files/a.txt": b"hello"})
+S_d = snap(meta={"targets.json": MetaFile(1), "role1.json": MetaFile(1)})
+base = [("timestamp", ts(1, 1, S_d)), ("snapshot", S_d), ("targets", TD)]
+case("delegated ok", base + [("delegated", R1, {"role": "role1", "delegator": "targets"})])
+case("delegated wrong key", base + [("delegated", targets(1, key="targets"), {"role": "role1", "delegator": "targets"})])
+case("delegated not delegated", base + [("delegated", R1, {"role": "role1", "delegator": "role1"})])
+case("delegated delegator missing", base + [("delegated", R1, {"role": "role2", "delegator": "role9"})])
+case("delegated not in snapshot", base + [("delegated", R1, {"role": "role2", "delegator": "targets"})])
+case("delegated version mismatch", base + [("delegated", targets(2, key="deleg"), {"role": "role1", "delegator": "targets"})])
+case("delegated expired", base + [("delegated", targets(1, key="deleg", expires=PAST), {"role": "role1", "delegator": "targets"})])
+# succinct bins
+SB = Delegations(keys={K["bins"].public_key.keyid: K["bins"].public_key}, roles=None,
+                 succinct_roles=SuccinctRoles([K["bins"].public_key.keyid], 1, 4, "bin"))
+TB = targets(delegations=SB)
+S_b = snap(meta={"targets.json": MetaFile(1), "bin-3.json": MetaFile(1), "bin-g.json": MetaFile(1)})
+bbase = [("timestamp", ts(1, 1, S_b)), ("snapshot", S_b), ("targets", TB)]
+case("succinct bin ok", bbase + [("delegated", targets(1, key="bins"), {"role": "bin-3", "delegator": "targets"})])
+case("succinct bin not a bin", bbase + [("delegated", targets(1, key="bins"), {"role": "bin-g", "delegator": "targets"})])
+
+# --- format
+def raw_edit(md_bytes, edit):
+    d = json.loads(md_bytes)
+    edit(d)
+    return json.dumps(d).encode()
+def resign(d_signed, key):
+    md = Metadata.from_dict({"signed": d_signed, "signatures": []})
+    md.sign(K[key])
+    return md
+def unknown_fields(d):
+    d["signed"]["x-extra"] = {"b": [1, "\u00e9\"\\"], "a": None, "\u00e9": True, "Z": -3}
+t_unknown = json.loads(dump(signed(Timestamp(version=1, expires=FUTURE, snapshot_meta=MetaFile(1)), "ts")))
+unknown_fields(t_unknown)
+md = Metadata.from_dict(copy.deepcopy(t_unknown)); md.signatures.clear(); md.sign(K["ts"])
+case("unknown fields are signed and kept", [("timestamp", dump(md, pretty=True))])
+case("unknown field added after signing", [("timestamp", raw_edit(TS1, unknown_fields))])
+case("pretty printed and reordered file", [("timestamp", json.dumps(json.loads(TS1), indent=3, sort_keys=False).encode())])
+case("spec_version 2", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(spec_version="2.0.0")))])
+case("version zero", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(version=0)))])
+case("duplicate signature keyid", [("timestamp", raw_edit(TS1, lambda d: d["signatures"].append(d["signatures"][0])))])
+case("unsupported key type in root",
+     [("timestamp", TS1)],
+     root=raw_edit(ROOT1, lambda d: d["signed"]["keys"].update({"ab": {"keytype": "weird", "scheme": "x", "keyval": {"public": "00"}}})))
+th = json.loads(TS1)
+th["signed"]["meta"]["snapshot.json"]["hashes"] = {"sha256": MetaFile.from_data(1, S1, ["sha256"]).hashes["sha256"].upper()}
+md = Metadata.from_dict(th); md.signatures.clear(); md.sign(K["ts"])
+case("uppercase hash in meta refused", [("timestamp", dump(md)), ("snapshot", S1)])
+case("signature over wrong bytes", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(version=5)))])
+
+with open("tms_cases.json", "w") as f:
+    json.dump(cases, f, indent=0)
+print(len(cases), "cases")

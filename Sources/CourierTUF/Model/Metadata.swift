@@ -1,0 +1,457 @@
+import CourierCore
+import Crypto
+
+/// One signature of a metadata file: `{"keyid": …, "sig": <hex>}`.
+public struct Signature: Sendable, Equatable {
+    public let keyid: String
+    /// Hex as written in the file; decoded only when verifying.
+    public let sig: String
+}
+
+/// The four payload types. `init(signed:)` validates as python-tuf's `from_dict` does.
+public protocol TUFRole: Sendable {
+    /// `_type` as written in metadata: "root", "timestamp", "snapshot", "targets".
+    static var typeName: String { get }
+    var common: CommonFields { get }
+    init(signed: JSONValue) throws
+}
+
+extension TUFRole {
+    public var type: String { common.type }
+    public var specVersion: String { common.specVersion }
+    public var version: Int64 { common.version }
+    /// Seconds since the epoch, UTC.
+    public var expires: Int64 { common.expires }
+    /// python-tuf `is_expired`: expired when `reference_time >= expires`.
+    public func isExpired(at referenceTime: Int64) -> Bool { referenceTime >= common.expires }
+}
+
+/// The fields every role has (python-tuf `Signed`).
+public struct CommonFields: Sendable, Equatable {
+    public let type: String
+    public let specVersion: String
+    public let version: Int64
+    public let expires: Int64
+
+    /// python-tuf `_common_fields_from_dict` and `Signed.__init__`.
+    init(_ j: JSONValue, expected: String) throws {
+        guard case .object = j else { throw CourierError(.malformed, "\(expected): 'signed' is not an object") }
+        let t = try j.req("_type", in: expected).string(in: expected, "_type")
+        guard t.utf8.elementsEqual(expected.utf8) else {
+            throw CourierError(.malformed, "expected type \(Escape.quoted(expected)), got \(Escape.quoted(t))")
+        }
+        let v = try j.req("version", in: expected).int(in: expected, "version")
+        let sv = try j.req("spec_version", in: expected).string(in: expected, "spec_version")
+        let ex = try j.req("expires", in: expected).string(in: expected, "expires")
+        // spec_version: "X.Y" or "X.Y.Z", ASCII digits, major "1".
+        let parts = sv.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3,
+              parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } }) else {
+            throw CourierError(.malformed, "\(expected): failed to parse spec_version \(Escape.quoted(sv))")
+        }
+        guard parts[0] == "1" else { throw CourierError(.malformed, "\(expected): unsupported spec_version \(Escape.quoted(sv))") }
+        guard let e = TUFTime.parse(ex) else {
+            throw CourierError(.malformed, "\(expected): bad expires \(Escape.quoted(ex)) (want YYYY-MM-DDTHH:MM:SSZ)")
+        }
+        guard v > 0 else { throw CourierError(.malformed, "\(expected): version must be > 0, got \(v)") }
+        self.type = t
+        self.specVersion = sv
+        self.version = v
+        self.expires = e
+    }
+}
+
+/// A role's keys and threshold (python-tuf `Role`).
+public struct RoleKeys: Sendable, Equatable {
+    public let keyids: [String]
+    public let threshold: Int64
+
+    init(_ j: JSONValue, what: String) throws {
+        guard case .object = j else { throw CourierError(.malformed, "\(what): not an object") }
+        keyids = try j.req("keyids", in: what).stringArray(in: what, "keyids")
+        threshold = try j.req("threshold", in: what).int(in: what, "threshold")
+        var seen = Set<[UInt8]>()
+        for k in keyids where !seen.insert(Array(k.utf8)).inserted {
+            throw CourierError(.malformed, "\(what): nonunique keyid \(Escape.quoted(k))")
+        }
+        guard threshold >= 1 else { throw CourierError(.malformed, "\(what): threshold should be at least 1, got \(threshold)") }
+    }
+}
+
+/// `root.json`'s payload.
+public struct Root: TUFRole, Equatable {
+    public static let typeName = "root"
+    public static let topLevelRoles = ["root", "timestamp", "snapshot", "targets"]
+    public let common: CommonFields
+    /// Absent in the file → nil (python-tuf keeps None; the updater treats it as false).
+    public let consistentSnapshot: Bool?
+    public let keys: [String: TUFKey]
+    /// Exactly the four top-level role names.
+    public let roles: [String: RoleKeys]
+
+    public init(signed j: JSONValue) throws {
+        common = try CommonFields(j, expected: Self.typeName)
+        if let cs = j[field: "consistent_snapshot"], cs != .null {
+            guard let b = cs.boolValue else { throw CourierError(.malformed, "root: consistent_snapshot is not a boolean") }
+            consistentSnapshot = b
+        } else {
+            consistentSnapshot = nil
+        }
+        keys = try parseKeys(j.req("keys", in: "root"), what: "root")
+        let rj = try j.req("roles", in: "root").object(in: "root", "roles")
+        var r: [String: RoleKeys] = [:]
+        for (name, v) in rj { r[name] = try RoleKeys(v, what: "root: role \(Escape.quoted(name))") }
+        guard r.count == 4, Self.topLevelRoles.allSatisfy({ n in rj.keys.contains { $0.utf8.elementsEqual(n.utf8) } }) else {
+            throw CourierError(.malformed, "root: role names must be the top-level roles (root, timestamp, snapshot, targets)")
+        }
+        roles = r
+    }
+
+    public var consistentSnapshotEnabled: Bool { consistentSnapshot ?? false }
+}
+
+/// A metadata file's entry in timestamp or snapshot `meta` (python-tuf `MetaFile`).
+public struct MetaFile: Sendable, Equatable {
+    public let version: Int64
+    public let length: Int64?
+    public let hashes: [String: String]?
+
+    init(_ j: JSONValue, what: String) throws {
+        guard case .object = j else { throw CourierError(.malformed, "\(what): not an object") }
+        version = try j.req("version", in: what).int(in: what, "version")
+        guard version > 0 else { throw CourierError(.malformed, "\(what): metafile version must be > 0, got \(version)") }
+        if let l = j[field: "length"], l != .null {
+            let v = try l.int(in: what, "length")
+            guard v >= 0 else { throw CourierError(.malformed, "\(what): length must be >= 0, got \(v)") }
+            length = v
+        } else {
+            length = nil
+        }
+        if let h = j[field: "hashes"], h != .null {
+            hashes = try parseHashes(h, what: what)
+        } else {
+            hashes = nil
+        }
+    }
+
+    public init(version: Int64, length: Int64? = nil, hashes: [String: String]? = nil) {
+        self.version = version
+        self.length = length
+        self.hashes = hashes
+    }
+
+    /// python-tuf `verify_length_and_hashes`: length first, then every listed hash.
+    public func verifyLengthAndHashes(_ data: [UInt8], what: String) throws {
+        if let length { try TUFHash.verifyLength(data, length, what: what) }
+        if let hashes { try TUFHash.verify(data, hashes, what: what) }
+    }
+}
+
+/// `timestamp.json`'s payload.
+public struct Timestamp: TUFRole, Equatable {
+    public static let typeName = "timestamp"
+    public let common: CommonFields
+    public let snapshotMeta: MetaFile
+
+    public init(signed j: JSONValue) throws {
+        common = try CommonFields(j, expected: Self.typeName)
+        let meta = try j.req("meta", in: "timestamp")
+        guard case .object = meta else { throw CourierError(.malformed, "timestamp: meta is not an object") }
+        snapshotMeta = try MetaFile(meta.req("snapshot.json", in: "timestamp meta"), what: "timestamp meta 'snapshot.json'")
+    }
+}
+
+/// `snapshot.json`'s payload.
+public struct Snapshot: TUFRole, Equatable {
+    public static let typeName = "snapshot"
+    public let common: CommonFields
+    /// By file name ("targets.json", "<role>.json"). Look up with ``metaFile(_:)`` (exact bytes).
+    public let meta: [String: MetaFile]
+
+    public init(signed j: JSONValue) throws {
+        common = try CommonFields(j, expected: Self.typeName)
+        let m = try j.req("meta", in: "snapshot").object(in: "snapshot", "meta")
+        var out: [String: MetaFile] = [:]
+        for (k, v) in m { out[k] = try MetaFile(v, what: "snapshot meta \(Escape.quoted(k))") }
+        meta = out
+    }
+
+    /// The entry whose name has exactly the bytes of `name`.
+    public func metaFile(_ name: String) -> MetaFile? { exactLookup(meta, name) }
+}
+
+/// A target file's entry (python-tuf `TargetFile`).
+public struct TargetFile: Sendable, Equatable {
+    public let path: String
+    public let length: Int64
+    public let hashes: [String: String]
+    /// `custom` if present (python-tuf does not interpret it either).
+    public let custom: JSONValue?
+    /// The whole entry, unknown fields kept.
+    public let json: JSONValue
+
+    init(_ j: JSONValue, path: String) throws {
+        let what = "target \(Escape.quoted(path))"
+        guard case .object = j else { throw CourierError(.malformed, "\(what): not an object") }
+        length = try j.req("length", in: what).int(in: what, "length")
+        guard length >= 0 else { throw CourierError(.malformed, "\(what): length must be >= 0, got \(length)") }
+        hashes = try parseHashes(j.req("hashes", in: what), what: what)
+        custom = j[field: "custom"]
+        self.path = path
+        self.json = j
+    }
+
+    /// Checks downloaded target bytes against this entry (length, then every hash).
+    public func verifyLengthAndHashes(_ data: [UInt8]) throws {
+        let what = "target \(Escape.quoted(path))"
+        try TUFHash.verifyLength(data, length, what: what)
+        try TUFHash.verify(data, hashes, what: what)
+    }
+}
+
+/// A delegation to a named role (python-tuf `DelegatedRole`).
+public struct DelegatedRole: Sendable, Equatable {
+    public let name: String
+    public let keys: RoleKeys
+    public var keyids: [String] { keys.keyids }
+    public var threshold: Int64 { keys.threshold }
+    public let terminating: Bool
+    /// Exactly one of `paths` and `pathHashPrefixes` is set.
+    public let paths: [String]?
+    public let pathHashPrefixes: [String]?
+
+    init(_ j: JSONValue) throws {
+        guard case .object = j else { throw CourierError(.malformed, "delegated role: not an object") }
+        let n = try j.req("name", in: "delegated role").string(in: "delegated role", "name")
+        let what = "delegated role \(Escape.quoted(n))"
+        name = n
+        keys = try RoleKeys(j, what: what)
+        guard let t = j[field: "terminating"]?.boolValue else { throw CourierError(.malformed, "\(what): terminating must be a boolean") }
+        terminating = t
+        let p = j[field: "paths"].flatMap { $0 == .null ? nil : $0 }
+        let h = j[field: "path_hash_prefixes"].flatMap { $0 == .null ? nil : $0 }
+        guard (p == nil) != (h == nil) else { throw CourierError(.malformed, "\(what): only one of (paths, path_hash_prefixes) must be set") }
+        paths = try p.map { try $0.stringArray(in: what, "paths") }
+        pathHashPrefixes = try h.map { try $0.stringArray(in: what, "path_hash_prefixes") }
+    }
+}
+
+/// TAP 15 hash-bin delegation (python-tuf `SuccinctRoles`): 2^bitLength terminating bins.
+public struct SuccinctRoles: Sendable, Equatable {
+    public let keys: RoleKeys
+    public var keyids: [String] { keys.keyids }
+    public var threshold: Int64 { keys.threshold }
+    public let bitLength: Int
+    public let namePrefix: String
+
+    init(_ j: JSONValue) throws {
+        let what = "succinct_roles"
+        guard case .object = j else { throw CourierError(.malformed, "\(what): not an object") }
+        keys = try RoleKeys(j, what: what)
+        let b = try j.req("bit_length", in: what).int(in: what, "bit_length")
+        guard b > 0, b <= 32 else { throw CourierError(.malformed, "\(what): bit_length must be between 1 and 32, got \(b)") }
+        bitLength = Int(b)
+        namePrefix = try j.req("name_prefix", in: what).string(in: what, "name_prefix")
+    }
+
+    public var numberOfBins: Int64 { Int64(1) << Int64(bitLength) }
+    /// Hex digits of the largest bin number.
+    public var suffixLength: Int { String(numberOfBins - 1, radix: 16).count }
+
+    /// The bin for `path`: the first `bitLength` bits of SHA-256(path) as zero-padded hex.
+    public func roleForTarget(_ path: String) -> String {
+        let d = Array(SHA256.hash(data: Array(path.utf8)))
+        let first = UInt32(d[0]) << 24 | UInt32(d[1]) << 16 | UInt32(d[2]) << 8 | UInt32(d[3])
+        let bin = UInt64(first) >> UInt64(32 - bitLength)
+        return binName(Int64(bin))
+    }
+
+    func binName(_ n: Int64) -> String {
+        let h = String(n, radix: 16)
+        return namePrefix + "-" + String(repeating: "0", count: max(0, suffixLength - h.count)) + h
+    }
+
+    /// python-tuf `is_delegated_role`: prefix + "-" + exactly suffixLength hex digits < bins.
+    public func isDelegatedRole(_ name: String) -> Bool {
+        let pre = Array((namePrefix + "-").utf8), n = Array(name.utf8)
+        guard n.count == pre.count + suffixLength, n.starts(with: pre) else { return false }
+        // Python's int(x, 16) also takes "0x" prefixes, "_" separators and surrounding
+        // whitespace; bin names never contain them, and such names are not this set's bins.
+        guard let v = Int64(String(decoding: n[pre.count...], as: UTF8.self), radix: 16),
+              n[pre.count...].allSatisfy({ Hex.decode("0" + String(UnicodeScalar($0))) != nil }) else { return false }
+        return v >= 0 && v < numberOfBins
+    }
+}
+
+/// A targets role's `delegations` (python-tuf `Delegations`).
+public struct Delegations: Sendable, Equatable {
+    public let keys: [String: TUFKey]
+    /// In listed order: the order is the search order.
+    public let roles: [DelegatedRole]?
+    public let succinctRoles: SuccinctRoles?
+
+    init(_ j: JSONValue) throws {
+        guard case .object = j else { throw CourierError(.malformed, "delegations: not an object") }
+        keys = try parseKeys(j.req("keys", in: "delegations"), what: "delegations")
+        let r = j[field: "roles"].flatMap { $0 == .null ? nil : $0 }
+        let s = j[field: "succinct_roles"].flatMap { $0 == .null ? nil : $0 }
+        guard (r == nil) != (s == nil) else { throw CourierError(.malformed, "delegations: one of roles and succinct_roles must be set") }
+        if let r {
+            guard let a = r.arrayValue else { throw CourierError(.malformed, "delegations: roles is not a list") }
+            var out: [DelegatedRole] = []
+            var seen = Set<[UInt8]>()
+            for e in a {
+                let d = try DelegatedRole(e)
+                guard seen.insert(Array(d.name.utf8)).inserted else {
+                    throw CourierError(.malformed, "delegations: duplicate role \(Escape.quoted(d.name))")
+                }
+                guard !d.name.isEmpty, !Root.topLevelRoles.contains(where: { $0.utf8.elementsEqual(d.name.utf8) }) else {
+                    throw CourierError(.malformed, "delegations: delegated roles cannot be empty or use top-level role names (\(Escape.quoted(d.name)))")
+                }
+                out.append(d)
+            }
+            roles = out
+            succinctRoles = nil
+        } else {
+            roles = nil
+            succinctRoles = try SuccinctRoles(s!)
+        }
+    }
+
+    /// python-tuf `get_roles_for_target`: (role name, terminating) of every delegation that is
+    /// trusted for `path`, in listed order; the succinct bin counts as terminating (TAP 15).
+    public func rolesForTarget(_ path: String) -> [(name: String, terminating: Bool)] {
+        if let roles {
+            return roles.filter { PathMatch.isDelegatedPath(path, role: $0) }.map { ($0.name, $0.terminating) }
+        }
+        if let succinctRoles { return [(succinctRoles.roleForTarget(path), true)] }
+        return []
+    }
+
+    /// The keys/threshold that `name` must be signed with, if this delegates to it.
+    public func role(named name: String) -> RoleKeys? {
+        if let roles { return roles.first { $0.name.utf8.elementsEqual(name.utf8) }?.keys }
+        if let succinctRoles, succinctRoles.isDelegatedRole(name) { return succinctRoles.keys }
+        return nil
+    }
+}
+
+/// `targets.json`'s (or a delegated role's) payload.
+public struct Targets: TUFRole, Equatable {
+    public static let typeName = "targets"
+    public let common: CommonFields
+    public let targets: [String: TargetFile]
+    public let delegations: Delegations?
+
+    public init(signed j: JSONValue) throws {
+        common = try CommonFields(j, expected: Self.typeName)
+        let t = try j.req("targets", in: "targets").object(in: "targets", "targets")
+        if let d = j[field: "delegations"] {
+            delegations = try Delegations(d)
+        } else {
+            delegations = nil
+        }
+        var out: [String: TargetFile] = [:]
+        for (p, v) in t { out[p] = try TargetFile(v, path: p) }
+        targets = out
+    }
+
+    /// The target whose path has exactly the bytes of `path`.
+    public func target(_ path: String) -> TargetFile? { exactLookup(targets, path) }
+}
+
+/// A verified-or-not metadata file: the parsed payload, its signatures, the bytes they sign.
+public struct SignedMetadata<Role: TUFRole>: Sendable {
+    public let signed: Role
+    public let signatures: [Signature]
+    /// Canonical JSON of `signed`: the bytes the signatures cover.
+    public let signedBytes: [UInt8]
+    /// The file as read.
+    public let raw: [UInt8]
+
+    /// Parses (does not verify) a metadata file of type `Role` (python-tuf `Metadata.from_bytes`
+    /// then the `_type` check of `trusted_metadata_set._load_from_metadata`).
+    public init(bytes: [UInt8], limits: JSONValue.Limits = JSONValue.Limits()) throws {
+        let what = Role.typeName + " metadata"
+        let j = try JSONValue.parse(bytes, what: what, limits: limits)
+        guard case .object = j else { throw CourierError(.malformed, "\(what): not a JSON object") }
+        let s = try j.req("signed", in: what)
+        let sigs = try j.req("signatures", in: what)
+        guard let t = s[field: "_type"]?.stringValue else { throw CourierError(.malformed, "\(what): signed._type missing") }
+        guard ["root", "timestamp", "snapshot", "targets"].contains(where: { $0.utf8.elementsEqual(t.utf8) }) else {
+            throw CourierError(.malformed, "\(what): unrecognized metadata type \(Escape.quoted(t))")
+        }
+        guard let sa = sigs.arrayValue else { throw CourierError(.malformed, "\(what): signatures is not a list") }
+        var out: [Signature] = []
+        var seen = Set<[UInt8]>()
+        for e in sa {
+            guard case .object = e else { throw CourierError(.malformed, "\(what): a signature is not an object") }
+            let k = try e.req("keyid", in: what).string(in: what, "keyid")
+            let g = try e.req("sig", in: what).string(in: what, "sig")
+            guard seen.insert(Array(k.utf8)).inserted else {
+                throw CourierError(.malformed, "\(what): multiple signatures found for keyid \(Escape.quoted(k))")
+            }
+            out.append(Signature(keyid: k, sig: g))
+        }
+        guard t.utf8.elementsEqual(Role.typeName.utf8) else {
+            throw CourierError(.malformed, "expected \(Escape.quoted(Role.typeName)), got \(Escape.quoted(t))")
+        }
+        self.signed = try Role(signed: s)
+        self.signatures = out
+        self.signedBytes = s.canonicalBytes
+        self.raw = bytes
+    }
+
+    /// The signature by `keyid` (exact bytes), if any.
+    public func signature(by keyid: String) -> Signature? {
+        signatures.first { $0.keyid.utf8.elementsEqual(keyid.utf8) }
+    }
+}
+
+// MARK: helpers
+
+func exactLookup<V>(_ d: [String: V], _ k: String) -> V? {
+    guard let i = d.index(forKey: k), d[i].key.utf8.elementsEqual(k.utf8) else { return nil }
+    return d[i].value
+}
+
+func parseKeys(_ j: JSONValue, what: String) throws -> [String: TUFKey] {
+    guard let o = j.objectValue else { throw CourierError(.malformed, "\(what): keys is not an object") }
+    var out: [String: TUFKey] = [:]
+    for (id, k) in o { out[id] = try TUFKey(json: k, keyid: id) }
+    return out
+}
+
+func parseHashes(_ j: JSONValue, what: String) throws -> [String: String] {
+    guard let o = j.objectValue else { throw CourierError(.malformed, "\(what): hashes is not an object") }
+    guard !o.isEmpty else { throw CourierError(.malformed, "\(what): hashes must be a non empty dictionary") }
+    var out: [String: String] = [:]
+    for (k, v) in o {
+        guard let s = v.stringValue else { throw CourierError(.malformed, "\(what): hashes items must be strings") }
+        out[k] = s
+    }
+    return out
+}
+
+extension JSONValue {
+    func req(_ name: String, in what: String) throws -> JSONValue {
+        guard let v = self[field: name] else { throw CourierError(.malformed, "\(what): missing field \(Escape.quoted(name))") }
+        return v
+    }
+    func string(in what: String, _ name: String) throws -> String {
+        guard let s = stringValue else { throw CourierError(.malformed, "\(what): \(name) is not a string") }
+        return s
+    }
+    func int(in what: String, _ name: String) throws -> Int64 {
+        guard let v = intValue else { throw CourierError(.malformed, "\(what): \(name) is not an integer") }
+        return v
+    }
+    func object(in what: String, _ name: String) throws -> [String: JSONValue] {
+        guard let v = objectValue else { throw CourierError(.malformed, "\(what): \(name) is not an object") }
+        return v
+    }
+    func stringArray(in what: String, _ name: String) throws -> [String] {
+        guard let a = arrayValue else { throw CourierError(.malformed, "\(what): \(name) is not a list") }
+        return try a.map { try $0.string(in: what, name) }
+    }
+}
