@@ -17,28 +17,33 @@ public struct TUFCommand: AsyncParsableCommand {
         abstract: "A TUF client: init, refresh, download (the tuf-conformance client protocol).",
         discussion: """
         COMMANDS
-          init TRUSTED_ROOT   Copy TRUSTED_ROOT into --metadata-dir as root.json. No checks and no
-                              network: the first refresh verifies it and uses it as the trust anchor.
-          refresh             Update root (rotating through N.root.json until 404/403), timestamp,
-                              snapshot and targets from --metadata-url, verifying each against what
-                              is already trusted; keep what was accepted in --metadata-dir as
-                              root.json, timestamp.json, snapshot.json, targets.json.
-          download            Refresh, then for each --target-name in order: find it in the targets
-                              metadata (following delegations), and unless --target-dir already
-                              holds it with matching hashes, download it from --target-base-url,
-                              check its length and hashes, and store it (name percent-encoded).
-                              Stops at the first target that fails.
+          init TRUSTED_ROOT
+              Copy TRUSTED_ROOT into --metadata-dir as root.json. No checks and
+              no network: the first refresh verifies it and trusts it.
+          refresh
+              Update root (through N.root.json until a 404 or 403), timestamp,
+              snapshot and targets from --metadata-url, each verified against
+              what is already trusted; keep what was accepted in
+              --metadata-dir as root.json, timestamp.json, snapshot.json and
+              targets.json (the exact bytes received).
+          download
+              Refresh, then for each --target-name in order: find it in the
+              targets metadata (following delegations) and, unless
+              --target-dir already holds it with matching hashes, download it
+              from --target-base-url, check its length and hashes, and store
+              it under its percent-encoded name. Stops at the first failure.
 
         EXAMPLES
-          courier-tuf --metadata-dir /var/lib/tuf/md init ./root.json
-          courier-tuf --metadata-dir /var/lib/tuf/md --metadata-url https://repo/metadata refresh
-          courier-tuf --metadata-dir /var/lib/tuf/md --metadata-url https://repo/metadata \\
-              --target-name defs/virus.cvd --target-base-url https://repo/targets \\
-              --target-dir /var/lib/defs download
+          courier-tuf --metadata-dir md init ./root.json
+          courier-tuf --metadata-dir md --metadata-url URL refresh
+          courier-tuf --metadata-dir md --metadata-url URL \\
+              --target-name defs/virus.cvd --target-base-url TARGETS_URL \\
+              --target-dir defs download
 
-        Exit status: 0 when the command succeeded fully, 1 on any failure (the reason is on
-        standard error). Expiry is judged against the clock at start (libc time(), so faketime
-        works). See docs/TUF.md.
+        EXIT STATUS
+          0 when the command succeeded fully, 1 on any failure (the reason is
+          on standard error). Expiry is judged against the clock at start
+          (libc time(), so faketime works). See docs/TUF.md.
         """,
         version: CourierVersion.string)
 
@@ -70,8 +75,9 @@ public struct TUFCommand: AsyncParsableCommand {
 
     public static let program = "courier-tuf"
 
-    /// Parses and runs; every failure, parsing included, exits with 1 as the protocol asks.
-    public static func main() async {
+    /// The entry point (instead of ArgumentParser's `main()`): parses and runs; every failure,
+    /// parsing included, exits with 1 as the protocol asks.
+    public static func conformanceMain() async {
         do {
             var cmd = try parseAsRoot()
             if var asyncCommand = cmd as? AsyncParsableCommand {
@@ -84,7 +90,8 @@ public struct TUFCommand: AsyncParsableCommand {
             if let e = error as? CourierError {
                 printError("\(program): error: \(e.description)")
             } else {
-                printError("\(program): error: \(fullMessage(for: error))")
+                printError("\(program): error: \(message(for: error))")
+                printError("\(program): see '\(program) --help'")
             }
             exit(withError: ExitCode(1))
         }

@@ -1,3 +1,3 @@
 import TUFCLI
 
-await TUFCommand.main()
+await TUFCommand.conformanceMain()
