@@ -132,7 +132,7 @@ import Testing
         _ = try initClient(ws, repo)
         let e = await courierError {
             try await withUpdater(ws, server) { u in
-                try await u.downloadTarget(try #require(try await u.targetInfo("a/file1.txt")))
+                _ = try await u.downloadTarget(try #require(try await u.targetInfo("a/file1.txt")))
             }
         }
         #expect(e?.code == .limit)
@@ -148,7 +148,7 @@ import Testing
         _ = try initClient(ws, repo)
         let e = await courierError {
             try await withUpdater(ws, server) { u in
-                try await u.downloadTarget(try #require(try await u.targetInfo("file.txt")))
+                _ = try await u.downloadTarget(try #require(try await u.targetInfo("file.txt")))
             }
         }
         #expect(e?.code == .signature)
