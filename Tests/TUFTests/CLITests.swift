@@ -69,6 +69,43 @@ import Testing
         #expect(missing.stderr.contains("'no\\nsuch' is not in"), "\(missing.stderr)")
     }
 
+    @Test func downloadStopsAtTheFirstFailingTarget() throws {
+        let ws = TUFWorkspace()
+        let repo = try TestRepo(ws)
+        try repo.run(["add-target", "two.txt", "two"])
+        let server = try TUFServer(repo, ws)
+        let md = ws.path("md"), tg = ws.path("tg")
+        #expect(try Self.run(["--metadata-dir", md, "init", repo.dir + "/metadata/1.root.json"]).status == 0)
+        let d = try Self.run(["--metadata-dir", md, "--metadata-url", server.metadataURL,
+                              "--target-name", "missing.txt", "--target-name", "two.txt",
+                              "--target-base-url", server.targetsURL, "--target-dir", tg, "download"])
+        #expect(d.status == 1)
+        #expect(!ws.exists("tg/two.txt"))
+        #expect(!server.requests().contains { $0.hasPrefix("/targets/") })
+    }
+
+    /// The conformance suite moves the clock with `faketime` (LD_PRELOAD over `time()`).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/faketime")))
+    func expiryFollowsFaketime() throws {
+        let ws = TUFWorkspace()
+        let repo = try TestRepo(ws)
+        let server = try TUFServer(repo, ws)
+        let md = ws.path("md")
+        #expect(try Self.run(["--metadata-dir", md, "init", repo.dir + "/metadata/1.root.json"]).status == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/faketime")
+        p.arguments = ["-f", "+400d", Self.binDir + "/courier-tuf", "--metadata-url", server.metadataURL,
+                       "--metadata-dir", md, "refresh"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1)
+        #expect(e.contains("expired"), "\(e)")
+        #expect(try Self.run(["--metadata-url", server.metadataURL, "--metadata-dir", md, "refresh"]).status == 0)
+    }
+
     @Test func everyFailureExitsWith1() throws {
         let ws = TUFWorkspace()
         let repo = try TestRepo(ws)

@@ -176,6 +176,23 @@ import Testing
         #expect(!server.requests().contains { $0.contains("role%2F") })
     }
 
+    @Test func localFilesThatFailAreIgnoredAndReplaced() async throws {
+        let ws = TUFWorkspace()
+        let repo = try TestRepo(ws)
+        let server = try TUFServer(repo, ws)
+        let (md, _) = try initClient(ws, repo)
+        try await withUpdater(ws, server) { try await $0.refresh() }
+        for role in ["timestamp", "snapshot", "targets"] {
+            try Data("{not json".utf8).write(to: URL(fileURLWithPath: md + "/\(role).json"))
+        }
+        server.clearLog()
+        try await withUpdater(ws, server) { try await $0.refresh() }
+        #expect(server.requests() == ["/metadata/2.root.json", "/metadata/timestamp.json",
+                                      "/metadata/1.snapshot.json", "/metadata/1.targets.json"])
+        #expect(ws.read("client/metadata/snapshot.json") == repo.metadata("1.snapshot.json"))
+        #expect(ws.read("client/metadata/timestamp.json") == repo.metadata("timestamp.json"))
+    }
+
     @Test func anExpiredRootFailsTheRefresh() async throws {
         let ws = TUFWorkspace()
         let repo = try TestRepo(ws, ["--expired-root"])
