@@ -216,6 +216,20 @@ md = Metadata.from_dict(th); md.signatures.clear(); md.sign(K["ts"])
 case("uppercase hash in meta refused", [("timestamp", dump(md)), ("snapshot", S1)])
 case("signature over wrong bytes", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(version=5)))])
 
+# --- what python-tuf signs is canonical(to_dict()), not the file's "signed" as is
+case("lenient expires added after signing", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(expires="2031-1-1T0:0:0Z")))])
+case("null length added after signing", [("timestamp", raw_edit(TS1, lambda d: d["signed"]["meta"]["snapshot.json"].update(length=None)))])
+case("extra timestamp meta added after signing", [("timestamp", raw_edit(TS1, lambda d: d["signed"]["meta"].update({"x.json": {"version": 1}})))])
+tx = json.loads(TS1); tx["signed"]["meta"]["x.json"] = {"version": 1}
+mdx = Metadata.from_dict(copy.deepcopy(tx)); mdx.signatures.clear()
+sig = K["ts"].sign(json.dumps(tx["signed"], sort_keys=True, separators=(",", ":")).encode())
+tx["signatures"] = [{"keyid": sig.keyid, "sig": sig.signature}]
+case("extra timestamp meta signed as is", [("timestamp", json.dumps(tx).encode())])
+case("null consistent_snapshot added after signing", [("timestamp", TS1)],
+     root=raw_edit(ROOT1, lambda d: d["signed"].update(consistent_snapshot=None)))
+case("delegated by a role without delegations", base + [("delegated", R1, {"role": "role1", "delegator": "targets"}),
+     ("delegated", R1, {"role": "role2", "delegator": "role1"})])
+
 with open("tms_cases.json", "w") as f:
     json.dump(cases, f, indent=0)
 print(len(cases), "cases")

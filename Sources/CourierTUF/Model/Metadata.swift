@@ -398,8 +398,51 @@ public struct SignedMetadata<Role: TUFRole>: Sendable {
         }
         self.signed = try Role(signed: s)
         self.signatures = out
-        self.signedBytes = s.canonicalBytes
+        self.signedBytes = Self.pythonSignedForm(s, expires: self.signed.expires).canonicalBytes
         self.raw = bytes
+    }
+
+    /// What python-tuf signs and verifies: `encode_canonical(signed.to_dict())`, the payload as
+    /// its model writes it back — not the file's `signed` as is. The two differ only on inputs
+    /// python-tuf does not write itself, and then a signature must fail or pass here exactly as
+    /// it does there: `expires` re-formatted (strptime takes "2030-1-1T0:0:0Z"), optional fields
+    /// that are `null` dropped (consistent_snapshot, a meta file's length/hashes, a delegated
+    /// role's paths/path_hash_prefixes, delegations' roles/succinct_roles), and timestamp's
+    /// `meta` reduced to "snapshot.json". Everything else, unknown fields included, is kept.
+    static func pythonSignedForm(_ s: JSONValue, expires: Int64) -> JSONValue {
+        guard case .object(var o) = s else { return s }
+        func dropNull(_ o: inout [String: JSONValue], _ keys: [String]) {
+            for k in keys where o[k] == .null { o.removeValue(forKey: k) }
+        }
+        func metaFile(_ v: JSONValue) -> JSONValue {
+            guard case .object(var m) = v else { return v }
+            dropNull(&m, ["length", "hashes"])
+            return .object(m)
+        }
+        o["expires"] = .string(TUFTime.format(expires))
+        switch Role.typeName {
+        case Root.typeName:
+            dropNull(&o, ["consistent_snapshot"])
+        case Timestamp.typeName:
+            if let sm = o["meta"]?[field: "snapshot.json"] { o["meta"] = .object(["snapshot.json": metaFile(sm)]) }
+        case Snapshot.typeName:
+            if case .object(let m)? = o["meta"] { o["meta"] = .object(m.mapValues(metaFile)) }
+        case Targets.typeName:
+            if case .object(var d)? = o["delegations"] {
+                dropNull(&d, ["roles", "succinct_roles"])
+                if case .array(let roles)? = d["roles"] {
+                    d["roles"] = .array(roles.map { r in
+                        guard case .object(var ro) = r else { return r }
+                        dropNull(&ro, ["paths", "path_hash_prefixes"])
+                        return .object(ro)
+                    })
+                }
+                o["delegations"] = .object(d)
+            }
+        default:
+            break
+        }
+        return .object(o)
     }
 
     /// The signature by `keyid` (exact bytes), if any.
