@@ -83,7 +83,8 @@ public struct Root: TUFRole, Equatable {
     public static let typeName = "root"
     public static let topLevelRoles = ["root", "timestamp", "snapshot", "targets"]
     public let common: CommonFields
-    /// Absent in the file → nil (python-tuf keeps None; the updater treats it as false).
+    /// Absent or null in the file → nil (python-tuf keeps None; the updater treats it as false);
+    /// otherwise the value's Python truth value.
     public let consistentSnapshot: Bool?
     public let keys: [String: TUFKey]
     /// Exactly the four top-level role names.
@@ -91,11 +92,14 @@ public struct Root: TUFRole, Equatable {
 
     public init(signed j: JSONValue) throws {
         common = try CommonFields(j, expected: Self.typeName)
-        if let cs = j[field: "consistent_snapshot"], cs != .null {
-            guard let b = cs.boolValue else { throw CourierError(.malformed, "root: consistent_snapshot is not a boolean") }
-            consistentSnapshot = b
-        } else {
-            consistentSnapshot = nil
+        // python-tuf does not type-check it and the updater tests its truth value; so do we.
+        switch j[field: "consistent_snapshot"] {
+        case nil, .null?: consistentSnapshot = nil
+        case .bool(let b)?: consistentSnapshot = b
+        case .int(let v)?: consistentSnapshot = v != 0
+        case .string(let v)?: consistentSnapshot = !v.isEmpty
+        case .array(let v)?: consistentSnapshot = !v.isEmpty
+        case .object(let v)?: consistentSnapshot = !v.isEmpty
         }
         keys = try parseKeys(j.req("keys", in: "root"), what: "root")
         let rj = try j.req("roles", in: "root").object(in: "root", "roles")
