@@ -94,3 +94,23 @@ import Testing
         #expect(TUFTime.parse("2030-01-01 00:00:00Z") == nil)
     }
 }
+
+@Suite struct CanonicalJSONVectorTests {
+    /// 300 random documents written by Python's json.dumps and their securesystemslib canonical
+    /// form (Fixtures/tuf/canonical_vectors.json, from make_canonical_vectors.py).
+    @Test func matchesSecuresystemslibOnRandomDocuments() throws {
+        let all = try JSONValue.parse(try fixture("canonical_vectors.json")).arrayValue!
+        #expect(all.count == 300)
+        var mismatches = 0
+        for (n, v) in all.enumerated() {
+            let input = Hex.decode(v[field: "input"]!.stringValue!)!
+            let want = Hex.decode(v[field: "canonical"]!.stringValue!)!
+            let got = try JSONValue.parse(input).canonicalBytes
+            if got != want {
+                mismatches += 1
+                Issue.record("vector \(n): got \(String(decoding: got, as: UTF8.self).debugDescription)")
+            }
+        }
+        #expect(mismatches == 0)
+    }
+}
