@@ -4,8 +4,10 @@ with python-tuf's decision (and the trusted versions afterwards) for every step.
 Tests/TUFTests (TUFInteropTests) replays each scenario through CourierTUF.TrustedMetadataSet and requires the
 same decisions. Run: python3 make_tms_fixtures.py  (needs `pip install tuf==7.0.1`).
 
-Each case: {"name", "reference_time", "root": hex, "steps": [{"op", "data": hex, "role",
-"delegator", "trusted", "result": "ok" | exception class name, "after": {role: version|null}}]}.
+File: {"blobs": [hex, …], "cases": [case, …]}; each case: {"name", "reference_time", "root": blob
+index, "root_result", "steps": [{"op", "data": blob index, "role", "delegator", "trusted",
+"result": "ok" | exception class name, "after": {role: version|null}}]}. Blobs are shared
+between steps so that the many repeats of one file are stored once.
 """
 import copy, json, datetime as dt
 from securesystemslib.signer import CryptoSigner
@@ -73,11 +75,18 @@ def deleg_roles():
 ROOT1 = dump(signed(make_root(), "root1"))
 
 cases = []
+blobs, blob_index = [], {}
+def blob(b):
+    if b not in blob_index:
+        blob_index[b] = len(blobs)
+        blobs.append(b.hex())
+    return blob_index[b]
+
 def case(name, steps, root=ROOT1):
     try:
         tms = TrustedMetadataSet(root, EnvelopeType.METADATA)
     except Exception as e:  # noqa: BLE001
-        cases.append({"name": name, "reference_time": int(REF.timestamp()), "root": root.hex(),
+        cases.append({"name": name, "reference_time": int(REF.timestamp()), "root": blob(root),
                       "root_result": type(e).__name__, "steps": []})
         return
     tms.reference_time = REF
@@ -96,9 +105,9 @@ def case(name, steps, root=ROOT1):
             res = type(e).__name__
         after = {r: (tms.get(r).version if tms.get(r) is not None else None)
                  for r in ["root", "timestamp", "snapshot", "targets", "role1"]}
-        out.append({"op": op, "data": data.hex(), "role": kw.get("role", ""), "delegator": kw.get("delegator", ""),
+        out.append({"op": op, "data": blob(data), "role": kw.get("role", ""), "delegator": kw.get("delegator", ""),
                     "trusted": kw.get("trusted", False), "result": res, "after": after})
-    cases.append({"name": name, "reference_time": int(REF.timestamp()), "root": root.hex(),
+    cases.append({"name": name, "reference_time": int(REF.timestamp()), "root": blob(root),
                   "root_result": "ok", "steps": out})
 
 S1 = snap()
@@ -216,6 +225,20 @@ md = Metadata.from_dict(th); md.signatures.clear(); md.sign(K["ts"])
 case("uppercase hash in meta refused", [("timestamp", dump(md)), ("snapshot", S1)])
 case("signature over wrong bytes", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(version=5)))])
 
+# --- what python-tuf signs is canonical(to_dict()), not the file's "signed" as is
+case("lenient expires added after signing", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(expires="2031-1-1T0:0:0Z")))])
+case("null length added after signing", [("timestamp", raw_edit(TS1, lambda d: d["signed"]["meta"]["snapshot.json"].update(length=None)))])
+case("extra timestamp meta added after signing", [("timestamp", raw_edit(TS1, lambda d: d["signed"]["meta"].update({"x.json": {"version": 1}})))])
+tx = json.loads(TS1); tx["signed"]["meta"]["x.json"] = {"version": 1}
+mdx = Metadata.from_dict(copy.deepcopy(tx)); mdx.signatures.clear()
+sig = K["ts"].sign(json.dumps(tx["signed"], sort_keys=True, separators=(",", ":")).encode())
+tx["signatures"] = [{"keyid": sig.keyid, "sig": sig.signature}]
+case("extra timestamp meta signed as is", [("timestamp", json.dumps(tx).encode())])
+case("null consistent_snapshot added after signing", [("timestamp", TS1)],
+     root=raw_edit(ROOT1, lambda d: d["signed"].update(consistent_snapshot=None)))
+case("delegated by a role without delegations", base + [("delegated", R1, {"role": "role1", "delegator": "targets"}),
+     ("delegated", R1, {"role": "role2", "delegator": "role1"})])
+
 with open("tms_cases.json", "w") as f:
-    json.dump(cases, f, indent=0)
+    json.dump({"blobs": blobs, "cases": cases}, f, indent=0)
 print(len(cases), "cases")

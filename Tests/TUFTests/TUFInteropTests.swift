@@ -17,13 +17,14 @@ import Testing
 
     static let cases: [Case] = {
         let j = try! JSONValue.parse(try! fixture("tms_cases.json"))
-        return j.arrayValue!.map { c in
+        let blobs = j[field: "blobs"]!.arrayValue!.map { Hex.decode($0.stringValue!)! }
+        return j[field: "cases"]!.arrayValue!.map { c in
             Case(name: c[field: "name"]!.stringValue!, referenceTime: c[field: "reference_time"]!.intValue!,
-                 root: Hex.decode(c[field: "root"]!.stringValue!)!, rootResult: c[field: "root_result"]!.stringValue!,
+                 root: blobs[Int(c[field: "root"]!.intValue!)], rootResult: c[field: "root_result"]!.stringValue!,
                  steps: c[field: "steps"]!.arrayValue!.map { s in
                      var after: [String: Int64?] = [:]
                      for (k, v) in s[field: "after"]!.objectValue! { after[k] = v.intValue }
-                     return Step(op: s[field: "op"]!.stringValue!, data: Hex.decode(s[field: "data"]!.stringValue!)!,
+                     return Step(op: s[field: "op"]!.stringValue!, data: blobs[Int(s[field: "data"]!.intValue!)],
                                  role: s[field: "role"]!.stringValue!, delegator: s[field: "delegator"]!.stringValue!,
                                  trusted: s[field: "trusted"]!.boolValue!, result: s[field: "result"]!.stringValue!, after: after)
                  })

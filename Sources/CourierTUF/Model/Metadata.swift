@@ -83,7 +83,8 @@ public struct Root: TUFRole, Equatable {
     public static let typeName = "root"
     public static let topLevelRoles = ["root", "timestamp", "snapshot", "targets"]
     public let common: CommonFields
-    /// Absent in the file → nil (python-tuf keeps None; the updater treats it as false).
+    /// Absent or null in the file → nil (python-tuf keeps None; the updater treats it as false);
+    /// otherwise the value's Python truth value.
     public let consistentSnapshot: Bool?
     public let keys: [String: TUFKey]
     /// Exactly the four top-level role names.
@@ -91,11 +92,14 @@ public struct Root: TUFRole, Equatable {
 
     public init(signed j: JSONValue) throws {
         common = try CommonFields(j, expected: Self.typeName)
-        if let cs = j[field: "consistent_snapshot"], cs != .null {
-            guard let b = cs.boolValue else { throw CourierError(.malformed, "root: consistent_snapshot is not a boolean") }
-            consistentSnapshot = b
-        } else {
-            consistentSnapshot = nil
+        // python-tuf does not type-check it and the updater tests its truth value; so do we.
+        switch j[field: "consistent_snapshot"] {
+        case nil, .null?: consistentSnapshot = nil
+        case .bool(let b)?: consistentSnapshot = b
+        case .int(let v)?: consistentSnapshot = v != 0
+        case .string(let v)?: consistentSnapshot = !v.isEmpty
+        case .array(let v)?: consistentSnapshot = !v.isEmpty
+        case .object(let v)?: consistentSnapshot = !v.isEmpty
         }
         keys = try parseKeys(j.req("keys", in: "root"), what: "root")
         let rj = try j.req("roles", in: "root").object(in: "root", "roles")
@@ -398,8 +402,51 @@ public struct SignedMetadata<Role: TUFRole>: Sendable {
         }
         self.signed = try Role(signed: s)
         self.signatures = out
-        self.signedBytes = s.canonicalBytes
+        self.signedBytes = Self.pythonSignedForm(s, expires: self.signed.expires).canonicalBytes
         self.raw = bytes
+    }
+
+    /// What python-tuf signs and verifies: `encode_canonical(signed.to_dict())`, the payload as
+    /// its model writes it back — not the file's `signed` as is. The two differ only on inputs
+    /// python-tuf does not write itself, and then a signature must fail or pass here exactly as
+    /// it does there: `expires` re-formatted (strptime takes "2030-1-1T0:0:0Z"), optional fields
+    /// that are `null` dropped (consistent_snapshot, a meta file's length/hashes, a delegated
+    /// role's paths/path_hash_prefixes, delegations' roles/succinct_roles), and timestamp's
+    /// `meta` reduced to "snapshot.json". Everything else, unknown fields included, is kept.
+    static func pythonSignedForm(_ s: JSONValue, expires: Int64) -> JSONValue {
+        guard case .object(var o) = s else { return s }
+        func dropNull(_ o: inout [String: JSONValue], _ keys: [String]) {
+            for k in keys where o[k] == .null { o.removeValue(forKey: k) }
+        }
+        func metaFile(_ v: JSONValue) -> JSONValue {
+            guard case .object(var m) = v else { return v }
+            dropNull(&m, ["length", "hashes"])
+            return .object(m)
+        }
+        o["expires"] = .string(TUFTime.format(expires))
+        switch Role.typeName {
+        case Root.typeName:
+            dropNull(&o, ["consistent_snapshot"])
+        case Timestamp.typeName:
+            if let sm = o["meta"]?[field: "snapshot.json"] { o["meta"] = .object(["snapshot.json": metaFile(sm)]) }
+        case Snapshot.typeName:
+            if case .object(let m)? = o["meta"] { o["meta"] = .object(m.mapValues(metaFile)) }
+        case Targets.typeName:
+            if case .object(var d)? = o["delegations"] {
+                dropNull(&d, ["roles", "succinct_roles"])
+                if case .array(let roles)? = d["roles"] {
+                    d["roles"] = .array(roles.map { r in
+                        guard case .object(var ro) = r else { return r }
+                        dropNull(&ro, ["paths", "path_hash_prefixes"])
+                        return .object(ro)
+                    })
+                }
+                o["delegations"] = .object(d)
+            }
+        default:
+            break
+        }
+        return .object(o)
     }
 
     /// The signature by `keyid` (exact bytes), if any.
