@@ -2,7 +2,7 @@
 """A small TUF repository for Courier's TUF tests, made and changed with python-tuf 7.0.1.
 
     tufrepo.py DIR init [--consistent] [--expired-root]
-    tufrepo.py DIR add-target NAME CONTENT [--role ROLE]
+    tufrepo.py DIR add-target NAME CONTENT|@FILE [--role ROLE]
     tufrepo.py DIR delegate ROLE PATTERN
     tufrepo.py DIR rotate-root
     tufrepo.py DIR rotate-timestamp-key
@@ -100,7 +100,11 @@ class Repo:
         self.write("timestamp", Metadata(Timestamp(expires=FUTURE)), [self.signer("timestamp")])
 
     def add_target(self, name, content, role):
-        data = content.encode()
+        if content.startswith("@"):
+            with open(content[1:], "rb") as f:
+                data = f.read()
+        else:
+            data = content.encode()
         tf = TargetFile.from_data(name, data, ["sha256"])
         dirname, sep, base = name.rpartition("/")
         os.makedirs(os.path.join(self.tg, dirname), exist_ok=True)

@@ -155,6 +155,32 @@ import Testing
         #expect(ws.list("client/targets").isEmpty)
     }
 
+    @Test func aLargeTargetStreamsToDiskAndALongerOneIsCutOff() async throws {
+        let ws = TUFWorkspace()
+        let repo = try TestRepo(ws, [])
+        let big = ws.path("big.bin")
+        try Data(String(repeating: "0123456789abcdef", count: 3 << 16).utf8).write(to: URL(fileURLWithPath: big))   // 3 MiB
+        try repo.run(["add-target", "big.bin", "@" + big])
+        try repo.run(["add-target", "short.txt", "hello"])
+        try Data("hello, and then some".utf8).write(to: URL(fileURLWithPath: repo.dir + "/targets/short.txt"))
+        let server = try TUFServer(repo, ws)
+        _ = try initClient(ws, repo)
+        // Leftovers of a crashed run are cleared, not resumed.
+        try Data("junk".utf8).write(to: URL(fileURLWithPath: ws.path("client/targets/.big.bin.courier-tuf.partial")))
+        try await withUpdater(ws, server) { u in
+            _ = try await u.downloadTarget(try #require(try await u.targetInfo("big.bin")))
+        }
+        #expect(ws.read("client/targets/big.bin")?.count == 3 << 20)
+        #expect(ws.list("client/targets") == ["big.bin"])
+        let e = await courierError {
+            try await withUpdater(ws, server) { u in
+                _ = try await u.downloadTarget(try #require(try await u.targetInfo("short.txt")))
+            }
+        }
+        #expect(e?.code == .limit)
+        #expect(ws.list("client/targets") == ["big.bin"])
+    }
+
     @Test func delegatedRoleNamesArePercentEncoded() async throws {
         let ws = TUFWorkspace()
         let repo = try TestRepo(ws)

@@ -205,16 +205,19 @@ public final class Updater {
 
     /// The local file of `target` when it is there and matches length and hashes, else nil.
     public func findCachedTarget(_ target: FoundTarget, at path: String? = nil) -> String? {
-        guard let p = path ?? (try? localPath(for: target)),
-              let bytes = try? Sys.readFile(p, limit: min(Int(clamping: target.file.length), Int.max - 1) + 1),
-              (try? target.file.verifyLengthAndHashes(bytes)) != nil
+        guard let p = path ?? (try? localPath(for: target)), Sys.exists(p),
+              (try? StreamingHashes.verify(path: p, target.file)) != nil
         else { return nil }
         return p
     }
 
-    /// Downloads `target` (at most its length in bytes), checks length and every hash, and only
-    /// then writes it atomically to `path` (default: `localPath(for:)`). With consistent
-    /// snapshots the URL is `{dir/}{hash}.{name}` (python-tuf's `prefix_targets_with_hash`).
+    /// Downloads `target` and stores it at `path` (default: `localPath(for:)`).
+    ///
+    /// The body streams into a dot-named file beside the destination, cut off as soon as it
+    /// passes the signed length (the fetcher's size cap set to exactly that); then the length and
+    /// every hash are checked by reading it once, and only a verified file is renamed into place.
+    /// Whatever fails, the destination keeps its old content and no temporary is left behind.
+    /// With consistent snapshots the URL is `{dir/}{hash}.{name}` (`prefix_targets_with_hash`).
     @discardableResult
     public func downloadTarget(_ target: FoundTarget, to path: String? = nil, baseURL: String? = nil) async throws -> String {
         let dest = try path ?? localPath(for: target)
@@ -233,13 +236,29 @@ public final class Updater {
             }
         }
         let url = base + remote
-        logger.debug("fetching target", metadata: ["url": "\(Escape.text(url))", "length": "\(target.file.length)"])
-        let bytes = try await fetcher.fetchSmall(url, limit: Int(clamping: target.file.length))
-        try target.file.verifyLengthAndHashes(bytes)
-        let dir = dest.lastIndex(of: "/").map { String(dest[..<$0]) } ?? "."
+        let slash = dest.lastIndex(of: "/")
+        let dir = slash.map { String(dest[..<$0]) } ?? "."
+        let name = slash.map { String(dest[dest.index(after: $0)...]) } ?? dest
         if !dir.isEmpty { try Sys.mkdirs(dir) }
-        try Sys.writeFileAtomically(dest, bytes)
-        logger.info("downloaded target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(bytes.count)"])
+        let tmp = (dir.isEmpty ? "" : dir + "/") + "." + name + ".courier-tuf"
+        func cleanUp() {
+            for suffix in ["", ".partial", ".partial.json"] where Sys.exists(tmp + suffix) { try? Sys.unlink(tmp + suffix) }
+        }
+        cleanUp()   // a crashed run's leftovers: start from zero, as python-tuf does
+        logger.debug("fetching target", metadata: ["url": "\(Escape.text(url))", "length": "\(target.file.length)"])
+        let bounded = fetcher.with { $0.maxBytes = target.file.length }
+        do {
+            _ = try await bounded.fetch(url, to: tmp, validators: nil)
+            try? await bounded.shutdown()
+            try StreamingHashes.verify(path: tmp, target.file)
+            try Sys.rename(tmp, dest)
+        } catch {
+            try? await bounded.shutdown()
+            cleanUp()
+            throw error
+        }
+        Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
+        logger.info("downloaded target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
         return dest
     }
 
