@@ -188,19 +188,30 @@ class Repo:
         self.timestamp.snapshot_meta = MetaFile(self.snapshot.version)
         return self.publish("timestamp", bump, signers)
 
-    def update_snapshot(self, bump: bool = True) -> None:
+    def update_snapshot(self, bump: bool = True, signers: list[CryptoSigner] | None = None) -> None:
         """Snapshot lists the current version of every targets role published so far; then timestamp."""
         for role, versions in self.history.items():
             if role not in TOP_LEVEL or role == "targets":
                 self.snapshot.meta[f"{role}.json"] = MetaFile(self.md[role].signed.version)
-        self.publish("snapshot", bump)
+        self.publish("snapshot", bump, signers)
         self.update_timestamp(bump)
 
-    def bump_targets(self, *roles: str) -> None:
+    def bump_targets(self, *roles: str, signers: list[CryptoSigner] | None = None) -> None:
         """Publish new versions of the given targets roles (default: targets), then snapshot and timestamp."""
         for role in roles or ("targets",):
-            self.publish(role)
+            self.publish(role, signers=signers)
         self.update_snapshot()
+
+    def bump(self, role: str, signers: list[CryptoSigner] | None = None) -> None:
+        """Publish a new version of one role (signed by `signers` if given) and whatever must follow it."""
+        if role == "root":
+            self.publish_root(signers=signers)
+        elif role == "timestamp":
+            self.update_timestamp(signers=signers)
+        elif role == "snapshot":
+            self.update_snapshot(signers=signers)
+        else:
+            self.bump_targets(role, signers=signers)
 
     # ---- targets ----
     def target_url_paths(self, path: str) -> list[str]:
