@@ -57,8 +57,10 @@ FAR = 3650
 
 
 class Repo:
-    def __init__(self, key_type: str = "ed25519", consistent_snapshot: bool = False):
+    def __init__(self, key_type: str = "ed25519", consistent_snapshot: bool = False, meta_hashes: bool = False):
         self.key_type = key_type
+        # meta_hashes: timestamp and snapshot also give the length and sha256 of the files they list.
+        self.meta_hashes = meta_hashes
         self._used: dict[str, int] = {t: 0 for t in KEY_TYPES}
         self.md: dict[str, Metadata] = {}
         self.signers: dict[str, list[CryptoSigner]] = {}   # role -> signers used by default
@@ -184,15 +186,22 @@ class Repo:
         self._root_signers_prev = list(self.signers["root"])
         return data
 
+    def _metafile(self, role: str) -> MetaFile:
+        version = self.md[role].signed.version
+        if not self.meta_hashes:
+            return MetaFile(version)
+        data = self.history[role][version]
+        return MetaFile(version, len(data), {"sha256": hashlib.sha256(data).hexdigest()})
+
     def update_timestamp(self, bump: bool = True, signers: list[CryptoSigner] | None = None) -> bytes:
-        self.timestamp.snapshot_meta = MetaFile(self.snapshot.version)
+        self.timestamp.snapshot_meta = self._metafile("snapshot")
         return self.publish("timestamp", bump, signers)
 
     def update_snapshot(self, bump: bool = True, signers: list[CryptoSigner] | None = None) -> None:
         """Snapshot lists the current version of every targets role published so far; then timestamp."""
         for role, versions in self.history.items():
             if role not in TOP_LEVEL or role == "targets":
-                self.snapshot.meta[f"{role}.json"] = MetaFile(self.md[role].signed.version)
+                self.snapshot.meta[f"{role}.json"] = self._metafile(role)
         self.publish("snapshot", bump, signers)
         self.update_timestamp(bump)
 
