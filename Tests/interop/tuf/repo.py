@@ -161,7 +161,7 @@ class Repo:
         """Bump (optionally), sign and serve a non-root role; returns the served bytes."""
         assert role != "root", "use publish_root"
         md = self.md[role]
-        if bump:
+        if bump and role in self.history:  # a role's first publication is its version 1
             md.signed.version += 1
         data = self.sign(role, signers)
         self.history.setdefault(role, {})[md.signed.version] = data
@@ -258,9 +258,11 @@ class Repo:
         d.delegations.roles[name] = DelegatedRole(name, [], threshold, terminating, paths, hash_prefixes)
         if name not in self.md:
             self.md[name] = Metadata(Targets(expires=days(FAR)))
-            self.signers[name] = []
-        for _ in range(keys):
-            self.add_key(name, key_type=key_type)
+            self.signers[name] = [self.new_signer(key_type) for _ in range(keys)]
+        # Keys go straight into this delegator: a role delegated twice (a cycle, a diamond) keeps
+        # one set of keys, trusted by each delegator.
+        for s in self.signers[name]:
+            d.add_key(s.public_key, name)
         return self.role(name)
 
     def succinct(self, delegator: str, bit_length: int, prefix: str) -> list[str]:
