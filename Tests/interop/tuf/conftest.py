@@ -45,6 +45,7 @@ class Client:
         os.makedirs(self.tdir)
         self.last: subprocess.CompletedProcess | None = None
         self.requests: list[str] = []
+        self.read_endless = 0
 
     def run(self, *args: str, days: int = 0) -> int:
         """Run the client; `days` moves its clock with faketime (libc time calls)."""
@@ -56,6 +57,7 @@ class Client:
         except FileNotFoundError as e:  # a missing client is a failed run (exit 127, as a shell says)
             self.last = subprocess.CompletedProcess(args, 127, "", str(e))
         self.requests = self.server.fetched("")
+        self.read_endless = self.server.endless_read_to_cap
         return self.last.returncode
 
     def init(self, root: bytes) -> int:
@@ -121,6 +123,8 @@ class Pair:
         ctx = f"{step}\n{ref.describe()}\n{cut.describe()}"
         assert ref.last.returncode in (0, 1), f"reference client crashed\n{ctx}"
         assert cut.last.returncode == ref.last.returncode, f"exit codes differ\n{ctx}"
+        for c in (ref, cut):
+            assert c.read_endless == 0, f"{c.name} read an endless body to the server's cap\n{ctx}"
         rm, cm = ref.metadata(), cut.metadata()
         assert sorted(cm) == sorted(rm), f"metadata files differ: {sorted(cm)} vs reference {sorted(rm)}\n{ctx}"
         for n in rm:

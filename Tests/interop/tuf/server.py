@@ -70,6 +70,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
+        srv: RepoServer = self.server  # type: ignore[assignment]
+        with srv.lock:
+            srv.endless_read_to_cap += sent >= ENDLESS_CAP
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002
         pass  # the request log is RepoServer.requests
@@ -89,6 +92,8 @@ class RepoServer(ThreadingHTTPServer):
         self.repo = repo
         self.lock = threading.Lock()
         self.requests: list[str] = []
+        # Endless bodies a client read all the way to ENDLESS_CAP: it did not stop where it should.
+        self.endless_read_to_cap = 0
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
 
@@ -107,6 +112,7 @@ class RepoServer(ThreadingHTTPServer):
     def clear_log(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.endless_read_to_cap = 0
 
     def fetched(self, prefix: str) -> list[str]:
         """Logged requests (decoded) that start with prefix, e.g. 'targets/' or 'metadata/2.root'."""

@@ -32,7 +32,7 @@ def test_expired_timestamp(tuf):
     repo.bump_targets()                      # timestamp v3, also expiring at SOON
     assert pair.refresh(days=LATER) == 1
     v = pair.versions()
-    assert v["snapshot"] == 1 and v["targets"] == 1, v   # frozen repository: nothing new trusted
+    assert v["timestamp"] == 2 and v["snapshot"] == 1 and v["targets"] == 1, v   # frozen: nothing new trusted
     assert pair.download("x", days=LATER) == 1
 
 
@@ -64,6 +64,20 @@ def test_expired_snapshot_or_targets(tuf, role):
     assert pair.artifacts() == []
     assert pair.download("t") == 0           # today it is fine
     assert pair.artifacts() == [b"t"]
+
+
+@pytest.mark.parametrize("role", ["timestamp", "snapshot", "targets"])
+def test_expired_new_version_not_trusted(tuf, role):
+    """A new version that is already expired is not stored; what it came after is (spec 5.4-5.6)."""
+    repo, pair = tuf()
+    pair.init()
+    assert pair.refresh() == 0
+    repo.role(role).expires = days(SOON)
+    repo.bump(role)
+    assert pair.refresh(days=LATER) == 1
+    expected = {"root": 1, "timestamp": 1, "snapshot": 1, "targets": 1}
+    expected.update({"snapshot": {"timestamp": 2}, "targets": {"timestamp": 2, "snapshot": 2}}.get(role, {}))
+    assert pair.versions() == expected
 
 
 def test_rollback_root(tuf):
