@@ -126,3 +126,15 @@ def test_key_types(tuf, key_type):
     repo.update_timestamp()
     assert pair.refresh() == 0
     assert pair.versions() == {"root": 2, "timestamp": 3, "snapshot": 2, "targets": 2}
+
+
+@pytest.mark.parametrize("missing", ["metadata/timestamp.json", "metadata/snapshot.json", "metadata/targets.json",
+                                     "targets/f"])
+def test_missing_file_fails(tuf, missing):
+    repo, pair = tuf()
+    repo.add_target("targets", "f", b"f")
+    repo.bump_targets()
+    del repo.served[missing]                 # the server answers 404
+    pair.init()
+    assert pair.download("f") == 1
+    assert pair.artifacts() == []

@@ -125,3 +125,20 @@ def test_duplicate_signatures_count_once(tuf):
     repo.served["metadata/timestamp.json"] = json.dumps(data).encode()
     assert pair.refresh() == 1
     assert "timestamp" not in pair.versions()
+
+
+def test_fast_forward_recovery_after_timestamp_key_rotation(tuf):
+    """Spec 5.3.11: once root rotates the timestamp keys, the old timestamp (v3 here) is no longer
+    trusted, so the repository may restart timestamp versions at 1 with the new key."""
+    repo, pair = tuf()
+    repo.bump_targets()
+    repo.update_timestamp()
+    pair.init()
+    assert pair.refresh() == 0
+    assert pair.versions()["timestamp"] == 3
+    repo.rotate_keys("timestamp")
+    repo.publish_root()
+    repo.timestamp.version = 1
+    repo.update_timestamp(bump=False)
+    assert pair.refresh() == 0
+    assert pair.versions() == {"root": 2, "timestamp": 1, "snapshot": 2, "targets": 2}
