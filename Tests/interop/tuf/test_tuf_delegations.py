@@ -13,10 +13,6 @@ def trusted(pair) -> set[str]:
     return set(pair.versions())
 
 
-def meta_requests(pair) -> list[list[str]]:
-    return [r for r in pair.fetched("metadata/")]
-
-
 def test_terminating_delegation_stops_the_search(tuf):
     repo, pair = tuf()
     repo.delegate("targets", "A", paths=["*"], terminating=True)
