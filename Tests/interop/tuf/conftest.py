@@ -25,6 +25,8 @@ from server import RepoServer  # noqa: E402
 
 REFERENCE = [sys.executable, os.path.join(HERE, "reference_client.py")]
 TIMEOUT = 120
+# The repository is on 127.0.0.1: no proxy from the environment may stand in between.
+CLIENT_ENV = {**os.environ, "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
 
 
 def client_under_test() -> list[str]:
@@ -53,7 +55,7 @@ class Client:
         self.server.clear_log()
         try:
             self.last = subprocess.run(prefix + self.cmd + list(args), capture_output=True, text=True,
-                                       timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+                                       timeout=TIMEOUT, stdin=subprocess.DEVNULL, env=CLIENT_ENV)
         except FileNotFoundError as e:  # a missing client is a failed run (exit 127, as a shell says)
             self.last = subprocess.CompletedProcess(args, 127, "", str(e))
         self.requests = self.server.fetched("")
