@@ -9,8 +9,9 @@ set -euo pipefail
 # proxy tests (squid with its stock rules: absolute-form http://, CONNECT for https://).
 # xdelta3, bsdiff: the delta-size peers of `make bench`; xfsprogs: the reflink (FICLONE) test
 # of push on a loop-mounted XFS image (skipped, saying so, where mounting is not allowed).
+# faketime: the TUF interop tests (Tests/interop/tuf) move the clients' clock to expire metadata.
 debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools
-      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs)
+      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,7 +31,13 @@ python3 -c 'import pytest' 2>/dev/null || pymissing+=(pytest)
 python3 -c 'import zstandard' 2>/dev/null || pymissing+=(zstandard)
 # ansible-core: the tests deliver packages with Ansible's copy module, as operators do.
 command -v ansible >/dev/null 2>&1 || pymissing+=(ansible-core)
+# tuf: python-tuf's ngclient is the reference client of the TUF interop tests, its metadata API
+# builds their repositories; pinned, because the tests compare courier-tuf with its exact behaviour.
+python3 -c 'import tuf, sys; sys.exit(tuf.__version__ != "7.0.1")' 2>/dev/null || pymissing+=(tuf==7.0.1)
 if [ ${#pymissing[@]} -gt 0 ]; then
   echo "bootstrap: pip installing ${pymissing[*]}"
-  python3 -m pip install -q "${pymissing[@]}"
+  python3 -m pip install -q "${pymissing[@]}" || { echo "bootstrap: pip install ${pymissing[*]} failed" >&2; exit 1; }
 fi
+python3 -c 'import tuf.ngclient, securesystemslib.signer' \
+  || { echo "bootstrap: python-tuf is not importable after installing it" >&2; exit 1; }
+command -v faketime >/dev/null 2>&1 || { echo "bootstrap: faketime is missing after installing it" >&2; exit 1; }
