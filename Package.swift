@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "CourierCore",
                 "CourierFetch",
+                "CourierTUF",
                 "CourierConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),

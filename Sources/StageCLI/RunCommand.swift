@@ -69,7 +69,8 @@ public struct RunCommand: AsyncParsableCommand {
             if json {
                 print(report.json())
             } else if report.exitCode != 0 {
-                printError(report.summary())
+                // Line by line: printError escapes control characters, a newline among them.
+                for line in report.summary().split(separator: "\n") { printError(String(line)) }
             } else if tty && !quiet {
                 print(report.summary())
             }

@@ -60,7 +60,7 @@ import Testing
     @Test(arguments: [
         ("outbox = \"/o\"\nkey = \"/k\"\nretention = 3\n[types.a]\nsource = \"dir\"\npath = \"/x\"\n", "stage.toml:3: 'retention' is not a known key"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\nkeep = 3\n", "stage.toml:6: 'types.a.keep' is not a known key"),
-        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"ftp\"\n", "stage.toml:4: 'types.a.source' must be 'dir' or 'url'"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"ftp\"\n", "stage.toml:4: 'types.a.source' must be 'dir', 'url' or 'tuf'"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\nkeep_revisions = 0\n", "stage.toml:6: 'types.a.keep_revisions' must be an integer from 1 to 1000"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[http]\nretry_for = \"soon\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\n", "stage.toml:4: 'http.retry_for' must be a duration"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.Bad]\nsource = \"dir\"\npath = \"/x\"\n", "stage.toml:3: 'types.Bad' content type 'Bad'"),
@@ -70,9 +70,38 @@ import Testing
         ("key = \"/k\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\n", "needs 'outbox'"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a\nsource = \"dir\"\n", "stage.toml:3:"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"url\"\nurl = \"http://x/y\"\nsignature_url = \"http://x/y.sig\"\n", "signature_url and vendor_key go together"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\ntargets_url = \"https://v/t\"\ntrusted_root = \"/r.json\"\ntargets = [\"a\"]\n", "a tuf source needs 'metadata_url'"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"https://v.example/metadata\"\ntargets_url = \"https://v.example/targets\"\ntargets = [\"a\"]\n", "needs 'trusted_root'"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"https://v.example/metadata\"\ntargets_url = \"https://v.example/targets\"\ntrusted_root = \"/r.json\"\n", "give 'targets' (a list of target paths) or 'target_pattern', one of the two"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"https://v.example/metadata\"\ntargets_url = \"https://v.example/targets\"\ntrusted_root = \"/r.json\"\ntargets = [\"a\"]\ntarget_pattern = \"*\"\n", "one of the two"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"https://v.example/metadata\"\ntargets_url = \"https://v.example/targets\"\ntrusted_root = \"/r.json\"\ntargets = [\"../etc/passwd\"]\n", "'types.a.targets' '../etc/passwd': '..' component in path"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"https://v.example/metadata\"\ntargets_url = \"https://v.example/targets\"\ntrusted_root = \"/r.json\"\ntargets = [\"a\"]\nurl = \"https://x/y\"\n", "'types.a.url' does not apply to a tuf source"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"ftp://v/m\"\ntargets_url = \"https://v/t\"\ntrusted_root = \"/r.json\"\ntargets = [\"a\"]\n", "'types.a.metadata_url' must be an http:// or https:// URL"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\ntrusted_root = \"/r.json\"\n", "'types.a.trusted_root' applies to tuf sources only"),
     ])
     func badConfigsNameFileLineAndKey(text: String, reason: String) {
         expectCode(.config, reason) { _ = try StageConfig.parse(text, path: "/etc/courier/stage.toml") }
+    }
+
+    @Test func tufSourceParses() throws {
+        let c = try StageConfig.parse("""
+        outbox = "/o"
+        key = "/k"
+        [types.ids-rules]
+        source = "tuf"
+        metadata_url = "https://updates.vendor.example/metadata"
+        targets_url = "https://updates.vendor.example/targets/"
+        trusted_root = "vendor-root.json"
+        target_pattern = "rules/*"
+        revision_key = "revision"
+        max_rate = "1M"
+        """, path: p)
+        guard case .tuf(let s) = c.types[0].source else { Issue.record("not a tuf source"); return }
+        #expect(s.metadataURL == "https://updates.vendor.example/metadata/")
+        #expect(s.targetsURL == "https://updates.vendor.example/targets/")
+        #expect(s.trustedRoot == "/etc/courier/vendor-root.json")
+        #expect(s.targetPattern == "rules/*" && s.targets.isEmpty && s.revisionKey == "revision")
+        #expect(s.transfer.maxRate == 1 << 20)
     }
 
     @Test func missingFileIsAConfigError() {

@@ -64,6 +64,29 @@ public struct StageConfig: Sendable {
         case dirSnapshot(path: String, settle: SettleRule = SettleRule())
         /// `url`: one file or archive over HTTP(S).
         case url(URLSourceSpec)
+        /// `tuf`: targets of a TUF repository, verified by CourierTUF (docs/STAGE.md, "TUF").
+        case tuf(TUFSourceSpec)
+    }
+
+    /// `source = "tuf"`: a vendor's TUF repository. The admin places its root once
+    /// (`trusted_root`); every cycle refreshes the metadata (root rotation, timestamp, snapshot,
+    /// targets, delegations) and downloads the chosen targets, each checked against the hashes
+    /// and length its signed metadata gives.
+    public struct TUFSourceSpec: Sendable, Equatable {
+        /// Where the metadata is served (`…/metadata/`: `root.json`, `2.root.json`, `timestamp.json` …).
+        public var metadataURL: String
+        /// Where the targets are served (`…/targets/`).
+        public var targetsURL: String
+        /// The trusted root.json the admin placed (copied into the state directory on first use;
+        /// later roots come from the repository, signed by the one before).
+        public var trustedRoot: String
+        /// The target paths that form the tree, in the repository's names.
+        public var targets: [String] = []
+        /// Or every target whose path matches this pattern (`*` within a `/` segment, `**` across).
+        public var targetPattern: String? = nil
+        /// A key of the targets' custom metadata that carries the publisher's revision number.
+        public var revisionKey: String? = nil
+        public var transfer = Transfer()
     }
 
     public struct URLSourceSpec: Sendable, Equatable {
@@ -185,8 +208,9 @@ public struct StageConfig: Sendable {
 
     static func parseType(_ name: String, _ t: TableReader, http: HTTP = HTTP()) throws -> ContentType {
         try t.allow(Set(["source", "path", "layout", "url", "urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name",
+                         "metadata_url", "targets_url", "trusted_root", "targets", "target_pattern", "revision_key",
                          "keep_revisions", "deltas", "hold", "settle", "ready_file"] + transferKeys))
-        guard let kind = try t.string("source") else { throw t.error(nil, "needs 'source' (dir or url)") }
+        guard let kind = try t.string("source") else { throw t.error(nil, "needs 'source' (dir, url or tuf)") }
         var type = ContentType(name: name, source: .dirSnapshot(path: ""))
         switch kind {
         case "dir":
@@ -245,11 +269,20 @@ public struct StageConfig: Sendable {
             }
             if let p = Names.pathProblem(spec.fileName) { throw t.error("file_name", p) }
             type.source = .url(spec)
+        case "tuf":
+            type.source = .tuf(try parseTUF(t, http: http))
         default:
-            throw t.error("source", "must be 'dir' or 'url', not '\(kind)'")
+            throw t.error("source", "must be 'dir', 'url' or 'tuf', not '\(kind)'")
         }
         if kind != "url" {
-            for k in transferKeys + ["urls"] where t.table[k] != nil { throw t.error(k, "applies to url sources only") }
+            for k in ["urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name"]
+            where t.table[k] != nil { throw t.error(k, "applies to url sources only") }
+        }
+        if kind == "dir" {
+            for k in transferKeys where t.table[k] != nil { throw t.error(k, "applies to url and tuf sources only") }
+        }
+        if kind != "tuf" {
+            for k in tufKeys where t.table[k] != nil { throw t.error(k, "applies to tuf sources only") }
         }
         if let k = try t.int("keep_revisions", min: 1, max: 1000) { type.keepRevisions = k }
         if let d = try t.int("deltas", min: 0, max: 100) { type.deltas = d }
@@ -265,6 +298,35 @@ public struct StageConfig: Sendable {
     }
 
     static let transferKeys = ["headers", "user", "password", "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval"]
+    static let tufKeys = ["metadata_url", "targets_url", "trusted_root", "targets", "target_pattern", "revision_key"]
+
+    /// `source = "tuf"`: both URLs, the trusted root, and the targets by list or pattern.
+    static func parseTUF(_ t: TableReader, http: HTTP) throws -> TUFSourceSpec {
+        for k in ["settle", "ready_file", "path", "layout", "url"] where t.table[k] != nil {
+            throw t.error(k, "does not apply to a tuf source (it takes metadata_url, targets_url, trusted_root, targets or target_pattern)")
+        }
+        func url(_ key: String) throws -> String {
+            guard let u = try t.string(key) else { throw t.error("source", "a tuf source needs '\(key)'") }
+            guard u.hasPrefix("https://") || u.hasPrefix("http://") else { throw t.error(key, "must be an http:// or https:// URL") }
+            return u.hasSuffix("/") ? u : u + "/"
+        }
+        guard let root = try t.string("trusted_root") else {
+            throw t.error("source", "a tuf source needs 'trusted_root': the repository's root.json, placed once by the admin")
+        }
+        var spec = TUFSourceSpec(metadataURL: try url("metadata_url"), targetsURL: try url("targets_url"), trustedRoot: t.resolve(root))
+        spec.targets = try t.strings("targets")
+        spec.targetPattern = try t.string("target_pattern")
+        if spec.targets.isEmpty == (spec.targetPattern == nil) {
+            throw t.error("targets", "give 'targets' (a list of target paths) or 'target_pattern', one of the two")
+        }
+        for p in spec.targets where Names.pathProblem(p) != nil {
+            throw t.error("targets", "\(Escape.quoted(p)): \(Names.pathProblem(p)!)")
+        }
+        if let k = try t.string("revision_key"), k.isEmpty { throw t.error("revision_key", "must not be empty") }
+        spec.revisionKey = try t.string("revision_key")
+        spec.transfer = try parseTransfer(t, defaults: http.transfer, perType: true)
+        return spec
+    }
 
     /// `key = "https://…"` or `key = ["https://a/…", "https://b/…"]`: one URL or a list of mirrors.
     static func urlList(_ t: TableReader, _ key: String) throws -> [String] {

@@ -36,7 +36,9 @@ public final class StageRunner {
         }
         let types = config.types.filter { only.isEmpty || only.contains($0.name) }
         var fetcher: Fetcher? = nil
-        if types.contains(where: { if case .url = $0.source { return true }; return false }) {
+        if types.contains(where: {
+            switch $0.source { case .url, .tuf: return true; default: return false }
+        }) {
             fetcher = Fetcher(policy: try fetchPolicy(), logger: logger)
         }
 

@@ -65,7 +65,23 @@ extension StageConfig.SourceSpec {
         case .dirRevisions(let path, let settle): return DirRevisionsSource(root: path, settle: settle)
         case .dirSnapshot(let path, let settle): return DirSnapshotSource(root: path, settle: settle)
         case .url(let spec): return URLSource(spec: spec)
+        case .tuf(let spec): return TUFSource(spec: spec)
         }
+    }
+}
+
+/// Runs `body` with a fetcher of a type's own (`change`: its headers, credentials, CA, rate),
+/// shut down afterwards whatever happens.
+func withOwnFetcher<T>(_ base: Fetcher, _ change: (inout FetchPolicy) -> Void,
+                       _ body: (Fetcher) async throws -> T) async throws -> T {
+    let fetcher = base.with(change)
+    do {
+        let r = try await body(fetcher)
+        try await fetcher.shutdown()
+        return r
+    } catch {
+        try? await fetcher.shutdown()
+        throw error
     }
 }
 

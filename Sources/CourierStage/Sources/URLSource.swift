@@ -37,15 +37,10 @@ public struct URLSource: ContentSource {
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
         guard let base = ctx.fetcher else { throw CourierError(.config, "url source needs an HTTP fetcher") }
         // The type's own headers, credentials, CA, rate and interval: a fetcher of its own.
-        let fetcher = base.with { spec.transfer.apply(to: &$0) }
         do {
-            let r = try await check(ctx, fetcher: fetcher)
-            try await fetcher.shutdown()
-            return r
-        } catch {
-            try? await fetcher.shutdown()
-            if let e = error as? CourierError, e.code == .minInterval { return .unchanged(e.message) }
-            throw error
+            return try await withOwnFetcher(base, { spec.transfer.apply(to: &$0) }) { try await check(ctx, fetcher: $0) }
+        } catch let e as CourierError where e.code == .minInterval {
+            return .unchanged(e.message)
         }
     }
 
