@@ -385,7 +385,9 @@ public struct SignedMetadata<Role: TUFRole>: Sendable {
         guard ["root", "timestamp", "snapshot", "targets"].contains(where: { $0.utf8.elementsEqual(t.utf8) }) else {
             throw CourierError(.malformed, "\(what): unrecognized metadata type \(Escape.quoted(t))")
         }
-        guard let sa = sigs.arrayValue else { throw CourierError(.malformed, "\(what): signatures is not a list") }
+        // python-tuf iterates `signatures`: an empty object iterates as no signatures.
+        let empty: [JSONValue]? = sigs.objectValue?.isEmpty == true ? [] : nil
+        guard let sa = sigs.arrayValue ?? empty else { throw CourierError(.malformed, "\(what): signatures is not a list") }
         var out: [Signature] = []
         var seen = Set<[UInt8]>()
         for e in sa {
@@ -489,7 +491,10 @@ extension JSONValue {
         guard let s = stringValue else { throw CourierError(.malformed, "\(what): \(name) is not a string") }
         return s
     }
+    /// An integer field. `true`/`false` count as 1/0: Python's bool is an int, python-tuf does
+    /// not tell them apart, and the canonical form keeps `true` (so signatures are unaffected).
     func int(in what: String, _ name: String) throws -> Int64 {
+        if case .bool(let b) = self { return b ? 1 : 0 }
         guard let v = intValue else { throw CourierError(.malformed, "\(what): \(name) is not an integer") }
         return v
     }
