@@ -281,8 +281,9 @@ public struct SuccinctRoles: Sendable, Equatable {
         guard n.count == pre.count + suffixLength, n.starts(with: pre) else { return false }
         // Python's int(x, 16) also takes "0x" prefixes, "_" separators and surrounding
         // whitespace; bin names never contain them, and such names are not this set's bins.
-        guard let v = Int64(String(decoding: n[pre.count...], as: UTF8.self), radix: 16),
-              n[pre.count...].allSatisfy({ Hex.decode("0" + String(UnicodeScalar($0))) != nil }) else { return false }
+        let suffix = n[pre.count...]
+        let isHexDigit = { (c: UInt8) in (0x30...0x39).contains(c) || (0x61...0x66).contains(c) || (0x41...0x46).contains(c) }
+        guard suffix.allSatisfy(isHexDigit), let v = Int64(String(decoding: suffix, as: UTF8.self), radix: 16) else { return false }
         return v >= 0 && v < numberOfBins
     }
 }
