@@ -61,7 +61,9 @@ public final class Updater {
     // MARK: - Refresh
 
     /// Updates the top-level metadata: root, timestamp, snapshot, targets, in that order.
-    /// Throws at the first failure; what was accepted before it stays persisted.
+    /// Throws at the first failure; what was accepted before it stays persisted. Once per
+    /// updater, as in python-tuf (the trusted set only moves forward): make a new updater to
+    /// refresh again. `targetInfo` calls it when the top-level targets are not loaded yet.
     public func refresh() async throws {
         try await loadRoot()
         try await loadTimestamp()
