@@ -255,7 +255,7 @@ public final class Updater {
             throw error
         }
         Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
-        logger.info("downloaded target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
+        logger.debug("verified and stored target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
         return dest
     }
 
