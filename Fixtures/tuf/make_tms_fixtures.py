@@ -103,7 +103,7 @@ def case(name, steps, root=ROOT1):
             res = "ok"
         except Exception as e:  # noqa: BLE001 - the class name is the decision recorded
             res = type(e).__name__
-        after = {r: (tms.get(r).version if tms.get(r) is not None else None)
+        after = {r: (int(tms.get(r).version) if tms.get(r) is not None else None)
                  for r in ["root", "timestamp", "snapshot", "targets", "role1"]}
         out.append({"op": op, "data": blob(data), "role": kw.get("role", ""), "delegator": kw.get("delegator", ""),
                     "trusted": kw.get("trusted", False), "result": res, "after": after})
@@ -238,6 +238,61 @@ case("null consistent_snapshot added after signing", [("timestamp", TS1)],
      root=raw_edit(ROOT1, lambda d: d["signed"].update(consistent_snapshot=None)))
 case("delegated by a role without delegations", base + [("delegated", R1, {"role": "role1", "delegator": "targets"}),
      ("delegated", R1, {"role": "role2", "delegator": "role1"})])
+
+# --- model validation: files edited and re-signed as is (bypassing python-tuf's writer), so
+# that only python-tuf's parsing decides
+from securesystemslib.formats import encode_canonical
+def resigned(md_bytes, edit, key):
+    d = json.loads(md_bytes)
+    edit(d["signed"])
+    sig = K[key].sign(encode_canonical(d["signed"]).encode())
+    d["signatures"] = [{"keyid": sig.keyid, "sig": sig.signature}]
+    return json.dumps(d).encode()
+def ts_edit(name, edit):
+    case(name, [("timestamp", resigned(TS1, edit, "ts"))])
+def root_edit(name, edit):
+    case(name, [("timestamp", TS1)], root=resigned(ROOT1, edit, "root1"))
+def targets_edit(name, edit, t=TD):
+    s = snap(meta={"targets.json": MetaFile(1)})
+    case(name, [("timestamp", ts(1, 1, s)), ("snapshot", s), ("targets", resigned(t, edit, "targets"))])
+ts_edit("version true", lambda d: d.update(version=True))
+ts_edit("version string", lambda d: d.update(version="1"))
+ts_edit("spec_version 1.0", lambda d: d.update(spec_version="1.0"))
+ts_edit("spec_version 1", lambda d: d.update(spec_version="1"))
+ts_edit("spec_version 1.0.x", lambda d: d.update(spec_version="1.0.x"))
+ts_edit("meta length negative", lambda d: d["meta"]["snapshot.json"].update(length=-1))
+ts_edit("meta hashes empty", lambda d: d["meta"]["snapshot.json"].update(hashes={}))
+ts_edit("meta hash value not a string", lambda d: d["meta"]["snapshot.json"].update(hashes={"sha256": 1}))
+ts_edit("meta version zero", lambda d: d["meta"]["snapshot.json"].update(version=0))
+ts_edit("expires with offset", lambda d: d.update(expires="2031-01-01T00:00:00+00:00"))
+ts_edit("expires with fraction", lambda d: d.update(expires="2031-01-01T00:00:00.5Z"))
+ts_edit("expires one-digit fields", lambda d: d.update(expires="2031-1-1T0:0:0Z"))
+ts_edit("float in unknown field", lambda d: d.update(x=1.5) if False else d.update(x=[1, 2]))
+root_edit("root threshold zero", lambda d: d["roles"]["timestamp"].update(threshold=0))
+root_edit("root nonunique keyids", lambda d: d["roles"]["timestamp"].update(keyids=d["roles"]["timestamp"]["keyids"] * 2))
+root_edit("root extra role", lambda d: d["roles"].update(mirror={"keyids": [], "threshold": 1}))
+root_edit("root missing role", lambda d: d["roles"].pop("targets"))
+root_edit("root consistent_snapshot string", lambda d: d.update(consistent_snapshot="yes"))
+root_edit("root legacy ecdsa keytype", lambda d: [k.update(keytype="ecdsa-sha2-nistp256") for k in d["keys"].values() if k["keytype"] == "ecdsa"])
+root_edit("root key without public", lambda d: [k.update(keyval={"private": "x"}) for k in d["keys"].values() if k["keytype"] == "ecdsa"])
+targets_edit("delegations paths and prefixes", lambda d: d["delegations"]["roles"][0].update(path_hash_prefixes=["ab"]))
+targets_edit("delegations neither paths nor prefixes", lambda d: d["delegations"]["roles"][0].pop("paths"))
+targets_edit("delegations null paths with prefixes", lambda d: d["delegations"]["roles"][0].update(paths=None, path_hash_prefixes=["ab"]))
+targets_edit("delegated role named snapshot", lambda d: d["delegations"]["roles"][0].update(name="snapshot"))
+targets_edit("delegated role name empty", lambda d: d["delegations"]["roles"][0].update(name=""))
+targets_edit("duplicate delegated role", lambda d: d["delegations"]["roles"].append(d["delegations"]["roles"][0]))
+targets_edit("delegations roles and succinct", lambda d: d["delegations"].update(succinct_roles={"keyids": [], "threshold": 1, "bit_length": 2, "name_prefix": "b"}))
+targets_edit("succinct bit_length 33", lambda d: (d["delegations"].pop("roles"), d["delegations"].update(succinct_roles={"keyids": [], "threshold": 1, "bit_length": 33, "name_prefix": "b"})))
+targets_edit("delegations null", lambda d: d.update(delegations=None))
+targets_edit("terminating missing", lambda d: d["delegations"]["roles"][0].pop("terminating"))
+targets_edit("target length negative", lambda d: d["targets"].update({"f": {"length": -1, "hashes": {"sha256": "00"}}}))
+targets_edit("target without hashes", lambda d: d["targets"].update({"f": {"length": 1}}))
+targets_edit("target with custom unicode", lambda d: d["targets"].update({"f\u00e9/\u212a": {"length": 1, "hashes": {"sha256": "00"}, "custom": {"\u0000": "\u202e"}}}))
+case("signatures not a list", [("timestamp", raw_edit(TS1, lambda d: d.update(signatures={})))])
+case("signature without sig", [("timestamp", raw_edit(TS1, lambda d: d["signatures"][0].pop("sig")))])
+case("signature not hex", [("timestamp", raw_edit(TS1, lambda d: d["signatures"][0].update(sig="zz")))])
+case("signature with unknown field", [("timestamp", raw_edit(TS1, lambda d: d["signatures"][0].update(x=1)))])
+case("float in signed", [("timestamp", raw_edit(TS1, lambda d: d["signed"].update(x=1.5)))])
 
 with open("tms_cases.json", "w") as f:
     json.dump({"blobs": blobs, "cases": cases}, f, indent=0)

@@ -46,4 +46,28 @@ import Testing
         #expect(found?.0.length == want.length)
         #expect(loaded == want.loaded)
     }
+
+    /// The resumable walk (for an async loader) asks for the same roles in the same order.
+    @Test(arguments: lookups.map(\.path))
+    func walkAsksForTheSameRoles(_ path: String) throws {
+        let want = Self.lookups.first { $0.path == path }!
+        let f = Self.files
+        var set = try Self.refreshed()
+        var walk = TargetSearch.Walk(path)
+        var asked: [String] = []
+        var found: (TargetFile, String)?
+        loop: while true {
+            switch try walk.next(in: set) {
+            case .need(let role, let delegator):
+                asked.append(role)
+                try set.updateDelegatedTargets(f[role]!, role: role, delegator: delegator)
+            case .found(let t, let role): found = (t, role); break loop
+            case .notFound: break loop
+            }
+        }
+        #expect(asked == want.loaded)
+        #expect(found?.1 == want.role)
+        // Finished: asking again gives the same answer and loads nothing.
+        if case .need = try walk.next(in: set) { Issue.record("walk asked for a role after finishing") }
+    }
 }

@@ -142,6 +142,11 @@ struct SearchWorld {
         #expect(errorCode { _ = try w.search("x") } == .download)
         var w2 = try SearchWorld(top: ([:], nil), roles: [:])
         #expect(errorCode { _ = try TargetSearch.findTarget("x", in: &w2.set) { _, _, _ in } } == .tufOrder)
+        // The walk: a role asked for and not loaded is the caller's bug.
+        var walk = TargetSearch.Walk("x")
+        guard case .need(let role, let delegator) = try walk.next(in: w2.set) else { Issue.record("no need"); return }
+        #expect(role == "targets" && delegator == "root")
+        #expect(errorCode { _ = try walk.next(in: w2.set) } == .tufOrder)
     }
 }
 

@@ -219,6 +219,21 @@ import Testing
         #expect(ws.read("client/metadata/timestamp.json") == repo.metadata("timestamp.json"))
     }
 
+    /// tuf-conformance's `test_unusual_role_name`: the request and the file use the quoted name.
+    @Test(arguments: ["?", "#", "/delegatedrole", "../delegatedrole"])
+    func unusualRoleNames(_ role: String) async throws {
+        let ws = TUFWorkspace()
+        let repo = try TestRepo(ws)
+        try repo.run(["delegate", role, "*"])
+        let server = try TUFServer(repo, ws)
+        _ = try initClient(ws, repo)
+        let found = try await withUpdater(ws, server) { try await $0.targetInfo("nonexistent target") }
+        #expect(found == nil)
+        let quoted = PercentEncoding.quote(role)
+        #expect(server.requests().contains("/metadata/1.\(quoted).json"), "\(server.requests())")
+        #expect(ws.list("client/metadata") == ["\(quoted).json", "root.json", "snapshot.json", "targets.json", "timestamp.json"].sorted())
+    }
+
     @Test func anExpiredRootFailsTheRefresh() async throws {
         let ws = TUFWorkspace()
         let repo = try TestRepo(ws, ["--expired-root"])

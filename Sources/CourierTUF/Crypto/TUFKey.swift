@@ -39,8 +39,7 @@ public struct TUFKey: Sendable, Equatable {
             let kt = json[field: "keytype"]?.stringValue ?? "?", sc = json[field: "scheme"]?.stringValue ?? "?"
             throw CourierError(.malformed, "key \(Escape.quoted(keyid)): unsupported public key \(Escape.quoted(kt))/\(Escape.quoted(sc))")
         }
-        guard let kv = json[field: "keyval"]?.objectValue, kv["public"]?.stringValue != nil,
-              json[field: "keyval"]?[field: "public"] != nil else {
+        guard let kv = json[field: "keyval"]?.objectValue, json[field: "keyval"]?[field: "public"]?.stringValue != nil else {
             throw CourierError(.malformed, "key \(Escape.quoted(keyid)): keyval.public must be a string")
         }
         self.keyType = kt
@@ -49,7 +48,7 @@ public struct TUFKey: Sendable, Equatable {
         self.json = json
     }
 
-    public var publicValue: String { keyval["public"]?.stringValue ?? "" }
+    public var publicValue: String { exactLookup(keyval, "public")?.stringValue ?? "" }
 
     /// The key id securesystemslib computes by default: SHA-256 hex of the canonical JSON of
     /// `{keytype, scheme, keyval}`. TUF does not require metadata to use it (python-tuf takes the

@@ -197,7 +197,15 @@ public enum JSONValue: Sendable, Equatable {
 
         mutating func string() throws -> String {
             i += 1
-            var out: [UInt8] = []
+            // Fast path: no escape before the closing quote (most metadata strings).
+            var j = i
+            while j < b.count, b[j] != 0x22, b[j] != 0x5c, b[j] >= 0x20 { j += 1 }
+            if j < b.count, b[j] == 0x22 {
+                defer { i = j + 1 }
+                return String(decoding: b[i..<j], as: UTF8.self)
+            }
+            var out: [UInt8] = Array(b[i..<j])
+            i = j
             while true {
                 guard i < b.count else { throw fail("unterminated string") }
                 let c = b[i]
@@ -267,27 +275,29 @@ public enum JSONValue: Sendable, Equatable {
             out.append(0x5d)
         case .object(let o):
             out.append(0x7b)
-            for (n, k) in Self.sortedKeys(o).enumerated() {
+            // Keys in code-point order: UTF-8 byte order is code-point order, and unlike Swift's
+            // `String <` it does not normalise. Sorting the entries (not the keys, then looking
+            // each up) avoids hashing every key again, the slow part on large files.
+            let entries = o.sorted { a, b in a.key.utf8.lexicographicallyPrecedes(b.key.utf8) }
+            for (n, e) in entries.enumerated() {
                 if n > 0 { out.append(0x2c) }
-                Self.appendCanonicalString(k, to: &out)
+                Self.appendCanonicalString(e.key, to: &out)
                 out.append(0x3a)
-                o[k]!.appendCanonical(to: &out)
+                e.value.appendCanonical(to: &out)
             }
             out.append(0x7d)
         }
     }
 
-    /// Keys in code-point order. UTF-8 byte order is code-point order, and unlike Swift's
-    /// `String <` it does not normalise.
-    static func sortedKeys(_ o: [String: JSONValue]) -> [String] {
-        o.keys.sorted { a, b in a.utf8.lexicographicallyPrecedes(b.utf8) }
-    }
-
     static func appendCanonicalString(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
-        for c in s.utf8 {
-            if c == 0x5c || c == 0x22 { out.append(0x5c) }
-            out.append(c)
+        if s.utf8.contains(where: { $0 == 0x5c || $0 == 0x22 }) {
+            for c in s.utf8 {
+                if c == 0x5c || c == 0x22 { out.append(0x5c) }
+                out.append(c)
+            }
+        } else {
+            out.append(contentsOf: s.utf8)
         }
         out.append(0x22)
     }

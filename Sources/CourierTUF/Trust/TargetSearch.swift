@@ -24,33 +24,81 @@ public enum TargetSearch {
         maxDelegations: Int = 32,
         load: (_ role: String, _ delegator: String, _ set: inout TrustedMetadataSet) throws -> Void
     ) throws -> (TargetFile, role: String)? {
-        var toVisit: [(role: String, parent: String)] = [("targets", "root")]
-        var visited = Set<RoleName>()
-        while visited.count <= maxDelegations, let next = toVisit.popLast() {
-            let (role, parent) = next
-            if visited.contains(RoleName(role)) { continue }
-            if !set.contains(role: role, delegator: parent) {
-                try load(role, parent, &set)
-            }
-            guard set.contains(role: role, delegator: parent), let md = set.targetsRole(role) else {
-                throw CourierError(.tufOrder, "target search: load did not leave \(Escape.quoted(role)) (delegated by \(Escape.quoted(parent))) in the trusted set")
-            }
-            if let t = md.signed.target(path) { return (t, role) }
-            visited.insert(RoleName(role))
-            if let d = md.signed.delegations {
-                var children: [(role: String, parent: String)] = []
-                for (child, terminating) in d.rolesForTarget(path) {
-                    children.append((child, role))
-                    if terminating {
-                        // Not backtracking to other roles.
-                        toVisit.removeAll()
-                        break
-                    }
-                }
-                toVisit.append(contentsOf: children.reversed())
+        var walk = Walk(path, maxDelegations: maxDelegations)
+        while true {
+            switch try walk.next(in: set) {
+            case .need(let role, let delegator): try load(role, delegator, &set)
+            case .found(let file, let role): return (file, role)
+            case .notFound: return nil
             }
         }
-        return nil
+    }
+
+    /// The same search as a resumable state machine, for callers whose loading is `async` (a
+    /// synchronous closure cannot await a download): `next(in:)` walks until it needs a role the
+    /// set does not hold as verified by its delegator and returns `.need`; the caller loads it
+    /// (`updateDelegatedTargets`, or `updateTargets` for "targets") and calls `next` again.
+    /// Each role is asked for once, in python-tuf's order; no re-walking.
+    public struct Walk: Sendable {
+        public enum Step: Sendable {
+            /// Load `role` as delegated by `delegator` into the set, then call `next` again.
+            case need(role: String, delegator: String)
+            case found(TargetFile, role: String)
+            case notFound
+        }
+
+        public let path: String
+        public let maxDelegations: Int
+        private var toVisit: [(role: String, parent: String)] = [("targets", "root")]
+        private var visited = Set<RoleName>()
+        private var pending: (role: String, parent: String)?
+        private var result: Step?
+
+        public init(_ path: String, maxDelegations: Int = 32) {
+            self.path = path
+            self.maxDelegations = maxDelegations
+        }
+
+        public mutating func next(in set: TrustedMetadataSet) throws -> Step {
+            if let result { return result }
+            if let p = pending {
+                pending = nil
+                guard set.contains(role: p.role, delegator: p.parent), let md = set.targetsRole(p.role) else {
+                    throw CourierError(.tufOrder, "target search: \(Escape.quoted(p.role)) (delegated by \(Escape.quoted(p.parent))) was not loaded into the trusted set")
+                }
+                if let step = visit(p, md) { return finish(step) }
+            }
+            while visited.count <= maxDelegations, let n = toVisit.popLast() {
+                if visited.contains(RoleName(n.role)) { continue }
+                guard set.contains(role: n.role, delegator: n.parent), let md = set.targetsRole(n.role) else {
+                    pending = n
+                    return .need(role: n.role, delegator: n.parent)
+                }
+                if let step = visit(n, md) { return finish(step) }
+            }
+            return finish(.notFound)
+        }
+
+        private mutating func finish(_ s: Step) -> Step { result = s; return s }
+
+        /// Looks `path` up in one loaded role; on a miss, marks the role visited and pushes the
+        /// delegations trusted for `path` so that they pop in listed order.
+        private mutating func visit(_ n: (role: String, parent: String), _ md: SignedMetadata<Targets>) -> Step? {
+            if let t = md.signed.target(path) { return .found(t, role: n.role) }
+            visited.insert(RoleName(n.role))
+            guard let d = md.signed.delegations else { return nil }
+            var children: [(role: String, parent: String)] = []
+            for (child, terminating) in d.rolesForTarget(path) {
+                children.append((child, n.role))
+                if terminating {
+                    // Not backtracking to other roles.
+                    toVisit.removeAll()
+                    break
+                }
+            }
+            toVisit.append(contentsOf: children.reversed())
+            return nil
+        }
     }
 }
 

@@ -61,7 +61,9 @@ public final class Updater {
     // MARK: - Refresh
 
     /// Updates the top-level metadata: root, timestamp, snapshot, targets, in that order.
-    /// Throws at the first failure; what was accepted before it stays persisted.
+    /// Throws at the first failure; what was accepted before it stays persisted. Once per
+    /// updater, as in python-tuf (the trusted set only moves forward): make a new updater to
+    /// refresh again. `targetInfo` calls it when the top-level targets are not loaded yet.
     public func refresh() async throws {
         try await loadRoot()
         try await loadTimestamp()
@@ -173,27 +175,22 @@ public final class Updater {
     /// python-tuf) and loading delegated roles on demand; nil when no role lists it. Refreshes
     /// first if the top-level targets are not loaded yet.
     ///
-    /// The walk is the core's `TargetSearch.findTarget`, which is synchronous; loading a role is
-    /// not (local file, else network). So the search runs until it asks for a role the set does
-    /// not hold, stops there (`NeedRole`), the role is loaded, and the search runs again. The walk
-    /// is deterministic in what is loaded, so each run passes the roles already loaded and asks
-    /// for exactly the role a single walk would load next: the same loads in the same order, at
-    /// the price of re-walking (at most `maxDelegations` + 1 roles, in memory).
+    /// The walk is the core's (`TargetSearch.Walk`, the resumable form of `findTarget`): it stops
+    /// at each role the set does not hold yet, this loads it (local file, else network), and the
+    /// walk goes on — the same roles in the same order as python-tuf.
     public func targetInfo(_ path: String) async throws -> FoundTarget? {
         if trusted.targets == nil { try await refresh() }
-        struct NeedRole: Error { let role: String; let delegator: String }
-        // Each round loads one more role or throws; the bound is a guard, not a limit.
-        for _ in 0...(config.maxDelegations + 2) {
-            do {
-                let found = try TargetSearch.findTarget(path, in: &trusted, maxDelegations: config.maxDelegations) { role, delegator, _ in
-                    throw NeedRole(role: role, delegator: delegator)
-                }
-                return found.map { FoundTarget(file: $0.0, role: $0.role) }
-            } catch let need as NeedRole {
-                _ = try await loadTargets(role: need.role, delegator: need.delegator)
+        var walk = TargetSearch.Walk(path, maxDelegations: config.maxDelegations)
+        while true {
+            switch try walk.next(in: trusted) {
+            case .need(let role, let delegator):
+                _ = try await loadTargets(role: role, delegator: delegator)
+            case .found(let file, let role):
+                return FoundTarget(file: file, role: role)
+            case .notFound:
+                return nil
             }
         }
-        throw CourierError(.limit, "target \(Escape.quoted(path)): the delegation search did not settle")
     }
 
     /// Where `target` is stored in `targetDir`: its path quoted into one file name
@@ -258,7 +255,7 @@ public final class Updater {
             throw error
         }
         Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
-        logger.info("downloaded target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
+        logger.debug("verified and stored target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
         return dest
     }
 
