@@ -59,7 +59,7 @@ MICRO_SCRATCH ?= $(CURDIR)/.build-bench
 microbench: bootstrap
 	@MICRO_SCRATCH="$(MICRO_SCRATCH)" BENCH_QUICK="$(BENCH_QUICK)" bash scripts/bench/micro/run.sh
 
-# Man pages man/courier-{stage,deliver,inboxd}.1, generated from the programs' own help by
+# Man pages man/courier-{stage,deliver,inboxd,tuf}.1, generated from the programs' own help by
 # swift-argument-parser's generate-manual plugin (offline: it builds the package, runs each
 # program with --experimental-dump-help and writes mdoc). Committed, so that `make install`
 # needs no Swift build of its own; run `make man` after changing a command's options. A blank
@@ -88,7 +88,7 @@ man: bootstrap
 INSTALL_BIN ?= $(RELEASE_BIN)
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
-COURIER_PROGRAMS := courier-stage courier-deliver courier-inboxd
+COURIER_PROGRAMS := courier-stage courier-deliver courier-inboxd courier-tuf
 
 define COURIER_INSTALL_SH
 set -eu
