@@ -20,6 +20,9 @@ public struct UpdaterConfig: Sendable {
     public var targetsMaxLength = 5_000_000
     /// With consistent snapshots, fetch targets as `dir/{hash}.{name}` (`prefix_targets_with_hash`).
     public var prefixTargetsWithHash = true
+    /// Targets up to this length are fetched into memory on the updater's pooled connection;
+    /// longer ones stream to a file (bounded memory whatever the target's size).
+    public var targetInMemoryMax = 4 << 20
 
     public init() {}
 
