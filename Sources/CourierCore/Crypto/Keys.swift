@@ -21,7 +21,35 @@ public enum Hex {
     public static func sha256(_ bytes: [UInt8]) -> String { encode(SHA256.hash(data: bytes)) }
 
     /// Whether `b` is one of 0-9, a-f (what `encode` writes).
-    public static func isLowerDigit(_ b: UInt8) -> Bool { (b >= 48 && b <= 57) || (b >= 97 && b <= 102) }
+    public static func isLowerDigit(_ b: UInt8) -> Bool { digitValue(b, lowercaseOnly: true) != nil }
+
+    /// The value of one hex digit: 0-9, a-f, and A-F unless `lowercaseOnly`; nil for anything
+    /// else. The one digit decoder of every hex parser (manifests, JSON escapes, TUF keys).
+    @inlinable
+    public static func digitValue(_ c: UInt8, lowercaseOnly: Bool = false) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c &- 0x30
+        case 0x61...0x66: return c &- 0x57
+        case 0x41...0x46: return lowercaseOnly ? nil : c &- 0x37
+        default: return nil
+        }
+    }
+
+    /// Hex (either case, as Python's `bytes.fromhex` takes it, without its whitespace leniency)
+    /// to bytes; nil when not hex.
+    public static func decode(_ s: String) -> [UInt8]? {
+        let u = Array(s.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i < u.count {
+            guard let h = digitValue(u[i]), let l = digitValue(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
 }
 
 /// An Ed25519 public key of the organisation's staging server.

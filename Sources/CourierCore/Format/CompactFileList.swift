@@ -154,9 +154,7 @@ public struct CompactFileList: Sendable {
             var i = s.startIndex
             for k in 0..<32 {
                 let h = s[i], l = s[i + 1]
-                let hv: UInt8, lv: UInt8
-                switch h { case 0x30...0x39: hv = h - 0x30; case 0x61...0x66: hv = h - 0x57; default: return false }
-                switch l { case 0x30...0x39: lv = l - 0x30; case 0x61...0x66: lv = l - 0x57; default: return false }
+                guard let hv = Hex.digitValue(h, lowercaseOnly: true), let lv = Hex.digitValue(l, lowercaseOnly: true) else { return false }
                 raw[k] = hv << 4 | lv
                 i += 2
             }
@@ -283,13 +281,8 @@ public struct CompactFileList: Sendable {
             var v: UInt32 = 0
             for _ in 0..<4 {
                 let c = b[i]
-                let d: UInt32
-                switch c {
-                case 0x30...0x39: d = UInt32(c - 0x30)
-                case 0x41...0x46: d = UInt32(c - 0x37)
-                case 0x61...0x66: d = UInt32(c - 0x57)
-                default: throw fail("bad \\u escape")
-                }
+                guard let n = Hex.digitValue(c) else { throw fail("bad \\u escape") }
+                let d = UInt32(n)
                 v = v << 4 | d; i += 1
             }
             return v

@@ -158,13 +158,7 @@ public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleBy
     static func digest(_ d: UnsafeRawBufferPointer, equalsHex hex: String) -> Bool {
         let h = hex.utf8
         guard h.count == 2 * d.count else { return false }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 0x30...0x39: return c - 0x30
-            case 0x61...0x66: return c - 0x61 + 10
-            default: return nil
-            }
-        }
+        func nibble(_ c: UInt8) -> UInt8? { Hex.digitValue(c, lowercaseOnly: true) }
         var i = h.startIndex
         for byte in d {
             let hiC = h[i]; i = h.index(after: i)

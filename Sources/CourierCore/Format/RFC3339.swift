@@ -17,7 +17,7 @@ public enum RFC3339 {
     }
 
     /// (year, month, day) → days since 1970-01-01. Howard Hinnant's days_from_civil.
-    static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+    public static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
         let y = m <= 2 ? y0 - 1 : y0
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400

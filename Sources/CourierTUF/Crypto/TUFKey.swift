@@ -102,30 +102,3 @@ public struct TUFKey: Sendable, Equatable {
         return k.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: padding)
     }
 }
-
-/// Hex decoding for TUF (signatures, ed25519 keys); encoding is CourierCore's `Hex.encode`.
-extension Hex {
-    /// Hex (either case, as Python's `bytes.fromhex` takes it, without its whitespace leniency)
-    /// to bytes; nil when not hex.
-    public static func decode(_ s: String) -> [UInt8]? {
-        let u = Array(s.utf8)
-        guard u.count % 2 == 0 else { return nil }
-        func nib(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 0x30...0x39: return c - 0x30
-            case 0x61...0x66: return c - 0x61 + 10
-            case 0x41...0x46: return c - 0x41 + 10
-            default: return nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(u.count / 2)
-        var i = 0
-        while i < u.count {
-            guard let h = nib(u[i]), let l = nib(u[i + 1]) else { return nil }
-            out.append(h << 4 | l)
-            i += 2
-        }
-        return out
-    }
-}

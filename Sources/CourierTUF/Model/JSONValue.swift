@@ -182,13 +182,8 @@ public enum JSONValue: Sendable, Equatable {
             var v: UInt32 = 0
             for _ in 0..<4 {
                 let c = b[i]
-                let d: UInt32
-                switch c {
-                case 0x30...0x39: d = UInt32(c - 0x30)
-                case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-                case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-                default: throw fail("bad \\u escape")
-                }
+                guard let n = Hex.digitValue(c) else { throw fail("bad \\u escape") }
+                let d = UInt32(n)
                 v = v << 4 | d
                 i += 1
             }

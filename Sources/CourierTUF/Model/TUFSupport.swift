@@ -30,18 +30,9 @@ public enum TUFTime {
         let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
         let dim: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
         guard d <= dim[Int(mo - 1)] else { return nil }
-        return days(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
+        return RFC3339.days(fromCivil: y, mo, d) * 86400 + h * 3600 + mi * 60 + se
     }
 
-    /// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    static func days(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, for messages.
     public static func format(_ t: Int64) -> String { RFC3339.format(t) }
