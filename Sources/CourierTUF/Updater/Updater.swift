@@ -233,21 +233,6 @@ public final class Updater {
             }
         }
         let url = base + remote
-        if target.file.length <= Int64(config.targetInMemoryMax) {
-            // Small (most of a signature set): through the updater's own fetcher and its pooled
-            // connection, into memory, at most the signed length; checked, then written. The
-            // streaming path below makes a fetcher (an HTTP client, a connection) per target,
-            // which cost 500 small targets 1.7 s against 0.25 s here (scripts/bench/tuf.sh).
-            let bytes = try await fetcher.fetchSmall(url, limit: Int(target.file.length))
-            try target.file.verifyLengthAndHashes(bytes)
-            let dir = dest.lastIndex(of: "/").map { String(dest[..<$0]) } ?? ""
-            if !dir.isEmpty { try Sys.mkdirs(dir) }
-            // Not flushed: a target is checked against its hashes whenever it is used again
-            // (findCachedTarget), so one torn by a crash is fetched again, never trusted.
-            try Sys.writeFileAtomically(dest, bytes, durable: false)
-            logger.debug("verified and stored target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
-            return dest
-        }
         let slash = dest.lastIndex(of: "/")
         let dir = slash.map { String(dest[..<$0]) } ?? "."
         let name = slash.map { String(dest[dest.index(after: $0)...]) } ?? dest
@@ -257,6 +242,19 @@ public final class Updater {
             for suffix in ["", ".partial", ".partial.json"] where Sys.exists(tmp + suffix) { try? Sys.unlink(tmp + suffix) }
         }
         cleanUp()   // a crashed run's leftovers: start from zero, as python-tuf does
+        if target.file.length <= Int64(config.targetInMemoryMax) {
+            // Small (most of a signature set): through the updater's own fetcher and its pooled
+            // connection, into memory, at most the signed length; checked, then written. The
+            // streaming path below makes a fetcher (an HTTP client, a connection) per target,
+            // which cost 500 small targets of 4 KiB 1.8 s against 0.54 s this way.
+            let bytes = try await fetcher.fetchSmall(url, limit: Int(target.file.length))
+            try target.file.verifyLengthAndHashes(bytes)
+            // Not flushed: a target is checked against its hashes whenever it is used again
+            // (findCachedTarget), so one torn by a crash is fetched again, never trusted.
+            try Sys.writeFileAtomically(dest, bytes, durable: false)
+            logger.debug("verified and stored target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
+            return dest
+        }
         logger.debug("fetching target", metadata: ["url": "\(Escape.text(url))", "length": "\(target.file.length)"])
         let bounded = fetcher.with { $0.maxBytes = target.file.length }
         do {

@@ -22,7 +22,7 @@ public struct UpdaterConfig: Sendable {
     public var prefixTargetsWithHash = true
     /// Targets up to this length are fetched into memory on the updater's pooled connection;
     /// longer ones stream to a file (bounded memory whatever the target's size).
-    public var targetInMemoryMax = 4 << 20
+    public var targetInMemoryMax = 1 << 20
 
     public init() {}
 
