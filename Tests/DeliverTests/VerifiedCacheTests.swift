@@ -8,7 +8,8 @@ import Testing
 /// the file or the trust makes push verify again; the checks that depend on the moment run on
 /// every hit; the directory must be private.
 @Suite(.serialized) struct VerifiedCacheTests {
-    func cache(_ f: Fleet) throws -> VerifiedCache { try VerifiedCache(dir: f.root + "/verified") }
+    /// No minimum age: the packages here are a moment old (`recentPackageIsNotRemembered` tests it).
+    func cache(_ f: Fleet) throws -> VerifiedCache { try VerifiedCache(dir: f.root + "/verified", minimumAge: 0) }
 
     func push(_ f: Fleet, _ inbox: String, cache: VerifiedCache?, now: Int64? = nil, trust: TrustStore? = nil) throws -> Pusher.Summary {
         for n in f.names(inbox) { try? FileManager.default.removeItem(atPath: inbox + "/" + n) }
@@ -109,6 +110,43 @@ import Testing
         let t = try push(f, ib, cache: c, trust: other)
         #expect(t.verified == 1 && t.remembered == 0 && t.copied == 1)
         #expect(f.names(c.dir).count == 2)
+    }
+
+    /// A package written to while it was being verified is not remembered: `remember` compares
+    /// the file's identity (ctime among it) with the one taken before verification.
+    @Test func changedDuringVerificationIsNotRemembered() throws {
+        let f = Fleet("vcache-race")
+        try f.publish("virus-defs", 1)
+        let c = try cache(f)
+        let pkg = f.fullPath("virus-defs", 1)
+        let fd = open(pkg, O_RDWR | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var o = VerifyOptions(trust: f.trust)
+        o.expectedType = "virus-defs"
+        let before = c.identity(fd: fd, path: pkg)
+        let m = try PackageVerifier.verify(path: pkg, options: o, sameFileAs: fd).manifest
+        // Same byte written back, a clock tick later: the content is unchanged, the ctime is not.
+        usleep(20_000)
+        var b: UInt8 = 0
+        #expect(pread(fd, &b, 1, 100) == 1 && pwrite(fd, &b, 1, 100) == 1)
+        c.remember(fd: fd, path: pkg, before: before, options: o, manifest: m)
+        #expect(f.names(c.dir).isEmpty)
+        // Unchanged since its identity was taken: remembered.
+        let now = c.identity(fd: fd, path: pkg)
+        c.remember(fd: fd, path: pkg, before: now, options: o, manifest: m)
+        #expect(f.names(c.dir).count == 1)
+    }
+
+    /// A package changed within the last `minimumAge` seconds is verified but not remembered.
+    @Test func recentPackageIsNotRemembered() throws {
+        let f = Fleet("vcache-recent")
+        try f.publish("virus-defs", 1)
+        let c = try VerifiedCache(dir: f.root + "/verified", minimumAge: 3600)
+        let ib = f.inbox("a")
+        #expect(try push(f, ib, cache: c).verified == 1)
+        #expect(f.names(c.dir).isEmpty)
+        #expect(try push(f, ib, cache: c).remembered == 0)
     }
 
     /// The directory: created 0700; refused when others may write it, when it is a symlink, or

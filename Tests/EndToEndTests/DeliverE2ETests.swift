@@ -104,6 +104,8 @@ import Testing
     @Test func verificationCacheFromTheCommandLine() throws {
         let t = TempDir()
         let inboxes = try setUp(t, clients: 1)
+        // Push remembers only packages that have not changed for 2 s (VerifiedCache.minimumAge).
+        sleep(3)
         let env = ["XDG_CACHE_HOME": t.sub("xdg")]
         let base = ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"), "--inbox", inboxes[0], "--quiet"]
         func clear() { for n in visible(inboxes[0]) { try? FileManager.default.removeItem(atPath: inboxes[0] + "/" + n) } }

@@ -140,10 +140,11 @@ public struct Pusher: Sendable {
                     said = (r.revision, r.base)
                     result.withLock { $0.remembered += 1 }
                 } else {
+                    let before = fd.flatMap { cache?.identity(fd: $0, path: path) }
                     let m = try PackageVerifier.verify(path: path, options: o, sameFileAs: fd).manifest
                     said = (m.revision, m.base)
                     result.withLock { $0.verified += 1 }
-                    if let cache, let fd { cache.remember(fd: fd, path: path, options: o, manifest: m) }
+                    if let cache, let fd { cache.remember(fd: fd, path: path, before: before, options: o, manifest: m) }
                 }
                 if said.revision != d.revision || said.base != d.base {
                     result.withLock { $0.failures[path] = "\(path): its manifest says revision \(said.revision)\(said.base.map { " from \($0)" } ?? ""), its name and place in the outbox another" }

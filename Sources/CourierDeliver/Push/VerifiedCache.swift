@@ -35,11 +35,16 @@ public struct VerifiedCache: Sendable {
     public static let maxRecords = 4096
 
     public let dir: String
+    /// A package whose last change (ctime) is more recent than this many seconds is verified
+    /// but not remembered: file times advance in clock ticks (a few milliseconds), so two
+    /// writes within one tick leave the same ctime, and a file just written may still change.
+    public let minimumAge: Int64
 
     /// Opens (creating it, mode 0700) the cache directory. Throws when it is not a directory,
     /// not owned by this user, or writable by group or others.
-    public init(dir: String) throws {
+    public init(dir: String, minimumAge: Int64 = 2) throws {
         self.dir = dir
+        self.minimumAge = minimumAge
         if !Sys.exists(dir) { try Sys.mkdirs(dir, 0o700) }
         guard let st = try Sys.lstat(dir), (st.st_mode & S_IFMT) == S_IFDIR else {
             throw CourierError(.usage, "\(dir): the verification cache is not a directory (a symlink is not accepted)")
@@ -98,10 +103,17 @@ public struct VerifiedCache: Sendable {
         return r
     }
 
-    /// Remembers that the package open as `fd` passed verification under `options`. A failure
-    /// to write is not an error: the next push verifies again.
-    public func remember(fd: Int32, path: String, options: VerifyOptions, manifest m: Manifest) {
-        guard let st = try? Sys.fstat(fd, display: path) else { return }
+    /// The identity of the package open as `fd`, taken before verifying it: `remember` records
+    /// a pass only if the file is still that (a write during verification changes its ctime).
+    public func identity(fd: Int32, path: String) -> stat? { try? Sys.fstat(fd, display: path) }
+
+    /// Remembers that the package open as `fd`, as it was at `before` (`identity`), passed
+    /// verification under `options` — unless it changed since. A failure to write is not an
+    /// error: the next push verifies again.
+    public func remember(fd: Int32, path: String, before: stat?, options: VerifyOptions, manifest m: Manifest) {
+        guard let before, let st = try? Sys.fstat(fd, display: path),
+              Self.key(st, options: options) == Self.key(before, options: options),
+              Int64(time(nil)) - Int64(st.st_ctim.tv_sec) >= minimumAge else { return }
         let r = Record(type: m.type, revision: m.revision, base: m.base, created: m.created, expires: m.expires)
         guard let json = try? JSONEncoder().encode(r) else { return }
         try? Sys.writeFileAtomically(dir + "/" + Self.key(st, options: options), Array(json), mode: 0o600, durable: false)
