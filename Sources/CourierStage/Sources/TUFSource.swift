@@ -60,6 +60,7 @@ public struct TUFSource: ContentSource {
         try Sys.removeTree(tree)
         try Sys.mkdirs(tree)
         var downloaded: Int64 = 0
+        var total: UInt64 = 0
         var revisions: Set<UInt64> = []
         for name in names {
             if let p = Names.pathProblem(name) {
@@ -67,6 +68,15 @@ public struct TUFSource: ContentSource {
             }
             guard let target = try await updater.targetInfo(name) else {
                 throw CourierError(.source, "tuf target \(Escape.quoted(name)) is not in the repository's signed metadata")
+            }
+            // Bounded before a byte is fetched: the signed length against the stager's download
+            // cap ([http] max_bytes) and the tree against the package limit.
+            if target.file.length > fetcher.policy.maxBytes {
+                throw CourierError(.limit, "tuf target \(Escape.quoted(name)) is \(target.file.length) bytes, more than [http] max_bytes (\(fetcher.policy.maxBytes))")
+            }
+            total += UInt64(target.file.length)
+            if total > ctx.limits.maxTotalBytes {
+                throw CourierError(.limit, "the chosen tuf targets add up to more than the limit of \(ctx.limits.maxTotalBytes) bytes")
             }
             let local: String
             if let hit = updater.findCachedTarget(target) {

@@ -95,3 +95,15 @@ def test_expired_timestamp_refuses_the_cycle(upstream):
     # The summary is lines, not one line with escaped newlines.
     assert "\\n" not in r.stderr and r.stderr.rstrip().splitlines()[-1].startswith("0/1 types ok"), r.stderr
     assert revisions(tmp / "outbox", "ids-rules") == []
+
+
+def test_target_above_max_bytes_is_refused_before_download(upstream):
+    repo, srv, tmp = upstream
+    cfg = (tmp / "stage.toml").read_text()
+    (tmp / "stage.toml").write_text(cfg.replace('state_dir = "state"\n', 'state_dir = "state"\n[http]\nmax_bytes = "1K"\n'))
+    srv.clear_log()
+    r = stage(tmp, "run", "--config", "stage.toml")
+    assert r.returncode == 10, f"exit {r.returncode}\n{r.stderr}"
+    assert "rules/emerging.rules" in r.stderr and "max_bytes" in r.stderr, r.stderr
+    assert srv.fetched("targets/rules/emerging") == [], srv.fetched("")   # refused before its download
+    assert revisions(tmp / "outbox", "ids-rules") == []
