@@ -107,3 +107,32 @@ def test_target_above_max_bytes_is_refused_before_download(upstream):
     assert "rules/emerging.rules" in r.stderr and "max_bytes" in r.stderr, r.stderr
     assert srv.fetched("targets/rules/emerging") == [], srv.fetched("")   # refused before its download
     assert revisions(tmp / "outbox", "ids-rules") == []
+
+
+def test_target_list_and_revision_from_custom_metadata(upstream):
+    """`targets = [...]` picks exactly those targets; `revision_key` takes the revision from their
+    custom metadata; targets naming two different revisions fail the type."""
+    repo, srv, tmp = upstream
+    for path in ("rules/emerging.rules", "rules/classification.config"):
+        repo.role("targets").targets[path].unrecognized_fields["custom"] = {"revision": 20261129007}
+    repo.bump_targets()
+    cfg = (tmp / "stage.toml").read_text().replace(
+        'target_pattern = "rules/*"\n',
+        'targets = ["rules/emerging.rules", "README"]\nrevision_key = "revision"\n')
+    (tmp / "stage.toml").write_text(cfg)
+    r = stage(tmp, "run", "--config", "stage.toml")
+    assert r.returncode == 0, r.stderr
+    assert revisions(tmp / "outbox", "ids-rules") == ["20261129007"]
+    pkg = tmp / "outbox" / "ids-rules" / "20261129007" / "ids-rules_20261129007.cpkg"
+    out = tmp / "extracted"
+    x = subprocess.run([sys.executable, PYCPKG, "extract", "--trust", str(tmp / "stage.key.pub"), "--into", str(out), str(pkg)],
+                       capture_output=True, text=True)
+    assert x.returncode == 0, x.stderr
+    got = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
+    assert got == ["README", "rules/emerging.rules"]
+    # README now names another revision than emerging.rules: two revisions → the type fails.
+    repo.role("targets").targets["README"].unrecognized_fields["custom"] = {"revision": 20261129008}
+    repo.bump_targets()
+    bad = stage(tmp, "run", "--config", "stage.toml")
+    assert bad.returncode != 0 and "different revisions" in bad.stderr, bad.stderr
+    assert revisions(tmp / "outbox", "ids-rules") == ["20261129007"]
