@@ -134,17 +134,14 @@ public struct TUFCommand: AsyncParsableCommand {
             }
         default:
             try await withUpdater(logger) { updater in
-                for name in targetNames {
-                    guard let found = try await updater.targetInfo(name) else {
-                        throw CourierError(.source, "target \(Escape.quoted(name)) is not in the repository's targets metadata")
-                    }
-                    if let path = updater.findCachedTarget(found) {
+                try await updater.downloadTargets(targetNames) { name, found, obtained in
+                    switch obtained {
+                    case .present(let path):
                         logger.info("target already present", metadata: ["target": "\(Escape.text(name))", "path": "\(Escape.text(path))"])
-                        continue
+                    case .stored(let path):
+                        logger.info("target stored", metadata: ["target": "\(Escape.text(name))", "role": "\(Escape.text(found.role))",
+                                                                "path": "\(Escape.text(path))"])
                     }
-                    let path = try await updater.downloadTarget(found)
-                    logger.info("target stored", metadata: ["target": "\(Escape.text(name))", "role": "\(Escape.text(found.role))",
-                                                            "path": "\(Escape.text(path))"])
                 }
             }
         }

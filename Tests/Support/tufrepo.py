@@ -2,7 +2,7 @@
 """A small TUF repository for Courier's TUF tests, made and changed with python-tuf 7.0.1.
 
     tufrepo.py DIR init [--consistent] [--expired-root]
-    tufrepo.py DIR add-target NAME CONTENT|@FILE [--role ROLE]
+    tufrepo.py DIR add-target NAME CONTENT|@FILE [NAME CONTENT|@FILE ...] [--role ROLE]
     tufrepo.py DIR delegate ROLE PATTERN
     tufrepo.py DIR rotate-root
     tufrepo.py DIR rotate-timestamp-key
@@ -99,21 +99,23 @@ class Repo:
         self.write("snapshot", Metadata(Snapshot(expires=FUTURE)), [self.signer("snapshot")])
         self.write("timestamp", Metadata(Timestamp(expires=FUTURE)), [self.signer("timestamp")])
 
-    def add_target(self, name, content, role):
-        if content.startswith("@"):
-            with open(content[1:], "rb") as f:
-                data = f.read()
-        else:
-            data = content.encode()
-        tf = TargetFile.from_data(name, data, ["sha256"])
-        dirname, sep, base = name.rpartition("/")
-        os.makedirs(os.path.join(self.tg, dirname), exist_ok=True)
-        with open(os.path.join(self.tg, name), "wb") as f:
-            f.write(data)
-        with open(os.path.join(self.tg, dirname, f"{tf.hashes['sha256']}.{base}"), "wb") as f:
-            f.write(data)
+    def add_target(self, pairs, role):
+        """pairs: [(name, content or @file)], all in one new version of role."""
         md = self.load(role)
-        md.signed.targets[name] = tf
+        for name, content in pairs:
+            if content.startswith("@"):
+                with open(content[1:], "rb") as f:
+                    data = f.read()
+            else:
+                data = content.encode()
+            tf = TargetFile.from_data(name, data, ["sha256"])
+            dirname, sep, base = name.rpartition("/")
+            os.makedirs(os.path.join(self.tg, dirname), exist_ok=True)
+            with open(os.path.join(self.tg, name), "wb") as f:
+                f.write(data)
+            with open(os.path.join(self.tg, dirname, f"{tf.hashes['sha256']}.{base}"), "wb") as f:
+                f.write(data)
+            md.signed.targets[name] = tf
         md.signed.version += 1
         self.write(role, md, [self.signer(role)])
         self.publish_snapshot_and_timestamp([role])
@@ -159,8 +161,14 @@ def main():
     if cmd == "init":
         r.init("--consistent" in args, "--expired-root" in args)
     elif cmd == "add-target":
-        role = args[args.index("--role") + 1] if "--role" in args else "targets"
-        r.add_target(args[0], args[1], role)
+        role = "targets"
+        if "--role" in args:
+            i = args.index("--role")
+            role = args[i + 1]
+            args = args[:i] + args[i + 2:]
+        if not args or len(args) % 2:
+            sys.exit("add-target takes NAME CONTENT pairs")
+        r.add_target(list(zip(args[0::2], args[1::2])), role)
     elif cmd == "delegate":
         r.delegate(args[0], args[1])
     elif cmd == "rotate-root":

@@ -66,9 +66,9 @@ public struct TUFSource: ContentSource {
             if let p = Names.pathProblem(name) {
                 throw CourierError(.unsafeEntry, "tuf target \(Escape.quoted(name)) cannot be a file of the tree: \(p)")
             }
-            guard let target = try await updater.targetInfo(name) else {
-                throw CourierError(.source, "tuf target \(Escape.quoted(name)) is not in the repository's signed metadata")
-            }
+        }
+        // One updater for all: targets in the listed order, small ones several at a time.
+        try await updater.downloadTargets(names, check: { name, target in
             // Bounded before a byte is fetched: the signed length against the stager's download
             // cap ([http] max_bytes) and the tree against the package limit.
             if target.file.length > fetcher.policy.maxBytes {
@@ -78,20 +78,15 @@ public struct TUFSource: ContentSource {
             if total > ctx.limits.maxTotalBytes {
                 throw CourierError(.limit, "the chosen tuf targets add up to more than the limit of \(ctx.limits.maxTotalBytes) bytes")
             }
-            let local: String
-            if let hit = updater.findCachedTarget(target) {
-                local = hit
-            } else {
-                local = try await updater.downloadTarget(target)
-                downloaded += target.file.length
-            }
-            if let key = spec.revisionKey, let v = target.file.custom?[field: key] {
+        }) { name, target, obtained in
+            if case .stored = obtained { downloaded += target.file.length }
+            if let key = self.spec.revisionKey, let v = target.file.custom?[field: key] {
                 guard let r = v.intValue.flatMap({ $0 > 0 ? UInt64($0) : nil }) ?? v.stringValue.flatMap(Names.parseRevision) else {
                     throw CourierError(.malformed, "tuf target \(Escape.quoted(name)): custom \(Escape.quoted(key)) is not a revision number")
                 }
                 revisions.insert(r)
             }
-            try place(local, as: name, in: tree)
+            try self.place(obtained.path, as: name, in: tree)
         }
         var revision: UInt64? = nil
         if let key = spec.revisionKey {

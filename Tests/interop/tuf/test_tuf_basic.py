@@ -61,7 +61,7 @@ def test_several_targets_in_order_stop_at_first_failure(tuf):
     assert pair.download("d", "e", "a", "missing") == 1
     assert pair.artifacts() == [b"a" * 10, b"b" * 10, b"c" * 10, b"d" * 10]
     for reqs in pair.fetched("targets/"):
-        assert reqs == ["targets/d", "targets/e"], reqs
+        assert sorted(reqs) == ["targets/d", "targets/e"], reqs  # courier-tuf asks for both at once
 
 
 def test_options_in_any_order(tuf):
