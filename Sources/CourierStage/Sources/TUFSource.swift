@@ -111,26 +111,34 @@ public struct TUFSource: ContentSource {
     }
 
     /// The target paths that form the tree: the configured list, or every target of the
-    /// top-level and delegated roles whose path matches `target_pattern` (fnmatch with
-    /// FNM_PATHNAME: `*` stays within a `/` segment) and that the delegation search, which
-    /// decides which role is trusted for a path, resolves.
+    /// top-level and delegated roles whose path matches `target_pattern` — TUF's own path
+    /// pattern rule (`PathMatch.matches`, as for delegations: split on `/`, as many segments,
+    /// each matched by fnmatch, so `*` stays within a segment) — and that the delegation
+    /// search, which decides which role is trusted for a path, resolves. Names and roles are
+    /// compared as bytes: two spellings Swift deems equal are two targets.
     func chosenTargets(_ updater: Updater) async throws -> [String] {
         guard let pattern = spec.targetPattern else { return spec.targets }
-        var candidates = Set<String>()
+        var listed = 0
+        var chosen: [String] = []
+        var seenNames = Set<[UInt8]>()
         var queue: [(role: String, delegator: String)] = [("targets", "root")]
-        var seen = Set<String>()
-        while let next = queue.first, seen.count <= updater.config.maxDelegations {
-            queue.removeFirst()
-            guard seen.insert(next.role).inserted else { continue }
-            let md = try await updater.loadRole(next.role, delegator: next.delegator)
-            candidates.formUnion(md.signed.targets.keys)
-            for r in md.signed.delegations?.roles ?? [] { queue.append((r.name, next.role)) }
+        var seenRoles = Set<[UInt8]>()
+        var next = 0
+        while next < queue.count, seenRoles.count <= updater.config.maxDelegations {
+            let (role, delegator) = queue[next]
+            next += 1
+            guard seenRoles.insert(Array(role.utf8)).inserted else { continue }
+            let md = try await updater.loadRole(role, delegator: delegator)
+            for name in md.signed.targets.keys where seenNames.insert(Array(name.utf8)).inserted {
+                listed += 1
+                if PathMatch.matches(name, pattern: pattern) { chosen.append(name) }
+            }
+            for r in md.signed.delegations?.roles ?? [] { queue.append((r.name, role)) }
         }
-        let chosen = candidates.filter { fnmatch(pattern, $0, FNM_PATHNAME) == 0 }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         if chosen.isEmpty {
-            throw CourierError(.source, "no tuf target matches target_pattern \(Escape.quoted(pattern)) (\(candidates.count) targets listed)")
+            throw CourierError(.source, "no tuf target matches target_pattern \(Escape.quoted(pattern)) (\(listed) targets listed)")
         }
-        return chosen
+        return chosen.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// Copies a verified target from the cache into the tree at its path, mode 0644.

@@ -33,6 +33,7 @@ def upstream(tmp_path):
     repo.add_target("targets", "rules/emerging.rules", b"alert tcp any any -> any 80 (sid:1;)\n" * 200)
     repo.add_target("targets", "rules/classification.config", b"config classification: trojan\n")
     repo.add_target("targets", "README", b"not part of the tree\n")
+    repo.add_target("targets", "rules/old/retired.rules", b"a deeper segment: not matched by rules/*\n")
     repo.bump_targets()
     srv = RepoServer(repo)
     root = tmp_path / "vendor-root.json"
