@@ -5,7 +5,7 @@ DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
 .PHONY: all bootstrap build release test demo bench clean
-.PHONY: microbench install uninstall man
+.PHONY: microbench install uninstall man fuzz fuzz-seeds
 
 all: build
 
@@ -52,6 +52,18 @@ BENCH_BIN ?=
 bench: $(if $(BENCH_BIN),,release)
 	@BENCH="$(BENCH)" BENCH_QUICK="$(BENCH_QUICK)" BENCH_MICRO="$(BENCH_MICRO)" \
 	    bash scripts/bench/run-all.sh $(or $(BENCH_BIN),$(RELEASE_BIN))
+
+# libFuzzer over every parser of attacker-reachable bytes (Fuzz/, CourierFuzzing; issue #15).
+# SECONDS is the total budget, split evenly over the targets (or TARGETS="manifest patch").
+# Findings are copied into Fixtures/fuzz/<target>/, where `make test` replays them.
+SECONDS ?= 600
+TARGETS ?=
+fuzz: bootstrap
+	@FUZZ_SECONDS="$(SECONDS)" FUZZ_TARGETS="$(TARGETS)" bash scripts/fuzz/run.sh
+# The generated seeds (signed packages, patches, vendor signatures: Fixtures/fuzz/*/ok-*), rewritten.
+fuzz-seeds: bootstrap
+	$(SWIFT) build --build-tests
+	COURIER_WRITE_FUZZ_SEEDS=1 $(SWIFT) test --skip-build --filter FuzzCorpusTests/freshSeedsAreAccepted
 
 # In-process micro-benchmarks of CourierCore (Benchmarks/, package-benchmark), in a package and
 # a build folder of their own so that `make build` and `make test` never build them.

@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "courier-inboxd", targets: ["courier-inboxd"]),
         .executable(name: "courier-tuf", targets: ["courier-tuf"]),
         .library(name: "CourierCore", targets: ["CourierCore"]),
+        // For the fuzzers (Fuzz/, a package of their own: `make fuzz`).
+        .library(name: "CourierFuzzing", targets: ["CourierFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -145,6 +147,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "courier-tuf", dependencies: ["TUFCLI"]),
+        // The parsers of attacker-reachable bytes as fuzz targets (bytes in, verdict out), driven
+        // by libFuzzer from Fuzz/ and replayed over Fixtures/fuzz by FuzzTests (issue #15).
+        .target(
+            name: "CourierFuzzing",
+            dependencies: ["CourierCore", "CourierConfig", "CourierTUF", "CourierStage", "CourierInbox",
+                           "CourierDeliver", "CourierFetch"]
+        ),
         .executableTarget(name: "courier-deliver", dependencies: ["DeliverCLI"]),
         .executableTarget(name: "courier-inboxd", dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
@@ -181,6 +190,11 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log")],
             path: "Tests/TUFTests"
+        ),
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: ["CourierFuzzing", "CourierCore"],
+            path: "Tests/FuzzTests"
         ),
         .testTarget(
             name: "EndToEndTests",

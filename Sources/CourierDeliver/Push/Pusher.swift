@@ -136,11 +136,13 @@ public struct Pusher: Sendable {
             let fd = sources[path]?.fd
             do {
                 let said: (revision: UInt64, base: UInt64?)
-                if let cache, let fd, let r = try cache.lookup(fd: fd, path: path, options: o) {
+                let found = try fd.flatMap { fd in try cache?.lookup(fd: fd, path: path, options: o) }
+                if case .hit(let r) = found {
                     said = (r.revision, r.base)
                     result.withLock { $0.remembered += 1 }
                 } else {
-                    let before = fd.flatMap { cache?.identity(fd: $0, path: path) }
+                    var before: stat? = nil
+                    if case .miss(let st) = found { before = st }
                     let m = try PackageVerifier.verify(path: path, options: o, sameFileAs: fd).manifest
                     said = (m.revision, m.base)
                     result.withLock { $0.verified += 1 }
@@ -200,16 +202,14 @@ public struct Pusher: Sendable {
         let cache = sync ? nil : CacheBudget.fromKernel(copies: large)
         let verdict = Mutex(Verdicts())
         let remembered = verifiedCache
-        let verifier = try? Threads.start {
+        let verifyAll: @Sendable () -> Void = {
             let v = Self.verifyOnce(decisions, options: verify, jobs: jobs, sources: sources, cache: remembered)
             verdict.withLock { $0 = v }
             cache?.verificationDone()
         }
-        if verifier == nil {
-            let v = Self.verifyOnce(decisions, options: verify, jobs: jobs, sources: sources, cache: remembered)
-            verdict.withLock { $0 = v }
-            cache?.verificationDone()
-        }
+        // On its own thread, beside the copies; on this one first if no thread can be made.
+        let verifier = try? Threads.start(verifyAll)
+        if verifier == nil { verifyAll() }
         let staged = Slots<[Outcome]>(count: plans.count)
         Parallel.forEach(count: plans.count, jobs: jobs) { i in
             staged[i] = stageTarget(plans[i], sources: sources, unopened: unopened, badPackages: [:], cache: cache)

@@ -90,17 +90,24 @@ public struct VerifiedCache: Sendable {
         return Hex.sha256(Array(parts.joined(separator: "\n").utf8))
     }
 
+    /// What `lookup` found: a remembered verdict, or the file's identity now (to hand to
+    /// `remember` after verifying: one fstat serves both).
+    public enum Lookup {
+        case hit(Record)
+        case miss(identity: stat?)
+    }
+
     /// The remembered verdict for the package open as `fd`, if there is one; its time and type
     /// checked against `options` (a package that expired since throws, as verification would).
-    public func lookup(fd: Int32, path: String, options: VerifyOptions) throws -> Record? {
-        let st = try Sys.fstat(fd, display: path)
+    public func lookup(fd: Int32, path: String, options: VerifyOptions) throws -> Lookup {
+        guard let st = try? Sys.fstat(fd, display: path) else { return .miss(identity: nil) }
         let name = Self.key(st, options: options)
         guard let bytes = try? Sys.readFile(dir + "/" + name, limit: 64 << 10),
-              let r = try? JSONDecoder().decode(Record.self, from: Data(bytes)) else { return nil }
+              let r = try? JSONDecoder().decode(Record.self, from: Data(bytes)) else { return .miss(identity: st) }
         try options.checkTimeAndType(created: r.created, expires: r.expires, type: r.type, path: path)
         // Marks it used, for pruning; a failure only makes it older.
         _ = utimensat(AT_FDCWD, dir + "/" + name, nil, 0)
-        return r
+        return .hit(r)
     }
 
     /// The identity of the package open as `fd`, taken before verifying it: `remember` records

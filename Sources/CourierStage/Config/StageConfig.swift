@@ -319,8 +319,8 @@ public struct StageConfig: Sendable {
         if spec.targets.isEmpty == (spec.targetPattern == nil) {
             throw t.error("targets", "give 'targets' (a list of target paths) or 'target_pattern', one of the two")
         }
-        for p in spec.targets where Names.pathProblem(p) != nil {
-            throw t.error("targets", "\(Escape.quoted(p)): \(Names.pathProblem(p)!)")
+        for p in spec.targets {
+            if let why = Names.pathProblem(p) { throw t.error("targets", "\(Escape.quoted(p)): \(why)") }
         }
         if let k = try t.string("revision_key"), k.isEmpty { throw t.error("revision_key", "must not be empty") }
         spec.revisionKey = try t.string("revision_key")
