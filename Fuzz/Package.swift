@@ -4,7 +4,8 @@
 // build it:
 //     make fuzz SECONDS=600              every target, SECONDS in total (scripts/fuzz/run.sh)
 //     make fuzz TARGETS="manifest patch" SECONDS=120
-// One executable for all targets; COURIER_FUZZ_TARGET picks one (libFuzzer owns main()).
+// One executable for all targets; COURIER_FUZZ_TARGET picks one. Its main hands over to
+// libFuzzer (LLVMFuzzerRunDriver).
 import PackageDescription
 
 // A path dependency is named after its directory (`main`, `courier`, … wherever the repository

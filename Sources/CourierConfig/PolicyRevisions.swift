@@ -21,15 +21,16 @@ public enum PolicyRevisions {
 
     /// Every named revision in a policy file: type → revision → the groups that name it.
     public static func named(policyPath: String) throws -> [String: [UInt64: [String]]] {
-        let root = try loadTOML(policyPath)
-        var out: [String: [UInt64: [String]]] = [:]
-        guard let groups = try root.table("groups") else { return out }
-        for name in groups.table.keys.sorted() {
-            guard let g = try groups.table(name), let types = try g.table("types") else { continue }
-            for (t, r) in try parseTypes(types) {
-                if let r { out[t, default: [:]][r, default: []].append(name) }
+        try withTOMLFile(policyPath) { root in
+            var out: [String: [UInt64: [String]]] = [:]
+            guard let groups = try root.table("groups") else { return out }
+            for name in groups.table.keys.sorted() {
+                guard let g = try groups.table(name), let types = try g.table("types") else { continue }
+                for (t, r) in try parseTypes(types) {
+                    if let r { out[t, default: [:]][r, default: []].append(name) }
+                }
             }
+            return out
         }
-        return out
     }
 }

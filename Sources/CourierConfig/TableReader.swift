@@ -4,24 +4,28 @@ import TOMLKit
 @preconcurrency import Glibc
 #endif
 
-/// Reads a configuration file (at most 1 MiB) and parses it; a missing or unreadable file is a
-/// `.config` error naming it.
-public func loadTOML(_ path: String) throws -> TableReader {
+/// Reads a configuration file (at most 1 MiB), parses it and hands `body` its root; a missing or
+/// unreadable file is a `.config` error naming it.
+public func withTOMLFile<T>(_ path: String, _ body: (TableReader) throws -> T) throws -> T {
     let bytes: [UInt8]
     do { bytes = try Sys.readFile(path, limit: 1 << 20) }
     catch let e as CourierError { throw CourierError(.config, "\(path): cannot read the configuration: \(e.message)") }
-    return try parseTOML(String(decoding: bytes, as: UTF8.self), path: path)
+    return try withTOML(String(decoding: bytes, as: UTF8.self), path: path, body)
 }
 
-/// Parses TOML text into a `TableReader`, turning a syntax error into a `.config` error with
-/// file and line.
-public func parseTOML(_ text: String, path: String) throws -> TableReader {
+/// Parses TOML text and hands `body` its root, turning a syntax error into a `.config` error
+/// with file and line. The parsed document is freed when `body` returns: every table and value
+/// read from it is a view into it, so nothing of it may outlive `body` (read what you need into
+/// Swift values). TOMLKit never freed a document; `make fuzz` found the leak.
+public func withTOML<T>(_ text: String, path: String, _ body: (TableReader) throws -> T) throws -> T {
+    let t: TOMLTable
     do {
-        let t = try TOMLTable(string: text)
-        return TableReader(table: t, name: "", path: path, locator: TOMLLocator(text))
+        t = try TOMLTable(string: text)
     } catch let e as TOMLParseError {
         throw CourierError(.config, "\(path):\(e.source.begin.line): \(e.description)")
     }
+    defer { t.deleteDocument() }
+    return try withExtendedLifetime(t) { try body(TableReader(table: t, name: "", path: path, locator: TOMLLocator(text))) }
 }
 
 /// Typed access to one TOML table with errors that name file, line and key.

@@ -12,7 +12,7 @@ enum ConfigTargets {
             _ = try StageConfig.parse(String(decoding: b, as: UTF8.self), path: "stage.toml")
         },
         FuzzTarget("deliver-policy", "courier-deliver's policy file (TOML)") { b in
-            _ = try Policy.parse(try parseTOML(String(decoding: b, as: UTF8.self), path: "policy.toml"))
+            _ = try withTOML(String(decoding: b, as: UTF8.self), path: "policy.toml", Policy.parse)
         },
         FuzzTarget("proxy-url", "a proxy setting (http_proxy-style URL with credentials)") { b in
             _ = try ProxySettings.parse(String(decoding: b, as: UTF8.self))

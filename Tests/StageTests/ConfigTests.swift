@@ -69,6 +69,9 @@ import Testing
         ("outbox = \"/o\"\nkey = \"/k\"\n", "declares no content type"),
         ("key = \"/k\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\n", "needs 'outbox'"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a\nsource = \"dir\"\n", "stage.toml:3:"),
+        // A header starting with a character no key may start with aborted toml++ (make fuzz).
+        ("outbox = \"/o\"\nkey = \"/k\"\n[\u{e9}types.a]\nsource = \"dir\"\n", "stage.toml:3: Error while parsing key: expected bare key starting character"),
+        ("outbox = \"/o\"\nkey = \"/k\"\n[[\u{fffd}]]\n", "stage.toml:3:"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"url\"\nurl = \"http://x/y\"\nsignature_url = \"http://x/y.sig\"\n", "signature_url and vendor_key go together"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\ntargets_url = \"https://v/t\"\ntrusted_root = \"/r.json\"\ntargets = [\"a\"]\n", "a tuf source needs 'metadata_url'"),
         ("outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"tuf\"\nmetadata_url = \"https://v.example/metadata\"\ntargets_url = \"https://v.example/targets\"\ntargets = [\"a\"]\n", "needs 'trusted_root'"),

@@ -16,7 +16,7 @@ public struct Policy: Sendable {
     public var groups: [Group]
 
     public static func load(_ path: String) throws -> Policy {
-        try parse(loadTOML(path))
+        try withTOMLFile(path, parse)
     }
 
     public static func parse(_ root: TableReader) throws -> Policy {

@@ -50,11 +50,11 @@ public struct InboxConfig: Sendable {
     }
 
     public static func load(_ path: String) throws -> InboxConfig {
-        try parse(try loadTOML(path))
+        try withTOMLFile(path, parse)
     }
 
     public static func parse(_ text: String, path: String) throws -> InboxConfig {
-        try parse(try parseTOML(text, path: path))
+        try withTOML(text, path: path, parse)
     }
 
     static func parse(_ r: TableReader) throws -> InboxConfig {

@@ -150,11 +150,11 @@ public struct StageConfig: Sendable {
     public var types: [ContentType] = []
 
     public static func load(_ path: String) throws -> StageConfig {
-        try parse(try loadTOML(path))
+        try withTOMLFile(path, parse)
     }
 
     public static func parse(_ text: String, path: String) throws -> StageConfig {
-        try parse(try parseTOML(text, path: path))
+        try withTOML(text, path: path, parse)
     }
 
     static func parse(_ r: TableReader) throws -> StageConfig {

@@ -148,6 +148,8 @@ extern "C" {
 		return NULL;
 	}
 
+	void tableDelete(CTOMLTable * table) { delete reinterpret_cast<toml::table *>(table); }
+
 	/// Retrieve all the keys from \c table . The size of the return value is the size of \c table .
 	const char * const * tableGetKeys(CTOMLTable * table) {
 		auto t = reinterpret_cast<toml::table *>(table);

@@ -65,6 +65,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .bool,
 			let pointer = nodeAsBool(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsBool returns malloc'd memory (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return pointer.pointee
 	}
@@ -75,6 +77,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .int,
 			let pointer = nodeAsInt(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsInt returns malloc'd memory (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return Int(pointer.pointee)
 	}
@@ -85,6 +89,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .double,
 			let pointer = nodeAsDouble(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsDouble returns malloc'd memory (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return pointer.pointee
 	}
@@ -95,6 +101,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .string,
 			let pointer = nodeAsString(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsString returns a strdup'd copy (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return String(cString: pointer)
 	}
@@ -105,6 +113,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .date,
 			let pointer = nodeAsDate(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsDate returns malloc'd memory (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return TOMLDate(cTOMLDate: pointer.pointee)
 	}
@@ -115,6 +125,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .time,
 			let pointer = nodeAsTime(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsTime returns malloc'd memory (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return TOMLTime(cTOMLTime: pointer.pointee)
 	}
@@ -125,6 +137,8 @@ public extension TOMLValueConvertible {
 			self.tomlValue.type == .dateTime,
 			let pointer = nodeAsDateTime(self.tomlValue.tomlValuePointer)
 		else { return nil }
+		// Courier: nodeAsDateTime returns malloc'd memory (upstream leaked it).
+		defer { free(UnsafeMutableRawPointer(mutating: pointer)) }
 
 		return TOMLDateTime(cTOMLDateTime: pointer.pointee)
 	}

@@ -279,6 +279,10 @@ extern "C" {
 	/// Retrieve all the keys from \c table . The size of the return value is the size of \c table .
 	char const * _Nonnull const * _Nonnull tableGetKeys(CTOMLTable * table);
 
+	/// Frees a table made by \c tableCreate or \c tableCreateFromString (Courier: the parsed
+	/// document's root, once every node read from it is no longer used).
+	void tableDelete(CTOMLTable * _Nonnull table);
+
 	/// Retrieve all the values from \c table . The size of the return value is the size of \c table
 	/// .
 	CTOMLNode const * _Nonnull const * _Nonnull tableGetValues(CTOMLTable * table);

@@ -155,10 +155,14 @@ public final class TOMLTable:
 	/// An `Array` of the keys in this table.
 	public var keys: [String] {
 		let pointer = tableGetKeys(self.tablePointer)
+		let count = self.count
 		var keyArray: [String] = []
-		for i in 0..<self.count {
+		for i in 0..<count {
 			keyArray.append(String(cString: pointer[i]))
 		}
+		// Courier: the array and each key are malloc'd by tableGetKeys (upstream leaked them).
+		for i in 0..<count { free(UnsafeMutableRawPointer(mutating: pointer[i])) }
+		free(UnsafeMutableRawPointer(mutating: pointer))
 
 		return keyArray
 	}
@@ -171,6 +175,8 @@ public final class TOMLTable:
 		for i in 0..<self.count {
 			tomlValueArray.append(TOMLValue(tomlValuePointer: pointer[i]))
 		}
+		// Courier: the array is malloc'd by tableGetValues (its nodes belong to the table).
+		free(UnsafeMutableRawPointer(mutating: pointer))
 
 		return tomlValueArray
 	}
@@ -219,8 +225,11 @@ public final class TOMLTable:
 	/// - Throws: ``TOMLParseError`` if an error occurs during parsing.
 	public init(string: String) throws {
 		let errorPointer = UnsafeMutablePointer<CTOMLParseError>.allocate(capacity: 1)
+		// Courier: the error and its strdup'd description freed (upstream leaked both).
+		defer { errorPointer.deallocate() }
 
 		guard let table = string.withCString({ tableCreateFromString($0, errorPointer) }) else {
+			defer { free(UnsafeMutableRawPointer(mutating: errorPointer.pointee.description)) }
 			throw TOMLParseError(cTOMLParseError: errorPointer.pointee)
 		}
 
@@ -238,6 +247,19 @@ public final class TOMLTable:
 	public required convenience init(dictionaryLiteral elements: (String, TOMLValueConvertible)...) {
 		self.init()
 		elements.forEach({ self[$0] = $1 })
+	}
+
+	/// Courier: a malloc'd C string as a String, freed.
+	static func taking(_ p: UnsafePointer<CChar>) -> String {
+		defer { free(UnsafeMutableRawPointer(mutating: p)) }
+		return String(cString: p)
+	}
+
+	/// Courier: frees the C++ table of a document made by `init(string:)`. Upstream never frees
+	/// one; call this once nothing read from the table (sub-tables, values) is used any more —
+	/// they are views into it. The table must not be used afterwards.
+	public func deleteDocument() {
+		tableDelete(self.tablePointer)
 	}
 
 	init(tablePointer: OpaquePointer) {
@@ -294,9 +316,10 @@ public final class TOMLTable:
 		]
 	) -> String {
 		switch format {
-			case .toml: return String(cString: tableConvertToTOML(self.tablePointer, options.rawValue))
-			case .json: return String(cString: tableConvertToJSON(self.tablePointer, options.rawValue))
-			case .yaml: return String(cString: tableConvertToYAML(self.tablePointer, options.rawValue))
+			// Courier: each conversion returns a strdup'd string (upstream leaked it).
+			case .toml: return Self.taking(tableConvertToTOML(self.tablePointer, options.rawValue))
+			case .json: return Self.taking(tableConvertToJSON(self.tablePointer, options.rawValue))
+			case .yaml: return Self.taking(tableConvertToYAML(self.tablePointer, options.rawValue))
 		}
 	}
 
