@@ -20,6 +20,14 @@ import Testing
         return repo
     }
 
+    /// `repo(ws, names)` served on 127.0.0.1, with a client initialised from its root.
+    static func served(_ ws: TUFWorkspace, _ names: [String]) throws -> TUFServer {
+        let repo = try Self.repo(ws, names)
+        let server = try TUFServer(repo, ws)
+        _ = try initClient(ws, repo)
+        return server
+    }
+
     static func download(_ ws: TUFWorkspace, _ server: TUFServer, _ names: [String], window: Int = 8,
                          reported: inout [String]) async throws {
         var seen: [String] = []
@@ -58,9 +66,7 @@ import Testing
     @Test func aMissingTargetStopsTheBatchAfterEverythingBeforeItIsStored() async throws {
         let ws = TUFWorkspace()
         let names = Self.names("m", 4)
-        let repo = try Self.repo(ws, names)
-        let server = try TUFServer(repo, ws)
-        _ = try initClient(ws, repo)
+        let server = try Self.served(ws, names)
         var reported: [String] = []
         let e = await courierError {
             try await Self.download(ws, server, ["m00", "m01", "nowhere", "m02"], reported: &reported)
@@ -74,9 +80,7 @@ import Testing
 
     @Test func aTargetNamedTwiceIsFetchedOnceAndFoundPresentTheSecondTime() async throws {
         let ws = TUFWorkspace()
-        let repo = try Self.repo(ws, ["a", "b"])
-        let server = try TUFServer(repo, ws)
-        _ = try initClient(ws, repo)
+        let server = try Self.served(ws, ["a", "b"])
         var reported: [String] = []
         try await Self.download(ws, server, ["a", "b", "a"], reported: &reported)
         #expect(reported == ["a:stored", "b:stored", "a:present"])
@@ -109,9 +113,7 @@ import Testing
     @Test func aWindowOfOneIsStrictlySequential() async throws {
         let ws = TUFWorkspace()
         let names = Self.names("s", 6)
-        let repo = try Self.repo(ws, names)
-        let server = try TUFServer(repo, ws)
-        _ = try initClient(ws, repo)
+        let server = try Self.served(ws, names)
         var reported: [String] = []
         try await Self.download(ws, server, names, window: 1, reported: &reported)
         #expect(server.requests().filter { $0.hasPrefix("/targets/") } == names.map { "/targets/\($0)" })
