@@ -27,6 +27,17 @@ def revisions(outbox, type_):
     return sorted(n for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
 
 
+def extract(tmp, rev):
+    """The ids-rules package of revision rev, verified and extracted by pycpkg into a fresh
+    directory: (that directory, the sorted relative paths of its files)."""
+    pkg = tmp / "outbox" / "ids-rules" / rev / f"ids-rules_{rev}.cpkg"
+    out = tmp / f"extracted-{rev}"
+    x = subprocess.run([sys.executable, PYCPKG, "extract", "--trust", str(tmp / "stage.key.pub"), "--into", str(out), str(pkg)],
+                       capture_output=True, text=True)
+    assert x.returncode == 0, x.stderr
+    return out, sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
+
+
 @pytest.fixture
 def upstream(tmp_path):
     repo = Repo()
@@ -57,12 +68,7 @@ def test_stage_publishes_the_verified_targets(upstream):
     assert r.returncode == 0, r.stderr
     revs = revisions(tmp / "outbox", "ids-rules")
     assert len(revs) == 1, r.stderr
-    pkg = tmp / "outbox" / "ids-rules" / revs[0] / f"ids-rules_{revs[0]}.cpkg"
-    out = tmp / "extracted"
-    x = subprocess.run([sys.executable, PYCPKG, "extract", "--trust", str(tmp / "stage.key.pub"), "--into", str(out), str(pkg)],
-                       capture_output=True, text=True)
-    assert x.returncode == 0, x.stderr
-    got = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
+    out, got = extract(tmp, revs[0])
     assert got == ["rules/classification.config", "rules/emerging.rules"]
     assert (out / "rules" / "emerging.rules").read_bytes() == b"alert tcp any any -> any 80 (sid:1;)\n" * 200
     # Nothing new upstream: no new revision, exit 0.
@@ -124,12 +130,7 @@ def test_target_list_and_revision_from_custom_metadata(upstream):
     r = stage(tmp, "run", "--config", "stage.toml")
     assert r.returncode == 0, r.stderr
     assert revisions(tmp / "outbox", "ids-rules") == ["20261129007"]
-    pkg = tmp / "outbox" / "ids-rules" / "20261129007" / "ids-rules_20261129007.cpkg"
-    out = tmp / "extracted"
-    x = subprocess.run([sys.executable, PYCPKG, "extract", "--trust", str(tmp / "stage.key.pub"), "--into", str(out), str(pkg)],
-                       capture_output=True, text=True)
-    assert x.returncode == 0, x.stderr
-    got = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
+    _, got = extract(tmp, "20261129007")
     assert got == ["README", "rules/emerging.rules"]
     # README now names another revision than emerging.rules: two revisions → the type fails.
     repo.role("targets").targets["README"].unrecognized_fields["custom"] = {"revision": 20261129008}
