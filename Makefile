@@ -5,7 +5,7 @@ DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
 .PHONY: all bootstrap build release test demo bench clean
-.PHONY: microbench install uninstall man fuzz fuzz-seeds
+.PHONY: microbench install uninstall man fuzz fuzz-seeds torture
 
 all: build
 
@@ -40,6 +40,15 @@ test: bootstrap
 	$(SWIFT) build --build-tests
 	@if [ -d Tests/interop ]; then COURIER_BIN=$(CURDIR)/$(DEBUG_BIN) python3 -m pytest -q -p no:cacheprovider Tests/interop; fi
 	$(SWIFT) test --skip-build --no-parallel
+
+# The torture suites (docs/RELIABILITY.md) at full size: kill storms of each program, disk full,
+# a 10,000-package burst with inotify overflow, a 10-minute soak. `make test` runs them short.
+# Their figures are collected in .build/torture.log.
+torture: bootstrap
+	$(SWIFT) build --build-tests
+	@rm -f $(CURDIR)/.build/torture.log
+	COURIER_TORTURE=full COURIER_TORTURE_LOG=$(CURDIR)/.build/torture.log $(SWIFT) test --skip-build --no-parallel --filter TortureTests
+	@cat $(CURDIR)/.build/torture.log
 
 demo: release
 	@bash scripts/demo.sh $(RELEASE_BIN)
