@@ -10,8 +10,9 @@ set -euo pipefail
 # xdelta3, bsdiff: the delta-size peers of `make bench`; xfsprogs: the reflink (FICLONE) test
 # of push on a loop-mounted XFS image (skipped, saying so, where mounting is not allowed).
 # faketime: the TUF interop tests (Tests/interop/tuf) move the clients' clock to expire metadata.
+# strace: DurabilityOrderTests watch the order of each program's fsync/syncfs and renames.
 debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools
-      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime)
+      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime strace)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

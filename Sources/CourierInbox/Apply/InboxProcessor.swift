@@ -371,11 +371,27 @@ public final class InboxProcessor: @unchecked Sendable {
             // once its writer closes it.
             logger.info("\(Escape.text(name)) is being written again; left for its writer to finish")
         } else {
+            makeSwitchDurableBeforeUnlink(path, type: t)
             do { try Sys.unlink(path) }
             catch { logger.warning("applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)") }
         }
         logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.resultFileCount) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
         return .applied(m.revision)
+    }
+
+    /// The package leaves the inbox only once the switch to its tree would survive a power cut.
+    /// On one file system the journal commits metadata in order, so the unlink cannot reach the
+    /// disk before the rename of `current` made before it (the barrier before the switch covers
+    /// the tree). Across file systems nothing orders the two: the unlink in the inbox could be
+    /// committed while the store still names the old tree, and a power cut between them would
+    /// lose the package. Then the store's directory is fsynced first (one journal commit, only
+    /// for that layout). Best effort: the apply is done either way, and a lost package shows as
+    /// a client behind in `report` and is pushed again.
+    func makeSwitchDurableBeforeUnlink(_ path: String, type t: String) {
+        let typeDir = store.typeDir(t)
+        guard let inboxStat = try? Sys.lstat(path), let storeStat = try? Sys.lstat(typeDir),
+              inboxStat.st_dev != storeStat.st_dev else { return }
+        Sys.fsyncDirectory(typeDir)
     }
 
     /// Where a running command's process group is recorded (`CommandRecord`).
