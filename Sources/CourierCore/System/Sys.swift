@@ -144,7 +144,8 @@ public enum Sys {
         let (_, e) = retrying { courier_fallocate(fd, size) }
         guard let e else { return true }
         if e == .notSupported || e == .noFunction || e == .invalidArgument { return false }
-        throw CourierError.io("reserve \(size) bytes for", path: display, errno: e)
+        // "<path>: reserve N bytes failed: …" (it read "reserve N bytes for failed").
+        throw CourierError.io("reserve \(size) bytes", path: display, errno: e)
     }
 
     /// Reads up to `count` bytes; 0 means end of file.
