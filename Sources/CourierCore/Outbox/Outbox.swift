@@ -159,7 +159,12 @@ public struct Outbox: Sendable {
         let revs = try revisions(type)
         let latest = self.latest(type)
         var removed: [UInt64] = []
-        for r in revs.dropLast(keep) where r != latest && !held.contains(r) {
+        let doomed = revs.dropLast(keep).filter { $0 != latest && !held.contains($0) }
+        // index.json first loses them (issue #15, found by StageTortureTests): the index is
+        // rewritten only at the end of a run, so a stager killed after this removal and before
+        // that write left an index naming packages that were gone — which a pull copier reads.
+        try dropFromIndex(type, Set(doomed))
+        for r in doomed {
             // Rename out of sight first so a copier never sees a half-deleted revision.
             let hidden = typeDir(type) + "/.removing-\(r)"
             try Sys.rename(revisionDir(type, r), hidden)
@@ -167,6 +172,19 @@ public struct Outbox: Sendable {
             removed.append(r)
         }
         return removed
+    }
+
+    /// Removes revisions about to be deleted from `index.json` (no-op without an index, or when
+    /// it does not list them), so that the index never names a package that is not on disk; the
+    /// run's own index write then rebuilds it from the directories as always.
+    func dropFromIndex(_ type: String, _ revs: Set<UInt64>) throws {
+        guard !revs.isEmpty, var idx = try? readIndex(), var info = idx.types[type] else { return }
+        let kept = info.revisions.filter { !revs.contains($0.revision) }
+        if kept.count == info.revisions.count && !(info.latest.map(revs.contains) ?? false) { return }
+        info.revisions = kept
+        if let l = info.latest, revs.contains(l) { info.latest = latest(type) }
+        idx.types[type] = info
+        try Sys.writeFileAtomically(root + "/index.json", idx.encoded())
     }
 
     /// Rebuilds `index.json` from the directories, the truth on disk, and writes it when it
@@ -177,6 +195,12 @@ public struct Outbox: Sendable {
     /// are immutable once published), else computed. Returns the index and whether it was written.
     @discardableResult
     public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> (index: OutboxIndex, written: Bool) {
+        // The temporary of an index write a killed run left behind (`.index.json.tmp-<pid>`)
+        // was never removed (issue #15, found by StageTortureTests). The caller holds the
+        // run lock, so no other writer owns one.
+        for name in (try? Sys.listDirectory(root)) ?? [] where name.hasPrefix(".index.json.tmp-") {
+            try? Sys.unlink(root + "/" + name)
+        }
         let previous = try? readIndex()
         var known: [String: OutboxIndex.PackageInfo] = [:]
         for t in previous?.types.values ?? [:].values {
