@@ -126,8 +126,8 @@ import Glibc
         }
         Torture.report("PushTortureTests: \(kills) SIGKILLs of courier-deliver push (\(clients) inboxes, \(clients) jobs, 2 packages of 12 MiB each) — "
                        + "\(midCopy) mid-copy (\(withTemporaries) left dot-temporaries, \(partialSets) a partly delivered set), "
-                       + "\(doubleKills) second kills in a row, \(finishedFirst) pushes finished before their kill; no partial visible file after any kill, "
-                       + "every next push complete and the one after it a no-op; a push took \(String(format: "%.2f", seconds)) s; seed \(Self.seed), "
+                       + "\(doubleKills) second kills in a row, \(finishedFirst) pushes finished before their kill; "
+                       + (failures == 0 ? "no partial visible file after any kill, every next push complete and the one after it a no-op; " : "\(failures) checks FAILED; ") + "a push took \(String(format: "%.2f", seconds)) s; seed \(Self.seed), "
                        + String(format: "%.0f s", Date().timeIntervalSince(started)))
         #expect(kills >= target)
         #expect(midCopy >= kills / 3, "only \(midCopy) of \(kills) kills landed mid-copy")

@@ -195,11 +195,38 @@ import Glibc
         let per = Source.allCases.map { "\($0.rawValue) \(kills[$0] ?? 0) (\(midWork[$0] ?? 0) mid-work)" }.joined(separator: ", ")
         Torture.report("StageTortureTests: \(total) SIGKILLs of courier-stage run — \(per); \(doubleKills) second kills in a row, \(late) after the revision was published, "
                        + "\(finishedFirst) runs finished before their kill, \(runs) complete runs, \(inv.verifications) packages verified; "
-                       + "outbox consistent after every kill, newest revision published after every complete run; seed \(Self.seed), "
+                       + (failures == 0 ? "outbox consistent after every kill, newest revision published after every complete run; " : "\(failures) checks FAILED; ") + "seed \(Self.seed), "
                        + String(format: "%.0f s", Date().timeIntervalSince(started)))
         #expect(total >= target)
         for s in Source.allCases { #expect((kills[s] ?? 0) >= target / 4, "\(s): only \(kills[s] ?? 0) kills of \(attempts[s] ?? 0)") }
         // Most kills must land before the run published: else this tests little.
         #expect(mid >= total / 3, "only \(mid) of \(total) kills landed before the run's package appeared")
+    }
+
+    /// The two findings of the storm, each at its one moment: a run killed after retention
+    /// removed a revision and before its index write (fault point `before-index`) leaves an
+    /// index that lists only packages on disk; and the temporary of an interrupted index write
+    /// is removed by the next run.
+    @Test func killedAfterRetentionTheIndexNamesOnlyWhatIsOnDisk() throws {
+        let t = TempDir()
+        try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
+        t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\nstate_dir = \"state\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\nkeep_revisions = 2\n")
+        let cfg = t.sub("stage.toml")
+        for rev in 1...2 {
+            t.write("up/\(rev)/daily.ndb", "rev \(rev)\n")
+            #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
+        }
+        t.write("up/3/daily.ndb", "rev 3\n")
+        let killed = try Programs.run("courier-stage", ["run", "--config", cfg], env: ["COURIER_FAULT": "before-index"])
+        #expect(killed.status != 0, "not killed at before-index")
+        #expect(!FileManager.default.fileExists(atPath: t.sub("outbox/virus-defs/1")), "retention did not run before the kill")
+        let inv = OutboxInvariants(outbox: t.sub("outbox"), trust: t.sub("stage.key.pub"))
+        let problems = inv.check(types: ["virus-defs"])
+        #expect(problems.isEmpty, "\(problems)")
+
+        FileManager.default.createFile(atPath: t.sub("outbox/.index.json.tmp-999999"), contents: Data("{".utf8))
+        #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
+        #expect(inv.leftovers(types: ["virus-defs"]).isEmpty, "\(inv.leftovers(types: ["virus-defs"]))")
+        #expect(inv.check(types: ["virus-defs"]).isEmpty)
     }
 }
