@@ -215,6 +215,36 @@ import Glibc
         Torture.report("DiskFullTortureTests.inboxdOnceWithAFullStateDirectory: run --once exits \(codes.map(String.init).joined(separator: ", ")) while full, \"\(firstError)\"; not quarantined; applied once after space came back")
     }
 
+    /// `run --once` with only the store full (the state directory writable): the run says which
+    /// path and ENOSPC, status.json records an `io` error and the package as retrying, the
+    /// package stays in the inbox, not quarantined; once space is back the next run applies it.
+    /// (InboxdStateRepairTests covers the same for the running daemon and its retry timer.)
+    @Test func inboxdOnceWithAFullStore() throws {
+        let c = try InboxdE2ETests.Client(top: "store = \"storefs\"\nquarantine = \"quarantine\"")
+        let storefs = c.t.sub("storefs")
+        guard mount(storefs, "2m") else { return }
+        defer { StormKit.umount(storefs) }
+        let p1 = try c.build(1, bigMiB: 1)
+        let once = ["run", "--config", c.t.sub("inboxd.toml"), "--once"]
+        StormKit.fill(storefs, name: ".fill")
+        try FileManager.default.copyItem(atPath: p1, toPath: c.t.sub("inbox/virus-defs_1.cpkg"))
+        let r = try Programs.run("courier-inboxd", once)
+        #expect(r.status != 0, "a run that could not apply exited 0: \(r.stderr)")
+        #expect(r.stderr.contains(storefs) && r.stderr.contains("No space left on device"), "\(r.stderr)")
+        let status = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.t.sub("state/status.json"))))) as? [String: Any]
+        let vd = (status?["types"] as? [String: Any])?["virus-defs"] as? [String: Any] ?? [:]
+        #expect((vd["last_error"] as? [String: Any])?["code"] as? String == "io", "\(vd)")
+        #expect(c.inbox() == ["virus-defs_1.cpkg"] && c.quarantined().isEmpty, "inbox \(c.inbox()), quarantine \(c.quarantined())")
+        let wip = StormKit.list(storefs + "/virus-defs").filter { $0.hasSuffix(".tmp") || ($0.hasPrefix(".") && $0 != ".fill") }
+        #expect(wip.isEmpty, "work in progress left in the store: \(wip)")
+        try FileManager.default.removeItem(atPath: storefs + "/.fill")
+        let again = try Programs.run("courier-inboxd", once)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(c.installed() == 1 && c.inbox().isEmpty && c.quarantined().isEmpty)
+        let line = r.stderr.split(separator: "\n").first { $0.contains("No space") }.map(String.init) ?? ""
+        Torture.report("DiskFullTortureTests.inboxdOnceWithAFullStore: run --once exits \(r.status), \"\(line)\"; status last_error io; not quarantined; applied by the next run")
+    }
+
     /// courier-tuf with its target directory, then its metadata directory, on a full file
     /// system: exit 1 with the path and ENOSPC on stderr, no partial target or metadata file in
     /// place, the trusted metadata byte for byte as before (for the metadata case); once space is
