@@ -255,7 +255,7 @@ import Glibc
         }
         let status = c.stop()
         #expect(status == 0, "the daemon's exit on SIGTERM: \(String(describing: status))")
-        Torture.report("inboxd burst: \(total) packages of \(types.count) types renamed in in \(String(format: "%.2f", landSeconds)) s through a 16-event inotify queue, \(overflows) IN_Q_OVERFLOW, \(rescans) rescans; all applied in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / seconds))/s), none lost or quarantined, newest of each type installed and equal to its tree; built in process in \(Int(buildSeconds)) s")
+        Torture.report("inboxd burst: \(total) packages of \(types.count) types renamed into the inbox in \(String(format: "%.2f", landSeconds)) s through a 16-event inotify queue, \(overflows) IN_Q_OVERFLOW, \(rescans) rescans; all applied in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / seconds))/s), none lost or quarantined, newest of each type installed and equal to its tree; built in process in \(Int(buildSeconds)) s")
     }
 
     /// `courier-inboxd run` for 10 minutes (30 s short) while a feeder delivers package after
