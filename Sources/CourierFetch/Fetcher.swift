@@ -3,7 +3,6 @@ import CourierCore
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// The stager's HTTP client: conditional GETs into files with resume, small bodies into memory,
 /// and one behaviour around both — a retry window with backoff, `Retry-After` and persisted
@@ -16,9 +15,9 @@ import Synchronization
 public final class Fetcher: Sendable {
     public let policy: FetchPolicy
     let logger: Logger
-    private let clients = Mutex<(map: [ProxySettings?: HTTPClient], closed: Bool)>(([:], false))
+    private let clients = Locked<(map: [ProxySettings?: HTTPClient], closed: Bool)>(([:], false))
     /// Cool-downs seen by this fetcher, also when the policy keeps no state directory.
-    private let coolDowns = Mutex<[String: CoolDownStore.Entry]>([:])
+    private let coolDowns = Locked<[String: CoolDownStore.Entry]>([:])
     let store: CoolDownStore
     let mirrorStore: MirrorStore
     let contacts: ContactStore

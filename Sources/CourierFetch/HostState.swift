@@ -4,7 +4,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import CourierCore
-import Synchronization
 
 /// A small JSON map kept in the state directory (`mirrors.json`, `contact.json`): read whole,
 /// changed, written atomically. Like `cooldown.json` it only spares servers and orders mirrors,
@@ -45,7 +44,7 @@ struct StateMap<Value: Codable & Sendable>: Sendable {
     }
 }
 
-private let stateMapLock = Mutex<Void>(())
+private let stateMapLock = Locked<Void>(())
 
 /// `mirrors.json`: mirrors that failed recently, keyed by URL without credentials. A mirror listed
 /// here with `until` in the future is tried after the healthy ones, in configuration order, and a

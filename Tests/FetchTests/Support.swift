@@ -2,7 +2,6 @@ import CourierCore
 @testable import CourierFetch
 import Foundation
 import Logging
-import Synchronization
 
 /// The repository root, from this file's path (Tests/FetchTests/Support.swift).
 let repoRoot: String = {
@@ -211,7 +210,7 @@ func canConnect(_ port: Int) -> Bool {
 /// Collects every log line (message and metadata) at trace level, so tests can assert what
 /// the fetcher — and async-http-client below it — wrote.
 final class LogCapture: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])   // not Mutex: ThreadSanitizer sees no lock in it (CourierCore Locked)
 
     func append(_ s: String) { lines.withLock { $0.append(s) } }
     var all: [String] { lines.withLock { $0 } }

@@ -2,7 +2,6 @@ import CourierCore
 import CourierStage
 import Foundation
 import Logging
-import Synchronization
 import Testing
 
 /// `Tests/Support/faultserver.py` for the stager's url source: deterministic bodies with ETags,
@@ -51,7 +50,7 @@ final class FeedServer {
 
 /// Every log line the stager writes (message and metadata), at trace level.
 final class StageLogCapture: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])   // not Mutex: ThreadSanitizer sees no lock in it (CourierCore Locked)
     var all: [String] { lines.withLock { $0 } }
 
     var logger: Logger {

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
-import Synchronization
 
 /// Plain threads of our own, for work that blocks in the kernel (copies, fsync, `poll`, `read`
 /// on a hung NFS server) and must not sit on Swift's cooperative pool: it has one thread per
@@ -42,7 +41,7 @@ public enum Threads {
 /// returns when all are done.
 public enum Parallel {
     private final class Shared: Sendable {
-        let next = Mutex(0)
+        let next = Locked(0)
         let count: Int
         let body: @Sendable (Int) -> Void
         init(count: Int, body: @escaping @Sendable (Int) -> Void) { self.count = count; self.body = body }

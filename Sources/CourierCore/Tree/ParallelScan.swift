@@ -1,5 +1,4 @@
 import Crypto
-import Synchronization
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -19,9 +18,9 @@ extension TreeScanner {
         if files.count < 2 { return try scan(root, options: options) }
 
         final class Results: Sendable {
-            let done: Mutex<[(digest: String, size: UInt64)?]>
-            let failure = Mutex<CourierError?>(nil)
-            init(_ n: Int) { done = Mutex([(digest: String, size: UInt64)?](repeating: nil, count: n)) }
+            let done: Locked<[(digest: String, size: UInt64)?]>
+            let failure = Locked<CourierError?>(nil)
+            init(_ n: Int) { done = Locked([(digest: String, size: UInt64)?](repeating: nil, count: n)) }
         }
         let results = Results(files.count)
         let rootfd = try Sys.openDirectory(root)

@@ -1,6 +1,5 @@
 import CourierCore
 import Dispatch
-import Synchronization
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -37,14 +36,14 @@ public final class CacheBudget: Sendable {
         var direct = 0
         var verified = false
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
     public let directSlots: Int
     /// Copies through the cache at once: one per CPU (see `throughCache`).
     private let cacheGate: DispatchSemaphore
 
     public init(bytes: Int64, copies: Int = 0, directSlots: Int = 2,
                 cacheSlots: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) {
-        state = Mutex(State(left: max(0, bytes), waiting: copies))
+        state = Locked(State(left: max(0, bytes), waiting: copies))
         self.directSlots = directSlots
         cacheGate = DispatchSemaphore(value: max(1, cacheSlots))
     }

@@ -1,5 +1,4 @@
 import CourierCore
-import Synchronization
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -128,7 +127,7 @@ public struct Pusher: Sendable {
         var wanted: [String: Decision] = [:]
         for d in decisions { if let p = d.package { wanted[p] = d } }
         let list = wanted.sorted { $0.key < $1.key }
-        let result = Mutex(Verdicts())
+        let result = Locked(Verdicts())
         Parallel.forEach(count: list.count, jobs: jobs) { i in
             let (path, d) = list[i]
             var o = opts
@@ -200,7 +199,7 @@ public struct Pusher: Sendable {
             d.package.flatMap { sources[$0] }.map { $0.size >= PackageSource.directMinimum } ?? false
         }.count
         let cache = sync ? nil : CacheBudget.fromKernel(copies: large)
-        let verdict = Mutex(Verdicts())
+        let verdict = Locked(Verdicts())
         let remembered = verifiedCache
         let verifyAll: @Sendable () -> Void = {
             let v = Self.verifyOnce(decisions, options: verify, jobs: jobs, sources: sources, cache: remembered)
@@ -260,7 +259,7 @@ public struct Pusher: Sendable {
             for list in outcomes { for o in list { if let s = o.staged, byDevice[s.device] == nil { byDevice[s.device] = s.inbox } } }
         }
         let devices = byDevice.sorted { $0.key < $1.key }
-        let failures = Mutex<[UInt64: String]>([:])
+        let failures = Locked<[UInt64: String]>([:])
         Parallel.forEach(count: devices.count, jobs: jobs) { i in
             do { try Sys.syncFileSystem(devices[i].value) }
             catch { failures.withLock { $0[devices[i].key] = "\(error)" } }

@@ -2,7 +2,6 @@
 @preconcurrency import Glibc
 #endif
 import CourierCore
-import Synchronization
 
 /// SIGTERM and SIGINT for a daemon that runs no Swift tasks. The signals are blocked in the
 /// calling thread before any other thread exists (threads inherit the mask), and one thread
@@ -11,7 +10,7 @@ import Synchronization
 /// stops its watcher there, which ends its blocking wait).
 public final class ShutdownSignals: Sendable {
     private struct State { var set = false; var signal: Int32 = 0; var actions: [@Sendable () -> Void] = [] }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public static let handled: [Int32] = [SIGTERM, SIGINT]
 

@@ -1,7 +1,6 @@
 import CourierCore
 import CourierFetch
 import Logging
-import Synchronization
 
 /// What a source is told when asked "anything new?".
 public struct SourceContext: Sendable {
@@ -25,7 +24,7 @@ public struct SourceContext: Sendable {
 
 /// Where a source notes which mirror served it: the report's `mirror`.
 public final class ServedBy: Sendable {
-    private let value = Mutex<String?>(nil)
+    private let value = Locked<String?>(nil)
     public init() {}
     public var mirror: String? {
         get { value.withLock { $0 } }
