@@ -41,6 +41,19 @@ test: bootstrap
 	@if [ -d Tests/interop ]; then COURIER_BIN=$(CURDIR)/$(DEBUG_BIN) python3 -m pytest -q -p no:cacheprovider Tests/interop; fi
 	$(SWIFT) test --skip-build --no-parallel
 
+# The Swift suites (not the Python interop tests) under AddressSanitizer, with LeakSanitizer
+# (test-asan), and under ThreadSanitizer (test-tsan), serially, each built in a folder of its own
+# (.build-asan, .build-tsan); the programs the end-to-end tests start are built sanitized too.
+# Every sanitized process writes its reports into .build-<asan|tsan>/sanitizer-reports/ instead
+# of stderr, so a report in a child cannot pass as the program's own exit status: if any report
+# file exists after the run the target fails and prints them. Suppressions of what is not
+# Courier's, each with its reason: scripts/sanitizers/*.supp; the runner: scripts/sanitizers/run.sh.
+.PHONY: test-asan test-tsan
+test-asan: bootstrap
+	@SWIFT="$(SWIFT)" bash scripts/sanitizers/run.sh address
+test-tsan: bootstrap
+	@SWIFT="$(SWIFT)" bash scripts/sanitizers/run.sh thread
+
 # The torture suites (docs/RELIABILITY.md) at full size: kill storms of each program, disk full,
 # a 10,000-package burst with inotify overflow, a 10-minute soak. `make test` runs them short.
 # Their figures are collected in .build/torture.log.
