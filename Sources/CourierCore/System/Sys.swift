@@ -234,6 +234,9 @@ public enum Sys {
         if fd >= 0 { _ = Glibc.fsync(fd); _ = Glibc.close(fd) }
     }
 
+    private static let direntNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    private static let direntTypeOffset = MemoryLayout<dirent>.offset(of: \dirent.d_type)!
+
     /// Lists a directory's entry names (without "." and "..") through an fd; the fd is not consumed.
     public static func listDirectory(_ dirfd: Int32, display: String) throws -> [(name: String, type: UInt8)] {
         let dup = Glibc.dup(dirfd)
@@ -251,12 +254,14 @@ public enum Sys {
                 if errno != 0 { throw CourierError.io("readdir", path: display, errno: Errno(rawValue: errno)) }
                 break
             }
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw -> String in
-                let p = raw.bindMemory(to: CChar.self)
-                return String(cString: p.baseAddress!)
-            }
+            // The name is read in place, up to its NUL: a record in readdir's buffer is only
+            // d_reclen bytes long, often less than sizeof(struct dirent), so copying the whole
+            // 256-byte d_name (`ent.pointee.d_name`) read past the end of the last record and of
+            // the buffer (AddressSanitizer, `make test-asan`: heap-buffer-overflow).
+            let record = UnsafeRawPointer(ent)
+            let name = String(cString: (record + Self.direntNameOffset).assumingMemoryBound(to: CChar.self))
             if name == "." || name == ".." { continue }
-            out.append((name, ent.pointee.d_type))
+            out.append((name, record.load(fromByteOffset: Self.direntTypeOffset, as: UInt8.self)))
         }
         return out
     }
