@@ -21,16 +21,7 @@ enum StormKit {
 
     /// Runs a command, output discarded; true on exit 0.
     @discardableResult
-    static func sh(_ args: [String]) -> Bool {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }
+    static func sh(_ args: [String]) -> Bool { InboxdStateRepairTests.sh(args) }
 
     /// Mounts a tmpfs of `size` at `dir` (created); nil when that is not possible here (not
     /// root, no mount permission), with the reason.
