@@ -23,17 +23,6 @@ import Glibc
         return true
     }
 
-    static func stageConfig(_ t: TempDir, types: String) -> String {
-        t.write("stage.toml", """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
-        [http]
-        retry_for = "0s"
-        \(types)
-        """)
-        return t.sub("stage.toml")
-    }
 
     func outboxSnapshot(_ t: TempDir) -> [String: Data] { treeContents(t.sub("outbox")) }
 
@@ -44,7 +33,7 @@ import Glibc
         let t = TempDir()
         var rng = CrashRNG(seed: 0xD15C)
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
-        let cfg = Self.stageConfig(t, types: "[types.virus-defs]\nsource = \"dir\"\npath = \"upstream\"\n")
+        let cfg = StormKit.stageConfig(t, types: "[types.virus-defs]\nsource = \"dir\"\npath = \"upstream\"\n")
         guard mount(t.sub("outbox"), "2m") else { return }
         defer { StormKit.umount(t.sub("outbox")) }
         try StormKit.write(t.sub("upstream/1/main.db"), StormKit.randomBytes(300 << 10, &rng))
@@ -82,7 +71,7 @@ import Glibc
         let http = try StormHTTPServer(root: t.sub("www"))
         let tuf = try StormTUF(dir: t.sub("tufrepo"))
         try fm.copyItem(atPath: tuf.rootPath, toPath: t.sub("vendor-root.json"))
-        let cfg = Self.stageConfig(t, types: """
+        let cfg = StormKit.stageConfig(t, types: """
         [types.feed-url]
         source = "url"
         url = "\(http.url("feed.db"))"
@@ -144,7 +133,7 @@ import Glibc
         var rng = CrashRNG(seed: 0x9F11)
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
         try StormKit.write(t.sub("up/20261129001/main.db"), StormKit.randomBytes(1 << 20, &rng))
-        let cfg = Self.stageConfig(t, types: "[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\n")
+        let cfg = StormKit.stageConfig(t, types: "[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\n")
         #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
         let inboxes = (0..<3).map { t.sub("clients/c\($0)/inbox") }
         for ib in inboxes { try FileManager.default.createDirectory(atPath: ib, withIntermediateDirectories: true) }

@@ -19,6 +19,20 @@ enum StormKit {
     static let noProxy = ["no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
                           "http_proxy": "", "HTTP_PROXY": "", "https_proxy": "", "HTTPS_PROXY": ""]
 
+    /// Writes `stage.toml` in `t` (outbox, key and state beside it; no HTTP retry window, so a
+    /// failure shows at once) with the `[types.…]` tables given; returns its path.
+    static func stageConfig(_ t: TempDir, types: String) -> String {
+        t.write("stage.toml", """
+        outbox = "outbox"
+        key = "stage.key"
+        state_dir = "state"
+        [http]
+        retry_for = "0s"
+        \(types)
+        """)
+        return t.sub("stage.toml")
+    }
+
     /// Runs a command, output discarded; true on exit 0.
     @discardableResult
     static func sh(_ args: [String]) -> Bool { InboxdStateRepairTests.sh(args) }

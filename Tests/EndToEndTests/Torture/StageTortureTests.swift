@@ -45,14 +45,7 @@ import Glibc
         let http = try StormHTTPServer(root: t.sub("www"))
         let tuf = try StormTUF(dir: t.sub("tufrepo"))
         try fm.copyItem(atPath: tuf.rootPath, toPath: t.sub("vendor-root.json"))
-        t.write("stage.toml", """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
-
-        [http]
-        retry_for = "0s"
-
+        let cfg = StormKit.stageConfig(t, types: """
         [types.virus-defs]
         source = "dir"
         path = "upstream"
@@ -74,7 +67,6 @@ import Glibc
         keep_revisions = 3
         deltas = 1
         """)
-        let cfg = t.sub("stage.toml")
         let size = 3 << 20
         var upstream: [Source: Upstream] = [:]
         for (i, s) in Source.allCases.enumerated() {
