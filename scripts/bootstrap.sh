@@ -11,8 +11,10 @@ set -euo pipefail
 # of push on a loop-mounted XFS image (skipped, saying so, where mounting is not allowed).
 # faketime: the TUF interop tests (Tests/interop/tuf) move the clients' clock to expire metadata.
 # strace: DurabilityOrderTests watch the order of each program's fsync/syncfs and renames.
+# nginx: serves outboxes and relays in the pull tests and the mirror simulation (issue #16);
+# openssh-server: the Ansible role runs over real SSH against sshd instances on 127.0.0.1.
 debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools
-      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime strace)
+      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime strace nginx openssh-server openssh-client)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
