@@ -5,7 +5,7 @@ DEBUG_BIN := .build/debug
 RELEASE_BIN := .build/release
 
 .PHONY: all bootstrap build release test demo bench clean
-.PHONY: microbench install uninstall man fuzz fuzz-seeds torture
+.PHONY: microbench install uninstall man fuzz fuzz-seeds torture scale-sim
 
 all: build
 
@@ -65,6 +65,12 @@ torture: bootstrap
 
 demo: release
 	@bash scripts/demo.sh $(RELEASE_BIN)
+
+# docs/SCALE.md's check: 10,000 simulated pulling clients against nginx serving a real outbox
+# (scripts/scale/pullsim.sh; SIM_CLIENTS, SIM_CONCURRENCY, SIM_DB_MIB, SIM_WORKERS). Report in
+# .build/pullsim/.
+scale-sim: release
+	@bash scripts/scale/pullsim.sh $(RELEASE_BIN)
 
 # Benchmarks (docs/BENCHMARKS.md): every scripts/bench/*.sh, one table; the page is rewritten
 # after a complete run. BENCH="verify inboxd": only those; BENCH_QUICK=1: small sizes (a smoke
