@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "courier-deliver", targets: ["courier-deliver"]),
         .executable(name: "courier-inboxd", targets: ["courier-inboxd"]),
         .executable(name: "courier-tuf", targets: ["courier-tuf"]),
+        .executable(name: "courier-pull", targets: ["courier-pull"]),
         .library(name: "CourierCore", targets: ["CourierCore"]),
         // For the fuzzers (Fuzz/, a package of their own: `make fuzz`).
         .library(name: "CourierFuzzing", targets: ["CourierFuzzing"]),
@@ -147,6 +148,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "courier-tuf", dependencies: ["TUFCLI"]),
+        // The pull copier and relay (issue #16): HTTP from any web server serving an outbox into
+        // the client's inbox, and a relay's mirror of a subset of an upstream outbox. A program of
+        // its own so that courier-inboxd stays free of HTTP: pull is just another copier. It
+        // reuses the stager's HTTP client (CourierFetch) and delivery's decision (CourierDeliver).
+        .target(
+            name: "CourierPull",
+            dependencies: ["CourierCore", "CourierConfig", "CourierFetch", "CourierDeliver", "CourierInbox",
+                .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "PullCLI",
+            dependencies: ["CourierCLI", "CourierCore", "CourierPull", "CourierFetch",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(name: "courier-pull", dependencies: ["PullCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // The parsers of attacker-reachable bytes as fuzz targets (bytes in, verdict out), driven
         // by libFuzzer from Fuzz/ and replayed over Fixtures/fuzz by FuzzTests (issue #15).
         .target(

@@ -53,6 +53,9 @@ public struct FetchPolicy: Sendable {
     public var caMode: CAMode = .add
     /// Download speed cap in bytes per second for `fetch` (nil: as fast as the line allows).
     public var maxRate: Int64? = nil
+    /// A bandwidth cap shared by every `fetch` of the run (`courier-pull`'s `bwlimit`): one token
+    /// bucket, so the index, packages and retries together stay under it. Nil: none.
+    public var throttle: CourierCore.Throttle? = nil
     /// Seconds that must pass after a run contacted a host before another run's `fetch` may
     /// contact it again (freshclam's rule for its mirrors); 0 disables. Contacts made by this run
     /// (after `runStarted`) do not count, so one run may fetch a file and its checksum.

@@ -90,7 +90,7 @@ extension Fetcher {
 
         let sink = try FileSink(path: partial.partialPath, offset: offset)
         var received: Int64 = 0
-        var throttle = Throttle(rate: policy.maxRate)
+        var pacer = RatePacer(rate: policy.maxRate)
         do {
             while let chunk = try await body.next() {
                 received += Int64(chunk.readableBytes)
@@ -101,7 +101,10 @@ extension Fetcher {
                         "\(url.redacted): body exceeds the limit of \(policy.maxBytes) bytes; download stopped")
                 }
                 try sink.write(chunk)
-                try await throttle.pace(chunk.readableBytes)
+                try await pacer.pace(chunk.readableBytes)
+                // The run's shared cap (pull's `bwlimit`): every download of the run takes from
+                // one bucket, so parallel or successive downloads together stay under it.
+                if let shared = policy.throttle { await shared.pauseAsync(after: chunk.readableBytes) }
             }
         } catch let f as FetchFailure {
             throw f
@@ -221,8 +224,9 @@ private extension String {
 
 /// `max_rate`: paces a download by sleeping whenever it is ahead of `rate` bytes per second since
 /// its first byte. Sleeping in the consumer is enough: both clients read the socket only on
-/// demand, so the server is slowed by TCP's window, not buffered in memory.
-struct Throttle {
+/// demand, so the server is slowed by TCP's window, not buffered in memory. Per download; the
+/// cap shared by a whole run is `FetchPolicy.throttle` (CourierCore's `Throttle`).
+struct RatePacer {
     let rate: Int64?
     private var start: ContinuousClock.Instant? = nil
     private var bytes: Int64 = 0

@@ -24,7 +24,10 @@ CRONTAB = os.path.join(ROOT, "scripts", "cron", "courier-stage.crontab")
 INBOXD_UNIT = os.path.join(SYSTEMD_DIR, "courier-inboxd.service")
 STAGE_UNIT = os.path.join(SYSTEMD_DIR, "courier-stage.service")
 STAGE_TIMER = os.path.join(SYSTEMD_DIR, "courier-stage.timer")
-UNITS = [INBOXD_UNIT, STAGE_UNIT, STAGE_TIMER]
+PULL_UNIT = os.path.join(SYSTEMD_DIR, "courier-pull.service")
+PULL_TIMER = os.path.join(SYSTEMD_DIR, "courier-pull.timer")
+PULL_CRONTAB = os.path.join(ROOT, "scripts", "cron", "courier-pull.crontab")
+UNITS = [INBOXD_UNIT, STAGE_UNIT, STAGE_TIMER, PULL_UNIT, PULL_TIMER]
 INSTALLED_BIN = "/usr/local/bin/"
 
 
@@ -126,11 +129,11 @@ COMMON_HARDENING = {
 def test_unit_parses_and_has_a_description(path):
     u = parse_unit(path)
     assert "Unit" in u and one(u, "Unit", "Description")
-    if path != STAGE_UNIT:   # the stager's service is started by its timer, never enabled itself
+    if path not in (STAGE_UNIT, PULL_UNIT):   # started by their timers, never enabled themselves
         assert "Install" in u, "no [Install] section: the unit could not be enabled"
 
 
-@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT], ids=os.path.basename)
+@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT, PULL_UNIT], ids=os.path.basename)
 def test_every_exec_line_is_absolute(path):
     u = parse_unit(path)
     execs = [(k, v) for k, v in u["Service"] if k.startswith("Exec")]
@@ -143,7 +146,7 @@ def test_every_exec_line_is_absolute(path):
             assert p is None or os.path.isabs(p), f"{k}: {name} {p} must be absolute (no working directory under systemd)"
 
 
-@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT], ids=os.path.basename)
+@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT, PULL_UNIT], ids=os.path.basename)
 def test_common_hardening(path):
     u = parse_unit(path)
     for key, want in COMMON_HARDENING.items():
@@ -218,6 +221,56 @@ def test_stage_timer():
     assert "timers.target" in words(u, "Install", "WantedBy")
 
 
+# ---- courier-pull.service and .timer ----
+def test_pull_service():
+    u = parse_unit(PULL_UNIT)
+    assert one(u, "Service", "Type") == "oneshot"
+    argv = shlex.split(one(u, "Service", "ExecStart"))
+    assert argv[:2] == [INSTALLED_BIN + "courier-pull", "run"]
+    assert option_value(argv, "--config") == "/etc/courier/pull.toml"
+    # The timer's RandomizedDelaySec spreads the start; pull.toml's splay must not add to it.
+    assert "--no-splay" in argv
+    fams = words(u, "Service", "RestrictAddressFamilies")
+    assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(fams) and not any(f.startswith("~") for f in fams)
+    writable = [p.lstrip("-+") for p in words(u, "Service", "ReadWritePaths")]
+    writable += ["/var/log/" + d for d in words(u, "Service", "LogsDirectory")]
+    # The client's tree (the default inbox and state_dir of inboxd.toml) and the log's directory.
+    assert "/var/lib/courier" in writable
+    assert os.path.dirname(option_value(argv, "--log-file")) in writable
+    # Root without any capability: the inbox is root's own.
+    assert values(u, "Service", "CapabilityBoundingSet") == [""]
+    assert not values(u, "Install", "WantedBy"), "the service is started by the timer, not enabled on its own"
+    assert "network-online.target" in words(u, "Unit", "After") + words(u, "Unit", "Wants")
+
+
+def test_pull_timer():
+    u = parse_unit(PULL_TIMER)
+    assert values(u, "Timer", "OnCalendar") or values(u, "Timer", "OnUnitInactiveSec")
+    delay = one(u, "Timer", "RandomizedDelaySec")
+    assert re.fullmatch(r"\d+(s|min|m|h)?", delay), delay
+    assert values(u, "Timer", "Unit") in ([], ["courier-pull.service"])
+    assert "timers.target" in words(u, "Install", "WantedBy")
+
+
+def test_pull_crontab():
+    jobs = []
+    for raw in open(PULL_CRONTAB, encoding="utf-8"):
+        line = raw.strip()
+        if line and not line.startswith("#") and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", line):
+            jobs.append(line)
+    assert len(jobs) == 2, jobs
+    subs = []
+    for line in jobs:
+        fields = line.split(None, 5)
+        assert len(fields) == 6 and all(CRON_FIELD.match(f) for f in fields[:5]), line
+        argv = shlex.split(fields[5])
+        assert argv[0] == INSTALLED_BIN + "courier-pull"
+        subs.append(argv[1])
+        for name in ("--config", "--log-file"):
+            assert os.path.isabs(option_value(argv, name) or "/"), name
+    assert subs == ["run", "mirror"]
+
+
 # ---- the crontab ----
 CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 
@@ -271,7 +324,7 @@ def _copy_with_stub_binaries(tmp_path):
     changed."""
     stubs = tmp_path / "bin"
     stubs.mkdir()
-    for name in ("courier-inboxd", "courier-stage"):
+    for name in ("courier-inboxd", "courier-stage", "courier-pull"):
         p = stubs / name
         p.write_text("#!/bin/sh\nexit 0\n")
         p.chmod(0o755)
@@ -306,7 +359,7 @@ def test_systemd_analyze_verify_only_misses_the_uninstalled_programs():
         assert m and m.group(1).startswith(INSTALLED_BIN) and not os.path.exists(m.group(1)), line
 
 
-@pytest.mark.parametrize("path,threshold", [(INBOXD_UNIT, 40), (STAGE_UNIT, 40)], ids=lambda x: os.path.basename(str(x)))
+@pytest.mark.parametrize("path,threshold", [(INBOXD_UNIT, 40), (STAGE_UNIT, 40), (PULL_UNIT, 40)], ids=lambda x: os.path.basename(str(x)))
 def test_systemd_analyze_security_exposure(path, threshold):
     exe = _analyze()
     r = subprocess.run([exe, "security", "--offline=true", "--no-pager", f"--threshold={threshold}", path],
@@ -333,7 +386,10 @@ def test_command_lines_use_options_the_programs_accept():
     inboxd = shlex.split(one(parse_unit(INBOXD_UNIT), "Service", "ExecStart"))
     stage = shlex.split(one(parse_unit(STAGE_UNIT), "Service", "ExecStart"))
     cron = shlex.split(cron_jobs()[0][1].split(None, 5)[5])
-    for argv in (inboxd, stage, cron):
+    pull = shlex.split(one(parse_unit(PULL_UNIT), "Service", "ExecStart"))
+    pull_cron = [shlex.split(l.split(None, 5)[5]) for l in open(PULL_CRONTAB, encoding="utf-8")
+                 if l.strip() and not l.startswith("#") and not l.startswith("MAILTO")]
+    for argv in [inboxd, stage, cron, pull] + pull_cron:
         program, sub = os.path.basename(argv[0]), argv[1]
         text = _help(program, sub)
         for opt in _options(argv):

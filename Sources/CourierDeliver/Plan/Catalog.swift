@@ -14,7 +14,8 @@ public struct Catalog: Sendable {
     }
 
     public let outbox: Outbox
-    public private(set) var types: [String: TypeEntry] = [:]
+    /// Set here by `scan` and by `init(index:)` (Catalog+Index.swift, for pull over HTTP).
+    public internal(set) var types: [String: TypeEntry] = [:]
 
     public init(outbox: Outbox) { self.outbox = outbox }
 

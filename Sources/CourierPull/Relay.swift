@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CourierCore
+import CourierDeliver
+import CourierFetch
+import Logging
+
+/// `courier-pull mirror`: a relay's pass (docs/DELIVER.md, "Relays"). Mirrors a subset of an
+/// upstream outbox — or of another relay — over HTTP into `root`, an outbox layout that any web
+/// server then serves (scripts/nginx/courier-outbox.conf), with the stager's own guarantees:
+///
+///     per type, per wanted revision not yet here:
+///       <type>/.staging-<rev>/<package>  ← download (resumable), size + SHA-256 from the index,
+///                                          signature with the relay's trust; the next mirror on failure
+///       rename .staging-<rev> → <rev>   (a revision appears complete or not at all)
+///     then per type: latest.txt + latest (atomic), retention of the oldest
+///     then index.json, rebuilt from the directories (Outbox.writeIndex), atomically, last.
+///
+/// A relay killed at any point leaves only dot-names half done, which web servers must not serve
+/// (the nginx site refuses them); the next pass resumes or completes them.
+public final class Relay {
+    public let config: RelayConfig
+    let logger: Logger
+    let faults: FaultPoints
+
+    public init(config: RelayConfig, logger: Logger, faults: FaultPoints = .fromEnvironment()) {
+        self.config = config
+        self.logger = logger
+        self.faults = faults
+    }
+
+    public struct TypeLine: Sendable {
+        public var type: String
+        public var latest: UInt64?
+        public var added: [UInt64] = []
+        public var removed: [UInt64] = []
+        public var skippedDeltas: [String] = []
+        public var bytes: Int64 = 0
+        public var error: CourierError? = nil
+    }
+
+    public struct Report: Sendable {
+        public var mirror: String
+        public var notModified: Bool
+        public var types: [TypeLine] = []
+        public var indexWritten = false
+        public var seconds = 0.0
+
+        public var exitCode: Int32 {
+            let failed = types.compactMap(\.error)
+            guard let f = failed.first else { return 0 }
+            return types.count == 1 ? ExitStatus.for(f.code).rawValue : ExitStatus.partial.rawValue
+        }
+
+        public func summary() -> String {
+            var out = ["upstream index.json from \(mirror)\(notModified ? " (not modified)" : "")"]
+            for t in types {
+                var s = "\(t.type): latest \(t.latest.map(String.init) ?? "-")"
+                if !t.added.isEmpty { s += ", added \(t.added.map(String.init).joined(separator: " ")) (\(human(t.bytes)))" }
+                if !t.removed.isEmpty { s += ", removed \(t.removed.map(String.init).joined(separator: " "))" }
+                if !t.skippedDeltas.isEmpty { s += ", deltas left out: \(t.skippedDeltas.joined(separator: " "))" }
+                if let e = t.error { s += ", FAILED: \(e.message)" }
+                out.append(s)
+            }
+            out.append("index.json \(indexWritten ? "written" : "unchanged")")
+            return out.joined(separator: "\n")
+        }
+
+        public func json() -> String {
+            let q = PullReport.jsonString
+            let lines = types.map { t -> String in
+                var f = ["\"type\":\(q(t.type))", "\"added\":[\(t.added.map(String.init).joined(separator: ","))]",
+                         "\"removed\":[\(t.removed.map(String.init).joined(separator: ","))]", "\"bytes\":\(t.bytes)"]
+                if let l = t.latest { f.append("\"latest\":\(l)") }
+                if let e = t.error { f.append("\"error\":\(q(e.message))") }
+                return "{" + f.joined(separator: ",") + "}"
+            }
+            return "{\"upstream\":\(q(mirror)),\"not_modified\":\(notModified),\"index_written\":\(indexWritten),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
+        }
+    }
+
+    public func run() async throws -> Report {
+        let lock = try RunLock(config.stateDir, program: "courier-pull mirror")
+        defer { withExtendedLifetime(lock) {} }
+        let t0 = Sys.monotonicSeconds()
+        try Sys.mkdirs(config.root)
+        let trust = try TrustStore.load(config.trust, threshold: config.threshold)
+        var verify = VerifyOptions(trust: trust)
+        verify.clockSkew = config.clockSkew
+        let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }
+        let fetcher = Fetcher(policy: try config.http.policy(stateDir: config.stateDir, throttle: throttle,
+                                                             program: "courier-pull"), logger: logger)
+        let client = MirrorClient(fetcher: fetcher, mirrors: config.upstream, stateDir: config.stateDir, logger: logger)
+        do {
+            var report = try await pass(client, trust: trust, verify: verify)
+            report.seconds = Sys.monotonicSeconds() - t0
+            try await fetcher.shutdown()
+            return report
+        } catch {
+            try? await fetcher.shutdown()
+            throw error
+        }
+    }
+
+    func pass(_ client: MirrorClient, trust: TrustStore, verify: VerifyOptions) async throws -> Report {
+        let got = try await client.fetchIndex()
+        var report = Report(mirror: got.shownURL, notModified: got.notModified)
+        let types = config.types.isEmpty ? got.index.types.keys.sorted() : config.types
+        let catalog = Catalog(index: got.index, only: Set(types))
+        let outbox = Outbox(root: config.root)
+        for t in types {
+            var line = TypeLine(type: t)
+            do {
+                try await mirrorType(t, catalog: catalog, index: got.index, outbox: outbox, client: client,
+                                     first: got.mirrorIndex, verify: verify, line: &line)
+            } catch let e as CourierError {
+                line.error = e
+                logger.error("type not mirrored", metadata: ["type": "\(t)", "reason": "\(e.message)"])
+            }
+            line.latest = outbox.latest(t)
+            report.types.append(line)
+        }
+        try faults.hit("relay-before-index")
+        // Last: the index names only what the directories hold (rebuilt from them, hashes reused).
+        report.indexWritten = try outbox.writeIndex(types: types.filter { Sys.isDirectory(outbox.typeDir($0)) },
+                                                    now: Int64(time(nil)), trust: trust).written
+        return report
+    }
+
+    func mirrorType(_ t: String, catalog: Catalog, index: OutboxIndex, outbox: Outbox, client: MirrorClient,
+                    first: Int, verify: VerifyOptions, line: inout TypeLine) async throws {
+        guard let entry = catalog.types[t], let info = index.types[t] else {
+            throw CourierError(.source, "the upstream index has no published revision of \(t)")
+        }
+        // The newest `revisions`, and the upstream's latest whatever its rank (a held stager).
+        var wanted = Array(entry.revisions.keys.sorted().suffix(config.revisions))
+        if let l = entry.latest, !wanted.contains(l) { wanted.append(l) }
+        wanted.sort()
+        try Sys.mkdirs(outbox.typeDir(t))
+        // Leftovers: a removal cut short, staging for a revision no longer wanted. The staging of
+        // a wanted revision is kept: its finished packages are checked and kept, its partial
+        // download resumed.
+        for n in try Sys.listDirectory(outbox.typeDir(t)) where n.hasPrefix(".") {
+            if n.hasPrefix(".staging-"), let r = Names.parseRevision(String(n.dropFirst(".staging-".count))), wanted.contains(r) { continue }
+            try Sys.removeTree(outbox.typeDir(t) + "/" + n)
+        }
+        let have = Set(try outbox.revisions(t))
+        for rev in wanted where !have.contains(rev) {
+            guard let revInfo = info.revisions.first(where: { $0.revision == rev }) else { continue }
+            let staging = outbox.typeDir(t) + "/.staging-\(rev)"
+            try Sys.mkdirs(staging)
+            let pkgs = revInfo.packages.filter { Catalog.indexEntryIsSane($0, type: t, revision: rev) }
+                .sorted { ($0.kind == .full ? 0 : 1, $0.file) < ($1.kind == .full ? 0 : 1, $1.file) }
+            for p in pkgs {
+                let name = String(p.file.split(separator: "/").last!)
+                do {
+                    let dl = try await client.download(p, type: t, revision: rev, to: staging + "/" + name, first: first, verify: verify)
+                    if !dl.reused { line.bytes += dl.bytes }
+                    try faults.hit("relay-after-package")
+                } catch let e as CourierError where p.kind == .delta {
+                    // A delta that no mirror serves intact is left out: clients get the full package.
+                    logger.warning("delta left out", metadata: ["package": "\(name)", "reason": "\(e.message)"])
+                    line.skippedDeltas.append(name)
+                }
+            }
+            // Only packages: the fetcher's leftovers of a failed delta are not published.
+            for n in try Sys.listDirectory(staging) where Names.parsePackageFileName(n) == nil {
+                try Sys.unlink(staging + "/" + n)
+            }
+            Sys.fsyncDirectory(staging)
+            try faults.hit("relay-before-rename")
+            try Sys.rename(staging, outbox.revisionDir(t, rev))
+            Sys.fsyncDirectory(outbox.typeDir(t))
+            line.added.append(rev)
+            logger.info("revision mirrored", metadata: ["type": "\(t)", "revision": "\(rev)"])
+        }
+        let now = try outbox.revisions(t)
+        if let target = entry.latest.flatMap({ now.contains($0) ? $0 : nil }) ?? now.last,
+           outbox.latest(t) != target || outbox.latestLink(t) != target {
+            try outbox.setLatest(t, target)
+        }
+        line.removed = try outbox.applyRetention(t, keep: config.revisions)
+    }
+}
