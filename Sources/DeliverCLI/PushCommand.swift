@@ -60,6 +60,10 @@ public struct PushCommand: ParsableCommand {
     var verifyCache: String?
     @Flag(help: "Verify every package, remembering nothing.")
     var noVerifyCache = false
+    @Option(help: ArgumentHelp("Cap the bandwidth of the whole run at RATE bytes per second, shared by all its parallel copies: 500K, 2M, 1G (a bare number is KiB/s, as rsync's).", discussion: "Under a cap every copy goes through the page cache in accounted writes: no reflink, copy_file_range or direct I/O (whose bytes a cap cannot pace); --link is not paced (a hard link moves no bytes). Verification reads the outbox locally and is not counted.", valueName: "RATE"))
+    var bwlimit: String?
+    @Option(help: ArgumentHelp("Spread the inboxes' copies over this window (90s, 15m, 1h): each inbox is copied, flushed and renamed at its own slot, so clients do not all receive and reload at once.", discussion: "Slots are evenly spaced and ordered by a hash of the inbox path, so a rerun gives every inbox the same slot. Packages are then verified before the first copy, and each inbox is flushed on its own.", valueName: "DURATION"))
+    var stagger: String?
     @Flag(help: "One JSON object per inbox and type, one per line.")
     var json = false
     @Flag(help: "Print only failures and the summary.")
@@ -71,6 +75,8 @@ public struct PushCommand: ParsableCommand {
         if !where_.given { throw ValidationError("name the inboxes: --inbox, --inboxes-from or --policy") }
         if jobs < 1 || jobs > 256 { throw ValidationError("--jobs must be from 1 to 256") }
         if noVerifyCache && verifyCache != nil { throw ValidationError("--verify-cache and --no-verify-cache exclude each other") }
+        _ = try bandwidthCap()
+        _ = try staggerWindow()
         if where_.policy != nil && source.revision != nil {
             throw ValidationError("--revision does not go with --policy: the policy names the revisions")
         }
@@ -90,12 +96,27 @@ public struct PushCommand: ParsableCommand {
             p.sync = !noSync
             p.targets = try where_.targets(types: source.types, spec: source.spec)
             p.verifiedCache = try openVerifyCache()
+            p.throttle = try bandwidthCap().map { Throttle(bytesPerSecond: $0) }
+            p.stagger = Double(try staggerWindow())
             if p.targets.isEmpty { throw CourierError(.usage, "no inbox to deliver to") }
             let summary = p.run()
             print(render(summary), terminator: "")
             failedCount = summary.failed
         }
         if failedCount > 0 { throw ExitCode(ExitStatus.partial.rawValue) }
+    }
+
+    /// `--bwlimit` in bytes per second, or nil; a bad value is a usage error naming the option.
+    func bandwidthCap() throws -> Int64? {
+        guard let bwlimit else { return nil }
+        do { return try Throttle.parseRate(bwlimit, what: "--bwlimit") }
+        catch let e as CourierError { throw ValidationError(e.message) }
+    }
+
+    /// `--stagger` in seconds (0: none).
+    func staggerWindow() throws -> Int64 {
+        guard let stagger else { return 0 }
+        return try parseDuration(stagger, option: "--stagger")
     }
 
     /// The verification cache: the one named (an unsafe one is an error), else the default (an

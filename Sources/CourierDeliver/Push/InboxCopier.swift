@@ -60,8 +60,11 @@ public enum InboxCopier {
     /// Step 1: writes `source` into the inbox under a temporary name, mode 0644. Not durable
     /// yet, not visible to the client. On failure nothing is left behind. `cache`: see
     /// `PackageSource.copy` (nil: a durable push).
+    /// `throttle`: the run's `--bwlimit` (see `PackageSource.copy`); a hard link moves no bytes
+    /// and is not paced.
     public static func stage(_ source: PackageSource, name: String, inbox: String, method: Method,
-                             cache: CacheBudget? = nil, faults: FaultPoints = .none) throws -> Staged {
+                             cache: CacheBudget? = nil, throttle: Throttle? = nil,
+                             faults: FaultPoints = .none) throws -> Staged {
         let tmp = tempName(name)
         let tmpPath = inbox + "/" + tmp
         var how = ""
@@ -82,7 +85,7 @@ public enum InboxCopier {
         if how != "hard link" {
             let ofd = try Sys.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             defer { Sys.close(ofd) }
-            let via = try source.copy(into: ofd, dst: tmpPath, cache: cache)
+            let via = try source.copy(into: ofd, dst: tmpPath, cache: cache, throttle: throttle)
             how = how.isEmpty ? via : how
             try faults.hit("deliver-after-write")
             // The umask may have narrowed 0644; clients' daemons may run as another user.

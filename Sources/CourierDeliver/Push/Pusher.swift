@@ -24,6 +24,11 @@ public struct Pusher: Sendable {
     public var faults = FaultPoints.fromEnvironment()
     /// Verdicts remembered from earlier pushes (`--verify-cache`); nil: verify every package.
     public var verifiedCache: VerifiedCache?
+    /// `--bwlimit`: one cap for all the copies of the run, whatever `jobs` is; nil: none.
+    public var throttle: Throttle?
+    /// `--stagger`: the window in seconds over which the inboxes' copies start (`Stagger`,
+    /// `runStaggered`); 0: all at once, as `jobs` allows.
+    public var stagger: Double = 0
 
     public init(catalog: Catalog, verify: VerifyOptions, defaultTypes: [String]) {
         self.catalog = catalog; self.verify = verify; self.defaultTypes = defaultTypes
@@ -191,6 +196,7 @@ public struct Pusher: Sendable {
             return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
                            verified: v.verified, remembered: v.remembered)
         }
+        if stagger > 0 { return runStaggered(plans, t0: t0) }
         let (sources, unopened) = Self.openSources(decisions)
         // --no-sync: how many large copies will start, so that a direct copy can tell when it
         // may finish in the cache (CacheBudget.leaveDisk). An estimate: a target that fails
@@ -321,7 +327,8 @@ public struct Pusher: Sendable {
                 } else if let source = sources[src] {
                     do {
                         let name = String(src[src.index(after: src.lastIndex(of: "/")!)...])
-                        let s = try InboxCopier.stage(source, name: name, inbox: t.inbox, method: method, cache: cache, faults: faults)
+                        let s = try InboxCopier.stage(source, name: name, inbox: t.inbox, method: method, cache: cache,
+                                                     throttle: throttle, faults: faults)
                         o.state = .copied; o.bytes = s.bytes; o.how = s.how; o.staged = s
                     } catch {
                         o.state = .failed; o.error = "\(error)"
