@@ -14,7 +14,7 @@ public struct InboxdCommand: ParsableCommand {
         by another process for too long, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [InboxRunCommand.self, StatusCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, ExtractCommand.self])
+        subcommands: [InboxRunCommand.self, StatusCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, ExtractCommand.self, DiagnoseCommand.self])
 
     public init() {}
 }
