@@ -13,7 +13,7 @@ public struct DeliverCommand: ParsableCommand {
         targets failed, or --fail-stale found stale clients), 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [VerifyCommand.self, PushCommand.self, SelectCommand.self, ReportCommand.self])
+        subcommands: [VerifyCommand.self, PushCommand.self, SelectCommand.self, ReportCommand.self, DiagnoseCommand.self])
 
     public init() {}
 }

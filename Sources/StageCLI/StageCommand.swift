@@ -19,7 +19,7 @@ public struct StageCommand: AsyncParsableCommand {
         19 proxy, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [RunCommand.self, ListCommand.self, KeygenCommand.self, BuildCommand.self, FetchCommand.self])
+        subcommands: [RunCommand.self, ListCommand.self, KeygenCommand.self, BuildCommand.self, FetchCommand.self, DiagnoseCommand.self])
 
     public init() {}
 }
