@@ -104,4 +104,75 @@ import Testing
         let c = try Catalog.scan(fleet.outbox)
         #expect(c.types["virus-defs"]!.revisions.keys.sorted() == [100, 200, 300])
     }
+
+    static func refusal(_ rev: UInt64) -> ClientStatus.Refused {
+        .init(revision: rev, code: "apply-failed", reason: "test command exited 1", at: "2026-11-29T16:00:00Z",
+              package: "virus-defs_\(rev).cpkg")
+    }
+
+    /// Issue #16: a revision the client refused is not sent again, with the client's reason;
+    /// `--force` sends it; a newer one is sent as usual.
+    @Test func refusedRevisionIsSkippedUnlessForced() {
+        var s = status(installed: 200)
+        s.refused = [Self.refusal(300)]
+        let d = decide(s)
+        #expect(d.action == .none && d.code == "refused" && d.revision == 300)
+        #expect(d.reason.contains("apply-failed") && d.reason.contains("test command exited 1") && d.reason.contains("--force"))
+        let forced = Planner.decide(type: "virus-defs", want: .latest, catalog: catalog, status: s, statusNote: nil, waiting: [], force: true)
+        #expect(forced.action == .delta && forced.base == 200)
+        s.refused = [Self.refusal(200)]   // an older refusal does not hold back 300
+        #expect(decide(s, want: .latest).action == .delta)
+    }
+
+    /// The point of issue #16.3: for every combination of the client's facts and the revision
+    /// wanted, what the sender decides agrees with what the client will do with what it sends
+    /// (`Acceptance.Client.onClient`, the facts courier-inboxd takes). A sender sends only what
+    /// the client accepts; for what it holds back, its code is the client's reason. The one
+    /// deliberate difference: a refused revision is held back by the sender (unless forced) but
+    /// tried again by the client when it arrives anyway.
+    @Test func senderAndClientAgree() {
+        var rows = 0
+        for installed in [nil, 100, 200, 300] as [UInt64?] {
+            for pinned in [nil, 100, 200] as [UInt64?] {
+                for refused in [[], [200], [300]] as [[UInt64]] {
+                    for want in [100, 200, 300] as [UInt64] {
+                        for force in [false, true] {
+                            var s = status(installed: installed, pinned: pinned)
+                            s.refused = refused.isEmpty ? nil : refused.map(Self.refusal)
+                            let row = "installed \(installed.map(String.init) ?? "-") pinned \(pinned.map(String.init) ?? "-") refused \(refused) want \(want) force \(force)"
+                            let d = Planner.decide(type: "virus-defs", want: .named(want), catalog: catalog, status: installed == nil && pinned == nil && refused.isEmpty ? nil : s,
+                                                   statusNote: nil, waiting: [], force: force)
+                            let client = Acceptance.Client.onClient(s, installed: installed, baseWaitOver: false)
+                            // What arrives at the client: what the sender chose, else the full package (a copier that did not ask).
+                            let base = d.action == .delta ? d.base : nil
+                            let v = Acceptance.decide(.init(type: "virus-defs", revision: want, base: base), client)
+                            switch d.action {
+                            case .full, .delta:
+                                #expect(v == .accept, "\(row): sender sends \(d.code), client says \(v)")
+                                if let b = base { #expect(b == installed, "\(row): a delta from what the client holds") }
+                            case .none:
+                                switch d.code {
+                                case "up-to-date": #expect(v == .duplicate, "\(row)")
+                                case "pinned", "held":
+                                    if case .refuse(let rule, _) = v { #expect(rule.rawValue == d.code, "\(row)") }
+                                    else { Issue.record("\(row): sender says \(d.code), client says \(v)") }
+                                case "refused":
+                                    #expect(!force && refused.contains(want), "\(row)")
+                                    #expect(v == .accept, "\(row): the client tries a refused revision that arrives")
+                                default: Issue.record("\(row): unexpected code \(d.code)")
+                                }
+                            case .error: Issue.record("\(row): \(d.reason)")
+                            }
+                            // And the converse: what the client would take, the sender sends (forced past refusals).
+                            if v == .accept && (force || !refused.contains(want)) {
+                                #expect(d.action == .full || d.action == .delta, "\(row): client accepts, sender says \(d.code)")
+                            }
+                            rows += 1
+                        }
+                    }
+                }
+            }
+        }
+        #expect(rows == 216)
+    }
 }

@@ -19,6 +19,27 @@ public struct ClientStatus: Codable, Sendable, Equatable {
             self.at = at; self.package = package; self.code = code; self.reason = reason
         }
     }
+    /// A revision this client refused for a reason about the revision itself
+    /// (`Acceptance.counts`): senders skip it (`refused`) until `--force` or a newer revision.
+    public struct Refused: Codable, Sendable, Equatable {
+        public var revision: UInt64
+        public var code: String
+        public var reason: String
+        public var at: String
+        public var package: String
+        public init(revision: UInt64, code: String, reason: String, at: String, package: String) {
+            self.revision = revision; self.code = code; self.reason = reason; self.at = at; self.package = package
+        }
+    }
+    /// The quarantine's size after the last pass, and how many entries its caps evicted so far.
+    public struct QuarantineSummary: Codable, Sendable, Equatable {
+        public var files: Int
+        public var bytes: Int64
+        public var evicted: Int
+        public init(files: Int = 0, bytes: Int64 = 0, evicted: Int = 0) {
+            self.files = files; self.bytes = bytes; self.evicted = evicted
+        }
+    }
     public struct TypeStatus: Codable, Sendable, Equatable {
         public var installed: UInt64?
         public var previous: UInt64?
@@ -29,12 +50,17 @@ public struct ClientStatus: Codable, Sendable, Equatable {
         public var kept: [UInt64] = []
         public var pending: [String] = []
         public var lastError: LastError?
+        /// Refused revisions, ascending, at most `Acceptance.refusedKept`; nil (absent from
+        /// the file, as in status files of older versions) when there are none.
+        public var refused: [Refused]?
         public init() {}
     }
     public var format = 1
     public var host: String
     public var updated: String
     public var types: [String: TypeStatus]
+    /// Absent in status files of older versions, and until the daemon first looks at its quarantine.
+    public var quarantine: QuarantineSummary?
 
     public static func empty(host: String) -> ClientStatus {
         ClientStatus(host: host, updated: RFC3339.format(Int64(time(nil))), types: [:])

@@ -20,7 +20,7 @@ public struct Decision: Sendable {
     public var package: String?
     public var base: UInt64?
     /// A stable word: new-client, no-status, not-installed, delta, no-delta, delta-refused,
-    /// up-to-date, waiting, pinned, held, not-in-outbox, unknown-type.
+    /// up-to-date, waiting, pinned, held, refused, not-in-outbox, unknown-type.
     public var code: String
     /// The sentence, with the values that decided it.
     public var reason: String
@@ -28,11 +28,14 @@ public struct Decision: Sendable {
 
 /// The pure decision: no I/O. `status` is the client's type entry (nil: the client has none),
 /// `statusNote` says why there is no status at all (nil: the status file was read),
-/// `waiting` the package names now in the client's inbox.
+/// `waiting` the package names now in the client's inbox; `force` sends a revision the client
+/// refused before (`--force`). Whether the client would take the revision at all is
+/// `Acceptance.decide`, the rule courier-inboxd applies; this adds what only a sender knows
+/// (the outbox, the inbox listing, deltas).
 public enum Planner {
     public static func decide(type: String, want: RevisionSpec, catalog: Catalog,
                               status: ClientStatus.TypeStatus?, statusNote: String?,
-                              waiting: [String]) -> Decision {
+                              waiting: [String], force: Bool = false) -> Decision {
         guard let entry = catalog.types[type] else {
             return Decision(type: type, revision: nil, action: .error, code: "unknown-type",
                             reason: "the outbox has no published revision of type \(type)")
@@ -50,19 +53,25 @@ public enum Planner {
         func none(_ code: String, _ why: String) -> Decision {
             Decision(type: type, revision: rev, action: .none, code: code, reason: why)
         }
-        if let pin = status?.pinned, pin != rev {
-            return none("pinned", "the client is pinned to \(type) \(pin) and would refuse \(rev)")
+        // What the client will say to this revision (the rule inboxd applies, `Acceptance`). The
+        // sender chooses the package itself, and only a delta from the installed revision, so
+        // the question is the revision's: asked as for a full package.
+        switch Acceptance.decide(.init(type: type, revision: rev), Acceptance.Client(status, force: force)) {
+        case .duplicate: return none("up-to-date", "the client has \(type) \(rev) installed")
+        case .refuse(.pinned, _):
+            return none("pinned", "the client is pinned to \(type) \(status?.pinned.map(String.init) ?? "?") and would refuse \(rev)")
+        case .refuse(.held, _):
+            return none("held", "the client holds the newer \(type) \(status?.installed.map(String.init) ?? "?") and refuses a rollback to \(rev) unless pinned there (courier-inboxd pin or rollback)")
+        case .refuse(let rule, let why): return none(rule.rawValue, why)
+        case .wait(let why): return none("waiting", why)
+        case .accept: break
         }
         let installed = status?.installed
-        if installed == rev { return none("up-to-date", "the client has \(type) \(rev) installed") }
         let waitingHere = waiting.filter {
             guard let p = Names.parsePackageFileName($0) else { return false }
             return p.type == type && p.revision == rev
         }
         if let w = waitingHere.first { return none("waiting", "\(w) already waits in the inbox") }
-        if let i = installed, i > rev, status?.pinned != rev {
-            return none("held", "the client holds the newer \(type) \(i) and refuses a rollback to \(rev) unless pinned there (courier-inboxd pin or rollback)")
-        }
         guard let r = entry.revisions[rev] else {
             return Decision(type: type, revision: rev, action: .error, code: "not-in-outbox",
                             reason: "\(type) \(rev) is not in the outbox (published: \(entry.revisions.keys.sorted().map(String.init).joined(separator: ", ")))")
