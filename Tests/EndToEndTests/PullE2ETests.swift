@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// courier-pull as a site runs it (issue #16): a stager's outbox served by nginx, a relay
+/// mirroring it served by a second nginx, clients pulling with the relay first and applying with
+/// a real courier-inboxd. Every server is a real nginx on 127.0.0.1 with the shipped site file.
+@Suite(.serialized, .enabled(if: Nginx.available, "nginx is not installed")) struct PullE2ETests {
+    /// Three clients converge through the relay, first on a full package and then on a delta;
+    /// a pass with nothing new costs a 304; a second relay chained to the first mirrors the same.
+    @Test func threeClientsConvergeThroughARelay() throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let stager = try Nginx(root: w.outbox, dir: w.t.sub("nginx-stager"))
+        let relayConf = w.relay("relay", upstream: [stager.url])
+        let m1 = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
+        #expect(m1.status == 0, "\(m1.stderr)")
+        #expect(m1.stdout.contains("\"added\":[20261120001]"), "\(m1.stdout)")
+        let relay = try Nginx(root: w.t.sub("relay/mirror"), dir: w.t.sub("nginx-relay"))
+        let clients = ["c1", "c2", "c3"]
+        let configs = clients.map { w.client($0, mirrors: [relay.url, stager.url]) }
+        for (c, conf) in zip(clients, configs) {
+            let r = try w.pull(conf)
+            #expect(r.status == 0, "\(c): \(r.stderr)")
+            let line = typeLines(r.json).first ?? [:]
+            #expect(line["action"] as? String == "full", "\(c): \(r.json)")
+            #expect(line["mirror"] as? String == relay.url + "/virus-defs/20261120001/virus-defs_20261120001.cpkg", "\(c): \(r.json)")
+            #expect(FileManager.default.fileExists(atPath: w.t.sub("\(c)/inbox/virus-defs_20261120001.cpkg")))
+            #expect(try w.apply(c).status == 0)
+            #expect(w.installed(c) == "20261120001")
+        }
+
+        // A new revision: the stager publishes it with a delta, the relay mirrors both, the
+        // clients (which hold the base) get the delta from the relay.
+        try w.stage("20261121001")
+        let m2 = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
+        #expect(m2.status == 0, "\(m2.stderr)")
+        #expect(m2.stdout.contains("\"added\":[20261121001]"), "\(m2.stdout)")
+        #expect(FileManager.default.fileExists(atPath: w.t.sub("relay/mirror/virus-defs/20261121001/virus-defs_20261121001_from_20261120001.cpkg")))
+        try w.checkServedTreeIsComplete(w.t.sub("relay/mirror"))
+        for (c, conf) in zip(clients, configs) {
+            let r = try w.pull(conf)
+            #expect(r.status == 0, "\(c): \(r.stderr)")
+            let line = typeLines(r.json).first ?? [:]
+            #expect(line["action"] as? String == "delta", "\(c): \(r.json)")
+            #expect((line["mirror"] as? String)?.hasPrefix(relay.url) == true, "\(c): \(r.json)")
+            #expect(try w.apply(c).status == 0)
+            #expect(w.installed(c) == "20261121001")
+        }
+        // Every package came from the relay: the stager served index.json to the relay only.
+        #expect(stager.requests(matching: ".cpkg") == 3, "the stager served packages to the relay only")
+        #expect(relay.requests(matching: ".cpkg HTTP") == 6)
+
+        // Nothing new: a conditional GET answered 304, nothing downloaded.
+        let again = try w.pull(configs[0])
+        #expect(again.status == 0)
+        #expect(again.json["not_modified"] as? Bool == true, "\(again.json)")
+        #expect(typeLines(again.json).first?["code"] as? String == "up-to-date")
+        #expect(relay.requests(matching: "GET /index.json HTTP/1.1\" 304") >= 1)
+        // The relay too: upstream not modified, index unchanged.
+        let m3 = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
+        #expect(m3.status == 0 && m3.stdout.contains("\"not_modified\":true") && m3.stdout.contains("\"index_written\":false"), "\(m3.stdout)")
+
+        // Relays chain: a second relay whose upstream is the first holds the same packages.
+        let chained = w.relay("relay2", upstream: [relay.url], revisions: 1)
+        let m4 = try Programs.run("courier-pull", ["mirror", "--config", chained, "--json"])
+        #expect(m4.status == 0, "\(m4.stderr)")
+        #expect(PullWorld.visiblePackages(w.t.sub("relay2/mirror")) == [
+            "virus-defs/20261121001/virus-defs_20261121001.cpkg",
+            "virus-defs/20261121001/virus-defs_20261121001_from_20261120001.cpkg"])
+        for p in PullWorld.visiblePackages(w.t.sub("relay2/mirror")) {
+            #expect(FileManager.default.contents(atPath: w.t.sub("relay2/mirror/" + p)) == FileManager.default.contents(atPath: w.outbox + "/" + p))
+        }
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay2/mirror/virus-defs/latest"))) == "20261121001")
+        try w.checkServedTreeIsComplete(w.t.sub("relay2/mirror"))
+    }
+
+    /// The relay's nginx stopped: clients fall back to the stager. A mirror that serves a
+    /// corrupted package is passed over for the next one, and the bad copy never reaches the inbox.
+    @Test func clientsFallBackToTheStagerAndSkipABadMirror() throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let stager = try Nginx(root: w.outbox, dir: w.t.sub("nginx-stager"))
+        let relayConf = w.relay("relay", upstream: [stager.url])
+        #expect(try Programs.run("courier-pull", ["mirror", "--config", relayConf]).status == 0)
+        let relay = try Nginx(root: w.t.sub("relay/mirror"), dir: w.t.sub("nginx-relay"))
+        let relayURL = relay.url
+        relay.stop()
+        #expect(!Nginx.accepts(relay.port))
+        let conf = w.client("c1", mirrors: [relayURL, stager.url])
+        let r = try w.pull(conf)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.json["mirror"] as? String == stager.url, "\(r.json)")
+        #expect((typeLines(r.json).first?["mirror"] as? String)?.hasPrefix(stager.url) == true, "\(r.json)")
+        #expect(try w.apply("c1").status == 0)
+        #expect(w.installed("c1") == "20261120001")
+
+        // A bad mirror: the same index, the package with one byte flipped. The client tries it
+        // first, refuses it (SHA-256 against the index), takes the stager's.
+        let bad = w.t.sub("bad")
+        try FileManager.default.copyItem(atPath: w.t.sub("relay/mirror"), toPath: bad)
+        let pkg = bad + "/virus-defs/20261120001/virus-defs_20261120001.cpkg"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: pkg))
+        bytes[bytes.count / 2] ^= 0x55
+        try bytes.write(to: URL(fileURLWithPath: pkg))
+        let badServer = try Nginx(root: bad, dir: w.t.sub("nginx-bad"))
+        let conf2 = w.client("c2", mirrors: [badServer.url, stager.url])
+        let r2 = try w.pull(conf2)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect((typeLines(r2.json).first?["mirror"] as? String)?.hasPrefix(stager.url) == true, "\(r2.json)")
+        #expect(r2.stderr.contains("failed its checks") || badServer.requests(matching: ".cpkg") == 1)
+        #expect(badServer.requests(matching: "virus-defs_20261120001.cpkg") == 1)
+        let inbox = try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c2/inbox"))
+        #expect(inbox == ["virus-defs_20261120001.cpkg"], "\(inbox)")
+        #expect(FileManager.default.contents(atPath: w.t.sub("c2/inbox/virus-defs_20261120001.cpkg"))
+                == FileManager.default.contents(atPath: w.outbox + "/virus-defs/20261120001/virus-defs_20261120001.cpkg"))
+
+        // Only the bad mirror: nothing in the inbox, exit 11 (integrity), the reason named.
+        let conf3 = w.client("c3", mirrors: [badServer.url])
+        let r3 = try w.pull(conf3)
+        #expect(r3.status == 11, "\(r3.status) \(r3.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c3/inbox")).isEmpty)
+    }
+
+    /// A relay killed (SIGKILL) mid-mirror at each step leaves no partial package in sight, an
+    /// index naming only what exists, and the next pass completes.
+    @Test(arguments: ["relay-after-package", "relay-before-rename", "relay-before-index"])
+    func killedRelayLeavesNothingPartial(point: String) throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let stager = try Nginx(root: w.outbox, dir: w.t.sub("nginx-stager"))
+        let relayConf = w.relay("relay", upstream: [stager.url])
+        #expect(try Programs.run("courier-pull", ["mirror", "--config", relayConf]).status == 0)
+        let relay = try Nginx(root: w.t.sub("relay/mirror"), dir: w.t.sub("nginx-relay"))
+        try w.stage("20261121001")
+        let killed = try Programs.run("courier-pull", ["mirror", "--config", relayConf], env: ["COURIER_FAULT": point])
+        #expect(killed.status == 9, "\(point): \(killed.status) \(killed.stderr)")
+        try w.checkServedTreeIsComplete(w.t.sub("relay/mirror"))
+        let idx = try String(contentsOfFile: w.t.sub("relay/mirror/index.json"), encoding: .utf8)
+        #expect(!idx.contains("20261121001"), "\(point): the index names the new revision before the pass ended")
+        if point != "relay-before-index" {
+            #expect(!FileManager.default.fileExists(atPath: w.t.sub("relay/mirror/virus-defs/20261121001")))
+            // The work in progress exists, under a dot-name nginx refuses.
+            let staged = w.t.sub("relay/mirror/virus-defs/.staging-20261121001")
+            #expect(FileManager.default.fileExists(atPath: staged))
+            let inside = (try? FileManager.default.contentsOfDirectory(atPath: staged)) ?? []
+            if let f = inside.first { #expect(try relay.status("/virus-defs/.staging-20261121001/" + f) == "404") }
+        }
+        // A client pulling meanwhile gets the old revision, complete.
+        let c = w.client("c1", mirrors: [relay.url])
+        let r = try w.pull(c)
+        #expect(r.status == 0 && typeLines(r.json).first?["revision"] as? Int == 20261120001, "\(r.json) \(r.stderr)")
+
+        let again = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        try w.checkServedTreeIsComplete(w.t.sub("relay/mirror"))
+        #expect(PullWorld.visiblePackages(w.t.sub("relay/mirror")).count == 3)
+        #expect(try String(contentsOfFile: w.t.sub("relay/mirror/index.json"), encoding: .utf8).contains("virus-defs_20261121001_from_20261120001.cpkg"))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: w.t.sub("relay/mirror/virus-defs")))?.filter { $0.hasPrefix(".") } == [])
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay/mirror/virus-defs/latest"))) == "20261121001")
+    }
+}
