@@ -80,4 +80,37 @@ import Glibc
         #expect(FileManager.default.contents(atPath: inbox + "/" + Self.name)
                 == FileManager.default.contents(atPath: w.outbox + "/virus-defs/\(Self.rev)/\(Self.name)"))
     }
+
+    /// A relay killed (SIGKILL from outside) in the middle of a capped download: its mirror shows
+    /// nothing new (no visible package, no index entry, no `latest`), the partial sits in the
+    /// dot-named staging directory, which nginx refuses; the next pass resumes and completes.
+    @Test func aRelayKilledMidDownloadShowsNothingAndResumes() throws {
+        let (w, _) = try Self.bigWorld()
+        let upstream = try Nginx(root: w.outbox, dir: w.t.sub("nginx-up"))
+        let conf = w.relay("relay", upstream: [upstream.url], extra: "bwlimit = \"4M\"")
+        let mirror = w.t.sub("relay/mirror")
+        let partial = mirror + "/virus-defs/.staging-\(Self.rev)/\(Self.name).partial"
+        let p = try Programs.start("courier-pull", ["mirror", "--config", conf])
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let s = try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? NSNumber, s.int64Value > 4 << 20 { break }
+            usleep(100_000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: partial))
+        #expect(PullWorld.visiblePackages(mirror).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: mirror + "/index.json"))
+        #expect(!FileManager.default.fileExists(atPath: mirror + "/virus-defs/latest"))
+        let served = try Nginx(root: mirror, dir: w.t.sub("nginx-relay"))
+        #expect(try served.status("/virus-defs/.staging-\(Self.rev)/\(Self.name).partial") == "404")
+        #expect(try served.status("/index.json") == "404")
+
+        let again = try Programs.run("courier-pull", ["mirror", "--config", conf, "--bwlimit", "1G", "--json"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(upstream.requests(matching: "\" 206 ") == 1, "the second pass resumed with a Range request")
+        try w.checkServedTreeIsComplete(mirror)
+        #expect(PullWorld.visiblePackages(mirror) == ["virus-defs/\(Self.rev)/\(Self.name)"])
+        #expect(try served.status("/virus-defs/\(Self.rev)/\(Self.name)") == "200")
+    }
 }
