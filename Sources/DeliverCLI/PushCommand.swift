@@ -64,6 +64,8 @@ public struct PushCommand: ParsableCommand {
     var bwlimit: String?
     @Option(help: ArgumentHelp("Spread the inboxes' copies over this window (90s, 15m, 1h): each inbox is copied, flushed and renamed at its own slot, so clients do not all receive and reload at once.", discussion: "Slots are evenly spaced and ordered by a hash of the inbox path, so a rerun gives every inbox the same slot. Packages are then verified before the first copy, and each inbox is flushed on its own.", valueName: "DURATION"))
     var stagger: String?
+    @Flag(help: ArgumentHelp("Send a revision the client refused before (status.json's refused list: its test or apply command failed on it); without it such a client is skipped with code 'refused'."))
+    var force = false
     @Flag(help: "One JSON object per inbox and type, one per line.")
     var json = false
     @Flag(help: "Print only failures and the summary.")
@@ -96,6 +98,7 @@ public struct PushCommand: ParsableCommand {
             p.sync = !noSync
             p.targets = try where_.targets(types: source.types, spec: source.spec)
             p.verifiedCache = try openVerifyCache()
+            p.force = force
             p.throttle = try bandwidthCap().map { Throttle(bytesPerSecond: $0) }
             p.stagger = Double(try staggerWindow())
             if p.targets.isEmpty { throw CourierError(.usage, "no inbox to deliver to") }

@@ -11,7 +11,8 @@ public struct SelectCommand: ParsableCommand {
         The choice push makes, for one client, without copying: one absolute path per line, \
         nothing when the client is up to date. A missing status file is a new client: full \
         packages. With --inbox, packages already waiting there are not selected again; with \
-        --trust, the selected packages are verified first.
+        --trust, the selected packages are verified first. A revision the client refused \
+        (its status.json lists it under refused) is not selected (code refused) unless --force.
 
         Example (what scripts/ansible/deliver.yml runs on the controller):
           courier-deliver select --outbox /srv/courier/outbox --status fleet/client-01/status.json --json
@@ -30,6 +31,8 @@ public struct SelectCommand: ParsableCommand {
     var trust: String?
     @Flag(help: "One JSON object per type: type, revision, action (full, delta, none, error), path, code, reason.")
     var json = false
+    @Flag(help: ArgumentHelp("Select a revision the client refused before (status.json's refused list); without it that type selects nothing, with code 'refused'."))
+    var force = false
 
     public init() {}
 
@@ -50,7 +53,7 @@ public struct SelectCommand: ParsableCommand {
             }
             let statusPath = status ?? inbox.map { TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: $0) } ?? ""
             let waiting = try inbox.map { try Pusher.waiting(in: $0) } ?? []
-            let decisions = Pusher.decide(wants, catalog: catalog, statusPath: statusPath, waiting: waiting)
+            let decisions = Pusher.decide(wants, catalog: catalog, statusPath: statusPath, waiting: waiting, force: force)
             var bad: [String: String] = [:]
             if let t = trust {
                 bad = Pusher.verifyOnce(decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8).failures

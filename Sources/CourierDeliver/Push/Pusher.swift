@@ -24,6 +24,9 @@ public struct Pusher: Sendable {
     public var faults = FaultPoints.fromEnvironment()
     /// Verdicts remembered from earlier pushes (`--verify-cache`); nil: verify every package.
     public var verifiedCache: VerifiedCache?
+    /// `--force`: send a revision a client refused before (its `status.json` lists it under
+    /// `refused`); otherwise such a client is skipped with code `refused`.
+    public var force = false
     /// `--bwlimit`: one cap for all the copies of the run, whatever `jobs` is; nil: none.
     public var throttle: Throttle?
     /// `--stagger`: the window in seconds over which the inboxes' copies start (`Stagger`,
@@ -84,17 +87,18 @@ public struct Pusher: Sendable {
         do { names = try Self.waiting(in: t.inbox) }
         catch { return ([], "\(error)") }
         let wants = t.wants.isEmpty ? defaultTypes.map { (type: $0, spec: defaultSpec) } : t.wants
-        return (Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names), nil)
+        return (Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names, force: force), nil)
     }
 
     /// The decisions for one client: its status file read once, then `Planner.decide` per type.
     /// `push` and `select` both decide here.
+    /// `force`: send revisions the client refused before (`--force`).
     public static func decide(_ wants: [(type: String, spec: RevisionSpec)], catalog: Catalog,
-                              statusPath: String, waiting: [String]) -> [Decision] {
+                              statusPath: String, waiting: [String], force: Bool = false) -> [Decision] {
         let (status, note) = readStatus(statusPath)
         return wants.map {
             Planner.decide(type: $0.type, want: $0.spec, catalog: catalog, status: status?.types[$0.type],
-                           statusNote: note, waiting: waiting)
+                           statusNote: note, waiting: waiting, force: force)
         }
     }
 
