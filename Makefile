@@ -99,7 +99,7 @@ MICRO_SCRATCH ?= $(CURDIR)/.build-bench
 microbench: bootstrap
 	@MICRO_SCRATCH="$(MICRO_SCRATCH)" BENCH_QUICK="$(BENCH_QUICK)" bash scripts/bench/micro/run.sh
 
-# Man pages man/courier-{stage,deliver,inboxd,tuf}.1, generated from the programs' own help by
+# Man pages man/courier-{stage,deliver,inboxd,tuf,pull}.1, generated from the programs' own help by
 # swift-argument-parser's generate-manual plugin (offline: it builds the package, runs each
 # program with --experimental-dump-help and writes mdoc). Committed, so that `make install`
 # needs no Swift build of its own; run `make man` after changing a command's options. A blank
@@ -117,10 +117,10 @@ man: bootstrap
 # ---- install / uninstall (docs/OPERATIONS.md, "Installing") ---------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/pkgroot] [INSTALL_BIN=.build/release]
 # Installs what is already built (run `make release` first, as yourself); builds nothing.
-#   $(PREFIX)/bin/courier-{stage,deliver,inboxd}
-#   $(SYSTEMD_UNIT_DIR)/courier-inboxd.service, courier-stage.{service,timer}  (paths set to PREFIX)
+#   $(PREFIX)/bin/courier-{stage,deliver,inboxd,tuf,pull}
+#   $(SYSTEMD_UNIT_DIR)/courier-inboxd.service, courier-{stage,pull}.{service,timer}  (paths set to PREFIX)
 #   $(PREFIX)/share/man/man1/courier-*.1                                      (from man/)
-#   $(PREFIX)/share/courier/examples/{stage,inboxd,policy}.toml, courier-stage.crontab
+#   $(PREFIX)/share/courier/examples/{stage,inboxd,policy}.toml, courier-{stage,pull}.crontab
 #   $(PREFIX)/share/doc/courier/*.md                                           (the units' Documentation=)
 #   $(PREFIX)/share/courier/install-manifest.txt: every file and every directory it created,
 #   which `make uninstall` (same PREFIX and DESTDIR) removes, and nothing else.
@@ -128,7 +128,7 @@ man: bootstrap
 INSTALL_BIN ?= $(RELEASE_BIN)
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
-COURIER_PROGRAMS := courier-stage courier-deliver courier-inboxd courier-tuf
+COURIER_PROGRAMS := courier-stage courier-deliver courier-inboxd courier-tuf courier-pull
 
 define COURIER_INSTALL_SH
 set -eu
@@ -163,6 +163,7 @@ for u in scripts/systemd/*.service scripts/systemd/*.timer; do put 0644 "$$u" "$
 for m in man/*.1; do if [ -f "$$m" ]; then put 0644 "$$m" "$$PREFIX/share/man/man1/$${m##*/}"; fi; done
 for e in scripts/examples/*.toml; do put 0644 "$$e" "$$PREFIX/share/courier/examples/$${e##*/}"; done
 put 0644 scripts/cron/courier-stage.crontab "$$PREFIX/share/courier/examples/courier-stage.crontab" sed
+put 0644 scripts/cron/courier-pull.crontab "$$PREFIX/share/courier/examples/courier-pull.crontab" sed
 for d in README.md docs/*.md; do put 0644 "$$d" "$$PREFIX/share/doc/courier/$${d##*/}"; done
 # A second install over a first keeps what the first recorded (its directories above all).
 mkd "$$PREFIX/share/courier"

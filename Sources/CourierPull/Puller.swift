@@ -41,7 +41,14 @@ public final class Puller {
         return types
     }
 
-    public func run(only: [String] = [], splay: Bool = true) async throws -> PullReport {
+    /// `force`: send a revision the client refused before (its status.json's `refused`), as
+    /// `courier-deliver push --force` does; otherwise such a revision is skipped with code `refused`.
+    public func run(only: [String] = [], splay: Bool = true, force: Bool = false) async throws -> PullReport {
+        // The trust and the inbox first: a client that cannot verify or receive creates nothing.
+        let trust = try TrustStore.load(inbox.trust, threshold: inbox.threshold)
+        guard Sys.isDirectory(inbox.inbox) else {
+            throw CourierError(.io, "\(inbox.inbox): the inbox (from \(inbox.path)) is not a directory")
+        }
         let lock = try RunLock(stateDir, program: "courier-pull")
         defer { withExtendedLifetime(lock) {} }
         if splay && config.splay > 0 {
@@ -49,7 +56,6 @@ public final class Puller {
             logger.info("splay: waiting \(Int(wait)) s before contacting a mirror")
             try await Task.sleep(for: .seconds(wait))
         }
-        let trust = try TrustStore.load(inbox.trust, threshold: inbox.threshold)
         var verify = VerifyOptions(trust: trust)
         verify.clockSkew = inbox.clockSkew
         verify.limits = inbox.limits
@@ -58,7 +64,7 @@ public final class Puller {
                               logger: logger)
         let client = MirrorClient(fetcher: fetcher, mirrors: config.mirrors, stateDir: stateDir, logger: logger)
         do {
-            let report = try await pass(client, verify: verify, only: only)
+            let report = try await pass(client, verify: verify, only: only, force: force)
             try await fetcher.shutdown()
             return report
         } catch {
@@ -67,7 +73,7 @@ public final class Puller {
         }
     }
 
-    func pass(_ client: MirrorClient, verify: VerifyOptions, only: [String]) async throws -> PullReport {
+    func pass(_ client: MirrorClient, verify: VerifyOptions, only: [String], force: Bool) async throws -> PullReport {
         let t0 = Sys.monotonicSeconds()
         let got = try await client.fetchIndex()
         logger.info(got.notModified ? "index.json not modified" : "index.json downloaded", metadata: ["mirror": "\(got.shownURL)"])
@@ -81,7 +87,7 @@ public final class Puller {
         }
         let waiting = try Pusher.waiting(in: inbox.inbox)
         let decisions = Pusher.decide(types.map { ($0, RevisionSpec.latest) }, catalog: catalog,
-                                      statusPath: statusPath, waiting: waiting)
+                                      statusPath: statusPath, waiting: waiting, force: force)
         var chosen: Set<String> = []
         for d in decisions {
             var line = PullReport.TypeLine(type: d.type, revision: d.revision, action: d.action.rawValue, code: d.code, reason: d.reason)

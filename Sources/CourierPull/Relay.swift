@@ -81,11 +81,12 @@ public final class Relay {
     }
 
     public func run() async throws -> Report {
+        // The trust first: a relay that cannot verify creates nothing.
+        let trust = try TrustStore.load(config.trust, threshold: config.threshold)
         let lock = try RunLock(config.stateDir, program: "courier-pull mirror")
         defer { withExtendedLifetime(lock) {} }
         let t0 = Sys.monotonicSeconds()
         try Sys.mkdirs(config.root)
-        let trust = try TrustStore.load(config.trust, threshold: config.threshold)
         var verify = VerifyOptions(trust: trust)
         verify.clockSkew = config.clockSkew
         let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }

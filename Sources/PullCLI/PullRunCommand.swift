@@ -31,6 +31,8 @@ public struct PullRunCommand: AsyncParsableCommand {
     var noSplay = false
     @Option(help: ArgumentHelp("Override the configuration's bwlimit (e.g. 2M, 500K; bytes per second).", valueName: "RATE"))
     var bwlimit: String?
+    @Flag(help: "Also send a revision the client refused before (status.json 'refused'), once it is fixed upstream or for a retry.")
+    var force = false
     @Flag(help: "Print the run's report as JSON on stdout.")
     var json = false
     @Option(help: ArgumentHelp("Append the log to this file (never truncated).", valueName: "FILE"))
@@ -49,7 +51,7 @@ public struct PullRunCommand: AsyncParsableCommand {
             var cfg = try PullConfig.load(config)
             if let rate { cfg.bwlimit = rate }
             let inbox = try InboxConfig.load(cfg.inboxdConfig)
-            let report = try await Puller(config: cfg, inbox: inbox, logger: logger).run(only: types, splay: !noSplay)
+            let report = try await Puller(config: cfg, inbox: inbox, logger: logger).run(only: types, splay: !noSplay, force: force)
             for line in report.summary().split(separator: "\n") { logger.debug("\(line)") }
             if json { print(report.json()) }
             else if report.exitCode != 0 { for line in report.summary().split(separator: "\n") { printError(String(line)) } }

@@ -161,4 +161,47 @@ import Glibc
         #expect((try? FileManager.default.contentsOfDirectory(atPath: w.t.sub("relay/mirror/virus-defs")))?.filter { $0.hasPrefix(".") } == [])
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay/mirror/virus-defs/latest"))) == "20261121001")
     }
+
+    /// A client whose test command fails on revision R: status.json records R as refused, pull
+    /// does not send R again (not even after the index changes), `--force` would; R+1 arrives
+    /// and applies.
+    @Test func aRefusedRevisionIsNotPulledAgain() throws {
+        let w = try PullWorld()
+        func publish(_ rev: String, _ text: String) throws {
+            w.t.write("up/\(rev)/daily.ndb", text + "\n" + stableSignatures)
+            let r = try Programs.run("courier-stage", ["run", "--config", w.t.sub("stage.toml")])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        try publish("20261120001", "good")
+        let server = try Nginx(root: w.outbox, dir: w.t.sub("nginx"))
+        let conf = w.client("c1", mirrors: [server.url], testCommand: "! grep -q REJECT-ME $COURIER_PATH/daily.ndb")
+        #expect(try w.pull(conf).status == 0)
+        #expect(try w.apply("c1").status == 0)
+        #expect(w.installed("c1") == "20261120001")
+
+        try publish("20261121001", "REJECT-ME")
+        let r2 = try w.pull(conf)
+        #expect(r2.status == 0 && typeLines(r2.json).first?["revision"] as? Int == 20261121001, "\(r2.json)")
+        _ = try w.apply("c1")
+        #expect(w.installed("c1") == "20261120001", "the test command refused 20261121001")
+        let status = try String(contentsOfFile: w.t.sub("c1/state/status.json"), encoding: .utf8)
+        #expect(status.contains("\"refused\""), "status.json records the refusal: \(status)")
+        let served = server.requests(matching: "20261121001")
+
+        // Asked again (index not modified) and after the index changed: nothing sent.
+        let r3 = try w.pull(conf)
+        #expect(r3.status == 0)
+        #expect(typeLines(r3.json).first?["code"] as? String == "refused", "\(r3.json)")
+        try? FileManager.default.removeItem(atPath: w.t.sub("c1/state/pull/index.state.json"))
+        let r4 = try w.pull(conf)
+        #expect(typeLines(r4.json).first?["code"] as? String == "refused", "\(r4.json)")
+        #expect(server.requests(matching: "20261121001") == served, "the refused revision was downloaded again")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c1/inbox")).filter { !$0.hasPrefix(".") }.isEmpty)
+
+        try publish("20261122001", "good again")
+        let r5 = try w.pull(conf)
+        #expect(r5.status == 0 && typeLines(r5.json).first?["revision"] as? Int == 20261122001, "\(r5.json)")
+        #expect(try w.apply("c1").status == 0)
+        #expect(w.installed("c1") == "20261122001")
+    }
 }

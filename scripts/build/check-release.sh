@@ -8,7 +8,7 @@ set -euo pipefail
 dir=${1:?usage: check-release.sh DIR}
 allowed='^(libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2|ld-linux-aarch64\.so\.1)$'
 status=0
-for prog in courier-stage courier-deliver courier-inboxd courier-tuf; do
+for prog in courier-stage courier-deliver courier-inboxd courier-tuf courier-pull; do
     bin=$dir/$prog
     [[ -x $bin ]] || { echo "check-release: $bin is missing" >&2; status=1; continue; }
     needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
