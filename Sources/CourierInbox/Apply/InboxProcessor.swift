@@ -29,7 +29,7 @@ public final class InboxProcessor: @unchecked Sendable {
     let logger: Logger
     public var faults = FaultPoints.fromEnvironment()
     public internal(set) var status: ClientStatus
-    private var trust: TrustStore
+    var trust: TrustStore
     /// Deltas waiting for their base: name → first seen (monotonic seconds).
     var waiting: [String: Double] = [:]
     /// Packages left in the inbox after a transient error: name → next try.
@@ -42,7 +42,7 @@ public final class InboxProcessor: @unchecked Sendable {
     /// Asked between packages: a graceful shutdown finishes the apply in progress, not the batch.
     public var shouldStop: @Sendable () -> Bool = { false }
     /// Types that applied something in this batch; retention runs for them at its end.
-    private var retentionDue = Set<String>()
+    var retentionDue = Set<String>()
     /// How long a file that failed to read as a package is left alone before it is refused, to
     /// see whether a writer is still at it (a second `cp` over the first).
     var settleSeconds = 1.0
@@ -52,7 +52,7 @@ public final class InboxProcessor: @unchecked Sendable {
         self.logger = logger
         store = Store(root: config.store)
         state = try StateFiles(dir: config.stateDir)
-        quarantine = Quarantine(dir: config.quarantine)
+        quarantine = Quarantine(dir: config.quarantine, caps: config.quarantineCaps)
         trust = try TrustStore.load(config.trust, threshold: config.threshold)
         status = state.readStatus() ?? .empty(host: Sys.hostName())
         try Sys.mkdirs(config.inbox)
@@ -70,6 +70,7 @@ public final class InboxProcessor: @unchecked Sendable {
         }
         refreshPins()
         reconcile(startup: true)
+        enforceQuarantineCaps()
         for t in try store.types() {
             guard let keep = config.typeConfig(t)?.keep else { continue }
             retain(t, keep: keep)
@@ -223,102 +224,7 @@ public final class InboxProcessor: @unchecked Sendable {
         }
     }
 
-    private func judge(_ name: String) -> Outcome {
-        let path = config.inbox + "/" + name
-        let (kind, id0) = InboxEntry.inspect(path)
-        switch kind {
-        case .missing: forget(name); return .skipped
-        case .regular: break
-        default: return refuseEntry(name, kind)
-        }
-        let t0 = Sys.monotonicSeconds()
-        var opts = VerifyOptions(trust: trust)
-        opts.clockSkew = config.clockSkew
-        opts.limits = config.limits
-        let reader: PackageReader
-        do { reader = try PackageReader(path: path, options: opts) }
-        catch let e as CourierError { return failed(path, e, type: nil, revision: nil, identity: id0) }
-        catch { return failed(path, CourierError(.malformed, "\(error)"), type: nil, revision: nil, identity: id0) }
-        let m = reader.manifest
-        let t = m.type
-        guard let tc = config.typeConfig(t) else {
-            return refuse(path, .wrongType, "content type '\(t)' is not configured on this client (add [types.\(t)] to \(config.path))", type: t, revision: m.revision)
-        }
-        let installed = store.current(t)
-        let pin = status.types[t]?.pinned
-        if let pin, m.revision != pin {
-            if m.revision == installed { return duplicate(path, t, m.revision) }
-            return refuse(path, .rollback, "\(t) is pinned to revision \(pin); revision \(m.revision) refused (courier-inboxd unpin --type \(t) to accept it)", type: t, revision: m.revision)
-        }
-        if let inst = installed, m.revision <= inst, pin != m.revision || m.revision == inst {
-            if m.revision == inst { return duplicate(path, t, m.revision) }
-            return refuse(path, .rollback, "revision \(m.revision) is not newer than the installed \(inst): rollback refused (pin it to allow)", type: t, revision: m.revision)
-        }
-        if m.kind == .delta, let base = m.base, base != installed {
-            if let inst = installed, base < inst {
-                return refuse(path, .rollback, "base revision \(base) not installed (installed: \(inst)); send the full package", type: t, revision: m.revision)
-            }
-            let first = waiting[name] ?? Sys.monotonicSeconds()
-            waiting[name] = first
-            if Sys.monotonicSeconds() - first >= Double(config.deltaWait) {
-                waiting[name] = nil
-                return refuse(path, .rollback, "base revision \(base) not installed (waited \(config.deltaWait) s; installed: \(installed.map(String.init) ?? "none"))", type: t, revision: m.revision)
-            }
-            return .waiting("base revision \(base) not installed yet")
-        }
-        waiting[name] = nil
-
-        let tmp = store.tempDir(t, m.revision)
-        do {
-            try Sys.mkdirs(store.typeDir(t))
-            try Sys.removeTree(tmp)
-            if m.kind == .full {
-                try Sys.mkdir(tmp)
-                try SafeExtractor.extract(reader, into: tmp, durable: false)
-                // Every byte was hashed on its way into a file created here (O_EXCL, empty
-                // directory): the check is for the set of files, their sizes and modes.
-                try TreeChecker.check(tmp, against: m.files, limits: config.limits, hashes: false)
-            } else {
-                try DeltaApplier.apply(reader, base: store.revisionDir(t, installed!), to: tmp,
-                                       copyMode: tc.hardlinkUnchanged ? .hardlink : .copy, durable: false)
-            }
-            try faults.hit("after-extract")
-            if let cmd = tc.testCommand {
-                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, tmp, installed), timeout: tc.testTimeout, record: commandRecord)
-                if !out.ok {
-                    try? Sys.removeTree(tmp)
-                    let why = out.timedOut ? "timed out after \(tc.testTimeout) s" : "exited \(out.status)"
-                    return refuse(path, .applyFailed, "test command \(why); kept revision \(installed.map(String.init) ?? "none")\(out.output.isEmpty ? "" : ": " + Escape.text(out.output))", type: t, revision: m.revision)
-                }
-            }
-            let final = store.revisionDir(t, m.revision)
-            try store.removeRevision(t, m.revision)
-            try Sys.writeFileAtomically(store.manifestPath(t, m.revision), reader.manifestBytes, durable: false)
-            // The one durability barrier of an apply: the new tree and its manifest reach the disk
-            // before anything points at them. The renames after it need no fsync of their own: a
-            // journaling file system commits metadata in order, so once the package's unlink is
-            // durable, so are the switch and the status before it; a power cut earlier leaves the
-            // previous complete tree current and the package in the inbox. (One syncfs instead of
-            // an fsync per file and directory: 1 journal commit per apply instead of 7.)
-            try Sys.syncFileSystem(store.typeDir(t))
-            try faults.hit("before-rename")
-            try Sys.rename(tmp, final)
-            try faults.hit("before-switch")
-            try store.switchCurrent(t, to: m.revision, durable: false, faults: faults)
-        } catch let e as CourierError {
-            try? Sys.removeTree(tmp)
-            return failed(path, e, type: t, revision: m.revision, identity: id0)
-        } catch {
-            try? Sys.removeTree(tmp)
-            return failed(path, CourierError(.applyFailed, "\(error)"), type: t, revision: m.revision, identity: id0)
-        }
-        // The commit point is passed: `current` names the new tree. Nothing below refuses the
-        // package (except a failed apply command that switched back), and no failure to write
-        // the state undoes it: the state is derived from `current` and repaired (`reconcile`).
-        return committed(path, name, m, installed: installed, tc: tc, t0: t0)
-    }
-
-    private func committed(_ path: String, _ name: String, _ m: Manifest, installed: UInt64?,
+    func committed(_ path: String, _ name: String, _ m: Manifest, installed: UInt64?,
                            tc: InboxConfig.TypeConfig, t0: Double) -> Outcome {
         let t = m.type
         retrying[name] = nil   // applied: no `retrying` marker in the status written below
@@ -335,7 +241,8 @@ public final class InboxProcessor: @unchecked Sendable {
                             try store.switchCurrent(t, to: prev)
                             _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout, record: commandRecord)
                             try? store.removeRevision(t, m.revision)
-                            return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(output)", type: t, revision: m.revision)
+                            return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(output)", type: t, revision: m.revision,
+                                          package: .init(type: t, revision: m.revision, base: m.kind == .delta ? m.base : nil))
                         } catch {
                             logger.error("\(t) \(m.revision): apply command \(why), and switching back to \(prev) failed: \(error); the new content stays")
                         }
@@ -356,7 +263,13 @@ public final class InboxProcessor: @unchecked Sendable {
         ts.installed = m.revision
         ts.appliedAt = now()
         ts.contentCreated = m.created
+        // A good revision supersedes the refusals of older ones (and of itself, when forced).
+        let stillRefused = Acceptance.clearing(upTo: m.revision, in: ts.refused ?? [])
+        ts.refused = stillRefused.isEmpty ? nil : stillRefused
         status.types[t] = ts
+        if let e = applyError {
+            runHook(.error, type: t, package: name, path: store.revisionDir(t, m.revision), code: e.code, reason: e.reason, revision: m.revision)
+        }
         try? faults.hit("before-state")
         // History first: a crash before the status write leaves status ≠ current, which the
         // next start repairs, finding this line (so it is not written twice).

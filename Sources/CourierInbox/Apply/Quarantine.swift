@@ -14,6 +14,20 @@ import CourierCore
 /// reason.
 public struct Quarantine: Sendable {
     public let dir: String
+    public var caps = Caps()
+
+    public init(dir: String, caps: Caps = Caps()) { self.dir = dir; self.caps = caps }
+
+    /// The bounds `enforce` keeps (inboxd.toml `quarantine_max_files`, `_bytes`, `_age`). The
+    /// defaults hold a good many refusals to look at, but not a disk's worth.
+    public struct Caps: Sendable, Equatable {
+        /// Packages (each with its reason file).
+        public var maxFiles = 100
+        public var maxBytes: Int64 = 1 << 30
+        /// Seconds since an entry was quarantined.
+        public var maxAge: Int64 = 30 * 86400
+        public init() {}
+    }
 
     public struct Reason: Codable, Sendable {
         public var package: String
@@ -34,6 +48,9 @@ public struct Quarantine: Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try Sys.writeFileAtomically(dest + ".reason.json", Array(try enc.encode(r)) + [0x0a])
+        // File times come from the kernel's coarse clock (a few ms): refusals in a burst would
+        // tie. The reason's mtime set to the fine clock orders them for eviction (`entries`).
+        try? Sys.setModificationTimeToNow(dest + ".reason.json")
         do { try Sys.rename(packagePath, dest) }
         catch let e as CourierError where (e.cause as? Errno) == .improperLink {
             // Inbox and quarantine on different file systems. Something other than a regular
@@ -55,3 +72,87 @@ public struct Quarantine: Sendable {
 }
 
 import SystemPackage
+
+extension Quarantine {
+    /// One refusal on disk: the package and its reason file (either may be missing after a
+    /// crash or a removal by hand), dated by when it was quarantined.
+    struct Entry {
+        var name: String
+        var files: [String] = []
+        var bytes: Int64 = 0
+        /// Newest status change of its files, in nanoseconds: a rename into the quarantine sets
+        /// it, whatever the package's own mtime (that of its copier) says.
+        var at: Int64 = 0
+        /// Nanoseconds: the reason file's mtime (set at `put`), else the newest ctime.
+        var reasonAt: Int64?
+        var order: Int64 { reasonAt ?? at }
+    }
+
+    /// What is in the quarantine now; dot-names (temporaries of an interrupted write) left out.
+    func entries() throws -> [Entry] {
+        guard Sys.isDirectory(dir) else { return [] }
+        var byName: [String: Entry] = [:]
+        for n in try Sys.listDirectory(dir) where !n.hasPrefix(".") {
+            let key = n.hasSuffix(".reason.json") ? String(n.dropLast(".reason.json".count)) : n
+            guard let st = try Sys.lstat(dir + "/" + n) else { continue }
+            var e = byName[key] ?? Entry(name: key)
+            e.files.append(n)
+            e.bytes += Int64(st.st_size)
+            e.at = max(e.at, Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+            if n.hasSuffix(".reason.json") { e.reasonAt = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) }
+            byName[key] = e
+        }
+        return byName.values.sorted { ($0.order, $0.name) < ($1.order, $1.name) }
+    }
+
+    public struct Enforced: Sendable, Equatable {
+        public var files: Int
+        public var bytes: Int64
+        /// Package names evicted by this call, oldest first.
+        public var evicted: [String]
+    }
+
+    /// Evicts the oldest entries — package and reason file together — until the quarantine is
+    /// within `caps`: anything older than `maxAge`; then, oldest first, while there are more
+    /// than `maxFiles` entries or more than `maxBytes`. The newest entry is kept even when it
+    /// alone is over `maxBytes`, so the last refusal can always be looked at.
+    @discardableResult
+    public func enforce(now: Int64 = Int64(time(nil))) throws -> Enforced {
+        var list = try entries()
+        var evicted: [String] = []
+        func evict(_ e: Entry) throws {
+            // The reason file last: a crash in between leaves a reason without a package, which
+            // the next call evicts, never a package without its reason.
+            for f in e.files.sorted(by: { a, _ in !a.hasSuffix(".reason.json") }) {
+                do { try Sys.unlink(dir + "/" + f) }
+                catch let err as CourierError where (err.cause as? Errno) == .noSuchFileOrDirectory {}
+            }
+            evicted.append(e.name)
+        }
+        while let first = list.first, now - first.order / 1_000_000_000 > caps.maxAge {
+            try evict(first)
+            list.removeFirst()
+        }
+        var bytes = list.reduce(Int64(0)) { $0 + $1.bytes }
+        while list.count > 1, list.count > caps.maxFiles || bytes > caps.maxBytes {
+            let e = list.removeFirst()
+            try evict(e)
+            bytes -= e.bytes
+        }
+        return Enforced(files: list.count, bytes: bytes, evicted: evicted)
+    }
+}
+
+extension Sys {
+    /// Sets a file's mtime to now on the fine-grained clock (utimensat's `UTIME_NOW` takes the
+    /// coarse one); atime is left alone.
+    static func setModificationTimeToNow(_ path: String) throws {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let utimeOmit = (1 << 30) - 2   // UTIME_OMIT, a macro Swift does not import
+        var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), now]
+        if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 {
+            throw CourierError.io("utimensat", path: path, errno: Errno(rawValue: errno))
+        }
+    }
+}

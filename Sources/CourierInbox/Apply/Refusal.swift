@@ -12,13 +12,15 @@ extension InboxProcessor {
     static let unsettledCodes: Set<CourierError.Code> = [.malformed, .integrity, .signature, .unsafeEntry, .limit]
 
     /// A failure before the commit point: transient ones are retried, the rest refused.
-    func failed(_ path: String, _ e: CourierError, type: String?, revision: UInt64?, identity: InboxEntry.Identity?) -> Outcome {
-        if Transient.isTransient(e) { return retryLater(path, e, type: type) }
-        return refuse(path, e.code, Escape.line(e.message), type: type, revision: revision, identity: identity)
+    /// `package`: the signed manifest's facts, once verified (a refusal may then be recorded).
+    func failed(_ path: String, _ e: CourierError, type: String?, revision: UInt64?, identity: InboxEntry.Identity?,
+                package: Acceptance.Package? = nil) -> Outcome {
+        if Transient.isTransient(e) { return retryLater(path, e, type: type, revision: revision) }
+        return refuse(path, e.code, Escape.line(e.message), type: type, revision: revision, identity: identity, package: package)
     }
 
     /// Leaves the package in the inbox and schedules another try: 1 s, doubling, at most a minute.
-    func retryLater(_ path: String, _ e: CourierError, type: String?) -> Outcome {
+    func retryLater(_ path: String, _ e: CourierError, type: String?, revision: UInt64? = nil) -> Outcome {
         let name = String(path.split(separator: "/").last!)
         var r = retrying[name] ?? Retry(attempt: 0, due: 0, type: type)
         r.attempt += 1
@@ -31,6 +33,10 @@ extension InboxProcessor {
             status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: CourierError.Code.io.name, reason: reason)
         }
         logger.warning("\(Escape.text(name)): \(reason)")
+        // on_error once per package and error streak, not at every backoff step.
+        if r.attempt == 1 {
+            runHook(.error, type: r.type, package: name, path: path, code: CourierError.Code.io.name, reason: reason, revision: revision)
+        }
         return .retrying(reason)
     }
 
@@ -38,8 +44,10 @@ extension InboxProcessor {
     /// it (a second copy over the first), or it changed since it was first looked at, or (for a
     /// failure a half-written file causes) it changes or gains a writer within `settleSeconds`.
     /// Such a file is left alone: its writer's close brings it back.
+    /// `package`: the signed manifest's facts, when the package verified; a refusal about the
+    /// revision itself (`Acceptance.counts`) is then recorded under `refused` in `status.json`.
     func refuse(_ path: String, _ code: CourierError.Code, _ reason: String, type: String?, revision: UInt64?,
-                identity: InboxEntry.Identity? = nil) -> Outcome {
+                identity: InboxEntry.Identity? = nil, package: Acceptance.Package? = nil) -> Outcome {
         let name = String(path.split(separator: "/").last!)
         /// nil when the file is settled; else why not, and whether only a change (no writer) says so.
         func unsettled() -> (why: String, changedOnly: Bool)? {
@@ -65,8 +73,11 @@ extension InboxProcessor {
             usleep(UInt32(settleSeconds * 1_000_000))
             if let u = unsettled() { return leave(u) }
         }
-        do { try quarantine.put(path, code: code, reason: reason, type: type, revision: revision) }
-        catch let e as CourierError where Transient.isTransient(e) {
+        var whereNow = path
+        do {
+            whereNow = try quarantine.put(path, code: code, reason: reason, type: type, revision: revision)
+            enforceQuarantineCaps()
+        } catch let e as CourierError where Transient.isTransient(e) {
             logger.error("could not quarantine \(Escape.text(name)): \(e)")
             return retryLater(path, e, type: type)
         } catch {
@@ -75,8 +86,13 @@ extension InboxProcessor {
         if let t = type, rowAllowed(t) {
             status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: code.name, reason: reason)
         }
+        if let p = package, Acceptance.counts(code, delta: p.isDelta), rowAllowed(p.type) {
+            let r = ClientStatus.Refused(revision: p.revision, code: code.name, reason: reason, at: now(), package: name)
+            status.types[p.type, default: .init()].refused = Acceptance.recording(r, in: status.types[p.type]?.refused ?? [])
+        }
         appendHistory(.init(at: now(), type: type ?? "", event: "refused", revision: revision, package: name, reason: reason))
         logger.error("refused \(Escape.text(name)): \(reason)", metadata: ["code": "\(code)"])
+        runHook(.refused, type: type, package: name, path: whereNow, code: code.name, reason: reason, revision: revision)
         return .refused(reason)
     }
 
@@ -87,5 +103,26 @@ extension InboxProcessor {
         retrying[name] = nil
         let reason = "\(Escape.text(name)) is a \(kind.noun), not a regular file: copy the package itself into the inbox (a symbolic link is never followed, a FIFO never read)"
         return refuse(config.inbox + "/" + name, .malformed, reason, type: nil, revision: nil)
+    }
+}
+
+extension InboxProcessor {
+    /// Keeps the quarantine within its caps after each refusal (and at start-up); what was
+    /// evicted is counted in `status.json` (`quarantine.evicted`) and logged. A failure to
+    /// evict is logged and tried again at the next refusal: it never changes an outcome.
+    func enforceQuarantineCaps() {
+        do {
+            let r = try quarantine.enforce()
+            var q = status.quarantine ?? .init()
+            q.files = r.files
+            q.bytes = r.bytes
+            q.evicted += r.evicted.count
+            status.quarantine = q
+            if !r.evicted.isEmpty {
+                logger.info("quarantine over its caps: evicted \(r.evicted.count) oldest (\(r.evicted.prefix(3).map { Escape.text($0) }.joined(separator: ", "))\(r.evicted.count > 3 ? ", …" : ""))")
+            }
+        } catch {
+            logger.error("could not keep the quarantine within its caps: \(error)")
+        }
     }
 }

@@ -25,7 +25,16 @@ public struct InboxConfig: Sendable {
         /// Hard-link unchanged files from the current tree when applying a delta (fast, but only
         /// safe when the product never writes into its content directory).
         public var hardlinkUnchanged = false
+        /// Run when a package of this type is refused (quarantined), and when a transient error
+        /// leaves one in the inbox or an apply command fails with the content kept (`Hooks`).
+        public var onRefused: Command? = nil
+        public var onError: Command? = nil
+        public var hookTimeout: Int64 = 30
     }
+
+    /// How much the quarantine may hold (`Quarantine.Caps`): never unbounded, so a revision
+    /// refused again and again cannot fill the disk (freshclam issue 217's loop).
+    public var quarantineCaps = Quarantine.Caps()
 
     public var path: String
     public var inbox: String
@@ -60,7 +69,8 @@ public struct InboxConfig: Sendable {
     static func parse(_ r: TableReader) throws -> InboxConfig {
         let path = r.path
         try r.allow(["inbox", "store", "state_dir", "quarantine", "trust", "threshold", "clock_skew", "delta_wait", "poll",
-                     "accept_unknown_types", "types", "max_tree_bytes", "delta_window"])
+                     "accept_unknown_types", "types", "max_tree_bytes", "delta_window",
+                     "quarantine_max_files", "quarantine_max_bytes", "quarantine_max_age"])
         guard let stateDir = try r.string("state_dir").map(r.resolve) ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" }) else {
             throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)")
         }
@@ -81,12 +91,21 @@ public struct InboxConfig: Sendable {
             guard w >= 1 << 20 else { throw r.error("delta_window", "must be at least 1 MiB") }
             c.limits.maxDeltaWindow = UInt64(w)
         }
+        if let n = try r.int("quarantine_max_files", min: 1, max: 1_000_000) { c.quarantineCaps.maxFiles = n }
+        if let b = try r.size("quarantine_max_bytes") {
+            guard b >= 1 << 20 else { throw r.error("quarantine_max_bytes", "must be at least 1 MiB") }
+            c.quarantineCaps.maxBytes = b
+        }
+        if let a = try r.duration("quarantine_max_age") {
+            guard a >= 60 else { throw r.error("quarantine_max_age", "must be at least a minute") }
+            c.quarantineCaps.maxAge = a
+        }
         if let types = try r.table("types") {
             for name in types.table.keys.sorted() {
                 guard let t = try types.table(name) else { continue }
                 do { try Names.validateType(name) } catch let e as CourierError { throw types.error(name, e.message) }
                 try t.allow(["keep", "test_command", "test_timeout", "apply_command", "apply_timeout",
-                             "rollback_on_apply_failure", "hardlink_unchanged"])
+                             "rollback_on_apply_failure", "hardlink_unchanged", "on_refused", "on_error", "hook_timeout"])
                 var tc = TypeConfig(name: name)
                 if let k = try t.int("keep", min: 0, max: 100) { tc.keep = k }
                 tc.testCommand = try command(t, "test_command")
@@ -95,6 +114,9 @@ public struct InboxConfig: Sendable {
                 if let v = try t.duration("apply_timeout") { tc.applyTimeout = v }
                 if let v = try t.bool("rollback_on_apply_failure") { tc.rollbackOnApplyFailure = v }
                 if let v = try t.bool("hardlink_unchanged") { tc.hardlinkUnchanged = v }
+                tc.onRefused = try command(t, "on_refused")
+                tc.onError = try command(t, "on_error")
+                if let v = try t.duration("hook_timeout") { tc.hookTimeout = v }
                 c.types[name] = tc
             }
         }
