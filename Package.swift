@@ -214,6 +214,11 @@ let package = Package(
             path: "Tests/FuzzTests"
         ),
         .testTarget(
+            name: "PullTests",
+            dependencies: ["CourierPull", "CourierDeliver", "CourierCore"],
+            path: "Tests/PullTests"
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["CourierCore", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/EndToEndTests"

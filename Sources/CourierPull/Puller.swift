@@ -92,6 +92,8 @@ public final class Puller {
         for d in decisions {
             var line = PullReport.TypeLine(type: d.type, revision: d.revision, action: d.action.rawValue, code: d.code, reason: d.reason)
             guard let rel = d.package, let rev = d.revision else {
+                // unknown-type, not-in-outbox: the mirror has nothing to offer for this type.
+                if d.action == .error { line.errorCode = .source }
                 report.types.append(line)
                 continue
             }
