@@ -14,12 +14,14 @@ public struct InboxRunCommand: ParsableCommand {
         discussion: """
         Recovers from any interrupted apply, processes what is already in the inbox, then waits \
         (inotify, or --poll for NFS/SMB inboxes) and applies each package as it is closed or moved \
-        in. SIGTERM lets the apply in progress finish, then exits 0.
+        in. SIGTERM lets the apply in progress finish, then exits 0. On any exit it logs one \
+        line: why it stopped, how long it ran, how many packages it applied and refused.
 
         Examples:
           courier-inboxd run --config /etc/courier/inboxd.toml
           courier-inboxd run --config inboxd.toml --once                 # apply what is there, exit
           courier-inboxd run --config inboxd.toml --exit-when-idle 30s   # until nothing arrives for 30 s
+          courier-inboxd run --config inboxd.toml --verbose --log-file /var/log/courier/inboxd.log
         """)
 
     @Option(help: ArgumentHelp("The configuration file (docs/INBOXD.md).", valueName: "FILE"))
@@ -34,8 +36,14 @@ public struct InboxRunCommand: ParsableCommand {
     var logFile: String?
     @Flag(help: "Log only warnings and errors.")
     var quiet = false
+    @Flag(help: "Log debug lines too (why the daemon woke, each package's outcome, the next wake-up), to stderr and the log file.")
+    var verbose = false
 
     public init() {}
+
+    public func validate() throws {
+        if quiet && verbose { throw ValidationError("--quiet and --verbose contradict each other: give one") }
+    }
 
     public func run() throws {
         let idle = try exitWhenIdle.map { try parseDuration($0, option: "--exit-when-idle") }
@@ -46,7 +54,9 @@ public struct InboxRunCommand: ParsableCommand {
             if let p = poll { cfg.poll = p }
             var fd: Int32? = nil
             if let lf = logFile { fd = try LineLogHandler.openLogFile(lf) }
-            let handler = LineLogHandler(program: "courier-inboxd", level: .info, stderrLevel: quiet ? .warning : .info, fileFD: fd)
+            // --verbose lowers both levels: the file is where a daemon's debug lines are read.
+            let level: Logger.Level = verbose ? .debug : .info
+            let handler = LineLogHandler(program: "courier-inboxd", level: level, stderrLevel: quiet ? .warning : level, fileFD: fd)
             let logger = Logger(label: "courier-inboxd", factory: { _ in handler })
             var opts = InboxDaemon.Options()
             opts.once = once
