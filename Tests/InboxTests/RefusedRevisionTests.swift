@@ -195,6 +195,11 @@ import Testing
         // Defaults: bounded.
         let d = try InboxConfig.parse("inbox = \"/i\"\ntrust = \"/t\"\n", path: "inboxd.toml")
         #expect(d.quarantineCaps == Quarantine.Caps() && d.quarantineCaps.maxFiles == 100 && d.quarantineCaps.maxBytes == 1 << 30)
+        // The shipped example, with the new keys, parses.
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/scripts/examples/inboxd.toml"
+        let e = try InboxConfig.load(example)
+        #expect(e.quarantineCaps.maxFiles == 100 && e.types["virus-defs"]?.onRefused != nil && e.types["virus-defs"]?.hookTimeout == 30)
         for bad in ["quarantine_max_files = 0", "quarantine_max_bytes = \"1K\"", "quarantine_max_age = 5"] {
             #expect(throws: CourierError.self) { try InboxConfig.parse("inbox = \"/i\"\ntrust = \"/t\"\n\(bad)\n", path: "inboxd.toml") }
         }
