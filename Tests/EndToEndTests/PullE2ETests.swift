@@ -204,4 +204,43 @@ import Glibc
         #expect(try w.apply("c1").status == 0)
         #expect(w.installed("c1") == "20261122001")
     }
+
+    /// What an operator sees when something is wrong: the exit code of the table in
+    /// docs/OPERATIONS.md, and a message naming the file or the URL.
+    @Test func exitCodesAndMessages() throws {
+        let v = try Programs.run("courier-pull", ["--version"])
+        #expect(v.status == 0 && !v.stdout.isEmpty)
+        #expect(try Programs.run("courier-pull", ["--help"]).stdout.contains("Exit codes"))
+        let w = try PullWorld()
+        // A typo in pull.toml: 2, file, line and key named.
+        let conf = w.client("c1", mirrors: ["http://127.0.0.1:1"], extra: "bwlimt = \"2M\"")
+        let bad = try Programs.run("courier-pull", ["run", "--config", conf, "--no-splay"])
+        #expect(bad.status == 2, "\(bad.stderr)")
+        #expect(bad.stderr.contains(conf + ":3") && bad.stderr.contains("'bwlimt' is not a known key"), "\(bad.stderr)")
+        // No mirror answers: a download/network error naming the URL, nothing in the inbox.
+        let conf2 = w.client("c2", mirrors: ["http://127.0.0.1:\(Nginx.freePort())"])
+        let down = try Programs.run("courier-pull", ["run", "--config", conf2, "--no-splay"])
+        #expect(down.status == 18 || down.status == 9, "\(down.status) \(down.stderr)")
+        #expect(down.stderr.contains("127.0.0.1"), "\(down.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c2/inbox")).isEmpty)
+        // The inbox missing: 12, the inbox and the config that named it.
+        try FileManager.default.removeItem(atPath: w.t.sub("c2/inbox"))
+        let noInbox = try Programs.run("courier-pull", ["run", "--config", conf2, "--no-splay"])
+        #expect(noInbox.status == 12 && noInbox.stderr.contains(w.t.sub("c2/inbox")), "\(noInbox.stderr)")
+        try FileManager.default.createDirectory(atPath: w.t.sub("c2/inbox"), withIntermediateDirectories: true)
+        // Another pass holds the lock: 17 at once.
+        try FileManager.default.createDirectory(atPath: w.t.sub("c2/state/pull"), withIntermediateDirectories: true)
+        let fd = open(w.t.sub("c2/state/pull/lock"), O_RDWR | O_CREAT, 0o644)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)
+        let locked = try Programs.run("courier-pull", ["run", "--config", conf2, "--no-splay"])
+        #expect(locked.status == 17, "\(locked.status) \(locked.stderr)")
+        // A relay whose trust is missing creates nothing.
+        let relayConf = w.relay("relay", upstream: ["http://127.0.0.1:1"])
+        try FileManager.default.removeItem(atPath: w.trust)
+        let noTrust = try Programs.run("courier-pull", ["mirror", "--config", relayConf])
+        #expect(noTrust.status == 7, "\(noTrust.status) \(noTrust.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: w.t.sub("relay/mirror")))
+        #expect(!FileManager.default.fileExists(atPath: w.t.sub("relay/state")))
+    }
 }
