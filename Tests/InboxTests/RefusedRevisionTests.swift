@@ -124,6 +124,24 @@ import Testing
         #expect(p.status.types["virus-defs"]?.refused == nil)
     }
 
+    /// A transient error (here the disk-full error the apply would throw) runs on_error once
+    /// for the package, not at every backoff step, and leaves it in the inbox.
+    @Test func onErrorRunsOnceForATransientError() throws {
+        let x = Scratch()
+        let c = try Client(types: "on_error = \"echo $COURIER_EVENT $COURIER_CODE $COURIER_PACKAGE $COURIER_REVISION >> \(x.path)/error.log\"")
+        let pkg = try c.package(5, daily: "five\n")
+        try c.deliver(pkg)
+        let p = try c.processor()
+        let path = c.root + "/inbox/virus-defs_5.cpkg"
+        for _ in 0..<3 {
+            guard case .retrying = p.retryLater(path, CourierError.io("write", path: path, errno: .noSpace), type: "virus-defs", revision: 5) else {
+                Issue.record("not retrying"); return
+            }
+        }
+        #expect(x.lines("error.log") == ["error io virus-defs_5.cpkg 5"])
+        #expect(c.inbox() == ["virus-defs_5.cpkg"])
+    }
+
     /// The must-show: 100 refusals of real packages, and the quarantine stays within its caps,
     /// the newest kept, evictions counted in status.json.
     @Test func quarantineStaysWithinItsCapsAfterAHundredRefusals() throws {
