@@ -243,4 +243,52 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: w.t.sub("relay/mirror")))
         #expect(!FileManager.default.fileExists(atPath: w.t.sub("relay/state")))
     }
+
+    /// Through a forward proxy with credentials (tinyproxy on 127.0.0.1, named as in stage.toml's
+    /// [http]): the package arrives, the proxy saw the requests, the password is in no output or log.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tinyproxy"), "tinyproxy is not installed"))
+    func pullThroughAnAuthenticatingProxy() throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let server = try Nginx(root: w.outbox, dir: w.t.sub("nginx"))
+        let port = Nginx.freePort()
+        w.t.write("tinyproxy.conf", """
+        Port \(port)
+        Listen 127.0.0.1
+        Allow 127.0.0.1
+        Timeout 30
+        LogFile "\(w.t.sub("tinyproxy.log"))"
+        LogLevel Info
+        BasicAuth courier pr0xy-s3cret
+        """)
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/tinyproxy")
+        proxy.arguments = ["-d", "-c", w.t.sub("tinyproxy.conf")]
+        proxy.standardOutput = FileHandle.nullDevice
+        proxy.standardError = FileHandle.nullDevice
+        try proxy.run()
+        // SIGKILL: the test process's blocked signal mask is inherited, SIGTERM would wait.
+        defer { kill(proxy.processIdentifier, SIGKILL); proxy.waitUntilExit() }
+        for _ in 0..<100 where !Nginx.accepts(port) { usleep(50_000) }
+        let conf = w.client("c1", mirrors: [server.url])
+        let text = try String(contentsOfFile: conf, encoding: .utf8)
+        try text.replacingOccurrences(of: "[http]\n", with: "[http]\nproxy = \"http://127.0.0.1:\(port)\"\nproxy_user = \"courier\"\nproxy_password = \"pr0xy-s3cret\"\n")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = w.t.sub("pull.log")
+        let r = try Programs.run("courier-pull", ["run", "--config", conf, "--no-splay", "--json", "--verbose", "--log-file", log])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: w.t.sub("c1/inbox/virus-defs_20261120001.cpkg")))
+        let plog = (try? String(contentsOfFile: w.t.sub("tinyproxy.log"), encoding: .utf8)) ?? ""
+        #expect(plog.contains("virus-defs_20261120001.cpkg"), "the package went through the proxy: \(plog)")
+        let all = r.stdout + r.stderr + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        #expect(!all.contains("pr0xy-s3cret"))
+        // Wrong password: the proxy refuses, exit 19, nothing delivered.
+        try String(contentsOfFile: conf, encoding: .utf8).replacingOccurrences(of: "pr0xy-s3cret", with: "wrong")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: w.t.sub("c1/state/pull"))
+        try FileManager.default.removeItem(atPath: w.t.sub("c1/inbox/virus-defs_20261120001.cpkg"))
+        let refused = try Programs.run("courier-pull", ["run", "--config", conf, "--no-splay"])
+        #expect(refused.status == 19, "\(refused.status) \(refused.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c1/inbox")).isEmpty)
+    }
 }
