@@ -193,7 +193,7 @@ def fleet(tmp_path_factory, request):
                      courier_fleet_dir=f.fleet, courier_manage_service=False,
                      courier_inboxd_options={"clock_skew": "10m"},
                      courier_types={"virus-defs": {"keep": 2, "test_command": ["test", "-s", "$COURIER_PATH/main.ndb"]},
-                                    "ips-rules": {}}),
+                                    "ips-rules": {}, "big-defs": {}}),
         "children": {"courier_clients": {"hosts": hosts}},
     }}
     with open(f.inventory, "w") as out:
@@ -284,3 +284,81 @@ def test_install_deliver_apply_gather_over_ssh(fleet):
     # It all went through each host's own sshd, by key.
     for h in HOSTS:
         assert accepted_logins(fleet, h) > before[h] + 10, (h, open(fleet.sshd[h].log).read()[-2000:])
+
+
+def test_thin_links_over_ssh(fleet):
+    """courier_push_bwlimit=512K and courier_push_stagger=6s on a 2 MiB package for three hosts:
+    each upload grows at the cap (sftp -l 4096, its file polled in the remote temporary directory), the
+    packages appear in the inboxes at slots 2 s apart (polled), and they apply."""
+    big = os.path.join(fleet.upstream, "big-defs", "20261122001")
+    os.makedirs(big)
+    with open(big + "/big.bin", "wb") as out:
+        out.write(os.urandom(2 << 20))  # incompressible: the package is as big
+    with open(os.path.join(fleet.ws, "stage.toml"), "a") as out:
+        out.write(f'[types.big-defs]\nsource = "dir"\npath = "{fleet.upstream}/big-defs"\n')
+    fleet.stage()
+    pkg = fleet.pkg(fleet.outbox, "big-defs", 20261122001)
+    name = os.path.basename(pkg)
+    size = os.path.getsize(pkg)
+
+    remote_tmp = fleet.env["ANSIBLE_REMOTE_TEMP"]
+
+    uploads, arrived, stop = {}, {}, threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            now = time.monotonic()
+            for d, _, files in os.walk(remote_tmp):
+                # The copy action's upload: "source", ".source" or ".source.cpkg" by Ansible version.
+                for f in (f for f in files if f.lstrip(".").startswith("source")):
+                    try:
+                        n = os.path.getsize(os.path.join(d, f))
+                    except OSError:
+                        continue
+                    uploads.setdefault(d, []).append((now, n))
+            for h in HOSTS:
+                if h not in arrived and os.path.exists(os.path.join(fleet.inbox(h), name)):
+                    arrived[h] = now
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=poll)
+    watcher.start()
+    try:
+        res = fleet.playbook("deliver.yml", "-e", json.dumps({"courier_push_bwlimit": "512K", "courier_push_stagger": "6s"}))
+    finally:
+        stop.set()
+        watcher.join()
+    assert_all_ok(res, changed=True)
+
+    # The cap: each of the three uploads, while it grew from 10 % to 90 % of the package.
+    rates = []
+    for d, samples in uploads.items():
+        mid = [(t, n) for t, n in samples if size * 0.1 <= n <= size * 0.9]
+        if len(mid) >= 2 and mid[-1][1] > mid[0][1]:
+            rates.append((mid[-1][1] - mid[0][1]) / (mid[-1][0] - mid[0][0]))
+    print(f"test_ansible_ssh: uploads of {size} bytes at courier_push_bwlimit=512K: {[round(r / 1024) for r in rates]} KiB/s")
+    assert len(rates) == 3, uploads
+    for r in rates:
+        assert 0.7 * 512 * 1024 <= r <= 1.15 * 512 * 1024, rates
+
+    # The stagger: slots 2 s apart (6 s over 3 hosts), in the SHA-1 order of the host names.
+    order = sorted(HOSTS, key=lambda h: __import__("hashlib").sha1(h.encode()).hexdigest())
+    times = [arrived.get(h) for h in order]
+    print(f"test_ansible_ssh: arrivals at courier_push_stagger=6s: {[(h, round(t - times[0], 2)) for h, t in zip(order, times)]}")
+    assert None not in times, arrived
+    for a, b in zip(times, times[1:]):
+        assert 1.5 <= b - a <= 3.0, [round(t - times[0], 2) for t in times]
+
+    for h in HOSTS:
+        assert inbox_files(fleet, h) == [name], h  # renamed: no dot-name left
+        assert open(os.path.join(fleet.inbox(h), name), "rb").read() == open(pkg, "rb").read()
+        fleet.apply(h)
+        assert tree(fleet.path(h, "var/lib/courier/store/big-defs/current")) == tree(big)
+
+
+def test_bad_thin_link_values_fail_before_any_copy(fleet):
+    for var, value in (("courier_push_bwlimit", "fast"), ("courier_push_stagger", "soon")):
+        res = fleet.playbook("deliver.yml", "--limit", "c1", "-e", json.dumps({var: value}))
+        assert res.returncode != 0 and res.recap["c1"]["failed"] == 1, res.stdout
+        assert f"{var} '{value}'" in res.stdout, res.stdout
+        assert inbox_files(fleet, "c1") == []
