@@ -21,8 +21,11 @@ here); deliver.yml copies byte for byte the packages `select` chose into each in
 installed `courier-inboxd run --once` on each host applies them (store == upstream tree);
 gather.yml fetches each host's status.json; every sshd logged the key logins. Then the thin-link
 variables: `courier_push_stagger` spreads the copies of the next delivery over its window
-(arrival times polled), `courier_push_bwlimit` paces a copy through sftp's `-l`. Every sshd (and
-any session process it left) is killed by pid in the fixture's finalizer, even on failure.
+(arrival times polled), `courier_push_bwlimit` paces a copy through sftp's `-l`, bad values fail
+before any copy; c3's `courier_pull_*` variables install courier-pull, pull.toml and its units, and
+the installed courier-pull pulls the next revision from the outbox served over HTTP on 127.0.0.1
+(python's http.server). Every sshd (and any session process it left) and the HTTP server are
+killed by pid in the fixture's finalizers, even on failure.
 """
 import json, os, re, shutil, socket, subprocess, sys, threading, time
 
@@ -172,12 +175,24 @@ def fleet(tmp_path_factory, request):
                   f'[types.ips-rules]\nsource = "dir"\npath = "{f.upstream}/ips-rules"\n')
     f.stage(V1)
 
+    # c3 also gets the pull copier (courier_pull_*), its mirror the outbox over real HTTP.
+    f.pull_bin = os.path.join(BIN, "courier-pull")
+    if os.access(f.pull_bin, os.X_OK):
+        shutil.copy2(f.pull_bin, f.bin)
+        f.http_port = free_port()
+        f.http = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(f.http_port),
+                                   "--directory", f.outbox], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        request.addfinalizer(lambda: (f.http.terminate(), f.http.wait()))
     hosts = {}
     for h in HOSTS:
         r = f.root(h)
         hosts[h] = {"ansible_host": "127.0.0.1", "ansible_port": f.sshd[h].port,
                     "courier_install_dir": f"{r}/usr/local/bin", "courier_config_dir": f"{r}/etc/courier",
                     "courier_root": f"{r}/var/lib/courier", "courier_unit_dir": f"{r}/etc/systemd/system"}
+    if os.access(f.pull_bin, os.X_OK):
+        hosts["c3"].update(courier_pull_mirrors=[f"http://127.0.0.1:{f.http_port}/"], courier_pull_bwlimit="4M",
+                           courier_pull_splay="5m", courier_pull_interval="30m",
+                           courier_pull_log_file=f"{f.root('c3')}/var/log/courier/pull.log")
     f.ssh_vars = {
         "ansible_connection": "ssh", "ansible_user": "root",
         "ansible_ssh_private_key_file": f.client_key,
@@ -362,3 +377,35 @@ def test_bad_thin_link_values_fail_before_any_copy(fleet):
         assert res.returncode != 0 and res.recap["c1"]["failed"] == 1, res.stdout
         assert f"{var} '{value}'" in res.stdout, res.stdout
         assert inbox_files(fleet, "c1") == []
+
+
+@pytest.mark.skipif(not os.access(os.path.join(BIN, "courier-pull"), os.X_OK), reason="courier-pull not built")
+def test_pull_copier_installed_by_the_role(fleet):
+    """c3 (courier_pull_mirrors set): courier-pull, pull.toml and its units with c3's paths and
+    variables, installed by the install.yml run above; c1 has none. The installed courier-pull
+    then really pulls the next revision (a delta) over HTTP from that mirror, and it applies."""
+    r = fleet.root("c3")
+    assert not os.path.exists(fleet.path("c1", "etc/courier/pull.toml"))
+    assert not os.path.exists(fleet.path("c1", "usr/local/bin/courier-pull"))
+    assert open(fleet.path("c3", "usr/local/bin/courier-pull"), "rb").read() == open(fleet.pull_bin, "rb").read()
+    conf = open(fleet.path("c3", "etc/courier/pull.toml")).read()
+    assert f'inboxd_config = "{r}/etc/courier/inboxd.toml"' in conf, conf
+    assert f'mirrors = ["http://127.0.0.1:{fleet.http_port}/"]' in conf and 'bwlimit = "4M"' in conf and 'splay = "5m"' in conf, conf
+    unit = open(fleet.path("c3", "etc/systemd/system/courier-pull.service")).read().splitlines()
+    assert (f"ExecStart={r}/usr/local/bin/courier-pull run --config {r}/etc/courier/pull.toml --no-splay "
+            f"--log-file {r}/var/log/courier/pull.log") in unit, unit
+    assert f"ReadWritePaths={r}/var/lib/courier {r}/var/log/courier" in unit, unit
+    timer = open(fleet.path("c3", "etc/systemd/system/courier-pull.timer")).read().splitlines()
+    assert "OnUnitInactiveSec=30m" in timer and "RandomizedDelaySec=5m" in timer, timer
+    if shutil.which("systemd-analyze"):
+        res = run("systemd-analyze", "verify", fleet.path("c3", "etc/systemd/system/courier-pull.timer"),
+                  fleet.path("c3", "etc/systemd/system/courier-pull.service"))
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+
+    fleet.stage(V2)
+    os.makedirs(fleet.path("c3", "var/log/courier"), exist_ok=True)
+    res = run(fleet.path("c3", "usr/local/bin/courier-pull"), "run", "--config", fleet.path("c3", "etc/courier/pull.toml"), "--no-splay")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert inbox_files(fleet, "c3") == [f"virus-defs_{V2}_from_{V1}.cpkg"]
+    fleet.apply("c3")
+    assert tree(fleet.path("c3", "var/lib/courier/store/virus-defs/current")) == tree(os.path.join(UPSTREAM, "virus-defs", str(V2)))
