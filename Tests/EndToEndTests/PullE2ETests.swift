@@ -291,4 +291,29 @@ import Glibc
         #expect(refused.status == 19, "\(refused.status) \(refused.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c1/inbox")).isEmpty)
     }
+
+    /// Retention in the mirror: with `revisions = 1`, the older revision leaves after the newer
+    /// one appeared — out of index.json first, then out of sight — and `latest` follows.
+    @Test func relayKeepsTheNewestRevisions() throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let stager = try Nginx(root: w.outbox, dir: w.t.sub("nginx-stager"))
+        let relayConf = w.relay("relay", upstream: [stager.url], revisions: 1)
+        #expect(try Programs.run("courier-pull", ["mirror", "--config", relayConf]).status == 0)
+        try w.stage("20261121001")
+        let m = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
+        #expect(m.status == 0, "\(m.stderr)")
+        #expect(m.stdout.contains("\"added\":[20261121001]") && m.stdout.contains("\"removed\":[20261120001]"), "\(m.stdout)")
+        let mirror = w.t.sub("relay/mirror")
+        #expect(!FileManager.default.fileExists(atPath: mirror + "/virus-defs/20261120001"))
+        #expect(!(try String(contentsOfFile: mirror + "/index.json", encoding: .utf8)).contains("20261120001/"))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: mirror + "/virus-defs/latest")) == "20261121001")
+        try w.checkServedTreeIsComplete(mirror)
+        // A new client through this relay gets the full package of the newest revision.
+        let relay = try Nginx(root: mirror, dir: w.t.sub("nginx-relay"))
+        let r = try w.pull(w.client("c1", mirrors: [relay.url]))
+        #expect(r.status == 0 && typeLines(r.json).first?["action"] as? String == "full", "\(r.json)")
+        #expect(try w.apply("c1").status == 0)
+        #expect(w.installed("c1") == "20261121001")
+    }
 }
