@@ -444,3 +444,41 @@ def test_programs_run_without_writable_executable_memory(tmp_path):
         assert r.returncode == 0, r.stderr
     assert (ws / "hook.log").read_text().split() == ["20261120001", "20261121001"]
     assert os.readlink(ws / "var" / "state" / "store" / "virus-defs" / "current") == "20261121001"
+
+
+@needs_bin
+def test_pull_runs_without_writable_executable_memory(tmp_path):
+    """courier-pull.service has MemoryDenyWriteExecute=yes: a real pass and a relay pass over
+    HTTP (async-http-client, NIO, BoringSSL loaded) under PR_SET_MDWE."""
+    import functools, http.server, threading
+    probe = _run_mdwe(sys.executable, "-c", "pass")
+    if probe.returncode == 125:
+        pytest.skip("prctl(PR_SET_MDWE) not supported by this kernel (Linux 6.3 or later)")
+    pull = os.path.join(BIN, "courier-pull")
+    if not os.access(pull, os.X_OK):
+        pytest.skip("courier-pull not built")
+    stage = os.path.join(BIN, "courier-stage")
+    ws = tmp_path
+    assert subprocess.run([stage, "keygen", "--out", str(ws / "stage.key")], capture_output=True).returncode == 0
+    shutil.copytree(os.path.join(ROOT, "Fixtures", "upstream", "virus-defs", "20261120001"), ws / "up" / "20261120001")
+    (ws / "stage.toml").write_text('outbox = "outbox"\nkey = "stage.key"\n[types.virus-defs]\nsource = "dir"\npath = "up"\n')
+    r = subprocess.run([stage, "run", "--config", str(ws / "stage.toml")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ws / "outbox"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        (ws / "inbox").mkdir()
+        (ws / "inboxd.toml").write_text(f'inbox = "inbox"\nstate_dir = "state"\ntrust = "stage.key.pub"\n[types.virus-defs]\n')
+        (ws / "pull.toml").write_text(f'inboxd_config = "inboxd.toml"\nmirrors = ["{url}"]\n')
+        r = _run_mdwe(pull, "run", "--config", ws / "pull.toml", "--no-splay")
+        assert r.returncode == 0, r.stderr
+        assert os.listdir(ws / "inbox") == ["virus-defs_20261120001.cpkg"]
+        (ws / "relay.toml").write_text(f'root = "mirror"\nupstream = ["{url}"]\ntrust = "stage.key.pub"\n')
+        r = _run_mdwe(pull, "mirror", "--config", ws / "relay.toml")
+        assert r.returncode == 0, r.stderr
+        assert (ws / "mirror" / "virus-defs" / "20261120001" / "virus-defs_20261120001.cpkg").exists()
+    finally:
+        server.shutdown()
