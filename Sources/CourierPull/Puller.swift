@@ -82,9 +82,6 @@ public final class Puller {
         let catalog = Catalog(index: got.index, only: Set(types))
         let infos = Catalog.packages(of: got.index)
         let statusPath = inbox.stateDir + "/status.json"
-        guard Sys.isDirectory(inbox.inbox) else {
-            throw CourierError(.io, "\(inbox.inbox): the inbox (from \(inbox.path)) is not a directory")
-        }
         let waiting = try Pusher.waiting(in: inbox.inbox)
         let decisions = Pusher.decide(types.map { ($0, RevisionSpec.latest) }, catalog: catalog,
                                       statusPath: statusPath, waiting: waiting, force: force)

@@ -177,7 +177,9 @@ public final class Relay {
             logger.info("revision mirrored", metadata: ["type": "\(t)", "revision": "\(rev)"])
         }
         let now = try outbox.revisions(t)
-        if let target = entry.latest.flatMap({ now.contains($0) ? $0 : nil }) ?? now.last,
+        // The upstream's latest once it is here; until then the relay's own (never a revision the
+        // upstream does not point at), or the newest on a first pass.
+        if let target = entry.latest.flatMap({ now.contains($0) ? $0 : nil }) ?? outbox.latest(t) ?? now.last,
            outbox.latest(t) != target || outbox.latestLink(t) != target {
             try outbox.setLatest(t, target)
         }
