@@ -159,7 +159,7 @@ put() {
 }
 echo "make install: into $$DESTDIR$$PREFIX"
 for p in $$PROGRAMS; do put 0755 "$$BIN/$$p" "$$PREFIX/bin/$$p"; done
-for u in scripts/systemd/*.service scripts/systemd/*.timer; do put 0644 "$$u" "$$UNITDIR/$${u##*/}" sed; done
+for u in scripts/systemd/*.service scripts/systemd/*.timer scripts/systemd/*.path; do put 0644 "$$u" "$$UNITDIR/$${u##*/}" sed; done
 for m in man/*.1; do if [ -f "$$m" ]; then put 0644 "$$m" "$$PREFIX/share/man/man1/$${m##*/}"; fi; done
 for e in scripts/examples/*.toml; do put 0644 "$$e" "$$PREFIX/share/courier/examples/$${e##*/}"; done
 put 0644 scripts/cron/courier-stage.crontab "$$PREFIX/share/courier/examples/courier-stage.crontab" sed
