@@ -208,7 +208,8 @@ public struct Pusher: Sendable {
         let large = decisions.filter { d in
             d.package.flatMap { sources[$0] }.map { $0.size >= PackageSource.directMinimum } ?? false
         }.count
-        let cache = sync ? nil : CacheBudget.fromKernel(copies: large)
+        // Capped copies (--bwlimit) are all paced writes through the cache: nothing to budget.
+        let cache = sync || throttle != nil ? nil : CacheBudget.fromKernel(copies: large)
         let verdict = Locked(Verdicts())
         let remembered = verifiedCache
         let verifyAll: @Sendable () -> Void = {
