@@ -163,6 +163,11 @@ import Testing
                                 }
                             case .error: Issue.record("\(row): \(d.reason)")
                             }
+                            // A refused revision, not forced: held back, whatever the client would do with it.
+                            if !force, refused.contains(want), installed != want, pinned == nil || pinned == want,
+                               installed.map({ want >= $0 }) ?? true {
+                                #expect(d.code == "refused", "\(row): a refused revision sent (\(d.code))")
+                            }
                             // And the converse: what the client would take, the sender sends (forced past refusals).
                             if v == .accept && (force || !refused.contains(want)) {
                                 #expect(d.action == .full || d.action == .delta, "\(row): client accepts, sender says \(d.code)")
