@@ -8,8 +8,9 @@ import Logging
 /// Applies what is in the inbox, one package at a time, in a safe order. Not thread-safe: the
 /// daemon calls it from its one main thread, between waits on the watcher.
 ///
-/// For each package: verify (signature, expiry, type configured) → refuse rollback unless pinned →
-/// extract into `<revision>.tmp` (a delta on a copy of the current tree) → check the tree against
+/// For each package (`judge`, its steps in ApplySteps.swift): verify (signature, expiry, type
+/// configured) → the acceptance rule (`Acceptance`: duplicate, pin, rollback, delta base — the
+/// rule senders apply too) → extract into `<revision>.tmp` (a delta on a copy of the current tree) → check the tree against
 /// the manifest → test command → rename into place → switch `current` → apply command (switch
 /// back on failure) → state → retention → remove from the inbox. Refusals go to quarantine;
 /// transient failures (disk full, read-only, out of descriptors) leave the package in the inbox
