@@ -38,6 +38,13 @@ public struct StatusCommand: ParsableCommand {
                 print(line)
                 if !ts.pending.isEmpty { print("    pending: \(ts.pending.map(Escape.text).joined(separator: ", "))") }
                 if let e = ts.lastError { print("    last error \(e.at): \(Escape.text(e.package)): \(Escape.line(e.reason))") }
+                // Senders skip these until --force or a newer revision applies (docs/INBOXD.md).
+                for r in ts.refused ?? [] {
+                    print("    refused \(r.revision) \(r.at) (\(Escape.text(r.code))): \(Escape.line(r.reason))")
+                }
+            }
+            if let q = s.quarantine {
+                print("quarantine: \(q.files) file\(q.files == 1 ? "" : "s"), \(q.bytes) bytes\(q.evicted > 0 ? ", \(q.evicted) evicted by its caps so far" : "")")
             }
         }
     }

@@ -4,6 +4,40 @@ import Foundation
 import Testing
 
 @Suite struct ReportTests {
+    /// A client that refused the target revision is stale with that reason (no sender will send it
+    /// again), the refusal and its quarantine reach JSON and Prometheus; a refusal of an older
+    /// revision than the installed one is history, not a problem.
+    @Test func refusedRevisionsAndQuarantineAreReported() throws {
+        let f = Fleet("report-refused")
+        for r: UInt64 in [1, 2, 3] { try f.publish("virus-defs", r, bases: r > 1 ? [r - 1] : []) }
+        let stuck = f.inbox("stuck"), past = f.inbox("past")
+        try f.writeStatus(stuck, installed: ["virus-defs": 2])
+        try f.writeStatus(past, installed: ["virus-defs": 3])
+        for (inbox, rev) in [(stuck, UInt64(3)), (past, UInt64(2))] {
+            let path = TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: inbox)
+            var s = try #require(try ClientStatus.load(path))
+            s.types["virus-defs"]!.refused = [.init(revision: rev, code: "apply-failed", reason: "test command exited 1",
+                                                    at: RFC3339.format(Int64(time(nil))), package: "virus-defs_\(rev).cpkg")]
+            s.quarantine = .init(files: 4, bytes: 4096, evicted: 96)
+            try Sys.writeFileAtomically(path, s.encoded())
+        }
+        var r = FleetReport()
+        r.catalog = try Catalog.scan(f.outbox)
+        let rows = r.rows([stuck, past].map {
+            FleetReport.Source(origin: $0, statusPath: TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: $0))
+        })
+        let s = try #require(rows.first { $0.client == "host-stuck" })
+        let p = try #require(rows.first { $0.client == "host-past" })
+        #expect(s.staleReasons == ["refused 3 (apply-failed)"] && s.refused.map(\.revision) == [3])
+        #expect(p.stale == false && p.refused.isEmpty)
+        #expect(ReportRender.table(rows).contains("STALE: refused 3 (apply-failed)"))
+        let prom = ReportRender.prometheus(rows)
+        #expect(prom.contains("courier_client_refused_revisions{client=\"host-stuck\",type=\"virus-defs\"} 1\n"))
+        #expect(prom.contains("courier_client_refused_revisions{client=\"host-past\",type=\"virus-defs\"} 0\n"))
+        #expect(prom.contains("courier_client_quarantine_evicted{client=\"host-stuck\"} 96\n"))
+        #expect(ReportRender.json(rows).contains("\"refused\":[{\"at\""))
+    }
+
     @Test func staleClientsAreFlagged() throws {
         let f = Fleet("report")
         for r: UInt64 in [1, 2, 3, 4] { try f.publish("virus-defs", r, bases: r > 1 ? [r - 1] : []) }

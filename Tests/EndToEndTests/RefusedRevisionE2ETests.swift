@@ -80,6 +80,12 @@ import Testing
         let refused = try #require(ts["refused"] as? [[String: Any]])
         #expect(refused.count == 1 && refused[0]["revision"] as? Int == r && refused[0]["code"] as? String == "apply-failed")
         #expect((refused[0]["reason"] as? String ?? "").contains("test command exited 1"))
+        // The operator sees it in `status`, and the fleet report names it as why the client is stale.
+        let st = try Programs.run("courier-inboxd", ["status", "--config", t.sub("client/inboxd.toml")])
+        #expect(st.status == 0 && st.stdout.contains("refused \(r) ") && st.stdout.contains("(apply-failed): test command exited 1"), "\(st.stdout)")
+        #expect(st.stdout.contains("quarantine: 1 file"), "\(st.stdout)")
+        let rep = try Programs.run("courier-deliver", ["report", "--outbox", t.sub("outbox"), "--status", status])
+        #expect(rep.stdout.contains("STALE: refused \(r) (apply-failed)"), "\(rep.stdout)\(rep.stderr)")
 
         // No later push or select sends R again.
         for _ in 0..<2 {

@@ -40,6 +40,11 @@ public struct FleetReport: Sendable {
         public var appliedAt: String?
         public var pending: [String] = []
         public var lastError: ClientStatus.LastError?
+        /// Revisions the client refused (test or apply failed, …) that are newer than what it
+        /// holds: senders skip them, so the client stays behind until a newer one or `--force`.
+        public var refused: [ClientStatus.Refused] = []
+        /// The client's quarantine (one summary per client, repeated on each of its rows).
+        public var quarantine: ClientStatus.QuarantineSummary?
         public var problem: String?
         public var stale: Bool = false
         public var staleReasons: [String] = []
@@ -71,8 +76,10 @@ public struct FleetReport: Sendable {
                                 stale: true, staleReasons: ["nothing installed"]))
             }
             for t in types.sorted() {
-                rows.append(row(host: status.host, path: src.statusPath, type: t, ts: status.types[t]!,
-                                group: src.group, want: src.wants[t]))
+                var r = row(host: status.host, path: src.statusPath, type: t, ts: status.types[t]!,
+                            group: src.group, want: src.wants[t])
+                r.quarantine = status.quarantine
+                rows.append(r)
             }
         }
         disambiguate(&rows, sources)
@@ -88,6 +95,7 @@ public struct FleetReport: Sendable {
         r.appliedAt = ts.appliedAt
         r.pending = ts.pending
         r.lastError = ts.lastError
+        r.refused = (ts.refused ?? []).filter { $0.revision > (ts.installed ?? 0) }
         if let c = ts.contentCreated, let secs = RFC3339.parse(c) { r.contentAgeSeconds = max(0, now - secs) }
         if let entry = catalog?.types[t] { r.latest = entry.latest }
         var heldByPolicy = false
@@ -97,6 +105,10 @@ public struct FleetReport: Sendable {
             r.behind = entry.revisions.keys.filter { $0 > have && $0 <= target }.count
         }
         if ts.installed == nil { r.staleReasons.append("nothing installed") }
+        // A refused target is the one case where waiting changes nothing: no sender sends it again.
+        if let target = r.target, let x = r.refused.first(where: { $0.revision == target }) {
+            r.staleReasons.append("refused \(target) (\(x.code))")
+        }
         if heldByPolicy, let target = r.target, let have = ts.installed, have != target, r.pinned == nil {
             // Held on a named revision: anything else is off target, however few revisions away.
             r.staleReasons.append("holds \(have), policy group \(group ?? "?") names \(target)")

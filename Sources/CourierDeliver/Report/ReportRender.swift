@@ -71,6 +71,14 @@ public enum ReportRender {
                typed.map { (l($0), String($0.pending.count)) })
         metric("courier_client_last_error", "1 when the type's last package was refused or failed.",
                typed.map { r in (l(r) + ",code=\"\(esc(r.lastError?.code ?? ""))\"", r.lastError == nil ? "0" : "1") })
+        metric("courier_client_refused_revisions", "Revisions newer than the installed one that the client refused (senders skip them).",
+               typed.map { (l($0), String($0.refused.count)) })
+        var seen = Set<String>()
+        let perClient = typed.filter { $0.quarantine != nil && seen.insert($0.client).inserted }
+        metric("courier_client_quarantine_files", "Packages in the client's quarantine.",
+               perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.files)) })
+        metric("courier_client_quarantine_evicted", "Quarantined packages its caps evicted (oldest first), since the count began.",
+               perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.evicted)) })
         metric("courier_client_stale", "1 when the client is stale (behind, old content, no status).",
                rows.map { r in ("client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"", r.stale ? "1" : "0") })
         let clients = Set(rows.map(\.client)).count
