@@ -107,13 +107,18 @@ import Glibc
         try bytes.write(to: URL(fileURLWithPath: pkg))
         let badServer = try Nginx(root: bad, dir: w.t.sub("nginx-bad"))
         let conf2 = w.client("c2", mirrors: [badServer.url, stager.url])
+        // Leftovers of an earlier pass for a package no longer wanted go; another copier's stay.
+        for n in [".virus-defs_20261119001.cpkg.part", ".virus-defs_20261119001.cpkg.part.partial",
+                  ".virus-defs_20261119001.cpkg.part.partial.json", ".rsync-tmp.XXXX"] {
+            w.t.write("c2/inbox/" + n, "x")
+        }
         let r2 = try w.pull(conf2)
         #expect(r2.status == 0, "\(r2.stderr)")
         #expect((typeLines(r2.json).first?["mirror"] as? String)?.hasPrefix(stager.url) == true, "\(r2.json)")
         #expect(r2.stderr.contains("failed its checks") || badServer.requests(matching: ".cpkg") == 1)
         #expect(badServer.requests(matching: "virus-defs_20261120001.cpkg") == 1)
         let inbox = try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c2/inbox"))
-        #expect(inbox == ["virus-defs_20261120001.cpkg"], "\(inbox)")
+        #expect(inbox.sorted() == [".rsync-tmp.XXXX", "virus-defs_20261120001.cpkg"], "\(inbox)")
         #expect(FileManager.default.contents(atPath: w.t.sub("c2/inbox/virus-defs_20261120001.cpkg"))
                 == FileManager.default.contents(atPath: w.outbox + "/virus-defs/20261120001/virus-defs_20261120001.cpkg"))
 
