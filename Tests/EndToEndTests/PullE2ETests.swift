@@ -321,4 +321,37 @@ import Glibc
         #expect(try w.apply("c1").status == 0)
         #expect(w.installed("c1") == "20261121001")
     }
+
+    /// HTTPS with a private CA, named as in stage.toml (`ca_file`, `ca_mode = "replace"`): the
+    /// pull succeeds; without the CA the certificate is refused and nothing is delivered.
+    @Test func pullOverHTTPSWithAPrivateCA() throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let d = w.t.sub("pki")
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        for args in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=Courier Test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1"],
+        ] { #expect(try Programs.runTool("/usr/bin/openssl", args).status == 0) }
+        w.t.write("pki/ext.cnf", "subjectAltName = IP:127.0.0.1\n")
+        let sign = try Programs.runTool("/usr/bin/openssl", ["x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+                                                             "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/ext.cnf"])
+        #expect(sign.status == 0, "\(sign.stderr)")
+        let server = try Nginx(root: w.outbox, dir: w.t.sub("nginx"), tls: (d + "/server.pem", d + "/server.key"))
+        #expect(server.url.hasPrefix("https://"))
+        // Without the CA: a TLS failure, nothing in the inbox.
+        let plain = w.client("c0", mirrors: [server.url])
+        let refused = try w.pull(plain)
+        #expect(refused.status != 0, "an unknown CA must be refused")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c0/inbox")).isEmpty)
+        let conf = w.client("c1", mirrors: [server.url])
+        let text = try String(contentsOfFile: conf, encoding: .utf8)
+        try text.replacingOccurrences(of: "[http]\n", with: "[http]\nca_file = \"\(d)/ca.pem\"\nca_mode = \"replace\"\n")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let r = try w.pull(conf)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((typeLines(r.json).first?["mirror"] as? String)?.hasPrefix("https://127.0.0.1") == true, "\(r.json)")
+        #expect(try w.apply("c1").status == 0)
+        #expect(w.installed("c1") == "20261120001")
+    }
 }

@@ -15,11 +15,15 @@ final class Nginx {
     let dir: String
     let port: Int
     private var process: Process?
-    var url: String { "http://127.0.0.1:\(port)" }
+    let scheme: String
+    var url: String { "\(scheme)://127.0.0.1:\(port)" }
     var accessLog: String { dir + "/access.log" }
 
-    init(root: String, dir: String) throws {
+    /// `tls`: certificate and key files; the site's `listen` then gets `ssl` (the certificate
+    /// directives go in nginx.conf's http block, so the site file stays as shipped).
+    init(root: String, dir: String, tls: (cert: String, key: String)? = nil) throws {
         self.dir = dir
+        self.scheme = tls == nil ? "http" : "https"
         try FileManager.default.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
         var lastError = ""
         for _ in 0..<5 {
@@ -28,7 +32,7 @@ final class Nginx {
                 .split(separator: "\n", omittingEmptySubsequences: false).compactMap { line -> String? in
                     let t = line.trimmingCharacters(in: .whitespaces)
                     if t.hasPrefix("listen [::]") { return nil }
-                    if t.hasPrefix("listen ") { return "    listen 127.0.0.1:\(port);" }
+                    if t.hasPrefix("listen ") { return "    listen 127.0.0.1:\(port)\(tls == nil ? "" : " ssl");" }
                     if t.hasPrefix("root ") { return "    root \(root);" }
                     return String(line)
                 }.joined(separator: "\n")
@@ -47,6 +51,7 @@ final class Nginx {
                 fastcgi_temp_path \(dir)/tmp/fastcgi;
                 uwsgi_temp_path \(dir)/tmp/uwsgi;
                 scgi_temp_path \(dir)/tmp/scgi;
+                \(tls.map { "ssl_certificate \($0.cert);\n    ssl_certificate_key \($0.key);" } ?? "")
                 include \(dir)/site.conf;
             }
             """
