@@ -21,15 +21,27 @@ import Glibc
         let relay = try Nginx(root: w.t.sub("relay/mirror"), dir: w.t.sub("nginx-relay"))
         let clients = ["c1", "c2", "c3"]
         let configs = clients.map { w.client($0, mirrors: [relay.url, stager.url]) }
+        // c3 runs the daemon (inotify); c1 and c2 apply with `run --once` after each pull.
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: Programs.binDir + "/courier-inboxd")
+        daemon.arguments = ["run", "--config", w.t.sub("c3/inboxd.toml"), "--quiet"]
+        daemon.standardOutput = FileHandle.nullDevice
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() }
+        #expect(waitFor(10) { FileManager.default.fileExists(atPath: w.t.sub("c3/state/status.json")) })
+        func applied(_ c: String, _ rev: String) throws {
+            if c == "c3" { #expect(waitFor(15) { w.installed(c) == rev }, "the daemon applied \(rev)") }
+            else { #expect(try w.apply(c).status == 0) }
+            #expect(w.installed(c) == rev)
+        }
         for (c, conf) in zip(clients, configs) {
             let r = try w.pull(conf)
             #expect(r.status == 0, "\(c): \(r.stderr)")
             let line = typeLines(r.json).first ?? [:]
             #expect(line["action"] as? String == "full", "\(c): \(r.json)")
             #expect(line["mirror"] as? String == relay.url + "/virus-defs/20261120001/virus-defs_20261120001.cpkg", "\(c): \(r.json)")
-            #expect(FileManager.default.fileExists(atPath: w.t.sub("\(c)/inbox/virus-defs_20261120001.cpkg")))
-            #expect(try w.apply(c).status == 0)
-            #expect(w.installed(c) == "20261120001")
+            try applied(c, "20261120001")
         }
 
         // A new revision: the stager publishes it with a delta, the relay mirrors both, the
@@ -46,8 +58,7 @@ import Glibc
             let line = typeLines(r.json).first ?? [:]
             #expect(line["action"] as? String == "delta", "\(c): \(r.json)")
             #expect((line["mirror"] as? String)?.hasPrefix(relay.url) == true, "\(c): \(r.json)")
-            #expect(try w.apply(c).status == 0)
-            #expect(w.installed(c) == "20261121001")
+            try applied(c, "20261121001")
         }
         // Every package came from the relay: the stager served index.json to the relay only.
         #expect(stager.requests(matching: ".cpkg") == 3, "the stager served packages to the relay only")
