@@ -142,7 +142,8 @@ list=$$(mktemp); trap 'rm -f "$$list"' EXIT
 # mkd DIR: creates DIR and its missing parents, recording each one created ("path/").
 mkd() {
     local missing= d=$$1
-    while [ ! -d "$$DESTDIR$$d" ]; do missing="$$d $$missing"; d=$$(dirname "$$d"); done
+    # Up to the first directory that exists under DESTDIR; "/" ends it (a DESTDIR not yet there).
+    while [ ! -d "$$DESTDIR$$d" ] && [ "$$d" != / ]; do missing="$$d $$missing"; d=$$(dirname "$$d"); done
     for d in $$missing; do install -d -m 0755 "$$DESTDIR$$d"; echo "$$d/" >> "$$list"; done
 }
 # put MODE SRC DST [sed]: installs SRC as DST (a path under PREFIX); with "sed", /usr/local/ in
