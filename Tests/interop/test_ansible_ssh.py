@@ -27,7 +27,7 @@ the installed courier-pull pulls the next revision from the outbox served over H
 (python's http.server). Every sshd (and any session process it left) and the HTTP server are
 killed by pid in the fixture's finalizers, even on failure.
 """
-import json, os, re, shutil, socket, subprocess, sys, threading, time
+import hashlib, json, os, re, shutil, socket, subprocess, sys, threading, time
 
 import pytest
 
@@ -357,7 +357,7 @@ def test_thin_links_over_ssh(fleet):
         assert 0.7 * 512 * 1024 <= r <= 1.15 * 512 * 1024, rates
 
     # The stagger: slots 2 s apart (6 s over 3 hosts), in the SHA-1 order of the host names.
-    order = sorted(HOSTS, key=lambda h: __import__("hashlib").sha1(h.encode()).hexdigest())
+    order = sorted(HOSTS, key=lambda h: hashlib.sha1(h.encode()).hexdigest())
     times = [arrived.get(h) for h in order]
     print(f"test_ansible_ssh: arrivals at courier_push_stagger=6s: {[(h, round(t - times[0], 2)) for h, t in zip(order, times)]}")
     assert None not in times, arrived
