@@ -43,7 +43,14 @@ public struct MirrorCommand: AsyncParsableCommand {
             let logger = try makeLogger(logFile: logFile, verbose: verbose, quiet: quiet)
             var cfg = try RelayConfig.load(config)
             if let rate { cfg.bwlimit = rate }
-            let report = try await Relay(config: cfg, logger: logger).run()
+            let report: Relay.Report
+            do {
+                report = try await Relay(config: cfg, logger: logger).run()
+            } catch let e as CourierError {
+                appendSummary(logFile: logFile, "failed: \(e.description)")
+                throw e
+            }
+            appendSummary(logFile: logFile, report.summary())
             if json { print(report.json()) }
             else if report.exitCode != 0 { for line in report.summary().split(separator: "\n") { printError(String(line)) } }
             else if isatty(1) == 1 && !quiet { print(report.summary()) }

@@ -20,7 +20,7 @@ public struct PullCommand: AsyncParsableCommand {
         17 another run holds the lock, 18 no network, 19 proxy, 64 usage. See docs/OPERATIONS.md.
         """,
         version: CourierVersion.string,
-        subcommands: [PullRunCommand.self, MirrorCommand.self])
+        subcommands: [PullRunCommand.self, MirrorCommand.self, PullDiagnoseCommand.self])
 
     public init() {}
 }

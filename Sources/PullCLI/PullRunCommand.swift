@@ -51,14 +51,32 @@ public struct PullRunCommand: AsyncParsableCommand {
             var cfg = try PullConfig.load(config)
             if let rate { cfg.bwlimit = rate }
             let inbox = try InboxConfig.load(cfg.inboxdConfig)
-            let report = try await Puller(config: cfg, inbox: inbox, logger: logger).run(only: types, splay: !noSplay, force: force)
+            let report: PullReport
+            do {
+                report = try await Puller(config: cfg, inbox: inbox, logger: logger).run(only: types, splay: !noSplay, force: force)
+            } catch let e as CourierError {
+                appendSummary(logFile: logFile, "failed: \(e.description)")
+                throw e
+            }
             for line in report.summary().split(separator: "\n") { logger.debug("\(line)") }
+            appendSummary(logFile: logFile, report.summary())
             if json { print(report.json()) }
             else if report.exitCode != 0 { for line in report.summary().split(separator: "\n") { printError(String(line)) } }
             else if isatty(1) == 1 && !quiet { print(report.summary()) }
             if report.exitCode != 0 { throw ExitCode(report.exitCode) }
         }
     }
+}
+
+/// The pass's summary as one `summary:` line at the end of `logFile`, as `courier-stage run`
+/// writes it: `diagnose` (state/last-run.txt) and a grep find the last passes without the
+/// journal. Best effort: a log that cannot be written does not fail a pass that delivered.
+func appendSummary(logFile: String?, _ summary: String) {
+    guard let logFile, let fd = try? LineLogHandler.openLogFile(logFile) else { return }
+    defer { Sys.close(fd) }
+    let text = summary.split(separator: "\n").map { Escape.text(String($0)) }.joined(separator: " | ")
+    let line = "\(RFC3339.format(Int64(time(nil)))) courier-pull[\(getpid())] summary: \(text)\n"
+    try? Sys.writeAll(fd, Array(line.utf8), display: logFile)
 }
 
 /// One line per event to stderr (info when asked or on a terminal) and to `logFile`.
