@@ -233,6 +233,92 @@ import Testing
         #expect(a.files["logs/NONE.txt"]?.contains("journalctl") == true)
     }
 
+    /// A pull client after a real pass from nginx: the proxy password and the mirror URL's
+    /// user:password@ appear nowhere; the pull state (cached index, its ETag), the summary
+    /// line, the lock holder, the inboxd.toml named, the inbox and free space are there.
+    @Test(.enabled(if: Nginx.available, "nginx is not installed"))
+    func pullDiagnoseHasThePullStateWithoutTheProxyPasswordOrMirrorCredentials() throws {
+        let w = try PullWorld()
+        try w.stage("20261120001")
+        let stager = try Nginx(root: w.outbox, dir: w.t.sub("nginx-stager"))
+        // Credentials in the mirror URL (nginx serves without asking for them) and a proxy
+        // password with no proxy: both loaded, neither used on the wire, both secrets.
+        let mirror = stager.url.replacingOccurrences(of: "http://", with: "http://relay:PullMirrorUrlPass1@")
+        let conf = w.client("c1", mirrors: [mirror], extra: "splay = \"10m\"")
+        w.t.write("c1/pull.toml", (try String(contentsOfFile: conf, encoding: .utf8)) + "proxy_user = \"squid\"\nproxy_password = \"PullProxyPassword2\"\n")
+        w.t.write("c1/inboxd.toml", (try String(contentsOfFile: w.t.sub("c1/inboxd.toml"), encoding: .utf8))
+                  + "\napply_command = \"curl -H 'Authorization: Bearer PullInboxdBearer3' http://127.0.0.1:9/reload\"\n")
+        let log = w.t.sub("c1/pull.log")
+        let run = try Programs.run("courier-pull", ["run", "--config", conf, "--no-splay", "--log-file", log])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(FileManager.default.fileExists(atPath: w.t.sub("c1/inbox/virus-defs_20261120001.cpkg")))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        handle.write(Data("2026-11-29T10:00:00Z courier-pull[1] warning: via http://squid:PullLogPass4@127.0.0.1:3128 failed\n".utf8))
+        handle.closeFile()
+        // Another process holds the pass lock, as a running pass would.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = ["-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
+                            w.t.sub("c1/state/pull/lock")]
+        try holder.run()
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        #expect(waitFor(5) { ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(" \(holder.processIdentifier) ") })
+
+        let out = w.t.sub("pull.tar.gz")
+        let r = try Programs.run("courier-pull", ["diagnose", "--config", conf, "--log-file", log, "--output", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == out)
+        try Self.expectPrivate(out)
+        let a = try Self.open(out, in: w.t)
+        for m in ["README.txt", "versions.txt", "system.txt", "config/pull.toml", "config/inboxd.toml", "config/check.txt",
+                  "config/effective.txt", "state/listing.txt", "state/index.json", "state/index.state.json", "state/lock.txt",
+                  "state/last-run.txt", "client/status.json", "client/inbox.txt", "keys/trust.txt", "disk.txt",
+                  "processes.txt", "logs/1-pull.log.tail"] {
+            #expect(a.files[m] != nil, "member \(m) missing; have \(a.files.keys.sorted())")
+        }
+        try Self.expectAbsent(["PullMirrorUrlPass1", "PullProxyPassword2", "PullInboxdBearer3", "PullLogPass4"], a)
+        let cfg = a.files["config/pull.toml"] ?? ""
+        #expect(cfg.contains("proxy_password = \"<redacted>\""), "\(cfg)")
+        #expect(cfg.contains("http://<redacted>@127.0.0.1:\(stager.port)"), "\(cfg)")
+        #expect(cfg.contains("proxy_user = \"squid\""))
+        #expect(a.files["config/check.txt"]?.contains("configuration loads: ok (a pull client's pull.toml)") == true)
+        #expect(a.files["config/effective.txt"]?.contains("splay: 600 s") == true, "\(a.files["config/effective.txt"] ?? "")")
+        #expect(a.files["config/effective.txt"]?.contains("state_dir: \(w.t.sub("c1/state/pull"))") == true)
+        #expect(a.files["config/inboxd.toml"]?.contains("Authorization: <redacted>") == true, "\(a.files["config/inboxd.toml"] ?? "")")
+        #expect(a.files["state/index.json"]?.contains("20261120001") == true)
+        #expect(a.files["state/index.state.json"]?.contains("etag") == true, "\(a.files["state/index.state.json"] ?? "")")
+        #expect(a.files["state/last-run.txt"]?.contains("summary: index.json from \(stager.url)") == true, "\(a.files["state/last-run.txt"] ?? "")")
+        #expect(a.files["state/last-run.txt"]?.contains("virus-defs 20261120001 full") == true, "\(a.files["state/last-run.txt"] ?? "")")
+        #expect(a.files["state/lock.txt"]?.contains("held: FLOCK WRITE by pid \(holder.processIdentifier)") == true, "\(a.files["state/lock.txt"] ?? "")")
+        #expect(a.files["client/inbox.txt"]?.contains("virus-defs_20261120001.cpkg") == true)
+        #expect(a.files["disk.txt"]?.contains("inbox: \(w.t.sub("c1/inbox"))") == true)
+        #expect(a.files["disk.txt"]?.contains("state_dir: \(w.t.sub("c1/state/pull"))") == true)
+        #expect(a.files["versions.txt"]?.contains("courier-pull: 0.") == true, "\(a.files["versions.txt"] ?? "")")
+        #expect(a.files["logs/1-pull.log.tail"]?.contains("delivered into the inbox") == true)
+
+        // The same command on a relay.toml: recognised as a relay, its mirror directory described.
+        let relayConf = w.relay("relay", upstream: [stager.url.replacingOccurrences(of: "http://", with: "http://up:RelayUrlPass5@")],
+                                extra: "# api_token = \"RelayToken6\"")
+        let m = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--log-file", w.t.sub("relay/relay.log")])
+        #expect(m.status == 0, "\(m.stderr)")
+        let out2 = w.t.sub("relay.tar.gz")
+        let r2 = try Programs.run("courier-pull", ["diagnose", "--config", relayConf, "--log-file", w.t.sub("relay/relay.log"), "--output", out2])
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let b = try Self.open(out2, in: w.t)
+        for m in ["config/relay.toml", "config/check.txt", "config/effective.txt", "state/lock.txt", "state/last-run.txt",
+                  "mirror/index.json", "mirror/listing.txt", "keys/trust.txt", "disk.txt", "logs/1-relay.log.tail"] {
+            #expect(b.files[m] != nil, "member \(m) missing; have \(b.files.keys.sorted())")
+        }
+        #expect(b.files["config/pull.toml"] == nil)
+        try Self.expectAbsent(["RelayUrlPass5", "RelayToken6"], b)
+        #expect(b.files["config/check.txt"]?.contains("a relay's relay.toml") == true)
+        #expect(b.files["mirror/index.json"]?.contains("20261120001") == true)
+        #expect(b.files["mirror/listing.txt"]?.contains("20261120001") == true)
+        #expect(b.files["state/last-run.txt"]?.contains("summary: ") == true, "\(b.files["state/last-run.txt"] ?? "")")
+        #expect(b.files["disk.txt"]?.contains("mirror root: \(w.t.sub("relay/mirror"))") == true)
+    }
+
     @Test func unreadableDirectoriesAndABrokenConfigAreNotedNotFatal() throws {
         let t = TempDir()
         try FileManager.default.createDirectory(atPath: t.sub("inbox"), withIntermediateDirectories: true)
