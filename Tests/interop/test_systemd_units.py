@@ -27,7 +27,9 @@ STAGE_TIMER = os.path.join(SYSTEMD_DIR, "courier-stage.timer")
 PULL_UNIT = os.path.join(SYSTEMD_DIR, "courier-pull.service")
 PULL_TIMER = os.path.join(SYSTEMD_DIR, "courier-pull.timer")
 PULL_CRONTAB = os.path.join(ROOT, "scripts", "cron", "courier-pull.crontab")
-UNITS = [INBOXD_UNIT, STAGE_UNIT, STAGE_TIMER, PULL_UNIT, PULL_TIMER]
+RELAY_UNIT = os.path.join(SYSTEMD_DIR, "courier-pull-mirror.service")
+RELAY_TIMER = os.path.join(SYSTEMD_DIR, "courier-pull-mirror.timer")
+UNITS = [INBOXD_UNIT, STAGE_UNIT, STAGE_TIMER, PULL_UNIT, PULL_TIMER, RELAY_UNIT, RELAY_TIMER]
 INSTALLED_BIN = "/usr/local/bin/"
 
 
@@ -129,11 +131,11 @@ COMMON_HARDENING = {
 def test_unit_parses_and_has_a_description(path):
     u = parse_unit(path)
     assert "Unit" in u and one(u, "Unit", "Description")
-    if path not in (STAGE_UNIT, PULL_UNIT):   # started by their timers, never enabled themselves
+    if path not in (STAGE_UNIT, PULL_UNIT, RELAY_UNIT):   # started by their timers, never enabled themselves
         assert "Install" in u, "no [Install] section: the unit could not be enabled"
 
 
-@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT, PULL_UNIT], ids=os.path.basename)
+@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT, PULL_UNIT, RELAY_UNIT], ids=os.path.basename)
 def test_every_exec_line_is_absolute(path):
     u = parse_unit(path)
     execs = [(k, v) for k, v in u["Service"] if k.startswith("Exec")]
@@ -146,7 +148,7 @@ def test_every_exec_line_is_absolute(path):
             assert p is None or os.path.isabs(p), f"{k}: {name} {p} must be absolute (no working directory under systemd)"
 
 
-@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT, PULL_UNIT], ids=os.path.basename)
+@pytest.mark.parametrize("path", [INBOXD_UNIT, STAGE_UNIT, PULL_UNIT, RELAY_UNIT], ids=os.path.basename)
 def test_common_hardening(path):
     u = parse_unit(path)
     for key, want in COMMON_HARDENING.items():
@@ -249,6 +251,51 @@ def test_pull_timer():
     delay = one(u, "Timer", "RandomizedDelaySec")
     assert re.fullmatch(r"\d+(s|min|m|h)?", delay), delay
     assert values(u, "Timer", "Unit") in ([], ["courier-pull.service"])
+    assert "timers.target" in words(u, "Install", "WantedBy")
+
+
+# ---- courier-pull-mirror.service and .timer (a site relay) ----
+def test_relay_service():
+    u = parse_unit(RELAY_UNIT)
+    assert one(u, "Service", "Type") == "oneshot"
+    argv = shlex.split(one(u, "Service", "ExecStart"))
+    assert argv[:2] == [INSTALLED_BIN + "courier-pull", "mirror"]
+    assert option_value(argv, "--config") == "/etc/courier/relay.toml"
+    fams = words(u, "Service", "RestrictAddressFamilies")
+    assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(fams) and not any(f.startswith("~") for f in fams)
+    writable = [p.lstrip("-+") for p in words(u, "Service", "ReadWritePaths")]
+    writable += ["/var/lib/" + d for d in words(u, "Service", "StateDirectory")]
+    writable += ["/var/log/" + d for d in words(u, "Service", "LogsDirectory")]
+    assert os.path.dirname(option_value(argv, "--log-file")) in writable
+    # The mirror directory and the state of the shipped example relay.toml are writable, and
+    # nothing of a client's: the relay never writes an inbox.
+    example = open(os.path.join(ROOT, "scripts", "examples", "relay.toml"), encoding="utf-8").read()
+    for key in ("root", "state_dir"):
+        m = re.search(r'^%s\s*=\s*"([^"]+)"' % key, example, re.M)
+        assert m, f"scripts/examples/relay.toml has no {key}"
+        assert any(m.group(1) == w or m.group(1).startswith(w + "/") for w in writable), f"{key} {m.group(1)} is not writable"
+    assert "/var/lib/courier" not in writable
+    # Unprivileged, without capabilities; the web server (another user) reads what it writes.
+    assert one(u, "Service", "User") not in ("", "root") and values(u, "Service", "CapabilityBoundingSet") == [""]
+    assert one(u, "Service", "StateDirectoryMode") == "0755"
+    assert not values(u, "Install", "WantedBy"), "the service is started by the timer, not enabled on its own"
+    assert "network-online.target" in words(u, "Unit", "After") + words(u, "Unit", "Wants")
+    # The same hardening as the client's pull unit, key by key (not only the common set).
+    pull = parse_unit(PULL_UNIT)
+    for key in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateMounts", "PrivateDevices",
+                "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                "ProtectClock", "ProtectHostname", "RestrictAddressFamilies", "RestrictNamespaces", "LockPersonality",
+                "MemoryDenyWriteExecute", "SystemCallArchitectures", "RestrictRealtime", "RestrictSUIDSGID", "UMask",
+                "CapabilityBoundingSet", "TimeoutStartSec"):
+        assert values(u, "Service", key) == values(pull, "Service", key), f"{key}= differs from courier-pull.service"
+
+
+def test_relay_timer():
+    u = parse_unit(RELAY_TIMER)
+    assert values(u, "Timer", "OnCalendar") or values(u, "Timer", "OnUnitInactiveSec")
+    delay = one(u, "Timer", "RandomizedDelaySec")
+    assert re.fullmatch(r"\d+(s|min|m|h)?", delay), delay
+    assert values(u, "Timer", "Unit") in ([], ["courier-pull-mirror.service"])
     assert "timers.target" in words(u, "Install", "WantedBy")
 
 
@@ -359,7 +406,7 @@ def test_systemd_analyze_verify_only_misses_the_uninstalled_programs():
         assert m and m.group(1).startswith(INSTALLED_BIN) and not os.path.exists(m.group(1)), line
 
 
-@pytest.mark.parametrize("path,threshold", [(INBOXD_UNIT, 40), (STAGE_UNIT, 40), (PULL_UNIT, 40)], ids=lambda x: os.path.basename(str(x)))
+@pytest.mark.parametrize("path,threshold", [(INBOXD_UNIT, 40), (STAGE_UNIT, 40), (PULL_UNIT, 40), (RELAY_UNIT, 40)], ids=lambda x: os.path.basename(str(x)))
 def test_systemd_analyze_security_exposure(path, threshold):
     exe = _analyze()
     r = subprocess.run([exe, "security", "--offline=true", "--no-pager", f"--threshold={threshold}", path],
@@ -387,9 +434,10 @@ def test_command_lines_use_options_the_programs_accept():
     stage = shlex.split(one(parse_unit(STAGE_UNIT), "Service", "ExecStart"))
     cron = shlex.split(cron_jobs()[0][1].split(None, 5)[5])
     pull = shlex.split(one(parse_unit(PULL_UNIT), "Service", "ExecStart"))
+    relay = shlex.split(one(parse_unit(RELAY_UNIT), "Service", "ExecStart"))
     pull_cron = [shlex.split(l.split(None, 5)[5]) for l in open(PULL_CRONTAB, encoding="utf-8")
                  if l.strip() and not l.startswith("#") and not l.startswith("MAILTO")]
-    for argv in [inboxd, stage, cron, pull] + pull_cron:
+    for argv in [inboxd, stage, cron, pull, relay] + pull_cron:
         program, sub = os.path.basename(argv[0]), argv[1]
         text = _help(program, sub)
         for opt in _options(argv):
