@@ -178,11 +178,20 @@ def fleet(tmp_path_factory, request):
     # c3 also gets the pull copier (courier_pull_*), its mirror the outbox over real HTTP.
     f.pull_bin = os.path.join(BIN, "courier-pull")
     if os.access(f.pull_bin, os.X_OK):
-        shutil.copy2(f.pull_bin, f.bin)
+        shutil.copy2(f.pull_bin, f.bin)  # the snapshot the role installs: $COURIER_BIN may be rebuilt meanwhile
         f.http_port = free_port()
         f.http = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(f.http_port),
                                    "--directory", f.outbox], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         request.addfinalizer(lambda: (f.http.terminate(), f.http.wait()))
+        deadline = time.monotonic() + 10
+        while True:  # listening (a lost race for the port ends the server: say so)
+            assert f.http.poll() is None, f"http.server on port {f.http_port} exited {f.http.returncode}"
+            try:
+                socket.create_connection(("127.0.0.1", f.http_port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"http.server on port {f.http_port} not listening"
+                time.sleep(0.05)
     hosts = {}
     for h in HOSTS:
         r = f.root(h)
@@ -387,7 +396,7 @@ def test_pull_copier_installed_by_the_role(fleet):
     r = fleet.root("c3")
     assert not os.path.exists(fleet.path("c1", "etc/courier/pull.toml"))
     assert not os.path.exists(fleet.path("c1", "usr/local/bin/courier-pull"))
-    assert open(fleet.path("c3", "usr/local/bin/courier-pull"), "rb").read() == open(fleet.pull_bin, "rb").read()
+    assert open(fleet.path("c3", "usr/local/bin/courier-pull"), "rb").read() == open(os.path.join(fleet.bin, "courier-pull"), "rb").read()
     conf = open(fleet.path("c3", "etc/courier/pull.toml")).read()
     assert f'inboxd_config = "{r}/etc/courier/inboxd.toml"' in conf, conf
     assert f'mirrors = ["http://127.0.0.1:{fleet.http_port}/"]' in conf and 'bwlimit = "4M"' in conf and 'splay = "5m"' in conf, conf
