@@ -371,7 +371,8 @@ def test_thin_links_over_ssh(fleet):
     print(f"test_ansible_ssh: arrivals at courier_push_stagger=6s: {[(h, round(t - times[0], 2)) for h, t in zip(order, times)]}")
     assert None not in times, arrived
     for a, b in zip(times, times[1:]):
-        assert 1.5 <= b - a <= 3.0, [round(t - times[0], 2) for t in times]
+        # Each host's sleep starts when its SSH session does: allow for that on a loaded machine.
+        assert 1.2 <= b - a <= 3.0, [round(t - times[0], 2) for t in times]
 
     for h in HOSTS:
         assert inbox_files(fleet, h) == [name], h  # renamed: no dot-name left
