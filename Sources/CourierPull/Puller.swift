@@ -49,13 +49,15 @@ public final class Puller {
         guard Sys.isDirectory(inbox.inbox) else {
             throw CourierError(.io, "\(inbox.inbox): the inbox (from \(inbox.path)) is not a directory")
         }
-        let lock = try RunLock(stateDir, program: "courier-pull")
-        defer { withExtendedLifetime(lock) {} }
+        // The splay comes before the lock, as courier-stage's: a timer's pass asleep in its splay
+        // must not make a pass run by hand meanwhile fail with "another run holds the lock".
         if splay && config.splay > 0 {
             let wait = Double.random(in: 0...Double(config.splay))
             logger.info("splay: waiting \(Int(wait)) s before contacting a mirror")
             try await Task.sleep(for: .seconds(wait))
         }
+        let lock = try RunLock(stateDir, program: "courier-pull")
+        defer { withExtendedLifetime(lock) {} }
         var verify = VerifyOptions(trust: trust)
         verify.clockSkew = inbox.clockSkew
         verify.limits = inbox.limits
