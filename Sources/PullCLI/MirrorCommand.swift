@@ -24,37 +24,17 @@ public struct MirrorCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("The relay's configuration file.", valueName: "FILE"))
     var config: String = "/etc/courier/relay.toml"
-    @Option(help: ArgumentHelp("Override the configuration's bwlimit (e.g. 2M, 500K; bytes per second).", valueName: "RATE"))
-    var bwlimit: String?
-    @Flag(help: "Print the pass's report as JSON on stdout.")
-    var json = false
-    @Option(help: ArgumentHelp("Append the log to this file (never truncated).", valueName: "FILE"))
-    var logFile: String?
-    @Flag(help: "Log progress to stderr even when it is not a terminal.")
-    var verbose = false
-    @Flag(help: "Print nothing but errors, even on a terminal.")
-    var quiet = false
+    @OptionGroup var pass: PassOptions
 
     public init() {}
 
     public func run() async throws {
-        let rate = try bwlimit.map { try Throttle.parseRate($0, what: "--bwlimit") }
         try await mapErrors("courier-pull mirror") {
-            let logger = try makeLogger(logFile: logFile, verbose: verbose, quiet: quiet)
+            let rate = try pass.rate()
+            let logger = try pass.logger()
             var cfg = try RelayConfig.load(config)
             if let rate { cfg.bwlimit = rate }
-            let report: Relay.Report
-            do {
-                report = try await Relay(config: cfg, logger: logger).run()
-            } catch let e as CourierError {
-                appendSummary(logFile: logFile, "failed: \(e.description)")
-                throw e
-            }
-            appendSummary(logFile: logFile, report.summary())
-            if json { print(report.json()) }
-            else if report.exitCode != 0 { for line in report.summary().split(separator: "\n") { printError(String(line)) } }
-            else if isatty(1) == 1 && !quiet { print(report.summary()) }
-            if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+            try await pass.report(logger) { try await Relay(config: cfg, logger: logger).run() }
         }
     }
 }
