@@ -29,15 +29,7 @@ public struct DiagnoseCommand: ParsableCommand {
         try mapErrors("courier-inboxd diagnose") {
             try common.run(program: "courier-inboxd", defaultLogs: ["/var/log/courier/inboxd.log"]) { b in
                 b.addFile("config/inboxd.toml", path: config, about: "the configuration file, secrets redacted", redact: .config)
-                let cfg: InboxConfig
-                do {
-                    cfg = try InboxConfig.load(config)
-                    b.add("config/check.txt", "configuration loads: ok\n", about: "whether the configuration loads")
-                } catch let e as CourierError {
-                    b.add("config/check.txt", "configuration does not load: \(e.description)\n", about: "whether the configuration loads")
-                    b.note("the configuration does not load, so its directories are not examined: \(e.message)")
-                    return
-                } catch { return }
+                guard let cfg = b.checkConfig({ try InboxConfig.load(config) }) else { return }
                 Self.collect(cfg, into: b, lines: common.lines)
             }
         }

@@ -40,15 +40,7 @@ public struct DiagnoseCommand: ParsableCommand {
                     b.addFile("state/metrics.prom", path: metrics, about: "the last run's Prometheus metrics (--metrics-file)")
                 }
                 b.add("state/last-run.txt", lastSummaries(logs), about: "the last runs' summary lines from the log file(s)")
-                let cfg: StageConfig
-                do {
-                    cfg = try StageConfig.load(config)
-                    b.add("config/check.txt", "configuration loads: ok\n", about: "whether the configuration loads")
-                } catch let e as CourierError {
-                    b.add("config/check.txt", "configuration does not load: \(e.description)\n", about: "whether the configuration loads")
-                    b.note("the configuration does not load, so its directories are not examined: \(e.message)")
-                    return
-                } catch { return }
+                guard let cfg = b.checkConfig({ try StageConfig.load(config) }) else { return }
                 Self.collect(cfg, into: b, logs: logs)
             }
         }

@@ -41,6 +41,24 @@ public final class DiagnoseBundle {
 
     public func note(_ s: String) { notes.append(s) }
 
+    /// Loads the program's configuration and records whether it loads (`config/check.txt`);
+    /// nil when it does not — then its directories are not examined, and README.txt says so.
+    public func checkConfig<C>(_ load: () throws -> C) -> C? {
+        let about = "whether the configuration loads"
+        do {
+            let c = try load()
+            add("config/check.txt", "configuration loads: ok\n", about: about)
+            return c
+        } catch let e as CourierError {
+            add("config/check.txt", "configuration does not load: \(e.description)\n", about: about)
+            note("the configuration does not load, so its directories are not examined: \(e.message)")
+        } catch {
+            add("config/check.txt", "configuration does not load: \(error)\n", about: about)
+            note("the configuration does not load, so its directories are not examined")
+        }
+        return nil
+    }
+
     public enum Redaction { case config, text }
 
     /// Adds a text member, redacted. `about` is its line in README.txt.
