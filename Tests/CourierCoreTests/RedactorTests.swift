@@ -17,6 +17,11 @@ import Testing
         ("apply_command = \"curl -H 'Authorization: Bearer S10' http://h/\"", "apply_command = \"curl -H 'Authorization: <redacted>' http://h/\""),
         ("test_command = [\"tool\", \"--token=S11\"]", "test_command = [\"tool\", \"--token=<redacted>\"]"),
         ("api_key = 12345", "api_key = <redacted>"),
+        // Tab-aligned files: the redactor sees the tab itself (diagnose redacts before it escapes).
+        ("proxy_password\t= \"S13\"", "proxy_password\t= \"<redacted>\""),
+        ("password =\t\"S14\"", "password =\t\"<redacted>\""),
+        // JSON inside a JSON string (a reason quoting a command's output).
+        ("\"reason\": \"exited 1: {\\\"password\\\":\\\"S15\\\"}\"", "\"reason\": \"exited 1: {\\\"password\\\":<redacted>}\""),
         ("# token = \"S12\"", "# token = \"<redacted>\""),
         // Paths to secrets are kept: support needs to know where they are.
         ("ca_file = \"/etc/ssl/ca.pem\"", "ca_file = \"/etc/ssl/ca.pem\""),
@@ -65,6 +70,16 @@ import Testing
         #expect(r.text.contains("-----END OPENSSH PRIVATE KEY-----"))
         #expect(r.text.hasSuffix("ok line"))
         #expect(r.count == 3)
+    }
+
+    /// A key written on one line (a TOML or JSON string with `\n` escapes): the line goes, and
+    /// the lines after it stay (no "inside a key" state left open).
+    @Test func aPrivateKeyOnOneLineIsCutWhole() {
+        let text = "key = \"-----BEGIN PRIVATE KEY-----\\nS33body\\n-----END PRIVATE KEY-----\"\nafter = \"visible\""
+        let r = Redactor.config(text)
+        #expect(!r.text.contains("S33"), "\(r.text)")
+        #expect(r.text.hasSuffix("after = \"visible\""), "\(r.text)")
+        #expect(r.count == 1)
     }
 
     @Test func logLinesLoseCredentialsButKeepTheirShape() {

@@ -194,6 +194,50 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: x.path + "/q").isEmpty)
     }
 
+    /// A refused entry can be a directory (a `.courier` directory dropped in the inbox is
+    /// quarantined as it is): evicted whole, without following a symlink inside it; and an entry
+    /// that cannot be removed is skipped, so newer ones are still evicted.
+    @Test func directoriesAreEvictedAndAStuckEntryDoesNotBlockTheRest() throws {
+        let x = Scratch()
+        var q = Quarantine(dir: x.path + "/q")
+        q.caps.maxFiles = 1
+        let outside = x.path + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: outside + "/keep", contents: Data("keep".utf8))
+        let dir = x.path + "/x.courier"
+        try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/sub/f", contents: Data("f".utf8))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: outside)
+        try q.put(dir, code: .malformed, reason: "a directory", type: nil, revision: nil)
+        let pkg = x.path + "/b.cpkg"
+        FileManager.default.createFile(atPath: pkg, contents: Data(count: 10))
+        try q.put(pkg, code: .applyFailed, reason: "test", type: "virus-defs", revision: 2)
+        let r = try q.enforce()
+        #expect(r.evicted == ["x.courier"] && r.failed.isEmpty && r.files == 1)
+        #expect(!FileManager.default.fileExists(atPath: x.path + "/q/x.courier"))
+        #expect(FileManager.default.fileExists(atPath: outside + "/keep"), "eviction followed a symlink")
+
+        // A stuck entry — a mount point (EBUSY) as root, a read-only directory otherwise — is
+        // skipped and reported, and the next one is evicted instead.
+        let stuck = x.path + "/s.courier"
+        try FileManager.default.createDirectory(atPath: stuck, withIntermediateDirectories: true)
+        try q.put(stuck, code: .malformed, reason: "stuck", type: nil, revision: nil)
+        let inQ = x.path + "/q/s.courier"
+        if getuid() == 0 {
+            #expect(mount("tmpfs", inQ, "tmpfs", 0, "size=1m") == 0, "mount: \(errno)")
+        } else {
+            FileManager.default.createFile(atPath: inQ + "/f", contents: Data("f".utf8))
+            #expect(chmod(inQ, 0o555) == 0)
+        }
+        defer { if getuid() == 0 { _ = umount(inQ) } else { _ = chmod(inQ, 0o755) } }
+        let c = x.path + "/c.cpkg"
+        FileManager.default.createFile(atPath: c, contents: Data(count: 10))
+        try q.put(c, code: .applyFailed, reason: "test", type: "virus-defs", revision: 3)
+        let r2 = try q.enforce()
+        #expect(r2.failed.map(\.0) == ["s.courier"] && r2.evicted == ["b.cpkg"], "\(r2)")
+        #expect(r2.files == 2)   // the stuck entry still counts: it is still there
+    }
+
     @Test func configKeys() throws {
         let text = """
         inbox = "/i"

@@ -68,12 +68,22 @@ public final class DiagnoseBundle {
         members.append(Member(name: name, text: r.text.hasSuffix("\n") || r.text.isEmpty ? r.text : r.text + "\n", about: about))
     }
 
-    /// Adds a file's content (its first `fileLimit` bytes), each line escaped and redacted; a
+    /// Adds text as written (a file, a log's tail): redacted first, then each line escaped. In that
+    /// order because the redactor must see the text as written: escaped first, a tab would become
+    /// the two characters `\t` and hide `password<TAB>= "x"` from it.
+    func addRaw(_ name: String, header: String, _ raw: String, about: String, redact: Redaction) {
+        let r = redact == .config ? Redactor.config(raw) : Redactor.text(raw)
+        redactions += r.count
+        let text = header + Escape.lines(r.text)
+        members.append(Member(name: name, text: text.hasSuffix("\n") || text.isEmpty ? text : text + "\n", about: about))
+    }
+
+    /// Adds a file's content (its first `fileLimit` bytes), redacted, each line escaped; a
     /// missing or unreadable file becomes a member saying why.
     public func addFile(_ name: String, path: String, about: String, redact: Redaction = .text, optional: Bool = false) {
         do {
             let b = try readHead(path)
-            add(name, "# \(Escape.text(path))\n" + Escape.lines(String(decoding: b, as: UTF8.self)), about: about, redact: redact)
+            addRaw(name, header: "# \(Escape.text(path))\n", String(decoding: b, as: UTF8.self), about: about, redact: redact)
         } catch let e as CourierError {
             if optional, (e.cause as? Errno) == .noSuchFileOrDirectory {
                 add(name, "# \(Escape.text(path)): not present\n", about: about)
@@ -114,8 +124,8 @@ public final class DiagnoseBundle {
             let name = "logs/\(i + 1)-\(Escape.text(base).filter { $0 != "/" && $0 != "\\" }).tail"
             do {
                 let tail = try Sys.tailLines(p, lines: lines)
-                add(name, "# last \(tail.count) line(s) of \(Escape.text(p))\n" + tail.map(Escape.line).joined(separator: "\n"),
-                    about: "the last \(lines) lines of \(Escape.text(p))")
+                addRaw(name, header: "# last \(tail.count) line(s) of \(Escape.text(p))\n", tail.joined(separator: "\n"),
+                       about: "the last \(lines) lines of \(Escape.text(p))", redact: .text)
             } catch let e as CourierError {
                 add(name, "# \(Escape.text(p)): cannot read: \(e.message)\n", about: "log \(Escape.text(p)) (unreadable)")
                 note("log \(Escape.text(p)): \(e.message)")

@@ -81,9 +81,16 @@ public enum Redactor {
             case .none:
                 break
             }
-            if find(Array("-----BEGIN".utf8), in: line, from: 0) != nil, find(Array("PRIVATE KEY".utf8), in: line, from: 0) != nil {
-                open = .pem
-                out.append(String(decoding: line, as: UTF8.self))
+            if let begin = find(Array("-----BEGIN".utf8), in: line, from: 0), find(Array("PRIVATE KEY".utf8), in: line, from: 0) != nil {
+                if find(Array("-----END".utf8), in: line, from: begin + 10) != nil {
+                    // The whole key on one line (a TOML or JSON string with `\n` escapes): the
+                    // line goes, body and all.
+                    out.append(mark)
+                    count += 1
+                } else {
+                    open = .pem
+                    out.append(String(decoding: line, as: UTF8.self))
+                }
                 continue
             }
             let (redacted, n, continues) = redactLine(line)
@@ -128,6 +135,11 @@ public enum Redactor {
             return (n, .string(Array(delim.utf8)))
         }
         let c = line[i]
+        // \"…\": a JSON string inside a JSON string (a reason that quotes a command's output).
+        if c == 0x5c, i + 1 < n, line[i + 1] == 0x22 {
+            if let close = find(Array("\\\"".utf8), in: line, from: i + 2) { return (close + 2, .none) }
+            return (n, .none)
+        }
         if c == 0x22 || c == 0x27 {   // "…" with backslash escapes, '…' literal
             var j = i + 1
             while j < n && line[j] != c { if c == 0x22 && line[j] == 0x5c { j += 1 }; j += 1 }
@@ -206,6 +218,7 @@ public enum Redactor {
                     // key, optional closing quote, spaces, '=' or ':' (not '://'), spaces, value
                     var j = k
                     if j < n && (line[j] == 0x22 || line[j] == 0x27) { j += 1 }
+                    else if j + 1 < n && line[j] == 0x5c && line[j + 1] == 0x22 { j += 2 }   // \"password\":
                     while j < n && (line[j] == 0x20 || line[j] == 0x09) { j += 1 }
                     if j < n && (line[j] == 0x3d || (line[j] == 0x3a && !startsWith(line, j, "://"))) {
                         j += 1

@@ -110,6 +110,12 @@ extension Quarantine {
         public var bytes: Int64
         /// Package names evicted by this call, oldest first.
         public var evicted: [String]
+        /// Entries that could not be removed (name, why): skipped, so that one stuck entry
+        /// cannot keep every newer one from being evicted; tried again at the next call.
+        public var failed: [(String, String)] = []
+        public static func == (a: Enforced, b: Enforced) -> Bool {
+            a.files == b.files && a.bytes == b.bytes && a.evicted == b.evicted && a.failed.map(\.0) == b.failed.map(\.0)
+        }
     }
 
     /// Evicts the oldest entries — package and reason file together — until the quarantine is
@@ -120,26 +126,33 @@ extension Quarantine {
     public func enforce(now: Int64 = Int64(time(nil))) throws -> Enforced {
         var list = try entries()
         var evicted: [String] = []
-        func evict(_ e: Entry) throws {
+        var failed: [(String, String)] = []
+        var stuck = (files: 0, bytes: Int64(0))   // entries that stay although they were due
+        func evict(_ e: Entry) {
             // The reason file last: a crash in between leaves a reason without a package, which
-            // the next call evicts, never a package without its reason.
-            for f in e.files.sorted(by: { a, _ in !a.hasSuffix(".reason.json") }) {
-                do { try Sys.unlink(dir + "/" + f) }
-                catch let err as CourierError where (err.cause as? Errno) == .noSuchFileOrDirectory {}
+            // the next call evicts, never a package without its reason. removeTree: a refused
+            // entry may be a directory (a `.courier` directory dropped in the inbox), and no
+            // symlink is followed; a missing file is fine.
+            do {
+                for f in e.files.sorted(by: { a, _ in !a.hasSuffix(".reason.json") }) { try Sys.removeTree(dir + "/" + f) }
+                evicted.append(e.name)
+            } catch {
+                failed.append((e.name, "\(error)"))
+                stuck.files += 1
+                stuck.bytes += e.bytes
             }
-            evicted.append(e.name)
         }
         while let first = list.first, now - first.order / 1_000_000_000 > caps.maxAge {
-            try evict(first)
+            evict(first)
             list.removeFirst()
         }
         var bytes = list.reduce(Int64(0)) { $0 + $1.bytes }
-        while list.count > 1, list.count > caps.maxFiles || bytes > caps.maxBytes {
+        while list.count > 1, list.count + stuck.files > caps.maxFiles || bytes + stuck.bytes > caps.maxBytes {
             let e = list.removeFirst()
-            try evict(e)
+            evict(e)
             bytes -= e.bytes
         }
-        return Enforced(files: list.count, bytes: bytes, evicted: evicted)
+        return Enforced(files: list.count + stuck.files, bytes: bytes + stuck.bytes, evicted: evicted, failed: failed)
     }
 }
 

@@ -118,6 +118,7 @@ extension InboxProcessor {
             q.bytes = r.bytes
             q.evicted += r.evicted.count
             status.quarantine = q
+            for (name, why) in r.failed { logger.error("quarantine: could not evict \(Escape.text(name)): \(why); tried again at the next refusal") }
             if !r.evicted.isEmpty {
                 logger.info("quarantine over its caps: evicted \(r.evicted.count) oldest (\(r.evicted.prefix(3).map { Escape.text($0) }.joined(separator: ", "))\(r.evicted.count > 3 ? ", …" : ""))")
             }
