@@ -11,7 +11,7 @@ extension Fetcher {
     /// One attempt at the file. A 416 to a resume, or a 206 for the wrong range, starts again at
     /// once without a `Range` (after the connection is closed), which cannot repeat.
     func attemptFile(_ url: FetchURL, into partial: PartialDownload, validators: Validators?,
-                     client: HTTPClient) async throws -> FetchOutcome {
+                     maxBytes: Int64? = nil, client: HTTPClient) async throws -> FetchOutcome {
         while true {
             let resume = partial.resumable(url: url.redacted)
             var extra = HTTPHeaders()
@@ -25,7 +25,8 @@ extension Fetcher {
             }
             let proxy = try policy.proxy(for: url)
             let outcome: FetchOutcome? = try await exchange(url, proxy: proxy, client: client, extra: extra) { head, body in
-                try await self.receiveFile(url, head: head, body: body, partial: partial, resume: resume, validators: validators)
+                try await self.receiveFile(url, head: head, body: body, partial: partial, resume: resume, validators: validators,
+                                             maxBytes: maxBytes ?? self.policy.maxBytes)
             }
             if let outcome { return outcome }
         }
@@ -33,7 +34,8 @@ extension Fetcher {
 
     /// The response to one file request; nil means "start again without a Range".
     private func receiveFile(_ url: FetchURL, head: ResponseHead, body: BodyReader, partial: PartialDownload,
-                             resume: (offset: Int64, ifRange: String)?, validators: Validators?) async throws -> FetchOutcome? {
+                             resume: (offset: Int64, ifRange: String)?, validators: Validators?,
+                             maxBytes: Int64) async throws -> FetchOutcome? {
         let status = Int(head.status.code)
         if status == 304 {
             guard let validators, !validators.isEmpty else {
@@ -73,10 +75,10 @@ extension Fetcher {
             if let t = range.total { total = t } else if let len = total { total = offset + len }
             if got.isEmpty, let rec = partial.record() { got = rec.validators }
         }
-        if let total, total > policy.maxBytes {
+        if let total, total > maxBytes {
             partial.discard()
             throw FetchFailure.fatal(.limit,
-                "\(url.redacted): the server announces \(total) bytes, more than the limit of \(policy.maxBytes)")
+                "\(url.redacted): the server announces \(total) bytes, more than the limit of \(maxBytes)")
         }
         if status == 200 {
             // A fresh body: describe it before its first byte lands, so a kill at any point leaves
@@ -94,11 +96,11 @@ extension Fetcher {
         do {
             while let chunk = try await body.next() {
                 received += Int64(chunk.readableBytes)
-                if offset + received > policy.maxBytes {
+                if offset + received > maxBytes {
                     sink.abandon()
                     partial.discard()
                     throw FetchFailure.fatal(.limit,
-                        "\(url.redacted): body exceeds the limit of \(policy.maxBytes) bytes; download stopped")
+                        "\(url.redacted): body exceeds the limit of \(maxBytes) bytes; download stopped")
                 }
                 try sink.write(chunk)
                 try await pacer.pace(chunk.readableBytes)

@@ -58,11 +58,15 @@ public final class Fetcher: Sendable {
     ///
     /// Subject to `minInterval`: a mirror whose host an earlier run contacted too recently is not
     /// contacted; when that leaves none, the error has the code `.minInterval`.
-    public func fetch(mirrors: [String], to path: String,
+    ///
+    /// `maxBytes`, when given, is this file's own cap (an index, a package of known size) in place
+    /// of `policy.maxBytes` (capped by it): a body past it is stopped, not written to the end.
+    public func fetch(mirrors: [String], to path: String, maxBytes: Int64? = nil,
                       validators: (String) -> Validators?) async throws -> Served<FetchOutcome> {
         let partial = PartialDownload(path: path)
+        let cap = min(maxBytes ?? policy.maxBytes, policy.maxBytes)
         return try await withMirrors(mirrors, gateMinInterval: true) { u, client in
-            try await self.attemptFile(u, into: partial, validators: validators(u.redacted), client: client)
+            try await self.attemptFile(u, into: partial, validators: validators(u.redacted), maxBytes: cap, client: client)
         }
     }
 

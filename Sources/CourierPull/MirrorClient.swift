@@ -46,6 +46,10 @@ public struct MirrorClient {
         public var notModified: Bool
     }
 
+    /// The most an `index.json` may be, at download as at reading: an index of thousands of
+    /// revisions is a few MiB, so a bigger one is a broken or hostile server, not ours to store.
+    public static let indexLimit: Int64 = 64 << 20
+
     var cachePath: String { stateDir + "/index.json" }
     var statePath: String { stateDir + "/index.state.json" }
 
@@ -57,13 +61,14 @@ public struct MirrorClient {
         let state: IndexState? = Sys.exists(cachePath)
             ? (try? Sys.readFile(statePath, limit: 64 << 10)).flatMap { try? JSONDecoder().decode(IndexState.self, from: Data($0)) }
             : nil
-        let served = try await fetcher.fetch(mirrors: mirrors.map { $0 + "/index.json" }, to: cachePath, validators: { url in
+        let served = try await fetcher.fetch(mirrors: mirrors.map { $0 + "/index.json" }, to: cachePath,
+                                               maxBytes: MirrorClient.indexLimit, validators: { url in
             guard let s = state, s.url == url else { return nil }
             return Validators(etag: s.etag, lastModified: s.lastModified)
         })
         let index: OutboxIndex
         do {
-            index = try OutboxIndex.decode(Sys.readFile(cachePath, limit: 64 << 20), path: served.mirror)
+            index = try OutboxIndex.decode(Sys.readFile(cachePath, limit: Int(MirrorClient.indexLimit)), path: served.mirror)
         } catch {
             // A broken index must not be "not modified" next time.
             try? Sys.unlink(cachePath)
@@ -85,6 +90,21 @@ public struct MirrorClient {
                            shownURL: String(served.mirror.dropLast("/index.json".count)), notModified: notModified)
     }
 
+    /// The index's type keys that are type names, sorted. A key such as `..` or `a/b` would
+    /// become a directory under the relay's root and part of a URL: it is skipped and logged
+    /// (escaped: it is the server's text), never used.
+    public static func indexTypes(_ index: OutboxIndex, logger: Logger) -> [String] {
+        index.types.keys.sorted().filter { t in
+            do {
+                try Names.validateType(t)
+                return true
+            } catch {
+                logger.warning("index type skipped: not a type name", metadata: ["type": "\(Escape.text(t))"])
+                return false
+            }
+        }
+    }
+
     public struct Downloaded: Sendable {
         public var mirror: String
         public var bytes: Int64
@@ -103,6 +123,11 @@ public struct MirrorClient {
     public func download(_ info: OutboxIndex.PackageInfo, type: String, revision: UInt64, to dest: String,
                          first: Int, verify: VerifyOptions) async throws -> Downloaded {
         let t0 = Sys.monotonicSeconds()
+        // The index says how big the package is: nothing bigger is accepted, and nothing the
+        // policy forbids is asked for at all.
+        guard info.size >= 0, info.size <= fetcher.policy.maxBytes else {
+            throw CourierError(.limit, "\(Escape.text(info.file)): the index says \(info.size) bytes, more than the limit of \(fetcher.policy.maxBytes) (http.max_bytes)")
+        }
         if Sys.exists(dest) {
             if (try? check(dest, info: info, type: type, revision: revision, verify: verify)) != nil {
                 return Downloaded(mirror: "(kept from an earlier run)", bytes: info.size, resumed: false, reused: true,
@@ -117,10 +142,13 @@ public struct MirrorClient {
             let served: Served<FetchOutcome>
             let t1 = Sys.monotonicSeconds()
             do {
-                served = try await fetcher.fetch(mirrors: order.map { mirrors[$0] + "/" + info.file }, to: dest, validators: { _ in nil })
+                served = try await fetcher.fetch(mirrors: order.map { mirrors[$0] + "/" + info.file }, to: dest,
+                                                    maxBytes: info.size, validators: { _ in nil })
             } catch let e as CourierError {
                 if failures.isEmpty { throw e }
-                throw CourierError(lastError?.code ?? e.code, "\(info.file): " + (failures + [e.message]).joined(separator: "; "))
+                // The last mirror's cause (an HTTP 404) rides along: the relay tells "not there" by it.
+                throw CourierError(lastError?.code ?? e.code, "\(info.file): " + (failures + [e.message]).joined(separator: "; "),
+                                   cause: e.cause)
             }
             let transfer = Sys.monotonicSeconds() - t1
             let which = order[served.index]
