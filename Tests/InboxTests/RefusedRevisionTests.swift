@@ -92,6 +92,29 @@ import Testing
         #expect(p.status.types["virus-defs"]?.refused == nil)
     }
 
+    /// An error that is not a `CourierError` (a bug's, the machine's) while a verified package is
+    /// applied: quarantined with its cause in the reason, but the revision is not recorded as
+    /// refused — a sender would otherwise skip it until `--force`. A `CourierError` from the
+    /// same step (the package's own failure) still is.
+    @Test func unexpectedApplyErrorIsNotARefusedRevision() throws {
+        struct Unexpected: Error, CustomStringConvertible { var description: String { "bus\u{1b}[2J glitch" } }
+        let c = try Client()
+        let p = try c.processor()
+        try c.deliver(c.package(4, daily: "four\n"))
+        guard case .next(let c4) = p.read("virus-defs_4.cpkg") else { Issue.record("not read"); return }
+        guard case .refused(let why) = p.failedApplying(c4, Unexpected()) else { Issue.record("not refused"); return }
+        #expect(why.contains("unexpected error while applying revision 4") && why.contains("glitch") && !why.contains("\u{1b}"))
+        #expect(c.quarantined() == ["virus-defs_4.cpkg"])
+        #expect(p.status.types["virus-defs"]?.lastError?.code == "apply-failed")
+        #expect(p.status.types["virus-defs"]?.refused == nil)
+
+        // The package's own failure, same step: recorded.
+        try c.deliver(c.package(5, daily: "five\n"))
+        guard case .next(let c5) = p.read("virus-defs_5.cpkg") else { Issue.record("not read"); return }
+        guard case .refused = p.failedApplying(c5, CourierError(.applyFailed, "apply command exited 1")) else { Issue.record("not refused"); return }
+        #expect(p.status.types["virus-defs"]?.refused?.map(\.revision) == [5])
+    }
+
     @Test func hookFailureChangesNothingAndOnErrorRunsWhenContentIsKept() throws {
         let x = Scratch()
         let c = try Client(types: """

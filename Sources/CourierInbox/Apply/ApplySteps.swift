@@ -47,8 +47,7 @@ extension InboxProcessor {
             try switchIn(c, from: tmp)
         } catch {
             try? Sys.removeTree(tmp)
-            let e = error as? CourierError ?? CourierError(.applyFailed, "\(error)")
-            return failed(c.path, e, type: c.m.type, revision: c.m.revision, identity: c.identity, package: c.facts)
+            return failedApplying(c, error)
         }
         // The commit point is passed: `current` names the new tree. Nothing below refuses the
         // package (except a failed apply command that switched back), and no failure to write

@@ -19,6 +19,20 @@ extension InboxProcessor {
         return refuse(path, e.code, Escape.line(e.message), type: type, revision: revision, identity: identity, package: package)
     }
 
+    /// A failure while a verified package is built, tested or switched in. A `CourierError` from
+    /// those steps is about the package (its tree failed a check, its delta did not fit, its
+    /// command failed), so the refusal may be recorded against the revision (`Acceptance.counts`).
+    /// Any other error is unexpected — the machine's or a bug's, perhaps transient — and says
+    /// nothing about the revision: the package is quarantined as before, with the error kept as
+    /// the cause, but the revision is not recorded as refused (senders would skip it until `--force`).
+    func failedApplying(_ c: Candidate, _ error: any Error) -> Outcome {
+        guard let e = error as? CourierError else {
+            let e = CourierError(.applyFailed, "unexpected error while applying revision \(c.m.revision): \(error)", cause: error)
+            return failed(c.path, e, type: c.m.type, revision: c.m.revision, identity: c.identity)
+        }
+        return failed(c.path, e, type: c.m.type, revision: c.m.revision, identity: c.identity, package: c.facts)
+    }
+
     /// Leaves the package in the inbox and schedules another try: 1 s, doubling, at most a minute.
     func retryLater(_ path: String, _ e: CourierError, type: String?, revision: UInt64? = nil) -> Outcome {
         let name = String(path.split(separator: "/").last!)
