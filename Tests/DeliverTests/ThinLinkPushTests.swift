@@ -110,4 +110,35 @@ import Testing
         #expect(r.failed == 2 && r.copied == 0)
         for ib in bad { #expect(((try? FileManager.default.contentsOfDirectory(atPath: ib)) ?? ["?"]).isEmpty, "\(ib)") }
     }
+    /// A slot can start up to the whole window after the plan: each inbox's client is decided
+    /// again at its slot. Over 3 s, 3 inboxes (slots 0, 1, 2 s): once the run has started, the
+    /// client of a later slot installs the revision and another gets the package by other means
+    /// (it waits in its inbox): neither is sent a copy, and the new decision is what is reported.
+    @Test func staggeredSlotDecidesAgainWithTheClientsStatusThen() throws {
+        let f = Fleet("stagger-redecide")
+        try f.publish("virus-defs", 1)
+        let inboxes = (0..<3).map { f.inbox("c\($0)") }
+        let slots = Stagger.offsets(inboxes, window: 3)
+        let byTime = inboxes.indices.sorted { slots[$0] < slots[$1] }
+        let (first, installs, gotIt) = (inboxes[byTime[0]], inboxes[byTime[1]], inboxes[byTime[2]])
+        var p = try f.pusher(f.targets(inboxes), types: ["virus-defs"])
+        p.stagger = 3
+        p.jobs = 3
+        p.sync = false
+        let changer = Thread {
+            usleep(400_000)   // after the plan (milliseconds), before the second slot (1 s)
+            try! f.writeStatus(installs, installed: ["virus-defs": 1])
+            FileManager.default.createFile(atPath: gotIt + "/virus-defs_1.cpkg", contents: Data("by hand".utf8))
+        }
+        changer.start()
+        let s = p.run()
+        #expect(s.copied == 1 && s.failed == 0)
+        #expect(f.bytes(first + "/virus-defs_1.cpkg") == f.bytes(f.fullPath("virus-defs", 1)))
+        #expect(f.names(installs).isEmpty, "a copy reached a client that had installed the revision")
+        #expect(f.bytes(gotIt + "/virus-defs_1.cpkg") == Data("by hand".utf8))
+        let by = Dictionary(uniqueKeysWithValues: s.outcomes.map { ($0.inbox, $0) })
+        #expect(by[first]?.state == .copied && by[first]?.decision?.code == "no-status")
+        #expect(by[installs]?.state == .skipped && by[installs]?.decision?.code == "up-to-date", "\(String(describing: by[installs]?.decision))")
+        #expect(by[gotIt]?.state == .skipped && by[gotIt]?.decision?.code == "waiting", "\(String(describing: by[gotIt]?.decision))")
+    }
 }

@@ -28,12 +28,35 @@ extension Pusher {
         Parallel.forEach(count: order.count, jobs: jobs) { k in
             let i = order[k]
             Stagger.sleep(until: start + offsets[i])
-            var list = stageTarget(plans[i], sources: sources, unopened: unopened, badPackages: v.failures)
+            var list = stageTarget(redecided(plans[i]), sources: sources, unopened: unopened, badPackages: v.failures)
             flushes.withLock { $0 += commitNow(&list) }
             done[i] = list
         }
         return Summary(outcomes: done.values.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
                        flushes: flushes.withLock { $0 }, verified: v.verified, remembered: v.remembered)
+    }
+
+    /// The plan of one inbox made again at its slot, which can come up to the whole window
+    /// after the plan: the client's status and inbox are read again and each type decided again
+    /// (`plan`, with `force`), so a client that meanwhile installed the revision, was pinned or
+    /// held, or got the package another way receives nothing (the new decision is reported). A
+    /// package is still copied only if it is the one planned: only those were opened and verified
+    /// before the slots; a different one now wanted is reported for the next push.
+    func redecided(_ p: Planned) -> Planned {
+        guard p.problem == nil else { return p }
+        let (now, problem) = plan(p.target)
+        if let problem { return Planned(target: p.target, problem: problem) }
+        var out = p
+        out.decisions = zip(p.decisions, now).map { was, d in
+            guard d.action == .full || d.action == .delta, d.package != was.package else { return d }
+            var n = d
+            n.action = .none
+            n.package = nil
+            n.code = "changed"
+            n.reason = "the client's status changed before its slot; it now needs \(d.package.map { String($0.split(separator: "/").last ?? "") } ?? "another package") (\(d.reason)), which this run did not verify: push again"
+            return n
+        }
+        return out
     }
 
     /// One inbox's staged copies made visible: flush, rename each, flush again (without `sync`:
