@@ -107,7 +107,7 @@ public final class Relay {
     func pass(_ client: MirrorClient, trust: TrustStore, verify: VerifyOptions) async throws -> Report {
         let got = try await client.fetchIndex()
         var report = Report(mirror: got.shownURL, notModified: got.notModified)
-        let types = config.types.isEmpty ? got.index.types.keys.sorted() : config.types
+        let types = config.types.isEmpty ? MirrorClient.indexTypes(got.index, logger: logger) : config.types
         let catalog = Catalog(index: got.index, only: Set(types))
         let outbox = Outbox(root: config.root)
         for t in types {
@@ -117,7 +117,7 @@ public final class Relay {
                                      first: got.mirrorIndex, verify: verify, line: &line)
             } catch let e as CourierError {
                 line.error = e
-                logger.error("type not mirrored", metadata: ["type": "\(t)", "reason": "\(e.message)"])
+                logger.error("type not mirrored", metadata: ["type": "\(Escape.text(t))", "reason": "\(e.message)"])
             }
             line.latest = outbox.latest(t)
             report.types.append(line)
@@ -147,35 +147,23 @@ public final class Relay {
             try Sys.removeTree(outbox.typeDir(t) + "/" + n)
         }
         let have = Set(try outbox.revisions(t))
-        for rev in wanted where !have.contains(rev) {
+        // Newest first, each revision on its own: an old revision that cannot be mirrored (a
+        // corrupt package upstream) must not keep the latest from the clients. Its error is
+        // reported for the type once the others are done.
+        var failed: [(UInt64, CourierError)] = []
+        for rev in wanted.sorted(by: >) where !have.contains(rev) {
             guard let revInfo = info.revisions.first(where: { $0.revision == rev }) else { continue }
-            let staging = outbox.typeDir(t) + "/.staging-\(rev)"
-            try Sys.mkdirs(staging)
-            let pkgs = revInfo.packages.filter { Catalog.indexEntryIsSane($0, type: t, revision: rev) }
-                .sorted { ($0.kind == .full ? 0 : 1, $0.file) < ($1.kind == .full ? 0 : 1, $1.file) }
-            for p in pkgs {
-                let name = String(p.file.split(separator: "/").last!)
-                do {
-                    let dl = try await client.download(p, type: t, revision: rev, to: staging + "/" + name, first: first, verify: verify)
-                    if !dl.reused { line.bytes += dl.bytes }
-                    try faults.hit("relay-after-package")
-                } catch let e as CourierError where p.kind == .delta {
-                    // A delta that no mirror serves intact is left out: clients get the full package.
-                    logger.warning("delta left out", metadata: ["package": "\(name)", "reason": "\(e.message)"])
-                    line.skippedDeltas.append(name)
-                }
+            do {
+                try await mirrorRevision(t, rev, revInfo, outbox: outbox, client: client, first: first,
+                                         verify: verify, line: &line)
+                line.added.append(rev)
+            } catch let e as CourierError {
+                logger.error("revision not mirrored", metadata: [
+                    "type": "\(Escape.text(t))", "revision": "\(rev)", "reason": "\(e.message)"])
+                failed.append((rev, e))
             }
-            // Only packages: the fetcher's leftovers of a failed delta are not published.
-            for n in try Sys.listDirectory(staging) where Names.parsePackageFileName(n) == nil {
-                try Sys.unlink(staging + "/" + n)
-            }
-            Sys.fsyncDirectory(staging)
-            try faults.hit("relay-before-rename")
-            try Sys.rename(staging, outbox.revisionDir(t, rev))
-            Sys.fsyncDirectory(outbox.typeDir(t))
-            line.added.append(rev)
-            logger.info("revision mirrored", metadata: ["type": "\(t)", "revision": "\(rev)"])
         }
+        line.added.sort()
         let now = try outbox.revisions(t)
         // The upstream's latest once it is here; until then the relay's own (never a revision the
         // upstream does not point at), or the newest on a first pass.
@@ -184,5 +172,53 @@ public final class Relay {
             try outbox.setLatest(t, target)
         }
         line.removed = try outbox.applyRetention(t, keep: config.revisions)
+        if let (_, e) = failed.first {
+            throw CourierError(e.code, failed.map { "revision \($0.0): \($0.1.message)" }.joined(separator: "; "))
+        }
+    }
+
+    /// One revision into `<type>/.staging-<rev>` and renamed into sight, or nothing visible.
+    func mirrorRevision(_ t: String, _ rev: UInt64, _ revInfo: OutboxIndex.RevisionInfo, outbox: Outbox,
+                        client: MirrorClient, first: Int, verify: VerifyOptions, line: inout TypeLine) async throws {
+        let staging = outbox.typeDir(t) + "/.staging-\(rev)"
+        try Sys.mkdirs(staging)
+        let pkgs = revInfo.packages.filter { Catalog.indexEntryIsSane($0, type: t, revision: rev) }
+            .sorted { ($0.kind == .full ? 0 : 1, $0.file) < ($1.kind == .full ? 0 : 1, $1.file) }
+        // The packages downloaded and checked in this pass: nothing else in the staging is published.
+        var checked: Set<String> = []
+        for p in pkgs {
+            let name = String(p.file.split(separator: "/").last!)
+            do {
+                let dl = try await client.download(p, type: t, revision: rev, to: staging + "/" + name, first: first, verify: verify)
+                if !dl.reused { line.bytes += dl.bytes }
+                checked.insert(name)
+                try faults.hit("relay-after-package")
+            } catch let e as CourierError where p.kind == .delta && Relay.isContentError(e) {
+                // A delta that no mirror serves intact (or at all) is left out: clients get the
+                // full package. A transient failure (network, timeout, 5xx, a limit) is not: it
+                // fails the revision, the staging stays, and the next pass resumes it.
+                logger.warning("delta left out", metadata: ["package": "\(Escape.text(name))", "reason": "\(e.message)"])
+                line.skippedDeltas.append(name)
+            }
+        }
+        // Only what was checked above: the fetcher's leftovers of a failed delta, and a package
+        // an earlier pass left whose entry the index no longer has, are not published.
+        for n in try Sys.listDirectory(staging) where !checked.contains(n) {
+            try Sys.unlink(staging + "/" + n)
+        }
+        Sys.fsyncDirectory(staging)
+        try faults.hit("relay-before-rename")
+        try Sys.rename(staging, outbox.revisionDir(t, rev))
+        Sys.fsyncDirectory(outbox.typeDir(t))
+        logger.info("revision mirrored", metadata: ["type": "\(Escape.text(t))", "revision": "\(rev)"])
+    }
+
+    /// What the package is (corrupt, unsigned, expired, another type's, not there), as opposed to
+    /// how the transfer went: only these leave a delta out for good.
+    static func isContentError(_ e: CourierError) -> Bool {
+        switch e.code {
+        case .integrity, .malformed, .signature, .revokedKey, .expired, .wrongType: return true
+        default: return e.httpStatus == 404
+        }
     }
 }
