@@ -36,7 +36,7 @@ public final class Puller {
     /// `accept_unknown_types` and none declared, whatever the index lists.
     func wantedTypes(_ index: OutboxIndex, only: [String]) -> [String] {
         var types = config.types.isEmpty ? inbox.types.keys.sorted() : config.types
-        if types.isEmpty && inbox.acceptUnknownTypes { types = index.types.keys.sorted() }
+        if types.isEmpty && inbox.acceptUnknownTypes { types = MirrorClient.indexTypes(index, logger: logger) }
         if !only.isEmpty { types = types.filter(only.contains) }
         return types
     }

@@ -1,6 +1,7 @@
 import CourierCore
 import CourierDeliver
 @testable import CourierPull
+import Logging
 import Testing
 
 /// The pure parts of courier-pull: its two configuration files, and the catalog built from a
@@ -114,5 +115,17 @@ import Testing
         #expect(d.types["virus-defs"]!.latest == 20261121001, "a latest the index does not list falls back to the newest listed")
         #expect(Catalog.packages(of: Self.index([Self.pkg("/etc/passwd", "full", size: 1)])).keys.sorted()
                 == ["virus-defs/20261120001/virus-defs_20261120001.cpkg"])
+    }
+}
+
+@Suite struct IndexTypeNameTests {
+    /// Type keys of a mirror's index that are no type names (a path, `..`) are never used:
+    /// they would become directories under the relay's root and parts of URLs.
+    @Test func typeKeysThatAreNoNamesAreSkipped() throws {
+        let entry = "{\"revisions\":[]}"
+        let text = "{\"format\":1,\"generated\":\"x\",\"types\":{\"..\":\(entry),\"a/b\":\(entry),\"virus-defs\":\(entry),\"Bad\\u001b[31m\":\(entry)}}"
+        let index = try OutboxIndex.decode(Array(text.utf8), path: "index.json")
+        #expect(index.types.count == 4)
+        #expect(MirrorClient.indexTypes(index, logger: Logger(label: "test")) == ["virus-defs"])
     }
 }
