@@ -141,4 +141,30 @@ import Testing
         #expect(by[installs]?.state == .skipped && by[installs]?.decision?.code == "up-to-date", "\(String(describing: by[installs]?.decision))")
         #expect(by[gotIt]?.state == .skipped && by[gotIt]?.decision?.code == "waiting", "\(String(describing: by[gotIt]?.decision))")
     }
+    /// At its slot the client now needs another package (it installed revision 1 meanwhile: a
+    /// delta, not the full package planned): not verified by this run, so nothing is copied and
+    /// the line says why (`changed`).
+    @Test func staggeredSlotNeedingAnotherPackageCopiesNothing() throws {
+        let f = Fleet("stagger-changed")
+        try f.publish("virus-defs", 1)
+        try f.publish("virus-defs", 2, bases: [1])
+        let inboxes = (0..<2).map { f.inbox("c\($0)") }
+        let slots = Stagger.offsets(inboxes, window: 2)
+        let later = inboxes[slots[0] < slots[1] ? 1 : 0]
+        var p = try f.pusher(f.targets(inboxes), types: ["virus-defs"])
+        p.stagger = 2
+        p.jobs = 2
+        p.sync = false
+        let changer = Thread {
+            usleep(400_000)
+            try! f.writeStatus(later, installed: ["virus-defs": 1])
+        }
+        changer.start()
+        let s = p.run()
+        #expect(s.copied == 1 && s.failed == 0)
+        #expect(f.names(later).isEmpty)
+        let o = try #require(s.outcomes.first { $0.inbox == later })
+        #expect(o.state == .skipped && o.decision?.code == "changed" && o.decision?.package == nil)
+        #expect(o.decision?.reason.contains("virus-defs_2_from_1") == true, "\(o.decision?.reason ?? "")")
+    }
 }
