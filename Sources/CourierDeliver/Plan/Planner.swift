@@ -20,7 +20,8 @@ public struct Decision: Sendable {
     public var package: String?
     public var base: UInt64?
     /// A stable word: new-client, no-status, not-installed, delta, no-delta, delta-refused,
-    /// up-to-date, waiting, pinned, held, refused, not-in-outbox, unknown-type.
+    /// up-to-date, waiting, pinned, held, refused, not-in-outbox, unknown-type; and, from
+    /// `push --stagger` only, changed (decided again at the slot: another package is needed).
     public var code: String
     /// The sentence, with the values that decided it.
     public var reason: String
