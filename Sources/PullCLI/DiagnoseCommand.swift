@@ -22,7 +22,7 @@ public struct PullDiagnoseCommand: ParsableCommand {
 
         Examples:
           courier-pull diagnose --config /etc/courier/pull.toml
-          courier-pull diagnose --config /etc/courier/relay.toml --log-file /var/log/courier/relay.log --output /tmp/relay.tar.gz
+          courier-pull diagnose --config /etc/courier/relay.toml --log-file /var/log/courier-relay/relay.log --output /tmp/relay.tar.gz
         """)
 
     @Option(help: ArgumentHelp("A pull.toml or a relay.toml (docs/DELIVER.md, \"Pull\" and \"Relays\").", valueName: "FILE"))
@@ -69,7 +69,8 @@ public struct PullDiagnoseCommand: ParsableCommand {
             case .relay: isRelay = true
             case .broken(_, let r): isRelay = r
             }
-            let defaultLogs = [isRelay ? "/var/log/courier/relay.log" : "/var/log/courier/pull.log"]
+            // The relay unit's log (its own LogsDirectory=), then the cron line's; those that exist are read.
+            let defaultLogs = isRelay ? ["/var/log/courier-relay/relay.log", "/var/log/courier/relay.log"] : ["/var/log/courier/pull.log"]
             let logs = common.logs(defaults: defaultLogs)
             try common.run(program: "courier-pull", defaultLogs: defaultLogs) { b in
                 b.addFile(isRelay ? "config/relay.toml" : "config/pull.toml", path: config,

@@ -61,4 +61,17 @@ import Glibc
                 "\(PullWorld.visiblePackages(mirror))")
         try w.checkServedTreeIsComplete(mirror)
     }
+
+    /// A log file that is a symlink is refused (O_NOFOLLOW), not followed: its target is untouched.
+    @Test func aSymlinkedLogFileIsRefused() throws {
+        let w = try PullWorld()
+        w.t.write("victim", "untouched\n")
+        try FileManager.default.createDirectory(atPath: w.t.sub("relay"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: w.t.sub("relay/relay.log"), withDestinationPath: w.t.sub("victim"))
+        let m = try Programs.run("courier-pull", ["mirror", "--config", w.relay("relay", upstream: ["http://127.0.0.1:1"]),
+                                                  "--log-file", w.t.sub("relay/relay.log")])
+        #expect(m.status == 12, "\(m.status) \(m.stderr)")
+        #expect(m.stderr.contains(w.t.sub("relay/relay.log")), "\(m.stderr)")
+        #expect(try String(contentsOfFile: w.t.sub("victim"), encoding: .utf8) == "untouched\n")
+    }
 }

@@ -267,6 +267,9 @@ def test_relay_service():
     writable += ["/var/lib/" + d for d in words(u, "Service", "StateDirectory")]
     writable += ["/var/log/" + d for d in words(u, "Service", "LogsDirectory")]
     assert os.path.dirname(option_value(argv, "--log-file")) in writable
+    # Its own log directory, not root's /var/log/courier (which the relay user must not own).
+    assert words(u, "Service", "LogsDirectory") == ["courier-relay"]
+    assert option_value(argv, "--log-file") == "/var/log/courier-relay/relay.log"
     # The mirror directory and the state of the shipped example relay.toml are writable, and
     # nothing of a client's: the relay never writes an inbox.
     example = open(os.path.join(ROOT, "scripts", "examples", "relay.toml"), encoding="utf-8").read()

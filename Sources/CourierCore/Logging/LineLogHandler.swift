@@ -22,9 +22,11 @@ public struct LineLogHandler: LogHandler {
         self.fileFD = fileFD
     }
 
-    /// Opens a log file for appending (created 0640), or throws naming it.
+    /// Opens a log file for appending (created 0640), or throws naming it. `O_NOFOLLOW`: a
+    /// symlink planted where a root program's log goes must not redirect its appends into another
+    /// file; `O_CLOEXEC`: commands run by the program do not inherit the log.
     public static func openLogFile(_ path: String) throws -> Int32 {
-        try Sys.open(path, O_WRONLY | O_APPEND | O_CREAT, 0o640)
+        try Sys.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
