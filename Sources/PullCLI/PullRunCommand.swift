@@ -42,6 +42,13 @@ public struct PullRunCommand: AsyncParsableCommand {
             var cfg = try PullConfig.load(config)
             if let rate { cfg.bwlimit = rate }
             let inbox = try InboxConfig.load(cfg.inboxdConfig)
+            // A --type this client does not pull is a typo, not "nothing to do": say so (64)
+            // before any mirror is asked. Only accept_unknown_types without declared types
+            // leaves the choice to the index.
+            let configured = cfg.types.isEmpty ? inbox.types.keys.sorted() : cfg.types
+            if !(configured.isEmpty && inbox.acceptUnknownTypes), let bad = types.first(where: { !configured.contains($0) }) {
+                throw ValidationError("--type \(Escape.quoted(bad)): not a type this client pulls (types of \(cfg.types.isEmpty ? inbox.path : cfg.path)): \(configured.isEmpty ? "none" : configured.joined(separator: ", "))")
+            }
             try await pass.report(logger) {
                 try await Puller(config: cfg, inbox: inbox, logger: logger).run(only: types, splay: !noSplay, force: force)
             }
