@@ -142,9 +142,18 @@ public final class Puller {
     }
 
     /// Our own temporaries for packages this pass did not want (an older revision's, one the
-    /// daemon has since applied): `.<name>.cpkg.part` and the fetcher's `.partial`/`.partial.json`.
+    /// daemon has since applied): `.<name>.cpkg.part` and the fetcher's `.partial`/`.partial.json`,
+    /// and the `.tmp-<pid>` temporaries of those sidecars.
     func cleanLeftovers(keeping: Set<String>) {
         for n in (try? Sys.listDirectory(inbox.inbox)) ?? [] where n.hasPrefix(".") {
+            // The temporary of a `.partial.json` sidecar (Sys.writeFileAtomically) that a killed
+            // run left: no run is writing it now (we hold the lock), so it is garbage whoever's.
+            let sidecarTmp = n.split(separator: ".cpkg.part.partial.json.tmp-", omittingEmptySubsequences: false)
+            if n.hasPrefix(".."), sidecarTmp.count == 2, let pid = sidecarTmp.last, !pid.isEmpty,
+               pid.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                try? Sys.unlink(inbox.inbox + "/" + n)
+                continue
+            }
             let stem: Substring
             if n.hasSuffix(".cpkg.part") { stem = Substring(n) }
             else if n.hasSuffix(".cpkg.part.partial") { stem = n.dropLast(".partial".count) }

@@ -120,7 +120,8 @@ import Glibc
         let conf2 = w.client("c2", mirrors: [badServer.url, stager.url])
         // Leftovers of an earlier pass for a package no longer wanted go; another copier's stay.
         for n in [".virus-defs_20261119001.cpkg.part", ".virus-defs_20261119001.cpkg.part.partial",
-                  ".virus-defs_20261119001.cpkg.part.partial.json", ".rsync-tmp.XXXX"] {
+                  ".virus-defs_20261119001.cpkg.part.partial.json", ".rsync-tmp.XXXX",
+                  "..virus-defs_20261120001.cpkg.part.partial.json.tmp-99999"] {
             w.t.write("c2/inbox/" + n, "x")
         }
         let r2 = try w.pull(conf2)
