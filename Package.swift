@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "Courier",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "courier-stage", targets: ["courier-stage"]),
         .executable(name: "courier-deliver", targets: ["courier-deliver"]),
@@ -97,8 +96,10 @@ let package = Package(
         // Delivery: choosing delta or full per client, copying into inboxes, the fleet report.
         .target(
             name: "CourierDeliver",
-            dependencies: ["CourierCore", "CourierConfig", "CCourierShim",
-                .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: [
+                "CourierCore", "CourierConfig", "CCourierShim",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
         ),
         // The client agent: watching the inbox, ordering, applying, state.
         .target(
@@ -129,23 +130,32 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "courier-stage", dependencies: ["StageCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "courier-stage",
+            dependencies: ["StageCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(
             name: "DeliverCLI",
-            dependencies: ["CourierCLI", "CourierCore", "CourierDeliver", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "CourierCLI", "CourierCore", "CourierDeliver",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .target(
             name: "InboxCLI",
-            dependencies: ["CourierCLI", "CourierCore", "CourierInbox",
+            dependencies: [
+                "CourierCLI", "CourierCore", "CourierInbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log")]
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // courier-tuf: the TUF conformance suite's client-under-test CLI (init, refresh, download).
         .target(
             name: "TUFCLI",
-            dependencies: ["CourierCLI", "CourierCore", "CourierTUF", "CourierFetch",
+            dependencies: [
+                "CourierCLI", "CourierCore", "CourierTUF", "CourierFetch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log")]
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(name: "courier-tuf", dependencies: ["TUFCLI"]),
         // The pull copier and relay (issue #16): HTTP from any web server serving an outbox into
@@ -154,29 +164,41 @@ let package = Package(
         // reuses the stager's HTTP client (CourierFetch) and delivery's decision (CourierDeliver).
         .target(
             name: "CourierPull",
-            dependencies: ["CourierCore", "CourierConfig", "CourierFetch", "CourierDeliver", "CourierInbox",
-                .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CourierCore", "CourierConfig", "CourierFetch", "CourierDeliver", "CourierInbox",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "PullCLI",
-            dependencies: ["CourierCLI", "CourierCore", "CourierPull", "CourierFetch",
+            dependencies: [
+                "CourierCLI", "CourierCore", "CourierPull", "CourierFetch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log")]
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
-        .executableTarget(name: "courier-pull", dependencies: ["PullCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "courier-pull",
+            dependencies: ["PullCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // The parsers of attacker-reachable bytes as fuzz targets (bytes in, verdict out), driven
         // by libFuzzer from Fuzz/ and replayed over Fixtures/fuzz by FuzzTests (issue #15).
         .target(
             name: "CourierFuzzing",
-            dependencies: ["CourierCore", "CourierConfig", "CourierTUF", "CourierStage", "CourierInbox",
-                           "CourierDeliver", "CourierFetch"]
+            dependencies: [
+                "CourierCore", "CourierConfig", "CourierTUF", "CourierStage", "CourierInbox",
+                "CourierDeliver", "CourierFetch",
+            ]
         ),
         .executableTarget(name: "courier-deliver", dependencies: ["DeliverCLI"]),
-        .executableTarget(name: "courier-inboxd", dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "courier-inboxd",
+            dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "CourierCoreTests",
-            dependencies: ["CourierCore", "CArchive",
-                .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CourierCore", "CArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/CourierCoreTests"
         ),
         .testTarget(
@@ -186,9 +208,11 @@ let package = Package(
         ),
         .testTarget(
             name: "StageTests",
-            dependencies: ["CourierStage", "CourierFetch", "CourierCore", "CourierConfig",
+            dependencies: [
+                "CourierStage", "CourierFetch", "CourierCore", "CourierConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log")],
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/StageTests"
         ),
         .testTarget(
@@ -203,9 +227,11 @@ let package = Package(
         ),
         .testTarget(
             name: "TUFTests",
-            dependencies: ["CourierTUF", "CourierCore", "CourierFetch", .product(name: "Crypto", package: "swift-crypto"),
+            dependencies: [
+                "CourierTUF", "CourierCore", "CourierFetch", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log")],
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TUFTests"
         ),
         .testTarget(

@@ -11,10 +11,15 @@ public enum PolicyRevisions {
         for t in types.table.keys.sorted() {
             do { try Names.validateType(t) } catch { throw types.error(t, "is not a valid type name") }
             let v = types.table[t]!
-            if let s = v.string, s == "latest" { out.append((t, nil)) }
-            else if let i = v.int, i > 0 { out.append((t, UInt64(i))) }
-            else if let s = v.string, let r = Names.parseRevision(s) { out.append((t, r)) }
-            else { throw types.error(t, "must be \"latest\" or a revision number") }
+            if let s = v.string, s == "latest" {
+                out.append((t, nil))
+            } else if let i = v.int, i > 0 {
+                out.append((t, UInt64(i)))
+            } else if let s = v.string, let r = Names.parseRevision(s) {
+                out.append((t, r))
+            } else {
+                throw types.error(t, "must be \"latest\" or a revision number")
+            }
         }
         return out
     }

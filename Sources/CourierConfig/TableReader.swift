@@ -1,15 +1,14 @@
 import CourierCore
-import TOMLKit
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import TOMLKit
 
 /// Reads a configuration file (at most 1 MiB), parses it and hands `body` its root; a missing or
 /// unreadable file is a `.config` error naming it.
 public func withTOMLFile<T>(_ path: String, _ body: (TableReader) throws -> T) throws -> T {
     let bytes: [UInt8]
-    do { bytes = try Sys.readFile(path, limit: 1 << 20) }
-    catch let e as CourierError { throw CourierError(.config, "\(path): cannot read the configuration: \(e.message)") }
+    do { bytes = try Sys.readFile(path, limit: 1 << 20) } catch let e as CourierError {
+        throw CourierError(.config, "\(path): cannot read the configuration: \(e.message)")
+    }
     return try withTOML(String(decoding: bytes, as: UTF8.self), path: path, body)
 }
 
@@ -25,7 +24,9 @@ public func withTOML<T>(_ text: String, path: String, _ body: (TableReader) thro
         throw CourierError(.config, "\(path):\(e.source.begin.line): \(e.description)")
     }
     defer { t.deleteDocument() }
-    return try withExtendedLifetime(t) { try body(TableReader(table: t, name: "", path: path, locator: TOMLLocator(text))) }
+    return try withExtendedLifetime(t) {
+        try body(TableReader(table: t, name: "", path: path, locator: TOMLLocator(text)))
+    }
 }
 
 /// Typed access to one TOML table with errors that name file, line and key.
@@ -36,12 +37,18 @@ public struct TableReader {
     public let locator: TOMLLocator
 
     public init(table: TOMLTable, name: String, path: String, locator: TOMLLocator) {
-        self.table = table; self.name = name; self.path = path; self.locator = locator
+        self.table = table
+        self.name = name
+        self.path = path
+        self.locator = locator
     }
 
     public func error(_ key: String?, _ why: String) -> CourierError {
-        let line = key.flatMap { locator.line(of: $0, in: name) }
-            ?? locator.line(of: String(name.split(separator: ".").last ?? ""), in: name.split(separator: ".").dropLast().joined(separator: "."))
+        let line =
+            key.flatMap { locator.line(of: $0, in: name) }
+            ?? locator.line(
+                of: String(name.split(separator: ".").last ?? ""),
+                in: name.split(separator: ".").dropLast().joined(separator: "."))
         let loc = line.map { ":\($0)" } ?? ""
         let full = [name, key].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ".")
         return CourierError(.config, "\(path)\(loc): \(full.isEmpty ? "" : "'\(full)' ")\(why)")
@@ -71,7 +78,10 @@ public struct TableReader {
     public func strings(_ key: String) throws -> [String] {
         guard let v = table[key] else { return [] }
         guard let a = v.array else { throw error(key, "must be an array of strings") }
-        return try a.map { guard let s = $0.string else { throw error(key, "must be an array of strings") }; return s }
+        return try a.map {
+            guard let s = $0.string else { throw error(key, "must be an array of strings") }
+            return s
+        }
     }
 
     public func bool(_ key: String) throws -> Bool? {
@@ -118,10 +128,18 @@ public enum SizeParser {
         var mult: Int64 = 1
         if t.hasSuffix("iB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
         switch t.last {
-        case "K", "k": mult = 1 << 10; t.removeLast()
-        case "M", "m": mult = 1 << 20; t.removeLast()
-        case "G", "g": mult = 1 << 30; t.removeLast()
-        case "T", "t": mult = 1 << 40; t.removeLast()
+        case "K", "k":
+            mult = 1 << 10
+            t.removeLast()
+        case "M", "m":
+            mult = 1 << 20
+            t.removeLast()
+        case "G", "g":
+            mult = 1 << 30
+            t.removeLast()
+        case "T", "t":
+            mult = 1 << 40
+            t.removeLast()
         default: break
         }
         guard let n = Int64(t), n > 0, n <= Int64.max / mult else { return nil }

@@ -1,12 +1,6 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+import FoundationEssentials
+@preconcurrency import Glibc
 
 /// `Retry-After` values (RFC 9110 §10.2.3): a number of seconds, or an HTTP-date. Pure functions,
 /// so tests feed them strings and a clock value.
@@ -16,7 +10,7 @@ enum RetryAfter {
     static func seconds(_ value: String, now: Int64) -> Int64? {
         let v = value.trimmedBlanks
         if !v.isEmpty, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            return Int64(v) ?? (1 << 40)   // absurdly long: as good as forever
+            return Int64(v) ?? (1 << 40)  // absurdly long: as good as forever
         }
         guard let t = httpDate(String(v)) else { return nil }
         return max(0, t - now)
@@ -45,13 +39,16 @@ enum RetryAfter {
             }
         }
         guard let month, let clock, numbers.count == 2, let day = Int64(numbers[0]), var year = Int64(numbers[1]),
-              clock[0] < 24, clock[1] < 60, clock[2] < 61 else { return nil }
+            clock[0] < 24, clock[1] < 60, clock[2] < 61
+        else { return nil }
         if numbers[1].count == 2 { year += year >= 70 ? 1900 : 2000 }
         func p(_ v: Int64, _ w: Int) -> String {
-            let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
         }
         // Reuse the one date routine Courier has rather than a second calendar.
-        return RFC3339.parse("\(p(year, 4))-\(p(month, 2))-\(p(day, 2))T\(p(clock[0], 2)):\(p(clock[1], 2)):\(p(min(clock[2], 59), 2))Z")
+        return RFC3339.parse(
+            "\(p(year, 4))-\(p(month, 2))-\(p(day, 2))T\(p(clock[0], 2)):\(p(clock[1], 2)):\(p(min(clock[2], 59), 2))Z")
     }
 }
 
@@ -121,7 +118,9 @@ struct CoolDownStore: Sendable {
 
     /// The doubled cool-down for a host that was busy (429/503 without `Retry-After`) again:
     /// `first * 2^(strikes-1)`, at most `cap`.
-    func busyEntry(for authority: String, status: Int, first: Int64, cap: Int64, now: Int64 = CoolDownStore.now()) -> Entry {
+    func busyEntry(for authority: String, status: Int, first: Int64, cap: Int64, now: Int64 = CoolDownStore.now())
+        -> Entry
+    {
         let previous = load()[authority].flatMap { $0.kind == "busy" ? $0.strikes : nil } ?? 0
         let strikes = previous + 1
         let secs = min(cap, first << Int64(min(strikes - 1, 20)))
@@ -141,12 +140,15 @@ struct CoolDownStore: Sendable {
     static func message(url: String, authority: String, entry: Entry) -> String {
         switch entry.kind {
         case "forbidden":
-            return "\(url): \(authority) answered HTTP 403 Forbidden; not asked again for \(entry.retryAfter)s, until \(RFC3339.format(entry.until))"
+            return
+                "\(url): \(authority) answered HTTP 403 Forbidden; not asked again for \(entry.retryAfter)s, until \(RFC3339.format(entry.until))"
         case "busy":
             let n = entry.strikes ?? 1
-            return "\(url): \(authority) answered HTTP \(entry.status) without Retry-After (\(n) time\(n == 1 ? "" : "s") in a row); cooling down for \(entry.retryAfter)s, until \(RFC3339.format(entry.until))"
+            return
+                "\(url): \(authority) answered HTTP \(entry.status) without Retry-After (\(n) time\(n == 1 ? "" : "s") in a row); cooling down for \(entry.retryAfter)s, until \(RFC3339.format(entry.until))"
         default:
-            return "\(url): \(authority) answered HTTP \(entry.status) and asked to retry after \(entry.retryAfter)s; cooling down until \(RFC3339.format(entry.until))"
+            return
+                "\(url): \(authority) answered HTTP \(entry.status) and asked to retry after \(entry.retryAfter)s; cooling down until \(RFC3339.format(entry.until))"
         }
     }
 }

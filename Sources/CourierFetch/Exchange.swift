@@ -19,7 +19,10 @@ final class BodyReader {
 }
 
 /// What one hop of the plain-proxy path ended with.
-enum ExchangeStep<T> { case done(T), redirect(String) }
+enum ExchangeStep<T> {
+    case done(T)
+    case redirect(String)
+}
 
 /// Holds an async iterator for a `BodyReader` closure, which cannot capture a `var`.
 final class IteratorBox<I: AsyncIteratorProtocol> {
@@ -36,8 +39,10 @@ extension Fetcher {
     /// so that path is `PlainProxyClient`, with its own redirect handling. Everything else —
     /// direct requests, and https:// through a proxy (`CONNECT`, end-to-end TLS) — goes through
     /// async-http-client. A redirect from the plain path to https:// continues there.
-    func exchange<T>(_ url: FetchURL, proxy: ProxySettings?, client: HTTPClient, extra: HTTPHeaders = [:],
-                     _ handle: (ResponseHead, BodyReader) async throws -> T) async throws -> T {
+    func exchange<T>(
+        _ url: FetchURL, proxy: ProxySettings?, client: HTTPClient, extra: HTTPHeaders = [:],
+        _ handle: (ResponseHead, BodyReader) async throws -> T
+    ) async throws -> T {
         var current = url
         var visited: Set<String> = [url.absoluteForm]
         var hops = 0
@@ -45,19 +50,25 @@ extension Fetcher {
         headers.add(contentsOf: extra)
         while true {
             if let proxy, current.scheme == "http", try policy.proxy(for: current) != nil {
-                let step: ExchangeStep<T> = try await PlainProxyClient.exchange(current, proxy: proxy, headers: headers, policy: policy) { head, body in
+                let step: ExchangeStep<T> = try await PlainProxyClient.exchange(
+                    current, proxy: proxy, headers: headers, policy: policy
+                ) { head, body in
                     // The proxy's own refusals, told apart from the server's: 407, and the 401
                     // tinyproxy answers to wrong credentials. That one carries WWW-Authenticate
                     // like a server's 401 would, so it is recognised by the proxy's own
                     // `Server: tinyproxy/…` (a server's answer through tinyproxy keeps the server's).
                     let code = Int(head.status.code)
                     let server = head.headers.first(name: "Server")?.lowercased() ?? ""
-                    if code == 407 || (code == 401 && (head.headers.contains(name: "Proxy-Authenticate")
-                                                       || server.hasPrefix("tinyproxy/"))) {
+                    if code == 407
+                        || (code == 401
+                            && (head.headers.contains(name: "Proxy-Authenticate")
+                                || server.hasPrefix("tinyproxy/")))
+                    {
                         throw FailureMapper.proxyStatus(code, url: current, proxy: proxy)
                     }
                     if policy.maxRedirects > 0, [301, 302, 303, 307, 308].contains(head.status.code),
-                       let location = head.headers.first(name: "Location") {
+                        let location = head.headers.first(name: "Location")
+                    {
                         return .redirect(location)
                     }
                     return .done(try await handle(head, body))
@@ -68,7 +79,9 @@ extension Fetcher {
                     hops += 1
                     guard hops <= policy.maxRedirects else { throw HTTPClientError.redirectLimitReached }
                     let next = try current.resolve(location)
-                    guard visited.insert(next.absoluteForm).inserted else { throw HTTPClientError.redirectCycleDetected }
+                    guard visited.insert(next.absoluteForm).inserted else {
+                        throw HTTPClientError.redirectCycleDetected
+                    }
                     if next.scheme != current.scheme || next.host != current.host || next.port != current.port {
                         headers.remove(name: "Authorization")
                     }
@@ -85,8 +98,9 @@ extension Fetcher {
             req.headers = headers
             let response = try await client.execute(req, timeout: headTimeout, logger: logger)
             let box = IteratorBox(response.body.makeAsyncIterator())
-            return try await handle(ResponseHead(status: response.status, headers: response.headers),
-                                    BodyReader { try await box.it.next() })
+            return try await handle(
+                ResponseHead(status: response.status, headers: response.headers),
+                BodyReader { try await box.it.next() })
         }
     }
 

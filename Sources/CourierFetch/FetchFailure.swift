@@ -1,8 +1,6 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import AsyncHTTPClient
 import CourierCore
+@preconcurrency import Glibc
 import NIOCore
 
 /// Why one attempt failed, and what the retry loop may do about it. Only `error` ever leaves the
@@ -20,7 +18,9 @@ struct FetchFailure: Error {
     var error: CourierError
     var kind: Kind
 
-    static func fatal(_ code: CourierError.Code, _ message: String, cause: (any Error & Sendable)? = nil) -> FetchFailure {
+    static func fatal(_ code: CourierError.Code, _ message: String, cause: (any Error & Sendable)? = nil)
+        -> FetchFailure
+    {
         FetchFailure(error: CourierError(code, message, cause: cause), kind: .fatal)
     }
 
@@ -67,15 +67,24 @@ enum FailureMapper {
                 f.isReadTimeout = true
                 return f
             case .connectTimeout:
-                if let proxy { return .transient(.proxy, "\(u): connecting to proxy \(proxy) timed out after \(policy.connectTimeout)s") }
+                if let proxy {
+                    return .transient(
+                        .proxy, "\(u): connecting to proxy \(proxy) timed out after \(policy.connectTimeout)s")
+                }
                 return .transient(.network, "\(u): connect timed out after \(policy.connectTimeout)s")
             case .httpProxyHandshakeTimeout:
-                return .transient(.proxy, "\(u): proxy \(proxy?.description ?? "?") did not answer the CONNECT request in time")
+                return .transient(
+                    .proxy, "\(u): proxy \(proxy?.description ?? "?") did not answer the CONNECT request in time")
             case .proxyAuthenticationRequired:
-                let how = proxy?.username == nil ? "no credentials configured" : "the proxy refused the configured credentials"
-                return .fatal(.proxy, "\(u): proxy authentication required (407) by proxy \(proxy?.description ?? "?"): \(how)")
+                let how =
+                    proxy?.username == nil
+                    ? "no credentials configured" : "the proxy refused the configured credentials"
+                return .fatal(
+                    .proxy, "\(u): proxy authentication required (407) by proxy \(proxy?.description ?? "?"): \(how)")
             case .invalidProxyResponse:
-                return .transient(.proxy, "\(u): proxy \(proxy?.description ?? "?") refused to connect to \(url.authority) (CONNECT failed)")
+                return .transient(
+                    .proxy,
+                    "\(u): proxy \(proxy?.description ?? "?") refused to connect to \(url.authority) (CONNECT failed)")
             case .redirectLimitReached:
                 return .fatal(.download, "\(u): more than \(policy.maxRedirects) redirects")
             case .redirectCycleDetected:
@@ -91,7 +100,10 @@ enum FailureMapper {
             }
         }
         if let c = error as? ChannelError, case .connectTimeout = c {
-            if let proxy { return .transient(.proxy, "\(u): connecting to proxy \(proxy) timed out after \(policy.connectTimeout)s") }
+            if let proxy {
+                return .transient(
+                    .proxy, "\(u): connecting to proxy \(proxy) timed out after \(policy.connectTimeout)s")
+            }
             return .transient(.network, "\(u): connect timed out after \(policy.connectTimeout)s")
         }
         let typeName = String(reflecting: type(of: error))
@@ -125,11 +137,15 @@ enum FailureMapper {
         let target = url.hostPort
         switch status {
         case 407:
-            let how = proxy.username == nil ? "no credentials configured" : "the proxy refused the configured credentials"
+            let how =
+                proxy.username == nil ? "no credentials configured" : "the proxy refused the configured credentials"
             return .fatal(.proxy, "\(u): proxy authentication required (407) by proxy \(proxy): \(how)")
         case 401:
             // tinyproxy's answer to wrong credentials (it keeps 407 for missing ones).
-            return .fatal(.proxy, "\(u): proxy authentication required (401 from proxy \(proxy)): the proxy refused the configured credentials")
+            return .fatal(
+                .proxy,
+                "\(u): proxy authentication required (401 from proxy \(proxy)): the proxy refused the configured credentials"
+            )
         case 403:
             return .fatal(.proxy, "\(u): proxy \(proxy) forbids CONNECT to \(target) (403)")
         default:

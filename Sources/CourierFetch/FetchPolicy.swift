@@ -1,9 +1,5 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// How the stager talks HTTP: timeouts, redirects, the size cap, the retry window, the proxy.
 /// The defaults suit a cron job that nobody watches: generous enough to ride out a short outage,
@@ -97,7 +93,10 @@ public struct FetchPolicy: Sendable {
 public struct BasicAuth: Sendable, Hashable, CustomStringConvertible {
     public var user: String
     public var password: String
-    public init(user: String, password: String) { self.user = user; self.password = password }
+    public init(user: String, password: String) {
+        self.user = user
+        self.password = password
+    }
     public var description: String { "\(user):***" }
     /// The `Authorization` header value.
     var headerValue: String { "Basic " + ProxyProbe.base64(Array("\(user):\(password)".utf8)) }

@@ -1,9 +1,5 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// The parts of an http(s) URL the fetcher needs: scheme, host, port, and a form without
 /// credentials for logs and error messages. A deliberately small parser (no Foundation `URL`):
@@ -59,7 +55,8 @@ struct FetchURL: Sendable, Equatable {
             let ui = authority[..<at]
             let colon = ui.firstIndex(of: ":")
             if let user = ProxySettings.percentDecode(ui[..<(colon ?? ui.endIndex)]),
-               let pw = ProxySettings.percentDecode(colon.map { ui[ui.index(after: $0)...] } ?? ""), !user.isEmpty {
+                let pw = ProxySettings.percentDecode(colon.map { ui[ui.index(after: $0)...] } ?? ""), !user.isEmpty
+            {
                 info = BasicAuth(user: user, password: pw)
             }
             authority = authority[authority.index(after: at)...]

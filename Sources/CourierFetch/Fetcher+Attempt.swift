@@ -10,8 +10,10 @@ import NIOHTTP1
 extension Fetcher {
     /// One attempt at the file. A 416 to a resume, or a 206 for the wrong range, starts again at
     /// once without a `Range` (after the connection is closed), which cannot repeat.
-    func attemptFile(_ url: FetchURL, into partial: PartialDownload, validators: Validators?,
-                     maxBytes: Int64? = nil, client: HTTPClient) async throws -> FetchOutcome {
+    func attemptFile(
+        _ url: FetchURL, into partial: PartialDownload, validators: Validators?,
+        maxBytes: Int64? = nil, client: HTTPClient
+    ) async throws -> FetchOutcome {
         while true {
             let resume = partial.resumable(url: url.redacted)
             var extra = HTTPHeaders()
@@ -24,22 +26,27 @@ extension Fetcher {
                 extra.add(name: "If-Range", value: resume.ifRange)
             }
             let proxy = try policy.proxy(for: url)
-            let outcome: FetchOutcome? = try await exchange(url, proxy: proxy, client: client, extra: extra) { head, body in
-                try await self.receiveFile(url, head: head, body: body, partial: partial, resume: resume, validators: validators,
-                                             maxBytes: maxBytes ?? self.policy.maxBytes)
+            let outcome: FetchOutcome? = try await exchange(url, proxy: proxy, client: client, extra: extra) {
+                head, body in
+                try await self.receiveFile(
+                    url, head: head, body: body, partial: partial, resume: resume, validators: validators,
+                    maxBytes: maxBytes ?? self.policy.maxBytes)
             }
             if let outcome { return outcome }
         }
     }
 
     /// The response to one file request; nil means "start again without a Range".
-    private func receiveFile(_ url: FetchURL, head: ResponseHead, body: BodyReader, partial: PartialDownload,
-                             resume: (offset: Int64, ifRange: String)?, validators: Validators?,
-                             maxBytes: Int64) async throws -> FetchOutcome? {
+    private func receiveFile(
+        _ url: FetchURL, head: ResponseHead, body: BodyReader, partial: PartialDownload,
+        resume: (offset: Int64, ifRange: String)?, validators: Validators?,
+        maxBytes: Int64
+    ) async throws -> FetchOutcome? {
         let status = Int(head.status.code)
         if status == 304 {
             guard let validators, !validators.isEmpty else {
-                throw FetchFailure.fatal(.download, "\(url.redacted): HTTP 304 Not Modified to an unconditional request")
+                throw FetchFailure.fatal(
+                    .download, "\(url.redacted): HTTP 304 Not Modified to an unconditional request")
             }
             // What the caller holds is current; leftovers of another version are garbage.
             partial.discard()
@@ -63,8 +70,11 @@ extension Fetcher {
             guard let resume, let range = contentRange(headers), range.start == resume.offset else {
                 // Not the range asked for: appending would corrupt the file. Start again at once
                 // (without a partial there is no Range, so this cannot repeat).
-                logger.warning("unexpected Content-Range; starting again", metadata: [
-                    "url": "\(url.redacted)", "content-range": "\(headers.first(name: "Content-Range") ?? "-")"])
+                logger.warning(
+                    "unexpected Content-Range; starting again",
+                    metadata: [
+                        "url": "\(url.redacted)", "content-range": "\(headers.first(name: "Content-Range") ?? "-")",
+                    ])
                 partial.discard()
                 guard resume != nil else {
                     throw FetchFailure.fatal(.download, "\(url.redacted): HTTP 206 to a request without Range")
@@ -77,7 +87,8 @@ extension Fetcher {
         }
         if let total, total > maxBytes {
             partial.discard()
-            throw FetchFailure.fatal(.limit,
+            throw FetchFailure.fatal(
+                .limit,
                 "\(url.redacted): the server announces \(total) bytes, more than the limit of \(maxBytes)")
         }
         if status == 200 {
@@ -99,7 +110,8 @@ extension Fetcher {
                 if offset + received > maxBytes {
                     sink.abandon()
                     partial.discard()
-                    throw FetchFailure.fatal(.limit,
+                    throw FetchFailure.fatal(
+                        .limit,
                         "\(url.redacted): body exceeds the limit of \(maxBytes) bytes; download stopped")
                 }
                 try sink.write(chunk)
@@ -119,12 +131,16 @@ extension Fetcher {
         }
         if let total, offset + received != total {
             sink.abandon()
-            throw FetchFailure.transient(.download, "\(url.redacted): truncated: got \(offset + received) of \(total) bytes")
+            throw FetchFailure.transient(
+                .download, "\(url.redacted): truncated: got \(offset + received) of \(total) bytes")
         }
         try sink.finish()
         try partial.commit()
-        logger.info("downloaded", metadata: [
-            "url": "\(url.redacted)", "bytes": "\(offset + received)", "resumed-at": "\(offset)"])
+        logger.info(
+            "downloaded",
+            metadata: [
+                "url": "\(url.redacted)", "bytes": "\(offset + received)", "resumed-at": "\(offset)",
+            ])
         return .downloaded(bytes: offset + received, validators: got, resumed: status == 206)
     }
 
@@ -133,7 +149,8 @@ extension Fetcher {
             guard head.status == .ok else { throw self.statusFailure(head, url) }
             let total = self.contentLength(head.headers)
             if let total, total > limit {
-                throw FetchFailure.fatal(.limit, "\(url.redacted): the server announces \(total) bytes, more than the limit of \(limit)")
+                throw FetchFailure.fatal(
+                    .limit, "\(url.redacted): the server announces \(total) bytes, more than the limit of \(limit)")
             }
             var out: [UInt8] = []
             out.reserveCapacity(Int(min(total ?? 4096, limit)))
@@ -150,7 +167,8 @@ extension Fetcher {
                 throw self.bodyFailure(error, url: url, have: Int64(out.count), total: total)
             }
             if let total, Int64(out.count) != total {
-                throw FetchFailure.transient(.download, "\(url.redacted): truncated: got \(out.count) of \(total) bytes")
+                throw FetchFailure.transient(
+                    .download, "\(url.redacted): truncated: got \(out.count) of \(total) bytes")
             }
             return out
         }
@@ -164,9 +182,11 @@ extension Fetcher {
         let code = Int(response.status.code)
         let text = "\(url.redacted): HTTP \(code) \(Escape.text(response.status.reasonPhrase))"
         if code == 429 || code == 503, let value = response.headers.first(name: "Retry-After"),
-           let seconds = RetryAfter.seconds(value, now: CoolDownStore.now()) {
-            var f = FetchFailure(error: CourierError(.download, text + " (Retry-After: \(Escape.text(value)))"),
-                                 kind: .retryAfter(seconds: seconds, status: code))
+            let seconds = RetryAfter.seconds(value, now: CoolDownStore.now())
+        {
+            var f = FetchFailure(
+                error: CourierError(.download, text + " (Retry-After: \(Escape.text(value)))"),
+                kind: .retryAfter(seconds: seconds, status: code))
             f.status = code
             return f
         }
@@ -213,15 +233,16 @@ extension Fetcher {
         let rangeAndTotal = parts[1].split(separator: "/", maxSplits: 1)
         let bounds = rangeAndTotal[0].split(separator: "-", maxSplits: 1)
         guard rangeAndTotal.count == 2, bounds.count == 2, let start = Int64(bounds[0]), let end = Int64(bounds[1]),
-              end >= start else { return nil }
+            end >= start
+        else { return nil }
         let total = rangeAndTotal[1] == "*" ? nil : Int64(rangeAndTotal[1])
         if rangeAndTotal[1] != "*" && total == nil { return nil }
         return (start, end, total)
     }
 }
 
-private extension String {
-    var trimmingPrefixSpaces: Substring { self.drop(while: { $0 == " " || $0 == "\t" }) }
+extension String {
+    fileprivate var trimmingPrefixSpaces: Substring { self.drop(while: { $0 == " " || $0 == "\t" }) }
 }
 
 /// `max_rate`: paces a download by sleeping whenever it is ahead of `rate` bytes per second since

@@ -37,8 +37,10 @@ extension Fetcher {
     /// round. A mirror that fails for good (404, 403, a TLS error) leaves the rotation. With one
     /// mirror this is exactly the single-URL retry loop: backoff between attempts, `Retry-After`
     /// honoured while the window allows, a cool-down beyond it.
-    func withMirrors<T: Sendable>(_ texts: [String], gateMinInterval: Bool,
-                                  _ attempt: (FetchURL, HTTPClient) async throws -> T) async throws -> Served<T> {
+    func withMirrors<T: Sendable>(
+        _ texts: [String], gateMinInterval: Bool,
+        _ attempt: (FetchURL, HTTPClient) async throws -> T
+    ) async throws -> Served<T> {
         guard !texts.isEmpty else { throw CourierError(.config, "no URL to fetch") }
         let urls = try texts.map { try FetchURL($0) }
         let now = CoolDownStore.now()
@@ -49,24 +51,38 @@ extension Fetcher {
         for i in order {
             let u = urls[i]
             if let entry = activeCoolDown(u) {
-                logger.warning("host is cooling down; not contacted", metadata: [
-                    "url": "\(u.redacted)", "state": "\(store.path ?? "(memory)")"])
-                errors[i] = CourierError(.download, CoolDownStore.message(url: u.redacted, authority: u.authority, entry: entry))
+                logger.warning(
+                    "host is cooling down; not contacted",
+                    metadata: [
+                        "url": "\(u.redacted)", "state": "\(store.path ?? "(memory)")",
+                    ])
+                errors[i] = CourierError(
+                    .download, CoolDownStore.message(url: u.redacted, authority: u.authority, entry: entry))
                 continue
             }
             if gateMinInterval, policy.minInterval > 0, let last = contacts.last(u.authority),
-               last < policy.runStarted, now - last < policy.minInterval {
-                logger.info("host contacted less than min_interval ago; not contacted", metadata: [
-                    "url": "\(u.redacted)", "last-contact": "\(RFC3339.format(last))"])
-                errors[i] = CourierError(.minInterval,
-                    "min_interval: \(u.authority) was contacted \(now - last)s ago (min_interval \(policy.minInterval)s); next contact after \(RFC3339.format(last + policy.minInterval))")
+                last < policy.runStarted, now - last < policy.minInterval
+            {
+                logger.info(
+                    "host contacted less than min_interval ago; not contacted",
+                    metadata: [
+                        "url": "\(u.redacted)", "last-contact": "\(RFC3339.format(last))",
+                    ])
+                errors[i] = CourierError(
+                    .minInterval,
+                    "min_interval: \(u.authority) was contacted \(now - last)s ago (min_interval \(policy.minInterval)s); next contact after \(RFC3339.format(last + policy.minInterval))"
+                )
                 continue
             }
             alive.append(i)
         }
         if many {
-            logger.info("mirror order", metadata: [
-                "order": "\(order.map { urls[$0].redacted + (demoted.contains($0) ? " (failed recently)" : "") }.joined(separator: ", "))"])
+            logger.info(
+                "mirror order",
+                metadata: [
+                    "order":
+                        "\(order.map { urls[$0].redacted + (demoted.contains($0) ? " (failed recently)" : "") }.joined(separator: ", "))"
+                ])
         }
         guard !alive.isEmpty else { throw combined(errors, urls) }
 
@@ -75,7 +91,7 @@ extension Fetcher {
         var n = 0
         var round = 0
         var pos = 0
-        var busy: [Int: Int] = [:]   // mirror -> status of its last 429/503 without Retry-After
+        var busy: [Int: Int] = [:]  // mirror -> status of its last 429/503 without Retry-After
         func elapsed() -> Double {
             let d = clock.now - start
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
@@ -83,7 +99,8 @@ extension Fetcher {
         func settleBusy(except winner: Int? = nil) {
             for (i, status) in busy where i != winner {
                 let u = urls[i]
-                let entry = store.busyEntry(for: u.authority, status: status, first: policy.busyCoolDown, cap: policy.maxBusyCoolDown)
+                let entry = store.busyEntry(
+                    for: u.authority, status: status, first: policy.busyCoolDown, cap: policy.maxBusyCoolDown)
                 var log = logger
                 log[metadataKey: "url"] = "\(u.redacted)"
                 recordCoolDown(entry, for: u.authority, log: log)
@@ -104,12 +121,16 @@ extension Fetcher {
                 let value = try await attempt(url, client)
                 if many {
                     log.info("served by mirror \(i + 1) of \(urls.count)")
-                    do { try mirrorStore.recordSuccess(url) } catch { log.error("cannot update mirrors.json", metadata: ["error": "\(error)"]) }
+                    do { try mirrorStore.recordSuccess(url) } catch {
+                        log.error("cannot update mirrors.json", metadata: ["error": "\(error)"])
+                    }
                 }
                 busy[i] = nil
                 settleBusy()
                 if store.load()[url.authority] != nil {
-                    do { try store.clear(url.authority) } catch { log.error("cannot update the cool-down state", metadata: ["error": "\(error)"]) }
+                    do { try store.clear(url.authority) } catch {
+                        log.error("cannot update the cool-down state", metadata: ["error": "\(error)"])
+                    }
                 }
                 return Served(value: value, mirror: url.redacted, index: i)
             } catch {
@@ -118,12 +139,17 @@ extension Fetcher {
             errors[i] = failure.error
             if many {
                 do {
-                    try mirrorStore.recordFailure(url, reason: failure.error.message, now: CoolDownStore.now(), demotion: policy.mirrorDemotion)
+                    try mirrorStore.recordFailure(
+                        url, reason: failure.error.message, now: CoolDownStore.now(), demotion: policy.mirrorDemotion)
                 } catch {
                     log.error("cannot update mirrors.json", metadata: ["error": "\(error)"])
                 }
             }
-            if failure.kind == .transient, let s = failure.status, s == 429 || s == 503 { busy[i] = s } else { busy[i] = nil }
+            if failure.kind == .transient, let s = failure.status, s == 429 || s == 503 {
+                busy[i] = s
+            } else {
+                busy[i] = nil
+            }
             let remaining = Double(policy.retryFor) - elapsed()
 
             /// Takes mirror `i` out of this fetch; throws when none is left.
@@ -134,8 +160,13 @@ extension Fetcher {
                     if !many { throw failure.error }
                     throw combined(errors, urls)
                 }
-                if pos >= alive.count { pos = 0; round += 1 }
-                if many { log.warning("mirror failed; trying the next", metadata: ["reason": "\(failure.error.message)"]) }
+                if pos >= alive.count {
+                    pos = 0
+                    round += 1
+                }
+                if many {
+                    log.warning("mirror failed; trying the next", metadata: ["reason": "\(failure.error.message)"])
+                }
             }
 
             switch failure.kind {
@@ -143,7 +174,8 @@ extension Fetcher {
                 if failure.status == 403 {
                     let secs = policy.forbiddenCoolDown
                     if secs > 0 {
-                        let e = CoolDownStore.Entry(until: CoolDownStore.now() + secs, retryAfter: secs, status: 403, kind: "forbidden")
+                        let e = CoolDownStore.Entry(
+                            until: CoolDownStore.now() + secs, retryAfter: secs, status: 403, kind: "forbidden")
                         recordCoolDown(e, for: url.authority, log: log)
                     }
                 }
@@ -152,26 +184,41 @@ extension Fetcher {
                 // Never faster than our own backoff, so `Retry-After: 0` cannot make a busy loop.
                 let wait = max(Double(seconds), backoff(n))
                 if wait > remaining {
-                    let entry = CoolDownStore.Entry(until: CoolDownStore.now() + seconds, retryAfter: seconds, status: status)
+                    let entry = CoolDownStore.Entry(
+                        until: CoolDownStore.now() + seconds, retryAfter: seconds, status: status)
                     recordCoolDown(entry, for: url.authority, log: log)
-                    errors[i] = CourierError(.download, CoolDownStore.message(url: url.redacted, authority: url.authority, entry: entry))
+                    errors[i] = CourierError(
+                        .download, CoolDownStore.message(url: url.redacted, authority: url.authority, entry: entry))
                     if !many {
                         settleBusy()
                         throw errors[i]!
                     }
                     alive.remove(at: pos)
-                    if alive.isEmpty { settleBusy(); throw combined(errors, urls) }
-                    if pos >= alive.count { pos = 0; round += 1 }
+                    if alive.isEmpty {
+                        settleBusy()
+                        throw combined(errors, urls)
+                    }
+                    if pos >= alive.count {
+                        pos = 0
+                        round += 1
+                    }
                     continue
                 }
                 if alive.count > 1 {
                     // Another mirror may serve now; come back to this one in the next round.
                     pos += 1
-                    if pos >= alive.count { pos = 0; round += 1; try await Task.sleep(for: .seconds(backoff(round))) }
+                    if pos >= alive.count {
+                        pos = 0
+                        round += 1
+                        try await Task.sleep(for: .seconds(backoff(round)))
+                    }
                     continue
                 }
-                log.warning("server asked to retry later", metadata: [
-                    "status": "\(status)", "retry-after": "\(seconds)s", "attempt": "\(n)"])
+                log.warning(
+                    "server asked to retry later",
+                    metadata: [
+                        "status": "\(status)", "retry-after": "\(seconds)s", "attempt": "\(n)",
+                    ])
                 try await Task.sleep(for: .seconds(wait))
             case .transient:
                 pos += 1
@@ -186,12 +233,18 @@ extension Fetcher {
                     settleBusy()
                     if many { throw combined(errors, urls, attempts: n, seconds: elapsed()) }
                     if n == 1 { throw failure.error }
-                    throw CourierError(failure.error.code, failure.error.message
-                        + " (gave up after \(n) attempts in \(Int(elapsed().rounded()))s; retry window \(policy.retryFor)s)")
+                    throw CourierError(
+                        failure.error.code,
+                        failure.error.message
+                            + " (gave up after \(n) attempts in \(Int(elapsed().rounded()))s; retry window \(policy.retryFor)s)"
+                    )
                 }
-                log.warning("attempt failed; retrying", metadata: [
-                    "attempt": "\(n)", "reason": "\(failure.error.message)",
-                    "wait": "\(Int((wait * 1000).rounded()))ms"])
+                log.warning(
+                    "attempt failed; retrying",
+                    metadata: [
+                        "attempt": "\(n)", "reason": "\(failure.error.message)",
+                        "wait": "\(Int((wait * 1000).rounded()))ms",
+                    ])
                 try await Task.sleep(for: .seconds(wait))
             }
         }
@@ -206,15 +259,20 @@ extension Fetcher {
 
     /// One error for a list of mirrors that all failed: each mirror's reason, in configuration
     /// order. The code is theirs when they agree (all `.minInterval`, all `.network`), else `.download`.
-    private func combined(_ errors: [Int: CourierError], _ urls: [FetchURL], attempts: Int? = nil, seconds: Double? = nil) -> CourierError {
+    private func combined(
+        _ errors: [Int: CourierError], _ urls: [FetchURL], attempts: Int? = nil, seconds: Double? = nil
+    ) -> CourierError {
         if urls.count == 1, let e = errors[0] { return e }
         let codes = Set(errors.values.map(\.code))
         let code = codes.count == 1 ? codes.first! : .download
         let parts = errors.keys.sorted().map { "mirror \($0 + 1): \(errors[$0]!.message)" }
         var text = "all \(urls.count) mirrors failed: " + parts.joined(separator: "; ")
-        if codes == [.minInterval] { text = "min_interval: every mirror's host was contacted recently: " + parts.joined(separator: "; ") }
+        if codes == [.minInterval] {
+            text = "min_interval: every mirror's host was contacted recently: " + parts.joined(separator: "; ")
+        }
         if let attempts, let seconds {
-            text += " (gave up after \(attempts) attempts in \(Int(seconds.rounded()))s; retry window \(policy.retryFor)s)"
+            text +=
+                " (gave up after \(attempts) attempts in \(Int(seconds.rounded()))s; retry window \(policy.retryFor)s)"
         }
         return CourierError(code, text)
     }

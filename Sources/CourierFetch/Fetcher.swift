@@ -61,12 +61,15 @@ public final class Fetcher: Sendable {
     ///
     /// `maxBytes`, when given, is this file's own cap (an index, a package of known size) in place
     /// of `policy.maxBytes` (capped by it): a body past it is stopped, not written to the end.
-    public func fetch(mirrors: [String], to path: String, maxBytes: Int64? = nil,
-                      validators: (String) -> Validators?) async throws -> Served<FetchOutcome> {
+    public func fetch(
+        mirrors: [String], to path: String, maxBytes: Int64? = nil,
+        validators: (String) -> Validators?
+    ) async throws -> Served<FetchOutcome> {
         let partial = PartialDownload(path: path)
         let cap = min(maxBytes ?? policy.maxBytes, policy.maxBytes)
         return try await withMirrors(mirrors, gateMinInterval: true) { u, client in
-            try await self.attemptFile(u, into: partial, validators: validators(u.redacted), maxBytes: cap, client: client)
+            try await self.attemptFile(
+                u, into: partial, validators: validators(u.redacted), maxBytes: cap, client: client)
         }
     }
 
@@ -98,7 +101,8 @@ public final class Fetcher: Sendable {
             if let c = state.map[proxy] { return c }
             var config = HTTPClient.Configuration()
             config.timeout = .init(connect: .seconds(policy.connectTimeout), read: .seconds(policy.readTimeout))
-            config.redirectConfiguration = policy.maxRedirects > 0
+            config.redirectConfiguration =
+                policy.maxRedirects > 0
                 ? .follow(max: policy.maxRedirects, allowCycles: false) : .disallow
             // The retry window is ours: the pool must report a refused connection at once
             // instead of quietly retrying until the connect timeout.
@@ -106,11 +110,13 @@ public final class Fetcher: Sendable {
             config.decompression = .disabled
             if let tls = try TrustConfig.tlsConfiguration(policy) { config.tlsConfiguration = tls }
             if let p = proxy {
-                config.proxy = .server(host: p.host, port: p.port,
-                                       authorization: p.username.map { .basic(username: $0, password: p.password ?? "") })
+                config.proxy = .server(
+                    host: p.host, port: p.port,
+                    authorization: p.username.map { .basic(username: $0, password: p.password ?? "") })
             }
-            let c = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config,
-                               backgroundActivityLogger: logger)
+            let c = HTTPClient(
+                eventLoopGroupProvider: .singleton, configuration: config,
+                backgroundActivityLogger: logger)
             state.map[proxy] = c
             return c
         }
@@ -131,8 +137,9 @@ public final class Fetcher: Sendable {
     func failure(for error: any Error, url: FetchURL, proxy: ProxySettings?) async -> FetchFailure {
         let mapped = FailureMapper.map(error, url: url, proxy: proxy, policy: policy)
         guard let proxy, let e = error as? HTTPClientError, e == .invalidProxyResponse,
-              let status = await ProxyProbe.connectStatus(proxy: proxy, target: url.hostPort,
-                                                          timeout: max(policy.connectTimeout, policy.readTimeout))
+            let status = await ProxyProbe.connectStatus(
+                proxy: proxy, target: url.hostPort,
+                timeout: max(policy.connectTimeout, policy.readTimeout))
         else { return mapped }
         return FailureMapper.proxyStatus(status, url: url, proxy: proxy)
     }

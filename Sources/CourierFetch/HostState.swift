@@ -1,9 +1,5 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// A small JSON map kept in the state directory (`mirrors.json`, `contact.json`): read whole,
 /// changed, written atomically. Like `cooldown.json` it only spares servers and orders mirrors,
@@ -19,7 +15,8 @@ struct StateMap<Value: Codable & Sendable>: Sendable {
 
     func load() -> [String: Value] {
         guard let path, Sys.exists(path), let bytes = try? Sys.readFile(path, limit: 1 << 20),
-              let map = try? JSONDecoder().decode([String: Value].self, from: Data(bytes)) else { return [:] }
+            let map = try? JSONDecoder().decode([String: Value].self, from: Data(bytes))
+        else { return [:] }
         return map
     }
 

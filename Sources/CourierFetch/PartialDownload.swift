@@ -1,12 +1,6 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+import FoundationEssentials
+@preconcurrency import Glibc
 import NIOCore
 
 /// A download in progress for one destination `path`: the body goes to `path.partial`, and
@@ -36,11 +30,12 @@ struct PartialDownload {
     /// nothing usable (and then the leftovers are removed).
     func resumable(url: String) -> (offset: Int64, ifRange: String)? {
         guard let st = try? Sys.lstat(partialPath) else {
-            _ = unlink(sidecarPath)   // a sidecar alone is useless; absent is fine
+            _ = unlink(sidecarPath)  // a sidecar alone is useless; absent is fine
             return nil
         }
         guard (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0,
-              let rec = record(), rec.url == url, let ifRange = rec.validators.ifRange else {
+            let rec = record(), rec.url == url, let ifRange = rec.validators.ifRange
+        else {
             discard()
             return nil
         }
@@ -152,6 +147,9 @@ final class FileSink {
     /// interesting here: the attempt has already failed for a better reason.
     func abandon() {
         try? flush()
-        if fd >= 0 { Sys.close(fd); fd = -1 }
+        if fd >= 0 {
+            Sys.close(fd)
+            fd = -1
+        }
     }
 }

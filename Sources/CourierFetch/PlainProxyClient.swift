@@ -15,8 +15,10 @@ import NIOPosix
 /// fetcher: a connect timeout, an idle read timeout (as async-http-client's, reported with the
 /// same error), and backpressure — the body is read only as fast as it is consumed.
 enum PlainProxyClient {
-    static func exchange<T>(_ url: FetchURL, proxy: ProxySettings, headers: HTTPHeaders, policy: FetchPolicy,
-                            _ handle: (ResponseHead, BodyReader) async throws -> T) async throws -> T {
+    static func exchange<T>(
+        _ url: FetchURL, proxy: ProxySettings, headers: HTTPHeaders, policy: FetchPolicy,
+        _ handle: (ResponseHead, BodyReader) async throws -> T
+    ) async throws -> T {
         let readTimeout = TimeAmount.seconds(policy.readTimeout)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(policy.connectTimeout))
@@ -25,7 +27,8 @@ enum PlainProxyClient {
                     try ch.pipeline.syncOperations.addHTTPClientHandlers()
                     try ch.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                     try ch.pipeline.syncOperations.addHandler(ReadTimeoutHandler())
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: ch)
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: ch)
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
@@ -57,7 +60,9 @@ enum PlainProxyClient {
                 guard !ended else { return nil }
                 switch try await box.it.next() {
                 case .body(let b): return b
-                case .end: ended = true; return nil
+                case .end:
+                    ended = true
+                    return nil
                 case .head: throw HTTPClientError.invalidProxyResponse
                 case nil: throw HTTPClientError.remoteConnectionClosed
                 }

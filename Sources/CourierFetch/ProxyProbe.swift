@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import Dispatch
+@preconcurrency import Glibc
 
 /// Asks a proxy for the status of a `CONNECT`, once, with plain sockets.
 ///
@@ -68,7 +66,9 @@ enum ProxyProbe {
         var out: [UInt8] = []
         var i = 0
         while i < data.count {
-            let b0 = data[i], b1 = i + 1 < data.count ? data[i + 1] : 0, b2 = i + 2 < data.count ? data[i + 2] : 0
+            let b0 = data[i]
+            let b1 = i + 1 < data.count ? data[i + 1] : 0
+            let b2 = i + 2 < data.count ? data[i + 2] : 0
             out.append(alphabet[Int(b0 >> 2)])
             out.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
             out.append(i + 1 < data.count ? alphabet[Int((b1 & 0x0f) << 2 | b2 >> 6)] : UInt8(ascii: "="))

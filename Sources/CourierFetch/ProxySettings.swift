@@ -1,9 +1,5 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// A forward HTTP proxy, from the configuration (`proxy = "http://user:pass@host:3128"`) or from
 /// the environment (`http_proxy`, `https_proxy`, `no_proxy`, as curl and most Unix tools read
@@ -114,7 +110,10 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
             if entry.hasPrefix("[") {
                 guard let close = entry.firstIndex(of: "]") else { continue }
                 let after = entry[entry.index(after: close)...]
-                if after.hasPrefix(":") { entryPort = Int(after.dropFirst()) ; if entryPort == nil { continue } }
+                if after.hasPrefix(":") {
+                    entryPort = Int(after.dropFirst())
+                    if entryPort == nil { continue }
+                }
                 entry = entry[entry.index(after: entry.startIndex)..<close]
             } else if entry.filter({ $0 == ":" }).count == 1, let colon = entry.firstIndex(of: ":") {
                 guard let p = Int(entry[entry.index(after: colon)...]) else { continue }
@@ -126,7 +125,11 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
                 if cidrContains(String(entry), String(host)) { return true }
                 continue
             }
-            if entry.hasPrefix("*.") { entry = entry.dropFirst(2) } else if entry.hasPrefix(".") { entry = entry.dropFirst() }
+            if entry.hasPrefix("*.") {
+                entry = entry.dropFirst(2)
+            } else if entry.hasPrefix(".") {
+                entry = entry.dropFirst()
+            }
             if entry.isEmpty { continue }
             if host == entry || host.hasSuffix("." + entry) { return true }
         }
@@ -137,7 +140,8 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
     static func cidrContains(_ cidr: String, _ host: String) -> Bool {
         let parts = cidr.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let bits = Int(parts[1]), (0...32).contains(bits),
-              let net = ipv4(parts[0]), let addr = ipv4(Substring(host)) else { return false }
+            let net = ipv4(parts[0]), let addr = ipv4(Substring(host))
+        else { return false }
         let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
         return net & mask == addr & mask
     }
@@ -147,7 +151,8 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
         guard octets.count == 4 else { return nil }
         var v: UInt32 = 0
         for o in octets {
-            guard !o.isEmpty, o.count <= 3, o.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt32(o), n < 256 else { return nil }
+            guard !o.isEmpty, o.count <= 3, o.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt32(o), n < 256
+            else { return nil }
             v = v << 8 | n
         }
         return v
@@ -159,7 +164,9 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
         var it = Array(s.utf8)[...]
         while let c = it.popFirst() {
             if c == UInt8(ascii: "%") {
-                guard it.count >= 2, let hi = hexValue(it.removeFirst()), let lo = hexValue(it.removeFirst()) else { return nil }
+                guard it.count >= 2, let hi = hexValue(it.removeFirst()), let lo = hexValue(it.removeFirst()) else {
+                    return nil
+                }
                 out.append(hi << 4 | lo)
             } else {
                 out.append(c)

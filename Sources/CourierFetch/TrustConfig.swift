@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import NIOSSL
 
 /// `ca_file` / `ca_dir` / `ca_mode`: which certificate authorities an https:// upstream may be
@@ -39,7 +37,9 @@ enum TrustConfig {
         do { certs = try NIOSSLCertificate.fromPEMBytes(bytes) } catch {
             throw CourierError(.config, "\(key) \(Escape.quoted(path)): not PEM certificates")
         }
-        guard !certs.isEmpty else { throw CourierError(.config, "\(key) \(Escape.quoted(path)): no PEM certificate in it") }
+        guard !certs.isEmpty else {
+            throw CourierError(.config, "\(key) \(Escape.quoted(path)): no PEM certificate in it")
+        }
         return certs
     }
 }

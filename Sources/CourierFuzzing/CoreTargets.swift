@@ -6,7 +6,8 @@ import Foundation
 /// reads back from places others can write (outbox index, client status).
 enum CoreTargets {
     static let all: [FuzzTarget] = [
-        FuzzTarget("manifest", "manifest.json: decode, validate; an accepted one re-encodes to the same bytes twice") { b in
+        FuzzTarget("manifest", "manifest.json: decode, validate; an accepted one re-encodes to the same bytes twice") {
+            b in
             let m = try Manifest.decode(b, maxFiles: 10_000)
             try m.validate(maxFiles: 10_000)
             let once = m.encoded()
@@ -19,7 +20,8 @@ enum CoreTargets {
             let again = try SignatureSet.decode(once).encoded()
             FuzzCheck.require(again == once, "a signature set re-encodes differently")
         },
-        FuzzTarget("package", "a whole .cpkg, verified as push and the client do (signed by the fuzz key, FuzzSeeds)") { b in
+        FuzzTarget("package", "a whole .cpkg, verified as push and the client do (signed by the fuzz key, FuzzSeeds)") {
+            b in
             let path = try FuzzFiles.write(b, name: "package.cpkg")
             var o = VerifyOptions(trust: FuzzSeeds.trust, now: FuzzSeeds.created + 60)
             o.limits.maxEntries = 2_000
@@ -27,24 +29,32 @@ enum CoreTargets {
             o.limits.maxManifestBytes = 1 << 20
             _ = try PackageVerifier.verify(path: path, options: o)
         },
-        FuzzTarget("patch", "an in-file patch (zstd patch-from) decoded against a fixed base: [windowLog byte][size: 2 bytes LE][frame]") { b in
+        FuzzTarget(
+            "patch",
+            "an in-file patch (zstd patch-from) decoded against a fixed base: [windowLog byte][size: 2 bytes LE][frame]"
+        ) { b in
             guard b.count >= 3 else { throw CourierError(.malformed, "short input") }
             let windowLog = 10 + Int(b[0]) % 22
             let size = Int(b[1]) | Int(b[2]) << 8
             let patch = Array(b[3...])
             let base = FuzzSeeds.patchBase
             let out = try patch.withUnsafeBytes { p in
-                try base.withUnsafeBytes { try PatchCodec.decompress(patch: p, base: $0, resultSize: size, windowLog: windowLog, what: "fuzz") }
+                try base.withUnsafeBytes {
+                    try PatchCodec.decompress(patch: p, base: $0, resultSize: size, windowLog: windowLog, what: "fuzz")
+                }
             }
             FuzzCheck.require(out.count == size, "a patch decoded to another size than asked")
         },
-        FuzzTarget("vendor-minisign", "a minisign public key and signature file: [key length byte][key][signature]") { b in
+        FuzzTarget("vendor-minisign", "a minisign public key and signature file: [key length byte][key][signature]") {
+            b in
             try vendor(b, .minisign)
         },
-        FuzzTarget("vendor-signify", "a signify public key and signature file: [key length byte][key][signature]") { b in
+        FuzzTarget("vendor-signify", "a signify public key and signature file: [key length byte][key][signature]") {
+            b in
             try vendor(b, .signify)
         },
-        FuzzTarget("outbox-index", "an outbox's index.json: decode; an accepted one re-encodes to the same bytes twice") { b in
+        FuzzTarget("outbox-index", "an outbox's index.json: decode; an accepted one re-encodes to the same bytes twice")
+        { b in
             let i = try OutboxIndex.decode(b, path: "index.json")
             let once = i.encoded()
             let again = try OutboxIndex.decode(once, path: "index.json").encoded()

@@ -32,12 +32,14 @@ public enum FuzzSeeds {
         try Sys.removeTree(work)
         defer { try? Sys.removeTree(work) }
         // Two revisions of a small tree: text, a binary blob, a nested directory.
-        let base = work + "/r1", next = work + "/r2"
+        let base = work + "/r1"
+        let next = work + "/r2"
         for (dir, extra) in [(base, ""), (next, "rule 4242 added\n")] {
             try Sys.mkdirs(dir + "/rules/extra")
             try Sys.writeFileAtomically(dir + "/rules/main.rules", Array((patchText + extra).utf8), durable: false)
             try Sys.writeFileAtomically(dir + "/rules/extra/local.rules", Array("alert any\n".utf8), durable: false)
-            try Sys.writeFileAtomically(dir + "/db.bin", (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }, durable: false)
+            try Sys.writeFileAtomically(
+                dir + "/db.bin", (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }, durable: false)
         }
         var o = PackageBuilder.Options(type: "fuzz", revision: 1, keys: [key])
         o.created = created
@@ -48,8 +50,9 @@ public enum FuzzSeeds {
         let full2 = work + "/fuzz_2.cpkg"
         try PackageBuilder.buildFull(tree: next, to: full2, options: o)
         let delta = work + "/fuzz_2_from_1.cpkg"
-        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(m1.files), tree: next, to: delta,
-                                      options: o, baseTree: base)
+        try PackageBuilder.buildDelta(
+            baseRevision: 1, baseFiles: Array(m1.files), tree: next, to: delta,
+            options: o, baseTree: base)
         for (name, p) in [("ok-full", full), ("ok-full-2", full2), ("ok-delta", delta)] {
             out.append(("package", name, try Sys.readFile(p, limit: 1 << 20)))
             let r = try PackageReader(path: p, options: VerifyOptions(trust: trust, now: created + 60))
@@ -63,11 +66,19 @@ public enum FuzzSeeds {
         let (frame, windowLog) = try patchBase.withUnsafeBytes { b in
             try changed.withUnsafeBytes { try PatchCodec.compress(base: b, new: $0) }
         }
-        out.append(("patch", "ok-patch", [UInt8(windowLog - 10), UInt8(changed.count & 0xff), UInt8(changed.count >> 8)] + frame))
+        out.append(
+            (
+                "patch", "ok-patch",
+                [UInt8(windowLog - 10), UInt8(changed.count & 0xff), UInt8(changed.count >> 8)] + frame
+            ))
         // Vendor signatures over the vendor target's fixed file.
         let file = Array("fuzzed content\n".utf8)
         out.append(("vendor-minisign", "ok-minisign", framed(minisignKey(), minisignSignature(file))))
-        out.append(("vendor-minisign", "ok-minisign-prehashed", framed(minisignKey(), minisignSignature(file, prehashed: true))))
+        out.append(
+            (
+                "vendor-minisign", "ok-minisign-prehashed",
+                framed(minisignKey(), minisignSignature(file, prehashed: true))
+            ))
         out.append(("vendor-signify", "ok-signify", framed(signifyKey(), signifySignature(file))))
         return out
     }
@@ -87,7 +98,8 @@ public enum FuzzSeeds {
     static let keyNumber: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
 
     static func minisignKey() -> String {
-        "untrusted comment: minisign public key\n" + Data(Array("Ed".utf8) + keyNumber + key.publicKey.raw).base64EncodedString() + "\n"
+        "untrusted comment: minisign public key\n"
+            + Data(Array("Ed".utf8) + keyNumber + key.publicKey.raw).base64EncodedString() + "\n"
     }
 
     static func minisignSignature(_ file: [UInt8], prehashed: Bool = false) -> String {
@@ -102,10 +114,12 @@ public enum FuzzSeeds {
 
     /// signify's: base64("Ed" ‖ key number (8) ‖ key (32)) and base64("Ed" ‖ key number ‖ signature).
     static func signifyKey() -> String {
-        "untrusted comment: signify public key\n" + Data(Array("Ed".utf8) + keyNumber + key.publicKey.raw).base64EncodedString() + "\n"
+        "untrusted comment: signify public key\n"
+            + Data(Array("Ed".utf8) + keyNumber + key.publicKey.raw).base64EncodedString() + "\n"
     }
 
     static func signifySignature(_ file: [UInt8]) -> String {
-        "untrusted comment: verify with fuzz.pub\n" + Data(Array("Ed".utf8) + keyNumber + key.sign(file)).base64EncodedString() + "\n"
+        "untrusted comment: verify with fuzz.pub\n"
+            + Data(Array("Ed".utf8) + keyNumber + key.sign(file)).base64EncodedString() + "\n"
     }
 }

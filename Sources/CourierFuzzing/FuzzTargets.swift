@@ -58,8 +58,10 @@ public enum FuzzTargets {
 /// Properties a target checks beyond "no crash": a broken one traps, so libFuzzer keeps the
 /// input as a crash, and the replay test crashes on it too.
 public enum FuzzCheck {
-    public static func require(_ ok: @autoclosure () -> Bool, _ what: @autoclosure () -> String,
-                               file: StaticString = #fileID, line: UInt = #line) {
+    public static func require(
+        _ ok: @autoclosure () -> Bool, _ what: @autoclosure () -> String,
+        file: StaticString = #fileID, line: UInt = #line
+    ) {
         if !ok() { fatalError("fuzz property broken: \(what())", file: file, line: line) }
     }
 }

@@ -5,7 +5,10 @@ import CourierTUF
 /// is parsed before a signature can be checked.
 enum TUFTargets {
     static let all: [FuzzTarget] = [
-        FuzzTarget("tuf-json", "JSON as TUF reads it; an accepted value's canonical form (securesystemslib rules), when it is JSON, parses back to itself") { b in
+        FuzzTarget(
+            "tuf-json",
+            "JSON as TUF reads it; an accepted value's canonical form (securesystemslib rules), when it is JSON, parses back to itself"
+        ) { b in
             let v = try JSONValue.parse(b, what: "fuzz", limits: JSONValue.Limits(maxBytes: 1 << 20, maxDepth: 64))
             var once: [UInt8] = []
             v.appendCanonical(to: &once)
@@ -14,7 +17,8 @@ enum TUFTargets {
             guard !once.contains(where: { $0 < 0x20 }) else { return }
             let back: JSONValue
             do {
-                back = try JSONValue.parse(once, what: "canonical", limits: JSONValue.Limits(maxBytes: 4 << 20, maxDepth: 64))
+                back = try JSONValue.parse(
+                    once, what: "canonical", limits: JSONValue.Limits(maxBytes: 4 << 20, maxDepth: 64))
             } catch {
                 FuzzCheck.require(false, "the canonical form of an accepted value does not parse: \(error)")
                 return
@@ -23,11 +27,17 @@ enum TUFTargets {
             back.appendCanonical(to: &again)
             FuzzCheck.require(once == again, "canonical JSON is not stable")
         },
-        FuzzTarget("tuf-metadata", "a metadata file parsed as each of root, timestamp, snapshot and targets; delegations searched") { b in
+        FuzzTarget(
+            "tuf-metadata",
+            "a metadata file parsed as each of root, timestamp, snapshot and targets; delegations searched"
+        ) { b in
             var parsed = 0
             var last: CourierError?
             func attempt(_ body: () throws -> Void) {
-                do { try body(); parsed += 1 } catch let e as CourierError { last = e } catch {}
+                do {
+                    try body()
+                    parsed += 1
+                } catch let e as CourierError { last = e } catch {}
             }
             attempt { _ = try SignedMetadata<Root>(bytes: b) }
             attempt { _ = try SignedMetadata<Timestamp>(bytes: b) }
@@ -50,7 +60,9 @@ enum TUFTargets {
             let m = PathMatch.matches(path, pattern: pattern)
             // A pattern without metacharacters matches exactly itself.
             if !pattern.unicodeScalars.contains(where: { "*?[".unicodeScalars.contains($0) }) {
-                FuzzCheck.require(m == path.unicodeScalars.elementsEqual(pattern.unicodeScalars), "a literal pattern matched another path")
+                FuzzCheck.require(
+                    m == path.unicodeScalars.elementsEqual(pattern.unicodeScalars),
+                    "a literal pattern matched another path")
             }
         },
     ]

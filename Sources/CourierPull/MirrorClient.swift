@@ -1,13 +1,7 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
 import CourierFetch
+import FoundationEssentials
+@preconcurrency import Glibc
 import Logging
 
 /// What pull and the relay both do over HTTP: read a mirror's `index.json` with a conditional
@@ -58,17 +52,23 @@ public struct MirrorClient {
     /// may have changed since, so "not modified" means "nothing new to download", not "skip".
     public func fetchIndex() async throws -> IndexResult {
         try Sys.mkdirs(stateDir)
-        let state: IndexState? = Sys.exists(cachePath)
-            ? (try? Sys.readFile(statePath, limit: 64 << 10)).flatMap { try? JSONDecoder().decode(IndexState.self, from: Data($0)) }
+        let state: IndexState? =
+            Sys.exists(cachePath)
+            ? (try? Sys.readFile(statePath, limit: 64 << 10)).flatMap {
+                try? JSONDecoder().decode(IndexState.self, from: Data($0))
+            }
             : nil
-        let served = try await fetcher.fetch(mirrors: mirrors.map { $0 + "/index.json" }, to: cachePath,
-                                               maxBytes: MirrorClient.indexLimit, validators: { url in
-            guard let s = state, s.url == url else { return nil }
-            return Validators(etag: s.etag, lastModified: s.lastModified)
-        })
+        let served = try await fetcher.fetch(
+            mirrors: mirrors.map { $0 + "/index.json" }, to: cachePath,
+            maxBytes: MirrorClient.indexLimit,
+            validators: { url in
+                guard let s = state, s.url == url else { return nil }
+                return Validators(etag: s.etag, lastModified: s.lastModified)
+            })
         let index: OutboxIndex
         do {
-            index = try OutboxIndex.decode(Sys.readFile(cachePath, limit: Int(MirrorClient.indexLimit)), path: served.mirror)
+            index = try OutboxIndex.decode(
+                Sys.readFile(cachePath, limit: Int(MirrorClient.indexLimit)), path: served.mirror)
         } catch {
             // A broken index must not be "not modified" next time.
             try? Sys.unlink(cachePath)
@@ -86,8 +86,9 @@ public struct MirrorClient {
                 try Sys.writeFileAtomically(statePath, Array(data) + [0x0a])
             }
         }
-        return IndexResult(index: index, mirror: mirrors[served.index], mirrorIndex: served.index,
-                           shownURL: String(served.mirror.dropLast("/index.json".count)), notModified: notModified)
+        return IndexResult(
+            index: index, mirror: mirrors[served.index], mirrorIndex: served.index,
+            shownURL: String(served.mirror.dropLast("/index.json".count)), notModified: notModified)
     }
 
     /// The index's type keys that are type names, sorted. A key such as `..` or `a/b` would
@@ -120,18 +121,24 @@ public struct MirrorClient {
     /// the other mirrors in order. A copy that fails its checks is removed and the next mirror is
     /// asked; only a package that passed every check is left at `dest`. A complete `dest` left by
     /// a killed run is checked and kept rather than downloaded again.
-    public func download(_ info: OutboxIndex.PackageInfo, type: String, revision: UInt64, to dest: String,
-                         first: Int, verify: VerifyOptions) async throws -> Downloaded {
+    public func download(
+        _ info: OutboxIndex.PackageInfo, type: String, revision: UInt64, to dest: String,
+        first: Int, verify: VerifyOptions
+    ) async throws -> Downloaded {
         let t0 = Sys.monotonicSeconds()
         // The index says how big the package is: nothing bigger is accepted, and nothing the
         // policy forbids is asked for at all.
         guard info.size >= 0, info.size <= fetcher.policy.maxBytes else {
-            throw CourierError(.limit, "\(Escape.text(info.file)): the index says \(info.size) bytes, more than the limit of \(fetcher.policy.maxBytes) (http.max_bytes)")
+            throw CourierError(
+                .limit,
+                "\(Escape.text(info.file)): the index says \(info.size) bytes, more than the limit of \(fetcher.policy.maxBytes) (http.max_bytes)"
+            )
         }
         if Sys.exists(dest) {
             if (try? check(dest, info: info, type: type, revision: revision, verify: verify)) != nil {
-                return Downloaded(mirror: "(kept from an earlier run)", bytes: info.size, resumed: false, reused: true,
-                                  seconds: Sys.monotonicSeconds() - t0, transferSeconds: 0)
+                return Downloaded(
+                    mirror: "(kept from an earlier run)", bytes: info.size, resumed: false, reused: true,
+                    seconds: Sys.monotonicSeconds() - t0, transferSeconds: 0)
             }
             try? Sys.unlink(dest)
         }
@@ -142,38 +149,52 @@ public struct MirrorClient {
             let served: Served<FetchOutcome>
             let t1 = Sys.monotonicSeconds()
             do {
-                served = try await fetcher.fetch(mirrors: order.map { mirrors[$0] + "/" + info.file }, to: dest,
-                                                    maxBytes: info.size, validators: { _ in nil })
+                served = try await fetcher.fetch(
+                    mirrors: order.map { mirrors[$0] + "/" + info.file }, to: dest,
+                    maxBytes: info.size, validators: { _ in nil })
             } catch let e as CourierError {
                 if failures.isEmpty { throw e }
                 // The last mirror's cause (an HTTP 404) rides along: the relay tells "not there" by it.
-                throw CourierError(lastError?.code ?? e.code, "\(info.file): " + (failures + [e.message]).joined(separator: "; "),
-                                   cause: e.cause)
+                throw CourierError(
+                    lastError?.code ?? e.code, "\(info.file): " + (failures + [e.message]).joined(separator: "; "),
+                    cause: e.cause)
             }
             let transfer = Sys.monotonicSeconds() - t1
             let which = order[served.index]
             do {
                 try check(dest, info: info, type: type, revision: revision, verify: verify)
-                var bytes: Int64 = info.size, resumed = false
-                if case .downloaded(let b, _, let r) = served.value { bytes = b; resumed = r }
-                return Downloaded(mirror: served.mirror, bytes: bytes, resumed: resumed, reused: false,
-                                  seconds: Sys.monotonicSeconds() - t0, transferSeconds: transfer)
+                var bytes: Int64 = info.size
+                var resumed = false
+                if case .downloaded(let b, _, let r) = served.value {
+                    bytes = b
+                    resumed = r
+                }
+                return Downloaded(
+                    mirror: served.mirror, bytes: bytes, resumed: resumed, reused: false,
+                    seconds: Sys.monotonicSeconds() - t0, transferSeconds: transfer)
             } catch let e as CourierError {
                 try? Sys.unlink(dest)
-                logger.warning("package failed its checks; trying the next mirror", metadata: [
-                    "url": "\(served.mirror)", "reason": "\(e.message)"])
+                logger.warning(
+                    "package failed its checks; trying the next mirror",
+                    metadata: [
+                        "url": "\(served.mirror)", "reason": "\(e.message)",
+                    ])
                 failures.append("\(served.mirror): \(e.message)")
                 lastError = e
                 order.removeAll { $0 == which }
             }
         }
-        throw CourierError(lastError?.code ?? .integrity, "\(info.file): no mirror served a package that passed its checks: "
-                           + failures.joined(separator: "; "))
+        throw CourierError(
+            lastError?.code ?? .integrity,
+            "\(info.file): no mirror served a package that passed its checks: "
+                + failures.joined(separator: "; "))
     }
 
     /// Size and SHA-256 as the index says, then the package verified as `courier-deliver verify`
     /// does, and its manifest's type, revision and base matching its name.
-    func check(_ path: String, info: OutboxIndex.PackageInfo, type: String, revision: UInt64, verify: VerifyOptions) throws {
+    func check(_ path: String, info: OutboxIndex.PackageInfo, type: String, revision: UInt64, verify: VerifyOptions)
+        throws
+    {
         let (sha, size) = try MirrorClient.sha256(path)
         guard Int64(size) == info.size else {
             throw CourierError(.integrity, "\(path): \(size) bytes, the index says \(info.size)")
@@ -185,7 +206,10 @@ public struct MirrorClient {
         o.expectedType = type
         let m = try PackageVerifier.verify(path: path, options: o).manifest
         guard m.revision == revision, m.base == info.base, (m.kind == .full) == (info.base == nil) else {
-            throw CourierError(.malformed, "\(path): the manifest says \(m.type) \(m.revision) \(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), its name says otherwise")
+            throw CourierError(
+                .malformed,
+                "\(path): the manifest says \(m.type) \(m.revision) \(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), its name says otherwise"
+            )
         }
     }
 

@@ -20,8 +20,10 @@ public struct PullHTTP: Sendable {
     public var caDir: String? = nil
     public var caMode: CAMode = .add
 
-    static let keys: Set<String> = ["proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout",
-                                    "retry_for", "max_bytes", "user_agent", "ca_file", "ca_dir", "ca_mode"]
+    static let keys: Set<String> = [
+        "proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout",
+        "retry_for", "max_bytes", "user_agent", "ca_file", "ca_dir", "ca_mode",
+    ]
 
     static func parse(_ r: TableReader?) throws -> PullHTTP {
         var h = PullHTTP()
@@ -39,7 +41,10 @@ public struct PullHTTP: Sendable {
         h.caDir = try r.string("ca_dir").map(r.resolve)
         if let m = try r.string("ca_mode") {
             guard let mode = CAMode(rawValue: m) else {
-                throw r.error("ca_mode", "must be \"add\" (besides the system store) or \"replace\" (instead of it), not \(Escape.quoted(m))")
+                throw r.error(
+                    "ca_mode",
+                    "must be \"add\" (besides the system store) or \"replace\" (instead of it), not \(Escape.quoted(m))"
+                )
             }
             h.caMode = mode
         }
@@ -116,7 +121,9 @@ public struct PullConfig: Sendable {
     public var http = PullHTTP()
 
     public static func load(_ path: String) throws -> PullConfig { try withTOMLFile(path, parse) }
-    public static func parse(_ text: String, path: String) throws -> PullConfig { try withTOML(text, path: path, parse) }
+    public static func parse(_ text: String, path: String) throws -> PullConfig {
+        try withTOML(text, path: path, parse)
+    }
 
     static func parse(_ r: TableReader) throws -> PullConfig {
         try r.allow(["inboxd_config", "mirrors", "state_dir", "types", "bwlimit", "splay", "http"])
@@ -155,15 +162,25 @@ public struct RelayConfig: Sendable {
     public var http = PullHTTP()
 
     public static func load(_ path: String) throws -> RelayConfig { try withTOMLFile(path, parse) }
-    public static func parse(_ text: String, path: String) throws -> RelayConfig { try withTOML(text, path: path, parse) }
+    public static func parse(_ text: String, path: String) throws -> RelayConfig {
+        try withTOML(text, path: path, parse)
+    }
 
     static func parse(_ r: TableReader) throws -> RelayConfig {
-        try r.allow(["root", "upstream", "trust", "threshold", "clock_skew", "types", "revisions", "state_dir", "bwlimit", "http"])
-        guard let root = try r.string("root") else { throw r.error(nil, "needs 'root' (the mirror directory a web server serves)") }
-        guard let trust = try r.string("trust") else { throw r.error(nil, "needs 'trust' (the stager's .pub file or a directory of them)") }
+        try r.allow([
+            "root", "upstream", "trust", "threshold", "clock_skew", "types", "revisions", "state_dir", "bwlimit",
+            "http",
+        ])
+        guard let root = try r.string("root") else {
+            throw r.error(nil, "needs 'root' (the mirror directory a web server serves)")
+        }
+        guard let trust = try r.string("trust") else {
+            throw r.error(nil, "needs 'trust' (the stager's .pub file or a directory of them)")
+        }
         let rootPath = r.resolve(root)
-        var c = RelayConfig(path: r.path, root: rootPath, upstream: try parseMirrors(r, key: "upstream"),
-                            trust: r.resolve(trust), stateDir: try r.string("state_dir").map(r.resolve) ?? rootPath + "/../relay-state")
+        var c = RelayConfig(
+            path: r.path, root: rootPath, upstream: try parseMirrors(r, key: "upstream"),
+            trust: r.resolve(trust), stateDir: try r.string("state_dir").map(r.resolve) ?? rootPath + "/../relay-state")
         if let t = try r.int("threshold", min: 1, max: 16) { c.threshold = t }
         if let s = try r.duration("clock_skew") { c.clockSkew = s }
         c.types = try r.strings("types")

@@ -1,10 +1,8 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
 import CourierDeliver
 import CourierFetch
 import CourierInbox
+@preconcurrency import Glibc
 import Logging
 
 /// `courier-pull run`: one pass of the pull copier for one client (docs/DELIVER.md, "Pull").
@@ -62,8 +60,9 @@ public final class Puller {
         verify.clockSkew = inbox.clockSkew
         verify.limits = inbox.limits
         let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }
-        let fetcher = Fetcher(policy: try config.http.policy(stateDir: stateDir, throttle: throttle, program: "courier-pull"),
-                              logger: logger)
+        let fetcher = Fetcher(
+            policy: try config.http.policy(stateDir: stateDir, throttle: throttle, program: "courier-pull"),
+            logger: logger)
         let client = MirrorClient(fetcher: fetcher, mirrors: config.mirrors, stateDir: stateDir, logger: logger)
         do {
             let report = try await pass(client, verify: verify, only: only, force: force)
@@ -78,18 +77,22 @@ public final class Puller {
     func pass(_ client: MirrorClient, verify: VerifyOptions, only: [String], force: Bool) async throws -> PullReport {
         let t0 = Sys.monotonicSeconds()
         let got = try await client.fetchIndex()
-        logger.info(got.notModified ? "index.json not modified" : "index.json downloaded", metadata: ["mirror": "\(got.shownURL)"])
+        logger.info(
+            got.notModified ? "index.json not modified" : "index.json downloaded",
+            metadata: ["mirror": "\(got.shownURL)"])
         var report = PullReport(mirror: got.shownURL, notModified: got.notModified)
         let types = wantedTypes(got.index, only: only)
         let catalog = Catalog(index: got.index, only: Set(types))
         let infos = Catalog.packages(of: got.index)
         let statusPath = inbox.stateDir + "/status.json"
         let waiting = try Pusher.waiting(in: inbox.inbox)
-        let decisions = Pusher.decide(types.map { ($0, RevisionSpec.latest) }, catalog: catalog,
-                                      statusPath: statusPath, waiting: waiting, force: force)
+        let decisions = Pusher.decide(
+            types.map { ($0, RevisionSpec.latest) }, catalog: catalog,
+            statusPath: statusPath, waiting: waiting, force: force)
         var chosen: Set<String> = []
         for d in decisions {
-            var line = PullReport.TypeLine(type: d.type, revision: d.revision, action: d.action.rawValue, code: d.code, reason: d.reason)
+            var line = PullReport.TypeLine(
+                type: d.type, revision: d.revision, action: d.action.rawValue, code: d.code, reason: d.reason)
             guard let rel = d.package, let rev = d.revision else {
                 // unknown-type, not-in-outbox: the mirror has nothing to offer for this type.
                 if d.action == .error { line.errorCode = .source }
@@ -106,7 +109,8 @@ public final class Puller {
                 let part = inbox.inbox + "/." + name + ".part"
                 chosen.insert(part)
                 do {
-                    let dl = try await client.download(info, type: d.type, revision: rev, to: part, first: got.mirrorIndex, verify: verify)
+                    let dl = try await client.download(
+                        info, type: d.type, revision: rev, to: part, first: got.mirrorIndex, verify: verify)
                     try faults.hit("pull-before-rename")
                     try Sys.rename(part, inbox.inbox + "/" + name)
                     Sys.fsyncDirectory(inbox.inbox)
@@ -118,15 +122,22 @@ public final class Puller {
                     line.seconds = dl.seconds
                     line.transferSeconds = dl.transferSeconds
                     line.resumed = dl.resumed
-                    line.reason = n > 0 ? "the delta failed (\(errors.joined(separator: "; "))); the full package instead" : d.reason
+                    line.reason =
+                        n > 0
+                        ? "the delta failed (\(errors.joined(separator: "; "))); the full package instead" : d.reason
                     errors = []
-                    logger.info("delivered into the inbox", metadata: [
-                        "type": "\(d.type)", "package": "\(name)", "bytes": "\(dl.bytes)", "mirror": "\(dl.mirror)"])
+                    logger.info(
+                        "delivered into the inbox",
+                        metadata: [
+                            "type": "\(d.type)", "package": "\(name)", "bytes": "\(dl.bytes)", "mirror": "\(dl.mirror)",
+                        ])
                     break
                 } catch let e as CourierError {
                     errors.append(e.message)
                     line.errorCode = e.code
-                    logger.error("package not delivered", metadata: ["type": "\(d.type)", "package": "\(name)", "reason": "\(e.message)"])
+                    logger.error(
+                        "package not delivered",
+                        metadata: ["type": "\(d.type)", "package": "\(name)", "reason": "\(e.message)"])
                 }
             }
             if !errors.isEmpty {
@@ -150,15 +161,21 @@ public final class Puller {
             // run left: no run is writing it now (we hold the lock), so it is garbage whoever's.
             let sidecarTmp = n.split(separator: ".cpkg.part.partial.json.tmp-", omittingEmptySubsequences: false)
             if n.hasPrefix(".."), sidecarTmp.count == 2, let pid = sidecarTmp.last, !pid.isEmpty,
-               pid.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                pid.allSatisfy({ $0.isASCII && $0.isNumber })
+            {
                 try? Sys.unlink(inbox.inbox + "/" + n)
                 continue
             }
             let stem: Substring
-            if n.hasSuffix(".cpkg.part") { stem = Substring(n) }
-            else if n.hasSuffix(".cpkg.part.partial") { stem = n.dropLast(".partial".count) }
-            else if n.hasSuffix(".cpkg.part.partial.json") { stem = n.dropLast(".partial.json".count) }
-            else { continue }
+            if n.hasSuffix(".cpkg.part") {
+                stem = Substring(n)
+            } else if n.hasSuffix(".cpkg.part.partial") {
+                stem = n.dropLast(".partial".count)
+            } else if n.hasSuffix(".cpkg.part.partial.json") {
+                stem = n.dropLast(".partial.json".count)
+            } else {
+                continue
+            }
             if !keeping.contains(inbox.inbox + "/" + stem) { try? Sys.unlink(inbox.inbox + "/" + n) }
         }
     }
@@ -200,7 +217,8 @@ public struct PullReport: Sendable {
         for t in types {
             var s = "\(t.type) \(t.revision.map(String.init) ?? "-") \(t.action) (\(t.code))"
             if let p = t.package, let b = t.bytes {
-                s += ": \(p), \(human(b)) from \(t.mirror ?? "-") in \(String(format1: t.seconds ?? 0)) s\(t.resumed ? " (resumed)" : "")"
+                s +=
+                    ": \(p), \(human(b)) from \(t.mirror ?? "-") in \(String(format1: t.seconds ?? 0)) s\(t.resumed ? " (resumed)" : "")"
             } else {
                 s += ": \(Escape.text(t.reason))"
             }
@@ -212,7 +230,10 @@ public struct PullReport: Sendable {
     public func json() -> String {
         func q(_ s: String) -> String { PullReport.jsonString(s) }
         let lines = types.map { t -> String in
-            var f = ["\"type\":\(q(t.type))", "\"action\":\(q(t.action))", "\"code\":\(q(t.code))", "\"reason\":\(q(t.reason))"]
+            var f = [
+                "\"type\":\(q(t.type))", "\"action\":\(q(t.action))", "\"code\":\(q(t.code))",
+                "\"reason\":\(q(t.reason))",
+            ]
             if let r = t.revision { f.append("\"revision\":\(r)") }
             if let p = t.package { f.append("\"package\":\(q(p))") }
             if let m = t.mirror { f.append("\"mirror\":\(q(m))") }
@@ -222,7 +243,8 @@ public struct PullReport: Sendable {
             if t.resumed { f.append("\"resumed\":true") }
             return "{" + f.joined(separator: ",") + "}"
         }
-        return "{\"mirror\":\(q(mirror)),\"not_modified\":\(notModified),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
+        return
+            "{\"mirror\":\(q(mirror)),\"not_modified\":\(notModified),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
     }
 
     static func jsonString(_ s: String) -> String {
@@ -235,7 +257,9 @@ public struct PullReport: Sendable {
                 if u.value < 0x20 || u.value == 0x7f {
                     let h = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else { out.unicodeScalars.append(u) }
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         return out + "\""

@@ -1,9 +1,7 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
 import CourierDeliver
 import CourierFetch
+@preconcurrency import Glibc
 import Logging
 
 /// `courier-pull mirror`: a relay's pass (docs/DELIVER.md, "Relays"). Mirrors a subset of an
@@ -57,7 +55,9 @@ public final class Relay {
             var out = ["upstream index.json from \(mirror)\(notModified ? " (not modified)" : "")"]
             for t in types {
                 var s = "\(t.type): latest \(t.latest.map(String.init) ?? "-")"
-                if !t.added.isEmpty { s += ", added \(t.added.map(String.init).joined(separator: " ")) (\(human(t.bytes)))" }
+                if !t.added.isEmpty {
+                    s += ", added \(t.added.map(String.init).joined(separator: " ")) (\(human(t.bytes)))"
+                }
                 if !t.removed.isEmpty { s += ", removed \(t.removed.map(String.init).joined(separator: " "))" }
                 if !t.skippedDeltas.isEmpty { s += ", deltas left out: \(t.skippedDeltas.joined(separator: " "))" }
                 if let e = t.error { s += ", FAILED: \(e.message)" }
@@ -70,13 +70,16 @@ public final class Relay {
         public func json() -> String {
             let q = PullReport.jsonString
             let lines = types.map { t -> String in
-                var f = ["\"type\":\(q(t.type))", "\"added\":[\(t.added.map(String.init).joined(separator: ","))]",
-                         "\"removed\":[\(t.removed.map(String.init).joined(separator: ","))]", "\"bytes\":\(t.bytes)"]
+                var f = [
+                    "\"type\":\(q(t.type))", "\"added\":[\(t.added.map(String.init).joined(separator: ","))]",
+                    "\"removed\":[\(t.removed.map(String.init).joined(separator: ","))]", "\"bytes\":\(t.bytes)",
+                ]
                 if let l = t.latest { f.append("\"latest\":\(l)") }
                 if let e = t.error { f.append("\"error\":\(q(e.message))") }
                 return "{" + f.joined(separator: ",") + "}"
             }
-            return "{\"upstream\":\(q(mirror)),\"not_modified\":\(notModified),\"index_written\":\(indexWritten),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
+            return
+                "{\"upstream\":\(q(mirror)),\"not_modified\":\(notModified),\"index_written\":\(indexWritten),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
         }
     }
 
@@ -90,8 +93,10 @@ public final class Relay {
         var verify = VerifyOptions(trust: trust)
         verify.clockSkew = config.clockSkew
         let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }
-        let fetcher = Fetcher(policy: try config.http.policy(stateDir: config.stateDir, throttle: throttle,
-                                                             program: "courier-pull"), logger: logger)
+        let fetcher = Fetcher(
+            policy: try config.http.policy(
+                stateDir: config.stateDir, throttle: throttle,
+                program: "courier-pull"), logger: logger)
         let client = MirrorClient(fetcher: fetcher, mirrors: config.upstream, stateDir: config.stateDir, logger: logger)
         do {
             var report = try await pass(client, trust: trust, verify: verify)
@@ -113,8 +118,9 @@ public final class Relay {
         for t in types {
             var line = TypeLine(type: t)
             do {
-                try await mirrorType(t, catalog: catalog, index: got.index, outbox: outbox, client: client,
-                                     first: got.mirrorIndex, verify: verify, line: &line)
+                try await mirrorType(
+                    t, catalog: catalog, index: got.index, outbox: outbox, client: client,
+                    first: got.mirrorIndex, verify: verify, line: &line)
             } catch let e as CourierError {
                 line.error = e
                 logger.error("type not mirrored", metadata: ["type": "\(Escape.text(t))", "reason": "\(e.message)"])
@@ -124,13 +130,17 @@ public final class Relay {
         }
         try faults.hit("relay-before-index")
         // Last: the index names only what the directories hold (rebuilt from them, hashes reused).
-        report.indexWritten = try outbox.writeIndex(types: types.filter { Sys.isDirectory(outbox.typeDir($0)) },
-                                                    now: Int64(time(nil)), trust: trust).written
+        report.indexWritten = try outbox.writeIndex(
+            types: types.filter { Sys.isDirectory(outbox.typeDir($0)) },
+            now: Int64(time(nil)), trust: trust
+        ).written
         return report
     }
 
-    func mirrorType(_ t: String, catalog: Catalog, index: OutboxIndex, outbox: Outbox, client: MirrorClient,
-                    first: Int, verify: VerifyOptions, line: inout TypeLine) async throws {
+    func mirrorType(
+        _ t: String, catalog: Catalog, index: OutboxIndex, outbox: Outbox, client: MirrorClient,
+        first: Int, verify: VerifyOptions, line: inout TypeLine
+    ) async throws {
         guard let entry = catalog.types[t], let info = index.types[t] else {
             throw CourierError(.source, "the upstream index has no published revision of \(t)")
         }
@@ -143,7 +153,11 @@ public final class Relay {
         // a wanted revision is kept: its finished packages are checked and kept, its partial
         // download resumed.
         for n in try Sys.listDirectory(outbox.typeDir(t)) where n.hasPrefix(".") {
-            if n.hasPrefix(".staging-"), let r = Names.parseRevision(String(n.dropFirst(".staging-".count))), wanted.contains(r) { continue }
+            if n.hasPrefix(".staging-"), let r = Names.parseRevision(String(n.dropFirst(".staging-".count))),
+                wanted.contains(r)
+            {
+                continue
+            }
             try Sys.removeTree(outbox.typeDir(t) + "/" + n)
         }
         let have = Set(try outbox.revisions(t))
@@ -154,12 +168,16 @@ public final class Relay {
         for rev in wanted.sorted(by: >) where !have.contains(rev) {
             guard let revInfo = info.revisions.first(where: { $0.revision == rev }) else { continue }
             do {
-                try await mirrorRevision(t, rev, revInfo, outbox: outbox, client: client, first: first,
-                                         verify: verify, line: &line)
+                try await mirrorRevision(
+                    t, rev, revInfo, outbox: outbox, client: client, first: first,
+                    verify: verify, line: &line)
                 line.added.append(rev)
             } catch let e as CourierError {
-                logger.error("revision not mirrored", metadata: [
-                    "type": "\(Escape.text(t))", "revision": "\(rev)", "reason": "\(e.message)"])
+                logger.error(
+                    "revision not mirrored",
+                    metadata: [
+                        "type": "\(Escape.text(t))", "revision": "\(rev)", "reason": "\(e.message)",
+                    ])
                 failed.append((rev, e))
             }
         }
@@ -168,7 +186,8 @@ public final class Relay {
         // The upstream's latest once it is here; until then the relay's own (never a revision the
         // upstream does not point at), or the newest on a first pass.
         if let target = entry.latest.flatMap({ now.contains($0) ? $0 : nil }) ?? outbox.latest(t) ?? now.last,
-           outbox.latest(t) != target || outbox.latestLink(t) != target {
+            outbox.latest(t) != target || outbox.latestLink(t) != target
+        {
             try outbox.setLatest(t, target)
         }
         line.removed = try outbox.applyRetention(t, keep: config.revisions)
@@ -178,8 +197,10 @@ public final class Relay {
     }
 
     /// One revision into `<type>/.staging-<rev>` and renamed into sight, or nothing visible.
-    func mirrorRevision(_ t: String, _ rev: UInt64, _ revInfo: OutboxIndex.RevisionInfo, outbox: Outbox,
-                        client: MirrorClient, first: Int, verify: VerifyOptions, line: inout TypeLine) async throws {
+    func mirrorRevision(
+        _ t: String, _ rev: UInt64, _ revInfo: OutboxIndex.RevisionInfo, outbox: Outbox,
+        client: MirrorClient, first: Int, verify: VerifyOptions, line: inout TypeLine
+    ) async throws {
         let staging = outbox.typeDir(t) + "/.staging-\(rev)"
         try Sys.mkdirs(staging)
         let pkgs = revInfo.packages.filter { Catalog.indexEntryIsSane($0, type: t, revision: rev) }
@@ -189,7 +210,8 @@ public final class Relay {
         for p in pkgs {
             let name = String(p.file.split(separator: "/").last!)
             do {
-                let dl = try await client.download(p, type: t, revision: rev, to: staging + "/" + name, first: first, verify: verify)
+                let dl = try await client.download(
+                    p, type: t, revision: rev, to: staging + "/" + name, first: first, verify: verify)
                 if !dl.reused { line.bytes += dl.bytes }
                 checked.insert(name)
                 try faults.hit("relay-after-package")
@@ -197,7 +219,8 @@ public final class Relay {
                 // A delta that no mirror serves intact (or at all) is left out: clients get the
                 // full package. A transient failure (network, timeout, 5xx, a limit) is not: it
                 // fails the revision, the staging stays, and the next pass resumes it.
-                logger.warning("delta left out", metadata: ["package": "\(Escape.text(name))", "reason": "\(e.message)"])
+                logger.warning(
+                    "delta left out", metadata: ["package": "\(Escape.text(name))", "reason": "\(e.message)"])
                 line.skippedDeltas.append(name)
             }
         }

@@ -1,15 +1,20 @@
 import ArgumentParser
-import CourierCore
 import CourierCLI
+import CourierCore
 import CourierDeliver
 
 /// Where packages come from and which: shared by `push` and `select`.
 struct OutboxOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The outbox courier-stage writes (outbox/<type>/<revision>/…).", valueName: "DIR"))
     var outbox: String
-    @Option(name: .customLong("type"), help: ArgumentHelp("Deliver only this content type (repeatable). Default: every type of the outbox, or of the policy.", valueName: "TYPE"))
+    @Option(
+        name: .customLong("type"),
+        help: ArgumentHelp(
+            "Deliver only this content type (repeatable). Default: every type of the outbox, or of the policy.",
+            valueName: "TYPE"))
     var types: [String] = []
-    @Option(help: ArgumentHelp("Deliver this revision instead of the outbox's latest (with one --type).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp("Deliver this revision instead of the outbox's latest (with one --type).", valueName: "N"))
     var revision: UInt64?
 
     func validate() throws {
@@ -22,7 +27,10 @@ struct OutboxOptions: ParsableArguments {
     func catalog() throws -> Catalog {
         let c = try Catalog.scan(outbox, only: types.isEmpty ? nil : Set(types))
         for t in types where c.types[t] == nil {
-            throw CourierError(.usage, "\(outbox): has no type \(t) (types: \(try Catalog.scan(outbox).types.keys.sorted().joined(separator: ", ")))")
+            throw CourierError(
+                .usage,
+                "\(outbox): has no type \(t) (types: \(try Catalog.scan(outbox).types.keys.sorted().joined(separator: ", ")))"
+            )
         }
         return c
     }
@@ -30,7 +38,10 @@ struct OutboxOptions: ParsableArguments {
 
 /// How packages are checked before they are sent.
 struct TrustOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The clients' trust: a .pub file or a directory of them (with 'revoked'). Every package is verified with it once, before the first copy.", valueName: "PATH"))
+    @Option(
+        help: ArgumentHelp(
+            "The clients' trust: a .pub file or a directory of them (with 'revoked'). Every package is verified with it once, before the first copy.",
+            valueName: "PATH"))
     var trust: String
     @Option(help: "Number of distinct trusted keys that must sign.")
     var threshold: Int = 1
@@ -50,13 +61,22 @@ struct TrustOptions: ParsableArguments {
 
 /// Which inboxes: shared by `push` and `report`.
 struct InboxOptions: ParsableArguments {
-    @Option(name: .customLong("inbox"), help: ArgumentHelp("A client inbox directory or a glob of them (repeatable).", valueName: "DIR"))
+    @Option(
+        name: .customLong("inbox"),
+        help: ArgumentHelp("A client inbox directory or a glob of them (repeatable).", valueName: "DIR"))
     var inboxes: [String] = []
-    @Option(help: ArgumentHelp("A file listing inbox directories or globs, one per line (# comments).", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp("A file listing inbox directories or globs, one per line (# comments).", valueName: "FILE"))
     var inboxesFrom: String?
-    @Option(help: ArgumentHelp("A policy file: groups of inboxes and the revision each type should have there (docs/DELIVER.md).", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "A policy file: groups of inboxes and the revision each type should have there (docs/DELIVER.md).",
+            valueName: "FILE"))
     var policy: String?
-    @Option(help: ArgumentHelp("Where a client's status.json is, {inbox} being its inbox (default: courier-inboxd's).", valueName: "TEMPLATE"))
+    @Option(
+        help: ArgumentHelp(
+            "Where a client's status.json is, {inbox} being its inbox (default: courier-inboxd's).",
+            valueName: "TEMPLATE"))
     var statusPath: String?
 
     var given: Bool { !inboxes.isEmpty || inboxesFrom != nil || policy != nil }
@@ -74,8 +94,9 @@ struct InboxOptions: ParsableArguments {
         }
         var patterns = inboxes
         if let f = inboxesFrom { patterns += try TargetList.readList(f) }
-        out += TargetList.targets(patterns: patterns, types: types, spec: spec,
-                                  statusTemplate: statusPath ?? TargetList.defaultStatusTemplate)
+        out += TargetList.targets(
+            patterns: patterns, types: types, spec: spec,
+            statusTemplate: statusPath ?? TargetList.defaultStatusTemplate)
         return out
     }
 }

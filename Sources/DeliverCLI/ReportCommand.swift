@@ -1,6 +1,6 @@
 import ArgumentParser
-import CourierCore
 import CourierCLI
+import CourierCore
 import CourierDeliver
 
 public struct ReportCommand: ParsableCommand {
@@ -8,30 +8,32 @@ public struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Print what every client holds, from their status.json files; flag stale clients.",
         discussion: """
-        One row per client and type: installed revision (and pin), revisions behind its target \
-        (with --outbox), content age (the age of the signatures, not of the apply), last \
-        apply, pending packages, last error. A client is STALE when it is --stale-revisions or \
-        more behind (unless pinned), when its content is older than --stale-hours, or when its \
-        status file is missing or unreadable.
+            One row per client and type: installed revision (and pin), revisions behind its target \
+            (with --outbox), content age (the age of the signatures, not of the apply), last \
+            apply, pending packages, last error. A client is STALE when it is --stale-revisions or \
+            more behind (unless pinned), when its content is older than --stale-hours, or when its \
+            status file is missing or unreadable.
 
-        The target is the outbox's latest, or with --policy the revision the client's group \
-        names: a client of a group held on a named revision is "ok" when it holds exactly that \
-        revision (old content is no alarm there), and STALE when it holds any other.
+            The target is the outbox's latest, or with --policy the revision the client's group \
+            names: a client of a group held on a named revision is "ok" when it holds exactly that \
+            revision (old content is no alarm there), and STALE when it holds any other.
 
-        Clients are found from their inboxes (--inbox, --inboxes-from, --policy; status.json at \
-        {inbox}/../state/status.json unless --status-path says otherwise) or given as status files \
-        (--status, globs allowed: what Ansible's fetch gathers).
+            Clients are found from their inboxes (--inbox, --inboxes-from, --policy; status.json at \
+            {inbox}/../state/status.json unless --status-path says otherwise) or given as status files \
+            (--status, globs allowed: what Ansible's fetch gathers).
 
-        Examples:
-          courier-deliver report --inbox '/mnt/clients/*/var/lib/courier/inbox' --outbox /srv/courier/outbox
-          courier-deliver report --status 'fleet/*/status.json' --prometheus > /var/lib/node_exporter/courier.prom
+            Examples:
+              courier-deliver report --inbox '/mnt/clients/*/var/lib/courier/inbox' --outbox /srv/courier/outbox
+              courier-deliver report --status 'fleet/*/status.json' --prometheus > /var/lib/node_exporter/courier.prom
 
-        Exit codes: 0 (also with stale clients, unless --fail-stale: then 16), 2 bad policy file, \
-        12 outbox unreadable, 64 usage.
-        """)
+            Exit codes: 0 (also with stale clients, unless --fail-stale: then 16), 2 bad policy file, \
+            12 outbox unreadable, 64 usage.
+            """)
 
-    @OptionGroup var where_: InboxOptions
-    @Option(name: .customLong("status"), help: ArgumentHelp("A client's status.json, or a glob of them (repeatable).", valueName: "FILE"))
+    @OptionGroup var inboxOptions: InboxOptions
+    @Option(
+        name: .customLong("status"),
+        help: ArgumentHelp("A client's status.json, or a glob of them (repeatable).", valueName: "FILE"))
     var statusFiles: [String] = []
     @Option(help: ArgumentHelp("The outbox, to count how many revisions each client is behind.", valueName: "DIR"))
     var outbox: String?
@@ -51,20 +53,26 @@ public struct ReportCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        if !where_.given && statusFiles.isEmpty { throw ValidationError("name the clients: --inbox, --inboxes-from, --policy or --status") }
+        if !inboxOptions.given && statusFiles.isEmpty {
+            throw ValidationError("name the clients: --inbox, --inboxes-from, --policy or --status")
+        }
         if json && prometheus { throw ValidationError("--json or --prometheus, not both") }
-        if staleRevisions < 1 || staleHours < 1 { throw ValidationError("--stale-revisions and --stale-hours must be at least 1") }
+        if staleRevisions < 1 || staleHours < 1 {
+            throw ValidationError("--stale-revisions and --stale-hours must be at least 1")
+        }
     }
 
     public func run() throws {
         var stale = false
         try mapErrors("courier-deliver report") {
             var sources: [FleetReport.Source] = []
-            if where_.given {
-                for t in try where_.targets(types: [], spec: .latest) {
-                    sources.append(FleetReport.Source(origin: t.inbox, statusPath: t.problem == nil ? t.statusPath : t.inbox,
-                                                      group: t.group,
-                                                      wants: Dictionary(t.wants.map { ($0.type, $0.spec) }, uniquingKeysWith: { a, _ in a })))
+            if inboxOptions.given {
+                for t in try inboxOptions.targets(types: [], spec: .latest) {
+                    sources.append(
+                        FleetReport.Source(
+                            origin: t.inbox, statusPath: t.problem == nil ? t.statusPath : t.inbox,
+                            group: t.group,
+                            wants: Dictionary(t.wants.map { ($0.type, $0.spec) }, uniquingKeysWith: { a, _ in a })))
                 }
             }
             for pat in statusFiles {
@@ -79,7 +87,9 @@ public struct ReportCommand: ParsableCommand {
             if let o = outbox { r.catalog = try Catalog.scan(o) }
             let rows = r.rows(sources)
             stale = rows.contains { $0.stale }
-            print(json ? ReportRender.json(rows) : prometheus ? ReportRender.prometheus(rows) : ReportRender.table(rows), terminator: "")
+            print(
+                json ? ReportRender.json(rows) : prometheus ? ReportRender.prometheus(rows) : ReportRender.table(rows),
+                terminator: "")
         }
         if stale && failStale { throw ExitCode(ExitStatus.partial.rawValue) }
     }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import CourierCore
 import CourierCLI
+import CourierCore
 import CourierDeliver
 
 public struct SelectCommand: ParsableCommand {
@@ -8,30 +8,38 @@ public struct SelectCommand: ParsableCommand {
         commandName: "select",
         abstract: "Print the outbox packages one client needs, from its status.json (for Ansible and other copiers).",
         discussion: """
-        The choice push makes, for one client, without copying: one absolute path per line, \
-        nothing when the client is up to date. A missing status file is a new client: full \
-        packages. With --inbox, packages already waiting there are not selected again; with \
-        --trust, the selected packages are verified first. A revision the client refused \
-        (its status.json lists it under refused) is not selected (code refused) unless --force.
+            The choice push makes, for one client, without copying: one absolute path per line, \
+            nothing when the client is up to date. A missing status file is a new client: full \
+            packages. With --inbox, packages already waiting there are not selected again; with \
+            --trust, the selected packages are verified first. A revision the client refused \
+            (its status.json lists it under refused) is not selected (code refused) unless --force.
 
-        Example (what scripts/ansible/deliver.yml runs on the controller):
-          courier-deliver select --outbox /srv/courier/outbox --status fleet/client-01/status.json --json
-        """)
+            Example (what scripts/ansible/deliver.yml runs on the controller):
+              courier-deliver select --outbox /srv/courier/outbox --status fleet/client-01/status.json --json
+            """)
 
     @OptionGroup var source: OutboxOptions
     @Option(help: ArgumentHelp("The client's status.json (absent or missing: a new client).", valueName: "FILE"))
     var status: String?
-    @Option(help: ArgumentHelp("The client's inbox, when reachable: skips packages already waiting there; its status.json is found from it unless --status is given.", valueName: "DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "The client's inbox, when reachable: skips packages already waiting there; its status.json is found from it unless --status is given.",
+            valueName: "DIR"))
     var inbox: String?
     @Option(help: ArgumentHelp("A policy file; with --group, the revisions that group should have.", valueName: "FILE"))
     var policy: String?
     @Option(help: ArgumentHelp("The policy group the client is in.", valueName: "NAME"))
     var group: String?
-    @Option(help: ArgumentHelp("Verify the selected packages with this trust (a .pub file or directory).", valueName: "PATH"))
+    @Option(
+        help: ArgumentHelp(
+            "Verify the selected packages with this trust (a .pub file or directory).", valueName: "PATH"))
     var trust: String?
     @Flag(help: "One JSON object per type: type, revision, action (full, delta, none, error), path, code, reason.")
     var json = false
-    @Flag(help: ArgumentHelp("Select a revision the client refused before (status.json's refused list); without it that type selects nothing, with code 'refused'."))
+    @Flag(
+        help: ArgumentHelp(
+            "Select a revision the client refused before (status.json's refused list); without it that type selects nothing, with code 'refused'."
+        ))
     var force = false
 
     public init() {}
@@ -45,25 +53,36 @@ public struct SelectCommand: ParsableCommand {
         var failed = false
         try mapErrors("courier-deliver select") {
             let catalog = try source.catalog()
-            var wants: [(type: String, spec: RevisionSpec)] = source.types.isEmpty
+            var wants: [(type: String, spec: RevisionSpec)] =
+                source.types.isEmpty
                 ? catalog.types.keys.sorted().map { ($0, RevisionSpec.latest) }
                 : source.types.map { ($0, source.spec) }
             if let p = policy, let g = group {
-                wants = try Policy.load(p).group(named: g).types.filter { source.types.isEmpty || source.types.contains($0.type) }
+                wants = try Policy.load(p).group(named: g).types.filter {
+                    source.types.isEmpty || source.types.contains($0.type)
+                }
             }
-            let statusPath = status ?? inbox.map { TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: $0) } ?? ""
+            let statusPath =
+                status ?? inbox.map { TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: $0) } ?? ""
             let waiting = try inbox.map { try Pusher.waiting(in: $0) } ?? []
-            let decisions = Pusher.decide(wants, catalog: catalog, statusPath: statusPath, waiting: waiting, force: force)
+            let decisions = Pusher.decide(
+                wants, catalog: catalog, statusPath: statusPath, waiting: waiting, force: force)
             var bad: [String: String] = [:]
             if let t = trust {
-                bad = Pusher.verifyOnce(decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8).failures
+                bad =
+                    Pusher.verifyOnce(
+                        decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8
+                    ).failures
             }
             for d in decisions {
                 let problem = d.package.flatMap { bad[$0] }
                 if json {
-                    var f = ["\"type\":\(jsonString(d.type))", "\"action\":\"\(problem == nil ? d.action.rawValue : "error")\"",
-                             "\"code\":\(jsonString(problem == nil ? d.code : "verify"))",
-                             "\"reason\":\(jsonString(problem ?? d.reason))"]
+                    var f = [
+                        "\"type\":\(jsonString(d.type))",
+                        "\"action\":\"\(problem == nil ? d.action.rawValue : "error")\"",
+                        "\"code\":\(jsonString(problem == nil ? d.code : "verify"))",
+                        "\"reason\":\(jsonString(problem ?? d.reason))",
+                    ]
                     if let r = d.revision { f.append("\"revision\":\(r)") }
                     if let path = d.package, problem == nil { f.append("\"path\":\(jsonString(path))") }
                     if let b = d.base { f.append("\"base\":\(b)") }

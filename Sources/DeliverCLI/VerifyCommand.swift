@@ -1,21 +1,23 @@
 import ArgumentParser
-import CourierCore
 import CourierCLI
+import CourierCore
 
 public struct VerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify packages: signature, manifest, expiry, type and every payload byte.",
         discussion: """
-        Prints one line per package: OK with type, revision, kind and signing key id, or FAIL with \
-        the reason. Exits 0 only if every package verifies; otherwise with the code of the (first) \
-        failure for one package, or 16 when several were given and some failed.
+            Prints one line per package: OK with type, revision, kind and signing key id, or FAIL with \
+            the reason. Exits 0 only if every package verifies; otherwise with the code of the (first) \
+            failure for one package, or 16 when several were given and some failed.
 
-        Memory stays bounded whatever the package size; nothing is written. Suited to Ansible:
-          copy: src=… dest=/var/lib/courier/inbox/ validate='courier-deliver verify --trust /etc/courier/trust %s'
-        """)
+            Memory stays bounded whatever the package size; nothing is written. Suited to Ansible:
+              copy: src=… dest=/var/lib/courier/inbox/ validate='courier-deliver verify --trust /etc/courier/trust %s'
+            """)
 
-    @Option(help: ArgumentHelp("A .pub file or a directory of them (with an optional 'revoked' file or directory).", valueName: "PATH"))
+    @Option(
+        help: ArgumentHelp(
+            "A .pub file or a directory of them (with an optional 'revoked' file or directory).", valueName: "PATH"))
     var trust: String
     @Option(help: "Refuse packages of any other content type.")
     var type: String?
@@ -38,8 +40,7 @@ public struct VerifyCommand: ParsableCommand {
     public func run() throws {
         let skew = try parseDuration(clockSkew, option: "--clock-skew")
         let store: TrustStore
-        do { store = try TrustStore.load(trust, threshold: threshold) }
-        catch let e as CourierError {
+        do { store = try TrustStore.load(trust, threshold: threshold) } catch let e as CourierError {
             printError("courier-deliver verify: error: \(e.description)")
             throw ExitCode(ExitStatus.for(e.code).rawValue)
         }
@@ -53,17 +54,23 @@ public struct VerifyCommand: ParsableCommand {
                 let m = v.manifest
                 let kind = m.kind == .full ? "full" : "delta from \(m.base ?? 0)"
                 if json {
-                    print("{\"path\":\(jsonString(p)),\"ok\":true,\"type\":\(jsonString(m.type)),\"revision\":\(m.revision),"
-                        + "\"kind\":\"\(m.kind.rawValue)\",\"base\":\(m.base.map(String.init) ?? "null"),"
-                        + "\"signers\":[\(v.signers.map(jsonString).joined(separator: ","))],"
-                        + "\"files\":\(m.resultFileCount),\"payload_bytes\":\(m.payloadBytes),\"expires\":\(jsonString(m.expires))}")
+                    print(
+                        "{\"path\":\(jsonString(p)),\"ok\":true,\"type\":\(jsonString(m.type)),\"revision\":\(m.revision),"
+                            + "\"kind\":\"\(m.kind.rawValue)\",\"base\":\(m.base.map(String.init) ?? "null"),"
+                            + "\"signers\":[\(v.signers.map(jsonString).joined(separator: ","))],"
+                            + "\"files\":\(m.resultFileCount),\"payload_bytes\":\(m.payloadBytes),\"expires\":\(jsonString(m.expires))}"
+                    )
                 } else {
-                    print("OK    \(Escape.text(p))  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))")
+                    print(
+                        "OK    \(Escape.text(p))  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))"
+                    )
                 }
             } catch let e as CourierError {
                 if firstFailure == nil { firstFailure = ExitStatus.for(e.code) }
                 if json {
-                    print("{\"path\":\(jsonString(p)),\"ok\":false,\"code\":\(jsonString(e.code.name)),\"error\":\(jsonString(e.description))}")
+                    print(
+                        "{\"path\":\(jsonString(p)),\"ok\":false,\"code\":\(jsonString(e.code.name)),\"error\":\(jsonString(e.description))}"
+                    )
                 } else {
                     // One line per package whatever the package says (Ansible's validate: shows it).
                     print("FAIL  \(Escape.text(p))  \(e.code.name): \(Escape.line(e.description))")

@@ -2,27 +2,25 @@ import ArgumentParser
 import CourierCLI
 import CourierCore
 import CourierInbox
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 public struct InboxRunCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Watch the inbox and apply every package that lands in it.",
         discussion: """
-        Recovers from any interrupted apply, processes what is already in the inbox, then waits \
-        (inotify, or --poll for NFS/SMB inboxes) and applies each package as it is closed or moved \
-        in. SIGTERM lets the apply in progress finish, then exits 0. On any exit it logs one \
-        line: why it stopped, how long it ran, how many packages it applied and refused.
+            Recovers from any interrupted apply, processes what is already in the inbox, then waits \
+            (inotify, or --poll for NFS/SMB inboxes) and applies each package as it is closed or moved \
+            in. SIGTERM lets the apply in progress finish, then exits 0. On any exit it logs one \
+            line: why it stopped, how long it ran, how many packages it applied and refused.
 
-        Examples:
-          courier-inboxd run --config /etc/courier/inboxd.toml
-          courier-inboxd run --config inboxd.toml --once                 # apply what is there, exit
-          courier-inboxd run --config inboxd.toml --exit-when-idle 30s   # until nothing arrives for 30 s
-          courier-inboxd run --config inboxd.toml --verbose --log-file /var/log/courier/inboxd.log
-        """)
+            Examples:
+              courier-inboxd run --config /etc/courier/inboxd.toml
+              courier-inboxd run --config inboxd.toml --once                 # apply what is there, exit
+              courier-inboxd run --config inboxd.toml --exit-when-idle 30s   # until nothing arrives for 30 s
+              courier-inboxd run --config inboxd.toml --verbose --log-file /var/log/courier/inboxd.log
+            """)
 
     @Option(help: ArgumentHelp("The configuration file (docs/INBOXD.md).", valueName: "FILE"))
     var config: String = "/etc/courier/inboxd.toml"
@@ -30,13 +28,19 @@ public struct InboxRunCommand: ParsableCommand {
     var once = false
     @Option(help: ArgumentHelp("Exit after this long without anything to do (e.g. 30s).", valueName: "DURATION"))
     var exitWhenIdle: String?
-    @Option(help: ArgumentHelp("Poll the inbox every SECONDS instead of inotify (NFS/SMB: inotify cannot see writes from other hosts).", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "Poll the inbox every SECONDS instead of inotify (NFS/SMB: inotify cannot see writes from other hosts).",
+            valueName: "SECONDS"))
     var poll: Int64?
     @Option(help: ArgumentHelp("Append the log to this file.", valueName: "FILE"))
     var logFile: String?
     @Flag(help: "Log only warnings and errors.")
     var quiet = false
-    @Flag(help: "Log debug lines too (why the daemon woke, each package's outcome, the next wake-up), to stderr and the log file.")
+    @Flag(
+        help:
+            "Log debug lines too (why the daemon woke, each package's outcome, the next wake-up), to stderr and the log file."
+    )
     var verbose = false
 
     public init() {}
@@ -56,7 +60,8 @@ public struct InboxRunCommand: ParsableCommand {
             if let lf = logFile { fd = try LineLogHandler.openLogFile(lf) }
             // --verbose lowers both levels: the file is where a daemon's debug lines are read.
             let level: Logger.Level = verbose ? .debug : .info
-            let handler = LineLogHandler(program: "courier-inboxd", level: level, stderrLevel: quiet ? .warning : level, fileFD: fd)
+            let handler = LineLogHandler(
+                program: "courier-inboxd", level: level, stderrLevel: quiet ? .warning : level, fileFD: fd)
             let logger = Logger(label: "courier-inboxd", factory: { _ in handler })
             var opts = InboxDaemon.Options()
             opts.once = once

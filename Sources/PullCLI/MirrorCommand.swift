@@ -2,25 +2,24 @@ import ArgumentParser
 import CourierCLI
 import CourierCore
 import CourierPull
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 public struct MirrorCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "mirror",
-        abstract: "One relay pass: mirror the newest revisions of an upstream outbox (or relay) into a local directory.",
+        abstract:
+            "One relay pass: mirror the newest revisions of an upstream outbox (or relay) into a local directory.",
         discussion: """
-        Only verified, complete packages appear: each revision is built under a dot-name and \
-        renamed into place, then latest and index.json are written, last and atomically. Serve \
-        the directory with any web server (scripts/nginx/courier-outbox.conf). A killed pass \
-        leaves nothing half-done in sight; the next one resumes. See docs/DELIVER.md, "Relays".
+            Only verified, complete packages appear: each revision is built under a dot-name and \
+            renamed into place, then latest and index.json are written, last and atomically. Serve \
+            the directory with any web server (scripts/nginx/courier-outbox.conf). A killed pass \
+            leaves nothing half-done in sight; the next one resumes. See docs/DELIVER.md, "Relays".
 
-        Examples:
-          courier-pull mirror --config /etc/courier/relay.toml
-          courier-pull mirror --config relay.toml --json
-        """)
+            Examples:
+              courier-pull mirror --config /etc/courier/relay.toml
+              courier-pull mirror --config relay.toml --json
+            """)
 
     @Option(help: ArgumentHelp("The relay's configuration file.", valueName: "FILE"))
     var config: String = "/etc/courier/relay.toml"

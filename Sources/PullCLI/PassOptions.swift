@@ -2,16 +2,16 @@ import ArgumentParser
 import CourierCLI
 import CourierCore
 import CourierPull
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// What `courier-pull run` and `courier-pull mirror` share: a pass made for a timer or cron —
 /// silent when all is well and stdout is not a terminal, a summary on stderr when something
 /// failed, its report as JSON on request, one `summary:` line in the log file either way.
 struct PassOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Override the configuration's bwlimit (e.g. 2M, 500K; bytes per second).", valueName: "RATE"))
+    @Option(
+        help: ArgumentHelp("Override the configuration's bwlimit (e.g. 2M, 500K; bytes per second).", valueName: "RATE")
+    )
     var bwlimit: String?
     @Flag(help: "Print the pass's report as JSON on stdout.")
     var json = false
@@ -44,9 +44,13 @@ struct PassOptions: ParsableArguments {
         }
         for line in report.summary().split(separator: "\n") { logger.debug("\(line)") }
         appendSummary(report.summary())
-        if json { print(report.json()) }
-        else if report.exitCode != 0 { for line in report.summary().split(separator: "\n") { printError(String(line)) } }
-        else if isatty(1) == 1 && !quiet { print(report.summary()) }
+        if json {
+            print(report.json())
+        } else if report.exitCode != 0 {
+            for line in report.summary().split(separator: "\n") { printError(String(line)) }
+        } else if isatty(1) == 1 && !quiet {
+            print(report.summary())
+        }
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }
     }
 

@@ -1,23 +1,21 @@
 import ArgumentParser
-import CourierCore
 import CourierCLI
-#if canImport(Glibc)
+import CourierCore
 @preconcurrency import Glibc
-#endif
 
 public struct BuildCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "build",
         abstract: "Build one signed package (full, or delta against an earlier package) from a directory tree.",
         discussion: """
-        The building block of 'courier-stage run', usable by hand or from a script. Writes \
-        <type>_<revision>.cpkg, or <type>_<revision>_from_<base>.cpkg with --delta-from, into \
-        --out-dir, atomically (temporary dot-file, fsync, rename).
+            The building block of 'courier-stage run', usable by hand or from a script. Writes \
+            <type>_<revision>.cpkg, or <type>_<revision>_from_<base>.cpkg with --delta-from, into \
+            --out-dir, atomically (temporary dot-file, fsync, rename).
 
-        Example:
-          courier-stage build --tree /srv/defs/20261121001 --type virus-defs \\
-              --revision 20261121001 --key /etc/courier/stage.key --out-dir /srv/outbox/virus-defs/20261121001
-        """)
+            Example:
+              courier-stage build --tree /srv/defs/20261121001 --type virus-defs \\
+                  --revision 20261121001 --key /etc/courier/stage.key --out-dir /srv/outbox/virus-defs/20261121001
+            """)
 
     @Option(help: ArgumentHelp("Directory whose files become the package's tree.", valueName: "DIR"))
     var tree: String
@@ -25,13 +23,20 @@ public struct BuildCommand: ParsableCommand {
     var type: String
     @Option(help: "Revision number (YYYYMMDDNNN by convention; any growing integer).")
     var revision: UInt64
-    @Option(help: ArgumentHelp("Signing key file (repeat to sign with several keys during rotation).", valueName: "KEY"))
+    @Option(
+        help: ArgumentHelp("Signing key file (repeat to sign with several keys during rotation).", valueName: "KEY"))
     var key: [String]
     @Option(help: ArgumentHelp("Directory to write the package into (created if missing).", valueName: "DIR"))
     var outDir: String
-    @Option(help: ArgumentHelp("Build a delta against this earlier full package of the same type (its manifest is verified with the signing key).", valueName: "PKG"))
+    @Option(
+        help: ArgumentHelp(
+            "Build a delta against this earlier full package of the same type (its manifest is verified with the signing key).",
+            valueName: "PKG"))
     var deltaFrom: String?
-    @Option(help: ArgumentHelp("Manifest format of a delta: 2 (default: changed files patched against their base versions where smaller, and a digest instead of the complete file list) or 1 (whole files and the complete list, for clients older than format 2).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Manifest format of a delta: 2 (default: changed files patched against their base versions where smaller, and a digest instead of the complete file list) or 1 (whole files and the complete list, for clients older than format 2).",
+            valueName: "N"))
     var deltaFormat: Int = 2
     @Option(help: "Compression: zstd (default), gzip or none.")
     var compression: String = "zstd"
@@ -71,14 +76,18 @@ public struct BuildCommand: ParsableCommand {
                 defer { try? Sys.removeTree(scratch) }
                 let baseFiles = Array(baseReader.manifest.files)
                 if deltaFormat == 2 {
-                    try DeltaPatcher.extractBase(package: base, verify: vo, baseFiles: baseFiles,
-                                                 target: files, into: scratch)
+                    try DeltaPatcher.extractBase(
+                        package: base, verify: vo, baseFiles: baseFiles,
+                        target: files, into: scratch)
                 }
-                m = try PackageBuilder.buildDelta(baseRevision: baseReader.manifest.revision, baseFiles: baseFiles,
-                                                  tree: tree, to: outDir + "/" + name, options: opts, files: files,
-                                                  baseTree: deltaFormat == 2 ? scratch : nil)
+                m = try PackageBuilder.buildDelta(
+                    baseRevision: baseReader.manifest.revision, baseFiles: baseFiles,
+                    tree: tree, to: outDir + "/" + name, options: opts, files: files,
+                    baseTree: deltaFormat == 2 ? scratch : nil)
                 let patched = m.changes?.filter { $0.patch != nil }.count ?? 0
-                print("wrote \(outDir)/\(name): delta \(m.base!) → \(m.revision) (format \(m.format)), \(m.changed!.count) changed (\(patched) patched in \(m.patches?.count ?? 0) patches), \(m.removed!.count) removed, \(m.resultFileCount) files in the tree")
+                print(
+                    "wrote \(outDir)/\(name): delta \(m.base!) → \(m.revision) (format \(m.format)), \(m.changed!.count) changed (\(patched) patched in \(m.patches?.count ?? 0) patches), \(m.removed!.count) removed, \(m.resultFileCount) files in the tree"
+                )
             } else {
                 let name = Names.fullPackageName(type: type, revision: revision)
                 m = try PackageBuilder.buildFull(tree: tree, to: outDir + "/" + name, options: opts)

@@ -10,37 +10,46 @@ import Logging
 public struct FetchCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "fetch",
-        abstract: "Download one URL with the stager's HTTP behaviour (proxy, retries, resume, cool-down), to check connectivity from the staging server.",
+        abstract:
+            "Download one URL with the stager's HTTP behaviour (proxy, retries, resume, cool-down), to check connectivity from the staging server.",
         discussion: """
-        The body goes to FILE.partial first and is renamed to FILE when complete; an interrupted \
-        download is resumed by the next invocation (Range + If-Range). Transient failures (5xx, \
-        refused connections, timeouts, truncated bodies) are retried with backoff until \
-        --retry-for is used up. A 429/503 with Retry-After longer than that is recorded in \
-        --state-dir/cooldown.json, and the host is not contacted again until then.
+            The body goes to FILE.partial first and is renamed to FILE when complete; an interrupted \
+            download is resumed by the next invocation (Range + If-Range). Transient failures (5xx, \
+            refused connections, timeouts, truncated bodies) are retried with backoff until \
+            --retry-for is used up. A 429/503 with Retry-After longer than that is recorded in \
+            --state-dir/cooldown.json, and the host is not contacted again until then.
 
-        Without --proxy, http_proxy / https_proxy / no_proxy from the environment apply (prefer \
-        them for credentials: a password on the command line is visible in the process list). \
-        Proxy passwords are never printed.
+            Without --proxy, http_proxy / https_proxy / no_proxy from the environment apply (prefer \
+            them for credentials: a password on the command line is visible in the process list). \
+            Proxy passwords are never printed.
 
-        Exit codes: 0 ok, 9 download (HTTP status, truncated, cool-down), 10 size limit,
-        12 file system, 18 network, 19 proxy, 2 bad --proxy, 64 usage.
+            Exit codes: 0 ok, 9 download (HTTP status, truncated, cool-down), 10 size limit,
+            12 file system, 18 network, 19 proxy, 2 bad --proxy, 64 usage.
 
-        Examples:
-          courier-stage fetch https://updates.vendor.example/defs/daily.tar.gz --out /tmp/daily.tar.gz
-          courier-stage fetch https://mirror.example/x --out /tmp/x --proxy http://proxy.corp:3128 --retry-for 0
-        """)
+            Examples:
+              courier-stage fetch https://updates.vendor.example/defs/daily.tar.gz --out /tmp/daily.tar.gz
+              courier-stage fetch https://mirror.example/x --out /tmp/x --proxy http://proxy.corp:3128 --retry-for 0
+            """)
 
     @Argument(help: ArgumentHelp("The http:// or https:// URL to download.", valueName: "URL"))
     var url: String
     @Option(help: ArgumentHelp("Where to write the body (FILE.partial while in progress).", valueName: "FILE"))
     var out: String
-    @Option(help: ArgumentHelp("Proxy to use instead of the environment's: http://[user:pass@]host:port.", valueName: "URL"))
+    @Option(
+        help: ArgumentHelp("Proxy to use instead of the environment's: http://[user:pass@]host:port.", valueName: "URL")
+    )
     var proxy: String?
-    @Option(help: ArgumentHelp("Retry window for transient failures (e.g. 5m, 30s; 0 = one attempt).", valueName: "DURATION"))
+    @Option(
+        help: ArgumentHelp(
+            "Retry window for transient failures (e.g. 5m, 30s; 0 = one attempt).", valueName: "DURATION"))
     var retryFor: String = "5m"
-    @Option(help: ArgumentHelp("Refuse bodies larger than this many bytes (suffixes K, M, G: powers of 1024).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Refuse bodies larger than this many bytes (suffixes K, M, G: powers of 1024).", valueName: "N"))
     var maxBytes: String = "2G"
-    @Option(help: ArgumentHelp("Directory for the Retry-After cool-down state (cooldown.json); none by default.", valueName: "DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory for the Retry-After cool-down state (cooldown.json); none by default.", valueName: "DIR"))
     var stateDir: String?
     @Option(help: ArgumentHelp("Seconds without data before an attempt is given up.", valueName: "SECONDS"))
     var readTimeout: Int64 = 30
@@ -67,8 +76,9 @@ public struct FetchCommand: AsyncParsableCommand {
             policy.stateDir = stateDir
             if let proxy { policy.proxy = try ProxySettings.parse(proxy) }
 
-            let handler = LineLogHandler(program: "courier-stage", level: .info,
-                                         stderrLevel: verbose ? .info : .warning, fileFD: nil)
+            let handler = LineLogHandler(
+                program: "courier-stage", level: .info,
+                stderrLevel: verbose ? .info : .warning, fileFD: nil)
             let logger = Logger(label: "courier-stage", factory: { _ in handler })
             let fetcher = Fetcher(policy: policy, logger: logger)
             let outcome: FetchOutcome

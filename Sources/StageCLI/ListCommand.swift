@@ -20,10 +20,14 @@ public struct ListCommand: ParsableCommand {
         try mapErrors("courier-stage list") {
             let ob = Outbox(root: outbox)
             guard Sys.exists(outbox + "/index.json") else {
-                throw CourierError(.io, "\(outbox)/index.json: no index; has 'courier-stage run' published anything here?")
+                throw CourierError(
+                    .io, "\(outbox)/index.json: no index; has 'courier-stage run' published anything here?")
             }
             let idx = try ob.readIndex()
-            if json { print(String(decoding: idx.encoded(), as: UTF8.self), terminator: ""); return }
+            if json {
+                print(String(decoding: idx.encoded(), as: UTF8.self), terminator: "")
+                return
+            }
             print("outbox \(outbox), index of \(idx.generated)")
             for (type, info) in idx.types.sorted(by: { $0.key < $1.key }) {
                 print("\n\(type)  latest \(info.latest.map(String.init) ?? "-")")

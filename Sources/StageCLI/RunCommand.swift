@@ -2,35 +2,38 @@ import ArgumentParser
 import CourierCLI
 import CourierCore
 import CourierStage
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 public struct RunCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run one staging cycle: check every source, build and publish what is new.",
         discussion: """
-        Made for cron and systemd timers: silent when all is well and stdout is not a terminal, \
-        a summary on stderr when something failed, a non-zero exit code that says what \
-        (see 'courier-stage --help'). A second run while one is active exits at once with 17.
+            Made for cron and systemd timers: silent when all is well and stdout is not a terminal, \
+            a summary on stderr when something failed, a non-zero exit code that says what \
+            (see 'courier-stage --help'). A second run while one is active exits at once with 17.
 
-        Examples:
-          courier-stage run --config /etc/courier/stage.toml
-          courier-stage run --config stage.toml --splay 10m --metrics-file /var/lib/node_exporter/courier.prom --log-file /var/log/courier/stage.log
-          courier-stage run --config stage.toml --type virus-defs --json
-        """)
+            Examples:
+              courier-stage run --config /etc/courier/stage.toml
+              courier-stage run --config stage.toml --splay 10m --metrics-file /var/lib/node_exporter/courier.prom --log-file /var/log/courier/stage.log
+              courier-stage run --config stage.toml --type virus-defs --json
+            """)
 
     @Option(help: ArgumentHelp("The configuration file (docs/STAGE.md).", valueName: "FILE"))
     var config: String = "/etc/courier/stage.toml"
     @Option(name: .customLong("type"), help: ArgumentHelp("Only this content type (repeatable).", valueName: "TYPE"))
     var types: [String] = []
-    @Option(help: ArgumentHelp("Wait a random time up to DURATION first, to spread load across servers (e.g. 10m).", valueName: "DURATION"))
+    @Option(
+        help: ArgumentHelp(
+            "Wait a random time up to DURATION first, to spread load across servers (e.g. 10m).", valueName: "DURATION")
+    )
     var splay: String?
     @Flag(help: "Print the run's report as JSON on stdout.")
     var json = false
-    @Option(help: ArgumentHelp("Write Prometheus metrics (node_exporter textfile format) here, atomically.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Write Prometheus metrics (node_exporter textfile format) here, atomically.", valueName: "FILE"))
     var metricsFile: String?
     @Option(help: ArgumentHelp("Append the log to this file (never truncated).", valueName: "FILE"))
     var logFile: String?
@@ -48,7 +51,8 @@ public struct RunCommand: AsyncParsableCommand {
             var fileFD: Int32? = nil
             if let lf = logFile { fileFD = try LineLogHandler.openLogFile(lf) }
             let stderrLevel: Logger.Level = quiet ? .error : ((verbose || isatty(2) == 1) ? .info : .warning)
-            let handler = LineLogHandler(program: "courier-stage", level: .info, stderrLevel: stderrLevel, fileFD: fileFD)
+            let handler = LineLogHandler(
+                program: "courier-stage", level: .info, stderrLevel: stderrLevel, fileFD: fileFD)
             let logger = Logger(label: "courier-stage", factory: { _ in handler })
 
             let cfg = try StageConfig.load(config)
@@ -63,7 +67,8 @@ public struct RunCommand: AsyncParsableCommand {
                 let outbox = Outbox(root: cfg.outbox)
                 var latest: [String: UInt64] = [:]
                 for t in cfg.types { if let l = outbox.latest(t.name) { latest[t.name] = l } }
-                let text = Metrics.text(report: report, lastSuccess: runner.lastSuccess(), now: Int64(time(nil)), latest: latest)
+                let text = Metrics.text(
+                    report: report, lastSuccess: runner.lastSuccess(), now: Int64(time(nil)), latest: latest)
                 try Sys.writeFileAtomically(mf, Array(text.utf8))
             }
             if json {
@@ -76,7 +81,8 @@ public struct RunCommand: AsyncParsableCommand {
             }
             for line in report.summary().split(separator: "\n") { logger.debug("\(line)") }
             if let fd = fileFD {
-                let line = "\(RFC3339.format(Int64(time(nil)))) courier-stage[\(getpid())] summary: \(report.summary().replacingNewlines())\n"
+                let line =
+                    "\(RFC3339.format(Int64(time(nil)))) courier-stage[\(getpid())] summary: \(report.summary().replacingNewlines())\n"
                 _ = Array(line.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 close(fd)
             }

@@ -16,50 +16,61 @@ public struct TUFCommand: AsyncParsableCommand {
         commandName: "courier-tuf",
         abstract: "A TUF client: init, refresh, download (the tuf-conformance client protocol).",
         discussion: """
-        COMMANDS
-          init TRUSTED_ROOT
-              Copy TRUSTED_ROOT into --metadata-dir as root.json. No checks and
-              no network: the first refresh verifies it and trusts it.
-          refresh
-              Update root (through N.root.json until a 404 or 403), timestamp,
-              snapshot and targets from --metadata-url, each verified against
-              what is already trusted; keep what was accepted in
-              --metadata-dir as root.json, timestamp.json, snapshot.json and
-              targets.json (the exact bytes received).
-          download
-              Refresh, then for each --target-name in order: find it in the
-              targets metadata (following delegations) and, unless
-              --target-dir already holds it with matching hashes, download it
-              from --target-base-url, check its length and hashes, and store
-              it under its percent-encoded name. Stops at the first failure.
+            COMMANDS
+              init TRUSTED_ROOT
+                  Copy TRUSTED_ROOT into --metadata-dir as root.json. No checks and
+                  no network: the first refresh verifies it and trusts it.
+              refresh
+                  Update root (through N.root.json until a 404 or 403), timestamp,
+                  snapshot and targets from --metadata-url, each verified against
+                  what is already trusted; keep what was accepted in
+                  --metadata-dir as root.json, timestamp.json, snapshot.json and
+                  targets.json (the exact bytes received).
+              download
+                  Refresh, then for each --target-name in order: find it in the
+                  targets metadata (following delegations) and, unless
+                  --target-dir already holds it with matching hashes, download it
+                  from --target-base-url, check its length and hashes, and store
+                  it under its percent-encoded name. Stops at the first failure.
 
-        EXAMPLES
-          courier-tuf --metadata-dir md init ./root.json
-          courier-tuf --metadata-dir md --metadata-url URL refresh
-          courier-tuf --metadata-dir md --metadata-url URL \\
-              --target-name defs/virus.cvd --target-base-url TARGETS_URL \\
-              --target-dir defs download
+            EXAMPLES
+              courier-tuf --metadata-dir md init ./root.json
+              courier-tuf --metadata-dir md --metadata-url URL refresh
+              courier-tuf --metadata-dir md --metadata-url URL \\
+                  --target-name defs/virus.cvd --target-base-url TARGETS_URL \\
+                  --target-dir defs download
 
-        EXIT STATUS
-          0 when the command succeeded fully, 1 on any failure (the reason is
-          on standard error). Expiry is judged against the clock at start
-          (libc time(), so faketime works). See docs/TUF.md.
-        """,
+            EXIT STATUS
+              0 when the command succeeded fully, 1 on any failure (the reason is
+              on standard error). Expiry is judged against the clock at start
+              (libc time(), so faketime works). See docs/TUF.md.
+            """,
         version: CourierVersion.string)
 
-    @Option(name: .customLong("metadata-dir"), help: ArgumentHelp("Directory of trusted metadata (root.json, timestamp.json, …).", valueName: "dir"))
+    @Option(
+        name: .customLong("metadata-dir"),
+        help: ArgumentHelp("Directory of trusted metadata (root.json, timestamp.json, …).", valueName: "dir"))
     var metadataDir: String
 
-    @Option(name: .customLong("metadata-url"), help: ArgumentHelp("Base URL of the repository's metadata (refresh, download).", valueName: "url"))
+    @Option(
+        name: .customLong("metadata-url"),
+        help: ArgumentHelp("Base URL of the repository's metadata (refresh, download).", valueName: "url"))
     var metadataURL: String?
 
-    @Option(name: .customLong("target-name"), help: ArgumentHelp("TUF target path to download; repeat for several, fetched in this order.", valueName: "path"))
+    @Option(
+        name: .customLong("target-name"),
+        help: ArgumentHelp("TUF target path to download; repeat for several, fetched in this order.", valueName: "path")
+    )
     var targetNames: [String] = []
 
-    @Option(name: .customLong("target-base-url"), help: ArgumentHelp("Base URL of the repository's targets (download).", valueName: "url"))
+    @Option(
+        name: .customLong("target-base-url"),
+        help: ArgumentHelp("Base URL of the repository's targets (download).", valueName: "url"))
     var targetBaseURL: String?
 
-    @Option(name: .customLong("target-dir"), help: ArgumentHelp("Directory the verified targets are stored in (download).", valueName: "dir"))
+    @Option(
+        name: .customLong("target-dir"),
+        help: ArgumentHelp("Directory the verified targets are stored in (download).", valueName: "dir"))
     var targetDir: String?
 
     @Flag(name: [.short, .long], help: "Log each request and decision (debug level).")
@@ -105,7 +116,9 @@ public struct TUFCommand: AsyncParsableCommand {
             guard arguments.isEmpty else { throw ValidationError("refresh takes no argument") }
             guard metadataURL != nil else { throw ValidationError("refresh needs --metadata-url") }
         case "download":
-            guard arguments.isEmpty else { throw ValidationError("download takes no argument (name targets with --target-name)") }
+            guard arguments.isEmpty else {
+                throw ValidationError("download takes no argument (name targets with --target-name)")
+            }
             guard metadataURL != nil else { throw ValidationError("download needs --metadata-url") }
             guard !targetNames.isEmpty else { throw ValidationError("download needs at least one --target-name") }
             guard targetBaseURL != nil else { throw ValidationError("download needs --target-base-url") }
@@ -116,8 +129,9 @@ public struct TUFCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        let handler = LineLogHandler(program: TUFCommand.program, level: verbose ? .debug : .info,
-                                     stderrLevel: verbose ? .debug : .info, fileFD: nil)
+        let handler = LineLogHandler(
+            program: TUFCommand.program, level: verbose ? .debug : .info,
+            stderrLevel: verbose ? .debug : .info, fileFD: nil)
         let logger = Logger(label: TUFCommand.program, factory: { _ in handler })
         switch command {
         case "init":
@@ -126,21 +140,30 @@ public struct TUFCommand: AsyncParsableCommand {
         case "refresh":
             try await withUpdater(logger) { updater in
                 try await updater.refresh()
-                logger.info("refreshed", metadata: [
-                    "root": "\(updater.trusted.root.signed.version)",
-                    "timestamp": "\(updater.trusted.timestamp?.signed.version ?? 0)",
-                    "snapshot": "\(updater.trusted.snapshot?.signed.version ?? 0)",
-                    "targets": "\(updater.trusted.targets?.signed.version ?? 0)"])
+                logger.info(
+                    "refreshed",
+                    metadata: [
+                        "root": "\(updater.trusted.root.signed.version)",
+                        "timestamp": "\(updater.trusted.timestamp?.signed.version ?? 0)",
+                        "snapshot": "\(updater.trusted.snapshot?.signed.version ?? 0)",
+                        "targets": "\(updater.trusted.targets?.signed.version ?? 0)",
+                    ])
             }
         default:
             try await withUpdater(logger) { updater in
                 try await updater.downloadTargets(targetNames) { name, found, obtained in
                     switch obtained {
                     case .present(let path):
-                        logger.info("target already present", metadata: ["target": "\(Escape.text(name))", "path": "\(Escape.text(path))"])
+                        logger.info(
+                            "target already present",
+                            metadata: ["target": "\(Escape.text(name))", "path": "\(Escape.text(path))"])
                     case .stored(let path):
-                        logger.info("target stored", metadata: ["target": "\(Escape.text(name))", "role": "\(Escape.text(found.role))",
-                                                                "path": "\(Escape.text(path))"])
+                        logger.info(
+                            "target stored",
+                            metadata: [
+                                "target": "\(Escape.text(name))", "role": "\(Escape.text(found.role))",
+                                "path": "\(Escape.text(path))",
+                            ])
                     }
                 }
             }
@@ -149,10 +172,12 @@ public struct TUFCommand: AsyncParsableCommand {
 
     /// One updater (and its fetcher, shut down however the body ends) for the whole command.
     private func withUpdater(_ logger: Logger, _ body: (Updater) async throws -> Void) async throws {
-        let fetcher = Fetcher(policy: UpdaterConfig.fetchPolicy(userAgent: "courier-tuf/\(CourierVersion.string)"), logger: logger)
+        let fetcher = Fetcher(
+            policy: UpdaterConfig.fetchPolicy(userAgent: "courier-tuf/\(CourierVersion.string)"), logger: logger)
         do {
-            let updater = try Updater(metadataDir: metadataDir, metadataBaseURL: metadataURL!, targetDir: targetDir,
-                                      targetBaseURL: targetBaseURL, fetcher: fetcher, logger: logger)
+            let updater = try Updater(
+                metadataDir: metadataDir, metadataBaseURL: metadataURL!, targetDir: targetDir,
+                targetBaseURL: targetBaseURL, fetcher: fetcher, logger: logger)
             try await body(updater)
         } catch {
             try? await fetcher.shutdown()

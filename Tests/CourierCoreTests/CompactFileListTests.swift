@@ -7,18 +7,26 @@ import Testing
 @Suite struct CompactFileListTests {
     static func digest(_ s: String) -> [UInt8] {
         let u = Array(s.utf8)
-        return stride(from: 0, to: u.count, by: 2).map { UInt8(String(decoding: u[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
+        return stride(from: 0, to: u.count, by: 2).map {
+            UInt8(String(decoding: u[$0..<($0 + 2)], as: UTF8.self), radix: 16)!
+        }
     }
 
     @Test func agreesWithTheManifestDecoder() throws {
         var files: [FileEntry] = []
-        let names = ["a.txt", "caf\u{E9}/x", "cafe\u{301}/x", "dir/\u{1F600}.yar", "quo\"te", "sp ace",
-                     "z/del"]
+        let names = [
+            "a.txt", "caf\u{E9}/x", "cafe\u{301}/x", "dir/\u{1F600}.yar", "quo\"te", "sp ace",
+            "z/del",
+        ]
         for (i, n) in names.enumerated() {
-            files.append(FileEntry(path: n, size: UInt64(i * 1000 + 7), sha256: sha256Hex(Array(n.utf8)), mode: i % 2 == 0 ? 0o644 : 0o755))
+            files.append(
+                FileEntry(
+                    path: n, size: UInt64(i * 1000 + 7), sha256: sha256Hex(Array(n.utf8)),
+                    mode: i % 2 == 0 ? 0o644 : 0o755))
         }
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: ["files": "not this one"], files: files)
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: ["files": "not this one"], files: files)
         let bytes = m.encoded()
         let decoded = try Manifest.decode(bytes)
         let t = try CompactFileList.parse(bytes)
@@ -39,11 +47,11 @@ import Testing
     @Test func handWrittenJSON() throws {
         let h = String(repeating: "ab", count: 32)
         let json = """
-        { "format": 1, "extra": {"nested": [1, true, false, "x", {"files": []}]},
-          "files": [ {"mode": "0600", "sha256": "\(h)", "unknown": [1,2], "size": 0, "path": "a\\u00e9\\/b"},
-                     {"path": "b\\ud83d\\ude00", "size": 18446744073709551615, "sha256": "\(h)", "mode": "0777"} ],
-          "type": "t" }
-        """
+            { "format": 1, "extra": {"nested": [1, true, false, "x", {"files": []}]},
+              "files": [ {"mode": "0600", "sha256": "\(h)", "unknown": [1,2], "size": 0, "path": "a\\u00e9\\/b"},
+                         {"path": "b\\ud83d\\ude00", "size": 18446744073709551615, "sha256": "\(h)", "mode": "0777"} ],
+              "type": "t" }
+            """
         let t = try CompactFileList.parse(Array(json.utf8))
         #expect(t.count == 2)
         #expect(Array(t.path(0)) == Array("a\u{E9}/b".utf8))

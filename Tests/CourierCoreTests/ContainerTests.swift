@@ -12,8 +12,9 @@ import Testing
 
     /// A valid plain-tar package with one payload file `a.txt`.
     func plainPackage(_ w: Workspace, _ name: String = "p.tar") throws -> String {
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: [entry("a.txt", Self.content)])
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [entry("a.txt", Self.content)])
         try craftPackage(at: w.path(name), manifest: m, key: key, compression: .none) { wr in
             try wr.writeFile(path: "payload/a.txt", bytes: Self.content)
         }
@@ -26,7 +27,8 @@ import Testing
         var off = 0
         while off + 512 <= b.count, b[off] != 0 {
             let name = String(decoding: b[off..<(off + 100)].prefix(while: { $0 != 0 }), as: UTF8.self)
-            let sizeText = String(decoding: b[(off + 124)..<(off + 136)].prefix(while: { $0 != 0 && $0 != 0x20 }), as: UTF8.self)
+            let sizeText = String(
+                decoding: b[(off + 124)..<(off + 136)].prefix(while: { $0 != 0 && $0 != 0x20 }), as: UTF8.self)
             let size = Int(sizeText, radix: 8) ?? 0
             if name == entry {
                 b[off + 156] = flag
@@ -103,8 +105,9 @@ import Testing
     @Test(arguments: [Compression.zstd, .gzip, .none])
     func bytesAfterTheArchiveAreRefused(compression: Compression) throws {
         let w = Workspace("trailing")
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: [entry("a.txt", Self.content)])
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [entry("a.txt", Self.content)])
         try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key, compression: compression) { wr in
             try wr.writeFile(path: "payload/a.txt", bytes: Self.content)
         }
@@ -117,19 +120,23 @@ import Testing
         close(fd)
         let pkg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: w.path("p.cpkg"))))
         let extra = [UInt8](try Data(contentsOf: URL(fileURLWithPath: w.path("extra"))))
-        let tails: [(String, [UInt8])] = [("garbage", randomBytes(5000, seed: 3)), ("member", extra),
-                                          ("zeros", [UInt8](repeating: 0, count: 1024)), ("one", [0x0a])]
+        let tails: [(String, [UInt8])] = [
+            ("garbage", randomBytes(5000, seed: 3)), ("member", extra),
+            ("zeros", [UInt8](repeating: 0, count: 1024)), ("one", [0x0a]),
+        ]
         for (name, tail) in tails {
             try Data(pkg + tail).write(to: URL(fileURLWithPath: w.path(name + ".cpkg")))
             let target = w.mkdir("x-" + name)
             if compression == .none && name == "zeros" {
                 // Zero blocks after the end-of-archive block are tar padding: accepted.
-                try SafeExtractor.extract(PackageReader(path: w.path(name + ".cpkg"), options: verifyOptions([key.publicKey])), into: target)
+                try SafeExtractor.extract(
+                    PackageReader(path: w.path(name + ".cpkg"), options: verifyOptions([key.publicKey])), into: target)
                 #expect(w.listing("x-" + name) == ["a.txt"])
                 continue
             }
             expectRefusal(.malformed, "") {
-                try SafeExtractor.extract(PackageReader(path: w.path(name + ".cpkg"), options: verifyOptions([key.publicKey])), into: target)
+                try SafeExtractor.extract(
+                    PackageReader(path: w.path(name + ".cpkg"), options: verifyOptions([key.publicKey])), into: target)
             }
             #expect(w.listing("x-" + name).isEmpty, "\(name): \(w.listing("x-" + name))")
         }

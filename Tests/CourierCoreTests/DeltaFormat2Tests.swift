@@ -28,14 +28,17 @@ import Testing
     /// Full package of `v1`, delta v1 → v2 (format 2, the given window cap).
     func build(_ w: Workspace, _ v1: String, _ v2: String, window: UInt64? = nil) throws -> Built {
         _ = w.mkdir("out")
-        let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
+        let full1 = try PackageBuilder.buildFull(
+            tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
         var o = options(key, revision: 2)
         if let window { o.limits.maxDeltaWindow = window }
         // As the stager does: the base files come out of the full package, not the source tree.
-        try DeltaPatcher.extractBase(package: w.path("out/full1.cpkg"), verify: verifyOptions([key.publicKey]),
-                                     baseFiles: Array(full1.files), target: try TreeScanner.scan(v2), into: w.path("basefiles"))
-        let m = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full1.files), tree: v2, to: w.path("out/delta.cpkg"),
-                                              options: o, baseTree: w.path("basefiles"))
+        try DeltaPatcher.extractBase(
+            package: w.path("out/full1.cpkg"), verify: verifyOptions([key.publicKey]),
+            baseFiles: Array(full1.files), target: try TreeScanner.scan(v2), into: w.path("basefiles"))
+        let m = try PackageBuilder.buildDelta(
+            baseRevision: 1, baseFiles: Array(full1.files), tree: v2, to: w.path("out/delta.cpkg"),
+            options: o, baseTree: w.path("basefiles"))
         return Built(w: w, full: w.path("out/full1.cpkg"), delta: w.path("out/delta.cpkg"), manifest: m)
     }
 
@@ -90,15 +93,17 @@ import Testing
         var blob = randomBytes(3 << 20, seed: 77)
         let v1 = w.tree("v1", ["db/main.bin": blob, "small.txt": bytes("x\n")])
         // 1 % of the bytes changed, in runs of up to 64 bytes.
-        var changed = 0, k: UInt64 = 1
+        var changed = 0
+        var k: UInt64 = 1
         let noise = randomBytes(1 << 16, seed: 78)
         while changed < blob.count / 100 {
-            k = k &* 6364136223846793005 &+ 1442695040888963407
-            let len = Int(k >> 58) + 1, at = Int((k >> 20) % UInt64(blob.count - 64))
+            k = k &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let len = Int(k >> 58) + 1
+            let at = Int((k >> 20) % UInt64(blob.count - 64))
             for j in 0..<len { blob[at + j] = noise[(at + j) % noise.count] }
             changed += len
         }
-        blob += randomBytes(10_000, seed: 79)   // and some appended
+        blob += randomBytes(10_000, seed: 79)  // and some appended
         let v2 = w.tree("v2", ["db/main.bin": blob, "small.txt": bytes("x\n")])
         let b = try build(w, v1, v2)
         #expect(b.manifest.patches?.count == 1)
@@ -111,9 +116,11 @@ import Testing
 
     @Test func aRewrittenFileIsCarriedWholeNotPatched() throws {
         let w = Workspace("f2-whole")
-        let v1 = w.tree("v1", ["a.bin": randomBytes(200_000, seed: 1), "b.txt": bytes(Self.sigLines(50, seed: 3).joined())])
+        let v1 = w.tree(
+            "v1", ["a.bin": randomBytes(200_000, seed: 1), "b.txt": bytes(Self.sigLines(50, seed: 3).joined())])
         // a.bin rewritten entirely: a patch would be no smaller than the file compressed alone.
-        let v2 = w.tree("v2", ["a.bin": randomBytes(200_000, seed: 2), "b.txt": bytes(Self.sigLines(50, seed: 3).joined())])
+        let v2 = w.tree(
+            "v2", ["a.bin": randomBytes(200_000, seed: 2), "b.txt": bytes(Self.sigLines(50, seed: 3).joined())])
         let b = try build(w, v1, v2)
         #expect(b.manifest.patches?.isEmpty == true)
         #expect(b.manifest.changes?.first?.sha256 != nil)
@@ -124,11 +131,20 @@ import Testing
     @Test func emptyFilesNewFilesRemovalsAndModes() throws {
         let w = Workspace("f2-edges")
         let text = bytes(Self.sigLines(200, seed: 5).joined())
-        let v1 = w.tree("v1", ["empty-then-full": [], "full-then-empty": text, "gone.txt": text, "keep.txt": text,
-                                "mode.txt": text, "dir/x": bytes("x")])
-        var t2 = text; t2[10] = 0x41
-        let v2 = w.tree("v2", ["empty-then-full": text, "full-then-empty": [], "keep.txt": t2, "mode.txt": text,
-                                "new/deep/file": bytes("n"), "dir/x": bytes("x")], modes: ["mode.txt": 0o600])
+        let v1 = w.tree(
+            "v1",
+            [
+                "empty-then-full": [], "full-then-empty": text, "gone.txt": text, "keep.txt": text,
+                "mode.txt": text, "dir/x": bytes("x"),
+            ])
+        var t2 = text
+        t2[10] = 0x41
+        let v2 = w.tree(
+            "v2",
+            [
+                "empty-then-full": text, "full-then-empty": [], "keep.txt": t2, "mode.txt": text,
+                "new/deep/file": bytes("n"), "dir/x": bytes("x"),
+            ], modes: ["mode.txt": 0o600])
         let b = try build(w, v1, v2)
         let byPath = Dictionary(uniqueKeysWithValues: b.manifest.changes!.map { ($0.path, $0) })
         #expect(byPath["empty-then-full"]?.sha256 != nil, "no base content to patch from: whole")
@@ -155,7 +171,8 @@ import Testing
 
         let w2 = Workspace("f2-dirfile")
         let u1 = w2.tree("v1", ["a/inner.txt": text, "b.txt": text])
-        var back = text; back[0] = 0x23
+        var back = text
+        back[0] = 0x23
         let u2 = w2.tree("v2", ["a": back, "b.txt": text])
         let b21 = try build(w2, u1, u2)
         #expect(b21.manifest.changes?.first?.sha256 != nil, "a/inner.txt is no base for a: carried whole")
@@ -179,7 +196,9 @@ import Testing
         var content = Array(FileManager.default.contents(atPath: changed + "/f4.ndb")!)
         content[0] ^= 1
         try Data(content).write(to: URL(fileURLWithPath: changed + "/f4.ndb"))
-        expectRefusal(.baseMismatch, "differ from the ones it was built against") { _ = try apply(b, base: changed, to: "c1/2") }
+        expectRefusal(.baseMismatch, "differ from the ones it was built against") {
+            _ = try apply(b, base: changed, to: "c1/2")
+        }
         #expect(!FileManager.default.fileExists(atPath: w.path("c1/2")), "nothing is left behind")
 
         let missing = try clientBase(b, "c2/1")
@@ -219,7 +238,8 @@ import Testing
     @Test func unknownFormatsAndAlgorithmsSayToUpgrade() throws {
         let w = Workspace("f2-format")
         let v1 = w.tree("v1", ["a.txt": bytes(Self.sigLines(50, seed: 1).joined())])
-        var t = bytes(Self.sigLines(50, seed: 1).joined()); t[3] = 0x21
+        var t = bytes(Self.sigLines(50, seed: 1).joined())
+        t[3] = 0x21
         let v2 = w.tree("v2", ["a.txt": t])
         let b = try build(w, v1, v2)
         var m3 = b.manifest
@@ -235,16 +255,22 @@ import Testing
     @Test func theFrameWindowIsReadFromTheHeader() throws {
         // A real patch frame: its window must be what libzstd was told (and at least the data).
         let base = randomBytes(300_000, seed: 1)
-        var new = base; new[5] ^= 1
-        let (frame, wlog) = try base.withUnsafeBytes { b in try new.withUnsafeBytes { try PatchCodec.compress(base: b, new: $0) } }
+        var new = base
+        new[5] ^= 1
+        let (frame, wlog) = try base.withUnsafeBytes { b in
+            try new.withUnsafeBytes { try PatchCodec.compress(base: b, new: $0) }
+        }
         #expect(wlog == 20)
         let declared = frame.withUnsafeBytes { PatchCodec.frameWindowSize($0) }
         #expect(declared != nil && declared! <= 1 << 20 && declared! >= 300_000)
         // Refused when the manifest allows less than the frame declares (here a single-segment
         // frame: its window is its content size, 300,000 > 2^18).
         expectRefusal(.integrity, "more than the 2^18") {
-            _ = try frame.withUnsafeBytes { f in try base.withUnsafeBytes { b in
-                try PatchCodec.decompress(patch: f, base: b, resultSize: new.count, windowLog: 18, what: "patch 0") } }
+            _ = try frame.withUnsafeBytes { f in
+                try base.withUnsafeBytes { b in
+                    try PatchCodec.decompress(patch: f, base: b, resultSize: new.count, windowLog: 18, what: "patch 0")
+                }
+            }
         }
         // Hand-made headers: Window_Descriptor 0x58 = 2^(10+11) + 0; single segment with a
         // 2-byte content size (value + 256); a skippable frame and garbage are not frames.

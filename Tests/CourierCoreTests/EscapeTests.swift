@@ -20,9 +20,9 @@ import Testing
     @Test func invalidUTF8Bytes() {
         #expect(Escape.bytes(Array("ok".utf8)) == "ok")
         #expect(Escape.bytes([0x61, 0xff, 0x62]) == "a\\xffb")
-        #expect(Escape.bytes([0xc3, 0xa9, 0xc3]) == "é\\xc3")            // truncated sequence
-        #expect(Escape.bytes([0xc0, 0xaf]) == "\\xc0\\xaf")              // overlong '/'
-        #expect(Escape.bytes([0xed, 0xa0, 0x80]) == "\\xed\\xa0\\x80")   // surrogate
+        #expect(Escape.bytes([0xc3, 0xa9, 0xc3]) == "é\\xc3")  // truncated sequence
+        #expect(Escape.bytes([0xc0, 0xaf]) == "\\xc0\\xaf")  // overlong '/'
+        #expect(Escape.bytes([0xed, 0xa0, 0x80]) == "\\xed\\xa0\\x80")  // surrogate
         #expect(Escape.bytes([0x0a, 0x1b]) == "\\n\\x1b")
     }
 

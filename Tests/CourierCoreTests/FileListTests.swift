@@ -17,21 +17,22 @@ import Testing
     @Test func decodedListEqualsTheListItWasWrittenFrom() throws {
         // Over a MiB of JSON, so that the consuming decoder releases pages while it parses.
         let files = Self.manyFiles(20_000)
-        let m = Manifest(type: "rules", revision: 7, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: ["files": "x"], files: files)
+        let m = Manifest(
+            type: "rules", revision: 7, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: ["files": "x"], files: files)
         let bytes = m.encoded()
         #expect(bytes.count > 2 << 20)
         let d = try Manifest.decode(bytes)
         #expect(d.files.isCompact)
         #expect(!m.files.isCompact)
         #expect(d == m)
-        let sameList = Array(d.files) == files   // not inside #expect: a failure would diff 20,000 entries
+        let sameList = Array(d.files) == files  // not inside #expect: a failure would diff 20,000 entries
         #expect(sameList)
         #expect(d.files.totalSize == files.reduce(0) { $0 + $1.size })
         #expect(d.files.index(ofPath: files[12_345].path) == 12_345)
         #expect(d.files.index(ofPath: files[0].path) == 0 && d.files.index(ofPath: files[19_999].path) == 19_999)
         #expect(d.files.index(ofPath: "rules/set-012/rule-012345.ya") == nil)
-        var consumed = bytes   // shares the buffer with `bytes`, which must come through untouched
+        var consumed = bytes  // shares the buffer with `bytes`, which must come through untouched
         let c = try Manifest.decode(consuming: &consumed)
         #expect(consumed.isEmpty)
         #expect(try Manifest.decode(bytes) == m)
@@ -52,10 +53,11 @@ import Testing
         func f(_ p: String) -> String { "{\"mode\":\"0644\",\"path\":\"\(p)\",\"sha256\":\"\(h)\",\"size\":1}" }
         func manifest(_ files: [String], delta: String = "") -> [UInt8] {
             let kind = delta.isEmpty ? "\"kind\":\"full\"" : "\"base\":1,\"kind\":\"delta\",\(delta)"
-            return Array("""
-            {"created":"2026-01-01T00:00:00Z","expires":"2027-01-01T00:00:00Z","files":[\(files.map(f).joined(separator: ","))],\
-            "format":1,\(kind),"provenance":{},"revision":2,"type":"t"}
-            """.utf8)
+            return Array(
+                """
+                {"created":"2026-01-01T00:00:00Z","expires":"2027-01-01T00:00:00Z","files":[\(files.map(f).joined(separator: ","))],\
+                "format":1,\(kind),"provenance":{},"revision":2,"type":"t"}
+                """.utf8)
         }
         _ = try Manifest.decode(manifest(["a", "a-b", "a.b", "b/c"]))
         let cases: [([UInt8], String)] = [

@@ -20,22 +20,26 @@ import Testing
         #expect(Names.pathProblem("a\u{1}b") == "control character in path")
         #expect(Names.pathProblem("a\\b") == "backslash in path")
         #expect(Names.pathProblem(String(repeating: "x", count: 256)) == "path component longer than 255 bytes")
-        #expect(Names.pathProblem(Array(repeating: "abcdefgh", count: 200).joined(separator: "/")) == "path longer than 1024 bytes")
+        #expect(
+            Names.pathProblem(Array(repeating: "abcdefgh", count: 200).joined(separator: "/"))
+                == "path longer than 1024 bytes")
     }
 
     @Test func revisions() {
-        #expect(Names.parseRevision("20261121001") == 20261121001)
+        #expect(Names.parseRevision("20261121001") == 20_261_121_001)
         #expect(Names.parseRevision("1") == 1)
         #expect(Names.parseRevision("007") == nil)
         #expect(Names.parseRevision("-1") == nil)
         #expect(Names.parseRevision("12a") == nil)
         #expect(Names.parseRevision("99999999999999999999") == nil)  // over 2^64
-        #expect(Names.defaultRevision(unixTime: 1_795_305_600, sequence: 17) == 20261122017)
+        #expect(Names.defaultRevision(unixTime: 1_795_305_600, sequence: 17) == 20_261_122_017)
     }
 
     @Test func packageFileNames() {
         #expect(Names.fullPackageName(type: "virus-defs", revision: 5) == "virus-defs_5.cpkg")
-        #expect(Names.parsePackageFileName("virus-defs_20261121001.cpkg") == .init(type: "virus-defs", revision: 20261121001, base: nil))
+        #expect(
+            Names.parsePackageFileName("virus-defs_20261121001.cpkg")
+                == .init(type: "virus-defs", revision: 20_261_121_001, base: nil))
         #expect(Names.parsePackageFileName("ips_rules_7_from_6.cpkg") == .init(type: "ips_rules", revision: 7, base: 6))
         #expect(Names.parsePackageFileName(".virus-defs_1.cpkg.XyZ12") == nil)
         #expect(Names.parsePackageFileName(".virus-defs_1.cpkg") == nil)
@@ -45,7 +49,7 @@ import Testing
     }
 
     @Test func rfc3339RoundTrips() {
-        for t: Int64 in [0, 1, 951_782_400 /* 2000-02-29 */, 1_790_000_000, 4_102_444_800, -86_400] {
+        for t: Int64 in [0, 1, 951_782_400, 1_790_000_000, 4_102_444_800, -86_400] {
             #expect(RFC3339.parse(RFC3339.format(t)) == t)
         }
         #expect(RFC3339.format(1_790_000_000) == "2026-09-21T14:13:20Z")
@@ -64,34 +68,49 @@ import Testing
         #expect(DurationParser.seconds("") == nil)
     }
 
-    func manifest(_ files: [FileEntry], kind: Manifest.Kind = .full, base: UInt64? = nil,
-                  changed: [String]? = nil, removed: [String]? = nil) -> Manifest {
-        Manifest(type: "t", revision: 10, kind: kind, base: base, created: testNow, expires: testNow + 100,
-                 provenance: [:], files: files, changed: changed, removed: removed)
+    func manifest(
+        _ files: [FileEntry], kind: Manifest.Kind = .full, base: UInt64? = nil,
+        changed: [String]? = nil, removed: [String]? = nil
+    ) -> Manifest {
+        Manifest(
+            type: "t", revision: 10, kind: kind, base: base, created: testNow, expires: testNow + 100,
+            provenance: [:], files: files, changed: changed, removed: removed)
     }
 
     @Test func manifestRules() throws {
-        let a = entry("a", bytes("A")), b = entry("b/c", bytes("B"))
+        let a = entry("a", bytes("A"))
+        let b = entry("b/c", bytes("B"))
         try manifest([a, b]).validate()
         try manifest([a, b], kind: .delta, base: 9, changed: ["a"], removed: ["z"]).validate()
 
-        var m = manifest([a]); m.format = 2
+        var m = manifest([a])
+        m.format = 2
         expectRefusal(.malformed, "format 2 is for deltas only") { try m.validate() }
-        m = manifest([a]); m.format = 3
-        expectRefusal(.malformed, "format 3 is newer than this Courier understands (formats 1 to 2); upgrade Courier") { try m.validate() }
-        m = manifest([a]); m.revision = 0
+        m = manifest([a])
+        m.format = 3
+        expectRefusal(.malformed, "format 3 is newer than this Courier understands (formats 1 to 2); upgrade Courier") {
+            try m.validate()
+        }
+        m = manifest([a])
+        m.revision = 0
         expectRefusal(.malformed, "revision must be a positive") { try m.validate() }
-        m = manifest([a]); m.expires = m.created
+        m = manifest([a])
+        m.expires = m.created
         expectRefusal(.malformed, "expires is not after created") { try m.validate() }
-        m = manifest([a]); m.created = "yesterday"
+        m = manifest([a])
+        m.created = "yesterday"
         expectRefusal(.malformed, "created 'yesterday'") { try m.validate() }
-        m = manifest([a]); m.files = [b, a]
+        m = manifest([a])
+        m.files = [b, a]
         expectRefusal(.malformed, "not sorted") { try m.validate() }
-        m = manifest([a]); m.files = [a, a]
+        m = manifest([a])
+        m.files = [a, a]
         expectRefusal(.malformed, "listed twice") { try m.validate() }
-        m = manifest([a]); m.files[0].mode = "4755"
+        m = manifest([a])
+        m.files[0].mode = "4755"
         expectRefusal(.malformed, "no setuid") { try m.validate() }
-        m = manifest([a]); m.files[0].sha256 = String(repeating: "A", count: 64)
+        m = manifest([a])
+        m.files[0].sha256 = String(repeating: "A", count: 64)
         expectRefusal(.malformed, "lowercase hex") { try m.validate() }
         m = manifest([entry("x", bytes("1")), entry("x/y", bytes("2"))])
         expectRefusal(.malformed, "listed as a file and as the directory") { try m.validate() }
@@ -103,7 +122,8 @@ import Testing
         expectRefusal(.malformed, "changed path 'q' is not among files") { try m.validate() }
         m = manifest([a], kind: .delta, base: 9, changed: [], removed: ["a"])
         expectRefusal(.malformed, "also among files") { try m.validate() }
-        m = manifest([a]); m.base = 3
+        m = manifest([a])
+        m.base = 3
         expectRefusal(.malformed, "a full package has no base") { try m.validate() }
         expectRefusal(.limit, "more than the limit") { try manifest([a, b]).validate(maxFiles: 1) }
         expectRefusal(.malformed, "not valid JSON") { _ = try Manifest.decode(bytes("{\"format\":1}")) }
@@ -154,12 +174,15 @@ import Testing
     @Test func aSignedManifestWithADuplicateKeyIsRefused() throws {
         let key = SigningKey()
         let w = Workspace("dup")
-        let m = Manifest(type: "t", revision: 1, kind: .full, created: testNow, expires: testNow + 100, provenance: [:],
-                         files: [entry("a", bytes("a"))])
+        let m = Manifest(
+            type: "t", revision: 1, kind: .full, created: testNow, expires: testNow + 100, provenance: [:],
+            files: [entry("a", bytes("a"))])
         var mb = m.encoded()
-        mb.removeLast()   // "}"
+        mb.removeLast()  // "}"
         mb += bytes(#","revision":9}"#)
-        try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key, manifestBytes: mb) { try $0.writeFile(path: "payload/a", bytes: bytes("a")) }
+        try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key, manifestBytes: mb) {
+            try $0.writeFile(path: "payload/a", bytes: bytes("a"))
+        }
         expectRefusal(.malformed, "duplicate key \"revision\"") {
             _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey]))
         }

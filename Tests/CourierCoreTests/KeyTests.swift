@@ -27,13 +27,18 @@ import Testing
 
     @Test func trustDirectoryWithRotationAndRevocation() throws {
         let w = Workspace("trust")
-        let old = SigningKey(), new = SigningKey(), gone = SigningKey()
+        let old = SigningKey()
+        let new = SigningKey()
+        let gone = SigningKey()
         _ = w.mkdir("trust")
-        try old.write(to: w.path("old.key")); try new.write(to: w.path("new.key")); try gone.write(to: w.path("gone.key"))
+        try old.write(to: w.path("old.key"))
+        try new.write(to: w.path("new.key"))
+        try gone.write(to: w.path("gone.key"))
         for n in ["old", "new", "gone"] {
             try FileManager.default.copyItem(atPath: w.path("\(n).key.pub"), toPath: w.path("trust/\(n).pub"))
         }
-        try "# compromised 2026-11\n\(gone.keyID)\n".write(toFile: w.path("trust/revoked"), atomically: true, encoding: .utf8)
+        try "# compromised 2026-11\n\(gone.keyID)\n".write(
+            toFile: w.path("trust/revoked"), atomically: true, encoding: .utf8)
         let store = try TrustStore.load(w.path("trust"))
         #expect(Set(store.trusted.keys) == [old.keyID, new.keyID])
         #expect(store.revoked == [gone.keyID])

@@ -1,9 +1,7 @@
 import CourierCore
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// `Sys.listDirectory` on a directory large enough to fill readdir's buffer (about 32 KiB of
 /// records): the last record in the buffer is short, and copying its whole 256-byte `d_name` read

@@ -19,23 +19,28 @@ import Testing
     func hugeManifest(_ n: Int) -> [UInt8] {
         var mb: [UInt8] = []
         mb.reserveCapacity(n * 100 + 400)
-        mb += bytes("{\"created\":\"\(RFC3339.format(testNow))\",\"expires\":\"\(RFC3339.format(testNow + 86400))\",\"files\":[")
+        mb += bytes(
+            "{\"created\":\"\(RFC3339.format(testNow))\",\"expires\":\"\(RFC3339.format(testNow + 86400))\",\"files\":["
+        )
         let sha = bytes(String(repeating: "0", count: 64))
         for i in 0..<n {
             if i > 0 { mb.append(0x2c) }
-            mb += bytes("{\"mode\":\"0644\",\"path\":\"f") + bytes(String(format: "%06d", i)) + bytes("\",\"sha256\":\"")
+            mb +=
+                bytes("{\"mode\":\"0644\",\"path\":\"f") + bytes(String(format: "%06d", i)) + bytes("\",\"sha256\":\"")
             mb += sha
             mb += bytes("\",\"size\":0}")
         }
-        mb += bytes("],\"format\":1,\"kind\":\"full\",\"provenance\":{},\"revision\":20260921001,\"type\":\"virus-defs\"}")
+        mb += bytes(
+            "],\"format\":1,\"kind\":\"full\",\"provenance\":{},\"revision\":20260921001,\"type\":\"virus-defs\"}")
         return mb
     }
 
     @Test func twoHundredThousandAndOneFilesAreRefusedBeforeDecoding() throws {
         let key = SigningKey()
         let w = Workspace("huge-manifest")
-        let small = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                             provenance: [:], files: [])
+        let small = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [])
         try craftPackage(at: w.path("p.cpkg"), manifest: small, key: key, manifestBytes: hugeManifest(200_001)) { _ in }
         let opts = verifyOptions([key.publicKey])
         #expect(opts.limits.maxEntries == 200_000)
@@ -54,7 +59,9 @@ import Testing
             let t0 = Date()
             expectRefusal(.limit, "more than") { _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: opts) }
             let grown = status("VmHWM") - before
-            print("huge manifest: refused after \(Int(Date().timeIntervalSince(t0) * 1000)) ms, peak RSS +\(grown / 1024) MB")
+            print(
+                "huge manifest: refused after \(Int(Date().timeIntervalSince(t0) * 1000)) ms, peak RSS +\(grown / 1024) MB"
+            )
             best = min(best, grown)
             if best < 64 << 10 { break }
         }

@@ -16,7 +16,10 @@ import Testing
         let root = w.mkdir(name)
         for (p, content) in files {
             var dir = root
-            for c in p.split(separator: "/").dropLast() { dir += "/" + c; mkdir(dir, 0o755) }
+            for c in p.split(separator: "/").dropLast() {
+                dir += "/" + c
+                mkdir(dir, 0o755)
+            }
             let fd = open(root + "/" + p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             precondition(fd >= 0)
             content.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
@@ -61,7 +64,8 @@ import Testing
         let m = try PackageBuilder.buildFull(tree: tree, to: w.path("out/p.cpkg"), options: options(key))
         #expect(m.files.count == 2)
         let target = w.mkdir("x")
-        try SafeExtractor.extract(PackageReader(path: w.path("out/p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
+        try SafeExtractor.extract(
+            PackageReader(path: w.path("out/p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         #expect(diskFiles(target) == expected(files))
         try TreeChecker.check(target, against: m.files)
     }
@@ -70,13 +74,15 @@ import Testing
     @Test func readerAcceptsBothSpellingsAsTwoFiles() throws {
         let w = Workspace("nfd-reader")
         let files = Self.fileCase.map { entry($0.0, $0.1) }
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: files)
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: files)
         try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in
             for (p, c) in Self.fileCase { try wr.writeFile(path: "payload/" + p, bytes: c) }
         }
         let target = w.mkdir("x")
-        try SafeExtractor.extract(PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
+        try SafeExtractor.extract(
+            PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         #expect(diskFiles(target) == expected(Self.fileCase))
     }
 
@@ -94,23 +100,27 @@ import Testing
 
     @Test func manifestValidationComparesBytes() throws {
         // Two canonically equal spellings are two paths: not a duplicate...
-        let two = Manifest(type: "t", revision: 2, kind: .full, created: testNow, expires: testNow + 60, provenance: [:],
-                           files: Self.fileCase.map { entry($0.0, $0.1) })
+        let two = Manifest(
+            type: "t", revision: 2, kind: .full, created: testNow, expires: testNow + 60, provenance: [:],
+            files: Self.fileCase.map { entry($0.0, $0.1) })
         try two.validate()
         // ...and removing one spelling while the other stays is not "removed and also among files".
-        let d = Manifest(type: "t", revision: 2, kind: .delta, base: 1, created: testNow, expires: testNow + 60, provenance: [:],
-                         files: [entry(Self.nfdFile, bytes("d\n"))], changed: [Self.nfdFile], removed: [Self.nfcFile])
+        let d = Manifest(
+            type: "t", revision: 2, kind: .delta, base: 1, created: testNow, expires: testNow + 60, provenance: [:],
+            files: [entry(Self.nfdFile, bytes("d\n"))], changed: [Self.nfdFile], removed: [Self.nfcFile])
         try d.validate()
         // A file "café" and a directory "cafe\u{301}/" are different names, not a file/directory clash.
-        let fd = Manifest(type: "t", revision: 2, kind: .full, created: testNow, expires: testNow + 60, provenance: [:],
-                          files: [entry(Self.nfcDir, bytes("f\n")), entry(Self.nfdDir + "/x", bytes("x\n"))])
+        let fd = Manifest(
+            type: "t", revision: 2, kind: .full, created: testNow, expires: testNow + 60, provenance: [:],
+            files: [entry(Self.nfcDir, bytes("f\n")), entry(Self.nfdDir + "/x", bytes("x\n"))])
         try fd.validate()
     }
 
     @Test(arguments: [0, 1])
     func deltaKeepsCanonicallyEqualNamesApart(which: Int) throws {
         let w = Workspace("nfd-delta")
-        let base: [(String, [UInt8])], target: [(String, [UInt8])]
+        let base: [(String, [UInt8])]
+        let target: [(String, [UInt8])]
         if which == 0 {
             base = [(Self.nfcDir + "/a", bytes("A\n"))]
             target = [(Self.nfcDir + "/a", bytes("A2\n")), (Self.nfdDir + "/b", bytes("B\n"))]
@@ -118,14 +128,18 @@ import Testing
             base = [(Self.nfcFile, bytes("composed\n")), ("x", bytes("x\n"))]
             target = [(Self.nfdFile, bytes("decomposed\n")), ("x", bytes("x\n"))]
         }
-        let v1 = rawTree(w, "v1", base), v2 = rawTree(w, "v2", target)
+        let v1 = rawTree(w, "v1", base)
+        let v2 = rawTree(w, "v2", target)
         _ = w.mkdir("out")
-        let full = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full.cpkg"), options: options(key, revision: 1))
-        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full.files), tree: v2, to: w.path("out/delta.cpkg"),
-                                      options: options(key, revision: 2), baseTree: v1)
+        let full = try PackageBuilder.buildFull(
+            tree: v1, to: w.path("out/full.cpkg"), options: options(key, revision: 1))
+        try PackageBuilder.buildDelta(
+            baseRevision: 1, baseFiles: Array(full.files), tree: v2, to: w.path("out/delta.cpkg"),
+            options: options(key, revision: 2), baseTree: v1)
         let applied = w.path("applied")
-        try DeltaApplier.apply(PackageReader(path: w.path("out/delta.cpkg"), options: verifyOptions([key.publicKey])),
-                               base: v1, to: applied)
+        try DeltaApplier.apply(
+            PackageReader(path: w.path("out/delta.cpkg"), options: verifyOptions([key.publicKey])),
+            base: v1, to: applied)
         #expect(diskFiles(applied) == expected(target))
     }
 
@@ -134,8 +148,9 @@ import Testing
     @Test func hostileEntryNameIsEscapedInTheMessage() throws {
         let w = Workspace("escape")
         let g = bytes("good\n")
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: [entry("a.txt", g)])
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [entry("a.txt", g)])
         let evil = "payload/x\n2026-01-01T00:00:00Z courier-inboxd[1] info: applied\u{1b}[2J\u{1b}]0;owned\u{07}"
         for name in [evil, "payload/\u{1b}[31mred.txt"] {
             try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in
@@ -147,7 +162,9 @@ import Testing
                 Issue.record("a hostile name was accepted")
             } catch let e as CourierError {
                 #expect(e.code == .unsafeEntry)
-                #expect(!e.message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }, "\(Array(e.message.utf8))")
+                #expect(
+                    !e.message.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f },
+                    "\(Array(e.message.utf8))")
                 #expect(e.message.contains("\\n2026-01-01T00:00:00Z") || e.message.contains("\\x1b[31m"))
             }
         }
@@ -160,18 +177,20 @@ import Testing
         #expect(Names.pathProblem("../\u{301}evil") == "'..' component in path")
         #expect(Names.pathProblem("a/./\u{301}b") == "'.' component in path")
         #expect(Names.pathProblem("a//\u{301}b") == "empty path component ('//')")
-        #expect(Names.pathProblem("a/\u{301}b") == nil)   // a component that starts with a mark is a name
+        #expect(Names.pathProblem("a/\u{301}b") == nil)  // a component that starts with a mark is a name
 
         let w = Workspace("combining")
         let target = w.mkdir("target")
         let evil = "../\u{301}evil"
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: [entry(evil, bytes("x\n"))])
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [entry(evil, bytes("x\n"))])
         try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in
             try wr.writeFile(path: "payload/" + evil, bytes: bytes("x\n"))
         }
         expectRefusal(.malformed, "'..' component") {
-            try SafeExtractor.extract(PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
+            try SafeExtractor.extract(
+                PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         }
         #expect(!FileManager.default.fileExists(atPath: w.root + "/\u{301}evil"))
         #expect(w.listing("target").isEmpty)

@@ -18,12 +18,15 @@ import Testing
         var text: [UInt8] = []
         var n = 0
         while text.count < 3_000_000 {
-            text += Array("Win.Trojan.Agent-\(n):0:*:\(String(n &* 2654435761 % 1_000_003, radix: 16))deadbeefcafe\n".utf8)
+            text += Array(
+                "Win.Trojan.Agent-\(n):0:*:\(String(n &* 2_654_435_761 % 1_000_003, radix: 16))deadbeefcafe\n".utf8)
             n += 1
         }
-        return [("a/text.ndb", text), ("a/blob.cdb", randomBytes(3 << 20, seed: 11)), ("b/empty", []),
-                ("b/one", [0x41]), ("b/slot", randomBytes(1 << 20, seed: 12)),
-                ("c/straddle", randomBytes((1 << 20) + 511, seed: 13)), ("c/tail.txt", Array(text.prefix(700_000)))]
+        return [
+            ("a/text.ndb", text), ("a/blob.cdb", randomBytes(3 << 20, seed: 11)), ("b/empty", []),
+            ("b/one", [0x41]), ("b/slot", randomBytes(1 << 20, seed: 12)),
+            ("c/straddle", randomBytes((1 << 20) + 511, seed: 13)), ("c/tail.txt", Array(text.prefix(700_000))),
+        ]
     }()
 
     func build(_ w: Workspace) throws -> String {
@@ -76,8 +79,9 @@ import Testing
         var altered = big
         altered[5 << 20] ^= 1
         let files = [entry("a.bin", big), entry("b.bin", big), entry("c.bin", big)]
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: files)
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: files)
         try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in
             try wr.writeFile(path: "payload/a.bin", bytes: altered)
             try wr.writeFile(path: "payload/b.bin", bytes: big)
@@ -86,7 +90,8 @@ import Testing
         expectRefusal(.integrity, "does not match the manifest") { try verify(w.path("p.cpkg")) }
         let target = w.mkdir("x")
         expectRefusal(.integrity, "payload/a.bin") {
-            try SafeExtractor.extract(PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
+            try SafeExtractor.extract(
+                PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         }
         #expect(w.listing("x").isEmpty)
         // Opened and dropped without reading the payload: the decoder thread stops too.
@@ -97,10 +102,14 @@ import Testing
     @Test func expansionBoundWithTheDecoderAhead() throws {
         let w = Workspace("pipe-bomb")
         let zeros = [UInt8](repeating: 0, count: 96 << 20)
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: [entry("z", zeros)])
-        try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in try wr.writeFile(path: "payload/z", bytes: zeros) }
-        var l = Limits(); l.maxExpansionRatio = 100
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [entry("z", zeros)])
+        try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key) { wr in
+            try wr.writeFile(path: "payload/z", bytes: zeros)
+        }
+        var l = Limits()
+        l.maxExpansionRatio = 100
         expectRefusal(.limit, "compression bomb") { try verify(w.path("p.cpkg"), limits: l) }
         l.maxExpansionRatio = 1 << 40
         try verify(w.path("p.cpkg"), limits: l)
@@ -109,17 +118,22 @@ import Testing
     /// A delta carrying two of many files: the index finds carried paths by bytes and refuses the rest.
     @Test func deltaCarriesOnlyChangedPaths() throws {
         let w = Workspace("pipe-delta")
-        let a = bytes("one\n"), b = bytes("two\n"), c = bytes("three\n")
+        let a = bytes("one\n")
+        let b = bytes("two\n")
+        let c = bytes("three\n")
         let base = [entry("a", a), entry("b", bytes("old\n")), entry("c", c)]
         let tree = w.tree("t", ["a": a, "b": b, "c": c, "d/e": c])
-        var o = options(key); o.revision = 20260921002
-        o.deltaFormat = 1   // the format 1 index: carried paths among the whole list (format 2: DeltaFormat2Tests)
-        try PackageBuilder.buildDelta(baseRevision: 20260921001, baseFiles: base, tree: tree, to: w.path("d.cpkg"), options: o)
+        var o = options(key)
+        o.revision = 20_260_921_002
+        o.deltaFormat = 1  // the format 1 index: carried paths among the whole list (format 2: DeltaFormat2Tests)
+        try PackageBuilder.buildDelta(
+            baseRevision: 20_260_921_001, baseFiles: base, tree: tree, to: w.path("d.cpkg"), options: o)
         try verify(w.path("d.cpkg"))
         // A delta that carries an unchanged file besides the changed ones.
-        let m = Manifest(type: "virus-defs", revision: 20260921002, kind: .delta, base: 20260921001, created: testNow,
-                         expires: testNow + 86400, provenance: [:], files: [entry("a", a), entry("b", b), entry("c", c)],
-                         changed: ["b"], removed: [])
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_002, kind: .delta, base: 20_260_921_001, created: testNow,
+            expires: testNow + 86400, provenance: [:], files: [entry("a", a), entry("b", b), entry("c", c)],
+            changed: ["b"], removed: [])
         try craftPackage(at: w.path("x.cpkg"), manifest: m, key: key) { wr in
             try wr.writeFile(path: "payload/b", bytes: b)
             try wr.writeFile(path: "payload/c", bytes: c)
@@ -175,7 +189,9 @@ import Testing
         defer { archive_read_free(a) }
         archive_read_support_format_raw(a)
         archive_read_support_filter_zstd(a)
-        guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else { throw CourierError(.io, "open \(path)") }
+        guard archive_read_open_filename(a, path, 1 << 16) == ARCHIVE_OK else {
+            throw CourierError(.io, "open \(path)")
+        }
         var e: OpaquePointer? = nil
         guard archive_read_next_header(a, &e) == ARCHIVE_OK else { throw CourierError(.io, "header \(path)") }
         var out: [UInt8] = []

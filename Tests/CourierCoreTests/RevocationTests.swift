@@ -19,8 +19,9 @@ import Testing
 
     func package(_ w: Workspace, _ sigs: [(String, SigningKey)]) throws -> String {
         let content = bytes("defs\n")
-        let m = Manifest(type: "virus-defs", revision: 20260921001, kind: .full, created: testNow, expires: testNow + 86400,
-                         provenance: [:], files: [entry("main.db", content)])
+        let m = Manifest(
+            type: "virus-defs", revision: 20_260_921_001, kind: .full, created: testNow, expires: testNow + 86400,
+            provenance: [:], files: [entry("main.db", content)])
         let mb = m.encoded()
         let path = w.path("p-\(UUID().uuidString.prefix(6)).cpkg")
         try craftPackage(at: path, manifest: m, key: good, manifestBytes: mb, skipSignatures: true) { wr in
@@ -35,16 +36,18 @@ import Testing
         let dir = w.mkdir("trust-\(how)")
         try good.publicKey.fileText.write(toFile: dir + "/good.pub", atomically: true, encoding: .utf8)
         switch how {
-        case "line":     // the public key line in the revoked file
-            try "# compromised\n\(gone.publicKey.fileText)".write(toFile: dir + "/revoked", atomically: true, encoding: .utf8)
-        case "dir":      // revoked/*.pub
+        case "line":  // the public key line in the revoked file
+            try "# compromised\n\(gone.publicKey.fileText)".write(
+                toFile: dir + "/revoked", atomically: true, encoding: .utf8)
+        case "dir":  // revoked/*.pub
             _ = w.mkdir("trust-\(how)/revoked")
             try gone.publicKey.fileText.write(toFile: dir + "/revoked/gone.pub", atomically: true, encoding: .utf8)
         case "idWithPub":  // only the id is listed, but the .pub is still in the trust directory
             try gone.publicKey.fileText.write(toFile: dir + "/gone.pub", atomically: true, encoding: .utf8)
             try "\(gone.keyID.uppercased())\n".write(toFile: dir + "/revoked", atomically: true, encoding: .utf8)
-        default:         // "idOnly": the id alone, upper-case; the key itself unknown
-            try "\(gone.keyID.uppercased())  # retired\n".write(toFile: dir + "/revoked", atomically: true, encoding: .utf8)
+        default:  // "idOnly": the id alone, upper-case; the key itself unknown
+            try "\(gone.keyID.uppercased())  # retired\n".write(
+                toFile: dir + "/revoked", atomically: true, encoding: .utf8)
         }
         return dir
     }
@@ -61,7 +64,9 @@ import Testing
         let trust = try trustDir(w, how)
         // The honest form still works.
         try verify(try package(w, [(good.keyID, good)]), trust)
-        expectRefusal(.revokedKey, "revoked key") { try verify(try package(w, [(good.keyID, good), (gone.keyID, gone)]), trust) }
+        expectRefusal(.revokedKey, "revoked key") {
+            try verify(try package(w, [(good.keyID, good), (gone.keyID, gone)]), trust)
+        }
         // Mislabelled: upper-case id, the trusted key's id, an unknown id.
         for declared in [gone.keyID.uppercased(), good.keyID, "0123456789abcdef", "not even hex"] {
             expectRefusal(.revokedKey, "revoked key") {
@@ -78,7 +83,9 @@ import Testing
         let store = try TrustStore.load(trust)
         #expect(store.revoked == [gone.keyID])
         for declared in [gone.keyID, gone.keyID.uppercased()] {
-            expectRefusal(.revokedKey, "revoked key") { try verify(try package(w, [(good.keyID, good), (declared, gone)]), trust) }
+            expectRefusal(.revokedKey, "revoked key") {
+                try verify(try package(w, [(good.keyID, good), (declared, gone)]), trust)
+            }
         }
         try verify(try package(w, [(good.keyID, good), (good.keyID, gone)]), trust)
     }

@@ -6,14 +6,16 @@ import Testing
     let key = SigningKey()
 
     func sampleTree(_ w: Workspace, _ name: String = "v1") -> String {
-        w.tree(name, [
-            "main.cvd": randomBytes(300_000, seed: 1),
-            "daily/rules.ndb": bytes("rule-1\nrule-2\n"),
-            "daily/deep/x.yara": randomBytes(5_000, seed: 2),
-            "empty.txt": [],
-            "règles/Überwachung.rules": bytes("alert any\n"),
-            "bin/tool.sh": bytes("#!/bin/sh\necho hi\n"),
-        ], modes: ["bin/tool.sh": 0o755])
+        w.tree(
+            name,
+            [
+                "main.cvd": randomBytes(300_000, seed: 1),
+                "daily/rules.ndb": bytes("rule-1\nrule-2\n"),
+                "daily/deep/x.yara": randomBytes(5_000, seed: 2),
+                "empty.txt": [],
+                "règles/Überwachung.rules": bytes("alert any\n"),
+                "bin/tool.sh": bytes("#!/bin/sh\necho hi\n"),
+            ], modes: ["bin/tool.sh": 0o755])
     }
 
     @Test(arguments: Compression.allCases)
@@ -55,22 +57,26 @@ import Testing
         chmod(v2 + "/empty.txt", 0o600)
 
         _ = w.mkdir("out")
-        let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
+        let full1 = try PackageBuilder.buildFull(
+            tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
         var o = options(key, revision: 2)
         o.deltaFormat = format
-        let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full1.files), tree: v2,
-                                               to: w.path("out/delta.cpkg"), options: o, baseTree: v1)
+        let dm = try PackageBuilder.buildDelta(
+            baseRevision: 1, baseFiles: Array(full1.files), tree: v2,
+            to: w.path("out/delta.cpkg"), options: o, baseTree: v1)
         #expect(dm.format == format)
         #expect(dm.changed == ["added.txt", "daily", "empty.txt", "main.cvd", "newdir/sub/n.txt"])
         #expect(dm.removed == ["daily/deep/x.yara", "daily/rules.ndb"])
         #expect(dm.resultFileCount == 7)
 
         let base = w.mkdir("store/1")
-        try SafeExtractor.extract(PackageReader(path: w.path("out/full1.cpkg"), options: verifyOptions([key.publicKey])), into: base)
+        try SafeExtractor.extract(
+            PackageReader(path: w.path("out/full1.cpkg"), options: verifyOptions([key.publicKey])), into: base)
         let before = readTree(base)
         let result = w.path("store/2")
-        try DeltaApplier.apply(PackageReader(path: w.path("out/delta.cpkg"), options: verifyOptions([key.publicKey])),
-                               base: base, to: result, copyMode: copyMode)
+        try DeltaApplier.apply(
+            PackageReader(path: w.path("out/delta.cpkg"), options: verifyOptions([key.publicKey])),
+            base: base, to: result, copyMode: copyMode)
         #expect(readTree(result) == readTree(v2))
         #expect(readTree(base) == before, "the base tree must not change")
         var st = stat()
@@ -80,21 +86,27 @@ import Testing
 
     @Test(arguments: [1, 2]) func deltaOnAWrongBaseIsRefusedAndLeavesNothing(format: Int) throws {
         let w = Workspace("delta-wrong")
-        let v1 = sampleTree(w, "v1"), v2 = sampleTree(w, "v2")
+        let v1 = sampleTree(w, "v1")
+        let v2 = sampleTree(w, "v2")
         try Data(bytes("changed")).write(to: URL(fileURLWithPath: v2 + "/empty.txt"))
         _ = w.mkdir("out")
-        let full1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
+        let full1 = try PackageBuilder.buildFull(
+            tree: v1, to: w.path("out/full1.cpkg"), options: options(key, revision: 1))
         var o = options(key, revision: 2)
         o.deltaFormat = format
-        try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(full1.files), tree: v2, to: w.path("out/d.cpkg"),
-                                      options: o, baseTree: v1)
+        try PackageBuilder.buildDelta(
+            baseRevision: 1, baseFiles: Array(full1.files), tree: v2, to: w.path("out/d.cpkg"),
+            options: o, baseTree: v1)
         // A base tree that drifted: one unchanged file was altered locally. Format 1 lists it and
         // names it; format 2 only has the digest of the list, and says the base differs.
         let base = w.tree("wrongbase", readTree(v1))
         try Data(bytes("tampered")).write(to: URL(fileURLWithPath: base + "/daily/rules.ndb"))
-        expectRefusal(.integrity, format == 1 ? "daily/rules.ndb" : "differ from revision 1, the base it was built against") {
-            try DeltaApplier.apply(PackageReader(path: w.path("out/d.cpkg"), options: verifyOptions([key.publicKey])),
-                                   base: base, to: w.path("result"))
+        expectRefusal(
+            .integrity, format == 1 ? "daily/rules.ndb" : "differ from revision 1, the base it was built against"
+        ) {
+            try DeltaApplier.apply(
+                PackageReader(path: w.path("out/d.cpkg"), options: verifyOptions([key.publicKey])),
+                base: base, to: w.path("result"))
         }
         #expect(!FileManager.default.fileExists(atPath: w.path("result")))
     }
@@ -106,21 +118,26 @@ import Testing
         var files: [String: [UInt8]] = [:]
         for i in 0..<1000 { files["d\(i % 10)/f\(i).db"] = randomBytes(4096, seed: UInt64(i + 100)) }
         let v1 = w.tree("v1", files)
-        for i in stride(from: 0, to: 1000, by: 100) { files["d\(i % 10)/f\(i).db"] = randomBytes(4096, seed: UInt64(i + 5000)) }
+        for i in stride(from: 0, to: 1000, by: 100) {
+            files["d\(i % 10)/f\(i).db"] = randomBytes(4096, seed: UInt64(i + 5000))
+        }
         let v2 = w.tree("v2", files)
         _ = w.mkdir("out")
         let m1 = try PackageBuilder.buildFull(tree: v1, to: w.path("out/f1.cpkg"), options: options(key, revision: 1))
         try PackageBuilder.buildFull(tree: v2, to: w.path("out/f2.cpkg"), options: options(key, revision: 2))
-        let dm = try PackageBuilder.buildDelta(baseRevision: 1, baseFiles: Array(m1.files), tree: v2, to: w.path("out/d.cpkg"),
-                                               options: options(key, revision: 2), baseTree: v1)
+        let dm = try PackageBuilder.buildDelta(
+            baseRevision: 1, baseFiles: Array(m1.files), tree: v2, to: w.path("out/d.cpkg"),
+            options: options(key, revision: 2), baseTree: v1)
         #expect(dm.changed?.count == 10)
         let full = try FileManager.default.attributesOfItem(atPath: w.path("out/f2.cpkg"))[.size] as! Int
         let delta = try FileManager.default.attributesOfItem(atPath: w.path("out/d.cpkg"))[.size] as! Int
         #expect(Double(delta) < 0.03 * Double(full), "delta \(delta) vs full \(full)")
         let base = w.mkdir("b")
-        try SafeExtractor.extract(PackageReader(path: w.path("out/f1.cpkg"), options: verifyOptions([key.publicKey])), into: base)
-        try DeltaApplier.apply(PackageReader(path: w.path("out/d.cpkg"), options: verifyOptions([key.publicKey])),
-                               base: base, to: w.path("r"), copyMode: .hardlink)
+        try SafeExtractor.extract(
+            PackageReader(path: w.path("out/f1.cpkg"), options: verifyOptions([key.publicKey])), into: base)
+        try DeltaApplier.apply(
+            PackageReader(path: w.path("out/d.cpkg"), options: verifyOptions([key.publicKey])),
+            base: base, to: w.path("r"), copyMode: .hardlink)
         #expect(readTree(w.path("r")) == readTree(v2))
     }
 

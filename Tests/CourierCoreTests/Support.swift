@@ -1,4 +1,5 @@
 import CourierCore
+import Crypto
 import Foundation
 import Testing
 
@@ -24,8 +25,9 @@ final class Workspace {
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for (p, bytes) in files {
             let full = dir + "/" + p
-            try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
-                                                     withIntermediateDirectories: true)
+            try! FileManager.default.createDirectory(
+                atPath: (full as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true)
             FileManager.default.createFile(atPath: full, contents: Data(bytes))
             chmod(full, mode_t(modes[p] ?? 0o644))
         }
@@ -60,19 +62,23 @@ func readTree(_ dir: String) -> [String: [UInt8]] {
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
 func randomBytes(_ n: Int, seed: UInt64) -> [UInt8] {
-    var x = seed &* 0x9E3779B97F4A7C15 | 1
+    var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
     var out = [UInt8](repeating: 0, count: n)
     for i in 0..<n {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+        x ^= x << 13
+        x ^= x >> 7
+        x ^= x << 17
         out[i] = UInt8(truncatingIfNeeded: x)
     }
     return out
 }
 
-let testNow: Int64 = 1_790_000_000   // 2026-09-21: fixed, so expiry tests do not depend on the clock
+let testNow: Int64 = 1_790_000_000  // 2026-09-21: fixed, so expiry tests do not depend on the clock
 
-func options(_ key: SigningKey, type: String = "virus-defs", revision: UInt64 = 20260921001,
-             created: Int64 = testNow, compression: Compression = .zstd) -> PackageBuilder.Options {
+func options(
+    _ key: SigningKey, type: String = "virus-defs", revision: UInt64 = 20_260_921_001,
+    created: Int64 = testNow, compression: Compression = .zstd
+) -> PackageBuilder.Options {
     var o = PackageBuilder.Options(type: type, revision: revision, keys: [key])
     o.created = created
     o.compression = compression
@@ -85,15 +91,19 @@ func verifyOptions(_ keys: [PublicKey], revoked: Set<String> = [], now: Int64 = 
 }
 
 /// Expects `body` to throw a CourierError with `code` whose message contains `reason`.
-func expectRefusal(_ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
-                   _ body: () throws -> Void) {
+func expectRefusal(
+    _ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
     do {
         try body()
         Issue.record("expected refusal '\(reason)' (\(code)), but it succeeded", sourceLocation: sourceLocation)
     } catch let e as CourierError {
         #expect(e.code == code, "code \(e.code) for: \(e.message)", sourceLocation: sourceLocation)
         if !reason.isEmpty {
-            #expect(e.message.contains(reason), "'\(e.message)' does not contain '\(reason)'", sourceLocation: sourceLocation)
+            #expect(
+                e.message.contains(reason), "'\(e.message)' does not contain '\(reason)'",
+                sourceLocation: sourceLocation)
         }
     } catch {
         Issue.record("unexpected error type: \(error)", sourceLocation: sourceLocation)
@@ -102,9 +112,11 @@ func expectRefusal(_ code: CourierError.Code, _ reason: String, sourceLocation: 
 
 /// Writes a package with hand-made entries: the manifest and signatures are real (signed by
 /// `key`), everything after them is whatever `entries` writes. For hostile-archive tests.
-func craftPackage(at path: String, manifest: Manifest, key: SigningKey, manifestBytes: [UInt8]? = nil,
-                  compression: Compression = .zstd, skipSignatures: Bool = false,
-                  entries: (ArchiveWriter) throws -> Void) throws {
+func craftPackage(
+    at path: String, manifest: Manifest, key: SigningKey, manifestBytes: [UInt8]? = nil,
+    compression: Compression = .zstd, skipSignatures: Bool = false,
+    entries: (ArchiveWriter) throws -> Void
+) throws {
     let mb = manifestBytes ?? manifest.encoded()
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     precondition(fd >= 0)
@@ -127,5 +139,3 @@ func sha256Hex(_ b: [UInt8]) -> String {
     h.update(data: b)
     return Hex.encode(h.finalize())
 }
-
-import Crypto

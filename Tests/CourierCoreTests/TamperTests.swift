@@ -8,9 +8,10 @@ import Testing
     let key = SigningKey()
     let content = bytes("signature database v1\n")
 
-    func manifest(revision: UInt64 = 20260921001, created: Int64 = testNow, life: Int64 = 86400) -> Manifest {
-        Manifest(type: "virus-defs", revision: revision, kind: .full, created: created, expires: created + life,
-                 provenance: [:], files: [entry("main.db", content)])
+    func manifest(revision: UInt64 = 20_260_921_001, created: Int64 = testNow, life: Int64 = 86400) -> Manifest {
+        Manifest(
+            type: "virus-defs", revision: revision, kind: .full, created: created, expires: created + life,
+            provenance: [:], files: [entry("main.db", content)])
     }
 
     func goodEntries(_ w: ArchiveWriter) throws { try w.writeFile(path: "payload/main.db", bytes: content) }
@@ -28,14 +29,16 @@ import Testing
     @Test func manifestAlteredAfterSigning() throws {
         let w = Workspace("tamper")
         let signed = manifest().encoded()
-        var altered = manifest(); altered.revision = 20990101001
+        var altered = manifest()
+        altered.revision = 20_990_101_001
         // Sign the original bytes, ship the altered ones.
         let fd = open(w.path("p.cpkg"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let wr = try ArchiveWriter(fd: fd, display: "p", compression: .gzip)
         try wr.writeFile(path: PackageReader.manifestEntry, bytes: altered.encoded())
         try wr.writeFile(path: PackageReader.signaturesEntry, bytes: SignatureSet.sign(signed, with: [key]).encoded())
         try goodEntries(wr)
-        try wr.finish(); close(fd)
+        try wr.finish()
+        close(fd)
         expectRefusal(.signature, "signature does not verify") { try verify(w.path("p.cpkg")) }
     }
 
@@ -51,7 +54,8 @@ import Testing
         try wr.writeFile(path: PackageReader.manifestEntry, bytes: mb)
         try wr.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded())
         try goodEntries(wr)
-        try wr.finish(); close(fd)
+        try wr.finish()
+        close(fd)
         expectRefusal(.signature, "signature does not verify") { try verify(w.path("p.cpkg")) }
     }
 
@@ -68,7 +72,8 @@ import Testing
         expectRefusal(.integrity, "SHA-256") { try verify(w.path("o/p.cpkg")) }
         let target = w.mkdir("x")
         expectRefusal(.integrity, "does not match the manifest") {
-            try SafeExtractor.extract(PackageReader(path: w.path("o/p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
+            try SafeExtractor.extract(
+                PackageReader(path: w.path("o/p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         }
         #expect(w.listing("x").isEmpty, "a refused extraction leaves nothing behind")
     }
@@ -81,17 +86,24 @@ import Testing
         try wr.writeFile(path: PackageReader.signaturesEntry, bytes: SignatureSet.sign(mb, with: [key]).encoded())
         try wr.writeFile(path: PackageReader.manifestEntry, bytes: mb)
         try goodEntries(wr)
-        try wr.finish(); close(fd)
-        expectRefusal(.malformed, "first entry must be courier-manifest.json, found 'courier-signatures.json'") { try verify(w.path("p.cpkg")) }
+        try wr.finish()
+        close(fd)
+        expectRefusal(.malformed, "first entry must be courier-manifest.json, found 'courier-signatures.json'") {
+            try verify(w.path("p.cpkg"))
+        }
     }
 
     @Test func entryOrderPayloadBeforeSignatures() throws {
         let w = Workspace("tamper")
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: key, skipSignatures: true) { wr in
             try goodEntries(wr)
-            try wr.writeFile(path: PackageReader.signaturesEntry, bytes: SignatureSet.sign(manifest().encoded(), with: [key]).encoded())
+            try wr.writeFile(
+                path: PackageReader.signaturesEntry,
+                bytes: SignatureSet.sign(manifest().encoded(), with: [key]).encoded())
         }
-        expectRefusal(.malformed, "second entry must be courier-signatures.json, found 'payload/main.db'") { try verify(w.path("p.cpkg")) }
+        expectRefusal(.malformed, "second entry must be courier-signatures.json, found 'payload/main.db'") {
+            try verify(w.path("p.cpkg"))
+        }
     }
 
     @Test func wrongKey() throws {
@@ -121,7 +133,8 @@ import Testing
 
     @Test func expiredAndFuturePackages() throws {
         let w = Workspace("tamper")
-        try craftPackage(at: w.path("old.cpkg"), manifest: manifest(created: testNow - 10 * 86400), key: key, entries: goodEntries)
+        try craftPackage(
+            at: w.path("old.cpkg"), manifest: manifest(created: testNow - 10 * 86400), key: key, entries: goodEntries)
         expectRefusal(.expired, "package expired at") { try verify(w.path("old.cpkg")) }
         // Inside the clock skew it is still fine; past it, not.
         var o = verifyOptions([key.publicKey], now: testNow + 86400 + 200)
@@ -129,14 +142,16 @@ import Testing
         try verify(w.path("p.cpkg"), o)
         o.clockSkew = 100
         expectRefusal(.expired, "package expired at") { try verify(w.path("p.cpkg"), o) }
-        try craftPackage(at: w.path("future.cpkg"), manifest: manifest(created: testNow + 3600), key: key, entries: goodEntries)
+        try craftPackage(
+            at: w.path("future.cpkg"), manifest: manifest(created: testNow + 3600), key: key, entries: goodEntries)
         expectRefusal(.expired, "created in the future") { try verify(w.path("future.cpkg")) }
     }
 
     @Test func wrongContentType() throws {
         let w = Workspace("tamper")
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: key, entries: goodEntries)
-        var o = verifyOptions([key.publicKey]); o.expectedType = "ips-rules"
+        var o = verifyOptions([key.publicKey])
+        o.expectedType = "ips-rules"
         expectRefusal(.wrongType, "type 'virus-defs', expected 'ips-rules'") { try verify(w.path("p.cpkg"), o) }
     }
 

@@ -47,7 +47,7 @@ import Testing
         let data = [UInt8](repeating: 0x61, count: 700)
         let paxData = Self.pax([("path", "payload/" + String(repeating: "n", count: 150)), ("size", "700")])
         var s = Self.header("PaxHeader/x", flag: UInt8(ascii: "x"), size: paxData.count) + Self.padded(paxData)
-        s += Self.header("payload/short", flag: UInt8(ascii: "0"), size: 0)    // size comes from pax
+        s += Self.header("payload/short", flag: UInt8(ascii: "0"), size: 0)  // size comes from pax
         s += Self.padded(data)
         let second = s.count
         let long = Array("payload/long-gnu-name".utf8)
@@ -76,7 +76,7 @@ import Testing
             #expect(w.take(at: 0)?.problem?.contains("global header sets") == true)
         }
         var gnu = Self.header("payload/s", flag: UInt8(ascii: "0"), size: 0, gnu: true)
-        gnu[482] = 1   // isextended
+        gnu[482] = 1  // isextended
         var w = walk(gnu, piece: 512)
         #expect(w.take(at: 0)?.problem?.contains("GNU sparse fields") == true)
     }

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 /// `push --no-sync` (`Pusher.sync = false`): the same copies, verification and renames as the
 /// durable default, without the two flushes; and the page-cache budget that decides, in that
@@ -64,7 +65,9 @@ import Testing
             #expect(second == "direct I/O")
             #expect(third == "direct I/O, then the page cache")
         } else {
-            print("NoSyncPushTests: \(ib) is on file system type 0x\(type), not a local disk one: direct I/O not expected")
+            print(
+                "NoSyncPushTests: \(ib) is on file system type 0x\(type), not a local disk one: direct I/O not expected"
+            )
         }
         for n in ["one", "two", "three"] { #expect(f.bytes(ib + "/" + n) == f.bytes(pkg), "\(n)") }
     }
@@ -94,10 +97,14 @@ import Testing
     /// The headroom under the kernel's free-run ceiling, from /proc/vmstat's page counts: three
     /// quarters of (halfway between the two thresholds, less what is dirty or being written).
     @Test func headroomFromVmstat() {
-        let text = "nr_free_pages 100\nnr_dirty 1000\nnr_writeback 24\nnr_dirty_threshold 8000\nnr_dirty_background_threshold 4000\n"
+        let text =
+            "nr_free_pages 100\nnr_dirty 1000\nnr_writeback 24\nnr_dirty_threshold 8000\nnr_dirty_background_threshold 4000\n"
         #expect(CacheBudget.headroom(vmstat: text, pageSize: 4096) == (6000 - 1024) * 3 / 4 * 4096)
         // Past the ceiling, or without the thresholds: nothing through the cache.
-        #expect(CacheBudget.headroom(vmstat: "nr_dirty 9000\nnr_dirty_threshold 8000\nnr_dirty_background_threshold 4000\n", pageSize: 4096) == 0)
+        #expect(
+            CacheBudget.headroom(
+                vmstat: "nr_dirty 9000\nnr_dirty_threshold 8000\nnr_dirty_background_threshold 4000\n", pageSize: 4096)
+                == 0)
         #expect(CacheBudget.headroom(vmstat: "nr_dirty 1\n", pageSize: 4096) == 0)
         #expect(CacheBudget.fromKernel(vmstat: "/nonexistent/vmstat").remaining == 0)
         let b = CacheBudget(bytes: 100)

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 /// The decision table of docs/DELIVER.md, one rule at a time, on a real outbox.
 @Suite struct PlannerTests {
@@ -22,7 +23,9 @@ import Testing
         return s
     }
 
-    func decide(_ s: ClientStatus.TypeStatus?, want: RevisionSpec = .latest, note: String? = nil, waiting: [String] = []) -> Decision {
+    func decide(
+        _ s: ClientStatus.TypeStatus?, want: RevisionSpec = .latest, note: String? = nil, waiting: [String] = []
+    ) -> Decision {
         Planner.decide(type: "virus-defs", want: want, catalog: catalog, status: s, statusNote: note, waiting: waiting)
     }
 
@@ -50,8 +53,9 @@ import Testing
     /// the next push sends it the full package instead of the same delta again.
     @Test func clientThatRefusedTheDeltaGetsTheFull() {
         var s = status(installed: 200)
-        s.lastError = .init(at: "2026-11-29T00:00:00Z", package: "virus-defs_300_from_200.cpkg", code: "base-mismatch",
-                            reason: "base file db/main.cvd is missing")
+        s.lastError = .init(
+            at: "2026-11-29T00:00:00Z", package: "virus-defs_300_from_200.cpkg", code: "base-mismatch",
+            reason: "base file db/main.cvd is missing")
         let d = decide(s)
         #expect(d.action == .full && d.code == "delta-refused" && d.revision == 300)
         #expect(d.package == fleet.fullPath("virus-defs", 300))
@@ -99,15 +103,18 @@ import Testing
 
     @Test func dotNamesInTheOutboxAreIgnored() throws {
         // A stager crashed mid-publish: its .staging directory must not be offered.
-        try FileManager.default.createDirectory(atPath: fleet.outbox + "/virus-defs/.staging-400", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: fleet.outbox + "/virus-defs/.staging-400/virus-defs_400.cpkg", contents: Data("x".utf8))
+        try FileManager.default.createDirectory(
+            atPath: fleet.outbox + "/virus-defs/.staging-400", withIntermediateDirectories: true)
+        FileManager.default.createFile(
+            atPath: fleet.outbox + "/virus-defs/.staging-400/virus-defs_400.cpkg", contents: Data("x".utf8))
         let c = try Catalog.scan(fleet.outbox)
         #expect(c.types["virus-defs"]!.revisions.keys.sorted() == [100, 200, 300])
     }
 
     static func refusal(_ rev: UInt64) -> ClientStatus.Refused {
-        .init(revision: rev, code: "apply-failed", reason: "test command exited 1", at: "2026-11-29T16:00:00Z",
-              package: "virus-defs_\(rev).cpkg")
+        .init(
+            revision: rev, code: "apply-failed", reason: "test command exited 1", at: "2026-11-29T16:00:00Z",
+            package: "virus-defs_\(rev).cpkg")
     }
 
     /// Issue #16: a revision the client refused is not sent again, with the client's reason;
@@ -117,10 +124,13 @@ import Testing
         s.refused = [Self.refusal(300)]
         let d = decide(s)
         #expect(d.action == .none && d.code == "refused" && d.revision == 300)
-        #expect(d.reason.contains("apply-failed") && d.reason.contains("test command exited 1") && d.reason.contains("--force"))
-        let forced = Planner.decide(type: "virus-defs", want: .latest, catalog: catalog, status: s, statusNote: nil, waiting: [], force: true)
+        #expect(
+            d.reason.contains("apply-failed") && d.reason.contains("test command exited 1")
+                && d.reason.contains("--force"))
+        let forced = Planner.decide(
+            type: "virus-defs", want: .latest, catalog: catalog, status: s, statusNote: nil, waiting: [], force: true)
         #expect(forced.action == .delta && forced.base == 200)
-        s.refused = [Self.refusal(200)]   // an older refusal does not hold back 300
+        s.refused = [Self.refusal(200)]  // an older refusal does not hold back 300
         #expect(decide(s, want: .latest).action == .delta)
     }
 
@@ -139,9 +149,12 @@ import Testing
                         for force in [false, true] {
                             var s = status(installed: installed, pinned: pinned)
                             s.refused = refused.isEmpty ? nil : refused.map(Self.refusal)
-                            let row = "installed \(installed.map(String.init) ?? "-") pinned \(pinned.map(String.init) ?? "-") refused \(refused) want \(want) force \(force)"
-                            let d = Planner.decide(type: "virus-defs", want: .named(want), catalog: catalog, status: installed == nil && pinned == nil && refused.isEmpty ? nil : s,
-                                                   statusNote: nil, waiting: [], force: force)
+                            let row =
+                                "installed \(installed.map(String.init) ?? "-") pinned \(pinned.map(String.init) ?? "-") refused \(refused) want \(want) force \(force)"
+                            let d = Planner.decide(
+                                type: "virus-defs", want: .named(want), catalog: catalog,
+                                status: installed == nil && pinned == nil && refused.isEmpty ? nil : s,
+                                statusNote: nil, waiting: [], force: force)
                             let client = Acceptance.Client.onClient(s, installed: installed, baseWaitOver: false)
                             // What arrives at the client: what the sender chose, else the full package (a copier that did not ask).
                             let base = d.action == .delta ? d.base : nil
@@ -149,13 +162,18 @@ import Testing
                             switch d.action {
                             case .full, .delta:
                                 #expect(v == .accept, "\(row): sender sends \(d.code), client says \(v)")
-                                if let b = base { #expect(b == installed, "\(row): a delta from what the client holds") }
+                                if let b = base {
+                                    #expect(b == installed, "\(row): a delta from what the client holds")
+                                }
                             case .none:
                                 switch d.code {
                                 case "up-to-date": #expect(v == .duplicate, "\(row)")
                                 case "pinned", "held":
-                                    if case .refuse(let rule, _) = v { #expect(rule.rawValue == d.code, "\(row)") }
-                                    else { Issue.record("\(row): sender says \(d.code), client says \(v)") }
+                                    if case .refuse(let rule, _) = v {
+                                        #expect(rule.rawValue == d.code, "\(row)")
+                                    } else {
+                                        Issue.record("\(row): sender says \(d.code), client says \(v)")
+                                    }
                                 case "refused":
                                     #expect(!force && refused.contains(want), "\(row)")
                                     #expect(v == .accept, "\(row): the client tries a refused revision that arrives")
@@ -165,12 +183,15 @@ import Testing
                             }
                             // A refused revision, not forced: held back, whatever the client would do with it.
                             if !force, refused.contains(want), installed != want, pinned == nil || pinned == want,
-                               installed.map({ want >= $0 }) ?? true {
+                                installed.map({ want >= $0 }) ?? true
+                            {
                                 #expect(d.code == "refused", "\(row): a refused revision sent (\(d.code))")
                             }
                             // And the converse: what the client would take, the sender sends (forced past refusals).
                             if v == .accept && (force || !refused.contains(want)) {
-                                #expect(d.action == .full || d.action == .delta, "\(row): client accepts, sender says \(d.code)")
+                                #expect(
+                                    d.action == .full || d.action == .delta,
+                                    "\(row): client accepts, sender says \(d.code)")
                             }
                             rows += 1
                         }

@@ -1,8 +1,9 @@
 import CourierConfig
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 @Suite struct PolicyTests {
     func policy(_ f: Fleet, _ text: String) throws -> Policy {
@@ -19,10 +20,13 @@ import Testing
         try f.publish("virus-defs", 2, bases: [1])
         try f.publish("ips-rules", 5)
         let pilot = f.inbox("pilot-1")
-        let prod1 = f.inbox("prod-1"), prod2 = f.inbox("prod-2")
+        let prod1 = f.inbox("prod-1")
+        let prod2 = f.inbox("prod-2")
         try f.writeStatus(pilot, installed: ["virus-defs": 1])
         try f.writeStatus(prod2, installed: ["virus-defs": 1])
-        let pol = try policy(f, """
+        let pol = try policy(
+            f,
+            """
             [groups.pilot]
             inboxes = ["clients/pilot-*/inbox"]
             types = { virus-defs = "latest", ips-rules = "latest" }
@@ -44,7 +48,9 @@ import Testing
     @Test func anInboxInTwoGroupsIsRefused() throws {
         let f = Fleet("twogroups")
         _ = f.inbox("x-1")
-        let pol = try policy(f, """
+        let pol = try policy(
+            f,
+            """
             [groups.a]
             inboxes = ["clients/x-*/inbox"]
             types = { virus-defs = "latest" }
@@ -60,10 +66,22 @@ import Testing
     @Test func badPoliciesNameFileAndKey() throws {
         let f = Fleet("badpolicy")
         let cases: [(String, String)] = [
-            ("[groups.a]\ninboxes = [\"x\"]\ntypes = { virus-defs = \"newest\" }\n", "'groups.a.types.virus-defs' must be \"latest\" or a revision number"),
-            ("[groups.a]\ninboxes = []\ntypes = { virus-defs = \"latest\" }\n", "'groups.a.inboxes' must list at least one"),
-            ("[groups.a]\ninboxes = [\"x\"]\nflavour = 1\ntypes = { v = \"latest\" }\n", "'groups.a.flavour' is not a known key"),
-            ("status_path = \"relative/status.json\"\n[groups.a]\ninboxes = [\"x\"]\ntypes = { v = \"latest\" }\n", "'status_path' must contain {inbox}"),
+            (
+                "[groups.a]\ninboxes = [\"x\"]\ntypes = { virus-defs = \"newest\" }\n",
+                "'groups.a.types.virus-defs' must be \"latest\" or a revision number"
+            ),
+            (
+                "[groups.a]\ninboxes = []\ntypes = { virus-defs = \"latest\" }\n",
+                "'groups.a.inboxes' must list at least one"
+            ),
+            (
+                "[groups.a]\ninboxes = [\"x\"]\nflavour = 1\ntypes = { v = \"latest\" }\n",
+                "'groups.a.flavour' is not a known key"
+            ),
+            (
+                "status_path = \"relative/status.json\"\n[groups.a]\ninboxes = [\"x\"]\ntypes = { v = \"latest\" }\n",
+                "'status_path' must contain {inbox}"
+            ),
             ("# nothing\n", "has no [groups.NAME] table"),
         ]
         for (text, want) in cases {

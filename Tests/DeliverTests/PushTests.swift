@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 @Suite(.serialized) struct PushTests {
     /// 1,000 inboxes: a third new, a third holding the delta's base, a third up to date. Every
@@ -55,8 +56,11 @@ import Testing
     @Test func failingTargetsAreReportedAndOthersSucceed() throws {
         let f = Fleet("failing")
         try f.publish("virus-defs", 1, extra: 256 << 10)
-        let good1 = f.inbox("good1"), good2 = f.inbox("good2")
-        let ro = f.inbox("ro"), full = f.inbox("full"), imm = f.inbox("immutable")
+        let good1 = f.inbox("good1")
+        let good2 = f.inbox("good2")
+        let ro = f.inbox("ro")
+        let full = f.inbox("full")
+        let imm = f.inbox("immutable")
         let missing = f.root + "/clients/gone/inbox"
         #expect(sh(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]), "mount a read-only tmpfs")
         defer { sh(["umount", ro]) }
@@ -91,7 +95,8 @@ import Testing
         var b = [UInt8](f.bytes(pkg)!)
         b[b.count - 600] ^= 0x55
         try Data(b).write(to: URL(fileURLWithPath: pkg))
-        let a = f.inbox("a"), c = f.inbox("b")
+        let a = f.inbox("a")
+        let c = f.inbox("b")
         let s = try f.pusher(f.targets([a, c]), types: ["virus-defs"]).run()
         #expect(s.failed == 2 && s.copied == 0)
         #expect(s.outcomes.allSatisfy { $0.error?.contains("failed verification") == true })
@@ -150,7 +155,8 @@ import Testing
         p.method = .link
         let s = p.run()
         #expect(s.outcomes[0].how == "hard link")
-        var s1 = stat(), s2 = stat()
+        var s1 = stat()
+        var s2 = stat()
         stat(f.fullPath("virus-defs", 1), &s1)
         stat(a + "/virus-defs_1.cpkg", &s2)
         #expect(s1.st_ino == s2.st_ino)
@@ -164,7 +170,8 @@ import Testing
         try f.publish("virus-defs", 1, extra: (3 << 20) + 1234)
         let pkg = f.fullPath("virus-defs", 1)
         #expect(f.bytes(pkg)!.count % 4096 != 0, "the tail is unaligned")
-        let disk = f.inbox("disk"), mem = f.inbox("tmpfs")
+        let disk = f.inbox("disk")
+        let mem = f.inbox("tmpfs")
         #expect(sh(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mem]), "mount a tmpfs")
         defer { sh(["umount", mem]) }
         let s = try f.pusher(f.targets([disk, mem]), types: ["virus-defs"]).run()
@@ -200,7 +207,9 @@ import Testing
         p.sync = sync
         let s = p.run()
         #expect(s.failed == 6 && s.copied == 0)
-        #expect(s.outcomes.allSatisfy { $0.error?.contains("failed verification") == true }, "\(s.outcomes.compactMap(\.error))")
+        #expect(
+            s.outcomes.allSatisfy { $0.error?.contains("failed verification") == true },
+            "\(s.outcomes.compactMap(\.error))")
         for ib in inboxes { #expect(f.names(ib).isEmpty, "\(ib)") }
     }
 }

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 /// Push onto a file system that clones (XFS, reflink on by default in mkfs.xfs ≥ 5.1): every copy
 /// must be a clone of the outbox package — the same physical extents, marked shared — not a
@@ -13,8 +14,10 @@ import Testing
         for tool in ["mkfs.xfs", "xfs_info", "filefrag", "truncate", "mount", "umount"] where !onPath(tool) {
             try skip("\(tool) is not installed (scripts/bootstrap.sh installs xfsprogs and e2fsprogs)")
         }
-        let base = FileManager.default.temporaryDirectory.path + "/courier-reflink-\(getpid())-\(UUID().uuidString.prefix(8))"
-        let image = base + ".img", mnt = base + ".mnt"
+        let base =
+            FileManager.default.temporaryDirectory.path + "/courier-reflink-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let image = base + ".img"
+        let mnt = base + ".mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         defer {
             try? FileManager.default.removeItem(atPath: mnt)
@@ -29,7 +32,9 @@ import Testing
         if !m.ok { try skip("mount -o loop failed (no loop devices in this container?): \(m.output)") }
         defer { if !capture(["umount", mnt]).ok { _ = capture(["umount", "-l", mnt]) } }
         let info = capture(["xfs_info", mnt])
-        if !info.output.contains("reflink=1") { try skip("this mkfs.xfs made a file system without reflink: \(info.output)") }
+        if !info.output.contains("reflink=1") {
+            try skip("this mkfs.xfs made a file system without reflink: \(info.output)")
+        }
 
         try pushTenCopies(under: mnt)
     }
@@ -61,7 +66,8 @@ import Testing
             let copy = ib + "/virus-defs_1.cpkg"
             #expect(f.bytes(copy) == f.bytes(pkg), "\(copy)")
             let e = extents(copy)
-            #expect(e.map { $0.physical } == original.map { $0.physical }, "\(copy): physical extents \(e) vs \(original)")
+            #expect(
+                e.map { $0.physical } == original.map { $0.physical }, "\(copy): physical extents \(e) vs \(original)")
             #expect(e.allSatisfy { $0.shared }, "\(copy): extents not marked shared: \(e)")
         }
     }
@@ -74,7 +80,9 @@ import Testing
             // "   0:        0..   12799:         24..     12823:  12800:             last,shared,eof"
             let f = line.replacingOccurrences(of: "..", with: " ").replacingOccurrences(of: ":", with: " ")
                 .split(separator: " ")
-            guard f.count >= 6, Int(f[0]) != nil, let l = Int(f[1]), let p = Int(f[3]), let n = Int(f[5]) else { continue }
+            guard f.count >= 6, Int(f[0]) != nil, let l = Int(f[1]), let p = Int(f[3]), let n = Int(f[5]) else {
+                continue
+            }
             out.append((l, p, n, line.contains("shared")))
         }
         return out

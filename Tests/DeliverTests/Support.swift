@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 /// A staging server's outbox and a fleet of client directories under one temporary root:
 /// real packages built and signed by CourierCore, real inbox directories, real status files.
@@ -14,7 +15,9 @@ final class Fleet: @unchecked Sendable {
     /// `under`: the directory to create the root in (default: the temporary directory), e.g. a
     /// mounted file system of a particular kind.
     init(_ name: String = "fleet", under base: String? = nil) {
-        root = (base ?? FileManager.default.temporaryDirectory.path) + "/courier-deliver-tests-\(getpid())-\(name)-\(UUID().uuidString.prefix(8))"
+        root =
+            (base ?? FileManager.default.temporaryDirectory.path)
+            + "/courier-deliver-tests-\(getpid())-\(name)-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: root + "/outbox", withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: root) }
@@ -28,7 +31,8 @@ final class Fleet: @unchecked Sendable {
         let dir = tree(type, rev)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for i in 0..<8 {
-            let body = String(repeating: "signature \(i) of \(type)\n", count: 200) + (i == 0 ? "revision \(rev)\n" : "")
+            let body =
+                String(repeating: "signature \(i) of \(type)\n", count: 200) + (i == 0 ? "revision \(rev)\n" : "")
             try body.write(toFile: dir + "/db\(i).txt", atomically: false, encoding: .utf8)
         }
         if extra > 0 {
@@ -39,8 +43,9 @@ final class Fleet: @unchecked Sendable {
         let ob = Outbox(root: outbox)
         let files = try TreeScanner.scan(dir)
         let b = try bases.map { (revision: $0, files: try TreeScanner.scan(tree(type, $0))) }
-        return try ob.publish(type: type, revision: rev, tree: dir, files: files, bases: b,
-                              options: PackageBuilder.Options(type: type, revision: rev, keys: [key]))
+        return try ob.publish(
+            type: type, revision: rev, tree: dir, files: files, bases: b,
+            options: PackageBuilder.Options(type: type, revision: rev, keys: [key]))
     }
 
     /// `clients/<name>/inbox`, created; its status file goes to `clients/<name>/state/status.json`.
@@ -50,9 +55,12 @@ final class Fleet: @unchecked Sendable {
         return p
     }
 
-    func writeStatus(_ inbox: String, installed: [String: UInt64], pinned: [String: UInt64] = [:],
-                     created: String = RFC3339.format(Int64(time(nil)))) throws {
-        var s = ClientStatus.empty(host: "host-" + URL(fileURLWithPath: inbox).deletingLastPathComponent().lastPathComponent)
+    func writeStatus(
+        _ inbox: String, installed: [String: UInt64], pinned: [String: UInt64] = [:],
+        created: String = RFC3339.format(Int64(time(nil)))
+    ) throws {
+        var s = ClientStatus.empty(
+            host: "host-" + URL(fileURLWithPath: inbox).deletingLastPathComponent().lastPathComponent)
         for (t, r) in installed {
             var ts = ClientStatus.TypeStatus()
             ts.installed = r
@@ -73,7 +81,8 @@ final class Fleet: @unchecked Sendable {
     }
 
     func targets(_ inboxes: [String], types: [String] = [], spec: RevisionSpec = .latest) -> [Target] {
-        TargetList.targets(patterns: inboxes, types: types, spec: spec, statusTemplate: TargetList.defaultStatusTemplate)
+        TargetList.targets(
+            patterns: inboxes, types: types, spec: spec, statusTemplate: TargetList.defaultStatusTemplate)
     }
 
     func names(_ dir: String) -> [String] {

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 /// `push --bwlimit` and `--stagger` in the library: the stagger slots (a pure function), and a
 /// capped copy that is byte for byte the package, paced by the run's one bucket.
@@ -108,7 +109,9 @@ import Testing
         q.stagger = 1
         let r = q.run()
         #expect(r.failed == 2 && r.copied == 0)
-        for ib in bad { #expect(((try? FileManager.default.contentsOfDirectory(atPath: ib)) ?? ["?"]).isEmpty, "\(ib)") }
+        for ib in bad {
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: ib)) ?? ["?"]).isEmpty, "\(ib)")
+        }
     }
     /// A slot can start up to the whole window after the plan: each inbox's client is decided
     /// again at its slot. Over 3 s, 3 inboxes (slots 0, 1, 2 s): once the run has started, the
@@ -126,7 +129,7 @@ import Testing
         p.jobs = 3
         p.sync = false
         let changer = Thread {
-            usleep(400_000)   // after the plan (milliseconds), before the second slot (1 s)
+            usleep(400_000)  // after the plan (milliseconds), before the second slot (1 s)
             try! f.writeStatus(installs, installed: ["virus-defs": 1])
             FileManager.default.createFile(atPath: gotIt + "/virus-defs_1.cpkg", contents: Data("by hand".utf8))
         }
@@ -138,8 +141,12 @@ import Testing
         #expect(f.bytes(gotIt + "/virus-defs_1.cpkg") == Data("by hand".utf8))
         let by = Dictionary(uniqueKeysWithValues: s.outcomes.map { ($0.inbox, $0) })
         #expect(by[first]?.state == .copied && by[first]?.decision?.code == "no-status")
-        #expect(by[installs]?.state == .skipped && by[installs]?.decision?.code == "up-to-date", "\(String(describing: by[installs]?.decision))")
-        #expect(by[gotIt]?.state == .skipped && by[gotIt]?.decision?.code == "waiting", "\(String(describing: by[gotIt]?.decision))")
+        #expect(
+            by[installs]?.state == .skipped && by[installs]?.decision?.code == "up-to-date",
+            "\(String(describing: by[installs]?.decision))")
+        #expect(
+            by[gotIt]?.state == .skipped && by[gotIt]?.decision?.code == "waiting",
+            "\(String(describing: by[gotIt]?.decision))")
     }
     /// At its slot the client now needs another package (it installed revision 1 meanwhile: a
     /// delta, not the full package planned): not verified by this run, so nothing is copied and

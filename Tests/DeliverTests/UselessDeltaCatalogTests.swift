@@ -9,7 +9,12 @@ import Testing
     static func noise(_ count: Int, seed: UInt64) -> Data {
         var x = seed | 1
         var d = Data(count: count)
-        for i in 0..<count { x ^= x << 13; x ^= x >> 7; x ^= x << 17; d[i] = UInt8(truncatingIfNeeded: x) }
+        for i in 0..<count {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            d[i] = UInt8(truncatingIfNeeded: x)
+        }
         return d
     }
 
@@ -19,8 +24,8 @@ import Testing
         let dir = root + "/outbox/t/3"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Self.noise(1000, seed: 1).write(to: URL(fileURLWithPath: dir + "/t_3.cpkg"))
-        try Self.noise(1000, seed: 2).write(to: URL(fileURLWithPath: dir + "/t_3_from_1.cpkg"))   // as large
-        try Self.noise(999, seed: 3).write(to: URL(fileURLWithPath: dir + "/t_3_from_2.cpkg"))     // smaller
+        try Self.noise(1000, seed: 2).write(to: URL(fileURLWithPath: dir + "/t_3_from_1.cpkg"))  // as large
+        try Self.noise(999, seed: 3).write(to: URL(fileURLWithPath: dir + "/t_3_from_2.cpkg"))  // smaller
         let c = try Catalog.scan(root + "/outbox")
         let rev = try #require(c.types["t"]?.revisions[3])
         #expect(rev.deltas[1] == nil)

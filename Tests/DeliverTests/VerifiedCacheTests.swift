@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierDeliver
 import Foundation
 import Testing
+
+@testable import CourierDeliver
 
 /// Push's verification cache (`VerifiedCache`, `--verify-cache`): a package verified once is
 /// not verified again while it is the same file under the same trust; anything that changes
@@ -11,7 +12,9 @@ import Testing
     /// No minimum age: the packages here are a moment old (`recentPackageIsNotRemembered` tests it).
     func cache(_ f: Fleet) throws -> VerifiedCache { try VerifiedCache(dir: f.root + "/verified", minimumAge: 0) }
 
-    func push(_ f: Fleet, _ inbox: String, cache: VerifiedCache?, now: Int64? = nil, trust: TrustStore? = nil) throws -> Pusher.Summary {
+    func push(_ f: Fleet, _ inbox: String, cache: VerifiedCache?, now: Int64? = nil, trust: TrustStore? = nil) throws
+        -> Pusher.Summary
+    {
         for n in f.names(inbox) { try? FileManager.default.removeItem(atPath: inbox + "/" + n) }
         var p = try f.pusher(f.targets([inbox]), types: ["virus-defs"])
         p.verifiedCache = cache
@@ -33,7 +36,8 @@ import Testing
         #expect(records.count == 1)
         let st = try #require(try Sys.lstat(c.dir + "/" + records[0]))
         #expect(st.st_mode & 0o777 == 0o600)
-        let r = try JSONDecoder().decode(VerifiedCache.Record.self, from: try #require(f.bytes(c.dir + "/" + records[0])))
+        let r = try JSONDecoder().decode(
+            VerifiedCache.Record.self, from: try #require(f.bytes(c.dir + "/" + records[0])))
         #expect(r.type == "virus-defs" && r.revision == 1 && r.base == nil)
         let second = try push(f, ib, cache: c)
         #expect(second.copied == 1 && second.verified == 0 && second.remembered == 1)

@@ -42,8 +42,12 @@ import Testing
         t.write("v1/main.cvd", String(repeating: "signature\n", count: 1000))
         t.write("v1/daily/a.ndb", "a\n")
         t.write("v1/daily/b.ndb", "b\n")
-        let b1 = try Programs.run("courier-stage", ["build", "--tree", t.sub("v1"), "--type", "virus-defs", "--revision", "20261121001",
-                                                    "--key", t.sub("k"), "--out-dir", t.sub("out")])
+        let b1 = try Programs.run(
+            "courier-stage",
+            [
+                "build", "--tree", t.sub("v1"), "--type", "virus-defs", "--revision", "20261121001",
+                "--key", t.sub("k"), "--out-dir", t.sub("out"),
+            ])
         #expect(b1.status == 0, "\(b1.stderr)")
         let full = t.sub("out/virus-defs_20261121001.cpkg")
 
@@ -55,26 +59,36 @@ import Testing
         let j = try Programs.run("courier-deliver", ["verify", "--json", "--trust", t.sub("k.pub"), full])
         let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [String: Any]
         #expect(obj["ok"] as? Bool == true)
-        #expect(obj["revision"] as? Int == 20261121001)
+        #expect(obj["revision"] as? Int == 20_261_121_001)
         #expect(obj["files"] as? Int == 3)
 
         t.write("v2/main.cvd", String(repeating: "signature\n", count: 1000) + "new\n")
         t.write("v2/daily/a.ndb", "a\n")
         t.write("v2/daily/c.ndb", "c\n")
-        let b2 = try Programs.run("courier-stage", ["build", "--tree", t.sub("v2"), "--type", "virus-defs", "--revision", "20261121002",
-                                                    "--key", t.sub("k"), "--out-dir", t.sub("out"), "--delta-from", full])
+        let b2 = try Programs.run(
+            "courier-stage",
+            [
+                "build", "--tree", t.sub("v2"), "--type", "virus-defs", "--revision", "20261121002",
+                "--key", t.sub("k"), "--out-dir", t.sub("out"), "--delta-from", full,
+            ])
         #expect(b2.status == 0, "\(b2.stderr)")
         let delta = t.sub("out/virus-defs_20261121002_from_20261121001.cpkg")
         #expect(b2.stdout.contains("(format 2), 2 changed (1 patched in 1 patches), 1 removed"), "\(b2.stdout)")
 
-        let x1 = try Programs.run("courier-inboxd", ["extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/1"), full])
+        let x1 = try Programs.run(
+            "courier-inboxd", ["extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/1"), full])
         #expect(x1.status == 0, "\(x1.stderr)")
         #expect(treeContents(t.sub("store/1")) == treeContents(t.sub("v1")))
-        let noBase = try Programs.run("courier-inboxd", ["extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/2"), delta])
+        let noBase = try Programs.run(
+            "courier-inboxd", ["extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/2"), delta])
         #expect(noBase.status == 64)
         #expect(noBase.stderr.contains("give --base"))
-        let x2 = try Programs.run("courier-inboxd", ["extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/2"),
-                                                     "--base", t.sub("store/1"), delta])
+        let x2 = try Programs.run(
+            "courier-inboxd",
+            [
+                "extract", "--trust", t.sub("k.pub"), "--into", t.sub("store/2"),
+                "--base", t.sub("store/1"), delta,
+            ])
         #expect(x2.status == 0, "\(x2.stderr)")
         #expect(treeContents(t.sub("store/2")) == treeContents(t.sub("v2")))
     }
@@ -84,8 +98,12 @@ import Testing
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("k")])
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("other")])
         t.write("tree/rules.txt", String(repeating: "alert tcp any any -> any any\n", count: 50))
-        try Programs.run("courier-stage", ["build", "--tree", t.sub("tree"), "--type", "ips-rules", "--revision", "7",
-                                           "--key", t.sub("k"), "--out-dir", t.sub("out"), "--compression", "none"])
+        try Programs.run(
+            "courier-stage",
+            [
+                "build", "--tree", t.sub("tree"), "--type", "ips-rules", "--revision", "7",
+                "--key", t.sub("k"), "--out-dir", t.sub("out"), "--compression", "none",
+            ])
         let good = t.sub("out/ips-rules_7.cpkg")
 
         // Wrong key: exit 7, one FAIL line naming the reason.
@@ -109,21 +127,25 @@ import Testing
         let r = data.range(of: Data("alert tcp".utf8))!
         data[r.lowerBound + 1] ^= 0x01
         try data.write(to: URL(fileURLWithPath: t.sub("out/tampered.cpkg")))
-        let tampered = try Programs.run("courier-deliver", ["verify", "--trust", t.sub("k.pub"), t.sub("out/tampered.cpkg")])
+        let tampered = try Programs.run(
+            "courier-deliver", ["verify", "--trust", t.sub("k.pub"), t.sub("out/tampered.cpkg")])
         #expect(tampered.status == 11)
         #expect(tampered.stdout.contains("SHA-256"))
 
         // Wrong type: exit 6. Not a package: exit 6. Missing trust store: exit 7.
-        let ty = try Programs.run("courier-deliver", ["verify", "--type", "virus-defs", "--trust", t.sub("k.pub"), good])
+        let ty = try Programs.run(
+            "courier-deliver", ["verify", "--type", "virus-defs", "--trust", t.sub("k.pub"), good])
         #expect(ty.status == 6)
         t.write("junk.cpkg", "hello")
-        #expect(try Programs.run("courier-deliver", ["verify", "--trust", t.sub("k.pub"), t.sub("junk.cpkg")]).status == 6)
+        #expect(
+            try Programs.run("courier-deliver", ["verify", "--trust", t.sub("k.pub"), t.sub("junk.cpkg")]).status == 6)
         let noTrust = try Programs.run("courier-deliver", ["verify", "--trust", t.sub("nope"), good])
         #expect(noTrust.status == 7)
         #expect(noTrust.stderr.contains("nope: trust store not found"))
 
         // Several packages, one bad: exit 16, one line each.
-        let mixed = try Programs.run("courier-deliver", ["verify", "--trust", t.sub("k.pub"), good, t.sub("out/tampered.cpkg")])
+        let mixed = try Programs.run(
+            "courier-deliver", ["verify", "--trust", t.sub("k.pub"), good, t.sub("out/tampered.cpkg")])
         #expect(mixed.status == 16)
         #expect(mixed.stdout.split(separator: "\n").count == 2)
     }
@@ -132,13 +154,19 @@ import Testing
         let t = TempDir()
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("k")])
         t.write("tree/x", "x")
-        try Programs.run("courier-stage", ["build", "--tree", t.sub("tree"), "--type", "t", "--revision", "1",
-                                           "--key", t.sub("k"), "--out-dir", t.sub("out"), "--lifetime", "1s"])
+        try Programs.run(
+            "courier-stage",
+            [
+                "build", "--tree", t.sub("tree"), "--type", "t", "--revision", "1",
+                "--key", t.sub("k"), "--out-dir", t.sub("out"), "--lifetime", "1s",
+            ])
         sleep(2)
-        let r = try Programs.run("courier-deliver", ["verify", "--clock-skew", "0", "--trust", t.sub("k.pub"), t.sub("out/t_1.cpkg")])
+        let r = try Programs.run(
+            "courier-deliver", ["verify", "--clock-skew", "0", "--trust", t.sub("k.pub"), t.sub("out/t_1.cpkg")])
         #expect(r.status == 8)
         #expect(r.stdout.contains("expired at"))
-        let lenient = try Programs.run("courier-deliver", ["verify", "--clock-skew", "1h", "--trust", t.sub("k.pub"), t.sub("out/t_1.cpkg")])
+        let lenient = try Programs.run(
+            "courier-deliver", ["verify", "--clock-skew", "1h", "--trust", t.sub("k.pub"), t.sub("out/t_1.cpkg")])
         #expect(lenient.status == 0)
     }
 }

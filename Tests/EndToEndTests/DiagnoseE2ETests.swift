@@ -20,7 +20,8 @@ import Testing
         p.executableURL = URL(fileURLWithPath: "/usr/bin/bsdtar")
         p.arguments = args
         if let d = dir { p.currentDirectoryURL = URL(fileURLWithPath: d) }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -77,58 +78,81 @@ import Testing
         let t = TempDir()
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
         t.write("up/virus-defs/20261120001/daily.ndb", "one\n")
-        t.write("stage.toml", """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
-        [http]
-        proxy = "http://squid:StageProxyUrlPass1@127.0.0.1:3128"
-        proxy_user = "squid"
-        proxy_password = "StageProxyPassword2"
-        [types.virus-defs]
-        source = "dir"
-        path = "up/virus-defs"
-        """)
-        let run = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml"), "--log-file", t.sub("stage.log")])
+        t.write(
+            "stage.toml",
+            """
+            outbox = "outbox"
+            key = "stage.key"
+            state_dir = "state"
+            [http]
+            proxy = "http://squid:StageProxyUrlPass1@127.0.0.1:3128"
+            proxy_user = "squid"
+            proxy_password = "StageProxyPassword2"
+            [types.virus-defs]
+            source = "dir"
+            path = "up/virus-defs"
+            """)
+        let run = try Programs.run(
+            "courier-stage", ["run", "--config", t.sub("stage.toml"), "--log-file", t.sub("stage.log")])
         #expect(run.status == 0, "\(run.stderr)")
         // A line a proxy error might leave in the log, with the credentials in the URL.
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: t.sub("stage.log")))
         log.seekToEndOfFile()
-        log.write(Data("2026-11-29T10:00:00Z courier-stage[1] warning: via http://squid:StageLogPass3@127.0.0.1:3128 failed\n".utf8))
+        log.write(
+            Data(
+                "2026-11-29T10:00:00Z courier-stage[1] warning: via http://squid:StageLogPass3@127.0.0.1:3128 failed\n"
+                    .utf8))
         log.closeFile()
         // Another process holds the run lock, as a running cycle would.
         let holder = Process()
         // One process takes the lock and keeps it (the kernel records the pid that took it).
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = ["-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
-                            t.sub("state/lock")]
+        holder.arguments = [
+            "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
+            t.sub("state/lock"),
+        ]
         try holder.run()
         // SIGKILL: a signal mask the test runner's thread passes on could block SIGTERM.
-        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
-        #expect(waitFor(5) { ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(" \(holder.processIdentifier) ") })
+        defer {
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+        }
+        #expect(
+            waitFor(5) {
+                ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(
+                    " \(holder.processIdentifier) ")
+            })
 
         let out = t.sub("reports/stage.tar.gz")
         try FileManager.default.createDirectory(atPath: t.sub("reports"), withIntermediateDirectories: true)
-        let r = try Programs.run("courier-stage", ["diagnose", "--config", t.sub("stage.toml"), "--log-file", t.sub("stage.log"), "--output", out])
+        let r = try Programs.run(
+            "courier-stage",
+            ["diagnose", "--config", t.sub("stage.toml"), "--log-file", t.sub("stage.log"), "--output", out])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == out)
         try Self.expectPrivate(out)
         let a = try Self.open(out, in: t)
 
-        for m in ["README.txt", "versions.txt", "system.txt", "config/stage.toml", "config/check.txt", "config/effective.txt",
-                  "keys/signing.txt", "state/last-success.txt", "state/last-run.txt", "state/lock.txt", "outbox/index.json",
-                  "outbox/types.txt", "disk.txt", "processes.txt", "logs/1-stage.log.tail"] {
+        for m in [
+            "README.txt", "versions.txt", "system.txt", "config/stage.toml", "config/check.txt", "config/effective.txt",
+            "keys/signing.txt", "state/last-success.txt", "state/last-run.txt", "state/lock.txt", "outbox/index.json",
+            "outbox/types.txt", "disk.txt", "processes.txt", "logs/1-stage.log.tail",
+        ] {
             #expect(a.files[m] != nil, "member \(m) missing; have \(a.files.keys.sorted())")
         }
-        let seed = try String(contentsOfFile: t.sub("stage.key"), encoding: .utf8).split(separator: " ")[1].trimmingCharacters(in: .whitespacesAndNewlines)
+        let seed = try String(contentsOfFile: t.sub("stage.key"), encoding: .utf8).split(separator: " ")[1]
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         try Self.expectAbsent(["StageProxyUrlPass1", "StageProxyPassword2", "StageLogPass3", seed], a)
         // Redacted in place: the keys and line structure are still there.
         let cfg = a.files["config/stage.toml"] ?? ""
         #expect(cfg.contains("proxy_password = \"<redacted>\""))
         #expect(cfg.contains("proxy = \"http://<redacted>@127.0.0.1:3128\""))
         #expect(cfg.contains("proxy_user = \"squid\""))
-        #expect(cfg.split(separator: "\n", omittingEmptySubsequences: false).count ==
-                (try String(contentsOfFile: t.sub("stage.toml"), encoding: .utf8)).split(separator: "\n", omittingEmptySubsequences: false).count + 2)
+        #expect(
+            cfg.split(separator: "\n", omittingEmptySubsequences: false).count
+                == (try String(contentsOfFile: t.sub("stage.toml"), encoding: .utf8)).split(
+                    separator: "\n", omittingEmptySubsequences: false
+                ).count + 2)
         // The public half of the signing key, by id.
         let pub = try String(contentsOfFile: t.sub("stage.key.pub"), encoding: .utf8).split(separator: " ")[1]
         #expect(a.files["keys/signing.txt"]?.contains(String(pub)) == true)
@@ -139,7 +163,9 @@ import Testing
         #expect(a.files["outbox/types.txt"]?.contains("virus-defs: latest 20261120001") == true)
         #expect(a.files["state/last-run.txt"]?.contains("summary: virus-defs: new: 20261120001") == true)
         #expect(a.files["state/last-success.txt"]?.contains("last run without failures") == true)
-        #expect(a.files["state/lock.txt"]?.contains("held: FLOCK WRITE by pid \(holder.processIdentifier)") == true, "\(a.files["state/lock.txt"] ?? "")")
+        #expect(
+            a.files["state/lock.txt"]?.contains("held: FLOCK WRITE by pid \(holder.processIdentifier)") == true,
+            "\(a.files["state/lock.txt"] ?? "")")
         #expect(a.files["disk.txt"]?.contains("outbox: \(t.sub("outbox"))") == true)
         #expect(a.files["disk.txt"]?.contains("inodes free") == true)
         #expect(a.files["logs/1-stage.log.tail"]?.contains("publishing revision 20261120001") == true)
@@ -152,44 +178,66 @@ import Testing
         try FileManager.default.createDirectory(atPath: t.sub("trust"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: t.sub("stage.key.pub"), toPath: t.sub("trust/stage.pub"))
         try FileManager.default.createDirectory(atPath: t.sub("inbox"), withIntermediateDirectories: true)
-        t.write("inboxd.toml", """
-        inbox = "inbox"
-        state_dir = "state"
-        trust = "trust"
-        # reload API: token = "InboxCommentToken1"
-        [types.virus-defs]
-        test_command = "exit 3"
-        apply_command = "curl -fsS -H 'Authorization: Bearer InboxBearer2' https://ops:InboxUrlPass3@127.0.0.1:9/reload"
-        """)
+        t.write(
+            "inboxd.toml",
+            """
+            inbox = "inbox"
+            state_dir = "state"
+            trust = "trust"
+            # reload API: token = "InboxCommentToken1"
+            [types.virus-defs]
+            test_command = "exit 3"
+            apply_command = "curl -fsS -H 'Authorization: Bearer InboxBearer2' https://ops:InboxUrlPass3@127.0.0.1:9/reload"
+            """)
         t.write("up/virus-defs/20261120001/daily.ndb", "one\n")
-        let b = try Programs.run("courier-stage", ["build", "--tree", t.sub("up/virus-defs/20261120001"), "--type", "virus-defs",
-                                                   "--revision", "20261120001", "--key", t.sub("stage.key"), "--out-dir", t.sub("out")])
+        let b = try Programs.run(
+            "courier-stage",
+            [
+                "build", "--tree", t.sub("up/virus-defs/20261120001"), "--type", "virus-defs",
+                "--revision", "20261120001", "--key", t.sub("stage.key"), "--out-dir", t.sub("out"),
+            ])
         #expect(b.status == 0, "\(b.stderr)")
         // A good package that its test command refuses, and a hostile name.
-        try FileManager.default.copyItem(atPath: t.sub("out/virus-defs_20261120001.cpkg"), toPath: t.sub("inbox/virus-defs_20261120001.cpkg"))
-        let once = try Programs.run("courier-inboxd", ["run", "--config", t.sub("inboxd.toml"), "--once", "--log-file", t.sub("inboxd.log")])
+        try FileManager.default.copyItem(
+            atPath: t.sub("out/virus-defs_20261120001.cpkg"), toPath: t.sub("inbox/virus-defs_20261120001.cpkg"))
+        let once = try Programs.run(
+            "courier-inboxd", ["run", "--config", t.sub("inboxd.toml"), "--once", "--log-file", t.sub("inboxd.log")])
         #expect(once.status != 0, "the test command fails, so the package is refused")
         t.write("inbox/evil\nname\u{1b}[31m.cpkg", "not a package")
 
         let out = t.sub("client.tar.gz")
-        let r = try Programs.run("courier-inboxd", ["diagnose", "--config", t.sub("inboxd.toml"), "--log-file", t.sub("inboxd.log"),
-                                                    "--output", out, "--lines", "50"])
+        let r = try Programs.run(
+            "courier-inboxd",
+            [
+                "diagnose", "--config", t.sub("inboxd.toml"), "--log-file", t.sub("inboxd.log"),
+                "--output", out, "--lines", "50",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         try Self.expectPrivate(out)
         let a = try Self.open(out, in: t)
-        for m in ["README.txt", "versions.txt", "system.txt", "config/inboxd.toml", "config/check.txt", "config/effective.txt",
-                  "status/status.json", "status/history.tail", "status/pins.json", "status/lock.txt", "quarantine/listing.txt",
-                  "quarantine/reasons.txt", "inbox/listing.txt", "store/listing.txt", "keys/trust.txt", "disk.txt",
-                  "processes.txt", "logs/1-inboxd.log.tail"] {
+        for m in [
+            "README.txt", "versions.txt", "system.txt", "config/inboxd.toml", "config/check.txt",
+            "config/effective.txt",
+            "status/status.json", "status/history.tail", "status/pins.json", "status/lock.txt",
+            "quarantine/listing.txt",
+            "quarantine/reasons.txt", "inbox/listing.txt", "store/listing.txt", "keys/trust.txt", "disk.txt",
+            "processes.txt", "logs/1-inboxd.log.tail",
+        ] {
             #expect(a.files[m] != nil, "member \(m) missing; have \(a.files.keys.sorted())")
         }
         try Self.expectAbsent(["InboxCommentToken1", "InboxBearer2", "InboxUrlPass3", "\u{1b}[31m"], a)
         #expect(a.files["config/inboxd.toml"]?.contains("https://<redacted>@127.0.0.1:9/reload") == true)
-        #expect(a.files["quarantine/reasons.txt"]?.contains("virus-defs_20261120001.cpkg.reason.json") == true, "\(a.files["quarantine/reasons.txt"] ?? "")")
-        #expect(a.files["quarantine/reasons.txt"]?.contains("\"code\" : \"apply-failed\"") == true, "\(a.files["quarantine/reasons.txt"] ?? "")")
+        #expect(
+            a.files["quarantine/reasons.txt"]?.contains("virus-defs_20261120001.cpkg.reason.json") == true,
+            "\(a.files["quarantine/reasons.txt"] ?? "")")
+        #expect(
+            a.files["quarantine/reasons.txt"]?.contains("\"code\" : \"apply-failed\"") == true,
+            "\(a.files["quarantine/reasons.txt"] ?? "")")
         #expect(a.files["status/history.tail"]?.contains("20261120001") == true)
         #expect(a.files["status/status.json"]?.contains("\"types\"") == true)
-        #expect(a.files["inbox/listing.txt"]?.contains("evil\\nname\\x1b[31m.cpkg") == true, "\(a.files["inbox/listing.txt"] ?? "")")
+        #expect(
+            a.files["inbox/listing.txt"]?.contains("evil\\nname\\x1b[31m.cpkg") == true,
+            "\(a.files["inbox/listing.txt"] ?? "")")
         let pub = try String(contentsOfFile: t.sub("stage.key.pub"), encoding: .utf8).split(separator: " ")[1]
         #expect(a.files["keys/trust.txt"]?.contains(String(pub)) == true)
         #expect(a.files["status/lock.txt"]?.contains("not held now") == true)
@@ -201,27 +249,39 @@ import Testing
         let t = TempDir()
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
         t.write("up/virus-defs/20261120001/daily.ndb", "one\n")
-        t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up/virus-defs\"\n")
+        t.write(
+            "stage.toml",
+            "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up/virus-defs\"\n"
+        )
         #expect(try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")]).status == 0)
         for c in ["a", "b"] {
-            try FileManager.default.createDirectory(atPath: t.sub("clients/\(c)/inbox"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: t.sub("clients/\(c)/inbox"), withIntermediateDirectories: true)
             t.write("clients/\(c)/state/status.json", "{\"format\":1,\"host\":\"client-\(c)\",\"types\":{}}\n")
         }
-        t.write("policy.toml", """
-        # generated by https://deploy:DeliverUrlPass1@git.example/ops.git
-        # api_token: DeliverToken2
-        [groups.lab]
-        inboxes = ["\(t.sub("clients"))/*/inbox"]
-        types = { virus-defs = "latest" }
-        """)
+        t.write(
+            "policy.toml",
+            """
+            # generated by https://deploy:DeliverUrlPass1@git.example/ops.git
+            # api_token: DeliverToken2
+            [groups.lab]
+            inboxes = ["\(t.sub("clients"))/*/inbox"]
+            types = { virus-defs = "latest" }
+            """)
         let out = t.sub("deliver.tar.gz")
-        let r = try Programs.run("courier-deliver", ["diagnose", "--policy", t.sub("policy.toml"), "--outbox", t.sub("outbox"),
-                                                     "--trust", t.sub("stage.key.pub"), "--inbox", t.sub("nowhere/*"), "--output", out])
+        let r = try Programs.run(
+            "courier-deliver",
+            [
+                "diagnose", "--policy", t.sub("policy.toml"), "--outbox", t.sub("outbox"),
+                "--trust", t.sub("stage.key.pub"), "--inbox", t.sub("nowhere/*"), "--output", out,
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         try Self.expectPrivate(out)
         let a = try Self.open(out, in: t)
-        for m in ["README.txt", "versions.txt", "system.txt", "config/policy.toml", "config/check.txt", "outbox/index.json",
-                  "keys/trust.txt", "inboxes/listing.txt", "inboxes/status.txt", "disk.txt", "logs/NONE.txt"] {
+        for m in [
+            "README.txt", "versions.txt", "system.txt", "config/policy.toml", "config/check.txt", "outbox/index.json",
+            "keys/trust.txt", "inboxes/listing.txt", "inboxes/status.txt", "disk.txt", "logs/NONE.txt",
+        ] {
             #expect(a.files[m] != nil, "member \(m) missing; have \(a.files.keys.sorted())")
         }
         try Self.expectAbsent(["DeliverUrlPass1", "DeliverToken2"], a)
@@ -245,25 +305,42 @@ import Testing
         // password with no proxy: both loaded, neither used on the wire, both secrets.
         let mirror = stager.url.replacingOccurrences(of: "http://", with: "http://relay:PullMirrorUrlPass1@")
         let conf = w.client("c1", mirrors: [mirror], extra: "splay = \"10m\"")
-        w.t.write("c1/pull.toml", (try String(contentsOfFile: conf, encoding: .utf8)) + "proxy_user = \"squid\"\nproxy_password = \"PullProxyPassword2\"\n")
-        w.t.write("c1/inboxd.toml", (try String(contentsOfFile: w.t.sub("c1/inboxd.toml"), encoding: .utf8))
-                  + "\napply_command = \"curl -H 'Authorization: Bearer PullInboxdBearer3' http://127.0.0.1:9/reload\"\n")
+        w.t.write(
+            "c1/pull.toml",
+            (try String(contentsOfFile: conf, encoding: .utf8))
+                + "proxy_user = \"squid\"\nproxy_password = \"PullProxyPassword2\"\n")
+        w.t.write(
+            "c1/inboxd.toml",
+            (try String(contentsOfFile: w.t.sub("c1/inboxd.toml"), encoding: .utf8))
+                + "\napply_command = \"curl -H 'Authorization: Bearer PullInboxdBearer3' http://127.0.0.1:9/reload\"\n")
         let log = w.t.sub("c1/pull.log")
         let run = try Programs.run("courier-pull", ["run", "--config", conf, "--no-splay", "--log-file", log])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(FileManager.default.fileExists(atPath: w.t.sub("c1/inbox/virus-defs_20261120001.cpkg")))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
-        handle.write(Data("2026-11-29T10:00:00Z courier-pull[1] warning: via http://squid:PullLogPass4@127.0.0.1:3128 failed\n".utf8))
+        handle.write(
+            Data(
+                "2026-11-29T10:00:00Z courier-pull[1] warning: via http://squid:PullLogPass4@127.0.0.1:3128 failed\n"
+                    .utf8))
         handle.closeFile()
         // Another process holds the pass lock, as a running pass would.
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = ["-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
-                            w.t.sub("c1/state/pull/lock")]
+        holder.arguments = [
+            "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
+            w.t.sub("c1/state/pull/lock"),
+        ]
         try holder.run()
-        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
-        #expect(waitFor(5) { ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(" \(holder.processIdentifier) ") })
+        defer {
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+        }
+        #expect(
+            waitFor(5) {
+                ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(
+                    " \(holder.processIdentifier) ")
+            })
 
         let out = w.t.sub("pull.tar.gz")
         let r = try Programs.run("courier-pull", ["diagnose", "--config", conf, "--log-file", log, "--output", out])
@@ -271,10 +348,12 @@ import Testing
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == out)
         try Self.expectPrivate(out)
         let a = try Self.open(out, in: w.t)
-        for m in ["README.txt", "versions.txt", "system.txt", "config/pull.toml", "config/inboxd.toml", "config/check.txt",
-                  "config/effective.txt", "state/listing.txt", "state/index.json", "state/index.state.json", "state/lock.txt",
-                  "state/last-run.txt", "client/status.json", "client/inbox.txt", "keys/trust.txt", "disk.txt",
-                  "processes.txt", "logs/1-pull.log.tail"] {
+        for m in [
+            "README.txt", "versions.txt", "system.txt", "config/pull.toml", "config/inboxd.toml", "config/check.txt",
+            "config/effective.txt", "state/listing.txt", "state/index.json", "state/index.state.json", "state/lock.txt",
+            "state/last-run.txt", "client/status.json", "client/inbox.txt", "keys/trust.txt", "disk.txt",
+            "processes.txt", "logs/1-pull.log.tail",
+        ] {
             #expect(a.files[m] != nil, "member \(m) missing; have \(a.files.keys.sorted())")
         }
         try Self.expectAbsent(["PullMirrorUrlPass1", "PullProxyPassword2", "PullInboxdBearer3", "PullLogPass4"], a)
@@ -283,14 +362,25 @@ import Testing
         #expect(cfg.contains("http://<redacted>@127.0.0.1:\(stager.port)"), "\(cfg)")
         #expect(cfg.contains("proxy_user = \"squid\""))
         #expect(a.files["config/check.txt"]?.contains("configuration loads: ok (a pull client's pull.toml)") == true)
-        #expect(a.files["config/effective.txt"]?.contains("splay: 600 s") == true, "\(a.files["config/effective.txt"] ?? "")")
+        #expect(
+            a.files["config/effective.txt"]?.contains("splay: 600 s") == true,
+            "\(a.files["config/effective.txt"] ?? "")")
         #expect(a.files["config/effective.txt"]?.contains("state_dir: \(w.t.sub("c1/state/pull"))") == true)
-        #expect(a.files["config/inboxd.toml"]?.contains("Authorization: <redacted>") == true, "\(a.files["config/inboxd.toml"] ?? "")")
+        #expect(
+            a.files["config/inboxd.toml"]?.contains("Authorization: <redacted>") == true,
+            "\(a.files["config/inboxd.toml"] ?? "")")
         #expect(a.files["state/index.json"]?.contains("20261120001") == true)
-        #expect(a.files["state/index.state.json"]?.contains("etag") == true, "\(a.files["state/index.state.json"] ?? "")")
-        #expect(a.files["state/last-run.txt"]?.contains("summary: index.json from \(stager.url)") == true, "\(a.files["state/last-run.txt"] ?? "")")
-        #expect(a.files["state/last-run.txt"]?.contains("virus-defs 20261120001 full") == true, "\(a.files["state/last-run.txt"] ?? "")")
-        #expect(a.files["state/lock.txt"]?.contains("held: FLOCK WRITE by pid \(holder.processIdentifier)") == true, "\(a.files["state/lock.txt"] ?? "")")
+        #expect(
+            a.files["state/index.state.json"]?.contains("etag") == true, "\(a.files["state/index.state.json"] ?? "")")
+        #expect(
+            a.files["state/last-run.txt"]?.contains("summary: index.json from \(stager.url)") == true,
+            "\(a.files["state/last-run.txt"] ?? "")")
+        #expect(
+            a.files["state/last-run.txt"]?.contains("virus-defs 20261120001 full") == true,
+            "\(a.files["state/last-run.txt"] ?? "")")
+        #expect(
+            a.files["state/lock.txt"]?.contains("held: FLOCK WRITE by pid \(holder.processIdentifier)") == true,
+            "\(a.files["state/lock.txt"] ?? "")")
         #expect(a.files["client/inbox.txt"]?.contains("virus-defs_20261120001.cpkg") == true)
         #expect(a.files["disk.txt"]?.contains("inbox: \(w.t.sub("c1/inbox"))") == true)
         #expect(a.files["disk.txt"]?.contains("state_dir: \(w.t.sub("c1/state/pull"))") == true)
@@ -298,16 +388,22 @@ import Testing
         #expect(a.files["logs/1-pull.log.tail"]?.contains("delivered into the inbox") == true)
 
         // The same command on a relay.toml: recognised as a relay, its mirror directory described.
-        let relayConf = w.relay("relay", upstream: [stager.url.replacingOccurrences(of: "http://", with: "http://up:RelayUrlPass5@")],
-                                extra: "# api_token = \"RelayToken6\"")
-        let m = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--log-file", w.t.sub("relay/relay.log")])
+        let relayConf = w.relay(
+            "relay", upstream: [stager.url.replacingOccurrences(of: "http://", with: "http://up:RelayUrlPass5@")],
+            extra: "# api_token = \"RelayToken6\"")
+        let m = try Programs.run(
+            "courier-pull", ["mirror", "--config", relayConf, "--log-file", w.t.sub("relay/relay.log")])
         #expect(m.status == 0, "\(m.stderr)")
         let out2 = w.t.sub("relay.tar.gz")
-        let r2 = try Programs.run("courier-pull", ["diagnose", "--config", relayConf, "--log-file", w.t.sub("relay/relay.log"), "--output", out2])
+        let r2 = try Programs.run(
+            "courier-pull",
+            ["diagnose", "--config", relayConf, "--log-file", w.t.sub("relay/relay.log"), "--output", out2])
         #expect(r2.status == 0, "\(r2.stderr)")
         let b = try Self.open(out2, in: w.t)
-        for m in ["config/relay.toml", "config/check.txt", "config/effective.txt", "state/lock.txt", "state/last-run.txt",
-                  "mirror/index.json", "mirror/listing.txt", "keys/trust.txt", "disk.txt", "logs/1-relay.log.tail"] {
+        for m in [
+            "config/relay.toml", "config/check.txt", "config/effective.txt", "state/lock.txt", "state/last-run.txt",
+            "mirror/index.json", "mirror/listing.txt", "keys/trust.txt", "disk.txt", "logs/1-relay.log.tail",
+        ] {
             #expect(b.files[m] != nil, "member \(m) missing; have \(b.files.keys.sorted())")
         }
         #expect(b.files["config/pull.toml"] == nil)
@@ -324,7 +420,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: t.sub("inbox"), withIntermediateDirectories: true)
         // store is a file: it cannot be listed.
         t.write("storefile", "not a directory")
-        t.write("inboxd.toml", "inbox = \"inbox\"\nstate_dir = \"state\"\nstore = \"storefile\"\ntrust = \"missing-trust\"\n")
+        t.write(
+            "inboxd.toml",
+            "inbox = \"inbox\"\nstate_dir = \"state\"\nstore = \"storefile\"\ntrust = \"missing-trust\"\n")
         let out = t.sub("a.tar.gz")
         var r = try Programs.run("courier-inboxd", ["diagnose", "--config", t.sub("inboxd.toml"), "--output", out])
         #expect(r.status == 0, "\(r.stderr)")
@@ -343,7 +441,8 @@ import Testing
         try Self.expectAbsent(["BrokenConfigPass1"], a)
 
         // The output directory missing: an error naming it, exit 12, nothing written.
-        r = try Programs.run("courier-inboxd", ["diagnose", "--config", t.sub("inboxd.toml"), "--output", t.sub("no/such/dir/a.tar.gz")])
+        r = try Programs.run(
+            "courier-inboxd", ["diagnose", "--config", t.sub("inboxd.toml"), "--output", t.sub("no/such/dir/a.tar.gz")])
         #expect(r.status == 12, "\(r.stderr)")
         #expect(r.stderr.contains(t.sub("no/such/dir")))
     }

@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// What can be checked here of the power-loss argument of docs/RELIABILITY.md: a power cut cannot
 /// be made on this machine, but the order in which each program makes bytes durable (`fsync`,
@@ -34,7 +32,8 @@ import Glibc
         let out = dir.sub("trace-\(UUID().uuidString.prefix(6))")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/strace")
-        p.arguments = ["-f", "-y", "-qq", "-s", "4096", "-o", out, "-e", "trace=" + calls, Programs.binDir + "/" + program] + args
+        p.arguments =
+            ["-f", "-y", "-qq", "-s", "4096", "-o", out, "-e", "trace=" + calls, Programs.binDir + "/" + program] + args
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         // Under `make test-asan`: LeakSanitizer cannot run in a traced process (it stops with a
@@ -49,7 +48,8 @@ import Glibc
         let list = text.split(separator: "\n").compactMap { raw -> Call? in
             let line = String(raw)
             guard !line.contains(" = -1 "), let open = line.firstIndex(of: "("),
-                  let space = line[..<open].lastIndex(of: " ") else { return nil }
+                let space = line[..<open].lastIndex(of: " ")
+            else { return nil }
             return Call(name: String(line[line.index(after: space)..<open]), args: String(line[open...]), line: line)
         }
         return (p.terminationStatus, list)
@@ -66,14 +66,17 @@ import Glibc
     static let fsyncs: Set<String> = ["fsync", "fdatasync"]
 
     /// The calls in the order they must come; fails naming the first one missing or out of order.
-    static func expectOrder(_ list: [Call], _ steps: [(String, Set<String>, [String])],
-                            sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectOrder(
+        _ list: [Call], _ steps: [(String, Set<String>, [String])],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         var at = 0
         for (what, names, args) in steps {
             guard let i = find(list, names, args, from: at) else {
                 let anywhere = find(list, names, args).map { "it comes earlier, at call \($0)" } ?? "it never happens"
-                Issue.record("\(what): not found after call \(at) (\(anywhere)):\n\(list.map(\.line).joined(separator: "\n"))",
-                             sourceLocation: sourceLocation)
+                Issue.record(
+                    "\(what): not found after call \(at) (\(anywhere)):\n\(list.map(\.line).joined(separator: "\n"))",
+                    sourceLocation: sourceLocation)
                 return
             }
             at = i + 1
@@ -93,19 +96,26 @@ import Glibc
             try #require(k.status == 0, "keygen: \(k.stderr)")
             try FileManager.default.createDirectory(atPath: t.sub("trust"), withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: t.sub("stage.key.pub"), toPath: t.sub("trust/stage.key.pub"))
-            t.write("stage.toml", """
-            outbox = "\(t.sub("outbox"))"
-            key = "\(t.sub("stage.key"))"
-            state_dir = "\(t.sub("stage-state"))"
-            [types.\(DurabilityOrderTests.type)]
-            source = "dir"
-            path = "\(t.sub("up"))"
-            """)
+            t.write(
+                "stage.toml",
+                """
+                outbox = "\(t.sub("outbox"))"
+                key = "\(t.sub("stage.key"))"
+                state_dir = "\(t.sub("stage-state"))"
+                [types.\(DurabilityOrderTests.type)]
+                source = "dir"
+                path = "\(t.sub("up"))"
+                """)
         }
-        var package: String { t.sub("outbox/\(DurabilityOrderTests.type)/\(DurabilityOrderTests.revision)/\(DurabilityOrderTests.type)_\(DurabilityOrderTests.revision).cpkg") }
+        var package: String {
+            t.sub(
+                "outbox/\(DurabilityOrderTests.type)/\(DurabilityOrderTests.revision)/\(DurabilityOrderTests.type)_\(DurabilityOrderTests.revision).cpkg"
+            )
+        }
         func stage() throws {
             let r = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")])
-            try #require(r.status == 0 && FileManager.default.fileExists(atPath: package), "courier-stage run: \(r.stderr)")
+            try #require(
+                r.status == 0 && FileManager.default.fileExists(atPath: package), "courier-stage run: \(r.stderr)")
         }
     }
 
@@ -115,38 +125,58 @@ import Glibc
         try #require(status == 0, "courier-stage run exited \(status)")
         let tdir = s.t.sub("outbox/\(Self.type)")
         let name = "\(Self.type)_\(Self.revision).cpkg"
-        Self.expectOrder(list, [
-            ("fsync of the package's temporary file", Self.fsyncs, ["/.staging-\(Self.revision)/.\(name).tmp"]),
-            ("rename of the package to its name", Self.renames, ["/.staging-\(Self.revision)/\(name)\""]),
-            ("fsync of the staging directory", Self.fsyncs, ["\(tdir)/.staging-\(Self.revision)>"]),
-            ("rename of the staging directory into the outbox", Self.renames, ["\(tdir)/.staging-\(Self.revision)\"", "\(tdir)/\(Self.revision)\""]),
-            ("fsync of the type directory", Self.fsyncs, ["\(tdir)>"]),
-            ("rename of latest", Self.renames, ["\(tdir)/latest\""]),
-        ])
-        Self.expectOrder(list, [
-            ("rename of the revision into the outbox", Self.renames, ["\(tdir)/\(Self.revision)\""]),
-            ("fsync of index.json's temporary file", Self.fsyncs, ["/outbox/.index.json.tmp"]),
-            ("rename of index.json", Self.renames, ["/outbox/index.json\""]),
-        ])
+        Self.expectOrder(
+            list,
+            [
+                ("fsync of the package's temporary file", Self.fsyncs, ["/.staging-\(Self.revision)/.\(name).tmp"]),
+                ("rename of the package to its name", Self.renames, ["/.staging-\(Self.revision)/\(name)\""]),
+                ("fsync of the staging directory", Self.fsyncs, ["\(tdir)/.staging-\(Self.revision)>"]),
+                (
+                    "rename of the staging directory into the outbox", Self.renames,
+                    ["\(tdir)/.staging-\(Self.revision)\"", "\(tdir)/\(Self.revision)\""]
+                ),
+                ("fsync of the type directory", Self.fsyncs, ["\(tdir)>"]),
+                ("rename of latest", Self.renames, ["\(tdir)/latest\""]),
+            ])
+        Self.expectOrder(
+            list,
+            [
+                ("rename of the revision into the outbox", Self.renames, ["\(tdir)/\(Self.revision)\""]),
+                ("fsync of index.json's temporary file", Self.fsyncs, ["/outbox/.index.json.tmp"]),
+                ("rename of index.json", Self.renames, ["/outbox/index.json\""]),
+            ])
     }
 
     @Test(arguments: [false, true]) func pushFlushesBeforeAndAfterItsRenames(noSync: Bool) throws {
         let s = try Setup()
         try s.stage()
-        for c in ["c1", "c2"] { try FileManager.default.createDirectory(atPath: s.t.sub("\(c)/inbox"), withIntermediateDirectories: true) }
-        let (status, list) = try Self.traced(s.t, "courier-deliver",
-            ["push", "--outbox", s.t.sub("outbox"), "--trust", s.t.sub("trust"), "--inbox", s.t.sub("c*/inbox"),
-             "--verify-cache", s.t.sub("verified")] + (noSync ? ["--no-sync"] : []))
+        for c in ["c1", "c2"] {
+            try FileManager.default.createDirectory(atPath: s.t.sub("\(c)/inbox"), withIntermediateDirectories: true)
+        }
+        let (status, list) = try Self.traced(
+            s.t, "courier-deliver",
+            [
+                "push", "--outbox", s.t.sub("outbox"), "--trust", s.t.sub("trust"), "--inbox", s.t.sub("c*/inbox"),
+                "--verify-cache", s.t.sub("verified"),
+            ] + (noSync ? ["--no-sync"] : []))
         try #require(status == 0, "push exited \(status)")
         let name = "\(Self.type)_\(Self.revision).cpkg"
         let into = ["c1", "c2"].compactMap { c in Self.find(list, Self.renames, ["\(s.t.sub(c))/inbox/\(name)\""]) }
-        #expect(into.count == 2, "the package was not renamed into both inboxes:\n\(list.map(\.line).joined(separator: "\n"))")
+        #expect(
+            into.count == 2,
+            "the package was not renamed into both inboxes:\n\(list.map(\.line).joined(separator: "\n"))")
         let flushes = list.indices.filter { list[$0].name == "syncfs" && list[$0].args.contains(s.t.path) }
         if noSync {
             #expect(flushes.isEmpty, "--no-sync flushed: \(flushes.map { list[$0].line })")
         } else {
-            #expect(flushes.contains { $0 < into.min()! }, "no syncfs of the inboxes' file system before the first rename into an inbox:\n\(list.map(\.line).joined(separator: "\n"))")
-            #expect(flushes.contains { $0 > into.max()! }, "no syncfs of the inboxes' file system after the last rename into an inbox:\n\(list.map(\.line).joined(separator: "\n"))")
+            #expect(
+                flushes.contains { $0 < into.min()! },
+                "no syncfs of the inboxes' file system before the first rename into an inbox:\n\(list.map(\.line).joined(separator: "\n"))"
+            )
+            #expect(
+                flushes.contains { $0 > into.max()! },
+                "no syncfs of the inboxes' file system after the last rename into an inbox:\n\(list.map(\.line).joined(separator: "\n"))"
+            )
         }
     }
 
@@ -157,25 +187,32 @@ import Glibc
         let inbox = s.t.sub("client/inbox")
         try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
         if inboxOnTmpfs {
-            try #require(InboxdStateRepairTests.mountTmpfs(inbox, size: "8m"), "mount a tmpfs for the inbox (needs root)")
+            try #require(
+                InboxdStateRepairTests.mountTmpfs(inbox, size: "8m"), "mount a tmpfs for the inbox (needs root)")
         }
         defer { if inboxOnTmpfs { InboxdStateRepairTests.sh(["umount", "-l", inbox]) } }
-        s.t.write("client/inboxd.toml", """
-        inbox = "inbox"
-        state_dir = "state"
-        trust = "\(s.t.sub("trust"))"
-        [types.\(Self.type)]
-        keep = 2
-        """)
+        s.t.write(
+            "client/inboxd.toml",
+            """
+            inbox = "inbox"
+            state_dir = "state"
+            trust = "\(s.t.sub("trust"))"
+            [types.\(Self.type)]
+            keep = 2
+            """)
         let name = "\(Self.type)_\(Self.revision).cpkg"
         try FileManager.default.copyItem(atPath: s.package, toPath: inbox + "/" + name)
-        let (status, list) = try Self.traced(s.t, "courier-inboxd", ["run", "--config", s.t.sub("client/inboxd.toml"), "--once"])
+        let (status, list) = try Self.traced(
+            s.t, "courier-inboxd", ["run", "--config", s.t.sub("client/inboxd.toml"), "--once"])
         try #require(status == 0, "courier-inboxd exited \(status)")
         #expect(!FileManager.default.fileExists(atPath: inbox + "/" + name), "the package was not applied")
         let store = s.t.sub("client/state/store/\(Self.type)")
         var steps: [(String, Set<String>, [String])] = [
             ("syncfs of the store", ["syncfs"], ["\(store)>"]),
-            ("rename of the new tree into the store", Self.renames, ["\(store)/\(Self.revision).tmp\"", "\(store)/\(Self.revision)\""]),
+            (
+                "rename of the new tree into the store", Self.renames,
+                ["\(store)/\(Self.revision).tmp\"", "\(store)/\(Self.revision)\""]
+            ),
             ("rename of current", Self.renames, ["\(store)/current\""]),
         ]
         if inboxOnTmpfs { steps.append(("fsync of the store's type directory", Self.fsyncs, ["\(store)>"])) }
@@ -185,8 +222,9 @@ import Glibc
             // One file system: the journal orders the unlink after the switch; no extra commit.
             let cur = Self.find(list, Self.renames, ["\(store)/current\""]) ?? 0
             let gone = Self.find(list, ["unlink", "unlinkat"], ["\(inbox)/\(name)\""]) ?? 0
-            #expect(!list[cur..<gone].contains { Self.fsyncs.contains($0.name) && $0.args.contains("\(store)>") },
-                    "an fsync of the store between the switch and the unlink on one file system")
+            #expect(
+                !list[cur..<gone].contains { Self.fsyncs.contains($0.name) && $0.args.contains("\(store)>") },
+                "an fsync of the store between the switch and the unlink on one file system")
         }
     }
 }

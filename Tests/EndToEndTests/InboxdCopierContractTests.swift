@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// The copier contract of docs/INBOXD.md against a running `courier-inboxd run`: what real
 /// copiers (`ln`, `cp -l`, `ln -s`, `mkfifo`, `cp` twice, a writer that holds the file) leave in
@@ -19,7 +17,9 @@ import Glibc
         return try c.build(rev)
     }
 
-    func log(_ c: Client) -> String { String((try? String(contentsOfFile: c.logPath, encoding: .utf8)) ?? "").suffix(3000).description }
+    func log(_ c: Client) -> String {
+        String((try? String(contentsOfFile: c.logPath, encoding: .utf8)) ?? "").suffix(3000).description
+    }
 
     /// A hard link made into the inbox (`ln`, `cp -l`: `courier-deliver push --link`) produces
     /// only IN_CREATE; it is applied when it appears, not at the next rescan. A symbolic link and
@@ -27,10 +27,14 @@ import Glibc
     /// reason, and leave nothing pending.
     @Test func hardLinksSymlinksAndFifosInTheInbox() throws {
         let c = try Client()
-        let p1 = try c.build(1), p2 = try c.build(2), p3 = try c.build(3)
+        let p1 = try c.build(1)
+        let p2 = try c.build(2)
+        let p3 = try c.build(3)
         try c.start()
         #expect(try c.sh("ln \(p1) inbox/virus-defs_1.cpkg") == 0)
-        #expect(waitFor(10) { c.installed() == 1 && c.inbox().isEmpty }, "ln: installed \(String(describing: c.installed())), inbox \(c.inbox()): \(log(c))")
+        #expect(
+            waitFor(10) { c.installed() == 1 && c.inbox().isEmpty },
+            "ln: installed \(String(describing: c.installed())), inbox \(c.inbox()): \(log(c))")
         #expect(try c.sh("cp -l \(p2) inbox/virus-defs_2.cpkg") == 0)
         #expect(waitFor(10) { c.installed() == 2 && c.inbox().isEmpty }, "cp -l: \(log(c))")
 
@@ -38,10 +42,14 @@ import Glibc
         #expect(try c.sh("ln -s \(p3) inbox/virus-defs_3.cpkg") == 0)
         #expect(waitFor(10) { c.quarantined().contains("virus-defs_3.cpkg") }, "symlink: inbox \(c.inbox()): \(log(c))")
         var st = stat()
-        #expect(lstat(c.t.sub("state/quarantine/virus-defs_3.cpkg"), &st) == 0 && st.st_mode & S_IFMT == S_IFLNK, "the link itself was moved")
+        #expect(
+            lstat(c.t.sub("state/quarantine/virus-defs_3.cpkg"), &st) == 0 && st.st_mode & S_IFMT == S_IFLNK,
+            "the link itself was moved")
         #expect(FileManager.default.fileExists(atPath: p3), "the target is untouched")
         #expect(c.installed() == 2, "a symlink is never followed")
-        let reason = (try? String(contentsOfFile: c.t.sub("state/quarantine/virus-defs_3.cpkg.reason.json"), encoding: .utf8)) ?? ""
+        let reason =
+            (try? String(contentsOfFile: c.t.sub("state/quarantine/virus-defs_3.cpkg.reason.json"), encoding: .utf8))
+            ?? ""
         #expect(reason.contains("symbolic link"), "\(reason)")
 
         // A FIFO: never opened (a blocking open would hang the daemon), quarantined.
@@ -76,8 +84,13 @@ import Glibc
         for i in 1...n { pkgs.append(try bigPackage(c, i, mib: 16)) }
         try c.start()
         for i in 1...n {
-            #expect(try c.sh("cp \(pkgs[i - 1]) inbox/virus-defs_\(i).cpkg; cp \(pkgs[i - 1]) inbox/virus-defs_\(i).cpkg") == 0)
-            #expect(waitFor(20) { c.installed() == i && c.inbox().isEmpty }, "copy \(i): installed \(String(describing: c.installed())), inbox \(c.inbox()), quarantine \(c.quarantined())")
+            #expect(
+                try c.sh("cp \(pkgs[i - 1]) inbox/virus-defs_\(i).cpkg; cp \(pkgs[i - 1]) inbox/virus-defs_\(i).cpkg")
+                    == 0)
+            #expect(
+                waitFor(20) { c.installed() == i && c.inbox().isEmpty },
+                "copy \(i): installed \(String(describing: c.installed())), inbox \(c.inbox()), quarantine \(c.quarantined())"
+            )
         }
         #expect(c.quarantined().isEmpty, "\(c.quarantined()): \(log(c))")
         #expect(c.stop() == 0)
@@ -94,17 +107,20 @@ import Glibc
         for i in delays.indices { pkgs.append(try bigPackage(c, i + 1, mib: 16)) }
         try c.start()
         for (k, d) in delays.enumerated() {
-            let i = k + 1, p = pkgs[k]
+            let i = k + 1
+            let p = pkgs[k]
             let script = """
-            cp \(p) inbox/virus-defs_\(i).cpkg; sleep \(d)
-            exec 3>inbox/virus-defs_\(i).cpkg
-            size=$(stat -c %s \(p)); chunk=$(( size / 4 + 1 ))
-            for j in 0 1 2 3; do dd if=\(p) bs=$chunk skip=$j count=1 status=none >&3; sleep 0.3; done
-            exec 3>&-
-            """
+                cp \(p) inbox/virus-defs_\(i).cpkg; sleep \(d)
+                exec 3>inbox/virus-defs_\(i).cpkg
+                size=$(stat -c %s \(p)); chunk=$(( size / 4 + 1 ))
+                for j in 0 1 2 3; do dd if=\(p) bs=$chunk skip=$j count=1 status=none >&3; sleep 0.3; done
+                exec 3>&-
+                """
             #expect(try c.sh(script) == 0)
-            #expect(waitFor(20) { c.installed() == i && c.inbox().isEmpty },
-                    "delay \(d): installed \(String(describing: c.installed())), inbox \(c.inbox()), quarantine \(c.quarantined())")
+            #expect(
+                waitFor(20) { c.installed() == i && c.inbox().isEmpty },
+                "delay \(d): installed \(String(describing: c.installed())), inbox \(c.inbox()), quarantine \(c.quarantined())"
+            )
         }
         #expect(c.quarantined().isEmpty, "quarantined: \(c.quarantined()): \(log(c))")
         #expect(c.stop() == 0)

@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// `courier-inboxd` killed with SIGKILL at many points of the apply path, then restarted: after
 /// every kill and every restart the store, the inbox and the state must satisfy the crash-safety
@@ -22,8 +20,10 @@ import Glibc
 /// a few packages of several MiB. The random delays come from a seeded generator
 /// (`COURIER_CRASH_SEED` replays another run).
 @Suite(.serialized) struct InboxdCrashTests {
-    static let faultPoints = ["after-extract", "before-rename", "before-switch", "switch-before-rename",
-                              "after-switch", "before-state", "before-unlink"]
+    static let faultPoints = [
+        "after-extract", "before-rename", "before-switch", "switch-before-rename",
+        "after-switch", "before-state", "before-unlink",
+    ]
     /// Points at which `current` already names the new revision.
     static let committedPoints: Set<String> = ["after-switch", "before-state", "before-unlink"]
 
@@ -54,18 +54,25 @@ import Glibc
             }
             for p in seq[c.index...] { try ws.drop(p) }
             let killed = try ws.runOnce(fault: c.point)
-            #expect(killed.killedBySIGKILL, "\(ctx): the daemon was not killed at the fault point (exit \(killed.status)): \(ws.logTail())")
+            #expect(
+                killed.killedBySIGKILL,
+                "\(ctx): the daemon was not killed at the fault point (exit \(killed.status)): \(ws.logTail())")
             kills += 1
             ws.check(fx, delivered: seq, restarted: false, context: ctx + ", after the kill")
             let before = c.index > 0 ? seq[c.index - 1].revision : nil
             let expected = Self.committedPoints.contains(c.point) ? seq[c.index].revision : before
-            #expect(ws.current() == expected, "\(ctx): current is \(ws.current().map(String.init) ?? "absent"), expected \(expected.map(String.init) ?? "absent") at this point")
+            #expect(
+                ws.current() == expected,
+                "\(ctx): current is \(ws.current().map(String.init) ?? "absent"), expected \(expected.map(String.init) ?? "absent") at this point"
+            )
 
             let again = try ws.runOnce()
             #expect(again.exited && again.status == 0, "\(ctx): restart exited \(again.status): \(ws.logTail())")
             ws.check(fx, delivered: seq, restarted: true, context: ctx + ", after the restart")
         }
-        print("InboxdCrashTests: \(kills) SIGKILLs at \(Self.faultPoints.count) named fault points × packages, invariants checked after each kill and restart")
+        print(
+            "InboxdCrashTests: \(kills) SIGKILLs at \(Self.faultPoints.count) named fault points × packages, invariants checked after each kill and restart"
+        )
         #expect(kills >= 50)
     }
 
@@ -77,7 +84,9 @@ import Glibc
         let fx = try CrashFixture(scale: 2)
         var rng = CrashRNG(seed: Self.seed)
         let target = 64
-        var kills = 0, midWork = 0, workspaces = 0
+        var kills = 0
+        var midWork = 0
+        var workspaces = 0
         var delays: [Int] = []
         while kills < target {
             workspaces += 1
@@ -96,7 +105,8 @@ import Glibc
                 let lateAfter = Int(rng.next() % 100_000)
                 let delay = Int(rng.next() % 300_001)
                 delays.append(delay)
-                let ctx = "seed \(Self.seed), workspace \(workspaces), kill \(kills + 1) after \(delay / 1000) ms, batch \(batch.map(\.name))\(hardlink ? " (hardlink_unchanged)" : "")"
+                let ctx =
+                    "seed \(Self.seed), workspace \(workspaces), kill \(kills + 1) after \(delay / 1000) ms, batch \(batch.map(\.name))\(hardlink ? " (hardlink_unchanged)" : "")"
                 for p in batch[..<split] { try ws.drop(p) }
                 delivered += batch
                 let d = try ws.launch(["run", "--config", ws.config, "--exit-when-idle", "60s"])
@@ -127,7 +137,9 @@ import Glibc
                     d2.waitUntilExit()
                     kills += 1
                     if ws.hasWorkLeft(batch) { midWork += 1 }
-                    ws.check(fx, delivered: delivered, restarted: false, context: ctx + ", restart killed after \(delay2 / 1000) ms")
+                    ws.check(
+                        fx, delivered: delivered, restarted: false,
+                        context: ctx + ", restart killed after \(delay2 / 1000) ms")
                 }
 
                 let again = try ws.runOnce()
@@ -136,7 +148,9 @@ import Glibc
             }
         }
         let distinct = Set(delays).count
-        print("InboxdCrashTests: \(kills) random SIGKILLs (seed \(Self.seed), \(distinct) distinct delays 0–300 ms, \(midWork) with work still pending) over \(workspaces) workspaces, invariants checked after each kill and restart")
+        print(
+            "InboxdCrashTests: \(kills) random SIGKILLs (seed \(Self.seed), \(distinct) distinct delays 0–300 ms, \(midWork) with work still pending) over \(workspaces) workspaces, invariants checked after each kill and restart"
+        )
         #expect(kills >= target)
         // The packages are big enough that most kills land while there is work to do (about three
         // in four with the debug build on two cores); far fewer would make this test toothless.
@@ -227,7 +241,7 @@ final class CrashFixture {
     /// revision → expected tree.
     var trees: [UInt64: [String: CrashTree.Entry]] = [:]
     var full: [UInt64: Package] = [:]
-    var delta: [UInt64: Package] = [:]   // revision → delta from revision - 1
+    var delta: [UInt64: Package] = [:]  // revision → delta from revision - 1
 
     static func revision(_ i: Int) -> UInt64 { firstRevision + UInt64(i) }
 
@@ -248,7 +262,9 @@ final class CrashFixture {
         func blob(_ name: String, _ version: Int, _ size: Int) -> Data {
             let key = "\(name)#\(version)"
             if let d = cache[key] { return d }
-            var g = CrashRNG(seed: UInt64(truncatingIfNeeded: name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) }) &+ UInt64(version) &* 0x1_0000_0001)
+            var g = CrashRNG(
+                seed: UInt64(truncatingIfNeeded: name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) }) &+ UInt64(version)
+                    &* 0x1_0000_0001)
             var d = Data(count: size)
             d.withUnsafeMutableBytes { raw in
                 let words = raw.bindMemory(to: UInt64.self)
@@ -274,11 +290,17 @@ final class CrashFixture {
             let root = dir.sub("upstream/\(rev)")
             for (path, (data, exec)) in files {
                 let full = root + "/" + path
-                try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try #require(FileManager.default.createFile(atPath: full, contents: data, attributes: [.posixPermissions: exec ? 0o755 : 0o644]))
+                try FileManager.default.createDirectory(
+                    atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try #require(
+                    FileManager.default.createFile(
+                        atPath: full, contents: data, attributes: [.posixPermissions: exec ? 0o755 : 0o644]))
                 tree[path] = .file(data, exec: exec)
                 var comps = path.split(separator: "/").dropLast()
-                while !comps.isEmpty { tree[comps.joined(separator: "/")] = .dir; comps = comps.dropLast() }
+                while !comps.isEmpty {
+                    tree[comps.joined(separator: "/")] = .dir
+                    comps = comps.dropLast()
+                }
             }
             trees[rev] = tree
             try build(rev, root, deltaFrom: nil)
@@ -287,8 +309,10 @@ final class CrashFixture {
     }
 
     private func build(_ rev: UInt64, _ tree: String, deltaFrom base: UInt64?) throws {
-        var args = ["build", "--tree", tree, "--type", Self.type, "--revision", String(rev),
-                    "--key", dir.sub("stage.key"), "--out-dir", dir.sub("packages")]
+        var args = [
+            "build", "--tree", tree, "--type", Self.type, "--revision", String(rev),
+            "--key", dir.sub("stage.key"), "--out-dir", dir.sub("packages"),
+        ]
         if let base { args += ["--delta-from", full[base]!.path] }
         let r = try Programs.run("courier-stage", args)
         try #require(r.status == 0, "courier-stage \(args.joined(separator: " ")): \(r.stderr)")
@@ -320,17 +344,19 @@ final class CrashWorkspace {
         try fm.createDirectory(atPath: dir.sub("trust"), withIntermediateDirectories: true)
         try fm.copyItem(atPath: fx.dir.sub("stage.key.pub"), toPath: dir.sub("trust/stage.key.pub"))
         try fm.createDirectory(atPath: dir.sub("inbox"), withIntermediateDirectories: true)
-        dir.write("inboxd.toml", """
-        inbox = "inbox"
-        state_dir = "state"
-        trust = "trust"
-        delta_wait = "2s"
+        dir.write(
+            "inboxd.toml",
+            """
+            inbox = "inbox"
+            state_dir = "state"
+            trust = "trust"
+            delta_wait = "2s"
 
-        [types.\(CrashFixture.type)]
-        keep = 2
-        hardlink_unchanged = \(hardlink)
-        apply_command = "echo $COURIER_REVISION >> \(dir.sub("hook.log"))"
-        """)
+            [types.\(CrashFixture.type)]
+            keep = 2
+            hardlink_unchanged = \(hardlink)
+            apply_command = "echo $COURIER_REVISION >> \(dir.sub("hook.log"))"
+            """)
         config = dir.sub("inboxd.toml")
     }
 
@@ -350,7 +376,9 @@ final class CrashWorkspace {
         e["COURIER_FAULT"] = nil
         for (k, v) in env { e[k] = v }
         p.environment = e
-        if !FileManager.default.fileExists(atPath: daemonLog) { FileManager.default.createFile(atPath: daemonLog, contents: nil) }
+        if !FileManager.default.fileExists(atPath: daemonLog) {
+            FileManager.default.createFile(atPath: daemonLog, contents: nil)
+        }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: daemonLog))
         try h.seekToEnd()
         p.standardOutput = h
@@ -373,7 +401,9 @@ final class CrashWorkspace {
     }
 
     func current() -> UInt64? {
-        guard let t = try? FileManager.default.destinationOfSymbolicLink(atPath: typeStore + "/current") else { return nil }
+        guard let t = try? FileManager.default.destinationOfSymbolicLink(atPath: typeStore + "/current") else {
+            return nil
+        }
         return UInt64(t)
     }
 
@@ -396,14 +426,17 @@ final class CrashWorkspace {
         let text = (try? String(contentsOfFile: dir.sub("state/history.jsonl"), encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let r = (o["revision"] as? NSNumber)?.uint64Value, let e = o["event"] as? String else { return nil }
+                let r = (o["revision"] as? NSNumber)?.uint64Value, let e = o["event"] as? String
+            else { return nil }
             return (r, e)
         }
     }
 
     /// Checks the invariants; `restarted` adds those that hold once a restart has recovered.
-    func check(_ fx: CrashFixture, delivered: [CrashFixture.Package], restarted: Bool, context: String,
-               sourceLocation: SourceLocation = #_sourceLocation) {
+    func check(
+        _ fx: CrashFixture, delivered: [CrashFixture.Package], restarted: Bool, context: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         var problems: [String] = []
         let fm = FileManager.default
         let cur = current()
@@ -412,7 +445,9 @@ final class CrashWorkspace {
         // (a) current is complete and equal to upstream.
         if let cur {
             if let want = fx.trees[cur] {
-                if let d = CrashTree.diff(CrashTree.read(typeStore + "/\(cur)"), want) { problems.append("(a) current → \(cur) differs from upstream: \(d)") }
+                if let d = CrashTree.diff(CrashTree.read(typeStore + "/\(cur)"), want) {
+                    problems.append("(a) current → \(cur) differs from upstream: \(d)")
+                }
             } else {
                 problems.append("(a) current → \(cur), a revision that was never delivered")
             }
@@ -423,10 +458,19 @@ final class CrashWorkspace {
         let history = history()
         for p in delivered {
             if fm.fileExists(atPath: inbox + "/" + p.name) { continue }
-            if (cur ?? 0) < p.revision { problems.append("(b) \(p.name) left the inbox but current is \(cur.map(String.init) ?? "absent")") }
-            if (recorded ?? 0) < p.revision { problems.append("(b) \(p.name) left the inbox but status.json says installed \(recorded.map(String.init) ?? "nothing")") }
-            if !history.contains(where: { $0.0 == p.revision && ["applied", "recovered", "duplicate-removed"].contains($0.1) }) {
-                problems.append("(b) \(p.name) left the inbox with no applied/recovered/duplicate-removed event in history.jsonl")
+            if (cur ?? 0) < p.revision {
+                problems.append("(b) \(p.name) left the inbox but current is \(cur.map(String.init) ?? "absent")")
+            }
+            if (recorded ?? 0) < p.revision {
+                problems.append(
+                    "(b) \(p.name) left the inbox but status.json says installed \(recorded.map(String.init) ?? "nothing")"
+                )
+            }
+            if !history.contains(where: {
+                $0.0 == p.revision && ["applied", "recovered", "duplicate-removed"].contains($0.1)
+            }) {
+                problems.append(
+                    "(b) \(p.name) left the inbox with no applied/recovered/duplicate-removed event in history.jsonl")
             }
         }
         let quarantined = (try? fm.contentsOfDirectory(atPath: dir.sub("state/quarantine"))) ?? []
@@ -438,8 +482,12 @@ final class CrashWorkspace {
             for n in names where n != "current" {
                 if let r = UInt64(n) {
                     if let want = fx.trees[r] {
-                        if let d = CrashTree.diff(CrashTree.read(typeStore + "/" + n), want) { problems.append("(c) kept revision \(n) differs from upstream: \(d)") }
-                    } else { problems.append("(c) unknown revision directory \(n)") }
+                        if let d = CrashTree.diff(CrashTree.read(typeStore + "/" + n), want) {
+                            problems.append("(c) kept revision \(n) differs from upstream: \(d)")
+                        }
+                    } else {
+                        problems.append("(c) unknown revision directory \(n)")
+                    }
                 } else if n.hasSuffix(".manifest.json"), let r = UInt64(n.dropLast(14)) {
                     // The manifest kept beside a revision (for rollback's check); never without it.
                     if !names.contains(String(r)) { problems.append("(c) manifest without its revision: \(n)") }
@@ -448,23 +496,38 @@ final class CrashWorkspace {
                 }
             }
             // Nor in the state directory (status.json is rewritten through a temporary file).
-            let stateLeft = ((try? fm.contentsOfDirectory(atPath: dir.sub("state"))) ?? []).filter { $0.hasPrefix(".") || $0.contains(".tmp") }
+            let stateLeft = ((try? fm.contentsOfDirectory(atPath: dir.sub("state"))) ?? []).filter {
+                $0.hasPrefix(".") || $0.contains(".tmp")
+            }
             if !stateLeft.isEmpty { problems.append("(c) leftover in the state directory: \(stateLeft)") }
             // (d) everything delivered is applied, the inbox is empty.
             let newest = delivered.map(\.revision).max()
-            if cur != newest { problems.append("(d) current is \(cur.map(String.init) ?? "absent"), newest delivered is \(newest.map(String.init) ?? "none")") }
+            if cur != newest {
+                problems.append(
+                    "(d) current is \(cur.map(String.init) ?? "absent"), newest delivered is \(newest.map(String.init) ?? "none")"
+                )
+            }
             let left = inboxNames()
             if !left.isEmpty { problems.append("(d) inbox not empty: \(left)") }
             // (e) status --json agrees with current; the hook announced it last.
             if let s = try? Programs.run("courier-inboxd", ["status", "--config", config, "--json"]) {
-                if s.status != 0 { problems.append("(e) status --json exited \(s.status): \(s.stderr)") }
-                else if let installed = statusInstalled(Data(s.stdout.utf8)), installed == cur {} else {
-                    problems.append("(e) status --json installed ≠ current \(cur.map(String.init) ?? "absent"): \(s.stdout.prefix(400))")
+                if s.status != 0 {
+                    problems.append("(e) status --json exited \(s.status): \(s.stderr)")
+                } else if let installed = statusInstalled(Data(s.stdout.utf8)), installed == cur {
+                } else {
+                    problems.append(
+                        "(e) status --json installed ≠ current \(cur.map(String.init) ?? "absent"): \(s.stdout.prefix(400))"
+                    )
                 }
             }
-            let hook = ((try? String(contentsOfFile: hookLog, encoding: .utf8)) ?? "").split(separator: "\n").last.map(String.init)
-            if let cur, hook != String(cur) { problems.append("(e) the apply command last announced \(hook ?? "nothing"), current is \(cur)") }
+            let hook = ((try? String(contentsOfFile: hookLog, encoding: .utf8)) ?? "").split(separator: "\n").last.map(
+                String.init)
+            if let cur, hook != String(cur) {
+                problems.append("(e) the apply command last announced \(hook ?? "nothing"), current is \(cur)")
+            }
         }
-        #expect(problems.isEmpty, "\(context): \(problems.joined(separator: " | "))\n--- daemon log:\n\(logTail())", sourceLocation: sourceLocation)
+        #expect(
+            problems.isEmpty, "\(context): \(problems.joined(separator: " | "))\n--- daemon log:\n\(logTail())",
+            sourceLocation: sourceLocation)
     }
 }

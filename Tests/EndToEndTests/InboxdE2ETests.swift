@@ -16,18 +16,20 @@ import Testing
             try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
             try FileManager.default.createDirectory(atPath: t.sub("trust"), withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: t.sub("stage.key.pub"), toPath: t.sub("trust/stage.pub"))
-            t.write("inboxd.toml", """
-            inbox = "inbox"
-            state_dir = "state"
-            trust = "trust"
-            delta_wait = "5s"
-            accept_unknown_types = \(acceptUnknown)
-            \(top)
-            [types.virus-defs]
-            keep = 2
-            apply_command = "echo $COURIER_REVISION >> \(t.sub("hook.log"))"
-            \(extraTypes)
-            """)
+            t.write(
+                "inboxd.toml",
+                """
+                inbox = "inbox"
+                state_dir = "state"
+                trust = "trust"
+                delta_wait = "5s"
+                accept_unknown_types = \(acceptUnknown)
+                \(top)
+                [types.virus-defs]
+                keep = 2
+                apply_command = "echo $COURIER_REVISION >> \(t.sub("hook.log"))"
+                \(extraTypes)
+                """)
             try FileManager.default.createDirectory(atPath: t.sub("inbox"), withIntermediateDirectories: true)
         }
 
@@ -35,10 +37,12 @@ import Testing
             let tree = t.sub("up/\(type)/\(rev)")
             t.write("up/\(type)/\(rev)/daily.ndb", "revision \(rev)\n")
             if bigMiB > 0 {
-                let fh = FileHandle(forWritingAtPath: tree + "/main.cvd") ?? {
-                    FileManager.default.createFile(atPath: tree + "/main.cvd", contents: nil)
-                    return FileHandle(forWritingAtPath: tree + "/main.cvd")!
-                }()
+                let fh =
+                    FileHandle(forWritingAtPath: tree + "/main.cvd")
+                    ?? {
+                        FileManager.default.createFile(atPath: tree + "/main.cvd", contents: nil)
+                        return FileHandle(forWritingAtPath: tree + "/main.cvd")!
+                    }()
                 var chunk = [UInt8](repeating: 0, count: 1 << 20)
                 // A pseudo-random byte every 256: compressible, but not past the readers'
                 // 1000x expansion bound (a byte every 4 KiB of a regular pattern was, once the
@@ -46,18 +50,26 @@ import Testing
                 var x = UInt64(rev) &* 0x9E37_79B9_7F4A_7C15 | 1
                 for i in 0..<bigMiB {
                     for j in stride(from: 0, to: chunk.count, by: 256) {
-                        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+                        x ^= x << 13
+                        x ^= x >> 7
+                        x ^= x << 17
                         chunk[j] = UInt8(truncatingIfNeeded: x &+ UInt64(i))
                     }
                     fh.write(Data(chunk))
                 }
                 fh.closeFile()
             }
-            var args = ["build", "--tree", tree, "--type", type, "--revision", String(rev), "--key", t.sub("stage.key"), "--out-dir", t.sub("out")]
+            var args = [
+                "build", "--tree", tree, "--type", type, "--revision", String(rev), "--key", t.sub("stage.key"),
+                "--out-dir", t.sub("out"),
+            ]
             if let b = base { args += ["--delta-from", b] }
             let r = try Programs.run("courier-stage", args)
             #expect(r.status == 0, "\(r.stderr)")
-            return base == nil ? t.sub("out/\(type)_\(rev).cpkg") : t.sub("out/" + (r.stdout.split(separator: "/").last!.split(separator: ":").first.map(String.init) ?? ""))
+            return base == nil
+                ? t.sub("out/\(type)_\(rev).cpkg")
+                : t.sub(
+                    "out/" + (r.stdout.split(separator: "/").last!.split(separator: ":").first.map(String.init) ?? ""))
         }
 
         func start() throws {
@@ -82,17 +94,25 @@ import Testing
             return p.terminationStatus
         }
 
-        deinit { if let p = daemon { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        deinit {
+            if let p = daemon {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+        }
 
         func installed(_ type: String = "virus-defs") -> Int? {
             guard let d = FileManager.default.contents(atPath: t.sub("state/status.json")),
-                  let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-                  let types = o["types"] as? [String: Any], let ts = types[type] as? [String: Any] else { return nil }
+                let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+                let types = o["types"] as? [String: Any], let ts = types[type] as? [String: Any]
+            else { return nil }
             return ts["installed"] as? Int
         }
 
         func quarantined() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: t.sub("state/quarantine"))) ?? []).filter { !$0.hasSuffix(".json") }
+            ((try? FileManager.default.contentsOfDirectory(atPath: t.sub("state/quarantine"))) ?? []).filter {
+                !$0.hasSuffix(".json")
+            }
         }
 
         func inbox() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: t.sub("inbox"))) ?? [] }
@@ -107,7 +127,6 @@ import Testing
             return p.terminationStatus
         }
     }
-
 
     @Test func realCopiersAreAppliedOnlyWhenComplete() throws {
         let c = try Client()
@@ -132,16 +151,24 @@ import Testing
         #expect(try c.sh("install -m 0644 \(p4) inbox/") == 0)
         #expect(waitFor(10) { c.installed() == 4 }, "install")
         // A slow writer: chunks with pauses. Nothing may be applied before it closes the file.
-        let slow = "exec 3>inbox/virus-defs_5.cpkg; for i in $(seq 0 9); do dd if=\(p5) bs=256k skip=$i count=1 status=none >&3; sleep 0.15; done; exec 3>&-"
+        let slow =
+            "exec 3>inbox/virus-defs_5.cpkg; for i in $(seq 0 9); do dd if=\(p5) bs=256k skip=$i count=1 status=none >&3; sleep 0.15; done; exec 3>&-"
         #expect(try c.sh(slow) == 0)
         #expect(waitFor(10) { c.installed() == 5 }, "slow writer")
         // Ansible's copy module, when ansible is installed (make test installs ansible-core).
-        if FileManager.default.isExecutableFile(atPath: "/usr/local/bin/ansible") || (try? c.sh("command -v ansible >/dev/null")) == 0 {
-            let r = try c.sh("ANSIBLE_LOCALHOST_WARNING=false ansible localhost -c local -m copy -a 'src=\(p6) dest=\(c.t.sub("inbox"))/ mode=0644' >/dev/null")
+        if FileManager.default.isExecutableFile(atPath: "/usr/local/bin/ansible")
+            || (try? c.sh("command -v ansible >/dev/null")) == 0
+        {
+            let r = try c.sh(
+                "ANSIBLE_LOCALHOST_WARNING=false ansible localhost -c local -m copy -a 'src=\(p6) dest=\(c.t.sub("inbox"))/ mode=0644' >/dev/null"
+            )
             #expect(r == 0)
             #expect(waitFor(20) { c.installed() == 6 }, "ansible copy")
         }
-        #expect(c.quarantined().isEmpty, "nothing refused: \(c.quarantined()) — \(String(describing: try? String(contentsOfFile: c.logPath, encoding: .utf8)))")
+        #expect(
+            c.quarantined().isEmpty,
+            "nothing refused: \(c.quarantined()) — \(String(describing: try? String(contentsOfFile: c.logPath, encoding: .utf8)))"
+        )
         #expect(c.stop() == 0, "SIGTERM ends the daemon with 0")
         let hooks = try String(contentsOfFile: c.t.sub("hook.log"), encoding: .utf8).split(separator: "\n")
         #expect(hooks.first == "1" && hooks.count >= 5)
@@ -162,7 +189,8 @@ import Testing
         #expect(waitFor(10) { c.installed() == 11 })
         _ = try c.sh("cp tampered.cpkg inbox/virus-defs_12.cpkg")
         #expect(waitFor(10) { c.quarantined() == ["virus-defs_12.cpkg"] })
-        let reason = try String(contentsOfFile: c.t.sub("state/quarantine/virus-defs_12.cpkg.reason.json"), encoding: .utf8)
+        let reason = try String(
+            contentsOfFile: c.t.sub("state/quarantine/virus-defs_12.cpkg.reason.json"), encoding: .utf8)
         #expect(reason.contains("\"reason\""))
         #expect(c.installed() == 11)
         #expect(c.stop() == 0)
@@ -174,7 +202,9 @@ import Testing
         // --poll: no inotify; a file is taken once its size and mtime held still for a period.
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: Programs.binDir + "/courier-inboxd")
-        daemon.arguments = ["run", "--config", c.t.sub("inboxd.toml"), "--poll", "1", "--exit-when-idle", "4s", "--quiet"]
+        daemon.arguments = [
+            "run", "--config", c.t.sub("inboxd.toml"), "--poll", "1", "--exit-when-idle", "4s", "--quiet",
+        ]
         let start = Date()
         try daemon.run()
         #expect(try c.sh("cp \(p1) inbox/") == 0)
@@ -191,26 +221,33 @@ import Testing
 
     @Test func rollbackChecksTheKeptTreeAndPins() throws {
         let c = try Client()
-        let p1 = try c.build(1), p2 = try c.build(2)
+        let p1 = try c.build(1)
+        let p2 = try c.build(2)
         try FileManager.default.copyItem(atPath: p1, toPath: c.t.sub("inbox/virus-defs_1.cpkg"))
         try FileManager.default.copyItem(atPath: p2, toPath: c.t.sub("inbox/virus-defs_2.cpkg"))
         _ = try c.sh("touch -d '1 minute ago' inbox/*")
-        #expect(try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--once", "--quiet"]).status == 0)
+        #expect(
+            try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--once", "--quiet"]).status
+                == 0)
         #expect(c.installed() == 2)
         // A kept tree that was altered is not switched to.
         let kept = c.t.sub("state/store/virus-defs/1/daily.ndb")
         let good = try Data(contentsOf: URL(fileURLWithPath: kept))
         try Data("tampered\n".utf8).write(to: URL(fileURLWithPath: kept))
-        let bad = try Programs.run("courier-inboxd", ["rollback", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
+        let bad = try Programs.run(
+            "courier-inboxd", ["rollback", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
         #expect(bad.status == 11, "\(bad.stderr)")
         #expect(c.installed() == 2)
         try good.write(to: URL(fileURLWithPath: kept))
-        let ok = try Programs.run("courier-inboxd", ["rollback", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
+        let ok = try Programs.run(
+            "courier-inboxd", ["rollback", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(c.installed() == 1)
         let st = try Programs.run("courier-inboxd", ["status", "--config", c.t.sub("inboxd.toml")])
         #expect(st.stdout.contains("PINNED to 1"))
-        #expect(try Programs.run("courier-inboxd", ["unpin", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"]).status == 0)
+        #expect(
+            try Programs.run("courier-inboxd", ["unpin", "--config", c.t.sub("inboxd.toml"), "--type", "virus-defs"])
+                .status == 0)
     }
 
     /// Idle means asleep in the kernel: after an apply, no thread of the daemon wakes up at all
@@ -218,12 +255,13 @@ import Testing
     @Test func idleDaemonDoesNotWakeUp() throws {
         let c = try Client()
         try c.start()
-        let pkg = try c.build(20261121001)
+        let pkg = try c.build(20_261_121_001)
         #expect(try c.sh("cp \(pkg) inbox/") == 0)
-        #expect(waitFor(20) { c.installed() == 20261121001 && c.inbox().isEmpty })
+        #expect(waitFor(20) { c.installed() == 20_261_121_001 && c.inbox().isEmpty })
         let pid = c.daemon!.processIdentifier
         func comm(_ tid: String) -> String {
-            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(
+                in: .whitespacesAndNewlines)
         }
         // Under `make test-tsan` the ThreadSanitizer runtime adds a thread of its own to every
         // process (named after the program, waking every 100 ms); it is not the daemon's and is
@@ -236,11 +274,16 @@ import Testing
         func switches() -> Int {
             threads().reduce(0) { sum, tid in
                 let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? ""
-                let lines = text.split(separator: "\n").filter { $0.hasPrefix("voluntary_ctxt_switches:") || $0.hasPrefix("nonvoluntary_ctxt_switches:") }
-                return sum + lines.reduce(0) { $0 + (Int($1.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0) }
+                let lines = text.split(separator: "\n").filter {
+                    $0.hasPrefix("voluntary_ctxt_switches:") || $0.hasPrefix("nonvoluntary_ctxt_switches:")
+                }
+                return sum
+                    + lines.reduce(0) {
+                        $0 + (Int($1.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0)
+                    }
             }
         }
-        usleep(500_000)   // the apply's child processes are gone, the hook's output written
+        usleep(500_000)  // the apply's child processes are gone, the hook's output written
         let before = switches()
         sleep(3)
         let after = switches()
@@ -261,8 +304,9 @@ import Testing
         let files = try TreeScanner.scan(tree)
         for i in 1...1000 {
             let type = "t" + String(format: "%04d", i)
-            try PackageBuilder.buildFull(tree: tree, to: c.t.sub("burst/\(type)_1.cpkg"),
-                                         options: PackageBuilder.Options(type: type, revision: 1, keys: [key]), files: files)
+            try PackageBuilder.buildFull(
+                tree: tree, to: c.t.sub("burst/\(type)_1.cpkg"),
+                options: PackageBuilder.Options(type: type, revision: 1, keys: [key]), files: files)
         }
         try c.start()
         #expect(try c.sh("mv burst/*.cpkg inbox/") == 0)
@@ -278,6 +322,9 @@ import Testing
 /// Polls `cond` until it holds or `seconds` pass (bounded: a failing test cannot hang).
 func waitFor(_ seconds: Double, _ cond: () -> Bool) -> Bool {
     let end = Date().addingTimeInterval(seconds)
-    while Date() < end { if cond() { return true }; usleep(20_000) }
+    while Date() < end {
+        if cond() { return true }
+        usleep(20_000)
+    }
     return cond()
 }

@@ -1,9 +1,7 @@
 import CourierCore
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Issue #11.13: a test or apply command must not outlive a SIGKILLed daemon and go on working on
 /// a tree the restarted daemon removes.
@@ -11,12 +9,15 @@ import Glibc
     static func alive(_ pid: Int32) -> Bool {
         // A zombie is dead for this purpose; /proc/PID/stat's state field says so.
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = s.lastIndex(of: ")") else { return false }
+            let close = s.lastIndex(of: ")")
+        else { return false }
         return !s[s.index(after: close)...].hasPrefix(" Z")
     }
 
     static func pid(_ path: String) -> Int32? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
+            Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
     }
 
     /// The test command's shell and the `sleep` it started in the background are both running when
@@ -28,17 +29,19 @@ import Glibc
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let c = try InboxdE2ETests.Client(extraTypes: """
-        [types.hooked]
-        test_timeout = "10m"
-        test_command = "if [ -e \(dir)/second ]; then exit 0; fi; touch \(dir)/second; echo $$ > \(dir)/sh.pid; sleep 300 & echo $! > \(dir)/child.pid; wait"
-        """)
+        let c = try InboxdE2ETests.Client(
+            extraTypes: """
+                [types.hooked]
+                test_timeout = "10m"
+                test_command = "if [ -e \(dir)/second ]; then exit 0; fi; touch \(dir)/second; echo $$ > \(dir)/sh.pid; sleep 300 & echo $! > \(dir)/child.pid; wait"
+                """)
         let pkg = try c.build(1, type: "hooked")
         try c.start()
         try FileManager.default.copyItem(atPath: pkg, toPath: c.t.sub("inbox/.tmp-x"))
         try FileManager.default.moveItem(atPath: c.t.sub("inbox/.tmp-x"), toPath: c.t.sub("inbox/hooked_1.cpkg"))
         #expect(waitFor(20) { Self.pid(dir + "/child.pid") != nil && Self.pid(dir + "/sh.pid") != nil })
-        let shPid = try #require(Self.pid(dir + "/sh.pid")), childPid = try #require(Self.pid(dir + "/child.pid"))
+        let shPid = try #require(Self.pid(dir + "/sh.pid"))
+        let childPid = try #require(Self.pid(dir + "/child.pid"))
         #expect(Self.alive(shPid) && Self.alive(childPid))
 
         let d = try #require(c.daemon)
@@ -46,10 +49,12 @@ import Glibc
         d.waitUntilExit()
         c.daemon = nil
         #expect(waitFor(5) { !Self.alive(shPid) }, "the test command's shell outlived the SIGKILLed daemon")
-        #expect(FileManager.default.fileExists(atPath: c.t.sub("state/command.pid")), "no record of the running command")
+        #expect(
+            FileManager.default.fileExists(atPath: c.t.sub("state/command.pid")), "no record of the running command")
 
         try c.start()
-        #expect(waitFor(10) { !Self.alive(childPid) }, "the restarted daemon did not end the command's orphaned process")
+        #expect(
+            waitFor(10) { !Self.alive(childPid) }, "the restarted daemon did not end the command's orphaned process")
         #expect(waitFor(20) { c.installed("hooked") == 1 }, "the package did not apply after the restart")
         #expect(!FileManager.default.fileExists(atPath: c.t.sub("state/command.pid")))
         let log = (try? String(contentsOfFile: c.logPath, encoding: .utf8)) ?? ""
@@ -68,8 +73,9 @@ import Glibc
         // with another boot id: left alone.
         // (ChildProcess, not Foundation's Process, whose wait also waits for every process that
         // inherited its internal descriptors: here the `sleep`, for 30 s.)
-        let out = try ChildProcess.run(["/bin/bash", "-c", "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!"],
-                                       environment: ChildProcess.currentEnvironment(), timeout: 10)
+        let out = try ChildProcess.run(
+            ["/bin/bash", "-c", "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $!"],
+            environment: ChildProcess.currentEnvironment(), timeout: 10)
         let text = String(decoding: out.output, as: UTF8.self)
         let pid = try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)))
         defer { kill(pid, SIGKILL) }
@@ -81,6 +87,7 @@ import Glibc
         let r = try Programs.run("courier-inboxd", ["run", "--once", "--config", c.t.sub("inboxd.toml")])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(Self.alive(pid), "a process of another boot's record was killed")
-        #expect(!FileManager.default.fileExists(atPath: c.t.sub("state/command.pid")), "the stale record was not removed")
+        #expect(
+            !FileManager.default.fileExists(atPath: c.t.sub("state/command.pid")), "the stale record was not removed")
     }
 }

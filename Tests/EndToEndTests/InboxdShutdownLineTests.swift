@@ -14,14 +14,20 @@ import Testing
             try FileManager.default.createDirectory(atPath: t.sub("trust"), withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: t.sub("stage.key.pub"), toPath: t.sub("trust/stage.pub"))
             try FileManager.default.createDirectory(atPath: t.sub("inbox"), withIntermediateDirectories: true)
-            t.write("inboxd.toml", "inbox = \"inbox\"\nstate_dir = \"state\"\ntrust = \"trust\"\n[types.virus-defs]\nkeep = 2\n")
+            t.write(
+                "inboxd.toml",
+                "inbox = \"inbox\"\nstate_dir = \"state\"\ntrust = \"trust\"\n[types.virus-defs]\nkeep = 2\n")
         }
 
         /// Builds revision `rev` and returns its package.
         func build(_ rev: Int) throws -> String {
             t.write("up/\(rev)/daily.ndb", "revision \(rev)\n")
-            let r = try Programs.run("courier-stage", ["build", "--tree", t.sub("up/\(rev)"), "--type", "virus-defs", "--revision", String(rev),
-                                                       "--key", t.sub("stage.key"), "--out-dir", t.sub("out")])
+            let r = try Programs.run(
+                "courier-stage",
+                [
+                    "build", "--tree", t.sub("up/\(rev)"), "--type", "virus-defs", "--revision", String(rev),
+                    "--key", t.sub("stage.key"), "--out-dir", t.sub("out"),
+                ])
             #expect(r.status == 0, "\(r.stderr)")
             return t.sub("out/virus-defs_\(rev).cpkg")
         }
@@ -39,10 +45,14 @@ import Testing
 
         /// One good package applied, one bad one refused, while the daemon runs.
         func feed() throws {
-            try FileManager.default.copyItem(atPath: try build(20261120001), toPath: t.sub("inbox/virus-defs_20261120001.cpkg"))
-            #expect(waitFor(10) {
-                self.inbox().isEmpty && ((try? String(contentsOfFile: self.t.sub("state/status.json"), encoding: .utf8)) ?? "").contains("20261120001")
-            })
+            try FileManager.default.copyItem(
+                atPath: try build(20_261_120_001), toPath: t.sub("inbox/virus-defs_20261120001.cpkg"))
+            #expect(
+                waitFor(10) {
+                    self.inbox().isEmpty
+                        && ((try? String(contentsOfFile: self.t.sub("state/status.json"), encoding: .utf8)) ?? "")
+                            .contains("20261120001")
+                })
             t.write(".junk", "not a package")
             try FileManager.default.moveItem(atPath: t.sub(".junk"), toPath: t.sub("inbox/junk.cpkg"))
             #expect(waitFor(10) { self.inbox().isEmpty })
@@ -72,12 +82,16 @@ import Testing
         let c = try Client()
         let p = try c.start()
         try c.feed()
-        usleep(1_100_000)   // a run of more than one second
+        usleep(1_100_000)  // a run of more than one second
         kill(p.processIdentifier, sig.0)
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
         let line = Self.shutdownLine(c)
-        #expect(Self.matches(line, #"courier-inboxd\[\d+\] info: exiting: \#(sig.1) received; ran [0-9.]+ s; 1 applied, 1 refused, 0 duplicate\(s\) in \d+ pass\(es\)$"#), "\(line)")
+        #expect(
+            Self.matches(
+                line,
+                #"courier-inboxd\[\d+\] info: exiting: \#(sig.1) received; ran [0-9.]+ s; 1 applied, 1 refused, 0 duplicate\(s\) in \d+ pass\(es\)$"#
+            ), "\(line)")
         let ran = Double(line.split(separator: "ran ")[1].split(separator: " ")[0]) ?? 0
         #expect(ran >= 1.0 && ran < 30, "\(line)")
     }
@@ -89,7 +103,11 @@ import Testing
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
         let line = Self.shutdownLine(c)
-        #expect(Self.matches(line, #"info: exiting: idle for 3\.0 s \(--exit-when-idle\); ran [0-9.]+ s; 1 applied, 1 refused, 0 duplicate\(s\) in \d+ pass\(es\)$"#), "\(line)")
+        #expect(
+            Self.matches(
+                line,
+                #"info: exiting: idle for 3\.0 s \(--exit-when-idle\); ran [0-9.]+ s; 1 applied, 1 refused, 0 duplicate\(s\) in \d+ pass\(es\)$"#
+            ), "\(line)")
         // --verbose: why it woke, each package's outcome, when it will wake next.
         let debug = c.lines().filter { $0.contains(" debug: ") }
         #expect(debug.contains { $0.contains("pass: virus-defs_20261120001.cpkg: applied(20261120001)") }, "\(debug)")
@@ -100,20 +118,31 @@ import Testing
 
     @Test func withoutVerboseThereAreNoDebugLinesAndOnceSaysItWasOnce() throws {
         let c = try Client()
-        try FileManager.default.copyItem(atPath: try c.build(20261120001), toPath: c.t.sub("inbox/virus-defs_20261120001.cpkg"))
-        let r = try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--log-file", c.log, "--once"])
+        try FileManager.default.copyItem(
+            atPath: try c.build(20_261_120_001), toPath: c.t.sub("inbox/virus-defs_20261120001.cpkg"))
+        let r = try Programs.run(
+            "courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--log-file", c.log, "--once"])
         #expect(r.status == 0, "\(r.stderr)")
         let line = Self.shutdownLine(c)
-        #expect(Self.matches(line, #"info: exiting: --once: the inbox was processed; ran [0-9.]+ s; 1 applied, 0 refused, 0 duplicate\(s\) in 1 pass\(es\)$"#), "\(line)")
+        #expect(
+            Self.matches(
+                line,
+                #"info: exiting: --once: the inbox was processed; ran [0-9.]+ s; 1 applied, 0 refused, 0 duplicate\(s\) in 1 pass\(es\)$"#
+            ), "\(line)")
         #expect(!c.lines().contains { $0.contains(" debug: ") })
         // A failure is the reason, at error level, and the exit code still says what failed.
         c.t.write("inbox/junk.cpkg", "not a package")
-        let bad = try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--log-file", c.log, "--once"])
+        let bad = try Programs.run(
+            "courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--log-file", c.log, "--once"])
         #expect(bad.status == 16)
         let last = c.lines().last ?? ""
-        #expect(Self.matches(last, #"error: exiting: error: 1 package\(s\) refused; .*; ran [0-9.]+ s; 0 applied, 1 refused"#), "\(last)")
+        #expect(
+            Self.matches(
+                last, #"error: exiting: error: 1 package\(s\) refused; .*; ran [0-9.]+ s; 0 applied, 1 refused"#),
+            "\(last)")
 
-        let both = try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--quiet", "--verbose"])
+        let both = try Programs.run(
+            "courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--quiet", "--verbose"])
         #expect(both.status == 64)
         #expect(both.stderr.contains("--quiet and --verbose"))
     }

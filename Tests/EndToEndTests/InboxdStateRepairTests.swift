@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Transient failures and failures after the commit point, against the real daemon: a full or
 /// read-only store (the package waits and is retried), a full state file system (`current` was
@@ -36,21 +34,28 @@ import Glibc
 
     func statusType(_ c: Client, _ type: String = "virus-defs") -> [String: Any] {
         guard let d = FileManager.default.contents(atPath: c.t.sub("state/status.json")),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-              let types = o["types"] as? [String: Any], let ts = types[type] as? [String: Any] else { return [:] }
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let types = o["types"] as? [String: Any], let ts = types[type] as? [String: Any]
+        else { return [:] }
         return ts
     }
 
     func history(_ c: Client) -> [[String: Any]] {
         let text = (try? String(contentsOfFile: c.t.sub("state/history.jsonl"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     func current(_ c: Client, store: String = "state/store") -> Int? {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: c.t.sub("\(store)/virus-defs/current"))).flatMap { Int($0) }
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: c.t.sub("\(store)/virus-defs/current"))).flatMap {
+            Int($0)
+        }
     }
 
-    func log(_ c: Client) -> String { String(((try? String(contentsOfFile: c.logPath, encoding: .utf8)) ?? "").suffix(3000)) }
+    func log(_ c: Client) -> String {
+        String(((try? String(contentsOfFile: c.logPath, encoding: .utf8)) ?? "").suffix(3000))
+    }
 
     /// ENOSPC while building the tree is not the package's fault: it stays in the inbox, the
     /// status says why and when the next try is, and once space is back it is applied without
@@ -64,7 +69,9 @@ import Glibc
         try c.start()
         Self.fill(storefs)
         #expect(try c.sh("cp \(p1) inbox/") == 0)
-        #expect(waitFor(10) { (statusType(c)["last_error"] as? [String: Any])?["code"] as? String == "io" }, "status: \(statusType(c)): \(log(c))")
+        #expect(
+            waitFor(10) { (statusType(c)["last_error"] as? [String: Any])?["code"] as? String == "io" },
+            "status: \(statusType(c)): \(log(c))")
         let err = statusType(c)["last_error"] as? [String: Any] ?? [:]
         #expect((err["reason"] as? String ?? "").contains("will retry in"), "\(err)")
         #expect((statusType(c)["retrying"] as? [String]) == ["virus-defs_1.cpkg"], "\(statusType(c))")
@@ -74,7 +81,9 @@ import Glibc
         #expect(c.inbox() == ["virus-defs_1.cpkg"] && c.quarantined().isEmpty)
         // Space is back: no event, the retry timer alone applies it.
         try FileManager.default.removeItem(atPath: storefs + "/fill")
-        #expect(waitFor(70) { c.installed() == 1 && c.inbox().isEmpty }, "not applied after space came back: \(statusType(c)): \(log(c))")
+        #expect(
+            waitFor(70) { c.installed() == 1 && c.inbox().isEmpty },
+            "not applied after space came back: \(statusType(c)): \(log(c))")
         #expect(statusType(c)["last_error"] == nil && statusType(c)["retrying"] == nil, "\(statusType(c))")
         #expect(c.quarantined().isEmpty)
         #expect(c.stop() == 0)
@@ -90,9 +99,13 @@ import Glibc
         try c.start()
         try #require(Self.sh(["mount", "-o", "remount,ro", storefs]), "remount read-only")
         #expect(try c.sh("cp \(p1) inbox/") == 0)
-        #expect(waitFor(10) { (statusType(c)["last_error"] as? [String: Any])?["code"] as? String == "io" }, "status: \(statusType(c)): \(log(c))")
+        #expect(
+            waitFor(10) { (statusType(c)["last_error"] as? [String: Any])?["code"] as? String == "io" },
+            "status: \(statusType(c)): \(log(c))")
         sleep(2)
-        #expect(c.inbox() == ["virus-defs_1.cpkg"] && c.quarantined().isEmpty, "inbox \(c.inbox()), quarantine \(c.quarantined())")
+        #expect(
+            c.inbox() == ["virus-defs_1.cpkg"] && c.quarantined().isEmpty,
+            "inbox \(c.inbox()), quarantine \(c.quarantined())")
         try #require(Self.sh(["mount", "-o", "remount,rw", storefs]), "remount read-write")
         #expect(waitFor(70) { c.installed() == 1 && c.inbox().isEmpty }, "not applied after the remount: \(log(c))")
         #expect(c.quarantined().isEmpty)
@@ -108,24 +121,31 @@ import Glibc
         let state = c.t.sub("state")
         try #require(Self.mountTmpfs(state, size: "256k"), "mount a tmpfs for the state")
         defer { Self.sh(["umount", "-l", state]) }
-        let p1 = try c.build(1), p2 = try c.build(2)
+        let p1 = try c.build(1)
+        let p2 = try c.build(2)
         try c.start()
         #expect(try c.sh("cp \(p1) inbox/") == 0)
         #expect(waitFor(10) { c.installed() == 1 && c.inbox().isEmpty })
         Self.fill(state)
         #expect(try c.sh("cp \(p2) inbox/") == 0)
-        #expect(waitFor(10) { current(c, store: "store") == 2 && c.inbox().isEmpty }, "current \(String(describing: current(c, store: "store"))), inbox \(c.inbox()): \(log(c))")
+        #expect(
+            waitFor(10) { current(c, store: "store") == 2 && c.inbox().isEmpty },
+            "current \(String(describing: current(c, store: "store"))), inbox \(c.inbox()): \(log(c))")
         let q = (try? FileManager.default.contentsOfDirectory(atPath: c.t.sub("quarantine"))) ?? []
         #expect(q.isEmpty, "an applied package was quarantined: \(q)")
         try FileManager.default.removeItem(atPath: state + "/fill")
         #expect(waitFor(70) { c.installed() == 2 }, "status.json not repaired: \(statusType(c)): \(log(c))")
-        #expect(waitFor(5) { history(c).contains { $0["event"] as? String == "applied" && $0["revision"] as? Int == 2 } }, "\(history(c))")
+        #expect(
+            waitFor(5) { history(c).contains { $0["event"] as? String == "applied" && $0["revision"] as? Int == 2 } },
+            "\(history(c))")
         #expect(!history(c).contains { $0["event"] as? String == "refused" }, "\(history(c))")
         #expect(c.stop() == 0)
     }
 
     func runOnce(_ c: Client, fault: String? = nil) throws -> Programs.Result {
-        try Programs.run("courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--once"], env: fault.map { ["COURIER_FAULT": $0] } ?? ["COURIER_FAULT": ""])
+        try Programs.run(
+            "courier-inboxd", ["run", "--config", c.t.sub("inboxd.toml"), "--once"],
+            env: fault.map { ["COURIER_FAULT": $0] } ?? ["COURIER_FAULT": ""])
     }
 
     /// Killed once `current` names the new revision but before the state was written: after the
@@ -133,7 +153,8 @@ import Glibc
     @Test(arguments: ["after-switch", "before-state"])
     func anAppliedLineForTheRevisionACrashLeftCurrent(point: String) throws {
         let c = try Client()
-        let p1 = try c.build(1), p2 = try c.build(2)
+        let p1 = try c.build(1)
+        let p2 = try c.build(2)
         try FileManager.default.copyItem(atPath: p1, toPath: c.t.sub("inbox/virus-defs_1.cpkg"))
         #expect(try runOnce(c).status == 0)
         try FileManager.default.copyItem(atPath: p2, toPath: c.t.sub("inbox/virus-defs_2.cpkg"))
@@ -152,7 +173,7 @@ import Glibc
     /// had removed the oldest revision. After a restart with nothing to do, `kept` is what the
     /// store holds and retention has run.
     @Test func keptAndRetentionAreRepairedAtStartUp() throws {
-        let c = try Client()   // keep = 2
+        let c = try Client()  // keep = 2
         var pkgs: [String] = []
         for i in 1...4 { pkgs.append(try c.build(i)) }
         for i in 1...3 {
@@ -164,7 +185,9 @@ import Glibc
         #expect(try runOnce(c, fault: "before-unlink").status == SIGKILL)
         try FileManager.default.removeItem(atPath: c.t.sub("inbox/virus-defs_4.cpkg"))
         #expect(try runOnce(c).status == 0)
-        let revs = try FileManager.default.contentsOfDirectory(atPath: c.t.sub("state/store/virus-defs")).compactMap { Int($0) }.sorted()
+        let revs = try FileManager.default.contentsOfDirectory(atPath: c.t.sub("state/store/virus-defs")).compactMap {
+            Int($0)
+        }.sorted()
         #expect(revs == [2, 3, 4], "retention re-run at start-up")
         #expect(statusType(c)["kept"] as? [Int] == [2, 3], "\(statusType(c))")
 

@@ -16,9 +16,11 @@ import Testing
         let key = try SigningKey.load(keyPath)
         let body = Array("good\n".utf8)
         let now = Int64(Date().timeIntervalSince1970)
-        let file = FileEntry(path: "a.txt", size: UInt64(body.count), sha256: Hex.encode(SHA256.hash(data: body)), mode: 0o644)
-        let m = Manifest(type: "virus-defs", revision: 7, kind: .full, created: now - 60, expires: now + 86400,
-                         provenance: [:], files: [file])
+        let file = FileEntry(
+            path: "a.txt", size: UInt64(body.count), sha256: Hex.encode(SHA256.hash(data: body)), mode: 0o644)
+        let m = Manifest(
+            type: "virus-defs", revision: 7, kind: .full, created: now - 60, expires: now + 86400,
+            provenance: [:], files: [file])
         let path = t.sub("virus-defs_7.cpkg")
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { close(fd) }
@@ -34,10 +36,13 @@ import Testing
 
     static func clean(_ text: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         for line in text.split(separator: "\n") {
-            #expect(!line.hasPrefix("2026-01-01T00:00:00Z"), "\(what): a forged line: \(line)", sourceLocation: sourceLocation)
+            #expect(
+                !line.hasPrefix("2026-01-01T00:00:00Z"), "\(what): a forged line: \(line)",
+                sourceLocation: sourceLocation)
         }
-        #expect(!text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || $0.value == 0x7f },
-                "\(what): a control character reached the output", sourceLocation: sourceLocation)
+        #expect(
+            !text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || $0.value == 0x7f },
+            "\(what): a control character reached the output", sourceLocation: sourceLocation)
     }
 
     @Test func aHostileEntryNameForgesNoLineAnywhere() throws {
@@ -53,12 +58,14 @@ import Testing
         #expect(vj.stdout.split(separator: "\n").count == 1)
         Self.clean(vj.stdout, "verify --json")
 
-        let x = try Programs.run("courier-inboxd", ["extract", "--trust", c.t.sub("trust"), "--into", c.t.sub("x"), pkg])
+        let x = try Programs.run(
+            "courier-inboxd", ["extract", "--trust", c.t.sub("trust"), "--into", c.t.sub("x"), pkg])
         #expect(x.status == 10, "\(x.stderr)")
         Self.clean(x.stdout + x.stderr, "extract")
 
         try FileManager.default.copyItem(atPath: pkg, toPath: c.t.sub("inbox/virus-defs_7.cpkg"))
-        let r = try Programs.run("courier-inboxd", ["run", "--once", "--config", c.t.sub("inboxd.toml"), "--log-file", c.logPath])
+        let r = try Programs.run(
+            "courier-inboxd", ["run", "--once", "--config", c.t.sub("inboxd.toml"), "--log-file", c.logPath])
         #expect(r.status == 16, "\(r.stderr)")
         let log = try String(contentsOfFile: c.logPath, encoding: .utf8)
         #expect(log.contains("refused virus-defs_7.cpkg"), "\(log)")

@@ -15,12 +15,18 @@ import Testing
         try FileManager.default.createDirectory(atPath: t.sub("client/inbox"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: t.sub("client/trust"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: t.sub("stage.key.pub"), toPath: t.sub("client/trust/stage.pub"))
-        t.write("client/inboxd.toml", "inbox = \"inbox\"\nstate_dir = \"state\"\ntrust = \"trust\"\n[types.virus-defs]\nkeep = 2\n")
+        t.write(
+            "client/inboxd.toml",
+            "inbox = \"inbox\"\nstate_dir = \"state\"\ntrust = \"trust\"\n[types.virus-defs]\nkeep = 2\n")
     }
 
     func push(_ t: TempDir) throws -> Programs.Result {
-        try Programs.run("courier-deliver", ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"),
-                                             "--inbox", t.sub("client/inbox"), "--no-sync"])
+        try Programs.run(
+            "courier-deliver",
+            [
+                "push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"),
+                "--inbox", t.sub("client/inbox"), "--no-sync",
+            ])
     }
 
     func inboxd(_ t: TempDir) throws -> Programs.Result {
@@ -29,8 +35,9 @@ import Testing
 
     func status(_ t: TempDir) -> [String: Any]? {
         guard let d = FileManager.default.contents(atPath: t.sub("client/state/status.json")),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-              let types = o["types"] as? [String: Any] else { return nil }
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let types = o["types"] as? [String: Any]
+        else { return nil }
         return types["virus-defs"] as? [String: Any]
     }
 
@@ -45,8 +52,12 @@ import Testing
 
         let first = try push(t)
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
-        #expect(first.stdout.contains("1 copied") && first.stdout.contains("not flushed to disk: --no-sync"), "\(first.stdout)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: inbox) == [Self.package], "renamed into place, no temporary")
+        #expect(
+            first.stdout.contains("1 copied") && first.stdout.contains("not flushed to disk: --no-sync"),
+            "\(first.stdout)")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: inbox) == [Self.package],
+            "renamed into place, no temporary")
         #expect(FileManager.default.contents(atPath: inbox + "/" + Self.package) == src)
 
         // What a power loss before write-back may leave under the final name.
@@ -59,7 +70,9 @@ import Testing
         let refused = try inboxd(t)
         #expect(refused.status == 16, "\(refused.stderr)")
         let reasonPath = t.sub("client/state/quarantine/\(Self.package).reason.json")
-        let reason = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reasonPath)))) as? [String: Any]
+        let reason =
+            (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reasonPath))))
+            as? [String: Any]
         #expect(["malformed", "integrity"].contains(reason?["code"] as? String ?? ""), "\(String(describing: reason))")
         #expect(status(t)?["installed"] == nil || status(t)?["installed"] is NSNull)
         #expect(try FileManager.default.contentsOfDirectory(atPath: inbox).isEmpty)
@@ -70,6 +83,6 @@ import Testing
         #expect(FileManager.default.contents(atPath: inbox + "/" + Self.package) == src)
         let applied = try inboxd(t)
         #expect(applied.status == 0, "\(applied.stderr)")
-        #expect(status(t)?["installed"] as? Int == 20261120001)
+        #expect(status(t)?["installed"] as? Int == 20_261_120_001)
     }
 }

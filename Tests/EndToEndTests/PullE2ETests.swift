@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// courier-pull as a site runs it (issue #16): a stager's outbox served by nginx, a relay
 /// mirroring it served by a second nginx, clients pulling with the relay first and applying with
@@ -28,11 +26,17 @@ import Glibc
         daemon.standardOutput = FileHandle.nullDevice
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
-        defer { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() }
+        defer {
+            kill(daemon.processIdentifier, SIGKILL)
+            daemon.waitUntilExit()
+        }
         #expect(waitFor(10) { FileManager.default.fileExists(atPath: w.t.sub("c3/state/status.json")) })
         func applied(_ c: String, _ rev: String) throws {
-            if c == "c3" { #expect(waitFor(15) { w.installed(c) == rev }, "the daemon applied \(rev)") }
-            else { #expect(try w.apply(c).status == 0) }
+            if c == "c3" {
+                #expect(waitFor(15) { w.installed(c) == rev }, "the daemon applied \(rev)")
+            } else {
+                #expect(try w.apply(c).status == 0)
+            }
             #expect(w.installed(c) == rev)
         }
         for (c, conf) in zip(clients, configs) {
@@ -40,7 +44,9 @@ import Glibc
             #expect(r.status == 0, "\(c): \(r.stderr)")
             let line = typeLines(r.json).first ?? [:]
             #expect(line["action"] as? String == "full", "\(c): \(r.json)")
-            #expect(line["mirror"] as? String == relay.url + "/virus-defs/20261120001/virus-defs_20261120001.cpkg", "\(c): \(r.json)")
+            #expect(
+                line["mirror"] as? String == relay.url + "/virus-defs/20261120001/virus-defs_20261120001.cpkg",
+                "\(c): \(r.json)")
             try applied(c, "20261120001")
         }
 
@@ -50,7 +56,9 @@ import Glibc
         let m2 = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
         #expect(m2.status == 0, "\(m2.stderr)")
         #expect(m2.stdout.contains("\"added\":[20261121001]"), "\(m2.stdout)")
-        #expect(FileManager.default.fileExists(atPath: w.t.sub("relay/mirror/virus-defs/20261121001/virus-defs_20261121001_from_20261120001.cpkg")))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: w.t.sub("relay/mirror/virus-defs/20261121001/virus-defs_20261121001_from_20261120001.cpkg")))
         try w.checkServedTreeIsComplete(w.t.sub("relay/mirror"))
         for (c, conf) in zip(clients, configs) {
             let r = try w.pull(conf)
@@ -72,19 +80,27 @@ import Glibc
         #expect(relay.requests(matching: "GET /index.json HTTP/1.1\" 304") >= 1)
         // The relay too: upstream not modified, index unchanged.
         let m3 = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
-        #expect(m3.status == 0 && m3.stdout.contains("\"not_modified\":true") && m3.stdout.contains("\"index_written\":false"), "\(m3.stdout)")
+        #expect(
+            m3.status == 0 && m3.stdout.contains("\"not_modified\":true")
+                && m3.stdout.contains("\"index_written\":false"), "\(m3.stdout)")
 
         // Relays chain: a second relay whose upstream is the first holds the same packages.
         let chained = w.relay("relay2", upstream: [relay.url], revisions: 1)
         let m4 = try Programs.run("courier-pull", ["mirror", "--config", chained, "--json"])
         #expect(m4.status == 0, "\(m4.stderr)")
-        #expect(PullWorld.visiblePackages(w.t.sub("relay2/mirror")) == [
-            "virus-defs/20261121001/virus-defs_20261121001.cpkg",
-            "virus-defs/20261121001/virus-defs_20261121001_from_20261120001.cpkg"])
+        #expect(
+            PullWorld.visiblePackages(w.t.sub("relay2/mirror")) == [
+                "virus-defs/20261121001/virus-defs_20261121001.cpkg",
+                "virus-defs/20261121001/virus-defs_20261121001_from_20261120001.cpkg",
+            ])
         for p in PullWorld.visiblePackages(w.t.sub("relay2/mirror")) {
-            #expect(FileManager.default.contents(atPath: w.t.sub("relay2/mirror/" + p)) == FileManager.default.contents(atPath: w.outbox + "/" + p))
+            #expect(
+                FileManager.default.contents(atPath: w.t.sub("relay2/mirror/" + p))
+                    == FileManager.default.contents(atPath: w.outbox + "/" + p))
         }
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay2/mirror/virus-defs/latest"))) == "20261121001")
+        #expect(
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay2/mirror/virus-defs/latest")))
+                == "20261121001")
         try w.checkServedTreeIsComplete(w.t.sub("relay2/mirror"))
     }
 
@@ -119,9 +135,11 @@ import Glibc
         let badServer = try Nginx(root: bad, dir: w.t.sub("nginx-bad"))
         let conf2 = w.client("c2", mirrors: [badServer.url, stager.url])
         // Leftovers of an earlier pass for a package no longer wanted go; another copier's stay.
-        for n in [".virus-defs_20261119001.cpkg.part", ".virus-defs_20261119001.cpkg.part.partial",
-                  ".virus-defs_20261119001.cpkg.part.partial.json", ".rsync-tmp.XXXX",
-                  "..virus-defs_20261120001.cpkg.part.partial.json.tmp-99999"] {
+        for n in [
+            ".virus-defs_20261119001.cpkg.part", ".virus-defs_20261119001.cpkg.part.partial",
+            ".virus-defs_20261119001.cpkg.part.partial.json", ".rsync-tmp.XXXX",
+            "..virus-defs_20261120001.cpkg.part.partial.json.tmp-99999",
+        ] {
             w.t.write("c2/inbox/" + n, "x")
         }
         let r2 = try w.pull(conf2)
@@ -131,8 +149,10 @@ import Glibc
         #expect(badServer.requests(matching: "virus-defs_20261120001.cpkg") == 1)
         let inbox = try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c2/inbox"))
         #expect(inbox.sorted() == [".rsync-tmp.XXXX", "virus-defs_20261120001.cpkg"], "\(inbox)")
-        #expect(FileManager.default.contents(atPath: w.t.sub("c2/inbox/virus-defs_20261120001.cpkg"))
-                == FileManager.default.contents(atPath: w.outbox + "/virus-defs/20261120001/virus-defs_20261120001.cpkg"))
+        #expect(
+            FileManager.default.contents(atPath: w.t.sub("c2/inbox/virus-defs_20261120001.cpkg"))
+                == FileManager.default.contents(
+                    atPath: w.outbox + "/virus-defs/20261120001/virus-defs_20261120001.cpkg"))
 
         // Only the bad mirror: nothing in the inbox, exit 11 (integrity), the reason named.
         let conf3 = w.client("c3", mirrors: [badServer.url])
@@ -168,15 +188,23 @@ import Glibc
         // A client pulling meanwhile gets the old revision, complete.
         let c = w.client("c1", mirrors: [relay.url])
         let r = try w.pull(c)
-        #expect(r.status == 0 && typeLines(r.json).first?["revision"] as? Int == 20261120001, "\(r.json) \(r.stderr)")
+        #expect(
+            r.status == 0 && typeLines(r.json).first?["revision"] as? Int == 20_261_120_001, "\(r.json) \(r.stderr)")
 
         let again = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
         #expect(again.status == 0, "\(again.stderr)")
         try w.checkServedTreeIsComplete(w.t.sub("relay/mirror"))
         #expect(PullWorld.visiblePackages(w.t.sub("relay/mirror")).count == 3)
-        #expect(try String(contentsOfFile: w.t.sub("relay/mirror/index.json"), encoding: .utf8).contains("virus-defs_20261121001_from_20261120001.cpkg"))
-        #expect((try? FileManager.default.contentsOfDirectory(atPath: w.t.sub("relay/mirror/virus-defs")))?.filter { $0.hasPrefix(".") } == [])
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay/mirror/virus-defs/latest"))) == "20261121001")
+        #expect(
+            try String(contentsOfFile: w.t.sub("relay/mirror/index.json"), encoding: .utf8).contains(
+                "virus-defs_20261121001_from_20261120001.cpkg"))
+        #expect(
+            (try? FileManager.default.contentsOfDirectory(atPath: w.t.sub("relay/mirror/virus-defs")))?.filter {
+                $0.hasPrefix(".")
+            } == [])
+        #expect(
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: w.t.sub("relay/mirror/virus-defs/latest")))
+                == "20261121001")
     }
 
     /// A client whose test command fails on revision R: status.json records R as refused, pull
@@ -198,7 +226,7 @@ import Glibc
 
         try publish("20261121001", "REJECT-ME")
         let r2 = try w.pull(conf)
-        #expect(r2.status == 0 && typeLines(r2.json).first?["revision"] as? Int == 20261121001, "\(r2.json)")
+        #expect(r2.status == 0 && typeLines(r2.json).first?["revision"] as? Int == 20_261_121_001, "\(r2.json)")
         _ = try w.apply("c1")
         #expect(w.installed("c1") == "20261120001", "the test command refused 20261121001")
         let status = try String(contentsOfFile: w.t.sub("c1/state/status.json"), encoding: .utf8)
@@ -213,11 +241,13 @@ import Glibc
         let r4 = try w.pull(conf)
         #expect(typeLines(r4.json).first?["code"] as? String == "refused", "\(r4.json)")
         #expect(server.requests(matching: "20261121001") == served, "the refused revision was downloaded again")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c1/inbox")).filter { !$0.hasPrefix(".") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c1/inbox")).filter { !$0.hasPrefix(".") }
+                .isEmpty)
 
         try publish("20261122001", "good again")
         let r5 = try w.pull(conf)
-        #expect(r5.status == 0 && typeLines(r5.json).first?["revision"] as? Int == 20261122001, "\(r5.json)")
+        #expect(r5.status == 0 && typeLines(r5.json).first?["revision"] as? Int == 20_261_122_001, "\(r5.json)")
         #expect(try w.apply("c1").status == 0)
         #expect(w.installed("c1") == "20261122001")
     }
@@ -263,21 +293,24 @@ import Glibc
 
     /// Through a forward proxy with credentials (tinyproxy on 127.0.0.1, named as in stage.toml's
     /// [http]): the package arrives, the proxy saw the requests, the password is in no output or log.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tinyproxy"), "tinyproxy is not installed"))
+    @Test(
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tinyproxy"), "tinyproxy is not installed"))
     func pullThroughAnAuthenticatingProxy() throws {
         let w = try PullWorld()
         try w.stage("20261120001")
         let server = try Nginx(root: w.outbox, dir: w.t.sub("nginx"))
         let port = Nginx.freePort()
-        w.t.write("tinyproxy.conf", """
-        Port \(port)
-        Listen 127.0.0.1
-        Allow 127.0.0.1
-        Timeout 30
-        LogFile "\(w.t.sub("tinyproxy.log"))"
-        LogLevel Info
-        BasicAuth courier pr0xy-s3cret
-        """)
+        w.t.write(
+            "tinyproxy.conf",
+            """
+            Port \(port)
+            Listen 127.0.0.1
+            Allow 127.0.0.1
+            Timeout 30
+            LogFile "\(w.t.sub("tinyproxy.log"))"
+            LogLevel Info
+            BasicAuth courier pr0xy-s3cret
+            """)
         let proxy = Process()
         proxy.executableURL = URL(fileURLWithPath: "/usr/bin/tinyproxy")
         proxy.arguments = ["-d", "-c", w.t.sub("tinyproxy.conf")]
@@ -285,14 +318,22 @@ import Glibc
         proxy.standardError = FileHandle.nullDevice
         try proxy.run()
         // SIGKILL: the test process's blocked signal mask is inherited, SIGTERM would wait.
-        defer { kill(proxy.processIdentifier, SIGKILL); proxy.waitUntilExit() }
+        defer {
+            kill(proxy.processIdentifier, SIGKILL)
+            proxy.waitUntilExit()
+        }
         for _ in 0..<100 where !Nginx.accepts(port) { usleep(50_000) }
         let conf = w.client("c1", mirrors: [server.url])
         let text = try String(contentsOfFile: conf, encoding: .utf8)
-        try text.replacingOccurrences(of: "[http]\n", with: "[http]\nproxy = \"http://127.0.0.1:\(port)\"\nproxy_user = \"courier\"\nproxy_password = \"pr0xy-s3cret\"\n")
-            .write(toFile: conf, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(
+            of: "[http]\n",
+            with:
+                "[http]\nproxy = \"http://127.0.0.1:\(port)\"\nproxy_user = \"courier\"\nproxy_password = \"pr0xy-s3cret\"\n"
+        )
+        .write(toFile: conf, atomically: true, encoding: .utf8)
         let log = w.t.sub("pull.log")
-        let r = try Programs.run("courier-pull", ["run", "--config", conf, "--no-splay", "--json", "--verbose", "--log-file", log])
+        let r = try Programs.run(
+            "courier-pull", ["run", "--config", conf, "--no-splay", "--json", "--verbose", "--log-file", log])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: w.t.sub("c1/inbox/virus-defs_20261120001.cpkg")))
         let plog = (try? String(contentsOfFile: w.t.sub("tinyproxy.log"), encoding: .utf8)) ?? ""
@@ -320,11 +361,15 @@ import Glibc
         try w.stage("20261121001")
         let m = try Programs.run("courier-pull", ["mirror", "--config", relayConf, "--json"])
         #expect(m.status == 0, "\(m.stderr)")
-        #expect(m.stdout.contains("\"added\":[20261121001]") && m.stdout.contains("\"removed\":[20261120001]"), "\(m.stdout)")
+        #expect(
+            m.stdout.contains("\"added\":[20261121001]") && m.stdout.contains("\"removed\":[20261120001]"),
+            "\(m.stdout)")
         let mirror = w.t.sub("relay/mirror")
         #expect(!FileManager.default.fileExists(atPath: mirror + "/virus-defs/20261120001"))
         #expect(!(try String(contentsOfFile: mirror + "/index.json", encoding: .utf8)).contains("20261120001/"))
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: mirror + "/virus-defs/latest")) == "20261121001")
+        #expect(
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: mirror + "/virus-defs/latest")) == "20261121001"
+        )
         try w.checkServedTreeIsComplete(mirror)
         // A new client through this relay gets the full package of the newest revision.
         let relay = try Nginx(root: mirror, dir: w.t.sub("nginx-relay"))
@@ -342,12 +387,22 @@ import Glibc
         let d = w.t.sub("pki")
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         for args in [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2", "-subj", "/CN=Courier Test CA"],
-            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1"],
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem",
+                "-days", "2", "-subj", "/CN=Courier Test CA",
+            ],
+            [
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out", d + "/server.csr",
+                "-subj", "/CN=127.0.0.1",
+            ],
         ] { #expect(try Programs.runTool("/usr/bin/openssl", args).status == 0) }
         w.t.write("pki/ext.cnf", "subjectAltName = IP:127.0.0.1\n")
-        let sign = try Programs.runTool("/usr/bin/openssl", ["x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-                                                             "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/ext.cnf"])
+        let sign = try Programs.runTool(
+            "/usr/bin/openssl",
+            [
+                "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+                "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/ext.cnf",
+            ])
         #expect(sign.status == 0, "\(sign.stderr)")
         let server = try Nginx(root: w.outbox, dir: w.t.sub("nginx"), tls: (d + "/server.pem", d + "/server.key"))
         #expect(server.url.hasPrefix("https://"))
@@ -358,8 +413,10 @@ import Glibc
         #expect(try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c0/inbox")).isEmpty)
         let conf = w.client("c1", mirrors: [server.url])
         let text = try String(contentsOfFile: conf, encoding: .utf8)
-        try text.replacingOccurrences(of: "[http]\n", with: "[http]\nca_file = \"\(d)/ca.pem\"\nca_mode = \"replace\"\n")
-            .write(toFile: conf, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(
+            of: "[http]\n", with: "[http]\nca_file = \"\(d)/ca.pem\"\nca_mode = \"replace\"\n"
+        )
+        .write(toFile: conf, atomically: true, encoding: .utf8)
         let r = try w.pull(conf)
         #expect(r.status == 0, "\(r.stderr)")
         #expect((typeLines(r.json).first?["mirror"] as? String)?.hasPrefix("https://127.0.0.1") == true, "\(r.json)")

@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// courier-pull's delta fallback and splay, against a real nginx on 127.0.0.1 serving a copy of a
 /// real stager's outbox (issue #16 follow-ups): what the unit tests of the decision cannot show.
@@ -39,7 +37,8 @@ import Glibc
 
         try w.stage("20261121001")
         try Self.mirror(w, into: root)
-        let deltaName = "virus-defs_20261121001_from_20261120001.cpkg", fullName = "virus-defs_20261121001.cpkg"
+        let deltaName = "virus-defs_20261121001_from_20261120001.cpkg"
+        let fullName = "virus-defs_20261121001.cpkg"
         let delta = root + "/virus-defs/20261121001/" + deltaName
         var bytes = try Data(contentsOf: URL(fileURLWithPath: delta))
         bytes[bytes.count / 2] ^= 0x55
@@ -73,11 +72,14 @@ import Glibc
         // The inbox holds the full package alone, byte for byte the stager's; no temporaries.
         let inbox = try FileManager.default.contentsOfDirectory(atPath: w.t.sub("c1/inbox"))
         #expect(inbox == [fullName], "\(inbox)")
-        #expect(FileManager.default.contents(atPath: w.t.sub("c1/inbox/" + fullName))
+        #expect(
+            FileManager.default.contents(atPath: w.t.sub("c1/inbox/" + fullName))
                 == FileManager.default.contents(atPath: w.outbox + "/virus-defs/20261121001/" + fullName))
         let log = (try? String(contentsOfFile: w.t.sub("c1/pull.log"), encoding: .utf8)) ?? ""
         let delivered = log.split(separator: "\n").filter { $0.contains("delivered into the inbox") }
-        #expect(delivered.count == 1 && !delivered.contains { $0.contains(deltaName) } && delivered.last?.contains(fullName) == true, "\(log)")
+        #expect(
+            delivered.count == 1 && !delivered.contains { $0.contains(deltaName) }
+                && delivered.last?.contains(fullName) == true, "\(log)")
         #expect(log.contains("] summary: ") && log.contains("full (delta-failed)"), "\(log)")
 
         #expect(try w.apply("c1").status == 0)
@@ -101,7 +103,7 @@ import Glibc
         try w.stage("20261120001")
         let server = try Nginx(root: w.outbox, dir: w.t.sub("nginx"))
         let conf = w.client("c1", mirrors: [server.url], extra: "splay = \"3s\"")
-        #expect(try w.pull(conf).status == 0)   // the package; later runs are 304s
+        #expect(try w.pull(conf).status == 0)  // the package; later runs are 304s
 
         var base: [Double] = []
         for _ in 0..<4 {
@@ -123,10 +125,15 @@ import Glibc
                 .flatMap { Int($0) }
             #expect(announced != nil && (0...3).contains(announced!), "\(r.stderr)")
             let wait = r.seconds - base.min()!
-            if let a = announced { #expect(wait >= Double(a) - 0.3 && wait <= Double(a) + 1 + baseMax, "announced \(a) s, measured \(wait) s") }
+            if let a = announced {
+                #expect(
+                    wait >= Double(a) - 0.3 && wait <= Double(a) + 1 + baseMax, "announced \(a) s, measured \(wait) s")
+            }
             waits.append(wait)
         }
-        print("splay 3s: extra seconds per run \(waits.map { String(format: "%.2f", $0) }); --no-splay runs \(base.map { String(format: "%.2f", $0) }) s")
+        print(
+            "splay 3s: extra seconds per run \(waits.map { String(format: "%.2f", $0) }); --no-splay runs \(base.map { String(format: "%.2f", $0) }) s"
+        )
         #expect(waits.allSatisfy { $0 >= -0.3 && $0 <= 3.0 + baseMax + 0.5 }, "\(waits)")
         // Not all ~0: six uniform draws in [0, 3] all below 0.3 s has probability 1e-6.
         #expect(waits.contains { $0 > 0.3 + (baseMax - base.min()!) }, "\(waits)")

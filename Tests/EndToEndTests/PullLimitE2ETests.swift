@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// The download caps of pull and the relay, against a real nginx: an `index.json` is stopped at
 /// 64 MiB (not at `http.max_bytes`, 2 GiB), and a package at the size its index entry gives.
@@ -33,7 +31,8 @@ import Glibc
         let r = try Programs.run("courier-pull", ["mirror", "--config", relayConf])
         #expect(r.status == 10, "\(r.status) \(r.stderr)")
         // Stopped at the announced length, before any body byte: not read whole and refused after.
-        #expect(r.stderr.contains("announces \((64 << 20) + 1) bytes, more than the limit of \(64 << 20)"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("announces \((64 << 20) + 1) bytes, more than the limit of \(64 << 20)"), "\(r.stderr)")
         #expect(Self.bytesUnder(w.t.sub("relay/state")) < 1 << 20, "the refused index was written to disk")
         #expect(!FileManager.default.fileExists(atPath: w.t.sub("relay/mirror/index.json")))
         // The client's pull the same way.

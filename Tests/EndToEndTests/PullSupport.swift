@@ -1,14 +1,13 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// A real nginx on 127.0.0.1 serving one directory with the shipped site file
 /// (scripts/nginx/courier-outbox.conf), of which only `listen` and `root` are replaced.
 /// Started in the foreground (`daemon off;`) with its pid, logs and temporaries in `dir`.
 final class Nginx {
-    static let siteFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let siteFile =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/scripts/nginx/courier-outbox.conf"
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx") }
 
@@ -38,23 +37,23 @@ final class Nginx {
                 }.joined(separator: "\n")
             try site.write(toFile: dir + "/site.conf", atomically: true, encoding: .utf8)
             let conf = """
-            daemon off;
-            user root;
-            worker_processes 1;
-            pid \(dir)/nginx.pid;
-            error_log \(dir)/error.log warn;
-            events { worker_connections 1024; }
-            http {
-                access_log \(dir)/access.log;
-                client_body_temp_path \(dir)/tmp/body;
-                proxy_temp_path \(dir)/tmp/proxy;
-                fastcgi_temp_path \(dir)/tmp/fastcgi;
-                uwsgi_temp_path \(dir)/tmp/uwsgi;
-                scgi_temp_path \(dir)/tmp/scgi;
-                \(tls.map { "ssl_certificate \($0.cert);\n    ssl_certificate_key \($0.key);" } ?? "")
-                include \(dir)/site.conf;
-            }
-            """
+                daemon off;
+                user root;
+                worker_processes 1;
+                pid \(dir)/nginx.pid;
+                error_log \(dir)/error.log warn;
+                events { worker_connections 1024; }
+                http {
+                    access_log \(dir)/access.log;
+                    client_body_temp_path \(dir)/tmp/body;
+                    proxy_temp_path \(dir)/tmp/proxy;
+                    fastcgi_temp_path \(dir)/tmp/fastcgi;
+                    uwsgi_temp_path \(dir)/tmp/uwsgi;
+                    scgi_temp_path \(dir)/tmp/scgi;
+                    \(tls.map { "ssl_certificate \($0.cert);\n    ssl_certificate_key \($0.key);" } ?? "")
+                    include \(dir)/site.conf;
+                }
+                """
             try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
@@ -71,10 +70,14 @@ final class Nginx {
                 }
                 usleep(50_000)
             }
-            if p.isRunning { p.terminate(); p.waitUntilExit() }
+            if p.isRunning {
+                p.terminate()
+                p.waitUntilExit()
+            }
             lastError = (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? "(no error log)"
         }
-        throw NSError(domain: "nginx", code: 1, userInfo: [NSLocalizedDescriptionKey: "nginx did not start: \(lastError)"])
+        throw NSError(
+            domain: "nginx", code: 1, userInfo: [NSLocalizedDescriptionKey: "nginx did not start: \(lastError)"])
     }
 
     /// SIGQUIT: nginx's graceful shutdown; then the port refuses connections.
@@ -108,7 +111,9 @@ final class Nginx {
         a.sin_port = 0
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
         return Int(UInt16(bigEndian: a.sin_port))
     }
 
@@ -120,7 +125,9 @@ final class Nginx {
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
         a.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         } == 0
     }
 }
@@ -131,14 +138,17 @@ extension Programs {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// Starts a program and returns it running (for a kill in the middle).
@@ -159,7 +169,8 @@ extension Programs {
 /// A pull world: one stager (key, `up/`, `outbox/`), relays and clients in one temporary directory.
 struct PullWorld {
     let t = TempDir()
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures =
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/Fixtures/upstream/virus-defs"
     var outbox: String { t.sub("outbox") }
     var trust: String { t.sub("stage.key.pub") }
@@ -167,7 +178,10 @@ struct PullWorld {
     init() throws {
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
         try FileManager.default.createDirectory(atPath: t.sub("up"), withIntermediateDirectories: true)
-        t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\nkeep_revisions = 3\n")
+        t.write(
+            "stage.toml",
+            "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\nkeep_revisions = 3\n"
+        )
     }
 
     /// Publishes a fixture revision (20261120001 or 20261121001) with a real `courier-stage run`.
@@ -180,7 +194,10 @@ struct PullWorld {
     /// A relay's config: `upstream` URLs, mirror into `name/mirror`.
     func relay(_ name: String, upstream: [String], revisions: Int = 3, extra: String = "") -> String {
         let list = upstream.map { "\"\($0)\"" }.joined(separator: ", ")
-        t.write("\(name)/relay.toml", "root = \"mirror\"\nupstream = [\(list)]\ntrust = \"\(trust)\"\nrevisions = \(revisions)\nstate_dir = \"state\"\n\(extra)\n[http]\nretry_for = \"2s\"\n")
+        t.write(
+            "\(name)/relay.toml",
+            "root = \"mirror\"\nupstream = [\(list)]\ntrust = \"\(trust)\"\nrevisions = \(revisions)\nstate_dir = \"state\"\n\(extra)\n[http]\nretry_for = \"2s\"\n"
+        )
         return t.sub("\(name)/relay.toml")
     }
 
@@ -188,15 +205,20 @@ struct PullWorld {
     func client(_ name: String, mirrors: [String], extra: String = "", testCommand: String? = nil) -> String {
         let list = mirrors.map { "\"\($0)\"" }.joined(separator: ", ")
         try! FileManager.default.createDirectory(atPath: t.sub("\(name)/inbox"), withIntermediateDirectories: true)
-        t.write("\(name)/inboxd.toml", """
-        inbox = "inbox"
-        state_dir = "state"
-        trust = "\(trust)"
-        [types.virus-defs]
-        keep = 2
-        \(testCommand.map { "test_command = \"\($0)\"" } ?? "")
-        """)
-        t.write("\(name)/pull.toml", "inboxd_config = \"inboxd.toml\"\nmirrors = [\(list)]\n\(extra)\n[http]\nretry_for = \"2s\"\nconnect_timeout = \"2s\"\n")
+        t.write(
+            "\(name)/inboxd.toml",
+            """
+            inbox = "inbox"
+            state_dir = "state"
+            trust = "\(trust)"
+            [types.virus-defs]
+            keep = 2
+            \(testCommand.map { "test_command = \"\($0)\"" } ?? "")
+            """)
+        t.write(
+            "\(name)/pull.toml",
+            "inboxd_config = \"inboxd.toml\"\nmirrors = [\(list)]\n\(extra)\n[http]\nretry_for = \"2s\"\nconnect_timeout = \"2s\"\n"
+        )
         return t.sub("\(name)/pull.toml")
     }
 
@@ -241,7 +263,9 @@ struct PullWorld {
                     let file = pkg["file"] as! String
                     let attrs = try? FileManager.default.attributesOfItem(atPath: root + "/" + file)
                     #expect(attrs != nil, "index.json names \(file), which is not there")
-                    #expect((attrs?[.size] as? NSNumber)?.int64Value == (pkg["size"] as? NSNumber)?.int64Value, "\(file): size differs from index.json")
+                    #expect(
+                        (attrs?[.size] as? NSNumber)?.int64Value == (pkg["size"] as? NSNumber)?.int64Value,
+                        "\(file): size differs from index.json")
                 }
             }
         }

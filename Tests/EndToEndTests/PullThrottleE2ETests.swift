@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// The pull copier on a thin link: a 20 MiB incompressible package served by nginx, pulled under
 /// `bwlimit`; a pull killed mid-download leaves only dot-names and the next one resumes.
@@ -43,10 +41,14 @@ import Glibc
         let line = typeLines(r.json).first ?? [:]
         let transfer = (line["transfer_seconds"] as? NSNumber)?.doubleValue ?? -1
         let expected = Double(size) / Double(2 << 20)
-        print("PULL-THROTTLE size=\(size) transfer=\(String(format: "%.2f", transfer))s wall=\(String(format: "%.2f", wall))s expected=\(String(format: "%.2f", expected))s")
+        print(
+            "PULL-THROTTLE size=\(size) transfer=\(String(format: "%.2f", transfer))s wall=\(String(format: "%.2f", wall))s expected=\(String(format: "%.2f", expected))s"
+        )
         #expect(transfer >= 8.5 && transfer <= 11.5, "20 MiB at 2 MiB/s took \(transfer) s")
         #expect(wall >= 8.5, "the whole run cannot be faster than its download: \(wall) s")
-        #expect(FileManager.default.contents(atPath: w.t.sub("c1/inbox/" + Self.name)) == FileManager.default.contents(atPath: pkg))
+        #expect(
+            FileManager.default.contents(atPath: w.t.sub("c1/inbox/" + Self.name))
+                == FileManager.default.contents(atPath: pkg))
         // Without a cap the same pull is much faster (the cap is what made it slow).
         let fast = w.client("c2", mirrors: [server.url])
         let t1 = Date()
@@ -64,7 +66,11 @@ import Glibc
         let partial = inbox + "/." + Self.name + ".part.partial"
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let s = try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? NSNumber, s.int64Value > 4 << 20 { break }
+            if let s = try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? NSNumber,
+                s.int64Value > 4 << 20
+            {
+                break
+            }
             usleep(100_000)
         }
         kill(p.processIdentifier, SIGKILL)
@@ -77,7 +83,8 @@ import Glibc
         #expect(typeLines(r.json).first?["resumed"] as? Bool == true, "\(r.json)")
         #expect(server.requests(matching: "\" 206 ") == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: inbox) == [Self.name])
-        #expect(FileManager.default.contents(atPath: inbox + "/" + Self.name)
+        #expect(
+            FileManager.default.contents(atPath: inbox + "/" + Self.name)
                 == FileManager.default.contents(atPath: w.outbox + "/virus-defs/\(Self.rev)/\(Self.name)"))
     }
 
@@ -93,7 +100,11 @@ import Glibc
         let p = try Programs.start("courier-pull", ["mirror", "--config", conf])
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let s = try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? NSNumber, s.int64Value > 4 << 20 { break }
+            if let s = try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? NSNumber,
+                s.int64Value > 4 << 20
+            {
+                break
+            }
             usleep(100_000)
         }
         kill(p.processIdentifier, SIGKILL)

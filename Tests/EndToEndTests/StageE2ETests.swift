@@ -5,23 +5,25 @@ import Testing
 @Suite(.serialized) struct StageE2ETests {
     func setup(_ t: TempDir, types: String = "") throws -> String {
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
-        t.write("stage.toml", """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
+        t.write(
+            "stage.toml",
+            """
+            outbox = "outbox"
+            key = "stage.key"
+            state_dir = "state"
 
-        [types.virus-defs]
-        source = "dir"
-        path = "upstream"
-        keep_revisions = 3
-        deltas = 2
-        \(types)
-        """)
+            [types.virus-defs]
+            source = "dir"
+            path = "upstream"
+            keep_revisions = 3
+            deltas = 2
+            \(types)
+            """)
         return t.sub("stage.toml")
     }
 
     func revision(_ t: TempDir, _ rev: Int, _ text: String) {
-        t.write("upstream/\(rev)/main.ndb", stableSignatures)   // large and unchanged: a delta pays
+        t.write("upstream/\(rev)/main.ndb", stableSignatures)  // large and unchanged: a delta pays
         t.write("upstream/\(rev)/daily.ndb", text)
     }
 
@@ -32,9 +34,12 @@ import Testing
         guard fm.fileExists(atPath: typeDir) else { return }
         for rev in try fm.contentsOfDirectory(atPath: typeDir) where !rev.hasPrefix(".") && Int(rev) != nil {
             let pkgs = try fm.contentsOfDirectory(atPath: typeDir + "/" + rev).filter { !$0.hasPrefix(".") }
-            #expect(pkgs.contains("virus-defs_\(rev).cpkg"), "revision \(rev) has no full package", sourceLocation: sourceLocation)
+            #expect(
+                pkgs.contains("virus-defs_\(rev).cpkg"), "revision \(rev) has no full package",
+                sourceLocation: sourceLocation)
             for p in pkgs {
-                let v = try Programs.run("courier-deliver", ["verify", "--trust", t.sub("stage.key.pub"), typeDir + "/" + rev + "/" + p])
+                let v = try Programs.run(
+                    "courier-deliver", ["verify", "--trust", t.sub("stage.key.pub"), typeDir + "/" + rev + "/" + p])
                 #expect(v.status == 0, "\(p): \(v.stdout)", sourceLocation: sourceLocation)
             }
         }
@@ -47,8 +52,10 @@ import Testing
     @Test func runIsSilentUnderCronAndReportsJSONAndMetrics() throws {
         let t = TempDir()
         let cfg = try setup(t)
-        revision(t, 20261121001, "a\n")
-        let r = try Programs.run("courier-stage", ["run", "--config", cfg, "--metrics-file", t.sub("stage.prom"), "--log-file", t.sub("stage.log")])
+        revision(t, 20_261_121_001, "a\n")
+        let r = try Programs.run(
+            "courier-stage",
+            ["run", "--config", cfg, "--metrics-file", t.sub("stage.prom"), "--log-file", t.sub("stage.log")])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.isEmpty && r.stderr.isEmpty, "silent when stdout is not a terminal: \(r.stdout)\(r.stderr)")
         let prom = try String(contentsOfFile: t.sub("stage.prom"), encoding: .utf8)
@@ -57,7 +64,7 @@ import Testing
         let log1 = try String(contentsOfFile: t.sub("stage.log"), encoding: .utf8)
         #expect(log1.contains("publishing revision 20261121001"))
 
-        revision(t, 20261122001, "b\n")
+        revision(t, 20_261_122_001, "b\n")
         let j = try Programs.run("courier-stage", ["run", "--config", cfg, "--json", "--log-file", t.sub("stage.log")])
         #expect(j.status == 0)
         let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [String: Any]
@@ -123,7 +130,9 @@ import Testing
         #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
         revision(t, 101, "two\n")
         let killed = try Programs.run("courier-stage", ["run", "--config", cfg], env: ["COURIER_FAULT": point])
-        #expect(killed.status == 9 || killed.status == 137 || killed.status == -9 || killed.status != 0, "status \(killed.status)")
+        #expect(
+            killed.status == 9 || killed.status == 137 || killed.status == -9 || killed.status != 0,
+            "status \(killed.status)")
         try checkOutboxConsistent(t)
         let latestAfterKill = try String(contentsOfFile: t.sub("outbox/virus-defs/latest.txt"), encoding: .utf8)
         #expect(latestAfterKill == "100\n", "latest switches only after a complete revision is in place")
@@ -133,7 +142,9 @@ import Testing
         try checkOutboxConsistent(t)
         #expect(try String(contentsOfFile: t.sub("outbox/virus-defs/latest.txt"), encoding: .utf8) == "101\n")
         #expect(FileManager.default.fileExists(atPath: t.sub("outbox/virus-defs/101/virus-defs_101_from_100.cpkg")))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: t.sub("outbox/virus-defs")).filter { $0.hasPrefix(".") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: t.sub("outbox/virus-defs")).filter {
+            $0.hasPrefix(".")
+        }
         #expect(leftovers.isEmpty, "\(leftovers)")
         let idx = try String(contentsOfFile: t.sub("outbox/index.json"), encoding: .utf8)
         #expect(idx.contains("\"latest\" : 101"))
@@ -146,7 +157,7 @@ import Testing
     @Test(arguments: ["latest-before-link", "before-retention", "before-index"])
     func killedBeforeTheIndexTheNextRunRepairsIt(point: String) throws {
         let t = TempDir()
-        let cfg = try setup(t)   // keep_revisions = 3
+        let cfg = try setup(t)  // keep_revisions = 3
         for rev in 1...3 {
             revision(t, rev, "rev \(rev)\n")
             #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
@@ -165,7 +176,9 @@ import Testing
         let onDisk = try FileManager.default.contentsOfDirectory(atPath: typeDir).compactMap { Int($0) }.sorted()
         #expect(onDisk == [2, 3, 4], "retention did not run: \(onDisk)")
 
-        let idx = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: t.sub("outbox/index.json")))) as? [String: Any])
+        let idx = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: t.sub("outbox/index.json"))))
+                as? [String: Any])
         let info = try #require((idx["types"] as? [String: Any])?["virus-defs"] as? [String: Any])
         #expect(info["latest"] as? Int == 4)
         let revs = try #require(info["revisions"] as? [[String: Any]])
@@ -181,7 +194,9 @@ import Testing
         }
         var present = Set<String>()
         for rev in onDisk {
-            for f in try FileManager.default.contentsOfDirectory(atPath: typeDir + "/\(rev)") where !f.hasPrefix(".") { present.insert("virus-defs/\(rev)/\(f)") }
+            for f in try FileManager.default.contentsOfDirectory(atPath: typeDir + "/\(rev)") where !f.hasPrefix(".") {
+                present.insert("virus-defs/\(rev)/\(f)")
+            }
         }
         #expect(listed == present, "index.json and the outbox disagree")
 
@@ -202,12 +217,16 @@ import Testing
         FileManager.default.createFile(atPath: log, contents: nil)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
         server.arguments = ["python3", repo + "/Tests/Support/faultserver.py", log]
         let out = Pipe()
         server.standardOutput = out
         try server.run()
-        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
         var text = ""
         while !text.contains("\n") { text += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) }
         let port = Int(text.split(separator: "\n")[0])!
@@ -220,7 +239,11 @@ import Testing
         first.standardError = FileHandle.nullDevice
         try first.run()
         // Wait until part of the body is on disk, then kill -9.
-        #expect(waitFor(20) { ((try? FileManager.default.attributesOfItem(atPath: t.sub("feed.bin.partial"))[.size] as? Int) ?? 0) > 1_000_000 })
+        #expect(
+            waitFor(20) {
+                ((try? FileManager.default.attributesOfItem(atPath: t.sub("feed.bin.partial"))[.size] as? Int) ?? 0)
+                    > 1_000_000
+            })
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         #expect(!FileManager.default.fileExists(atPath: t.sub("feed.bin")), "no final file from a killed download")
@@ -236,7 +259,10 @@ import Testing
         var ok = true
         data.withUnsafeBytes { raw in
             let b = raw.bindMemory(to: UInt8.self)
-            for o in stride(from: 0, to: size, by: 997) where b[o] != block[o % 65521] { ok = false; break }
+            for o in stride(from: 0, to: size, by: 997) where b[o] != block[o % 65521] {
+                ok = false
+                break
+            }
         }
         #expect(ok, "content differs from the server's")
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")

@@ -7,7 +7,8 @@ enum Programs {
     /// binary (SwiftPM puts executables and the test bundle side by side).
     static let binDir: String = {
         if let env = ProcessInfo.processInfo.environment["COURIER_BIN"], !env.isEmpty { return env }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return (exe as NSString).deletingLastPathComponent
     }()
 
@@ -25,7 +26,8 @@ enum Programs {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
         p.environment = environment
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
@@ -33,7 +35,9 @@ enum Programs {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 }
 
@@ -48,7 +52,8 @@ final class TempDir {
 
     func write(_ rel: String, _ text: String) {
         let full = sub(rel)
-        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try! text.write(toFile: full, atomically: false, encoding: .utf8)
     }
 }
@@ -70,7 +75,9 @@ func treeContents(_ dir: String) -> [String: Data] {
 let stableSignatures: String = {
     var x: UInt64 = 0x9E37_79B9_7F4A_7C15
     return (0..<2000).map { i -> String in
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+        x ^= x << 13
+        x ^= x >> 7
+        x ^= x << 17
         return "Courier.Test.Sig-\(i):0:*:\(String(x, radix: 16))\(String(x &* 31, radix: 16))"
     }.joined(separator: "\n") + "\n"
 }()

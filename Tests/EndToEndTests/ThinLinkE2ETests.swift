@@ -14,7 +14,9 @@ import Testing
         var rng = SystemRandomNumberGenerator()
         let bytes = (0..<(mib << 17)).map { _ in rng.next() as UInt64 }
         try bytes.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: t.sub("up/20261120001/main.db"))) }
-        t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\n")
+        t.write(
+            "stage.toml",
+            "outbox = \"outbox\"\nkey = \"stage.key\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\n")
         let r = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")])
         #expect(r.status == 0, "\(r.stderr)")
         return (0..<n).map { i in
@@ -25,8 +27,12 @@ import Testing
     }
 
     func push(_ t: TempDir, _ extra: [String]) throws -> Programs.Result {
-        try Programs.run("courier-deliver", ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"),
-                                             "--inbox", t.sub("clients/*/inbox"), "--no-verify-cache"] + extra)
+        try Programs.run(
+            "courier-deliver",
+            [
+                "push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"),
+                "--inbox", t.sub("clients/*/inbox"), "--no-verify-cache",
+            ] + extra)
     }
 
     /// 20 MiB into 2 inboxes at 4M: one cap for the run, 40 MiB at 4 MiB/s = 10 s ± 15 %, each
@@ -43,7 +49,9 @@ import Testing
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("2 copied") && r.stdout.contains("by writes capped by --bwlimit"), "\(r.stdout)")
         let expected = 2 * size / Double(4 << 20)
-        print("ThinLinkE2ETests: 2 × \(Int(size)) bytes at --bwlimit 4M took \(String(format: "%.2f", took)) s (expected \(String(format: "%.2f", expected)) s)")
+        print(
+            "ThinLinkE2ETests: 2 × \(Int(size)) bytes at --bwlimit 4M took \(String(format: "%.2f", took)) s (expected \(String(format: "%.2f", expected)) s)"
+        )
         #expect(abs(took - expected) <= 0.15 * expected, "took \(took) s, expected \(expected) s ± 15 %")
         let src = FileManager.default.contents(atPath: pkg)
         for ib in inboxes { #expect(FileManager.default.contents(atPath: ib + "/" + Self.package) == src, "\(ib)") }
@@ -56,14 +64,17 @@ import Testing
         let inboxes = try setUp(t, mib: 1, inboxes: 4)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Programs.binDir + "/courier-deliver")
-        p.arguments = ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"),
-                       "--inbox", t.sub("clients/*/inbox"), "--no-verify-cache", "--stagger", "6s"]
+        p.arguments = [
+            "push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"),
+            "--inbox", t.sub("clients/*/inbox"), "--no-verify-cache", "--stagger", "6s",
+        ]
         p.standardOutput = FileHandle.nullDevice
         let t0 = Date()
         try p.run()
         var arrived: [String: Double] = [:]
         while p.isRunning || arrived.count < inboxes.count {
-            for ib in inboxes where arrived[ib] == nil && FileManager.default.fileExists(atPath: ib + "/" + Self.package) {
+            for ib in inboxes
+            where arrived[ib] == nil && FileManager.default.fileExists(atPath: ib + "/" + Self.package) {
                 arrived[ib] = Date().timeIntervalSince(t0)
             }
             if !p.isRunning && arrived.count < inboxes.count { break }
@@ -74,7 +85,9 @@ import Testing
         #expect(p.terminationStatus == 0)
         #expect(arrived.count == 4, "\(arrived)")
         let times = arrived.values.sorted()
-        print("ThinLinkE2ETests: --stagger 6s, arrivals at \(times.map { String(format: "%.2f", $0) }) s, run \(String(format: "%.2f", took)) s")
+        print(
+            "ThinLinkE2ETests: --stagger 6s, arrivals at \(times.map { String(format: "%.2f", $0) }) s, run \(String(format: "%.2f", took)) s"
+        )
         #expect(times.filter { $0 - times[0] < 1 }.count == 1, "only the first slot in the first second: \(times)")
         // Slots 1.5 s apart; each arrival also waits for its inbox's syncfs, which on a shared
         // machine may take a while: hence the margins.
@@ -84,8 +97,10 @@ import Testing
     }
 
     /// Bad values: exit 64 and the option named, nothing copied.
-    @Test(arguments: [["--bwlimit", "0"], ["--bwlimit", "fast"], ["--bwlimit", "-2M"],
-                      ["--stagger", "soon"], ["--stagger", "5x"], ["--stagger", "-1s"]])
+    @Test(arguments: [
+        ["--bwlimit", "0"], ["--bwlimit", "fast"], ["--bwlimit", "-2M"],
+        ["--stagger", "soon"], ["--stagger", "5x"], ["--stagger", "-1s"],
+    ])
     func badValuesAreUsageErrors(args: [String]) throws {
         let t = TempDir()
         let inboxes = try setUp(t, mib: 0, inboxes: 1)

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierFetch
 import Foundation
 import Testing
+
+@testable import CourierFetch
 
 /// The fetcher against a real HTTP server on 127.0.0.1 (Tests/Support/faultserver.py), one
 /// server per test. Serialized: several tests assert on elapsed time, which two cores running
@@ -17,8 +18,12 @@ import Testing
         let outcome = try await withFetcher(testPolicy(ws)) {
             try await $0.fetch(server.url("/file?size=300000&name=a"), to: dest, validators: nil)
         }
-        #expect(outcome == .downloaded(bytes: 300000,
-            validators: Validators(etag: "\"a-300000\"", lastModified: "Wed, 21 Oct 2015 07:28:00 GMT"), resumed: false))
+        #expect(
+            outcome
+                == .downloaded(
+                    bytes: 300000,
+                    validators: Validators(etag: "\"a-300000\"", lastModified: "Wed, 21 Oct 2015 07:28:00 GMT"),
+                    resumed: false))
         #expect(ws.read("a.bin") == expectedContent(300000))
         #expect(!ws.exists("a.bin.partial") && !ws.exists("a.bin.partial.json"))
         let reqs = server.requests()
@@ -33,14 +38,19 @@ import Testing
         defer { server.stop() }
         let dest = ws.path("a.bin")
         try await withFetcher(testPolicy(ws)) { f in
-            guard case .downloaded(_, let v, _) = try await f.fetch(server.url("/file?name=a"), to: dest, validators: nil) else {
-                Issue.record("expected a download"); return
+            guard
+                case .downloaded(_, let v, _) = try await f.fetch(server.url("/file?name=a"), to: dest, validators: nil)
+            else {
+                Issue.record("expected a download")
+                return
             }
             try Data("kept".utf8).write(to: URL(fileURLWithPath: dest))
             #expect(try await f.fetch(server.url("/file?name=a"), to: dest, validators: v) == .notModified)
             // Last-Modified alone is a condition too.
-            #expect(try await f.fetch(server.url("/file?name=a"), to: dest,
-                                      validators: Validators(lastModified: v.lastModified)) == .notModified)
+            #expect(
+                try await f.fetch(
+                    server.url("/file?name=a"), to: dest,
+                    validators: Validators(lastModified: v.lastModified)) == .notModified)
         }
         #expect(ws.read("a.bin") == Array("kept".utf8))
         let reqs = server.requests()
@@ -77,7 +87,10 @@ import Testing
         let outcome = try await withFetcher(testPolicy(ws, retryFor: 20)) {
             try await $0.fetch(server.url("/flaky/k1?fail=2&size=5000"), to: ws.path("f"), validators: nil)
         }
-        guard case .downloaded(5000, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .downloaded(5000, _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(ws.read("f") == expectedContent(5000))
         #expect(server.requests().count == 3)
     }
@@ -123,7 +136,8 @@ import Testing
         try await withFetcher(testPolicy(ws, retryFor: 10)) { f in
             _ = try await f.fetch(server.url("/retry-after/k1?secs=1"), to: ws.path("a"), validators: nil)
             // The HTTP-date form as well (whole seconds, so somewhere in 0...2 s).
-            _ = try await f.fetch(server.url("/retry-after/k2?secs=2&date=1&status=429"), to: ws.path("b"), validators: nil)
+            _ = try await f.fetch(
+                server.url("/retry-after/k2?secs=2&date=1&status=429"), to: ws.path("b"), validators: nil)
         }
         #expect(Date().timeIntervalSince(start) >= 1.0)
         #expect(ws.read("a") == expectedContent(1000))
@@ -144,12 +158,16 @@ import Testing
         }
         let authority = "127.0.0.1:\(server.port)"
         #expect(first?.code == .download)
-        #expect(first?.message.hasPrefix("\(url): \(authority) answered HTTP 503 and asked to retry after 3600s; cooling down until ") == true,
-                "\(String(describing: first))")
+        #expect(
+            first?.message.hasPrefix(
+                "\(url): \(authority) answered HTTP 503 and asked to retry after 3600s; cooling down until ") == true,
+            "\(String(describing: first))")
         #expect(server.requests().count == 1)
 
         // The persisted state: host -> until.
-        let state = try JSONSerialization.jsonObject(with: Data(ws.read("state/cooldown.json") ?? [])) as? [String: [String: Any]]
+        let state =
+            try JSONSerialization.jsonObject(with: Data(ws.read("state/cooldown.json") ?? []))
+            as? [String: [String: Any]]
         let until = state?[authority]?["until"] as? Int
         #expect(until != nil && abs(until! - Int(Date().timeIntervalSince1970) - 3600) < 10)
         #expect(first?.message.hasSuffix(RFC3339.format(Int64(until ?? 0))) == true)
@@ -183,8 +201,12 @@ import Testing
         let outcome = try await withFetcher(testPolicy(ws, retryFor: 10)) {
             try await $0.fetch(server.url("/truncated/k?size=200000&cut=50000"), to: ws.path("t"), validators: nil)
         }
-        #expect(outcome == .downloaded(bytes: 200000,
-            validators: Validators(etag: "\"f-200000\"", lastModified: "Wed, 21 Oct 2015 07:28:00 GMT"), resumed: true))
+        #expect(
+            outcome
+                == .downloaded(
+                    bytes: 200000,
+                    validators: Validators(etag: "\"f-200000\"", lastModified: "Wed, 21 Oct 2015 07:28:00 GMT"),
+                    resumed: true))
         #expect(ws.read("t") == expectedContent(200000))
         let reqs = server.requests()
         #expect(reqs.count == 2)
@@ -213,8 +235,13 @@ import Testing
         #expect(e?.message == "\(url): truncated: got \(have) of 200000 bytes")
         #expect(ws.exists("t.partial.json") && !ws.exists("t"))
         // The next run picks it up.
-        let outcome = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("t"), validators: nil) }
-        guard case .downloaded(200000, _, true) = outcome else { Issue.record("\(outcome)"); return }
+        let outcome = try await withFetcher(testPolicy(ws)) {
+            try await $0.fetch(url, to: ws.path("t"), validators: nil)
+        }
+        guard case .downloaded(200000, _, true) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(ws.read("t") == expectedContent(200000))
     }
 
@@ -223,7 +250,8 @@ import Testing
         try Data(expectedContent(bytes)).write(to: URL(fileURLWithPath: ws.path(name + ".partial")))
         if let etag {
             let side = ["url": url, "etag": etag]
-            try JSONSerialization.data(withJSONObject: side).write(to: URL(fileURLWithPath: ws.path(name + ".partial.json")))
+            try JSONSerialization.data(withJSONObject: side).write(
+                to: URL(fileURLWithPath: ws.path(name + ".partial.json")))
         }
     }
 
@@ -233,8 +261,13 @@ import Testing
         defer { server.stop() }
         let url = server.url("/file?size=2000000&name=r")
         try leavePartial(ws, "r", url: url, bytes: 1_000_000, etag: "\"r-2000000\"")
-        let outcome = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("r"), validators: nil) }
-        guard case .downloaded(2_000_000, _, true) = outcome else { Issue.record("\(outcome)"); return }
+        let outcome = try await withFetcher(testPolicy(ws)) {
+            try await $0.fetch(url, to: ws.path("r"), validators: nil)
+        }
+        guard case .downloaded(2_000_000, _, true) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(ws.read("r") == expectedContent(2_000_000))
         let reqs = server.requests()
         #expect(reqs.count == 1)
@@ -249,8 +282,13 @@ import Testing
         let url = server.url("/file?size=300000&name=s")
         // A partial of an older version: the server's If-Range check fails and it sends all of it.
         try leavePartial(ws, "s", url: url, bytes: 100_000, etag: "\"s-older\"")
-        let outcome = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("s"), validators: nil) }
-        guard case .downloaded(300_000, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        let outcome = try await withFetcher(testPolicy(ws)) {
+            try await $0.fetch(url, to: ws.path("s"), validators: nil)
+        }
+        guard case .downloaded(300_000, _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(ws.read("s") == expectedContent(300_000))
         // A partial without a sidecar is of unknown origin: no Range at all.
         try leavePartial(ws, "u", url: url, bytes: 100_000, etag: nil)
@@ -259,8 +297,13 @@ import Testing
         // A partial longer than the resource (416 to the Range): dropped, and fetched afresh at once.
         let shortURL = server.url("/file?size=50000&name=q")
         try leavePartial(ws, "q", url: shortURL, bytes: 60_000, etag: "\"q-50000\"")
-        let q = try await withFetcher(testPolicy(ws)) { try await $0.fetch(shortURL, to: ws.path("q"), validators: nil) }
-        guard case .downloaded(50_000, _, false) = q else { Issue.record("\(q)"); return }
+        let q = try await withFetcher(testPolicy(ws)) {
+            try await $0.fetch(shortURL, to: ws.path("q"), validators: nil)
+        }
+        guard case .downloaded(50_000, _, false) = q else {
+            Issue.record("\(q)")
+            return
+        }
         #expect(ws.read("q") == expectedContent(50_000))
         let reqs = server.requests()
         #expect(reqs.count == 4)
@@ -279,7 +322,9 @@ import Testing
         policy.readTimeout = 1
         let start = Date()
         let e = await courierError {
-            _ = try await withFetcher(policy) { try await $0.fetch(server.url("/slow?delay=20"), to: ws.path("s"), validators: nil) }
+            _ = try await withFetcher(policy) {
+                try await $0.fetch(server.url("/slow?delay=20"), to: ws.path("s"), validators: nil)
+            }
         }
         #expect(e?.code == .network)
         #expect(e?.message == "\(server.url("/slow?delay=20")): timed out after 1s without data")
@@ -310,18 +355,22 @@ import Testing
         policy.maxBytes = 8 << 20
         let start = Date()
         let e = await courierError {
-            _ = try await withFetcher(policy) { try await $0.fetch(server.url("/endless"), to: ws.path("e"), validators: nil) }
+            _ = try await withFetcher(policy) {
+                try await $0.fetch(server.url("/endless"), to: ws.path("e"), validators: nil)
+            }
         }
         #expect(e?.code == .limit)
         #expect(e?.message == "\(server.url("/endless")): body exceeds the limit of \(8 << 20) bytes; download stopped")
         #expect(!ws.exists("e") && !ws.exists("e.partial") && !ws.exists("e.partial.json"))
-        #expect(server.requests().count == 1)     // a limit is not retried
+        #expect(server.requests().count == 1)  // a limit is not retried
         #expect(Date().timeIntervalSince(start) < 10)
 
         // An announced length over the limit is refused before the body.
         policy.maxBytes = 100_000
         let big = await courierError {
-            _ = try await withFetcher(policy) { try await $0.fetch(server.url("/file?size=200000"), to: ws.path("b"), validators: nil) }
+            _ = try await withFetcher(policy) {
+                try await $0.fetch(server.url("/file?size=200000"), to: ws.path("b"), validators: nil)
+            }
         }
         #expect(big?.code == .limit)
         #expect(big?.message.contains("announces 200000 bytes") == true)
@@ -336,10 +385,14 @@ import Testing
         try await withFetcher(policy) { f in
             _ = try await f.fetch(server.url("/redirect/3"), to: ws.path("r"), validators: nil)
             #expect(ws.read("r") == expectedContent(1000))
-            let tooMany = await courierError { _ = try await f.fetch(server.url("/redirect/9"), to: ws.path("r9"), validators: nil) }
+            let tooMany = await courierError {
+                _ = try await f.fetch(server.url("/redirect/9"), to: ws.path("r9"), validators: nil)
+            }
             #expect(tooMany?.code == .download)
             #expect(tooMany?.message == "\(server.url("/redirect/9")): more than 5 redirects")
-            let loop = await courierError { _ = try await f.fetch(server.url("/loop/a"), to: ws.path("l"), validators: nil) }
+            let loop = await courierError {
+                _ = try await f.fetch(server.url("/loop/a"), to: ws.path("l"), validators: nil)
+            }
             #expect(loop?.code == .download)
             #expect(loop?.message.contains("redirect loop") == true)
         }
@@ -371,9 +424,14 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         let start = Date()
-        let outcome = try await withFetcher(testPolicy(ws)) { try await $0.fetch(server.url("/big"), to: ws.path("big"), validators: nil) }
+        let outcome = try await withFetcher(testPolicy(ws)) {
+            try await $0.fetch(server.url("/big"), to: ws.path("big"), validators: nil)
+        }
         let secs = Date().timeIntervalSince(start)
-        guard case .downloaded(let n, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .downloaded(let n, _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(n == 64 << 20)
         #expect(ws.read("big") == expectedContent(64 << 20))
         print("64 MiB from loopback in \(String(format: "%.2f", secs)) s (\(String(format: "%.0f", 64 / secs)) MiB/s)")

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierFetch
 import Foundation
 import Testing
+
+@testable import CourierFetch
 
 /// Per-type request settings against real servers: headers and basic auth (secrets), the rate
 /// cap, and a private CA for https://.
@@ -24,12 +25,16 @@ import Testing
         #expect(h["X-Api-Key"] == token && h["Authorization"] == basic, "\(h)")
         // A failure's message and the trace log carry neither.
         let e = await courierError {
-            _ = try await withFetcher(policy, logger: logs.logger()) { try await $0.fetch(server.url("/notfound"), to: ws.path("b"), validators: nil) }
+            _ = try await withFetcher(policy, logger: logs.logger()) {
+                try await $0.fetch(server.url("/notfound"), to: ws.path("b"), validators: nil)
+            }
         }
         #expect(e != nil)
         #expect(!logs.all.isEmpty)
         for text in logs.all + [e?.description ?? "", "\(policy.basicAuth!)"] {
-            #expect(!text.contains(token) && !text.contains(password) && !text.contains(String(basic.dropFirst(6))), "\(text)")
+            #expect(
+                !text.contains(token) && !text.contains(password) && !text.contains(String(basic.dropFirst(6))),
+                "\(text)")
         }
     }
 
@@ -38,7 +43,7 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         var policy = testPolicy(ws)
-        policy.maxRate = 3 << 20   // 3 MiB/s: 20 MiB in about 6.7 s
+        policy.maxRate = 3 << 20  // 3 MiB/s: 20 MiB in about 6.7 s
         let size = 20 << 20
         let start = ContinuousClock.now
         let outcome = try await withFetcher(policy) {
@@ -46,7 +51,10 @@ import Testing
         }
         let d = ContinuousClock.now - start
         let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        guard case .downloaded(Int64(size), _, false) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .downloaded(Int64(size), _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         let expected = Double(size) / Double(policy.maxRate!)
         #expect(abs(seconds - expected) / expected <= 0.15, "took \(seconds) s, expected \(expected) s ± 15 %")
     }
@@ -61,17 +69,26 @@ import Testing
 
         // The system store does not know the private CA: a TLS failure, not retried.
         let refused = await courierError {
-            _ = try await withFetcher(testPolicy(ws, retryFor: 5)) { try await $0.fetch(url, to: ws.path("x"), validators: nil) }
+            _ = try await withFetcher(testPolicy(ws, retryFor: 5)) {
+                try await $0.fetch(url, to: ws.path("x"), validators: nil)
+            }
         }
-        #expect(refused?.code == .download && refused?.message.contains("TLS failed") == true, "\(String(describing: refused))")
+        #expect(
+            refused?.code == .download && refused?.message.contains("TLS failed") == true,
+            "\(String(describing: refused))")
         #expect(server.requests().isEmpty)
 
         for mode in CAMode.allCases {
             var policy = testPolicy(ws)
             policy.caFile = ca.caPath
             policy.caMode = mode
-            let outcome = try await withFetcher(policy) { try await $0.fetch(url, to: ws.path("ok-\(mode)"), validators: nil) }
-            guard case .downloaded(2000, _, false) = outcome else { Issue.record("\(mode): \(outcome)"); continue }
+            let outcome = try await withFetcher(policy) {
+                try await $0.fetch(url, to: ws.path("ok-\(mode)"), validators: nil)
+            }
+            guard case .downloaded(2000, _, false) = outcome else {
+                Issue.record("\(mode): \(outcome)")
+                continue
+            }
             #expect(ws.read("ok-\(mode)") == expectedContent(2000))
         }
         // A directory of PEM files does the same.

@@ -1,6 +1,7 @@
 import CourierCore
-@testable import CourierFetch
 import Testing
+
+@testable import CourierFetch
 
 /// Pure unit tests: proxy strings, the environment, `no_proxy`, URLs, `Retry-After`.
 @Suite struct ProxySettingsTests {
@@ -11,7 +12,8 @@ import Testing
 
     @Test func parsesWithoutSchemeOrCredentials() throws {
         #expect(try ProxySettings.parse("proxy:8080") == ProxySettings(host: "proxy", port: 8080))
-        #expect(try ProxySettings.parse("http://Proxy.Example.com/") == ProxySettings(host: "proxy.example.com", port: 80))
+        #expect(
+            try ProxySettings.parse("http://Proxy.Example.com/") == ProxySettings(host: "proxy.example.com", port: 80))
         #expect(try ProxySettings.parse(" http://[::1]:3128 ") == ProxySettings(host: "::1", port: 3128))
     }
 
@@ -31,9 +33,11 @@ import Testing
     }
 
     @Test func refusesBadProxiesWithoutQuotingThePassword() {
-        for bad in ["https://user:s3cr3t@proxy:3128", "socks5://user:s3cr3t@proxy:1080",
-                    "http://user:s3cr3t@proxy:99999", "http://user:s3cr3t@:3128",
-                    "http://user:s3cr3t@proxy:3128/path", "http://user:s3%zzcr3t@proxy:3128"] {
+        for bad in [
+            "https://user:s3cr3t@proxy:3128", "socks5://user:s3cr3t@proxy:1080",
+            "http://user:s3cr3t@proxy:99999", "http://user:s3cr3t@:3128",
+            "http://user:s3cr3t@proxy:3128/path", "http://user:s3%zzcr3t@proxy:3128",
+        ] {
             do {
                 _ = try ProxySettings.parse(bad)
                 Issue.record("accepted \(bad)")
@@ -49,16 +53,23 @@ import Testing
 
     @Test func environmentPicksVariableByScheme() {
         let env = ["http_proxy": "http://plain:3128", "https_proxy": "http://secure:3129"]
-        #expect(ProxySettings.fromEnvironment(for: "http://a.example/x", env: env) == ProxySettings(host: "plain", port: 3128))
-        #expect(ProxySettings.fromEnvironment(for: "https://a.example/x", env: env) == ProxySettings(host: "secure", port: 3129))
-        #expect(ProxySettings.fromEnvironment(for: "https://a.example/x", env: ["http_proxy": "http://plain:3128"]) == nil)
+        #expect(
+            ProxySettings.fromEnvironment(for: "http://a.example/x", env: env)
+                == ProxySettings(host: "plain", port: 3128))
+        #expect(
+            ProxySettings.fromEnvironment(for: "https://a.example/x", env: env)
+                == ProxySettings(host: "secure", port: 3129))
+        #expect(
+            ProxySettings.fromEnvironment(for: "https://a.example/x", env: ["http_proxy": "http://plain:3128"]) == nil)
     }
 
     @Test func environmentLowerCaseWinsAndEmptyIsUnset() {
         let env = ["HTTP_PROXY": "http://upper:1", "http_proxy": "http://lower:2"]
         #expect(ProxySettings.fromEnvironment(for: "http://h/", env: env)?.host == "lower")
         #expect(ProxySettings.fromEnvironment(for: "http://h/", env: ["HTTP_PROXY": "http://upper:1"])?.host == "upper")
-        #expect(ProxySettings.fromEnvironment(for: "http://h/", env: ["http_proxy": "", "HTTP_PROXY": "http://upper:1"])?.host == "upper")
+        #expect(
+            ProxySettings.fromEnvironment(for: "http://h/", env: ["http_proxy": "", "HTTP_PROXY": "http://upper:1"])?
+                .host == "upper")
         #expect(ProxySettings.fromEnvironment(for: "http://h/", env: [:]) == nil)
     }
 
@@ -81,24 +92,24 @@ import Testing
             ProxySettings.bypasses(host: host, port: port, noProxy: list)
         }
         #expect(by("example.com", "example.com"))
-        #expect(by("www.example.com", "example.com"))          // suffix on a label boundary
-        #expect(!by("badexample.com", "example.com"))          // not a mere string suffix
+        #expect(by("www.example.com", "example.com"))  // suffix on a label boundary
+        #expect(!by("badexample.com", "example.com"))  // not a mere string suffix
         #expect(by("www.example.com", ".example.com"))
-        #expect(by("example.com", ".example.com"))             // curl: the domain itself too
+        #expect(by("example.com", ".example.com"))  // curl: the domain itself too
         #expect(by("a.b.example.com", "*.example.com"))
         #expect(by("EXAMPLE.com", "Example.COM"))
         #expect(by("anything", "*"))
         #expect(!by("anything", ""))
-        #expect(by("mirror", 8080, "mirror:8080"))             // host:port
+        #expect(by("mirror", 8080, "mirror:8080"))  // host:port
         #expect(!by("mirror", 80, "mirror:8080"))
         #expect(by("127.0.0.1", "127.0.0.1"))
-        #expect(by("::1", "::1"))                              // bare IPv6: no port split
+        #expect(by("::1", "::1"))  // bare IPv6: no port split
         #expect(by("::1", 8080, "[::1]:8080"))
         #expect(!by("::1", 80, "[::1]:8080"))
         #expect(by("192.168.1.7", "192.168.0.0/16"))
         #expect(!by("192.169.1.7", "192.168.0.0/16"))
         #expect(!by("example.com", "10.0.0.0/8"))
-        #expect(by("b.example", "a.example b.example"))        // blanks separate too
+        #expect(by("b.example", "a.example b.example"))  // blanks separate too
     }
 
     @Test func explicitProxyStillHonoursNoProxy() throws {
@@ -135,7 +146,7 @@ import Testing
     }
 
     @Test func retryAfterSecondsAndDates() {
-        let now: Int64 = 784_111_777 // Sun, 06 Nov 1994 08:49:37 GMT
+        let now: Int64 = 784_111_777  // Sun, 06 Nov 1994 08:49:37 GMT
         #expect(RetryAfter.seconds("120", now: now) == 120)
         #expect(RetryAfter.seconds(" 0 ", now: now) == 0)
         #expect(RetryAfter.httpDate("Sun, 06 Nov 1994 08:49:37 GMT") == now)

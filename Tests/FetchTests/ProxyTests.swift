@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierFetch
 import Foundation
 import Testing
+
+@testable import CourierFetch
 
 /// Through a real forward proxy on loopback: Debian's tinyproxy, started per test with a
 /// generated configuration. The proxy's log shows `GET http://…` for plain http:// and the
@@ -12,16 +13,23 @@ struct ProxyTests {
         let ws = Workspace("proxy")
         let server = try FaultServer(ws)
         let proxy = try TinyProxy(ws)
-        defer { server.stop(); proxy.stop() }
+        defer {
+            server.stop()
+            proxy.stop()
+        }
         var policy = testPolicy(ws)
         policy.proxy = ProxySettings(host: "127.0.0.1", port: proxy.port)
         let outcome = try await withFetcher(policy) {
             try await $0.fetch(server.url("/file?size=100000&name=p"), to: ws.path("p"), validators: nil)
         }
-        guard case .downloaded(100000, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .downloaded(100000, _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(ws.read("p") == expectedContent(100000))
         // Plain http:// goes to the proxy in absolute form, not through a CONNECT tunnel.
-        #expect(proxy.log.contains("GET http://127.0.0.1:\(server.port)/file?size=100000&name=p HTTP/1.1"), "\(proxy.log)")
+        #expect(
+            proxy.log.contains("GET http://127.0.0.1:\(server.port)/file?size=100000&name=p HTTP/1.1"), "\(proxy.log)")
         #expect(!proxy.log.contains("CONNECT 127.0.0.1"))
         #expect(server.requests().count == 1)
     }
@@ -30,7 +38,10 @@ struct ProxyTests {
         let ws = Workspace("envproxy")
         let server = try FaultServer(ws)
         let proxy = try TinyProxy(ws)
-        defer { server.stop(); proxy.stop() }
+        defer {
+            server.stop()
+            proxy.stop()
+        }
         var policy = testPolicy(ws)
         policy.environment = ["http_proxy": "http://127.0.0.1:\(proxy.port)"]
         let bytes = try await withFetcher(policy) { try await $0.fetchSmall(server.url("/file?size=100"), limit: 1000) }
@@ -42,7 +53,10 @@ struct ProxyTests {
         let ws = Workspace("noproxy")
         let server = try FaultServer(ws)
         let proxy = try TinyProxy(ws)
-        defer { server.stop(); proxy.stop() }
+        defer {
+            server.stop()
+            proxy.stop()
+        }
         var policy = testPolicy(ws)
         policy.environment = ["http_proxy": "http://127.0.0.1:\(proxy.port)", "no_proxy": "localhost,127.0.0.1"]
         let bytes = try await withFetcher(policy) { try await $0.fetchSmall(server.url("/file?size=100"), limit: 1000) }
@@ -60,7 +74,10 @@ struct ProxyTests {
         let server = try FaultServer(ws)
         let password = "Pr0xy-s3cret"
         let proxy = try TinyProxy(ws, auth: ("courier", password))
-        defer { server.stop(); proxy.stop() }
+        defer {
+            server.stop()
+            proxy.stop()
+        }
         let logs = LogCapture()
 
         var policy = testPolicy(ws, retryFor: 5)
@@ -68,7 +85,10 @@ struct ProxyTests {
         let outcome = try await withFetcher(policy, logger: logs.logger()) {
             try await $0.fetch(server.url("/file?size=5000"), to: ws.path("a"), validators: nil)
         }
-        guard case .downloaded(5000, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .downloaded(5000, _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(proxy.log.contains("GET http://127.0.0.1:\(server.port)/file?size=5000"))
         #expect(server.requests().last?.proxyAuthorization == false, "the proxy's credentials stay with the proxy")
         let served = server.requests().count
@@ -85,25 +105,33 @@ struct ProxyTests {
         }
         #expect(e?.code == .proxy)
         // tinyproxy answers wrong credentials with 401 (and missing ones with 407).
-        #expect(e?.message.contains("proxy authentication required (401 from proxy http://courier:***@") == true,
-                "\(String(describing: e))")
+        #expect(
+            e?.message.contains("proxy authentication required (401 from proxy http://courier:***@") == true,
+            "\(String(describing: e))")
         #expect(Date().timeIntervalSince(start) < 3)
         #expect(server.requests().count == served)
 
         // No credentials at all.
         policy.proxy = ProxySettings(host: "127.0.0.1", port: proxy.port)
         let none = await courierError {
-            _ = try await withFetcher(policy, logger: logs.logger()) { try await $0.fetchSmall(server.url("/file"), limit: 5000) }
+            _ = try await withFetcher(policy, logger: logs.logger()) {
+                try await $0.fetchSmall(server.url("/file"), limit: 5000)
+            }
         }
         #expect(none?.code == .proxy)
-        #expect(none?.message.contains("proxy authentication required (407) by proxy http://127.0.0.1:\(proxy.port): no credentials configured") == true,
-                "\(String(describing: none))")
+        #expect(
+            none?.message.contains(
+                "proxy authentication required (407) by proxy http://127.0.0.1:\(proxy.port): no credentials configured"
+            ) == true,
+            "\(String(describing: none))")
 
         // Credentials from the environment variable, wrong, also end up nowhere.
         policy.proxy = nil
         policy.environment = ["http_proxy": "http://courier:\(wrong)@127.0.0.1:\(proxy.port)"]
         let env = await courierError {
-            _ = try await withFetcher(policy, logger: logs.logger()) { try await $0.fetchSmall(server.url("/file"), limit: 5000) }
+            _ = try await withFetcher(policy, logger: logs.logger()) {
+                try await $0.fetchSmall(server.url("/file"), limit: 5000)
+            }
         }
         #expect(env?.code == .proxy)
 
@@ -126,8 +154,9 @@ struct ProxyTests {
             _ = try await withFetcher(policy) { try await $0.fetchSmall("http://127.0.0.1:9/x", limit: 10) }
         }
         #expect(e?.code == .proxy)
-        #expect(e?.message == "http://127.0.0.1:9/x: proxy http://u:***@127.0.0.1:\(port): connection refused",
-                "\(String(describing: e))")
+        #expect(
+            e?.message == "http://127.0.0.1:9/x: proxy http://u:***@127.0.0.1:\(port): connection refused",
+            "\(String(describing: e))")
     }
 
     @Test func httpsThroughTinyproxyIsAConnectTunnel() async throws {
@@ -135,7 +164,10 @@ struct ProxyTests {
         let ca = try PrivateCA(ws)
         let server = try FaultServer(ws, tls: (ca.certPath, ca.keyPath))
         let proxy = try TinyProxy(ws)
-        defer { server.stop(); proxy.stop() }
+        defer {
+            server.stop()
+            proxy.stop()
+        }
         var policy = testPolicy(ws)
         policy.proxy = ProxySettings(host: "127.0.0.1", port: proxy.port)
         policy.caFile = ca.caPath
@@ -154,7 +186,10 @@ struct SquidTests {
         let ca = try PrivateCA(ws)
         let plain = try FaultServer(ws, name: "plain")
         let tls = try FaultServer(ws, name: "tls", tls: (ca.certPath, ca.keyPath))
-        defer { plain.stop(); tls.stop() }
+        defer {
+            plain.stop()
+            tls.stop()
+        }
 
         // Stock SSL_ports (443 only): http:// works, https:// to another port is refused by
         // `http_access deny CONNECT !SSL_ports` — as a CONNECT for http:// would be.
@@ -162,17 +197,26 @@ struct SquidTests {
         var policy = testPolicy(ws)
         policy.proxy = ProxySettings(host: "127.0.0.1", port: stock.port)
         policy.caFile = ca.caPath
-        let outcome = try await withFetcher(policy) { try await $0.fetch(plain.url("/file?size=70000&name=sq"), to: ws.path("sq"), validators: nil) }
-        guard case .downloaded(70000, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        let outcome = try await withFetcher(policy) {
+            try await $0.fetch(plain.url("/file?size=70000&name=sq"), to: ws.path("sq"), validators: nil)
+        }
+        guard case .downloaded(70000, _, false) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
         #expect(ws.read("sq") == expectedContent(70000))
         let denied = await courierError {
             _ = try await withFetcher(policy) { try await $0.fetchSmall(tls.url("/file?size=10"), limit: 100) }
         }
-        #expect(denied?.code == .proxy && denied?.message.contains("forbids CONNECT to 127.0.0.1:\(tls.port) (403)") == true, "\(String(describing: denied))")
+        #expect(
+            denied?.code == .proxy
+                && denied?.message.contains("forbids CONNECT to 127.0.0.1:\(tls.port) (403)") == true,
+            "\(String(describing: denied))")
         // Squid logs a request when it is done, without the query (strip_query_terms).
         #expect(waitFor(5) { stock.log.contains("GET http://127.0.0.1:\(plain.port)/file? ") }, "\(stock.log)")
         stock.stop()
-        #expect(stock.log.contains("TCP_DENIED/403") && stock.log.contains("CONNECT 127.0.0.1:\(tls.port)"), "\(stock.log)")
+        #expect(
+            stock.log.contains("TCP_DENIED/403") && stock.log.contains("CONNECT 127.0.0.1:\(tls.port)"), "\(stock.log)")
         #expect(!stock.log.contains("CONNECT 127.0.0.1:\(plain.port)"))
 
         // With the test server's port among SSL_ports, https:// goes through the tunnel.
@@ -183,8 +227,12 @@ struct SquidTests {
         #expect(bytes == expectedContent(500))
         let again = try await withFetcher(policy) { try await $0.fetchSmall(plain.url("/file?size=50"), limit: 1000) }
         #expect(again == expectedContent(50))
-        #expect(waitFor(5) { squid.log.contains("CONNECT 127.0.0.1:\(tls.port)") && squid.log.contains("GET http://127.0.0.1:\(plain.port)/file? ") },
-                "\(squid.log)")
+        #expect(
+            waitFor(5) {
+                squid.log.contains("CONNECT 127.0.0.1:\(tls.port)")
+                    && squid.log.contains("GET http://127.0.0.1:\(plain.port)/file? ")
+            },
+            "\(squid.log)")
         squid.stop()
     }
 }

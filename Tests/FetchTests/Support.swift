@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierFetch
 import Foundation
 import Logging
+
+@testable import CourierFetch
 
 /// The repository root, from this file's path (Tests/FetchTests/Support.swift).
 let repoRoot: String = {
@@ -77,7 +78,8 @@ final class FaultServer: @unchecked Sendable {
         scheme = tls == nil ? "http" : "https"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repoRoot + "/Tests/Support/faultserver.py", logPath] + (tls.map { [$0.cert, $0.key] } ?? [])
+        process.arguments =
+            ["python3", repoRoot + "/Tests/Support/faultserver.py", logPath] + (tls.map { [$0.cert, $0.key] } ?? [])
         let out = Pipe()
         process.standardOutput = out
         try process.run()
@@ -132,16 +134,16 @@ final class TinyProxy: @unchecked Sendable {
         port = try freePort()
         logPath = ws.path("tinyproxy.log")
         var conf = """
-        Port \(port)
-        Listen 127.0.0.1
-        Allow 127.0.0.1
-        Timeout 30
-        MaxClients 20
-        LogFile "\(logPath)"
-        LogLevel Info
-        DisableViaHeader Yes
+            Port \(port)
+            Listen 127.0.0.1
+            Allow 127.0.0.1
+            Timeout 30
+            MaxClients 20
+            LogFile "\(logPath)"
+            LogLevel Info
+            DisableViaHeader Yes
 
-        """
+            """
         if let auth { conf += "BasicAuth \(auth.user) \(auth.password)\n" }
         let confPath = ws.path("tinyproxy.conf")
         try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
@@ -210,7 +212,7 @@ func canConnect(_ port: Int) -> Bool {
 /// Collects every log line (message and metadata) at trace level, so tests can assert what
 /// the fetcher — and async-http-client below it — wrote.
 final class LogCapture: Sendable {
-    private let lines = Locked<[String]>([])   // not Mutex: ThreadSanitizer sees no lock in it (CourierCore Locked)
+    private let lines = Locked<[String]>([])  // not Mutex: ThreadSanitizer sees no lock in it (CourierCore Locked)
 
     func append(_ s: String) { lines.withLock { $0.append(s) } }
     var all: [String] { lines.withLock { $0 } }
@@ -254,8 +256,10 @@ func testPolicy(_ ws: Workspace, retryFor: Int64 = 0) -> FetchPolicy {
 }
 
 /// Runs `body` with a fetcher and shuts it down afterwards, whatever happens.
-func withFetcher<T>(_ policy: FetchPolicy, logger: Logger = Logger(label: "fetch-test"),
-                    _ body: (Fetcher) async throws -> T) async throws -> T {
+func withFetcher<T>(
+    _ policy: FetchPolicy, logger: Logger = Logger(label: "fetch-test"),
+    _ body: (Fetcher) async throws -> T
+) async throws -> T {
     let f = Fetcher(policy: policy, logger: logger)
     do {
         let r = try await body(f)
@@ -289,28 +293,30 @@ final class Squid: @unchecked Sendable {
     let dir: String
 
     static var available: Bool {
-        FileManager.default.isExecutableFile(atPath: "/usr/sbin/squid") && FileManager.default.fileExists(atPath: "/etc/squid/squid.conf")
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/squid")
+            && FileManager.default.fileExists(atPath: "/etc/squid/squid.conf")
     }
 
     init(_ ws: Workspace, sslPorts: [Int] = []) throws {
         port = try freePort()
         dir = ws.path("squid")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        chmod(dir, 0o777)   // Squid started by root works as the `proxy` user
+        chmod(dir, 0o777)  // Squid started by root works as the `proxy` user
         var conf = try String(contentsOfFile: "/etc/squid/squid.conf", encoding: .utf8)
         conf = conf.replacingOccurrences(of: "\nhttp_port 3128\n", with: "\nhttp_port 127.0.0.1:\(port)\n")
         for p in sslPorts {
-            conf = conf.replacingOccurrences(of: "\nacl SSL_ports port 443\n", with: "\nacl SSL_ports port 443\nacl SSL_ports port \(p)\n")
+            conf = conf.replacingOccurrences(
+                of: "\nacl SSL_ports port 443\n", with: "\nacl SSL_ports port 443\nacl SSL_ports port \(p)\n")
         }
         conf += """
 
-        access_log \(dir)/access.log
-        cache_log \(dir)/cache.log
-        pid_filename \(dir)/squid.pid
-        cache_store_log none
-        shutdown_lifetime 1 seconds
+            access_log \(dir)/access.log
+            cache_log \(dir)/cache.log
+            pid_filename \(dir)/squid.pid
+            cache_store_log none
+            shutdown_lifetime 1 seconds
 
-        """
+            """
         let confPath = dir + "/squid.conf"
         try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/squid")
@@ -323,7 +329,10 @@ final class Squid: @unchecked Sendable {
             usleep(50_000)
         }
         stop()
-        throw CourierError(.io, "squid did not start listening on \(port): \(String(decoding: FileManager.default.contents(atPath: dir + "/cache.log") ?? Data(), as: UTF8.self).suffix(2000))")
+        throw CourierError(
+            .io,
+            "squid did not start listening on \(port): \(String(decoding: FileManager.default.contents(atPath: dir + "/cache.log") ?? Data(), as: UTF8.self).suffix(2000))"
+        )
     }
 
     /// The access log (Squid writes it as requests finish).
@@ -355,13 +364,13 @@ struct PrivateCA {
         keyPath = d + "/server.key"
         let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
         let script = """
-        set -e
-        cd '\(d)'
-        openssl req -x509 \(ec) -keyout ca.key -out ca.pem -days 2 -subj '/CN=Courier Test CA' 2>/dev/null
-        openssl req \(ec) -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null
-        printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
-        """
+            set -e
+            cd '\(d)'
+            openssl req -x509 \(ec) -keyout ca.key -out ca.pem -days 2 -subj '/CN=Courier Test CA' 2>/dev/null
+            openssl req \(ec) -keyout server.key -out server.csr -subj '/CN=127.0.0.1' 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
+            """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = ["-c", script]

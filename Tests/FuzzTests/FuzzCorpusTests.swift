@@ -15,11 +15,15 @@ import Testing
     }()
 
     static func corpus(_ target: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + target)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + target)) ?? []).filter {
+            !$0.hasPrefix(".")
+        }.sorted()
     }
 
     @Test func everyCorpusDirectoryNamesATarget() throws {
-        let dirs = try FileManager.default.contentsOfDirectory(atPath: Self.root).filter { !$0.hasPrefix(".") && $0 != "README.md" }
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: Self.root).filter {
+            !$0.hasPrefix(".") && $0 != "README.md"
+        }
         for d in dirs { #expect(FuzzTargets.named(d) != nil, "Fixtures/fuzz/\(d) is not a fuzz target") }
         // Every target has a corpus to start from.
         for t in FuzzTargets.all { #expect(!Self.corpus(t.name).isEmpty, "no corpus for \(t.name)") }

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import Testing
+
+@testable import CourierInbox
 
 /// The client half of "sender and client agree": for each row of the acceptance table that a
 /// real client can be put in, the processor — real packages, store, pins — does what
@@ -51,8 +52,9 @@ import Testing
         // The rule, with the facts the processor will take (its status after reading the pins).
         var ts = p.status.types["virus-defs"] ?? .init()
         ts.pinned = r.pinned
-        let rule = Acceptance.decide(.init(type: "virus-defs", revision: r.revision, base: r.base),
-                                     .onClient(ts, installed: p.store.current("virus-defs"), baseWaitOver: false))
+        let rule = Acceptance.decide(
+            .init(type: "virus-defs", revision: r.revision, base: r.base),
+            .onClient(ts, installed: p.store.current("virus-defs"), baseWaitOver: false))
         try c.deliver(pkg)
         let outcome = p.processInbox()[name]
         switch (rule, outcome) {
@@ -62,7 +64,9 @@ import Testing
         case (.refuse, .refused?):
             #expect(c.quarantined() == [name])
             #expect(try c.reason(name)["code"] as? String == "rollback")
-        default: Issue.record("\(r.testDescription): the rule says \(rule), the processor did \(String(describing: outcome))")
+        default:
+            Issue.record(
+                "\(r.testDescription): the rule says \(rule), the processor did \(String(describing: outcome))")
         }
         // What the store holds agrees too.
         let now = p.store.current("virus-defs")

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import Testing
+
+@testable import CourierInbox
 
 /// Real inotify on a real directory, with the copiers that deliver packages in the field run as
 /// processes. For each: the watcher names exactly the final file, never a temporary name, and
@@ -12,7 +13,8 @@ import Testing
     func expectExactly(_ name: String, size: Int64, _ collector: Collector, _ copier: String) async {
         let entry = await collector.waitForFile(name)
         #expect(entry != nil, "\(copier): no signal for \(name)")
-        #expect(entry?.size == size, "\(copier): signalled at size \(String(describing: entry?.size)), final size \(size)")
+        #expect(
+            entry?.size == size, "\(copier): signalled at size \(String(describing: entry?.size)), final size \(size)")
         await settle()
         #expect(collector.files == [name], "\(copier): signals \(collector.signals)")
     }
@@ -54,8 +56,9 @@ import Testing
         defer { watcher.stop() }
         #expect(try await run("/usr/bin/rsync", [src, box.inbox + "/virus-defs_9.cpkg"]) == 0)
         await expectExactly("virus-defs_9.cpkg", size: 3 << 20, collector, "rsync")
-        #expect(await waitUntil(5) { rawNames.all.contains { $0.hasPrefix(".virus-defs_9.cpkg.") } },
-                "rsync wrote no temporary name: \(rawNames.all)")
+        #expect(
+            await waitUntil(5) { rawNames.all.contains { $0.hasPrefix(".virus-defs_9.cpkg.") } },
+            "rsync wrote no temporary name: \(rawNames.all)")
         raw.stop()
         #expect(await waitUntil(5) { rawDone.all == ["end"] })
     }
@@ -97,8 +100,12 @@ import Testing
         let (watcher, collector) = try await watchInbox(box)
         defer { watcher.stop() }
         let target = box.inbox + "/slow_1.cpkg"
-        let writer = try start("/bin/bash", ["-c", "exec 3>\"$1\"; for i in 1 2 3 4 5; do printf 'chunk-%d\\n' $i >&3; sleep 0.3; done; exec 3>&-",
-                                             "bash", target])
+        let writer = try start(
+            "/bin/bash",
+            [
+                "-c", "exec 3>\"$1\"; for i in 1 2 3 4 5; do printf 'chunk-%d\\n' $i >&3; sleep 0.3; done; exec 3>&-",
+                "bash", target,
+            ])
         // Mid-way: the file exists and has grown, but nothing was signalled (IN_CREATE is not acted on).
         #expect(await waitUntil(10) { (fileSize(target) ?? 0) >= 16 })
         try await Task.sleep(for: .milliseconds(300))
@@ -132,15 +139,18 @@ import Testing
         let box = InboxSandbox("ignore")
         let (watcher, collector) = try await watchInbox(box)
         defer { watcher.stop() }
-        for name in [".virus-defs_1.cpkg.Xa81Qz", ".ansible_tmp8c2k1jvirus-defs_1.cpkg", "virus-defs_1.cpkg.partial",
-                     "virus-defs_1.tmp", "virus-defs_1.cpkg~", ".virus-defs_1.cpkg.swp", "README.txt", "virus-defs_1.cpkg.part"] {
+        for name in [
+            ".virus-defs_1.cpkg.Xa81Qz", ".ansible_tmp8c2k1jvirus-defs_1.cpkg", "virus-defs_1.cpkg.partial",
+            "virus-defs_1.tmp", "virus-defs_1.cpkg~", ".virus-defs_1.cpkg.swp", "README.txt", "virus-defs_1.cpkg.part",
+        ] {
             box.write(name)
         }
         // A directory with a package's name, created and moved in: not a file.
         try FileManager.default.createDirectory(atPath: box.src + "/dir.cpkg", withIntermediateDirectories: false)
         try FileManager.default.moveItem(atPath: box.src + "/dir.cpkg", toPath: box.inbox + "/dir.cpkg")
         // A dot-name renamed to a dot-name (a copier's second step) is still nothing.
-        try FileManager.default.moveItem(atPath: box.inbox + "/.virus-defs_1.cpkg.Xa81Qz", toPath: box.inbox + "/.virus-defs_1.cpkg")
+        try FileManager.default.moveItem(
+            atPath: box.inbox + "/.virus-defs_1.cpkg.Xa81Qz", toPath: box.inbox + "/.virus-defs_1.cpkg")
         box.write("good_1.cpkg")
         _ = await collector.waitForFile("good_1.cpkg")
         await settle()
@@ -170,15 +180,19 @@ import Testing
         defer { watcher.stop() }
         // Take the start-up rescan by hand, so its listing (of an empty inbox) cannot account
         // for the files; then write while nobody reads.
-        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 10_000_000_000) == .signal(.rescan("start-up")))
+        #expect(
+            watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 10_000_000_000)
+                == .signal(.rescan("start-up")))
         let count = queuedEventsLimit() + 4096
         for i in 1...count { box.write("o_\(i).cpkg") }
         let collector = Collector(watcher, directory: box.inbox)
         let expected = Set((1...count).map { "o_\($0).cpkg" })
-        #expect(await collector.waitFor(60) { $0.rescans.contains { $0.contains("IN_Q_OVERFLOW") } },
-                "rescans: \(collector.rescans)")
-        #expect(await collector.waitFor(60) { expected.isSubset(of: $0.seen) },
-                "missing \(expected.subtracting(collector.seen).count)")
+        #expect(
+            await collector.waitFor(60) { $0.rescans.contains { $0.contains("IN_Q_OVERFLOW") } },
+            "rescans: \(collector.rescans)")
+        #expect(
+            await collector.waitFor(60) { expected.isSubset(of: $0.seen) },
+            "missing \(expected.subtracting(collector.seen).count)")
         // Fewer individual signals than files: the rest came from the listing.
         #expect(collector.files.count < count)
     }
@@ -191,7 +205,8 @@ import Testing
         await settle(200)
         #expect(watcher.failure == nil)
         try FileManager.default.createDirectory(atPath: box.inbox, withIntermediateDirectories: false)
-        #expect(await collector.waitFor(10) { $0.rescans.contains("inbox directory reappeared") }, "\(collector.signals)")
+        #expect(
+            await collector.waitFor(10) { $0.rescans.contains("inbox directory reappeared") }, "\(collector.signals)")
         box.write("after_1.cpkg")
         #expect(await collector.waitForFile("after_1.cpkg") != nil)
     }
@@ -208,8 +223,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: box.root + "/inbox.new", withIntermediateDirectories: false)
         box.write("waiting_1.cpkg", in: box.root + "/inbox.new")
         try FileManager.default.moveItem(atPath: box.root + "/inbox.new", toPath: box.inbox)
-        #expect(await collector.waitFor(10) { $0.rescans.contains("inbox directory reappeared") }, "\(collector.signals)")
-        #expect(collector.seen.contains("waiting_1.cpkg"))   // found by the rescan listing
+        #expect(
+            await collector.waitFor(10) { $0.rescans.contains("inbox directory reappeared") }, "\(collector.signals)")
+        #expect(collector.seen.contains("waiting_1.cpkg"))  // found by the rescan listing
         box.write("fresh_1.cpkg")
         #expect(await collector.waitForFile("fresh_1.cpkg") != nil)
         #expect(!collector.files.contains("stale_1.cpkg"))
@@ -245,7 +261,7 @@ import Testing
     @Test func stopEndsTheStreamAndTheReaderThread() async throws {
         let box = InboxSandbox("stop")
         let (watcher, collector) = try await watchInbox(box)
-        await settle(100)   // the consumer is now parked in nextSignal(), the reader in poll()
+        await settle(100)  // the consumer is now parked in nextSignal(), the reader in poll()
         #expect(watcher.isRunning)
         let began = ContinuousClock.now
         watcher.stop()
@@ -253,7 +269,7 @@ import Testing
         #expect(await collector.waitFor(5) { $0.finished }, "stream did not end")
         #expect(ContinuousClock.now - began < .seconds(2))
         #expect(watcher.failure == nil)
-        watcher.stop()   // idempotent
+        watcher.stop()  // idempotent
         // After stop the inbox can change freely; nothing more is delivered.
         box.write("late_1.cpkg")
         await settle(100)
@@ -286,20 +302,26 @@ import Testing
         let box = InboxSandbox("deadline")
         let watcher = try InboxWatcher(directory: box.inbox)
         defer { watcher.stop() }
-        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.rescan("start-up")))
+        #expect(
+            watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000)
+                == .signal(.rescan("start-up")))
         let began = ConditionLock.monotonicNanos()
         #expect(watcher.nextSignal(deadlineNanos: began + 300_000_000) == .timeout)
         let waited = Double(ConditionLock.monotonicNanos() - began) / 1e9
         #expect(waited >= 0.29 && waited < 2, "waited \(waited) s for a 0.3 s deadline")
-        #expect(watcher.nextSignal(deadlineNanos: 0) == .timeout)   // a past deadline: no wait at all
+        #expect(watcher.nextSignal(deadlineNanos: 0) == .timeout)  // a past deadline: no wait at all
         let collector = Collector(watcher, directory: box.inbox)
         collector.cancel()
         #expect(await collector.waitFor(5) { $0.finished })
         #expect(watcher.isRunning)
         box.write("after_1.cpkg")
         // Its creation first (IN_CREATE: taken only when no writer holds it), then its close.
-        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.created("after_1.cpkg")))
-        #expect(watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) == .signal(.file("after_1.cpkg")))
+        #expect(
+            watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000)
+                == .signal(.created("after_1.cpkg")))
+        #expect(
+            watcher.nextSignal(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000)
+                == .signal(.file("after_1.cpkg")))
     }
 
     @Test func inotifyEndsOnStop() async throws {
@@ -307,7 +329,8 @@ import Testing
         let box = InboxSandbox("raw")
         try inotify.addWatch(box.inbox, mask: InotifyMask.closeWrite)
         box.write("a.cpkg")
-        guard case .event(let first) = inotify.nextEvent(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000) else {
+        guard case .event(let first) = inotify.nextEvent(deadlineNanos: ConditionLock.monotonicNanos() + 5_000_000_000)
+        else {
             Issue.record("no event for a.cpkg")
             return
         }
@@ -327,15 +350,17 @@ import Testing
         let tid = try #require(inotify!.readerThreadID)
         #expect(threadStatus(tid, "Name") == "courier-inotify")
         inotify = nil
-        #expect(await waitUntil(5) { !FileManager.default.fileExists(atPath: "/proc/self/task/\(tid)") },
-                "reader thread \(tid) still exists after the last reference went")
+        #expect(
+            await waitUntil(5) { !FileManager.default.fileExists(atPath: "/proc/self/task/\(tid)") },
+            "reader thread \(tid) still exists after the last reference went")
     }
 }
 
 /// fs.inotify.max_queued_events on this machine (16384 by default).
 func queuedEventsLimit() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/sys/fs/inotify/max_queued_events", encoding: .utf8),
-          let v = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)) else { return 16384 }
+        let v = Int(s.trimmingCharacters(in: .whitespacesAndNewlines))
+    else { return 16384 }
     return v
 }
 
@@ -364,9 +389,10 @@ struct ThreadCounters: Equatable {
 
 func threadCounters(_ tid: Int32) -> ThreadCounters? {
     guard let v = threadStatus(tid, "voluntary_ctxt_switches").flatMap({ Int($0) }),
-          let n = threadStatus(tid, "nonvoluntary_ctxt_switches").flatMap({ Int($0) }),
-          let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
-          let close = stat.lastIndex(of: ")") else { return nil }
+        let n = threadStatus(tid, "nonvoluntary_ctxt_switches").flatMap({ Int($0) }),
+        let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return nil }
     // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     guard fields.count > 13, let u = Int(fields[11]), let s = Int(fields[12]) else { return nil }

@@ -1,8 +1,9 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import SystemPackage
 import Testing
+
+@testable import CourierInbox
 
 /// The inotify byte parser, fed hand-built buffers laid out as the kernel writes them:
 /// `int wd; uint32 mask, cookie, len; char name[len]` in host byte order, names NUL-padded.
@@ -24,15 +25,17 @@ import Testing
     @Test func severalEventsWithPadding() {
         var buf: [UInt8] = []
         buf += record(wd: 1, mask: InotifyMask.closeWrite, name: Array("a.cpkg".utf8), len: 16)
-        buf += record(wd: 1, mask: InotifyMask.movedTo, cookie: 77, name: Array("virus-defs_20261121001.cpkg".utf8), len: 32)
+        buf += record(
+            wd: 1, mask: InotifyMask.movedTo, cookie: 77, name: Array("virus-defs_20261121001.cpkg".utf8), len: 32)
         buf += record(wd: 2, mask: InotifyMask.create | InotifyMask.isDir, name: Array("sub".utf8), len: 16)
         let (events, consumed) = InotifyParser.parse(buf)
         #expect(consumed == buf.count)
-        #expect(events == [
-            InotifyEvent(wd: 1, mask: InotifyMask.closeWrite, name: "a.cpkg"),
-            InotifyEvent(wd: 1, mask: InotifyMask.movedTo, cookie: 77, name: "virus-defs_20261121001.cpkg"),
-            InotifyEvent(wd: 2, mask: InotifyMask.create | InotifyMask.isDir, name: "sub"),
-        ])
+        #expect(
+            events == [
+                InotifyEvent(wd: 1, mask: InotifyMask.closeWrite, name: "a.cpkg"),
+                InotifyEvent(wd: 1, mask: InotifyMask.movedTo, cookie: 77, name: "virus-defs_20261121001.cpkg"),
+                InotifyEvent(wd: 2, mask: InotifyMask.create | InotifyMask.isDir, name: "sub"),
+            ])
         #expect(events[2].has(InotifyMask.isDir))
     }
 
@@ -70,16 +73,17 @@ import Testing
         #expect(InotifyParser.parse([UInt8](repeating: 0, count: 15)).events.isEmpty)
         // A header claiming a name longer than the buffer: nothing consumed, no crash.
         let bogus = record(wd: 1, mask: 8, name: [], len: 0).dropLast(4) + [0xff, 0xff, 0xff, 0xff]
-        #expect(InotifyParser.parse(Array(bogus)) .consumed == 0)
+        #expect(InotifyParser.parse(Array(bogus)).consumed == 0)
     }
 
     @Test func nameFillingLenWithoutNULAndNonUTF8() {
         let exact = record(wd: 1, mask: InotifyMask.closeWrite, name: Array("abcdefghijklmnop".utf8), len: 16)
-        let latin1 = record(wd: 1, mask: InotifyMask.closeWrite, name: [0x63, 0x61, 0x66, 0xe9, 0x2e, 0x63, 0x70, 0x6b, 0x67], len: 16)
+        let latin1 = record(
+            wd: 1, mask: InotifyMask.closeWrite, name: [0x63, 0x61, 0x66, 0xe9, 0x2e, 0x63, 0x70, 0x6b, 0x67], len: 16)
         let (events, consumed) = InotifyParser.parse(exact + latin1)
         #expect(consumed == 64)
         #expect(events[0].name == "abcdefghijklmnop")
-        #expect(events[1].name == nil)              // "caf\xe9.cpkg": bytes kept, no lossy String
+        #expect(events[1].name == nil)  // "caf\xe9.cpkg": bytes kept, no lossy String
         #expect(events[1].nameBytes.count == 9)
         #expect(!InboxNames.isCandidate(bytes: events[1].nameBytes))
     }
@@ -124,15 +128,19 @@ import Testing
     }
 
     @Test func candidateNames() {
-        for ok in ["virus-defs_20261121001.cpkg", "ips_rules_7_from_6.cpkg", "a.cpkg", "x y.cpkg", "é.cpkg",
-                   String(repeating: "a", count: 250) + ".cpkg"] {
+        for ok in [
+            "virus-defs_20261121001.cpkg", "ips_rules_7_from_6.cpkg", "a.cpkg", "x y.cpkg", "é.cpkg",
+            String(repeating: "a", count: 250) + ".cpkg",
+        ] {
             #expect(InboxNames.isCandidate(ok), "\(ok)")
         }
-        for bad in ["", ".cpkg", ".virus-defs_1.cpkg.XyZ12a", ".virus-defs_1.cpkg", ".ansible_tmpk2j3_virus-defs_1.cpkg",
-                    "virus-defs_1.cpkg.partial", "virus-defs_1.cpkg.part", "virus-defs_1.cpkg.tmp", "virus-defs_1.tmp",
-                    "virus-defs_1.cpkg~", "virus-defs_1.cpkg.swp", ".virus-defs_1.cpkg.swp", "virus-defs_1.CPKG",
-                    "virus-defs_1.tar", "notes.txt", "a/b.cpkg", "a\nb.cpkg", "a\u{0}b.cpkg", "a\u{7f}.cpkg",
-                    String(repeating: "a", count: 251) + ".cpkg"] {
+        for bad in [
+            "", ".cpkg", ".virus-defs_1.cpkg.XyZ12a", ".virus-defs_1.cpkg", ".ansible_tmpk2j3_virus-defs_1.cpkg",
+            "virus-defs_1.cpkg.partial", "virus-defs_1.cpkg.part", "virus-defs_1.cpkg.tmp", "virus-defs_1.tmp",
+            "virus-defs_1.cpkg~", "virus-defs_1.cpkg.swp", ".virus-defs_1.cpkg.swp", "virus-defs_1.CPKG",
+            "virus-defs_1.tar", "notes.txt", "a/b.cpkg", "a\nb.cpkg", "a\u{0}b.cpkg", "a\u{7f}.cpkg",
+            String(repeating: "a", count: 251) + ".cpkg",
+        ] {
             #expect(!InboxNames.isCandidate(bad), "\(bad)")
         }
     }
@@ -147,8 +155,10 @@ import Testing
 /// by the tests; the function that words the errno is tested instead).
 @Suite struct LimitMessageTests {
     @Test func enospcFromAddWatchNamesTheSysctlAndThePollFallback() throws {
-        let m = try #require(InotifyLimits.explanation(errno: .noSpace, call: .addWatch,
-                                                       path: "/var/lib/courier/inbox", currentLimit: 8192))
+        let m = try #require(
+            InotifyLimits.explanation(
+                errno: .noSpace, call: .addWatch,
+                path: "/var/lib/courier/inbox", currentLimit: 8192))
         #expect(m.hasPrefix("/var/lib/courier/inbox: cannot watch"))
         #expect(m.contains("fs.inotify.max_user_watches = 8192"))
         #expect(m.contains("the disk is not full"))
@@ -158,12 +168,14 @@ import Testing
     }
 
     @Test func enospcWithoutAReadableLimit() throws {
-        let m = try #require(InotifyLimits.explanation(errno: .noSpace, call: .addWatch, path: "/in", currentLimit: nil))
+        let m = try #require(
+            InotifyLimits.explanation(errno: .noSpace, call: .addWatch, path: "/in", currentLimit: nil))
         #expect(m.contains("fs.inotify.max_user_watches is shared"))
     }
 
     @Test func emfileFromInitNamesInstancesAndUlimit() throws {
-        let m = try #require(InotifyLimits.explanation(errno: .tooManyOpenFiles, call: .initialize, path: nil, currentLimit: 128))
+        let m = try #require(
+            InotifyLimits.explanation(errno: .tooManyOpenFiles, call: .initialize, path: nil, currentLimit: 128))
         #expect(m.hasPrefix("cannot start inotify"))
         #expect(m.contains("fs.inotify.max_user_instances = 128"))
         #expect(m.contains("ulimit -n"))
@@ -172,10 +184,14 @@ import Testing
     }
 
     @Test func otherErrnosAreNotLimits() {
-        #expect(InotifyLimits.explanation(errno: .noSuchFileOrDirectory, call: .addWatch, path: "/x", currentLimit: nil) == nil)
-        #expect(InotifyLimits.explanation(errno: .permissionDenied, call: .addWatch, path: "/x", currentLimit: nil) == nil)
+        #expect(
+            InotifyLimits.explanation(errno: .noSuchFileOrDirectory, call: .addWatch, path: "/x", currentLimit: nil)
+                == nil)
+        #expect(
+            InotifyLimits.explanation(errno: .permissionDenied, call: .addWatch, path: "/x", currentLimit: nil) == nil)
         // ENOSPC means the watch limit only for add_watch; EMFILE the instance limit only for init.
-        #expect(InotifyLimits.explanation(errno: .tooManyOpenFiles, call: .addWatch, path: "/x", currentLimit: nil) == nil)
+        #expect(
+            InotifyLimits.explanation(errno: .tooManyOpenFiles, call: .addWatch, path: "/x", currentLimit: nil) == nil)
         #expect(InotifyLimits.explanation(errno: .noSpace, call: .initialize, path: nil, currentLimit: nil) == nil)
     }
 

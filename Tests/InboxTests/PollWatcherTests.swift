@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import Testing
+
+@testable import CourierInbox
 
 /// The `--poll` fallback: a name is reported once its size, mtime and inode held still across two
 /// consecutive listings, and once per version of the file.
@@ -19,15 +20,20 @@ import Testing
         r = PollWatcher.stable(previous: ["a.cpkg": obs(10)], current: ["a.cpkg": obs(20, 101)], reported: r.reported)
         #expect(r.report.isEmpty)
         // Same twice: reported.
-        r = PollWatcher.stable(previous: ["a.cpkg": obs(20, 101)], current: ["a.cpkg": obs(20, 101)], reported: r.reported)
+        r = PollWatcher.stable(
+            previous: ["a.cpkg": obs(20, 101)], current: ["a.cpkg": obs(20, 101)], reported: r.reported)
         #expect(r.report == ["a.cpkg"])
         // Still the same: not again.
-        r = PollWatcher.stable(previous: ["a.cpkg": obs(20, 101)], current: ["a.cpkg": obs(20, 101)], reported: r.reported)
+        r = PollWatcher.stable(
+            previous: ["a.cpkg": obs(20, 101)], current: ["a.cpkg": obs(20, 101)], reported: r.reported)
         #expect(r.report.isEmpty)
         // Replaced by a rename with equal size and mtime (rsync -t): a new inode is a new file.
-        r = PollWatcher.stable(previous: ["a.cpkg": obs(20, 101)], current: ["a.cpkg": obs(20, 101, inode: 2)], reported: r.reported)
+        r = PollWatcher.stable(
+            previous: ["a.cpkg": obs(20, 101)], current: ["a.cpkg": obs(20, 101, inode: 2)], reported: r.reported)
         #expect(r.report.isEmpty)
-        r = PollWatcher.stable(previous: ["a.cpkg": obs(20, 101, inode: 2)], current: ["a.cpkg": obs(20, 101, inode: 2)], reported: r.reported)
+        r = PollWatcher.stable(
+            previous: ["a.cpkg": obs(20, 101, inode: 2)], current: ["a.cpkg": obs(20, 101, inode: 2)],
+            reported: r.reported)
         #expect(r.report == ["a.cpkg"])
         // Gone: forgotten, so the same version coming back is reported again.
         r = PollWatcher.stable(previous: ["a.cpkg": obs(20, 101, inode: 2)], current: [:], reported: r.reported)
@@ -43,8 +49,12 @@ import Testing
         let collector = Collector(watcher, directory: box.inbox)
         #expect(await collector.waitFor(5) { $0.rescans == ["start-up"] })
         let target = box.inbox + "/nfs_1.cpkg"
-        let writer = try start("/bin/bash", ["-c", "exec 3>\"$1\"; for i in $(seq 1 15); do printf 'chunk-%02d\\n' $i >&3; sleep 0.1; done",
-                                             "bash", target])
+        let writer = try start(
+            "/bin/bash",
+            [
+                "-c", "exec 3>\"$1\"; for i in $(seq 1 15); do printf 'chunk-%02d\\n' $i >&3; sleep 0.1; done",
+                "bash", target,
+            ])
         #expect(await waitUntil(20) { !writer.isRunning })
         let finishedWriting = ContinuousClock.now
         let finalSize = try #require(fileSize(target))
@@ -52,7 +62,7 @@ import Testing
         let entry = try #require(await collector.waitForFile("nfs_1.cpkg", timeout: 10))
         #expect(entry.size == finalSize, "reported at size \(String(describing: entry.size)) of \(finalSize)")
         #expect(entry.at >= finishedWriting - .milliseconds(150), "reported before the writer's last chunk")
-        try await Task.sleep(for: .milliseconds(1500))   // three more polls
+        try await Task.sleep(for: .milliseconds(1500))  // three more polls
         #expect(collector.files == ["nfs_1.cpkg"], "\(collector.signals)")
     }
 
@@ -82,7 +92,8 @@ import Testing
         box.write("target.cpkg", in: box.src)
         #expect(symlink(box.src + "/target.cpkg", box.inbox + "/link_1.cpkg") == 0)
         #expect(mkfifo(box.inbox + "/fifo_1.cpkg", 0o644) == 0)
-        #expect(await collector.waitFor(10) { Set($0.files) == ["link_1.cpkg", "fifo_1.cpkg"] }, "\(collector.signals)")
+        #expect(
+            await collector.waitFor(10) { Set($0.files) == ["link_1.cpkg", "fifo_1.cpkg"] }, "\(collector.signals)")
     }
 
     /// Files already there at start: without the start-up rescan they come through the stability
@@ -114,7 +125,9 @@ import Testing
     }
 
     @Test func badArguments() {
-        #expect(throws: CourierError.self) { _ = try PollWatcher(directory: "/nonexistent/\(UUID())", period: .seconds(1)) }
+        #expect(throws: CourierError.self) {
+            _ = try PollWatcher(directory: "/nonexistent/\(UUID())", period: .seconds(1))
+        }
         #expect(throws: CourierError.self) { _ = try PollWatcher(directory: "/tmp", period: .milliseconds(1)) }
     }
 }

@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import Testing
+
+@testable import CourierInbox
 
 /// What may create state: only configured types, or types a verified apply installed (issue #11,
 /// item 5). File names are chosen by whoever writes into the inbox; nothing unsigned may add a
@@ -30,7 +31,8 @@ import Testing
         // A row an older daemon left for a refused package of an unconfigured type.
         var old = ClientStatus.empty(host: "h")
         old.types["stale-type"] = .init()
-        old.types["stale-type"]?.lastError = .init(at: "2026-01-01T00:00:00Z", package: "stale-type_1.cpkg", code: "wrong-type", reason: "x")
+        old.types["stale-type"]?.lastError = .init(
+            at: "2026-01-01T00:00:00Z", package: "stale-type_1.cpkg", code: "wrong-type", reason: "x")
         try StateFiles(dir: c.root + "/state").writeStatus(old)
 
         let p = try c.processor()
@@ -55,7 +57,9 @@ import Testing
 /// select and report ignore the key), and nothing of `ClientStatus` is lost on the way.
 @Suite struct StatusDocumentTests {
     @Test func theRetryingMarkerRoundTrips() throws {
-        let dir = FileManager.default.temporaryDirectory.path + "/courier-statusdoc-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let dir =
+            FileManager.default.temporaryDirectory.path
+            + "/courier-statusdoc-\(getpid())-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = try StateFiles(dir: dir)
         var s = ClientStatus.empty(host: "h")
@@ -63,7 +67,8 @@ import Testing
         s.types["virus-defs"]?.installed = 7
         s.types["virus-defs"]?.kept = [5, 6]
         s.types["virus-defs"]?.pending = ["virus-defs_8.cpkg"]
-        s.types["virus-defs"]?.lastError = .init(at: "2026-01-01T00:00:00Z", package: "virus-defs_8.cpkg", code: "io", reason: "full; will retry in 4 s")
+        s.types["virus-defs"]?.lastError = .init(
+            at: "2026-01-01T00:00:00Z", package: "virus-defs_8.cpkg", code: "io", reason: "full; will retry in 4 s")
         s.types["ips-rules"] = .init()
         try files.writeStatus(s, retrying: ["virus-defs": ["virus-defs_8.cpkg"]])
         let text = try String(contentsOfFile: files.statusPath, encoding: .utf8)
@@ -81,7 +86,9 @@ import Testing
     @Test func errnosAndBackoff() {
         #expect(Transient.isTransient(CourierError.io("write", path: "x", errno: .noSpace)))
         #expect(Transient.isTransient(CourierError.io("mkdir", path: "x", errno: .readOnlyFileSystem)))
-        #expect(Transient.isTransient(CourierError(.daemon, "wrapped", cause: CourierError.io("open", path: "x", errno: .tooManyOpenFiles))))
+        #expect(
+            Transient.isTransient(
+                CourierError(.daemon, "wrapped", cause: CourierError.io("open", path: "x", errno: .tooManyOpenFiles))))
         #expect(!Transient.isTransient(CourierError.io("open", path: "x", errno: .permissionDenied)))
         #expect(!Transient.isTransient(CourierError(.malformed, "truncated")))
         #expect((1...9).map { Transient.backoff(attempt: $0) } == [1, 2, 4, 8, 16, 32, 60, 60, 60])

@@ -12,19 +12,20 @@ import Testing
         var config: InboxConfig
 
         init(types: String = "") throws {
-            root = FileManager.default.temporaryDirectory.path + "/courier-proc-\(getpid())-\(UUID().uuidString.prefix(8))"
+            root =
+                FileManager.default.temporaryDirectory.path + "/courier-proc-\(getpid())-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: root + "/trust", withIntermediateDirectories: true)
             try key.publicKey.fileText.write(toFile: root + "/trust/stage.pub", atomically: true, encoding: .utf8)
             let text = """
-            inbox = "inbox"
-            state_dir = "state"
-            trust = "trust"
-            delta_wait = "1s"
-            [types.virus-defs]
-            keep = 1
-            apply_command = "echo $COURIER_TYPE $COURIER_REVISION $COURIER_PREVIOUS_REVISION $COURIER_PATH >> \(root)/hook.log"
-            \(types)
-            """
+                inbox = "inbox"
+                state_dir = "state"
+                trust = "trust"
+                delta_wait = "1s"
+                [types.virus-defs]
+                keep = 1
+                apply_command = "echo $COURIER_TYPE $COURIER_REVISION $COURIER_PREVIOUS_REVISION $COURIER_PATH >> \(root)/hook.log"
+                \(types)
+                """
             try text.write(toFile: root + "/inboxd.toml", atomically: true, encoding: .utf8)
             config = try InboxConfig.load(root + "/inboxd.toml")
         }
@@ -33,14 +34,17 @@ import Testing
         func upstream(_ rev: UInt64, daily: String) -> String {
             let dir = root + "/upstream/\(rev)"
             try! FileManager.default.createDirectory(atPath: dir + "/db", withIntermediateDirectories: true)
-            try! String(repeating: "Sig:0:*:00\n", count: 300).write(toFile: dir + "/main.ndb", atomically: true, encoding: .utf8)
+            try! String(repeating: "Sig:0:*:00\n", count: 300).write(
+                toFile: dir + "/main.ndb", atomically: true, encoding: .utf8)
             try! daily.write(toFile: dir + "/db/daily.ndb", atomically: true, encoding: .utf8)
             return dir
         }
 
         /// Builds a package into the outbox and returns its path.
         @discardableResult
-        func package(_ rev: UInt64, daily: String, base: UInt64? = nil, type: String = "virus-defs", created: Int64? = nil) throws -> String {
+        func package(
+            _ rev: UInt64, daily: String, base: UInt64? = nil, type: String = "virus-defs", created: Int64? = nil
+        ) throws -> String {
             let tree = upstream(rev, daily: daily)
             let out = root + "/outbox"
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -49,8 +53,9 @@ import Testing
             if let b = base {
                 let baseFiles = try TreeScanner.scan(root + "/upstream/\(b)")
                 let p = out + "/" + Names.deltaPackageName(type: type, revision: rev, base: b)
-                try PackageBuilder.buildDelta(baseRevision: b, baseFiles: baseFiles, tree: tree, to: p, options: o,
-                                              baseTree: root + "/upstream/\(b)")
+                try PackageBuilder.buildDelta(
+                    baseRevision: b, baseFiles: baseFiles, tree: tree, to: p, options: o,
+                    baseTree: root + "/upstream/\(b)")
                 return p
             }
             let p = out + "/" + Names.fullPackageName(type: type, revision: rev)
@@ -69,7 +74,8 @@ import Testing
         }
 
         func processor() throws -> InboxProcessor {
-            let p = try InboxProcessor(config: config, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let p = try InboxProcessor(
+                config: config, logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
             try p.recover()
             return p
         }
@@ -77,11 +83,16 @@ import Testing
         var current: String { root + "/state/store/virus-defs/current" }
         /// The directory `current` names (FileManager's enumerator does not follow the link).
         var currentTree: String {
-            root + "/state/store/virus-defs/" + ((try? FileManager.default.destinationOfSymbolicLink(atPath: current)) ?? "none")
+            root + "/state/store/virus-defs/"
+                + ((try? FileManager.default.destinationOfSymbolicLink(atPath: current)) ?? "none")
         }
-        func inbox() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: root + "/inbox")) ?? []).sorted() }
+        func inbox() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/inbox")) ?? []).sorted()
+        }
         func quarantined() -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/state/quarantine")) ?? []).filter { !$0.hasSuffix(".json") }.sorted()
+            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/state/quarantine")) ?? []).filter {
+                !$0.hasSuffix(".json")
+            }.sorted()
         }
         func reason(_ name: String) throws -> [String: Any] {
             let d = try Data(contentsOf: URL(fileURLWithPath: root + "/state/quarantine/\(name).reason.json"))
@@ -142,7 +153,10 @@ import Testing
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: c.current) == "6")
         try c.deliver(c.root + "/outbox/virus-defs_5.cpkg")
         let r = p.processInbox()
-        guard case .refused(let why)? = r["virus-defs_5.cpkg"] else { Issue.record("\(r)"); return }
+        guard case .refused(let why)? = r["virus-defs_5.cpkg"] else {
+            Issue.record("\(r)")
+            return
+        }
         #expect(why.contains("not newer than the installed 6: rollback refused"))
         #expect(try c.reason("virus-defs_5.cpkg")["code"] as? String == "rollback")
 
@@ -153,7 +167,10 @@ import Testing
         #expect(tree(c.currentTree) == tree(c.root + "/upstream/5"))
         // While pinned, a newer revision is refused with a reason that says how to unpin.
         try c.deliver(c.package(7, daily: "seven\n"))
-        guard case .refused(let w7)? = p.processInbox()["virus-defs_7.cpkg"] else { Issue.record("7 not refused"); return }
+        guard case .refused(let w7)? = p.processInbox()["virus-defs_7.cpkg"] else {
+            Issue.record("7 not refused")
+            return
+        }
         #expect(w7.contains("pinned to revision 5") && w7.contains("unpin"))
     }
 
@@ -162,11 +179,17 @@ import Testing
         try c.package(1, daily: "one\n")
         try c.deliver(c.package(2, daily: "two\n", base: 1))
         let p = try c.processor()
-        guard case .waiting? = p.processInbox()["virus-defs_2_from_1.cpkg"] else { Issue.record("should wait"); return }
+        guard case .waiting? = p.processInbox()["virus-defs_2_from_1.cpkg"] else {
+            Issue.record("should wait")
+            return
+        }
         #expect(p.hasWaiting && p.nextDeadline != nil)
         #expect(c.inbox() == ["virus-defs_2_from_1.cpkg"])
         Thread.sleep(forTimeInterval: 1.1)
-        guard case .refused(let why)? = p.processInbox()["virus-defs_2_from_1.cpkg"] else { Issue.record("should be refused"); return }
+        guard case .refused(let why)? = p.processInbox()["virus-defs_2_from_1.cpkg"] else {
+            Issue.record("should be refused")
+            return
+        }
         #expect(why.contains("base revision 1 not installed"))
         #expect(c.quarantined() == ["virus-defs_2_from_1.cpkg"])
         #expect(!p.hasWaiting)
@@ -185,17 +208,23 @@ import Testing
 
     @Test func failingTestCommandKeepsTheOldContent() throws {
         let c = try Client(types: "")
-        c.config.types["virus-defs"]?.testCommand = .shell("grep -q bad $COURIER_PATH/db/daily.ndb && { echo 'signature db rejected' >&2; exit 3; } || exit 0")
+        c.config.types["virus-defs"]?.testCommand = .shell(
+            "grep -q bad $COURIER_PATH/db/daily.ndb && { echo 'signature db rejected' >&2; exit 3; } || exit 0")
         try c.deliver(c.package(1, daily: "good\n"))
         let p = try c.processor()
         #expect(p.processInbox()["virus-defs_1.cpkg"] == .applied(1))
         try c.deliver(c.package(2, daily: "bad\n"))
-        guard case .refused(let why)? = p.processInbox()["virus-defs_2.cpkg"] else { Issue.record("not refused"); return }
+        guard case .refused(let why)? = p.processInbox()["virus-defs_2.cpkg"] else {
+            Issue.record("not refused")
+            return
+        }
         #expect(why.contains("test command exited 3") && why.contains("signature db rejected"))
         #expect(p.status.types["virus-defs"]?.lastError?.package == "virus-defs_2.cpkg")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: c.current) == "1")
         #expect(tree(c.currentTree) == tree(c.root + "/upstream/1"))
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/store/virus-defs").filter { $0.contains("tmp") || $0 == "2" }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/store/virus-defs").filter {
+            $0.contains("tmp") || $0 == "2"
+        }
         #expect(leftovers.isEmpty)
         // A later good apply clears the error from the status.
         try c.deliver(c.package(3, daily: "good again\n"))
@@ -211,7 +240,10 @@ import Testing
         c.config.types["virus-defs"]?.applyCommand = .argv(["/bin/sh", "-c", "test $COURIER_REVISION != 2"])
         let p2 = try c.processor()
         try c.deliver(c.package(2, daily: "two\n"))
-        guard case .refused(let why)? = p2.processInbox()["virus-defs_2.cpkg"] else { Issue.record("not refused"); return }
+        guard case .refused(let why)? = p2.processInbox()["virus-defs_2.cpkg"] else {
+            Issue.record("not refused")
+            return
+        }
         #expect(why.contains("apply command exited 1; switched back to 1"))
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: c.current) == "1")
         #expect(p2.status.types["virus-defs"]?.installed == 1)
@@ -233,7 +265,10 @@ import Testing
         let r = p.processInbox()
         #expect(c.inbox().isEmpty)
         #expect(c.quarantined() == ["ips-rules_3.cpkg", "virus-defs_1.cpkg", "virus-defs_4.cpkg"])
-        #expect(try c.reason("ips-rules_3.cpkg")["reason"] as! String == "content type 'ips-rules' is not configured on this client (add [types.ips-rules] to \(c.root)/inboxd.toml)")
+        #expect(
+            try c.reason("ips-rules_3.cpkg")["reason"] as! String
+                == "content type 'ips-rules' is not configured on this client (add [types.ips-rules] to \(c.root)/inboxd.toml)"
+        )
         #expect(try c.reason("virus-defs_4.cpkg")["code"] as? String == "expired")
         let tamperedCode = try c.reason("virus-defs_1.cpkg")["code"] as? String
         #expect(tamperedCode == "malformed" || tamperedCode == "integrity", "\(r)")

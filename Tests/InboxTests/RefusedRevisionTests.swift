@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import Testing
+
+@testable import CourierInbox
 
 /// Issue #16.3–5 on the client, in process with real packages, a real store and real commands:
 /// refused revisions recorded in status.json and cleared by a newer apply, a refused revision
@@ -12,7 +13,8 @@ import Testing
 
     /// A directory outside the client for the hooks' output (the client's root is made in its init).
     final class Scratch {
-        let path = FileManager.default.temporaryDirectory.path + "/courier-hooks-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let path =
+            FileManager.default.temporaryDirectory.path + "/courier-hooks-\(getpid())-\(UUID().uuidString.prefix(8))"
         init() { try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
         deinit { try? FileManager.default.removeItem(atPath: path) }
         /// The COURIER_* variables a hook wrote with `env > file`, one run per file.
@@ -26,31 +28,39 @@ import Testing
             return out
         }
         func lines(_ name: String) -> [String] {
-            ((try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            ((try? String(contentsOfFile: path + "/" + name, encoding: .utf8)) ?? "").split(separator: "\n").map(
+                String.init)
         }
     }
 
     @Test func refusedRevisionIsRecordedRetriedAndClearedWithHook() throws {
         let x = Scratch()
         // Revision 2's content fails the test command; every refusal runs on_refused.
-        let c = try Client(types: """
-        test_command = "grep -qv bad $COURIER_PATH/db/daily.ndb"
-        on_refused = "env > \(x.path)/refused.env; echo $COURIER_REVISION >> \(x.path)/refused.log"
-        """)
+        let c = try Client(
+            types: """
+                test_command = "grep -qv bad $COURIER_PATH/db/daily.ndb"
+                on_refused = "env > \(x.path)/refused.env; echo $COURIER_REVISION >> \(x.path)/refused.log"
+                """)
         try c.deliver(c.package(1, daily: "one\n"))
         let p = try c.processor()
         #expect(p.processInbox()["virus-defs_1.cpkg"] == .applied(1))
         try c.deliver(c.package(2, daily: "bad\n"))
-        guard case .refused(let why)? = p.processInbox()["virus-defs_2.cpkg"] else { Issue.record("not refused"); return }
+        guard case .refused(let why)? = p.processInbox()["virus-defs_2.cpkg"] else {
+            Issue.record("not refused")
+            return
+        }
         #expect(why.contains("test command exited 1"))
         let r = try #require(p.status.types["virus-defs"]?.refused)
-        #expect(r.map(\.revision) == [2] && r[0].code == "apply-failed" && r[0].package == "virus-defs_2.cpkg" && r[0].reason == why)
+        #expect(
+            r.map(\.revision) == [2] && r[0].code == "apply-failed" && r[0].package == "virus-defs_2.cpkg"
+                && r[0].reason == why)
         // In status.json on disk, where push and select read it.
         let onDisk = try #require(try ClientStatus.load(c.root + "/state/status.json"))
         #expect(onDisk.types["virus-defs"]?.refused?.map(\.revision) == [2])
         // The hook saw what happened.
         let env = x.env("refused.env")
-        #expect(env["COURIER_EVENT"] == "refused" && env["COURIER_TYPE"] == "virus-defs" && env["COURIER_REVISION"] == "2")
+        #expect(
+            env["COURIER_EVENT"] == "refused" && env["COURIER_TYPE"] == "virus-defs" && env["COURIER_REVISION"] == "2")
         #expect(env["COURIER_CODE"] == "apply-failed" && env["COURIER_PACKAGE"] == "virus-defs_2.cpkg")
         #expect(env["COURIER_REASON"] == why && env["COURIER_INSTALLED_REVISION"] == "1")
         #expect(env["COURIER_PATH"] == c.root + "/state/quarantine/virus-defs_2.cpkg")
@@ -58,14 +68,21 @@ import Testing
 
         // Revision 2 arrives again (forced by a sender): tried again, not dropped — refused again.
         try c.deliver(c.package(2, daily: "bad\n"))
-        guard case .refused? = p.processInbox()["virus-defs_2.cpkg"] else { Issue.record("not tried again"); return }
+        guard case .refused? = p.processInbox()["virus-defs_2.cpkg"] else {
+            Issue.record("not tried again")
+            return
+        }
         #expect(x.lines("refused.log") == ["2", "2"])
         #expect(p.status.types["virus-defs"]?.refused?.count == 1)
 
         // A wrong-type or unverifiable file records no refused revision (no trusted revision).
-        FileManager.default.createFile(atPath: c.root + "/outbox/virus-defs_7.cpkg", contents: Data("not a package".utf8))
+        FileManager.default.createFile(
+            atPath: c.root + "/outbox/virus-defs_7.cpkg", contents: Data("not a package".utf8))
         try c.deliver(c.root + "/outbox/virus-defs_7.cpkg")
-        guard case .refused? = p.processInbox()["virus-defs_7.cpkg"] else { Issue.record("garbage not refused"); return }
+        guard case .refused? = p.processInbox()["virus-defs_7.cpkg"] else {
+            Issue.record("garbage not refused")
+            return
+        }
         #expect(p.status.types["virus-defs"]?.refused?.map(\.revision) == [2])
         // Its hook ran with the type its name claims, and no revision.
         #expect(x.env("refused.env")["COURIER_REVISION"] == "" && x.env("refused.env")["COURIER_CODE"] == "malformed")
@@ -87,7 +104,10 @@ import Testing
         try "drifted\n".write(toFile: c.currentTree + "/main.ndb", atomically: false, encoding: .utf8)
         try c.deliver(c.package(2, daily: "two\n", base: 1))
         let o = p.processInbox()["virus-defs_2_from_1.cpkg"]
-        guard case .refused? = o else { Issue.record("delta not refused: \(String(describing: o))"); return }
+        guard case .refused? = o else {
+            Issue.record("delta not refused: \(String(describing: o))")
+            return
+        }
         #expect(p.status.types["virus-defs"]?.lastError != nil)
         #expect(p.status.types["virus-defs"]?.refused == nil)
     }
@@ -101,28 +121,43 @@ import Testing
         let c = try Client()
         let p = try c.processor()
         try c.deliver(c.package(4, daily: "four\n"))
-        guard case .next(let c4) = p.read("virus-defs_4.cpkg") else { Issue.record("not read"); return }
-        guard case .refused(let why) = p.failedApplying(c4, Unexpected()) else { Issue.record("not refused"); return }
-        #expect(why.contains("unexpected error while applying revision 4") && why.contains("glitch") && !why.contains("\u{1b}"))
+        guard case .next(let c4) = p.read("virus-defs_4.cpkg") else {
+            Issue.record("not read")
+            return
+        }
+        guard case .refused(let why) = p.failedApplying(c4, Unexpected()) else {
+            Issue.record("not refused")
+            return
+        }
+        #expect(
+            why.contains("unexpected error while applying revision 4") && why.contains("glitch")
+                && !why.contains("\u{1b}"))
         #expect(c.quarantined() == ["virus-defs_4.cpkg"])
         #expect(p.status.types["virus-defs"]?.lastError?.code == "apply-failed")
         #expect(p.status.types["virus-defs"]?.refused == nil)
 
         // The package's own failure, same step: recorded.
         try c.deliver(c.package(5, daily: "five\n"))
-        guard case .next(let c5) = p.read("virus-defs_5.cpkg") else { Issue.record("not read"); return }
-        guard case .refused = p.failedApplying(c5, CourierError(.applyFailed, "apply command exited 1")) else { Issue.record("not refused"); return }
+        guard case .next(let c5) = p.read("virus-defs_5.cpkg") else {
+            Issue.record("not read")
+            return
+        }
+        guard case .refused = p.failedApplying(c5, CourierError(.applyFailed, "apply command exited 1")) else {
+            Issue.record("not refused")
+            return
+        }
         #expect(p.status.types["virus-defs"]?.refused?.map(\.revision) == [5])
     }
 
     @Test func hookFailureChangesNothingAndOnErrorRunsWhenContentIsKept() throws {
         let x = Scratch()
-        let c = try Client(types: """
-        rollback_on_apply_failure = false
-        on_refused = "echo hook-ran >> \(x.path)/refused.log; exit 3"
-        on_error = "env > \(x.path)/error.env; sleep 30"
-        hook_timeout = "1s"
-        """)
+        let c = try Client(
+            types: """
+                rollback_on_apply_failure = false
+                on_refused = "echo hook-ran >> \(x.path)/refused.log; exit 3"
+                on_error = "env > \(x.path)/error.env; sleep 30"
+                hook_timeout = "1s"
+                """)
         // Overrides the client's apply command: this one fails for revision 2.
         c.config.types["virus-defs"]!.applyCommand = .shell("test $COURIER_REVISION != 2")
         try c.deliver(c.package(1, daily: "one\n"))
@@ -135,12 +170,18 @@ import Testing
         let took = Date().timeIntervalSince(t0)
         #expect(took < 10, "the hook's 1 s timeout was not applied (\(took) s)")
         let env = x.env("error.env")
-        #expect(env["COURIER_EVENT"] == "error" && env["COURIER_CODE"] == "apply-failed" && env["COURIER_REVISION"] == "2")
+        #expect(
+            env["COURIER_EVENT"] == "error" && env["COURIER_CODE"] == "apply-failed" && env["COURIER_REVISION"] == "2")
         #expect((env["COURIER_REASON"] ?? "").contains("content kept"))
-        #expect(p.status.types["virus-defs"]?.installed == 2 && p.status.types["virus-defs"]?.lastError?.code == "apply-failed")
+        #expect(
+            p.status.types["virus-defs"]?.installed == 2
+                && p.status.types["virus-defs"]?.lastError?.code == "apply-failed")
         // A rollback is refused, the failing hook runs and the outcome is still the refusal.
         try c.deliver(c.package(1, daily: "one\n"))
-        guard case .refused? = p.processInbox()["virus-defs_1.cpkg"] else { Issue.record("rollback not refused"); return }
+        guard case .refused? = p.processInbox()["virus-defs_1.cpkg"] else {
+            Issue.record("rollback not refused")
+            return
+        }
         #expect(x.lines("refused.log") == ["hook-ran"])
         #expect(c.quarantined() == ["virus-defs_1.cpkg"])
         // A rollback is decided by the rule each time: not a refused revision.
@@ -151,14 +192,21 @@ import Testing
     /// for the package, not at every backoff step, and leaves it in the inbox.
     @Test func onErrorRunsOnceForATransientError() throws {
         let x = Scratch()
-        let c = try Client(types: "on_error = \"echo $COURIER_EVENT $COURIER_CODE $COURIER_PACKAGE $COURIER_REVISION >> \(x.path)/error.log\"")
+        let c = try Client(
+            types:
+                "on_error = \"echo $COURIER_EVENT $COURIER_CODE $COURIER_PACKAGE $COURIER_REVISION >> \(x.path)/error.log\""
+        )
         let pkg = try c.package(5, daily: "five\n")
         try c.deliver(pkg)
         let p = try c.processor()
         let path = c.root + "/inbox/virus-defs_5.cpkg"
         for _ in 0..<3 {
-            guard case .retrying = p.retryLater(path, CourierError.io("write", path: path, errno: .noSpace), type: "virus-defs", revision: 5) else {
-                Issue.record("not retrying"); return
+            guard
+                case .retrying = p.retryLater(
+                    path, CourierError.io("write", path: path, errno: .noSpace), type: "virus-defs", revision: 5)
+            else {
+                Issue.record("not retrying")
+                return
             }
         }
         #expect(x.lines("error.log") == ["error io virus-defs_5.cpkg 5"])
@@ -175,14 +223,22 @@ import Testing
         #expect(p.processInbox()["virus-defs_1000.cpkg"] == .applied(1000))
         // 100 older revisions: each a rollback, refused and quarantined, in four passes.
         for batch in 0..<4 {
-            for rev in UInt64(batch * 25 + 1)...UInt64(batch * 25 + 25) { try c.deliver(c.package(rev, daily: "r\(rev)\n")) }
+            for rev in UInt64(batch * 25 + 1)...UInt64(batch * 25 + 25) {
+                try c.deliver(c.package(rev, daily: "r\(rev)\n"))
+            }
             let r = p.processInbox()
-            #expect(r.values.filter { if case .refused = $0 { return true }; return false }.count == 25)
+            #expect(
+                r.values.filter {
+                    if case .refused = $0 { return true }
+                    return false
+                }.count == 25)
             let q = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/quarantine")
             #expect(q.filter { !$0.hasSuffix(".reason.json") && !$0.hasPrefix(".") }.count <= 10)
         }
         #expect(c.quarantined() == (91...100).map { "virus-defs_\($0).cpkg" }.sorted())
-        let all = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/quarantine").filter { !$0.hasPrefix(".") }
+        let all = try FileManager.default.contentsOfDirectory(atPath: c.root + "/state/quarantine").filter {
+            !$0.hasPrefix(".")
+        }
         #expect(all.count == 20, "each package with its reason file, nothing else: \(all.sorted())")
         let onDisk = try #require(try ClientStatus.load(c.root + "/state/status.json"))
         #expect(onDisk.quarantine?.evicted == 90 && onDisk.quarantine?.files == 10)
@@ -193,7 +249,7 @@ import Testing
     @Test func quarantineBytesAndAgeCaps() throws {
         let x = Scratch()
         var q = Quarantine(dir: x.path + "/q")
-        q.caps.maxBytes = 3 << 20 + 64 << 10   // 3 MiB of packages, and room for their reason files
+        q.caps.maxBytes = 3 << 20 + 64 << 10  // 3 MiB of packages, and room for their reason files
         func put(_ name: String, mib: Int) throws {
             let src = x.path + "/" + name
             FileManager.default.createFile(atPath: src, contents: Data(count: mib << 20))
@@ -209,7 +265,10 @@ import Testing
         // One entry larger than the cap alone: the newest is kept, the rest go.
         try put("d.cpkg", mib: 4)
         #expect(try q.enforce().evicted == ["b.cpkg", "c.cpkg"])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: x.path + "/q").sorted() == ["d.cpkg", "d.cpkg.reason.json"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: x.path + "/q").sorted() == [
+                "d.cpkg", "d.cpkg.reason.json",
+            ])
         // Past max_age, even the newest goes.
         q.caps.maxAge = 3600
         #expect(try q.enforce(now: Int64(time(nil)) + 3599).evicted.isEmpty)
@@ -258,35 +317,46 @@ import Testing
         try q.put(c, code: .applyFailed, reason: "test", type: "virus-defs", revision: 3)
         let r2 = try q.enforce()
         #expect(r2.failed.map(\.0) == ["s.courier"] && r2.evicted == ["b.cpkg"], "\(r2)")
-        #expect(r2.files == 2)   // the stuck entry still counts: it is still there
+        #expect(r2.files == 2)  // the stuck entry still counts: it is still there
     }
 
     @Test func configKeys() throws {
         let text = """
-        inbox = "/i"
-        trust = "/t"
-        quarantine_max_files = 7
-        quarantine_max_bytes = "5M"
-        quarantine_max_age = "2d"
-        [types.virus-defs]
-        on_refused = ["/usr/bin/logger", "refused $COURIER_REVISION"]
-        on_error = "echo $COURIER_CODE"
-        hook_timeout = "10s"
-        """
+            inbox = "/i"
+            trust = "/t"
+            quarantine_max_files = 7
+            quarantine_max_bytes = "5M"
+            quarantine_max_age = "2d"
+            [types.virus-defs]
+            on_refused = ["/usr/bin/logger", "refused $COURIER_REVISION"]
+            on_error = "echo $COURIER_CODE"
+            hook_timeout = "10s"
+            """
         let c = try InboxConfig.parse(text, path: "inboxd.toml")
-        #expect(c.quarantineCaps.maxFiles == 7 && c.quarantineCaps.maxBytes == 5 << 20 && c.quarantineCaps.maxAge == 2 * 86400)
+        #expect(
+            c.quarantineCaps.maxFiles == 7 && c.quarantineCaps.maxBytes == 5 << 20
+                && c.quarantineCaps.maxAge == 2 * 86400)
         let t = try #require(c.types["virus-defs"])
-        #expect(t.onRefused == .argv(["/usr/bin/logger", "refused $COURIER_REVISION"]) && t.onError == .shell("echo $COURIER_CODE") && t.hookTimeout == 10)
+        #expect(
+            t.onRefused == .argv(["/usr/bin/logger", "refused $COURIER_REVISION"])
+                && t.onError == .shell("echo $COURIER_CODE") && t.hookTimeout == 10)
         // Defaults: bounded.
         let d = try InboxConfig.parse("inbox = \"/i\"\ntrust = \"/t\"\n", path: "inboxd.toml")
-        #expect(d.quarantineCaps == Quarantine.Caps() && d.quarantineCaps.maxFiles == 100 && d.quarantineCaps.maxBytes == 1 << 30)
+        #expect(
+            d.quarantineCaps == Quarantine.Caps() && d.quarantineCaps.maxFiles == 100
+                && d.quarantineCaps.maxBytes == 1 << 30)
         // The shipped example, with the new keys, parses.
-        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let example =
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path + "/scripts/examples/inboxd.toml"
         let e = try InboxConfig.load(example)
-        #expect(e.quarantineCaps.maxFiles == 100 && e.types["virus-defs"]?.onRefused != nil && e.types["virus-defs"]?.hookTimeout == 30)
+        #expect(
+            e.quarantineCaps.maxFiles == 100 && e.types["virus-defs"]?.onRefused != nil
+                && e.types["virus-defs"]?.hookTimeout == 30)
         for bad in ["quarantine_max_files = 0", "quarantine_max_bytes = \"1K\"", "quarantine_max_age = 5"] {
-            #expect(throws: CourierError.self) { try InboxConfig.parse("inbox = \"/i\"\ntrust = \"/t\"\n\(bad)\n", path: "inboxd.toml") }
+            #expect(throws: CourierError.self) {
+                try InboxConfig.parse("inbox = \"/i\"\ntrust = \"/t\"\n\(bad)\n", path: "inboxd.toml")
+            }
         }
     }
 }

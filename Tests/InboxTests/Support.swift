@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierInbox
 import Foundation
 import Testing
+
+@testable import CourierInbox
 
 /// A temporary directory with an `inbox/` and a `src/` (same file system, so `mv` is a rename),
 /// removed when the value goes away.
@@ -142,11 +143,17 @@ final class Collector: @unchecked Sendable {
 
     /// Names from `.file` signals, in order.
     var files: [String] {
-        entries.compactMap { if case .file(let n) = $0.signal { return n }; return nil }
+        entries.compactMap {
+            if case .file(let n) = $0.signal { return n }
+            return nil
+        }
     }
 
     var rescans: [String] {
-        entries.compactMap { if case .rescan(let r) = $0.signal { return r }; return nil }
+        entries.compactMap {
+            if case .rescan(let r) = $0.signal { return r }
+            return nil
+        }
     }
 
     /// Every name the daemon would have looked at: `.file` names plus listings at each rescan.

@@ -8,18 +8,21 @@ import Testing
 @Suite struct SettleTests {
     @Test func aSnapshotBeingWrittenIsNotStagedUntilSettled() async throws {
         let w = StageWorkspace()
-        let cfg = try w.config("""
-        [types.yara]
-        source = "dir"
-        layout = "snapshot"
-        path = "import"
-        settle = "3s"
-        """)
+        let cfg = try w.config(
+            """
+            [types.yara]
+            source = "dir"
+            layout = "snapshot"
+            path = "import"
+            settle = "3s"
+            """)
         w.write("import/a.yar", "rule a { condition: true }\n")
         let now = Int64(Date().timeIntervalSince1970)
         let first = try await run(cfg, now: now)
         #expect(first.exitCode == 0)
-        #expect(first.types[0].status == .unchanged && first.types[0].detail.contains("still being written"), "\(first.types[0].detail)")
+        #expect(
+            first.types[0].status == .unchanged && first.types[0].detail.contains("still being written"),
+            "\(first.types[0].detail)")
         #expect(!FileManager.default.fileExists(atPath: w.path("outbox/yara")))
 
         // More files arrive 1 s later: still not staged.
@@ -40,16 +43,17 @@ import Testing
     /// same folder `settle` apart settle it too.
     @Test func theSameFolderSeenTwiceSettleApartIsSettledWhateverTheClock() async throws {
         let w = StageWorkspace()
-        let cfg = try w.config("""
-        [types.yara]
-        source = "dir"
-        layout = "snapshot"
-        path = "import"
-        settle = "60s"
-        """)
+        let cfg = try w.config(
+            """
+            [types.yara]
+            source = "dir"
+            layout = "snapshot"
+            path = "import"
+            settle = "60s"
+            """)
         w.write("import/a.yar", "rule a { condition: true }\n")
         let now = Int64(Date().timeIntervalSince1970)
-        let a = try await run(cfg, now: now - 3600)   // this host's clock is an hour behind the files
+        let a = try await run(cfg, now: now - 3600)  // this host's clock is an hour behind the files
         #expect(a.types[0].status == .unchanged)
         let b = try await run(cfg, now: now - 3600 + 30)
         #expect(b.types[0].status == .unchanged, "only 30 s apart")
@@ -59,12 +63,13 @@ import Testing
 
     @Test func aRevisionDirectoryNeedsItsReadyMarker() async throws {
         let w = StageWorkspace()
-        let cfg = try w.config("""
-        [types.virus-defs]
-        source = "dir"
-        path = "up"
-        ready_file = "READY"
-        """)
+        let cfg = try w.config(
+            """
+            [types.virus-defs]
+            source = "dir"
+            path = "up"
+            ready_file = "READY"
+            """)
         w.write("up/1/main.cvd", "one\n")
         let r1 = try await run(cfg)
         #expect(r1.exitCode == 0 && r1.types[0].status == .unchanged)
@@ -80,20 +85,22 @@ import Testing
     @Test func settleKeysAreForDirSourcesOnly() throws {
         let w = StageWorkspace()
         #expect(throws: CourierError.self) {
-            _ = try w.config("""
-            [types.x]
-            source = "url"
-            url = "http://127.0.0.1:1/x"
-            settle = "30s"
-            """)
+            _ = try w.config(
+                """
+                [types.x]
+                source = "url"
+                url = "http://127.0.0.1:1/x"
+                settle = "30s"
+                """)
         }
         #expect(throws: CourierError.self) {
-            _ = try w.config("""
-            [types.x]
-            source = "dir"
-            path = "up"
-            ready_file = "../READY"
-            """)
+            _ = try w.config(
+                """
+                [types.x]
+                source = "dir"
+                path = "up"
+                ready_file = "../READY"
+                """)
         }
     }
 }

@@ -8,7 +8,9 @@ final class StageWorkspace {
     let root: String
     let key: SigningKey
     init() {
-        root = FileManager.default.temporaryDirectory.path + "/courier-stage-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
+        root =
+            FileManager.default.temporaryDirectory.path
+            + "/courier-stage-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         key = SigningKey()
         try! key.write(to: root + "/stage.key")
@@ -19,18 +21,19 @@ final class StageWorkspace {
 
     func write(_ rel: String, _ text: String) {
         let full = path(rel)
-        try! FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try! FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try! text.write(toFile: full, atomically: false, encoding: .utf8)
     }
 
     func config(_ typesTOML: String, extra: String = "") throws -> StageConfig {
         let text = """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
-        \(extra)
-        \(typesTOML)
-        """
+            outbox = "outbox"
+            key = "stage.key"
+            state_dir = "state"
+            \(extra)
+            \(typesTOML)
+            """
         write("stage.toml", text)
         return try StageConfig.load(path("stage.toml"))
     }
@@ -60,7 +63,10 @@ func treeContents(_ dir: String) -> [String: Data] {
     return out
 }
 
-func expectCode(_ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+func expectCode(
+    _ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
     do {
         try body()
         Issue.record("expected \(code) '\(reason)'", sourceLocation: sourceLocation)

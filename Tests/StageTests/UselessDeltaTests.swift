@@ -10,7 +10,12 @@ import Testing
     static func noise(_ count: Int, seed: UInt64) -> Data {
         var x = seed | 1
         var d = Data(count: count)
-        for i in 0..<count { x ^= x << 13; x ^= x >> 7; x ^= x << 17; d[i] = UInt8(truncatingIfNeeded: x) }
+        for i in 0..<count {
+            x ^= x << 13
+            x ^= x >> 7
+            x ^= x << 17
+            d[i] = UInt8(truncatingIfNeeded: x)
+        }
         return d
     }
 
@@ -19,20 +24,23 @@ import Testing
         // rules: one file, replaced completely each revision: a delta would carry all of it.
         // sigs: a large file that stays, and a small one that changes: a real delta.
         func publish(_ rev: Int) throws {
-            try FileManager.default.createDirectory(atPath: w.path("up/rules/\(rev)"), withIntermediateDirectories: true)
-            try Self.noise(64 << 10, seed: UInt64(rev)).write(to: URL(fileURLWithPath: w.path("up/rules/\(rev)/all.rules")))
+            try FileManager.default.createDirectory(
+                atPath: w.path("up/rules/\(rev)"), withIntermediateDirectories: true)
+            try Self.noise(64 << 10, seed: UInt64(rev)).write(
+                to: URL(fileURLWithPath: w.path("up/rules/\(rev)/all.rules")))
             try FileManager.default.createDirectory(atPath: w.path("up/sigs/\(rev)"), withIntermediateDirectories: true)
             try Self.noise(256 << 10, seed: 99).write(to: URL(fileURLWithPath: w.path("up/sigs/\(rev)/main.cvd")))
             w.write("up/sigs/\(rev)/daily.cld", "daily \(rev)\n")
         }
-        let cfg = try w.config("""
-        [types.rules]
-        source = "dir"
-        path = "up/rules"
-        [types.sigs]
-        source = "dir"
-        path = "up/sigs"
-        """)
+        let cfg = try w.config(
+            """
+            [types.rules]
+            source = "dir"
+            path = "up/rules"
+            [types.sigs]
+            source = "dir"
+            path = "up/sigs"
+            """)
         try publish(1)
         _ = try await run(cfg)
         try publish(2)

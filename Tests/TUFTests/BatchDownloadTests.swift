@@ -1,8 +1,9 @@
 import CourierCore
 import CourierFetch
-@testable import CourierTUF
 import Foundation
 import Testing
+
+@testable import CourierTUF
 
 /// `Updater.downloadTargets`: several small targets in flight, yet stored and reported in
 /// argument order, stopping at the first failure, with no metadata asked for while an earlier
@@ -28,8 +29,10 @@ import Testing
         return server
     }
 
-    static func download(_ ws: TUFWorkspace, _ server: TUFServer, _ names: [String], window: Int = 8,
-                         reported: inout [String]) async throws {
+    static func download(
+        _ ws: TUFWorkspace, _ server: TUFServer, _ names: [String], window: Int = 8,
+        reported: inout [String]
+    ) async throws {
         var seen: [String] = []
         defer { reported = seen }
         try await withUpdater(ws, server) { u in

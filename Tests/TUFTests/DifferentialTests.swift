@@ -29,7 +29,9 @@ import Testing
 
     /// One step for both clients, mismatches recorded; returns courier's exit status and requests.
     @discardableResult
-    func step(_ label: String, _ ws: TUFWorkspace, _ server: TUFServer, _ args: (String) -> [String]) throws -> (Int32, [String]) {
+    func step(_ label: String, _ ws: TUFWorkspace, _ server: TUFServer, _ args: (String) -> [String]) throws -> (
+        Int32, [String]
+    ) {
         var statuses: [String: Int32] = [:]
         var requests: [String: [String]] = [:]
         for c in Self.clients {
@@ -47,10 +49,13 @@ import Testing
         #expect(targets(a) == targets(b), "\(label): target requests\n courier: \(a)\n python:  \(b)")
         for dir in ["md", "tg"] {
             let ca = ws.list("courier/\(dir)").filter { $0 != "root_history" && !$0.hasPrefix(".") }
-            let pa = ws.list("python/\(dir)").filter { $0 != "root_history" && !$0.hasPrefix(".") && !$0.hasPrefix("tmp") }
+            let pa = ws.list("python/\(dir)").filter {
+                $0 != "root_history" && !$0.hasPrefix(".") && !$0.hasPrefix("tmp")
+            }
             #expect(ca == pa, "\(label): files in \(dir)")
             for f in ca where pa.contains(f) {
-                #expect(ws.read("courier/\(dir)/\(f)") == ws.read("python/\(dir)/\(f)"), "\(label): \(dir)/\(f) differs")
+                #expect(
+                    ws.read("courier/\(dir)/\(f)") == ws.read("python/\(dir)/\(f)"), "\(label): \(dir)/\(f) differs")
             }
         }
         return (statuses["courier"]!, a)
@@ -72,12 +77,18 @@ import Testing
         let again = try step("download again", ws, server, download)
         #expect(again.0 == 0 && !again.1.contains { $0.hasPrefix("/targets/") })
         try repo.run(["rotate-root"])
-        try repo.run(["add-target", targets[0], "changed content"] + (targets[0].hasPrefix("deleg/") ? ["--role", "role/with space"] : []))
+        try repo.run(
+            ["add-target", targets[0], "changed content"]
+                + (targets[0].hasPrefix("deleg/") ? ["--role", "role/with space"] : []))
         try step("download after a change", ws, server, download)
-        try step("refresh with nothing new", ws, server) { ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"] }
+        try step("refresh with nothing new", ws, server) {
+            ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"]
+        }
         let missing = try step("missing target", ws, server) {
-            ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "--target-name", "nope",
-             "--target-base-url", server.targetsURL, "--target-dir", tg($0), "download"]
+            [
+                "--metadata-dir", md($0), "--metadata-url", server.metadataURL, "--target-name", "nope",
+                "--target-base-url", server.targetsURL, "--target-dir", tg($0), "download",
+            ]
         }
         #expect(missing.0 == 1)
         #expect(ws.list("courier/tg").count == targets.count)
@@ -109,9 +120,13 @@ import Testing
         try step("init", ws, server) { ["--metadata-dir", md($0), "init", repo.dir + "/metadata/1.root.json"] }
         try step("refresh", ws, server) { ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"] }
         try repo.run(["rotate-timestamp-key"])
-        try step("refresh after rotation", ws, server) { ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"] }
+        try step("refresh after rotation", ws, server) {
+            ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"]
+        }
         try repo.control(endless: ["/metadata/timestamp.json"])
-        let endless = try step("endless timestamp", ws, server) { ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"] }
+        let endless = try step("endless timestamp", ws, server) {
+            ["--metadata-dir", md($0), "--metadata-url", server.metadataURL, "refresh"]
+        }
         #expect(endless.0 == 1)
     }
 }

@@ -1,15 +1,19 @@
 import CourierCore
-@testable import CourierTUF
 import Testing
+
+@testable import CourierTUF
 
 @Suite struct CanonicalJSONTests {
     /// Expected bytes produced by securesystemslib's `encode_canonical` for the same value:
     /// code-point key order (U+FFFF before U+10000, which UTF-16 order would reverse; KELVIN SIGN
     /// after ASCII), only `\` and `"` escaped, control characters raw.
     @Test func matchesSecuresystemslibVector() throws {
-        let input = #"{"b":1,"a":[true,false,null,-5,0],"c":{"\u00e9":"\"\\","e":"tab\there\nnl\u0001"},"B":{},"\uffff":1,"\ud800\udc00":2,"\u212a":3,"L":4}"#
-        let expected: [UInt8] = bytes(#"{"B":{},"L":4,"a":[true,false,null,-5,0],"b":1,"c":{"e":"tab"#) + [0x09] + bytes("here") + [0x0a]
-            + bytes("nl") + [0x01] + bytes(#"",""#) + [0xc3, 0xa9] + bytes(#"":"\"\\"},""#) + [0xe2, 0x84, 0xaa] + bytes(#"":3,""#)
+        let input =
+            #"{"b":1,"a":[true,false,null,-5,0],"c":{"\u00e9":"\"\\","e":"tab\there\nnl\u0001"},"B":{},"\uffff":1,"\ud800\udc00":2,"\u212a":3,"L":4}"#
+        let expected: [UInt8] =
+            bytes(#"{"B":{},"L":4,"a":[true,false,null,-5,0],"b":1,"c":{"e":"tab"#) + [0x09] + bytes("here") + [0x0a]
+            + bytes("nl") + [0x01] + bytes(#"",""#) + [0xc3, 0xa9] + bytes(#"":"\"\\"},""#) + [0xe2, 0x84, 0xaa]
+            + bytes(#"":3,""#)
             + [0xef, 0xbf, 0xbf] + bytes(#"":1,""#) + [0xf0, 0x90, 0x80, 0x80] + bytes(#"":2}"#)
         let v = try JSONValue.parse(bytes(input))
         let got = v.canonicalBytes
@@ -40,14 +44,14 @@ import Testing
 
 @Suite struct JSONParserTests {
     @Test(arguments: [
-        #"{"a":1,"a":2}"#,          // duplicate key
-        "{\"\u{212A}\":1,\"K\":2}", // Kelvin sign vs K: Swift's String == would merge them; refused as duplicates
+        #"{"a":1,"a":2}"#,  // duplicate key
+        "{\"\u{212A}\":1,\"K\":2}",  // Kelvin sign vs K: Swift's String == would merge them; refused as duplicates
         "1.5", "1e3", "01", "-", "+1", "NaN", "Infinity",
         #"{"a":1,}"#, "[1,]", "[1 2]", #"{"a" 1}"#, "tru", "nul",
-        "\u{FEFF}{}",               // BOM
-        "{} x",                     // trailing data
-        #""\ud800""#, #""\udc00x""#, #""\ud800\u0041""#, // lone surrogates
-        "\"a\u{01}b\"",             // raw control character
+        "\u{FEFF}{}",  // BOM
+        "{} x",  // trailing data
+        #""\ud800""#, #""\udc00x""#, #""\ud800\u0041""#,  // lone surrogates
+        "\"a\u{01}b\"",  // raw control character
         #""\x""#, #""\u12""#, "\"abc",
     ])
     func refuses(_ input: String) {
@@ -56,7 +60,7 @@ import Testing
 
     @Test func refusesInvalidUTF8() {
         #expect(errorCode { _ = try JSONValue.parse([0x22, 0xff, 0x22]) } == .malformed)
-        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xed, 0xa0, 0x80, 0x22]) } == .malformed) // CESU surrogate
+        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xed, 0xa0, 0x80, 0x22]) } == .malformed)  // CESU surrogate
     }
 
     @Test func boundsDepthAndSize() throws {
@@ -84,7 +88,7 @@ import Testing
     @Test func parsesAsStrptimeDoes() {
         #expect(TUFTime.parse("1970-01-01T00:00:00Z") == 0)
         #expect(TUFTime.parse("2030-01-01T00:00:00Z") == 1_893_456_000)
-        #expect(TUFTime.parse("2030-1-1T0:0:0Z") == 1_893_456_000)     // strptime takes one digit
+        #expect(TUFTime.parse("2030-1-1T0:0:0Z") == 1_893_456_000)  // strptime takes one digit
         #expect(TUFTime.parse("2024-02-29T23:59:59Z") == 1_709_251_199)
         #expect(TUFTime.parse("2023-02-29T00:00:00Z") == nil)
         #expect(TUFTime.parse("2030-01-01T00:00:60Z") == nil)

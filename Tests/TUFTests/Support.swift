@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierTUF
 import Crypto
 import Foundation
+
+@testable import CourierTUF
 
 /// The repository root, from this file's path (Tests/TUFTests/Support.swift).
 let repoRoot: String = {
@@ -20,7 +21,12 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 struct TestKey {
     let priv = Curve25519.Signing.PrivateKey()
     var publicHex: String { Hex.encode(priv.publicKey.rawRepresentation) }
-    var json: JSONValue { .object(["keytype": .string("ed25519"), "scheme": .string("ed25519"), "keyval": .object(["public": .string(publicHex)])]) }
+    var json: JSONValue {
+        .object([
+            "keytype": .string("ed25519"), "scheme": .string("ed25519"),
+            "keyval": .object(["public": .string(publicHex)]),
+        ])
+    }
     var keyid: String { try! TUFKey(json: json, keyid: "x").defaultKeyID }
     func sign(_ message: [UInt8]) -> String { Hex.encode(try! priv.signature(for: message)) }
 }
@@ -64,8 +70,10 @@ struct Repo {
         var o = common("root", version, expires)
         o["consistent_snapshot"] = .bool(true)
         o["keys"] = .object(keys)
-        o["roles"] = .object(["root": roleJSON(rootKeys, rootThreshold), "timestamp": roleJSON(timestampKeys),
-                              "snapshot": roleJSON(snapshotKeys), "targets": roleJSON(targetsKeys)])
+        o["roles"] = .object([
+            "root": roleJSON(rootKeys, rootThreshold), "timestamp": roleJSON(timestampKeys),
+            "snapshot": roleJSON(snapshotKeys), "targets": roleJSON(targetsKeys),
+        ])
         return .object(o)
     }
 
@@ -73,8 +81,10 @@ struct Repo {
         envelope(rootSigned(version: version, expires: expires), signers ?? rootKeys)
     }
 
-    func timestamp(version: Int64 = 1, snapshotVersion: Int64 = 1, snapshot: [UInt8]? = nil, expires: String = T.future,
-                   signers: [TestKey]? = nil) -> [UInt8] {
+    func timestamp(
+        version: Int64 = 1, snapshotVersion: Int64 = 1, snapshot: [UInt8]? = nil, expires: String = T.future,
+        signers: [TestKey]? = nil
+    ) -> [UInt8] {
         var meta: [String: JSONValue] = ["version": .int(snapshotVersion)]
         if let snapshot {
             meta["length"] = .int(Int64(snapshot.count))
@@ -86,7 +96,9 @@ struct Repo {
     }
 
     /// `meta`: role file name → (version, bytes to hash or nil).
-    func snapshot(version: Int64 = 1, meta: [String: (Int64, [UInt8]?)] = ["targets.json": (1, nil)], expires: String = T.future) -> [UInt8] {
+    func snapshot(
+        version: Int64 = 1, meta: [String: (Int64, [UInt8]?)] = ["targets.json": (1, nil)], expires: String = T.future
+    ) -> [UInt8] {
         var m: [String: JSONValue] = [:]
         for (name, (v, b)) in meta {
             var e: [String: JSONValue] = ["version": .int(v)]
@@ -103,11 +115,15 @@ struct Repo {
 }
 
 /// A targets payload: `files` path → content; `delegations` as JSON.
-func targetsFile(version: Int64 = 1, expires: String = T.future, files: [String: [UInt8]] = [:],
-                 delegations: JSONValue? = nil, signers: [TestKey]) -> [UInt8] {
+func targetsFile(
+    version: Int64 = 1, expires: String = T.future, files: [String: [UInt8]] = [:],
+    delegations: JSONValue? = nil, signers: [TestKey]
+) -> [UInt8] {
     var t: [String: JSONValue] = [:]
     for (p, b) in files {
-        t[p] = .object(["length": .int(Int64(b.count)), "hashes": .object(["sha256": .string(Hex.encode(SHA256.hash(data: b)))])])
+        t[p] = .object([
+            "length": .int(Int64(b.count)), "hashes": .object(["sha256": .string(Hex.encode(SHA256.hash(data: b)))]),
+        ])
     }
     var o = common("targets", version, expires)
     o["targets"] = .object(t)
@@ -116,13 +132,17 @@ func targetsFile(version: Int64 = 1, expires: String = T.future, files: [String:
 }
 
 /// A `delegations` object listing `roles` (name, keys, terminating, paths or hash prefixes).
-func delegationsJSON(_ roles: [(name: String, keys: [TestKey], terminating: Bool, paths: [String]?, prefixes: [String]?)]) -> JSONValue {
+func delegationsJSON(
+    _ roles: [(name: String, keys: [TestKey], terminating: Bool, paths: [String]?, prefixes: [String]?)]
+) -> JSONValue {
     var keys: [String: JSONValue] = [:]
     var list: [JSONValue] = []
     for r in roles {
         for k in r.keys { keys[k.keyid] = k.json }
-        var o: [String: JSONValue] = ["name": .string(r.name), "keyids": .array(r.keys.map { .string($0.keyid) }),
-                                      "threshold": .int(1), "terminating": .bool(r.terminating)]
+        var o: [String: JSONValue] = [
+            "name": .string(r.name), "keyids": .array(r.keys.map { .string($0.keyid) }),
+            "threshold": .int(1), "terminating": .bool(r.terminating),
+        ]
         if let p = r.paths { o["paths"] = .array(p.map { .string($0) }) }
         if let p = r.prefixes { o["path_hash_prefixes"] = .array(p.map { .string($0) }) }
         list.append(.object(o))
@@ -132,5 +152,8 @@ func delegationsJSON(_ roles: [(name: String, keys: [TestKey], terminating: Bool
 
 /// The code of a CourierError thrown by `body`, or nil if it did not throw.
 func errorCode(_ body: () throws -> Void) -> CourierError.Code? {
-    do { try body(); return nil } catch let e as CourierError { return e.code } catch { return CourierError.Code("not-a-CourierError") }
+    do {
+        try body()
+        return nil
+    } catch let e as CourierError { return e.code } catch { return CourierError.Code("not-a-CourierError") }
 }

@@ -1,6 +1,7 @@
 import CourierCore
-@testable import CourierTUF
 import Testing
+
+@testable import CourierTUF
 
 /// Scenarios run through python-tuf 7.0.1's TrustedMetadataSet (Fixtures/tuf/tms_cases.json,
 /// written by Fixtures/tuf/make_tms_fixtures.py), replayed here: every step must get the same
@@ -19,15 +20,18 @@ import Testing
         let j = try! JSONValue.parse(try! fixture("tms_cases.json"))
         let blobs = j[field: "blobs"]!.arrayValue!.map { Hex.decode($0.stringValue!)! }
         return j[field: "cases"]!.arrayValue!.map { c in
-            Case(name: c[field: "name"]!.stringValue!, referenceTime: c[field: "reference_time"]!.intValue!,
-                 root: blobs[Int(c[field: "root"]!.intValue!)], rootResult: c[field: "root_result"]!.stringValue!,
-                 steps: c[field: "steps"]!.arrayValue!.map { s in
-                     var after: [String: Int64?] = [:]
-                     for (k, v) in s[field: "after"]!.objectValue! { after[k] = v.intValue }
-                     return Step(op: s[field: "op"]!.stringValue!, data: blobs[Int(s[field: "data"]!.intValue!)],
-                                 role: s[field: "role"]!.stringValue!, delegator: s[field: "delegator"]!.stringValue!,
-                                 trusted: s[field: "trusted"]!.boolValue!, result: s[field: "result"]!.stringValue!, after: after)
-                 })
+            Case(
+                name: c[field: "name"]!.stringValue!, referenceTime: c[field: "reference_time"]!.intValue!,
+                root: blobs[Int(c[field: "root"]!.intValue!)], rootResult: c[field: "root_result"]!.stringValue!,
+                steps: c[field: "steps"]!.arrayValue!.map { s in
+                    var after: [String: Int64?] = [:]
+                    for (k, v) in s[field: "after"]!.objectValue! { after[k] = v.intValue }
+                    return Step(
+                        op: s[field: "op"]!.stringValue!, data: blobs[Int(s[field: "data"]!.intValue!)],
+                        role: s[field: "role"]!.stringValue!, delegator: s[field: "delegator"]!.stringValue!,
+                        trusted: s[field: "trusted"]!.boolValue!, result: s[field: "result"]!.stringValue!, after: after
+                    )
+                })
         }
     }()
 
@@ -49,7 +53,9 @@ import Testing
     @Test(arguments: cases.map(\.name))
     func sameDecisionsAsPythonTUF(_ name: String) throws {
         let c = Self.cases.first { $0.name == name }!
-        let loaded: Result<TrustedMetadataSet, Error> = Result { try TrustedMetadataSet(rootBytes: c.root, referenceTime: c.referenceTime) }
+        let loaded: Result<TrustedMetadataSet, Error> = Result {
+            try TrustedMetadataSet(rootBytes: c.root, referenceTime: c.referenceTime)
+        }
         guard case .success(var set) = loaded else {
             #expect(c.rootResult != "ok", "root refused here but accepted by python-tuf")
             return
@@ -67,7 +73,9 @@ import Testing
                 }
             }
             if s.result == "ok" {
-                #expect(code == nil, "step \(n) (\(s.op)): python-tuf accepted, we refused with \(String(describing: code))")
+                #expect(
+                    code == nil, "step \(n) (\(s.op)): python-tuf accepted, we refused with \(String(describing: code))"
+                )
             } else if let want = Self.expectedCode(s.result) {
                 #expect(code == want, "step \(n) (\(s.op)): python-tuf \(s.result), we \(String(describing: code))")
             } else {
@@ -79,7 +87,10 @@ import Testing
                 "role1": set.targetsRole("role1")?.signed.version,
             ]
             for (role, v) in s.after {
-                #expect(ours[role] == v, "step \(n) (\(s.op)): trusted \(role) version here \(String(describing: ours[role] ?? nil)), python-tuf \(String(describing: v))")
+                #expect(
+                    ours[role] == v,
+                    "step \(n) (\(s.op)): trusted \(role) version here \(String(describing: ours[role] ?? nil)), python-tuf \(String(describing: v))"
+                )
             }
         }
     }

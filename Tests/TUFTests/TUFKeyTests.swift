@@ -1,6 +1,7 @@
 import CourierCore
-@testable import CourierTUF
 import Testing
+
+@testable import CourierTUF
 
 /// Keys and signatures made by securesystemslib's CryptoSigner (Fixtures/tuf/keys.json, written
 /// by Fixtures/tuf/make_key_fixtures.py): ed25519, ecdsa P-256, RSA-PSS (salt = digest length)
@@ -18,10 +19,11 @@ import Testing
         let j = try JSONValue.parse(try fixture("keys.json"))
         return try j.arrayValue!.map { e in
             let id = e[field: "keyid"]!.stringValue!
-            return Entry(name: e[field: "name"]!.stringValue!, keyid: id,
-                         key: try TUFKey(json: e[field: "key"]!, keyid: id),
-                         message: Hex.decode(e[field: "message"]!.stringValue!)!,
-                         sig: Hex.decode(e[field: "sig"]!.stringValue!)!)
+            return Entry(
+                name: e[field: "name"]!.stringValue!, keyid: id,
+                key: try TUFKey(json: e[field: "key"]!, keyid: id),
+                message: Hex.decode(e[field: "message"]!.stringValue!)!,
+                sig: Hex.decode(e[field: "sig"]!.stringValue!)!)
         }
     }
 
@@ -47,9 +49,11 @@ import Testing
 
     @Test func keyOfAnotherTypeDoesNotVerify() throws {
         let all = try Self.entries()
-        for a in all { for b in all where a.name != b.name {
-            #expect(!a.key.verify(signature: b.sig, message: b.message), "\(a.name) with \(b.name)'s signature")
-        } }
+        for a in all {
+            for b in all where a.name != b.name {
+                #expect(!a.key.verify(signature: b.sig, message: b.message), "\(a.name) with \(b.name)'s signature")
+            }
+        }
     }
 
     /// securesystemslib's default key id is SHA-256 of the canonical JSON of the key: the PEM
@@ -59,17 +63,28 @@ import Testing
     }
 
     @Test func unknownPairIsRefusedKnownButUnverifiableCountsAsNoSignature() throws {
-        let weird = JSONValue.object(["keytype": .string("weird"), "scheme": .string("x"), "keyval": .object(["public": .string("00")])])
+        let weird = JSONValue.object([
+            "keytype": .string("weird"), "scheme": .string("x"), "keyval": .object(["public": .string("00")]),
+        ])
         #expect(errorCode { _ = try TUFKey(json: weird, keyid: "k") } == .malformed)
-        let mismatched = JSONValue.object(["keytype": .string("rsa"), "scheme": .string("ed25519"), "keyval": .object(["public": .string("00")])])
+        let mismatched = JSONValue.object([
+            "keytype": .string("rsa"), "scheme": .string("ed25519"), "keyval": .object(["public": .string("00")]),
+        ])
         #expect(errorCode { _ = try TUFKey(json: mismatched, keyid: "k") } == .malformed)
-        let noPublic = JSONValue.object(["keytype": .string("ed25519"), "scheme": .string("ed25519"), "keyval": .object(["private": .string("00")])])
+        let noPublic = JSONValue.object([
+            "keytype": .string("ed25519"), "scheme": .string("ed25519"), "keyval": .object(["private": .string("00")]),
+        ])
         #expect(errorCode { _ = try TUFKey(json: noPublic, keyid: "k") } == .malformed)
-        let mldsa = JSONValue.object(["keytype": .string("mldsa"), "scheme": .string("mldsa-65-1"), "keyval": .object(["public": .string("00")])])
+        let mldsa = JSONValue.object([
+            "keytype": .string("mldsa"), "scheme": .string("mldsa-65-1"), "keyval": .object(["public": .string("00")]),
+        ])
         let k = try TUFKey(json: mldsa, keyid: "k")
         #expect(!k.verify(signature: [1, 2, 3], message: [4]))
         // A public value that is not a key never verifies and never crashes.
-        let badPEM = JSONValue.object(["keytype": .string("ecdsa"), "scheme": .string("ecdsa-sha2-nistp256"), "keyval": .object(["public": .string("nope")])])
+        let badPEM = JSONValue.object([
+            "keytype": .string("ecdsa"), "scheme": .string("ecdsa-sha2-nistp256"),
+            "keyval": .object(["public": .string("nope")]),
+        ])
         #expect(!(try TUFKey(json: badPEM, keyid: "k")).verify(signature: [1], message: [2]))
     }
 

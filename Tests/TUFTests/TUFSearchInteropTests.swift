@@ -1,27 +1,35 @@
 import CourierCore
-@testable import CourierTUF
 import Testing
+
+@testable import CourierTUF
 
 /// A repository made by python-tuf's Metadata API (Fixtures/tuf/search_repo.json, written by
 /// Fixtures/tuf/make_search_fixtures.py) and what python-tuf's Updater found for each path:
 /// TargetSearch must find the same entry (the role that listed it) after loading the same roles
 /// in the same order.
 @Suite struct TUFSearchInteropTests {
-    struct Lookup { let path: String; let role: String?; let length: Int64?; let loaded: [String] }
+    struct Lookup {
+        let path: String
+        let role: String?
+        let length: Int64?
+        let loaded: [String]
+    }
 
     static let fixtureJSON: JSONValue = try! JSONValue.parse(try! fixture("search_repo.json"))
     static var files: [String: [UInt8]] {
         fixtureJSON[field: "files"]!.objectValue!.mapValues { Hex.decode($0.stringValue!)! }
     }
     static let lookups: [Lookup] = fixtureJSON[field: "lookups"]!.arrayValue!.map { l in
-        Lookup(path: l[field: "path"]!.stringValue!, role: l[field: "role"]!.stringValue,
-               length: l[field: "length"]!.intValue, loaded: l[field: "loaded"]!.arrayValue!.map { $0.stringValue! })
+        Lookup(
+            path: l[field: "path"]!.stringValue!, role: l[field: "role"]!.stringValue,
+            length: l[field: "length"]!.intValue, loaded: l[field: "loaded"]!.arrayValue!.map { $0.stringValue! })
     }
 
     /// A client as python-tuf's refresh() leaves it: root, timestamp, snapshot, top-level targets.
     static func refreshed() throws -> TrustedMetadataSet {
         let f = files
-        var set = try TrustedMetadataSet(rootBytes: f["root"]!, referenceTime: fixtureJSON[field: "reference_time"]!.intValue!)
+        var set = try TrustedMetadataSet(
+            rootBytes: f["root"]!, referenceTime: fixtureJSON[field: "reference_time"]!.intValue!)
         try set.checkRootNotExpired()
         try set.updateTimestamp(f["timestamp"]!)
         try set.updateSnapshot(f["snapshot"]!)
@@ -61,7 +69,9 @@ import Testing
             case .need(let role, let delegator):
                 asked.append(role)
                 try set.updateDelegatedTargets(f[role]!, role: role, delegator: delegator)
-            case .found(let t, let role): found = (t, role); break loop
+            case .found(let t, let role):
+                found = (t, role)
+                break loop
             case .notFound: break loop
             }
         }

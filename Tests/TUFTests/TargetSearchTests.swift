@@ -1,7 +1,8 @@
 import CourierCore
-@testable import CourierTUF
 import Crypto
 import Testing
+
+@testable import CourierTUF
 
 /// A repository of targets roles: top-level targets plus named delegated roles, all listed in
 /// snapshot; `search` runs TargetSearch with a loader that records what it loads.
@@ -30,7 +31,11 @@ struct SearchWorld {
         let r = try TargetSearch.findTarget(path, in: &set, maxDelegations: max) { role, delegator, set in
             loads.append(role)
             guard let b = files[role] else { throw CourierError(.download, "no \(role)") }
-            if role == "targets" { try set.updateTargets(b) } else { try set.updateDelegatedTargets(b, role: role, delegator: delegator) }
+            if role == "targets" {
+                try set.updateTargets(b)
+            } else {
+                try set.updateDelegatedTargets(b, role: role, delegator: delegator)
+            }
         }
         self.loads += loads
         return r
@@ -51,17 +56,19 @@ struct SearchWorld {
         #expect(r?.0.length == 1)
         #expect(w.loads == ["targets"])
         #expect(try w.search("b.txt") == nil)
-        #expect(w.loads == ["targets"])   // loaded once
+        #expect(w.loads == ["targets"])  // loaded once
     }
 
     @Test func preorderDepthFirstInListedOrder() throws {
         let top = delegationsJSON([("A", [k], false, ["*"], nil), ("B", [k], false, ["*"], nil)])
         let aDeleg = delegationsJSON([("C", [k], false, ["*"], nil)])
-        var w = try SearchWorld(top: ([:], top), roles: [
-            "A": role([:], aDeleg), "B": role(["x": "from B", "y": "B"]), "C": role(["x": "from C"]),
-        ])
+        var w = try SearchWorld(
+            top: ([:], top),
+            roles: [
+                "A": role([:], aDeleg), "B": role(["x": "from B", "y": "B"]), "C": role(["x": "from C"]),
+            ])
         let r = try w.search("x")
-        #expect(r?.role == "C")           // A's child C comes before A's sibling B
+        #expect(r?.role == "C")  // A's child C comes before A's sibling B
         #expect(w.loads == ["targets", "A", "C"])
         #expect(try w.search("y")?.role == "B")
         #expect(w.loads == ["targets", "A", "C", "B"])
@@ -105,11 +112,13 @@ struct SearchWorld {
 
     @Test func pathPatternsMatchPerSegment() throws {
         let top = delegationsJSON([("A", [k], false, ["files/*.txt"], nil), ("B", [k], false, ["*/*/*"], nil)])
-        var w = try SearchWorld(top: ([:], top), roles: [
-            "A": role(["files/a.txt": "A", "files/sub/b.txt": "A"]), "B": role(["files/sub/b.txt": "B"]),
-        ])
+        var w = try SearchWorld(
+            top: ([:], top),
+            roles: [
+                "A": role(["files/a.txt": "A", "files/sub/b.txt": "A"]), "B": role(["files/sub/b.txt": "B"]),
+            ])
         #expect(try w.search("files/a.txt")?.role == "A")
-        #expect(try w.search("files/sub/b.txt")?.role == "B")   // '*' does not cross '/'
+        #expect(try w.search("files/sub/b.txt")?.role == "B")  // '*' does not cross '/'
         #expect(try w.search("other/a.txt") == nil)
         #expect(!w.loads.contains("X"))
     }
@@ -117,8 +126,11 @@ struct SearchWorld {
     @Test func pathHashPrefixes() throws {
         let h = Hex.encode(SHA256.hash(data: bytes("pkg/a.bin")))
         let other = h.first == "0" ? "1" : "0"
-        let top = delegationsJSON([("no", [k], false, nil, [other]), ("yes", [k], false, nil, [String(h.prefix(3)), "zz"])])
-        var w = try SearchWorld(top: ([:], top), roles: ["no": role(["pkg/a.bin": "no"]), "yes": role(["pkg/a.bin": "yes"])])
+        let top = delegationsJSON([
+            ("no", [k], false, nil, [other]), ("yes", [k], false, nil, [String(h.prefix(3)), "zz"]),
+        ])
+        var w = try SearchWorld(
+            top: ([:], top), roles: ["no": role(["pkg/a.bin": "no"]), "yes": role(["pkg/a.bin": "yes"])])
         #expect(try w.search("pkg/a.bin")?.role == "yes")
         #expect(w.loads == ["targets", "yes"])
     }
@@ -127,12 +139,14 @@ struct SearchWorld {
         // Bin of "files/a.txt" with bit_length 4 is "bin-8" (python-tuf get_role_for_target).
         let deleg = JSONValue.object([
             "keys": .object([k.keyid: k.json]),
-            "succinct_roles": .object(["keyids": .array([.string(k.keyid)]), "threshold": .int(1),
-                                       "bit_length": .int(4), "name_prefix": .string("bin")]),
+            "succinct_roles": .object([
+                "keyids": .array([.string(k.keyid)]), "threshold": .int(1),
+                "bit_length": .int(4), "name_prefix": .string("bin"),
+            ]),
         ])
         var w = try SearchWorld(top: ([:], deleg), roles: ["bin-8": role(["files/a.txt": "x"]), "bin-c": role()])
         #expect(try w.search("files/a.txt")?.role == "bin-8")
-        #expect(try w.search("a") == nil)      // bin-c, which does not list it; bins are terminating
+        #expect(try w.search("a") == nil)  // bin-c, which does not list it; bins are terminating
         #expect(w.loads == ["targets", "bin-8", "bin-c"])
     }
 
@@ -144,7 +158,10 @@ struct SearchWorld {
         #expect(errorCode { _ = try TargetSearch.findTarget("x", in: &w2.set) { _, _, _ in } } == .tufOrder)
         // The walk: a role asked for and not loaded is the caller's bug.
         var walk = TargetSearch.Walk("x")
-        guard case .need(let role, let delegator) = try walk.next(in: w2.set) else { Issue.record("no need"); return }
+        guard case .need(let role, let delegator) = try walk.next(in: w2.set) else {
+            Issue.record("no need")
+            return
+        }
         #expect(role == "targets" && delegator == "root")
         #expect(errorCode { _ = try walk.next(in: w2.set) } == .tufOrder)
     }
@@ -185,13 +202,19 @@ struct SearchWorld {
             ("bin/x/y.tar.gz", 10, "bin-36e"), ("bin/x/y.tar.gz", 32, "bin-db9a2ee1"),
         ]
         for (path, bits, want) in cases {
-            let s = try SuccinctRoles(JSONValue.object(["keyids": .array([]), "threshold": .int(1), "bit_length": .int(bits), "name_prefix": .string("bin")]))
+            let s = try SuccinctRoles(
+                JSONValue.object([
+                    "keyids": .array([]), "threshold": .int(1), "bit_length": .int(bits), "name_prefix": .string("bin"),
+                ]))
             #expect(s.roleForTarget(path) == want)
             #expect(s.isDelegatedRole(want))
         }
-        let s = try SuccinctRoles(JSONValue.object(["keyids": .array([]), "threshold": .int(1), "bit_length": .int(10), "name_prefix": .string("bin")]))
-        #expect(!s.isDelegatedRole("bin-400"))   // 1024 bins: 0x000…0x3ff
-        #expect(!s.isDelegatedRole("bin-3f"))    // suffix length 3
+        let s = try SuccinctRoles(
+            JSONValue.object([
+                "keyids": .array([]), "threshold": .int(1), "bit_length": .int(10), "name_prefix": .string("bin"),
+            ]))
+        #expect(!s.isDelegatedRole("bin-400"))  // 1024 bins: 0x000…0x3ff
+        #expect(!s.isDelegatedRole("bin-3f"))  // suffix length 3
         #expect(!s.isDelegatedRole("bin-3fg"))
         #expect(!s.isDelegatedRole("bim-3ff"))
         #expect(s.isDelegatedRole("bin-3ff"))

@@ -1,8 +1,9 @@
 import CourierCore
-@testable import CourierTUF
 import Crypto
 import Foundation
 import Testing
+
+@testable import CourierTUF
 
 /// The state machine on metadata built and signed here (ed25519), one rule per test.
 @Suite struct TrustedMetadataSetTests {
@@ -25,7 +26,9 @@ import Testing
 
     @Test func initialRootMustBeSignedByItself() throws {
         _ = try fresh()
-        #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: repo.root(signers: [TestKey()]), referenceTime: T.now) } == .signature)
+        #expect(
+            errorCode { _ = try TrustedMetadataSet(rootBytes: repo.root(signers: [TestKey()]), referenceTime: T.now) }
+                == .signature)
         // An expired trusted root loads (expiry is the final root's business).
         _ = try TrustedMetadataSet(rootBytes: repo.root(expires: T.past), referenceTime: T.now)
         #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: bytes("{}"), referenceTime: T.now) } == .malformed)
@@ -80,7 +83,9 @@ import Testing
         #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: dup, referenceTime: T.now) } == .malformed)
         // A signature by a key not in the role, or not hex, does not count.
         let stranger = TestKey()
-        let bad = envelope(signed, [one], extraSigs: [(stranger.keyid, stranger.sign(signed.canonicalBytes)), (r.rootKeys[1].keyid, "zz")])
+        let bad = envelope(
+            signed, [one],
+            extraSigs: [(stranger.keyid, stranger.sign(signed.canonicalBytes)), (r.rootKeys[1].keyid, "zz")])
         #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: bad, referenceTime: T.now) } == .signature)
         _ = try TrustedMetadataSet(rootBytes: envelope(signed, r.rootKeys), referenceTime: T.now)
     }
@@ -134,9 +139,9 @@ import Testing
         let other = repo.snapshot(meta: ["targets.json": (1, nil), "x.json": (1, nil)])
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp(snapshot: other))
-        #expect(errorCode { try s.updateSnapshot(snap) } == .signature)          // length and hash
+        #expect(errorCode { try s.updateSnapshot(snap) } == .signature)  // length and hash
         #expect(s.snapshot == nil)
-        try s.updateSnapshot(snap, trusted: true)                                // local copy: no hash check
+        try s.updateSnapshot(snap, trusted: true)  // local copy: no hash check
         #expect(s.snapshot?.signed.version == 1)
     }
 
@@ -156,14 +161,19 @@ import Testing
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp(snapshotVersion: 2))
         #expect(errorCode { try s.updateSnapshot(repo.snapshot(version: 1)) } == .rollback)
-        #expect(s.snapshot?.signed.version == 1)     // stored as intermediate
+        #expect(s.snapshot?.signed.version == 1)  // stored as intermediate
         #expect(errorCode { try s.updateTargets(targetsFile(signers: repo.targetsKeys)) } == .rollback)
         // A role disappearing or going down against the old snapshot.
-        #expect(errorCode { try s.updateSnapshot(repo.snapshot(version: 2, meta: ["other.json": (1, nil)])) } == .rollback)
+        #expect(
+            errorCode { try s.updateSnapshot(repo.snapshot(version: 2, meta: ["other.json": (1, nil)])) } == .rollback)
         var s2 = try fresh()
         try s2.updateTimestamp(repo.timestamp(snapshotVersion: 2))
-        #expect(errorCode { try s2.updateSnapshot(repo.snapshot(version: 1, meta: ["targets.json": (3, nil)])) } == .rollback)
-        #expect(errorCode { try s2.updateSnapshot(repo.snapshot(version: 2, meta: ["targets.json": (2, nil)])) } == .rollback)
+        #expect(
+            errorCode { try s2.updateSnapshot(repo.snapshot(version: 1, meta: ["targets.json": (3, nil)])) }
+                == .rollback)
+        #expect(
+            errorCode { try s2.updateSnapshot(repo.snapshot(version: 2, meta: ["targets.json": (2, nil)])) }
+                == .rollback)
         try s2.updateSnapshot(repo.snapshot(version: 2, meta: ["targets.json": (3, nil)]))
     }
 
@@ -181,7 +191,7 @@ import Testing
         let snap = repo.snapshot(meta: ["targets.json": (1, t1)])
         try s.updateTimestamp(repo.timestamp(snapshot: snap))
         try s.updateSnapshot(snap)
-        #expect(errorCode { try s.updateTargets(t2) } == .signature)                 // hash/length
+        #expect(errorCode { try s.updateTargets(t2) } == .signature)  // hash/length
         #expect(errorCode { try s.updateTargets(targetsFile(signers: [TestKey()])) } == .signature)
         try s.updateTargets(t1)
         #expect(s.contains(role: "targets", delegator: "root"))
@@ -194,7 +204,9 @@ import Testing
         try s.updateTimestamp(repo.timestamp(snapshot: snap))
         try s.updateSnapshot(snap)
         #expect(errorCode { try s.updateTargets(targetsFile(version: 1, signers: repo.targetsKeys)) } == .rollback)
-        #expect(errorCode { try s.updateTargets(targetsFile(version: 2, expires: T.past, signers: repo.targetsKeys)) } == .expired)
+        #expect(
+            errorCode { try s.updateTargets(targetsFile(version: 2, expires: T.past, signers: repo.targetsKeys)) }
+                == .expired)
         #expect(s.targets == nil)
         try s.updateTargets(targetsFile(version: 2, signers: repo.targetsKeys))
     }
@@ -210,8 +222,12 @@ import Testing
         try s.updateSnapshot(snap)
         #expect(errorCode { try s.updateDelegatedTargets(a, role: "a", delegator: "targets") } == .tufOrder)
         try s.updateTargets(t)
-        #expect(errorCode { try s.updateDelegatedTargets(targetsFile(signers: [TestKey()]), role: "a", delegator: "targets") } == .signature)
-        #expect(errorCode { try s.updateDelegatedTargets(a, role: "b", delegator: "targets") } == .signature)  // not in snapshot
+        #expect(
+            errorCode {
+                try s.updateDelegatedTargets(targetsFile(signers: [TestKey()]), role: "a", delegator: "targets")
+            } == .signature)
+        // Not in snapshot.
+        #expect(errorCode { try s.updateDelegatedTargets(a, role: "b", delegator: "targets") } == .signature)
         try s.updateDelegatedTargets(a, role: "a", delegator: "targets")
         #expect(s.contains(role: "a", delegator: "targets"))
         #expect(!s.contains(role: "a", delegator: "root"))
@@ -228,7 +244,8 @@ import Testing
         #expect(ts.signedBytes == JSONValue.object(o).canonicalBytes)
         // Removing the unknown field after signing breaks the signature.
         var s2 = try fresh()
-        let stripped = String(decoding: file, as: UTF8.self).replacingOccurrences(of: #","x-extra":{"a":true,"b":[1,null]}"#, with: "")
+        let stripped = String(decoding: file, as: UTF8.self).replacingOccurrences(
+            of: #","x-extra":{"a":true,"b":[1,null]}"#, with: "")
         #expect(stripped.utf8.count < file.count)
         #expect(errorCode { try s2.updateTimestamp(bytes(stripped)) } == .signature)
     }

@@ -16,7 +16,9 @@ final class TUFWorkspace {
     let root: String
 
     init() {
-        root = FileManager.default.temporaryDirectory.path + "/courier-tuf-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
+        root =
+            FileManager.default.temporaryDirectory.path
+            + "/courier-tuf-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
@@ -28,7 +30,9 @@ final class TUFWorkspace {
 
     func exists(_ rel: String) -> Bool { FileManager.default.fileExists(atPath: path(rel)) }
 
-    func list(_ rel: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path(rel))) ?? []).sorted() }
+    func list(_ rel: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path(rel))) ?? []).sorted()
+    }
 }
 
 /// A repository made by `Tests/Support/tufrepo.py` (python-tuf 7.0.1) under `ws/repo`.
@@ -115,7 +119,8 @@ final class TUFServer: @unchecked Sendable {
 
 /// A client directory initialised with the repository's `1.root.json`, as `courier-tuf init` does.
 func initClient(_ ws: TUFWorkspace, _ repo: TestRepo) throws -> (metadata: String, targets: String) {
-    let md = ws.path("client/metadata"), tg = ws.path("client/targets")
+    let md = ws.path("client/metadata")
+    let tg = ws.path("client/targets")
     try FileManager.default.createDirectory(atPath: tg, withIntermediateDirectories: true)
     try MetadataStore(directory: md).initialize(trustedRoot: repo.dir + "/metadata/1.root.json")
     return (md, tg)
@@ -124,13 +129,16 @@ func initClient(_ ws: TUFWorkspace, _ repo: TestRepo) throws -> (metadata: Strin
 let testLogger = Logger(label: "tuf-tests")
 
 /// Runs `body` with a fresh updater (and fetcher, shut down afterwards), as one CLI invocation would.
-func withUpdater<T>(_ ws: TUFWorkspace, _ server: TUFServer, config: UpdaterConfig = UpdaterConfig(),
-                    referenceTime: Int64? = nil, _ body: (Updater) async throws -> T) async throws -> T {
+func withUpdater<T>(
+    _ ws: TUFWorkspace, _ server: TUFServer, config: UpdaterConfig = UpdaterConfig(),
+    referenceTime: Int64? = nil, _ body: (Updater) async throws -> T
+) async throws -> T {
     let fetcher = Fetcher(policy: UpdaterConfig.fetchPolicy(userAgent: "courier-tuf-tests"), logger: testLogger)
     do {
-        let u = try Updater(metadataDir: ws.path("client/metadata"), metadataBaseURL: server.metadataURL,
-                            targetDir: ws.path("client/targets"), targetBaseURL: server.targetsURL,
-                            fetcher: fetcher, config: config, logger: testLogger, referenceTime: referenceTime)
+        let u = try Updater(
+            metadataDir: ws.path("client/metadata"), metadataBaseURL: server.metadataURL,
+            targetDir: ws.path("client/targets"), targetBaseURL: server.targetsURL,
+            fetcher: fetcher, config: config, logger: testLogger, referenceTime: referenceTime)
         let r = try await body(u)
         try await fetcher.shutdown()
         return r
@@ -142,6 +150,8 @@ func withUpdater<T>(_ ws: TUFWorkspace, _ server: TUFServer, config: UpdaterConf
 
 /// The `CourierError` `body` throws, or nil.
 func courierError(_ body: () async throws -> Void) async -> CourierError? {
-    do { try await body() } catch let e as CourierError { return e } catch { return CourierError(.io, "unexpected: \(error)") }
+    do { try await body() } catch let e as CourierError { return e } catch {
+        return CourierError(.io, "unexpected: \(error)")
+    }
     return nil
 }

@@ -1,8 +1,9 @@
 import CourierCore
 import CourierFetch
-@testable import CourierTUF
 import Foundation
 import Testing
+
+@testable import CourierTUF
 
 /// The updater against a real repository (python-tuf 7.0.1, `Tests/Support/tufrepo.py`) served
 /// on 127.0.0.1 (`Tests/Support/tufserver.py`), with the metadata directory on disk.
@@ -15,12 +16,21 @@ import Testing
         let (md, _) = try initClient(ws, repo)
         try await withUpdater(ws, server) { try await $0.refresh() }
         #expect(ws.list("client/metadata") == ["root.json", "snapshot.json", "targets.json", "timestamp.json"])
-        #expect(FileManager.default.contents(atPath: md + "/timestamp.json").map(Array.init) == repo.metadata("timestamp.json"))
-        #expect(FileManager.default.contents(atPath: md + "/snapshot.json").map(Array.init) == repo.metadata("2.snapshot.json"))
-        #expect(FileManager.default.contents(atPath: md + "/targets.json").map(Array.init) == repo.metadata("2.targets.json"))
+        #expect(
+            FileManager.default.contents(atPath: md + "/timestamp.json").map(Array.init)
+                == repo.metadata("timestamp.json"))
+        #expect(
+            FileManager.default.contents(atPath: md + "/snapshot.json").map(Array.init)
+                == repo.metadata("2.snapshot.json"))
+        #expect(
+            FileManager.default.contents(atPath: md + "/targets.json").map(Array.init)
+                == repo.metadata("2.targets.json"))
         // Consistent snapshots: versioned snapshot and targets, root loop ended by the 404 on 2.root.json.
-        #expect(server.requests() == ["/metadata/2.root.json", "/metadata/timestamp.json",
-                                      "/metadata/2.snapshot.json", "/metadata/2.targets.json"])
+        #expect(
+            server.requests() == [
+                "/metadata/2.root.json", "/metadata/timestamp.json",
+                "/metadata/2.snapshot.json", "/metadata/2.targets.json",
+            ])
         // A second refresh keeps the local snapshot and targets (still valid for the timestamp).
         server.clearLog()
         try await withUpdater(ws, server) { try await $0.refresh() }
@@ -62,8 +72,11 @@ import Testing
             let found = try #require(try await u.targetInfo("file.txt"))
             try await u.downloadTarget(found)
         }
-        #expect(server.requests() == ["/metadata/2.root.json", "/metadata/timestamp.json", "/metadata/snapshot.json",
-                                      "/metadata/targets.json", "/targets/file.txt"])
+        #expect(
+            server.requests() == [
+                "/metadata/2.root.json", "/metadata/timestamp.json", "/metadata/snapshot.json",
+                "/metadata/targets.json", "/targets/file.txt",
+            ])
         #expect(ws.read("client/targets/file.txt") == Array("plain".utf8))
     }
 
@@ -79,8 +92,11 @@ import Testing
             #expect(u.trusted.root.signed.version == 3)
         }
         #expect(FileManager.default.contents(atPath: md + "/root.json").map(Array.init) == repo.metadata("3.root.json"))
-        #expect(Array(server.requests().prefix(4)) == ["/metadata/2.root.json", "/metadata/3.root.json",
-                                                       "/metadata/4.root.json", "/metadata/timestamp.json"])
+        #expect(
+            Array(server.requests().prefix(4)) == [
+                "/metadata/2.root.json", "/metadata/3.root.json",
+                "/metadata/4.root.json", "/metadata/timestamp.json",
+            ])
     }
 
     @Test func a403EndsTheRotationLoopToo() async throws {
@@ -127,7 +143,9 @@ import Testing
         let ws = TUFWorkspace()
         let repo = try TestRepo(ws)
         try repo.run(["add-target", "a/file1.txt", "hello"])
-        try repo.control(endless: ["/targets/a/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.file1.txt"])
+        try repo.control(endless: [
+            "/targets/a/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.file1.txt"
+        ])
         let server = try TUFServer(repo, ws)
         _ = try initClient(ws, repo)
         let e = await courierError {
@@ -159,7 +177,8 @@ import Testing
         let ws = TUFWorkspace()
         let repo = try TestRepo(ws, [])
         let big = ws.path("big.bin")
-        try Data(String(repeating: "0123456789abcdef", count: 3 << 16).utf8).write(to: URL(fileURLWithPath: big))   // 3 MiB
+        // 3 MiB.
+        try Data(String(repeating: "0123456789abcdef", count: 3 << 16).utf8).write(to: URL(fileURLWithPath: big))
         try repo.run(["add-target", "big.bin", "@" + big])
         try repo.run(["add-target", "short.txt", "hello"])
         try Data("hello, and then some".utf8).write(to: URL(fileURLWithPath: repo.dir + "/targets/short.txt"))
@@ -213,8 +232,11 @@ import Testing
         }
         server.clearLog()
         try await withUpdater(ws, server) { try await $0.refresh() }
-        #expect(server.requests() == ["/metadata/2.root.json", "/metadata/timestamp.json",
-                                      "/metadata/1.snapshot.json", "/metadata/1.targets.json"])
+        #expect(
+            server.requests() == [
+                "/metadata/2.root.json", "/metadata/timestamp.json",
+                "/metadata/1.snapshot.json", "/metadata/1.targets.json",
+            ])
         #expect(ws.read("client/metadata/snapshot.json") == repo.metadata("1.snapshot.json"))
         #expect(ws.read("client/metadata/timestamp.json") == repo.metadata("timestamp.json"))
     }
@@ -231,7 +253,9 @@ import Testing
         #expect(found == nil)
         let quoted = PercentEncoding.quote(role)
         #expect(server.requests().contains("/metadata/1.\(quoted).json"), "\(server.requests())")
-        #expect(ws.list("client/metadata") == ["\(quoted).json", "root.json", "snapshot.json", "targets.json", "timestamp.json"].sorted())
+        #expect(
+            ws.list("client/metadata")
+                == ["\(quoted).json", "root.json", "snapshot.json", "targets.json", "timestamp.json"].sorted())
     }
 
     @Test func anExpiredRootFailsTheRefresh() async throws {

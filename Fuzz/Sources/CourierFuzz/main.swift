@@ -11,7 +11,10 @@ if env["COURIER_FUZZ_LIST"] == "1" {
     exit(0)
 }
 guard let name = env["COURIER_FUZZ_TARGET"], let target = FuzzTargets.named(name) else {
-    FileHandle.standardError.write(Data("courier-fuzz: set COURIER_FUZZ_TARGET to one of: \(FuzzTargets.all.map(\.name).joined(separator: " "))\n".utf8))
+    FileHandle.standardError.write(
+        Data(
+            "courier-fuzz: set COURIER_FUZZ_TARGET to one of: \(FuzzTargets.all.map(\.name).joined(separator: " "))\n"
+                .utf8))
     exit(2)
 }
 current = target

@@ -1,8 +1,6 @@
 import ArgumentParser
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// Writes a line to standard error (unbuffered, so it interleaves correctly with child output).
 /// Control characters in it are escaped (Escape.line): an error names untrusted files.
@@ -53,8 +51,13 @@ public func jsonString(_ s: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         default:
-            if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
-            else { out.unicodeScalars.append(u) }
+            if u.value < 0x20 {
+                out +=
+                    "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count)
+                    + String(u.value, radix: 16)
+            } else {
+                out.unicodeScalars.append(u)
+            }
         }
     }
     return out + "\""

@@ -6,11 +6,17 @@ import CourierCore
 /// (courier-pull) gets a diagnose command with `@OptionGroup var common: DiagnoseOptions` and one
 /// call to ``run(program:_:)``.
 public struct DiagnoseOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Write the archive here (default: ./<program>-diagnose-<host>-<UTC time>.tar.gz).", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Write the archive here (default: ./<program>-diagnose-<host>-<UTC time>.tar.gz).", valueName: "FILE"))
     public var output: String?
     @Option(help: ArgumentHelp("Log lines to include from the end of each log file.", valueName: "N"))
     public var lines: Int = 500
-    @Option(name: .customLong("log-file"), help: ArgumentHelp("A log file the program writes (its --log-file); repeatable. Default: the program's usual log file under /var/log/courier, when it exists.", valueName: "FILE"))
+    @Option(
+        name: .customLong("log-file"),
+        help: ArgumentHelp(
+            "A log file the program writes (its --log-file); repeatable. Default: the program's usual log file under /var/log/courier, when it exists.",
+            valueName: "FILE"))
     public var logFiles: [String] = []
 
     public init() {}
@@ -29,10 +35,16 @@ public struct DiagnoseOptions: ParsableArguments {
     /// shipped units and examples put its log file.
     public func run(program: String, defaultLogs: [String] = [], _ body: (DiagnoseBundle) -> Void) throws {
         let b = DiagnoseBundle(program: program)
-        b.add("versions.txt", SystemFacts.versions(), about: "--version of each Courier program installed beside this one")
-        b.add("system.txt", SystemFacts.system(), about: "kernel (uname), libarchive version, user, inotify and file limits, load")
+        b.add(
+            "versions.txt", SystemFacts.versions(), about: "--version of each Courier program installed beside this one"
+        )
+        b.add(
+            "system.txt", SystemFacts.system(),
+            about: "kernel (uname), libarchive version, user, inotify and file limits, load")
         body(b)
-        b.add("processes.txt", SystemFacts.courierProcesses(), about: "courier-* processes running now, with their command lines (redacted)")
+        b.add(
+            "processes.txt", SystemFacts.courierProcesses(),
+            about: "courier-* processes running now, with their command lines (redacted)")
         b.addLogs(logs(defaults: defaultLogs), lines: lines)
         let cmd = CommandLine.arguments.map { Escape.text($0) }.joined(separator: " ")
         let path = try b.write(to: output, commandLine: Redactor.text(cmd).text)

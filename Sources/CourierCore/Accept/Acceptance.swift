@@ -15,7 +15,9 @@ public enum Acceptance {
         /// The base revision of a delta; nil for a full package.
         public var base: UInt64?
         public init(type: String, revision: UInt64, base: UInt64? = nil) {
-            self.type = type; self.revision = revision; self.base = base
+            self.type = type
+            self.revision = revision
+            self.base = base
         }
         public var isDelta: Bool { base != nil }
     }
@@ -31,10 +33,15 @@ public enum Acceptance {
         /// Ignore `refused`: the sender's `--force`; on the client, a refused revision that
         /// arrives again (see `InboxProcessor.decide`).
         public var force: Bool
-        public init(installed: UInt64?, pinned: UInt64? = nil, refused: [ClientStatus.Refused] = [],
-                    baseWaitOver: Bool = false, force: Bool = false) {
-            self.installed = installed; self.pinned = pinned; self.refused = refused
-            self.baseWaitOver = baseWaitOver; self.force = force
+        public init(
+            installed: UInt64?, pinned: UInt64? = nil, refused: [ClientStatus.Refused] = [],
+            baseWaitOver: Bool = false, force: Bool = false
+        ) {
+            self.installed = installed
+            self.pinned = pinned
+            self.refused = refused
+            self.baseWaitOver = baseWaitOver
+            self.force = force
         }
         /// The sender's facts: what a client's `status.json` gives for one type (nil: the
         /// client has no row).
@@ -48,7 +55,9 @@ public enum Acceptance {
         /// quarantine by an operator. Dropping it silently would leave that fix untried; if it
         /// fails again, it is refused again (and the quarantine is bounded).
         public static func onClient(_ s: ClientStatus.TypeStatus?, installed: UInt64?, baseWaitOver: Bool) -> Client {
-            Client(installed: installed, pinned: s?.pinned, refused: s?.refused ?? [], baseWaitOver: baseWaitOver, force: true)
+            Client(
+                installed: installed, pinned: s?.pinned, refused: s?.refused ?? [], baseWaitOver: baseWaitOver,
+                force: true)
         }
     }
 
@@ -76,23 +85,34 @@ public enum Acceptance {
     }
 
     public static func decide(_ p: Package, _ c: Client) -> Verdict {
-        let t = p.type, rev = p.revision
+        let t = p.type
+        let rev = p.revision
         if rev == c.installed { return .duplicate }
         if let pin = c.pinned, rev != pin {
-            return .refuse(.pinned, "\(t) is pinned to revision \(pin); revision \(rev) refused (courier-inboxd unpin --type \(t) to accept it)")
+            return .refuse(
+                .pinned,
+                "\(t) is pinned to revision \(pin); revision \(rev) refused (courier-inboxd unpin --type \(t) to accept it)"
+            )
         }
         if let inst = c.installed, rev < inst, c.pinned != rev {
-            return .refuse(.held, "revision \(rev) is not newer than the installed \(inst): rollback refused (pin it to allow)")
+            return .refuse(
+                .held, "revision \(rev) is not newer than the installed \(inst): rollback refused (pin it to allow)")
         }
         if !c.force, let r = c.refused.last(where: { $0.revision == rev }) {
-            return .refuse(.refused, "the client refused \(t) \(rev) at \(r.at) (\(r.code): \(Escape.text(r.reason))); --force sends it again")
+            return .refuse(
+                .refused,
+                "the client refused \(t) \(rev) at \(r.at) (\(r.code): \(Escape.text(r.reason))); --force sends it again"
+            )
         }
         if let base = p.base, base != c.installed {
             if let inst = c.installed, base < inst {
-                return .refuse(.baseMissing, "base revision \(base) not installed (installed: \(inst)); send the full package")
+                return .refuse(
+                    .baseMissing, "base revision \(base) not installed (installed: \(inst)); send the full package")
             }
             if c.baseWaitOver {
-                return .refuse(.baseMissing, "base revision \(base) not installed (installed: \(c.installed.map(String.init) ?? "none"))")
+                return .refuse(
+                    .baseMissing,
+                    "base revision \(base) not installed (installed: \(c.installed.map(String.init) ?? "none"))")
             }
             return .wait("base revision \(base) not installed yet")
         }

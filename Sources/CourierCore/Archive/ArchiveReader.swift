@@ -1,7 +1,5 @@
 import CArchive
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// A libarchive read handle over one package file. Only the tar format and the gzip and zstd
 /// filters are enabled: a package is never a zip, a cpio or an ISO, and every reader format
@@ -63,7 +61,8 @@ public final class ArchiveReader {
     /// `sameFileAs`: an open descriptor of the file to read (then `path` only names it in
     /// messages): read through a descriptor of its own on the same inode (`Sys.reopen`), so that
     /// what is read is what the caller holds open even if the path changes.
-    public init(path: String, formats: Formats = .package, blockSize: Int = 256 << 10, sameFileAs: Int32? = nil) throws {
+    public init(path: String, formats: Formats = .package, blockSize: Int = 256 << 10, sameFileAs: Int32? = nil) throws
+    {
         self.path = path
         fd = try sameFileAs.map { try Sys.reopen($0, display: path) } ?? Sys.open(path, O_RDONLY)
         guard let st = try? Sys.fstat(fd, display: path), (st.st_mode & S_IFMT) == S_IFREG else {
@@ -73,8 +72,10 @@ public final class ArchiveReader {
         fileSize = Int64(st.st_size)
         if formats == .package {
             let (tar, tap): (OpaquePointer, Tap)
-            do { (tar, tap) = try ArchiveReader.openPackage(fd, path: path, blockSize: blockSize) }
-            catch { Sys.close(fd); throw error }
+            do { (tar, tap) = try ArchiveReader.openPackage(fd, path: path, blockSize: blockSize) } catch {
+                Sys.close(fd)
+                throw error
+            }
             self.handle = tar
             self.tap = tap
             return
@@ -93,7 +94,8 @@ public final class ArchiveReader {
         archive_read_support_filter_xz(a)
         if archive_read_open_fd(a, fd, blockSize) != ARCHIVE_OK {
             // Every stored property is set, so deinit frees the handle and closes the fd.
-            throw CourierError(.malformed, "\(path): not a readable archive (tar or zip): \(ArchiveReader.errorString(a))")
+            throw CourierError(
+                .malformed, "\(path): not a readable archive (tar or zip): \(ArchiveReader.errorString(a))")
         }
     }
 
@@ -104,9 +106,13 @@ public final class ArchiveReader {
         var magic = [UInt8](repeating: 0, count: 4)
         let got = pread(fd, &magic, 4, 0)
         let named: (code: Int32, name: String)
-        if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] { named = (ARCHIVE_FILTER_ZSTD, "zstd") }
-        else if got >= 2 && magic[0] == 0x1f && magic[1] == 0x8b { named = (ARCHIVE_FILTER_GZIP, "gzip") }
-        else { named = (ARCHIVE_FILTER_NONE, "plain tar") }
+        if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+            named = (ARCHIVE_FILTER_ZSTD, "zstd")
+        } else if got >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+            named = (ARCHIVE_FILTER_GZIP, "gzip")
+        } else {
+            named = (ARCHIVE_FILTER_NONE, "plain tar")
+        }
 
         let pipe: DecoderPipe
         if named.code == ARCHIVE_FILTER_ZSTD {
@@ -115,36 +121,51 @@ public final class ArchiveReader {
         } else {
             pipe = DecoderPipe(decoder: try openDecoder(fd, path: path, blockSize: blockSize, named: named))
         }
-        do { try pipe.start() } catch { pipe.freeDecoder(); throw error }
+        do { try pipe.start() } catch {
+            pipe.freeDecoder()
+            throw error
+        }
         guard let t = archive_read_new() else {
-            pipe.stop(); pipe.freeDecoder()
+            pipe.stop()
+            pipe.freeDecoder()
             throw CourierError(.io, "\(path): libarchive could not allocate a reader")
         }
         archive_read_support_format_tar(t)
         let tap = Tap(pipe: pipe)
-        let read: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int = { _, ctx, out in
-            Unmanaged<Tap>.fromOpaque(ctx!).takeUnretainedValue().next(out!)
-        }
+        let read:
+            @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>?) -> Int =
+                { _, ctx, out in
+                    Unmanaged<Tap>.fromOpaque(ctx!).takeUnretainedValue().next(out!)
+                }
         if archive_read_open(t, Unmanaged.passUnretained(tap).toOpaque(), nil, read, nil) != ARCHIVE_OK {
             let why = tap.walker.firstProblem ?? tap.error ?? errorString(t)
-            archive_read_free(t); pipe.stop(); pipe.freeDecoder()
+            archive_read_free(t)
+            pipe.stop()
+            pipe.freeDecoder()
             throw CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(why)")
         }
         return (t, tap)
     }
 
     /// libarchive's decoder for a gzip or plain tar package, its filter chain checked.
-    private static func openDecoder(_ fd: Int32, path: String, blockSize: Int, named: (code: Int32, name: String)) throws -> OpaquePointer {
+    private static func openDecoder(_ fd: Int32, path: String, blockSize: Int, named: (code: Int32, name: String))
+        throws -> OpaquePointer
+    {
         func notAPackage(_ why: String) -> CourierError {
             CourierError(.malformed, "\(path): not a Courier package (tar, gzip or zstd): \(why)")
         }
-        guard let d = archive_read_new() else { throw CourierError(.io, "\(path): libarchive could not allocate a reader") }
+        guard let d = archive_read_new() else {
+            throw CourierError(.io, "\(path): libarchive could not allocate a reader")
+        }
         archive_read_support_format_raw(d)
         archive_read_support_filter_gzip(d)
         archive_read_support_filter_zstd(d)
         var raw: OpaquePointer? = nil
-        guard archive_read_open_fd(d, fd, blockSize) == ARCHIVE_OK, archive_read_next_header(d, &raw) == ARCHIVE_OK else {
-            let e = notAPackage(errorString(d)); archive_read_free(d); throw e
+        guard archive_read_open_fd(d, fd, blockSize) == ARCHIVE_OK, archive_read_next_header(d, &raw) == ARCHIVE_OK
+        else {
+            let e = notAPackage(errorString(d))
+            archive_read_free(d)
+            throw e
         }
         // The chain ends in the "none" reader of the file itself: one filter means a count of 2.
         let count = Int(archive_filter_count(d))
@@ -152,15 +173,19 @@ public final class ArchiveReader {
         let want = named.code == ARCHIVE_FILTER_NONE ? 1 : 2
         guard count == want, archive_filter_code(d, 0) == named.code else {
             archive_read_free(d)
-            throw notAPackage("one compression filter at most, the one the first bytes name (\(named.name)); "
-                              + "found \(chain.isEmpty ? "none" : chain.joined(separator: " inside "))")
+            throw notAPackage(
+                "one compression filter at most, the one the first bytes name (\(named.name)); "
+                    + "found \(chain.isEmpty ? "none" : chain.joined(separator: " inside "))")
         }
         return d
     }
 
     deinit {
         archive_read_free(handle)
-        if let tap { tap.pipe.stop(); tap.pipe.freeDecoder() }
+        if let tap {
+            tap.pipe.stop()
+            tap.pipe.freeDecoder()
+        }
         Sys.close(fd)
     }
 
@@ -203,7 +228,8 @@ public final class ArchiveReader {
             raw = name
         } else if let p = archive_entry_pathname_utf8(e) ?? archive_entry_pathname(e) {
             // The UTF-8 form: independent of the process locale (C under cron and systemd).
-            raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
+            raw = Array(
+                UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
         }
         let text = String(validating: raw, as: UTF8.self)
         let mode = UInt32(archive_entry_mode(e))
@@ -242,7 +268,9 @@ public final class ArchiveReader {
             throw CourierError(.malformed, "\(path): damaged archive data: \(ArchiveReader.errorString(handle))")
         }
         guard offset == blockOffset else {
-            throw CourierError(.malformed, "\(path): entry data with a hole at offset \(blockOffset) (only plain regular files are allowed)")
+            throw CourierError(
+                .malformed,
+                "\(path): entry data with a hole at offset \(blockOffset) (only plain regular files are allowed)")
         }
         blockOffset += Int64(size)
         return UnsafeRawBufferPointer(start: buf, count: size)
@@ -282,16 +310,21 @@ public final class ArchiveReader {
         while true {
             let n = tap.next(&out)
             if n == 0 { break }
-            if n < 0 { throw CourierError(.malformed, "\(path): \(tap.error ?? "damaged archive") (after the end of the archive)") }
+            if n < 0 {
+                throw CourierError(
+                    .malformed, "\(path): \(tap.error ?? "damaged archive") (after the end of the archive)")
+            }
         }
         if let at = tap.walker.trailingDataAt {
-            throw CourierError(.malformed, "\(path): data after the tar end-of-archive block (at uncompressed offset \(at))")
+            throw CourierError(
+                .malformed, "\(path): data after the tar end-of-archive block (at uncompressed offset \(at))")
         }
         // The decoder thread has reported the end of the stream; once joined, its handle is ours.
         tap.pipe.stop()
         let consumed = tap.pipe.consumedAfterStop
         if consumed != fileSize {
-            throw CourierError(.malformed, "\(path): \(fileSize - consumed) bytes after the end of the compressed stream")
+            throw CourierError(
+                .malformed, "\(path): \(fileSize - consumed) bytes after the end of the compressed stream")
         }
     }
 

@@ -1,8 +1,6 @@
-import CCourierShim
 import CArchive
-#if canImport(Glibc)
+import CCourierShim
 @preconcurrency import Glibc
-#endif
 
 /// Compression of the tar stream inside a package. zstd is the default: on this class of machine
 /// it inflates several times faster than gzip at a similar ratio (docs/BENCHMARKS.md); gzip is
@@ -15,7 +13,12 @@ public enum Compression: String, Sendable, CaseIterable {
 /// It writes whatever it is told — including hostile entries, which the tests need — so the
 /// rules of a valid package live in `PackageBuilder`, not here.
 public final class ArchiveWriter {
-    public enum EntryType { case regular, directory, symlink(String), hardlink(String), charDevice, blockDevice, fifo, socket }
+    public enum EntryType {
+        case regular, directory
+        case symlink(String)
+        case hardlink(String)
+        case charDevice, blockDevice, fifo, socket
+    }
 
     private let handle: OpaquePointer
     private let display: String
@@ -28,11 +31,15 @@ public final class ArchiveWriter {
     /// 4 MiB), so the caller's own work (reading and hashing files) overlaps the compression.
     /// Every zstd decoder reads both; the file's bytes differ with the thread count, the tar
     /// stream inside does not. Ignored for gzip and none.
-    public init(fd: Int32, display: String, compression: Compression = .zstd, level: Int? = nil, threads: Int = 0) throws {
+    public init(fd: Int32, display: String, compression: Compression = .zstd, level: Int? = nil, threads: Int = 0)
+        throws
+    {
         self.display = display
-        guard let a = archive_write_new() else { throw CourierError(.io, "\(display): libarchive could not allocate a writer") }
+        guard let a = archive_write_new() else {
+            throw CourierError(.io, "\(display): libarchive could not allocate a writer")
+        }
         handle = a
-        finished = true   // nothing to flush if opening fails; deinit frees the handle
+        finished = true  // nothing to flush if opening fails; deinit frees the handle
         func check(_ r: Int32, _ what: String) throws {
             if r != ARCHIVE_OK {
                 let msg = archive_error_string(a).map { String(cString: $0) } ?? "error \(r)"
@@ -56,9 +63,13 @@ public final class ArchiveWriter {
         try check(archive_write_set_bytes_in_last_block(a, 1), "block size")
         if let frames {
             // libarchive writes the plain tar stream to the compressor, which writes the file.
-            let write: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeRawPointer?, Int) -> Int = { _, ctx, buf, n in
+            let write: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeRawPointer?, Int) -> Int = {
+                _, ctx, buf, n in
                 let c = Unmanaged<FrameCompressor>.fromOpaque(ctx!).takeUnretainedValue()
-                do { try c.write(UnsafeRawBufferPointer(start: buf, count: n)); return n } catch { return -1 }
+                do {
+                    try c.write(UnsafeRawBufferPointer(start: buf, count: n))
+                    return n
+                } catch { return -1 }
             }
             try check(archive_write_open(a, Unmanaged.passUnretained(frames).toOpaque(), nil, write, nil), "open")
         } else {
@@ -80,13 +91,17 @@ public final class ArchiveWriter {
 
     /// Writes one entry header. `size` is what the header declares, whatever data follows.
     /// `rawPath` (tests only) writes name bytes as they are, even if they are not UTF-8.
-    public func writeHeader(path: String, type: EntryType = .regular, permissions: UInt32 = 0o644,
-                            size: Int64, mtime: Int64 = 0, rawPath: [UInt8]? = nil) throws {
+    public func writeHeader(
+        path: String, type: EntryType = .regular, permissions: UInt32 = 0o644,
+        size: Int64, mtime: Int64 = 0, rawPath: [UInt8]? = nil
+    ) throws {
         guard let e = archive_entry_new() else { throw fail(path) }
         defer { archive_entry_free(e) }
         if let raw = rawPath {
             (raw + [0]).withUnsafeBufferPointer { p in
-                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_entry_copy_pathname(e, $0) }
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
+                    archive_entry_copy_pathname(e, $0)
+                }
             }
         } else {
             // UTF-8 whatever the locale: the C locale of cron would otherwise refuse non-ASCII names.
@@ -99,10 +114,18 @@ public final class ArchiveWriter {
         switch type {
         case .regular: ft = COURIER_AE_IFREG
         case .directory: ft = COURIER_AE_IFDIR
-        case .symlink(let t): ft = COURIER_AE_IFLNK; archive_entry_set_symlink_utf8(e, t)
-        case .hardlink(let t): ft = COURIER_AE_IFREG; archive_entry_set_hardlink_utf8(e, t)
-        case .charDevice: ft = COURIER_AE_IFCHR; archive_entry_set_rdev(e, courier_makedev(1, 3))
-        case .blockDevice: ft = COURIER_AE_IFBLK; archive_entry_set_rdev(e, courier_makedev(7, 0))
+        case .symlink(let t):
+            ft = COURIER_AE_IFLNK
+            archive_entry_set_symlink_utf8(e, t)
+        case .hardlink(let t):
+            ft = COURIER_AE_IFREG
+            archive_entry_set_hardlink_utf8(e, t)
+        case .charDevice:
+            ft = COURIER_AE_IFCHR
+            archive_entry_set_rdev(e, courier_makedev(1, 3))
+        case .blockDevice:
+            ft = COURIER_AE_IFBLK
+            archive_entry_set_rdev(e, courier_makedev(7, 0))
         case .fifo: ft = COURIER_AE_IFIFO
         case .socket: ft = COURIER_AE_IFSOCK
         }

@@ -1,8 +1,6 @@
 import CArchive
-import Synchronization
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Synchronization
 
 /// Decompression on a thread of its own, ahead of the tar reader: the decoder thread fills a
 /// small ring of fixed buffers with decompressed bytes, and the reading thread (tar headers,
@@ -23,7 +21,10 @@ final class DecoderPipe: @unchecked Sendable {
     static let slotCount = 3
     static let slotSize = 512 << 10
 
-    enum End { case eof, failed(String) }
+    enum End {
+        case eof
+        case failed(String)
+    }
 
     /// libarchive's decoder (gzip, plain tar), or nil when libzstd decodes into the ring itself.
     let decoder: OpaquePointer?
@@ -34,7 +35,8 @@ final class DecoderPipe: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let dataReady = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let spaceFree = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private let memory = UnsafeMutableRawPointer.allocate(byteCount: DecoderPipe.slotCount * DecoderPipe.slotSize, alignment: 64)
+    private let memory = UnsafeMutableRawPointer.allocate(
+        byteCount: DecoderPipe.slotCount * DecoderPipe.slotSize, alignment: 64)
     private let sizes = UnsafeMutablePointer<Int>.allocate(capacity: DecoderPipe.slotCount)
 
     // Guarded by `mutex`.
@@ -47,8 +49,16 @@ final class DecoderPipe: @unchecked Sendable {
     private var readIndex = 0
     private var writeIndex = 0
 
-    init(decoder: OpaquePointer) { self.decoder = decoder; zstd = nil; self.init2() }
-    init(zstd: ZstdFileDecoder) { decoder = nil; self.zstd = zstd; self.init2() }
+    init(decoder: OpaquePointer) {
+        self.decoder = decoder
+        zstd = nil
+        self.init2()
+    }
+    init(zstd: ZstdFileDecoder) {
+        decoder = nil
+        self.zstd = zstd
+        self.init2()
+    }
 
     /// Frees libarchive's decoder, if any (after `stop`: the thread used it until joined).
     func freeDecoder() { if let decoder { archive_read_free(decoder) } }
@@ -64,9 +74,12 @@ final class DecoderPipe: @unchecked Sendable {
 
     deinit {
         stop()
-        pthread_cond_destroy(spaceFree); spaceFree.deallocate()
-        pthread_cond_destroy(dataReady); dataReady.deallocate()
-        pthread_mutex_destroy(mutex); mutex.deallocate()
+        pthread_cond_destroy(spaceFree)
+        spaceFree.deallocate()
+        pthread_cond_destroy(dataReady)
+        dataReady.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
         sizes.deallocate()
         memory.deallocate()
     }
@@ -109,7 +122,9 @@ final class DecoderPipe: @unchecked Sendable {
         }
         switch end! {
         case .eof: return 0
-        case .failed(let why): error = why; return -1
+        case .failed(let why):
+            error = why
+            return -1
         }
     }
 
@@ -127,7 +142,9 @@ final class DecoderPipe: @unchecked Sendable {
         while finished == nil {
             // Wait for a slot that is neither ready nor lent.
             let go: Bool = locked {
-                while !cancelled && ready + (lent ? 1 : 0) == DecoderPipe.slotCount { pthread_cond_wait(spaceFree, mutex) }
+                while !cancelled && ready + (lent ? 1 : 0) == DecoderPipe.slotCount {
+                    pthread_cond_wait(spaceFree, mutex)
+                }
                 return !cancelled
             }
             if !go { return }
@@ -148,7 +165,10 @@ final class DecoderPipe: @unchecked Sendable {
                     var offset: Int64 = 0
                     let r = archive_read_data_block(decoder!, &buf, &size, &offset)
                     compressedBytes.store(archive_filter_bytes(decoder!, -1), ordering: .relaxed)
-                    if r == ARCHIVE_EOF { finished = .eof; break }
+                    if r == ARCHIVE_EOF {
+                        finished = .eof
+                        break
+                    }
                     guard r == ARCHIVE_OK else {
                         finished = .failed("damaged archive (compressed data): \(ArchiveReader.errorString(decoder!))")
                         break

@@ -1,7 +1,5 @@
 import CZstd
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// zstd on several threads of our own: the tar stream is cut into 4 MiB chunks, each compressed
 /// as a zstd frame of its own by one of `workers` threads, and the frames are written to the file
@@ -26,8 +24,17 @@ final class FrameCompressor: @unchecked Sendable {
     /// Most bytes of tar per byte of frame written for any frame but the last (see `pad`).
     static let maxFrameRatio = 250
 
-    private struct Job { var seq: Int; var input: UnsafeMutableRawPointer; var count: Int }
-    private struct Frame { var input: UnsafeMutableRawPointer; var output: UnsafeMutableRawPointer?; var count: Int; var inputCount: Int }
+    private struct Job {
+        var seq: Int
+        var input: UnsafeMutableRawPointer
+        var count: Int
+    }
+    private struct Frame {
+        var input: UnsafeMutableRawPointer
+        var output: UnsafeMutableRawPointer?
+        var count: Int
+        var inputCount: Int
+    }
 
     private let fd: Int32
     private let display: String
@@ -62,15 +69,19 @@ final class FrameCompressor: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(changed, nil)
         for _ in 0..<max(workers, 1) {
-            do { threads.append(try Threads.start(stackBytes: 256 << 10) { [self] in self.work() }) }
-            catch { stop(); throw error }
+            do { threads.append(try Threads.start(stackBytes: 256 << 10) { [self] in self.work() }) } catch {
+                stop()
+                throw error
+            }
         }
     }
 
     deinit {
         stop()
-        pthread_cond_destroy(changed); changed.deallocate()
-        pthread_mutex_destroy(mutex); mutex.deallocate()
+        pthread_cond_destroy(changed)
+        changed.deallocate()
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
         current?.deallocate()
     }
 
@@ -84,7 +95,10 @@ final class FrameCompressor: @unchecked Sendable {
         threads = []
         for j in queue { j.input.deallocate() }
         queue = []
-        for (_, f) in done { f.input.deallocate(); f.output?.deallocate() }
+        for (_, f) in done {
+            f.input.deallocate()
+            f.output?.deallocate()
+        }
         done = [:]
         for b in spareOutputs { b.deallocate() }
         spareOutputs = []
@@ -97,7 +111,8 @@ final class FrameCompressor: @unchecked Sendable {
         var off = 0
         while off < bytes.count {
             if current == nil {
-                current = spareInputs.popLast()
+                current =
+                    spareInputs.popLast()
                     ?? UnsafeMutableRawPointer.allocate(byteCount: FrameCompressor.chunkSize, alignment: 64)
                 fill = 0
             }
@@ -138,18 +153,26 @@ final class FrameCompressor: @unchecked Sendable {
             let frame = done.removeValue(forKey: nextToWrite)
             pthread_mutex_unlock(mutex)
             if let why {
-                if let f = frame { f.input.deallocate(); f.output?.deallocate() }
+                if let f = frame {
+                    f.input.deallocate()
+                    f.output?.deallocate()
+                }
                 throw fail(why)
             }
             guard let f = frame, let out = f.output else { throw fail("zstd worker lost a chunk") }
             defer {
                 spareInputs.append(f.input)
-                pthread_mutex_lock(mutex); spareOutputs.append(out); pthread_mutex_unlock(mutex)
+                pthread_mutex_lock(mutex)
+                spareOutputs.append(out)
+                pthread_mutex_unlock(mutex)
             }
             do {
                 try Sys.writeAll(fd, UnsafeRawBufferPointer(start: out, count: f.count), display: display)
                 if nextToWrite < nextSeq - 1 { try pad(frame: f.count, tar: f.inputCount) }
-            } catch let e as CourierError { error = e; throw e }
+            } catch let e as CourierError {
+                error = e
+                throw e
+            }
             nextToWrite += 1
         }
     }
@@ -165,7 +188,10 @@ final class FrameCompressor: @unchecked Sendable {
         guard frame < want else { return }
         let body = max(want - frame - 8, 0)
         var skip = [UInt8](repeating: 0, count: 8 + body)
-        skip[0] = 0x50; skip[1] = 0x2a; skip[2] = 0x4d; skip[3] = 0x18
+        skip[0] = 0x50
+        skip[1] = 0x2a
+        skip[2] = 0x4d
+        skip[3] = 0x18
         for k in 0..<4 { skip[4 + k] = UInt8(truncatingIfNeeded: UInt32(body) >> (8 * UInt32(k))) }
         try skip.withUnsafeBytes { try Sys.writeAll(fd, $0, display: display) }
     }
@@ -179,15 +205,20 @@ final class FrameCompressor: @unchecked Sendable {
     /// A worker: one compression context, reused for every chunk it takes.
     private func work() {
         guard let cctx = ZSTD_createCCtx() else {
-            pthread_mutex_lock(mutex); failure = failure ?? "cannot allocate a compression context"
-            pthread_cond_broadcast(changed); pthread_mutex_unlock(mutex)
+            pthread_mutex_lock(mutex)
+            failure = failure ?? "cannot allocate a compression context"
+            pthread_cond_broadcast(changed)
+            pthread_mutex_unlock(mutex)
             return
         }
         defer { ZSTD_freeCCtx(cctx) }
         while true {
             pthread_mutex_lock(mutex)
             while queue.isEmpty && !stopping { pthread_cond_wait(changed, mutex) }
-            if stopping { pthread_mutex_unlock(mutex); return }
+            if stopping {
+                pthread_mutex_unlock(mutex)
+                return
+            }
             let job = queue.removeFirst()
             let spare = spareOutputs.popLast()
             pthread_mutex_unlock(mutex)

@@ -68,28 +68,39 @@ public struct TarHeaderWalker: Sendable {
             case .done:
                 return
             case .end:
-                if trailingDataAt == nil, let k = UnsafeRawBufferPointer(rebasing: bytes[i..<n]).firstIndex(where: { $0 != 0 }) {
+                if trailingDataAt == nil,
+                    let k = UnsafeRawBufferPointer(rebasing: bytes[i..<n]).firstIndex(where: { $0 != 0 })
+                {
                     trailingDataAt = offset + Int64(k - i)
                 }
                 offset += Int64(n - i)
                 return
             case .skip(let left):
                 let take = Int(min(Int64(n - i), left))
-                i += take; offset += Int64(take)
+                i += take
+                offset += Int64(take)
                 state = left - Int64(take) == 0 ? .header : .skip(left - Int64(take))
             case .ext(let flag, let left, let padding):
                 let take = Int(min(Int64(n - i), left))
                 extData.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]))
-                i += take; offset += Int64(take)
-                if left - Int64(take) > 0 { state = .ext(flag: flag, left: left - Int64(take), padding: padding); continue }
+                i += take
+                offset += Int64(take)
+                if left - Int64(take) > 0 {
+                    state = .ext(flag: flag, left: left - Int64(take), padding: padding)
+                    continue
+                }
                 finishExtension(flag)
                 if case .done = state { continue }
                 state = padding > 0 ? .skip(padding) : .header
             case .header:
                 let take = min(n - i, 512 - block.count)
                 block.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]))
-                i += take; offset += Int64(take)
-                if block.count == 512 { header(block, at: offset - 512); block.removeAll(keepingCapacity: true) }
+                i += take
+                offset += Int64(take)
+                if block.count == 512 {
+                    header(block, at: offset - 512)
+                    block.removeAll(keepingCapacity: true)
+                }
             }
         }
     }
@@ -100,7 +111,10 @@ public struct TarHeaderWalker: Sendable {
         while pendingHead < pending.count {
             let r = pending[pendingHead]
             pendingHead += 1
-            if pendingHead > 64 { pending.removeFirst(pendingHead); pendingHead = 0 }
+            if pendingHead > 64 {
+                pending.removeFirst(pendingHead)
+                pendingHead = 0
+            }
             if r.start == start { return r }
             if r.start > start { return nil }
         }
@@ -136,14 +150,17 @@ public struct TarHeaderWalker: Sendable {
     }
 
     private mutating func header(_ h: [UInt8], at start: Int64) {
-        if h.allSatisfy({ $0 == 0 }) { state = .end; return }   // end of archive: only zero bytes may follow
+        if h.allSatisfy({ $0 == 0 }) {
+            state = .end
+            return
+        }  // end of archive: only zero bytes may follow
         if entryStart == nil { entryStart = start }
         let flag = h[156]
         guard let size = TarHeaderWalker.size(h) else {
             return refuse(flag, "tar header with a size field that is not a non-negative number")
         }
         switch flag {
-        case 0x78, 0x67, 0x4c:   // 'x' pax, 'g' pax global, 'L' GNU long name
+        case 0x78, 0x67, 0x4c:  // 'x' pax, 'g' pax global, 'L' GNU long name
             guard size <= TarHeaderWalker.maxExtension else {
                 return refuse(flag, "tar \(TarHeaderWalker.describe(flag)) header larger than 1 MiB")
             }
@@ -151,7 +168,7 @@ public struct TarHeaderWalker: Sendable {
             let padding = (512 - size % 512) % 512
             state = size > 0 ? .ext(flag: flag, left: size, padding: padding) : .header
             if size == 0 { finishExtension(flag) }
-        case 0x30, 0x00, 0x37:   // '0', NUL, '7': regular file
+        case 0x30, 0x00, 0x37:  // '0', NUL, '7': regular file
             if isGNU(h), h[386..<495].contains(where: { $0 != 0 }) {
                 // GNU sparse map, "isextended" and "realsize" fields: libarchive would read a
                 // sparse file (extra header blocks, holes) under a regular type flag.
@@ -167,15 +184,20 @@ public struct TarHeaderWalker: Sendable {
             record(flag, nil, name: name(of: h))
             state = .done
         default:
-            refuse(flag, "tar entry type flag \(TarHeaderWalker.describe(flag)) is not allowed "
-                   + "(only '0', NUL and '7' regular files, with pax 'x'/'g' and GNU 'L' headers)")
+            refuse(
+                flag,
+                "tar entry type flag \(TarHeaderWalker.describe(flag)) is not allowed "
+                    + "(only '0', NUL and '7' regular files, with pax 'x'/'g' and GNU 'L' headers)")
         }
     }
 
     private func isGNU(_ h: [UInt8]) -> Bool { h[257..<265].elementsEqual(Array("ustar  \0".utf8)) }
 
     private mutating func finishExtension(_ flag: UInt8) {
-        if flag == 0x4c { longName = Array(extData.prefix(while: { $0 != 0 })); return }
+        if flag == 0x4c {
+            longName = Array(extData.prefix(while: { $0 != 0 }))
+            return
+        }
         guard let records = TarHeaderWalker.paxRecords(extData) else {
             return refuse(flag, "malformed pax header records")
         }
@@ -183,14 +205,17 @@ public struct TarHeaderWalker: Sendable {
             if key.starts(with: Array("GNU.sparse.".utf8)) {
                 return refuse(flag, "GNU sparse file (pax \(Escape.quotedBytes(key)))")
             }
-            if flag == 0x67, ["path", "linkpath", "size", "hdrcharset"].contains(where: { key.elementsEqual($0.utf8) }) {
+            if flag == 0x67, ["path", "linkpath", "size", "hdrcharset"].contains(where: { key.elementsEqual($0.utf8) })
+            {
                 // libarchive ignores global headers; other readers apply them to what follows.
-                return refuse(flag, "pax global header sets \(Escape.quotedBytes(key)) (readers disagree on global headers)")
+                return refuse(
+                    flag, "pax global header sets \(Escape.quotedBytes(key)) (readers disagree on global headers)")
             }
             if flag == 0x78, key.elementsEqual("path".utf8) { paxPath = Array(value.prefix(while: { $0 != 0 })) }
             if flag == 0x78, key.elementsEqual("size".utf8) {
                 guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      let v = Int64(String(decoding: value, as: UTF8.self)) else {
+                    let v = Int64(String(decoding: value, as: UTF8.self))
+                else {
                     return refuse(flag, "pax size that is not a plain decimal")
                 }
                 paxSize = v
@@ -203,10 +228,16 @@ public struct TarHeaderWalker: Sendable {
         var out: [(ArraySlice<UInt8>, ArraySlice<UInt8>)] = []
         var i = 0
         while i < d.count {
-            if d[i] == 0 { break }   // libarchive reads the records as a C string
-            var len = 0, j = i
-            while j < d.count, d[j] >= 0x30, d[j] <= 0x39, len < 1 << 21 { len = len * 10 + Int(d[j] - 0x30); j += 1 }
-            guard j < d.count, d[j] == 0x20, j > i, len > j - i, i + len <= d.count, d[i + len - 1] == 0x0a else { return nil }
+            if d[i] == 0 { break }  // libarchive reads the records as a C string
+            var len = 0
+            var j = i
+            while j < d.count, d[j] >= 0x30, d[j] <= 0x39, len < 1 << 21 {
+                len = len * 10 + Int(d[j] - 0x30)
+                j += 1
+            }
+            guard j < d.count, d[j] == 0x20, j > i, len > j - i, i + len <= d.count, d[i + len - 1] == 0x0a else {
+                return nil
+            }
             let rec = d[(j + 1)..<(i + len - 1)]
             guard let eq = rec.firstIndex(of: 0x3d), eq > rec.startIndex else { return nil }
             out.append((rec[rec.startIndex..<eq], rec[(eq + 1)...]))
@@ -220,7 +251,7 @@ public struct TarHeaderWalker: Sendable {
     static func size(_ h: [UInt8]) -> Int64? {
         let f = h[124..<136]
         if f.first! & 0x80 != 0 {
-            if f.first! & 0x40 != 0 { return nil }   // negative
+            if f.first! & 0x40 != 0 { return nil }  // negative
             var v: Int64 = Int64(f.first! & 0x3f)
             for b in f.dropFirst() {
                 if v > (Int64.max >> 8) { return nil }
@@ -233,7 +264,8 @@ public struct TarHeaderWalker: Sendable {
         while k < f.endIndex, f[k] == 0x20 || f[k] == 0x09 { k += 1 }
         while k < f.endIndex, f[k] >= 0x30, f[k] <= 0x37 {
             if v > (Int64.max >> 3) { return nil }
-            v = v << 3 | Int64(f[k] - 0x30); k += 1
+            v = v << 3 | Int64(f[k] - 0x30)
+            k += 1
         }
         return v
     }

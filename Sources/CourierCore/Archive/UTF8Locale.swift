@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// libarchive converts names between UTF-8 (pax headers) and the C library's multibyte locale.
 /// Under cron and systemd the locale is "C" (ASCII), where a non-ASCII name fails to convert and

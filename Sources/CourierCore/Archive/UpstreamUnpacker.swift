@@ -1,7 +1,6 @@
 import CArchive
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Unpacks a vendor's archive (a rules tarball, a zip of signatures) into a new tree on the
 /// staging server. Nothing in it is trusted: the same rules as package extraction apply — paths
@@ -23,9 +22,12 @@ public enum UpstreamUnpacker {
         }
         while let h = try reader.next() {
             entries += 1
-            if entries > limits.maxEntries { throw CourierError(.limit, "\(archivePath): more than \(limits.maxEntries) entries") }
+            if entries > limits.maxEntries {
+                throw CourierError(.limit, "\(archivePath): more than \(limits.maxEntries) entries")
+            }
             guard var name = h.path else {
-                throw CourierError(.unsafeEntry, "\(archivePath): entry \(Escape.quotedBytes(h.rawPath)): name is not valid UTF-8")
+                throw CourierError(
+                    .unsafeEntry, "\(archivePath): entry \(Escape.quotedBytes(h.rawPath)): name is not valid UTF-8")
             }
             while name.hasPrefix("./") { name.removeFirst(2) }
             if h.fileType == COURIER_AE_IFDIR { while name.hasSuffix("/") { name.removeLast() } }
@@ -50,8 +52,9 @@ public enum UpstreamUnpacker {
             defer { if dfd != rootfd { Sys.close(dfd) } }
             let shown = Escape.text(target + "/" + name)
             let fd: Int32
-            do { fd = try Sys.openat(dfd, comps.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: shown) }
-            catch let e as CourierError where (e.cause as? Errno) == .fileExists { throw bad(name, "appears twice") }
+            do {
+                fd = try Sys.openat(dfd, comps.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: shown)
+            } catch let e as CourierError where (e.cause as? Errno) == .fileExists { throw bad(name, "appears twice") }
             defer { Sys.close(fd) }
             while true {
                 let n = try reader.read(into: buffer)
@@ -61,7 +64,8 @@ public enum UpstreamUnpacker {
                     throw CourierError(.limit, "\(archivePath): unpacks to more than \(limits.maxTotalBytes) bytes")
                 }
                 if total > 16 << 20, total / max(reader.compressedBytesRead, 1) > limits.maxExpansionRatio {
-                    throw CourierError(.limit, "\(archivePath): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
+                    throw CourierError(
+                        .limit, "\(archivePath): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
                 }
                 try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), display: shown)
             }
@@ -70,5 +74,3 @@ public enum UpstreamUnpacker {
         }
     }
 }
-
-import SystemPackage

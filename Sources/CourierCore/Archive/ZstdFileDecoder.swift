@@ -1,7 +1,5 @@
 import CZstd
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// A zstd package decompressed by libzstd straight into the decoder thread's ring slots.
 ///
@@ -29,7 +27,9 @@ final class ZstdFileDecoder {
 
     /// Reads `fd` from its current offset (the start of the file).
     init(fd: Int32) throws {
-        guard let d = ZSTD_createDCtx() else { throw CourierError(.io, "zstd: cannot allocate a decompression context") }
+        guard let d = ZSTD_createDCtx() else {
+            throw CourierError(.io, "zstd: cannot allocate a decompression context")
+        }
         self.fd = fd
         dctx = d
     }
@@ -39,7 +39,11 @@ final class ZstdFileDecoder {
         input.deallocate()
     }
 
-    enum Fill { case bytes(Int), end, failed(String) }
+    enum Fill {
+        case bytes(Int)
+        case end
+        case failed(String)
+    }
 
     /// Decompresses into `out` until it is full or the stream ends: `.bytes(n)` (n > 0), `.end`
     /// once every byte of the file has been decoded and the last frame is complete.
@@ -52,10 +56,19 @@ final class ZstdFileDecoder {
                     if errno == EINTR { continue }
                     return .failed("reading the package: \(String(cString: strerror(errno)))")
                 }
-                if n == 0 { inputEnded = true } else { inPos = 0; inSize = n; consumed += Int64(n) }
+                if n == 0 {
+                    inputEnded = true
+                } else {
+                    inPos = 0
+                    inSize = n
+                    consumed += Int64(n)
+                }
             }
             if inputEnded && inPos == inSize {
-                if inFrame { return filled > 0 ? .bytes(filled) : .failed("damaged archive (compressed data): truncated zstd frame") }
+                if inFrame {
+                    return filled > 0
+                        ? .bytes(filled) : .failed("damaged archive (compressed data): truncated zstd frame")
+                }
                 return filled > 0 ? .bytes(filled) : .end
             }
             var o = ZSTD_outBuffer(dst: out.baseAddress! + filled, size: out.count - filled, pos: 0)

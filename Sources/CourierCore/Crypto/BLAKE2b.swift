@@ -4,8 +4,8 @@
 /// Streaming: a file of any size is hashed in fixed memory.
 public struct BLAKE2b {
     static let iv: [UInt64] = [
-        0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b, 0xa54ff53a5f1d36f1,
-        0x510e527fade682d1, 0x9b05688c2b3e6c1f, 0x1f83d9abfb41bd6b, 0x5be0cd19137e2179,
+        0x6a09_e667_f3bc_c908, 0xbb67_ae85_84ca_a73b, 0x3c6e_f372_fe94_f82b, 0xa54f_f53a_5f1d_36f1,
+        0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f, 0x1f83_d9ab_fb41_bd6b, 0x5be0_cd19_137e_2179,
     ]
     static let sigma: [[Int]] = [
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
@@ -89,10 +89,14 @@ public struct BLAKE2b {
         v[13] ^= counterHigh
         if last { v[14] = ~v[14] }
         @inline(__always) func g(_ a: Int, _ b: Int, _ c: Int, _ d: Int, _ x: UInt64, _ y: UInt64) {
-            v[a] = v[a] &+ v[b] &+ x; v[d] = (v[d] ^ v[a]).rotatedRight(32)
-            v[c] = v[c] &+ v[d];      v[b] = (v[b] ^ v[c]).rotatedRight(24)
-            v[a] = v[a] &+ v[b] &+ y; v[d] = (v[d] ^ v[a]).rotatedRight(16)
-            v[c] = v[c] &+ v[d];      v[b] = (v[b] ^ v[c]).rotatedRight(63)
+            v[a] = v[a] &+ v[b] &+ x
+            v[d] = (v[d] ^ v[a]).rotatedRight(32)
+            v[c] = v[c] &+ v[d]
+            v[b] = (v[b] ^ v[c]).rotatedRight(24)
+            v[a] = v[a] &+ v[b] &+ y
+            v[d] = (v[d] ^ v[a]).rotatedRight(16)
+            v[c] = v[c] &+ v[d]
+            v[b] = (v[b] ^ v[c]).rotatedRight(63)
         }
         for round in 0..<12 {
             let s = BLAKE2b.sigma[round % 10]

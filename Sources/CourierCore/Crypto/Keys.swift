@@ -1,19 +1,16 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 @preconcurrency import Crypto
-#if canImport(Glibc)
+import FoundationEssentials
 @preconcurrency import Glibc
-#endif
 
 /// Hex encoding used for hashes and key ids.
 public enum Hex {
     static let digits: [UInt8] = Array("0123456789abcdef".utf8)
     public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         var out = [UInt8]()
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -63,7 +60,8 @@ public struct PublicKey: Sendable, Hashable {
 
     public init(raw: [UInt8], comment: String = "") throws {
         guard raw.count == 32 else { throw CourierError(.key, "an Ed25519 public key has 32 bytes, not \(raw.count)") }
-        self.raw = raw; self.comment = comment
+        self.raw = raw
+        self.comment = comment
     }
 
     public var keyID: String { PublicKey.keyID(raw) }
@@ -78,8 +76,10 @@ public struct PublicKey: Sendable, Hashable {
     public static func parse(_ text: String, source: String) throws -> PublicKey {
         let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
         let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
-        guard parts.count >= 2, parts[0] == tag, let data = Data(base64Encoded: String(parts[1])), data.count == 32 else {
-            throw CourierError(.key, "\(source): not a Courier public key (expected '\(tag) <base64 of 32 bytes> [comment]')")
+        guard parts.count >= 2, parts[0] == tag, let data = Data(base64Encoded: String(parts[1])), data.count == 32
+        else {
+            throw CourierError(
+                .key, "\(source): not a Courier public key (expected '\(tag) <base64 of 32 bytes> [comment]')")
         }
         return try PublicKey(raw: Array(data), comment: parts.count > 2 ? String(parts[2]) : "")
     }
@@ -105,8 +105,9 @@ public struct SigningKey: Sendable {
     public init() { key = Curve25519.Signing.PrivateKey() }
 
     public init(seed: [UInt8]) throws {
-        do { key = try Curve25519.Signing.PrivateKey(rawRepresentation: seed) }
-        catch { throw CourierError(.key, "an Ed25519 seed has 32 bytes") }
+        do { key = try Curve25519.Signing.PrivateKey(rawRepresentation: seed) } catch {
+            throw CourierError(.key, "an Ed25519 seed has 32 bytes")
+        }
     }
 
     public var publicKey: PublicKey { try! PublicKey(raw: Array(key.publicKey.rawRepresentation)) }
@@ -118,7 +119,8 @@ public struct SigningKey: Sendable {
         let bytes = try Sys.readFile(path, limit: 64 << 10)
         let text = String(decoding: bytes, as: UTF8.self)
         let parts = text.split(whereSeparator: { $0 == " " || $0.isNewline })
-        guard parts.count >= 2, parts[0] == tag, let data = Data(base64Encoded: String(parts[1])), data.count == 32 else {
+        guard parts.count >= 2, parts[0] == tag, let data = Data(base64Encoded: String(parts[1])), data.count == 32
+        else {
             throw CourierError(.key, "\(path): not a Courier signing key (expected '\(tag) <base64 seed>')")
         }
         return try SigningKey(seed: Array(data))
@@ -135,18 +137,27 @@ public struct SigningKey: Sendable {
         let secret = "\(SigningKey.tag) \(key.rawRepresentation.base64EncodedString())\n"
         let fd = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         do {
-            try Sys.fchmod(fd, 0o600, display: path)   // umask cannot widen it, but make it exact
+            try Sys.fchmod(fd, 0o600, display: path)  // umask cannot widen it, but make it exact
             try Sys.writeAll(fd, Array(secret.utf8), display: path)
             try Sys.fsync(fd, display: path)
             Sys.close(fd)
-        } catch { Sys.close(fd); try? Sys.unlink(path); throw error }
+        } catch {
+            Sys.close(fd)
+            try? Sys.unlink(path)
+            throw error
+        }
         let pub = try PublicKey(raw: publicKey.raw, comment: comment)
         let pfd = try Sys.open(pubPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
             try Sys.writeAll(pfd, Array(pub.fileText.utf8), display: pubPath)
             try Sys.fsync(pfd, display: pubPath)
             Sys.close(pfd)
-        } catch { Sys.close(pfd); try? Sys.unlink(pubPath); try? Sys.unlink(path); throw error }
+        } catch {
+            Sys.close(pfd)
+            try? Sys.unlink(pubPath)
+            try? Sys.unlink(path)
+            throw error
+        }
         return pub
     }
 }

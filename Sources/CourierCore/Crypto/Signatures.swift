@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The signatures entry of a package (docs/FORMAT.md §4): Ed25519 signatures over
 /// `"courier-manifest-v1\n"` followed by the exact bytes of the manifest entry. The prefix
@@ -24,9 +20,11 @@ public struct SignatureSet: Codable, Sendable {
 
     public static func sign(_ manifestBytes: [UInt8], with keys: [SigningKey]) -> SignatureSet {
         let msg = message(for: manifestBytes)
-        return SignatureSet(format: 1, signatures: keys.map {
-            Signature(keyid: $0.keyID, algorithm: "ed25519", signature: Data($0.sign(msg)).base64EncodedString())
-        })
+        return SignatureSet(
+            format: 1,
+            signatures: keys.map {
+                Signature(keyid: $0.keyID, algorithm: "ed25519", signature: Data($0.sign(msg)).base64EncodedString())
+            })
     }
 
     public func encoded() -> [UInt8] {
@@ -37,8 +35,9 @@ public struct SignatureSet: Codable, Sendable {
 
     public static func decode(_ bytes: [UInt8]) throws -> SignatureSet {
         try StrictJSON.check(bytes, what: "signatures entry")
-        do { return try JSONDecoder().decode(SignatureSet.self, from: Data(bytes)) }
-        catch { throw CourierError(.malformed, "signatures entry is not valid JSON: \(error)") }
+        do { return try JSONDecoder().decode(SignatureSet.self, from: Data(bytes)) } catch {
+            throw CourierError(.malformed, "signatures entry is not valid JSON: \(error)")
+        }
     }
 
     /// Checks the set against a trust store. Returns the key ids of the trusted keys whose
@@ -53,7 +52,9 @@ public struct SignatureSet: Codable, Sendable {
 
     /// As `verify(manifestBytes:trust:)`, given the signed message itself (domain + manifest).
     public func verify(message msg: [UInt8], trust: TrustStore) throws -> [String] {
-        guard msg.starts(with: SignatureSet.domain) else { throw CourierError(.signature, "the signed message lacks its domain string") }
+        guard msg.starts(with: SignatureSet.domain) else {
+            throw CourierError(.signature, "the signed message lacks its domain string")
+        }
         guard format == 1 else { throw CourierError(.malformed, "signatures entry: format \(format) is not supported") }
         guard !signatures.isEmpty else { throw CourierError(.signature, "package is not signed (no signatures)") }
         var good: [String] = []
@@ -65,13 +66,24 @@ public struct SignatureSet: Codable, Sendable {
                 throw CourierError(.revokedKey, "package is signed by revoked key \(shown)")
             }
             let raw = Data(base64Encoded: s.signature).map(Array.init)
-            if let raw, raw.count == 64, let k = trust.revokedKeys.first(where: { $0.isValidSignature(raw, for: msg) }) {
-                throw CourierError(.revokedKey, "package is signed by revoked key \(k.keyID) (the signature is filed under key id \(Escape.quoted(s.keyid)))")
+            if let raw, raw.count == 64, let k = trust.revokedKeys.first(where: { $0.isValidSignature(raw, for: msg) })
+            {
+                throw CourierError(
+                    .revokedKey,
+                    "package is signed by revoked key \(k.keyID) (the signature is filed under key id \(Escape.quoted(s.keyid)))"
+                )
             }
-            guard s.algorithm == "ed25519" else { problems.append("\(shown): unknown algorithm \(Escape.quoted(s.algorithm))"); continue }
-            guard let key = trust.trusted[s.keyid] else { problems.append("\(shown): not a trusted key"); continue }
+            guard s.algorithm == "ed25519" else {
+                problems.append("\(shown): unknown algorithm \(Escape.quoted(s.algorithm))")
+                continue
+            }
+            guard let key = trust.trusted[s.keyid] else {
+                problems.append("\(shown): not a trusted key")
+                continue
+            }
             guard let raw, raw.count == 64 else {
-                problems.append("\(shown): signature is not base64 of 64 bytes"); continue
+                problems.append("\(shown): signature is not base64 of 64 bytes")
+                continue
             }
             if key.isValidSignature(raw, for: msg) {
                 if !good.contains(s.keyid) { good.append(s.keyid) }

@@ -1,3 +1,5 @@
+@preconcurrency import Glibc
+
 /// The public keys a verifier trusts, and the ones it must refuse.
 ///
 /// `--trust PATH` is either one `.pub` file, or a directory whose `*.pub` files are all trusted
@@ -80,15 +82,22 @@ public struct TrustStore: Sendable {
     static func parseRevokedList(_ bytes: [UInt8], source: String) throws -> (ids: Set<String>, keys: [PublicKey]) {
         var ids = Set<String>()
         var keys: [PublicKey] = []
-        for (n, raw) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
+        for (n, raw) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .enumerated()
+        {
+            let line =
+                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
                 .trimming(" \t\r") ?? ""
             if line.isEmpty { continue }
             if line.hasPrefix(PublicKey.tag) {
                 let k = try PublicKey.parse(line, source: "\(source):\(n + 1)")
                 ids.insert(k.keyID)
                 keys.append(k)
-            } else if line.utf8.count == 16, line.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) }) {
+            } else if line.utf8.count == 16,
+                line.utf8.allSatisfy({
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46)
+                })
+            {
                 ids.insert(asciiLowercased(line))
             } else {
                 throw CourierError(.key, "\(source):\(n + 1): not a key id (16 hex digits) or a public key line")
@@ -107,7 +116,3 @@ extension Substring {
         return String(s)
     }
 }
-
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif

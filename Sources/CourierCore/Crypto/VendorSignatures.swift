@@ -1,8 +1,5 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
+@preconcurrency import Glibc
 
 /// Detached signatures in the two Ed25519 formats vendors publish besides OpenPGP, parsed and
 /// checked natively (no tool needed on the stager):
@@ -49,7 +46,10 @@ public enum VendorSignature {
         let ls = lines(text)
         let i = ls.first?.hasPrefix("untrusted comment:") == true ? 1 : 0
         guard ls.count > i, let raw = decode(ls[i]), raw.count == 42, raw[0] == 0x45, raw[1] == 0x64 else {
-            throw CourierError(.config, "\(source): not a \(format.rawValue) public key (an 'untrusted comment:' line, then the base64 of \"Ed\", an 8-byte key number and a 32-byte Ed25519 key)")
+            throw CourierError(
+                .config,
+                "\(source): not a \(format.rawValue) public key (an 'untrusted comment:' line, then the base64 of \"Ed\", an 8-byte key number and a 32-byte Ed25519 key)"
+            )
         }
         return Key(keyNumber: Array(raw[2..<10]), key: try PublicKey(raw: Array(raw[10..<42])))
     }
@@ -60,18 +60,26 @@ public enum VendorSignature {
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw bad("not text") }
         let ls = lines(text)
-        guard ls.count >= 2, ls[0].hasPrefix("untrusted comment:") else { throw bad("no 'untrusted comment:' line first") }
-        guard let raw = decode(ls[1]), raw.count == 74 else { throw bad("its second line is not the base64 of 74 bytes") }
+        guard ls.count >= 2, ls[0].hasPrefix("untrusted comment:") else {
+            throw bad("no 'untrusted comment:' line first")
+        }
+        guard let raw = decode(ls[1]), raw.count == 74 else {
+            throw bad("its second line is not the base64 of 74 bytes")
+        }
         let alg = String(decoding: raw[0..<2], as: UTF8.self)
         var sig = Signature(algorithm: alg, keyNumber: Array(raw[2..<10]), signature: Array(raw[10..<74]))
         switch format {
         case .signify:
             guard alg == "Ed" else { throw bad("algorithm \(Escape.quoted(alg)), signify signs with \"Ed\"") }
         case .minisign:
-            guard alg == "Ed" || alg == "ED" else { throw bad("algorithm \(Escape.quoted(alg)) (minisign: \"Ed\" or \"ED\")") }
+            guard alg == "Ed" || alg == "ED" else {
+                throw bad("algorithm \(Escape.quoted(alg)) (minisign: \"Ed\" or \"ED\")")
+            }
             guard ls.count >= 4, ls[2].hasPrefix("trusted comment: ") else { throw bad("no 'trusted comment:' line") }
             sig.trustedComment = String(ls[2].dropFirst("trusted comment: ".count))
-            guard let g = decode(ls[3]), g.count == 64 else { throw bad("the global signature is not the base64 of 64 bytes") }
+            guard let g = decode(ls[3]), g.count == 64 else {
+                throw bad("the global signature is not the base64 of 64 bytes")
+            }
             sig.globalSignature = g
         }
         return sig
@@ -80,9 +88,14 @@ public enum VendorSignature {
     /// Verifies `file` against a detached signature by `key`. Returns the trusted comment
     /// (minisign), which is then authenticated; throws `.signature` with the reason otherwise.
     @discardableResult
-    public static func verify(file: String, signature s: Signature, key: Key, format: Format, display: String) throws -> String? {
+    public static func verify(file: String, signature s: Signature, key: Key, format: Format, display: String) throws
+        -> String?
+    {
         guard s.keyNumber == key.keyNumber else {
-            throw CourierError(.signature, "\(display): signed by \(format.rawValue) key \(Hex.encode(s.keyNumber.reversed())), the configured vendor key is \(key.keyNumberHex)")
+            throw CourierError(
+                .signature,
+                "\(display): signed by \(format.rawValue) key \(Hex.encode(s.keyNumber.reversed())), the configured vendor key is \(key.keyNumberHex)"
+            )
         }
         let message: [UInt8]
         if s.algorithm == "ED" {
@@ -91,12 +104,17 @@ public enum VendorSignature {
             message = try Sys.readFile(file, limit: maxInMemory)
         }
         guard key.key.isValidSignature(s.signature, for: message) else {
-            throw CourierError(.signature, "\(display): the \(format.rawValue) signature does not verify with key \(key.keyNumberHex) (file altered, or signed by another key)")
+            throw CourierError(
+                .signature,
+                "\(display): the \(format.rawValue) signature does not verify with key \(key.keyNumberHex) (file altered, or signed by another key)"
+            )
         }
         if format == .minisign {
             let comment = s.trustedComment ?? ""
             guard let g = s.globalSignature, key.key.isValidSignature(g, for: s.signature + Array(comment.utf8)) else {
-                throw CourierError(.signature, "\(display): the minisign trusted comment's signature does not verify (comment altered)")
+                throw CourierError(
+                    .signature, "\(display): the minisign trusted comment's signature does not verify (comment altered)"
+                )
             }
             return comment
         }
@@ -117,7 +135,3 @@ public enum VendorSignature {
         return h.finalize()
     }
 }
-
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif

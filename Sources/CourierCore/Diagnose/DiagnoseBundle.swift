@@ -1,6 +1,5 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// What `<program> diagnose` gathers for support, written as one `.tar.gz`: every member is
 /// text, redacted (``Redactor``) and escaped before it is added, under one top directory named
@@ -12,7 +11,11 @@
 /// needs the archive, still yields one. Only writing the archive can fail, and then nothing is
 /// left behind (a dot-named temporary, renamed into place when complete, mode 0600).
 public final class DiagnoseBundle {
-    public struct Member { public var name: String; public var text: String; public var about: String }
+    public struct Member {
+        public var name: String
+        public var text: String
+        public var about: String
+    }
 
     public let program: String
     public let created: Int64
@@ -33,9 +36,11 @@ public final class DiagnoseBundle {
     /// and the archive's top directory. Untrusted characters of the host name become `_`.
     public var baseName: String {
         let stamp = RFC3339.format(created).filter { $0 != "-" && $0 != ":" }
-        let safeHost = String(host.unicodeScalars.map { u -> Character in
-            (u.isASCII && (u.properties.isAlphabetic || u.properties.numericType != nil || u == "." || u == "-")) ? Character(u) : "_"
-        })
+        let safeHost = String(
+            host.unicodeScalars.map { u -> Character in
+                (u.isASCII && (u.properties.isAlphabetic || u.properties.numericType != nil || u == "." || u == "-"))
+                    ? Character(u) : "_"
+            })
         return "\(program)-diagnose-\(safeHost.isEmpty ? "unknown" : safeHost)-\(stamp)"
     }
 
@@ -65,7 +70,8 @@ public final class DiagnoseBundle {
     public func add(_ name: String, _ text: String, about: String, redact: Redaction = .text) {
         let r = redact == .config ? Redactor.config(text) : Redactor.text(text)
         redactions += r.count
-        members.append(Member(name: name, text: r.text.hasSuffix("\n") || r.text.isEmpty ? r.text : r.text + "\n", about: about))
+        members.append(
+            Member(name: name, text: r.text.hasSuffix("\n") || r.text.isEmpty ? r.text : r.text + "\n", about: about))
     }
 
     /// Adds text as written (a file, a log's tail): redacted first, then each line escaped. In that
@@ -75,15 +81,19 @@ public final class DiagnoseBundle {
         let r = redact == .config ? Redactor.config(raw) : Redactor.text(raw)
         redactions += r.count
         let text = header + Escape.lines(r.text)
-        members.append(Member(name: name, text: text.hasSuffix("\n") || text.isEmpty ? text : text + "\n", about: about))
+        members.append(
+            Member(name: name, text: text.hasSuffix("\n") || text.isEmpty ? text : text + "\n", about: about))
     }
 
     /// Adds a file's content (its first `fileLimit` bytes), redacted, each line escaped; a
     /// missing or unreadable file becomes a member saying why.
-    public func addFile(_ name: String, path: String, about: String, redact: Redaction = .text, optional: Bool = false) {
+    public func addFile(_ name: String, path: String, about: String, redact: Redaction = .text, optional: Bool = false)
+    {
         do {
             let b = try readHead(path)
-            addRaw(name, header: "# \(Escape.text(path))\n", String(decoding: b, as: UTF8.self), about: about, redact: redact)
+            addRaw(
+                name, header: "# \(Escape.text(path))\n", String(decoding: b, as: UTF8.self), about: about,
+                redact: redact)
         } catch let e as CourierError {
             if optional, (e.cause as? Errno) == .noSuchFileOrDirectory {
                 add(name, "# \(Escape.text(path)): not present\n", about: about)
@@ -110,7 +120,9 @@ public final class DiagnoseBundle {
     /// is not read: `journalctl -u <unit>` is for the operator to add).
     public func addLogs(_ paths: [String], lines: Int) {
         if paths.isEmpty {
-            add("logs/NONE.txt", """
+            add(
+                "logs/NONE.txt",
+                """
                 No log file was given or found, so no log lines are included.
                 \(program) logs to standard error; under systemd that is the journal, which diagnose does not read.
                 Add it yourself:  journalctl -u \(program) -n \(lines) --no-pager > journal.txt
@@ -124,10 +136,13 @@ public final class DiagnoseBundle {
             let name = "logs/\(i + 1)-\(Escape.text(base).filter { $0 != "/" && $0 != "\\" }).tail"
             do {
                 let tail = try Sys.tailLines(p, lines: lines)
-                addRaw(name, header: "# last \(tail.count) line(s) of \(Escape.text(p))\n", tail.joined(separator: "\n"),
-                       about: "the last \(lines) lines of \(Escape.text(p))", redact: .text)
+                addRaw(
+                    name, header: "# last \(tail.count) line(s) of \(Escape.text(p))\n", tail.joined(separator: "\n"),
+                    about: "the last \(lines) lines of \(Escape.text(p))", redact: .text)
             } catch let e as CourierError {
-                add(name, "# \(Escape.text(p)): cannot read: \(e.message)\n", about: "log \(Escape.text(p)) (unreadable)")
+                add(
+                    name, "# \(Escape.text(p)): cannot read: \(e.message)\n",
+                    about: "log \(Escape.text(p)) (unreadable)")
                 note("log \(Escape.text(p)): \(e.message)")
             } catch {
                 add(name, "# \(Escape.text(p)): cannot read: \(error)\n", about: "log (unreadable)")
@@ -153,7 +168,8 @@ public final class DiagnoseBundle {
                     case S_IFREG: kind = "file"
                     default: kind = "other"
                     }
-                    out += "\(shown)  \(kind)  \(st.st_size) bytes  mode \(String(st.st_mode & 0o7777, radix: 8))  \(now - Int64(st.st_mtim.tv_sec)) s old\n"
+                    out +=
+                        "\(shown)  \(kind)  \(st.st_size) bytes  mode \(String(st.st_mode & 0o7777, radix: 8))  \(now - Int64(st.st_mtim.tv_sec)) s old\n"
                 } else {
                     out += "\(shown)  (cannot stat)\n"
                 }
@@ -175,18 +191,24 @@ public final class DiagnoseBundle {
         var out = "# trust: \(Escape.text(path))\n"
         var files: [String] = []
         if Sys.isDirectory(path) {
-            do { files = try Sys.listDirectory(path).sorted().map { path + "/" + $0 } }
-            catch let e as CourierError { return out + "cannot list: \(e.message)\n" } catch { return out + "cannot list\n" }
+            do { files = try Sys.listDirectory(path).sorted().map { path + "/" + $0 } } catch let e as CourierError {
+                return out + "cannot list: \(e.message)\n"
+            } catch { return out + "cannot list\n" }
         } else {
             files = [path]
         }
         for f in files {
             let shown = Escape.text(f)
             if f.hasSuffix(".pub") {
-                do { let k = try PublicKey.load(f); out += "\(shown): key id \(k.keyID): \(Escape.text(k.fileText.trimming("\n")))\n" }
-                catch let e as CourierError { out += "\(shown): not a usable public key: \(e.message)\n" } catch {}
-            } else if let b = try? Sys.readFile(f, limit: 64 << 10), String(decoding: b, as: UTF8.self).contains(SigningKey.tag) {
-                out += "\(shown): A PRIVATE SIGNING KEY in the trust directory (content not included; remove it from clients)\n"
+                do {
+                    let k = try PublicKey.load(f)
+                    out += "\(shown): key id \(k.keyID): \(Escape.text(k.fileText.trimming("\n")))\n"
+                } catch let e as CourierError { out += "\(shown): not a usable public key: \(e.message)\n" } catch {}
+            } else if let b = try? Sys.readFile(f, limit: 64 << 10),
+                String(decoding: b, as: UTF8.self).contains(SigningKey.tag)
+            {
+                out +=
+                    "\(shown): A PRIVATE SIGNING KEY in the trust directory (content not included; remove it from clients)\n"
                 note("a private signing key is in the trust path: \(shown)")
             } else {
                 out += "\(shown): not a .pub file (ignored by the trust store except 'revoked')\n"
@@ -202,7 +224,8 @@ public final class DiagnoseBundle {
         for p in paths {
             do {
                 let k = try SigningKey.load(p)
-                out += "\(Escape.text(p)): signing key id \(k.keyID); public: \(Escape.text(k.publicKey.fileText.trimming("\n")))\n"
+                out +=
+                    "\(Escape.text(p)): signing key id \(k.keyID); public: \(Escape.text(k.publicKey.fileText.trimming("\n")))\n"
             } catch let e as CourierError {
                 out += "\(Escape.text(p)): cannot read: \(e.message)\n"
                 note("signing key \(Escape.text(p)): \(e.message)")
@@ -213,19 +236,19 @@ public final class DiagnoseBundle {
 
     func readme(commandLine: String) -> String {
         var out = """
-        \(program) diagnose archive
-        ================================
-        Courier \(CourierVersion.string), host \(Escape.text(host)), made \(RFC3339.format(created))
-        command: \(commandLine)
+            \(program) diagnose archive
+            ================================
+            Courier \(CourierVersion.string), host \(Escape.text(host)), made \(RFC3339.format(created))
+            command: \(commandLine)
 
-        Secrets were removed before anything was written: values of keys named like password,
-        secret, token, passphrase, auth, credential or private; URL user:password@; Bearer
-        tokens; private key contents (only public keys and key ids are included).
-        \(redactions) value(s) were redacted. Read the files before sending them: a secret
-        without such a name (a bare password as a command argument) cannot be recognised.
+            Secrets were removed before anything was written: values of keys named like password,
+            secret, token, passphrase, auth, credential or private; URL user:password@; Bearer
+            tokens; private key contents (only public keys and key ids are included).
+            \(redactions) value(s) were redacted. Read the files before sending them: a secret
+            without such a name (a bare password as a command argument) cannot be recognised.
 
-        Files:
-        """
+            Files:
+            """
         out += "\n"
         for m in members { out += "  \(m.name)  \(m.about)\n" }
         out += "\nNotes (what could not be gathered):\n"
@@ -244,7 +267,9 @@ public final class DiagnoseBundle {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard !name.isEmpty else { throw CourierError(.usage, "\(Escape.text(path)): names a directory, not an archive file") }
+        guard !name.isEmpty else {
+            throw CourierError(.usage, "\(Escape.text(path)): names a directory, not an archive file")
+        }
         let tmp = (dir.isEmpty ? "" : dir) + "/.\(name).tmp-\(getpid())"
         let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         do {
@@ -272,10 +297,11 @@ public final class DiagnoseBundle {
             throw error
         }
         Sys.close(fd)
-        do { try Sys.rename(tmp, path) } catch { _ = unlink(tmp); throw error }
+        do { try Sys.rename(tmp, path) } catch {
+            _ = unlink(tmp)
+            throw error
+        }
         Sys.fsyncDirectory(dir.isEmpty ? "/" : dir)
         return path
     }
 }
-
-import SystemPackage

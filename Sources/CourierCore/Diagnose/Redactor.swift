@@ -27,8 +27,10 @@ public enum Redactor {
         public var count: Int
     }
 
-    static let secretWords = ["password", "passwd", "passphrase", "secret", "token", "auth", "credential",
-                              "apikey", "api_key", "api-key", "cookie", "private"]
+    static let secretWords = [
+        "password", "passwd", "passphrase", "secret", "token", "auth", "credential",
+        "apikey", "api_key", "api-key", "cookie", "private",
+    ]
     static let referenceSuffixes = ["_url", "_urls", "_file", "_dir", "_path", "_fingerprints"]
     /// Words whose next token is a secret whatever comes before them.
     static let prefixWords = ["bearer", "courier-ed25519-secret-v1"]
@@ -47,7 +49,12 @@ public enum Redactor {
     /// Any other text (logs, JSON, command lines, free-form files).
     public static func text(_ text: String) -> Result { run(text, toml: false) }
 
-    private enum Open { case none, string([UInt8]), array, pem }
+    private enum Open {
+        case none
+        case string([UInt8])
+        case array
+        case pem
+    }
 
     private static func run(_ text: String, toml: Bool) -> Result {
         var count = 0
@@ -67,7 +74,12 @@ public enum Redactor {
                 continue
             case .array:
                 count += 1
-                if line.contains(UInt8(ascii: "]")) { open = .none; out.append(mark + "]") } else { out.append(mark) }
+                if line.contains(UInt8(ascii: "]")) {
+                    open = .none
+                    out.append(mark + "]")
+                } else {
+                    out.append(mark)
+                }
                 continue
             case .pem:
                 if find(Array("-----END".utf8), in: line, from: 0) != nil {
@@ -81,7 +93,9 @@ public enum Redactor {
             case .none:
                 break
             }
-            if let begin = find(Array("-----BEGIN".utf8), in: line, from: 0), find(Array("PRIVATE KEY".utf8), in: line, from: 0) != nil {
+            if let begin = find(Array("-----BEGIN".utf8), in: line, from: 0),
+                find(Array("PRIVATE KEY".utf8), in: line, from: 0) != nil
+            {
                 if find(Array("-----END".utf8), in: line, from: begin + 10) != nil {
                     // The whole key on one line (a TOML or JSON string with `\n` escapes): the
                     // line goes, body and all.
@@ -102,7 +116,8 @@ public enum Redactor {
     }
 
     private static func isWordByte(_ b: UInt8) -> Bool {
-        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == 0x5f || b == 0x2d || b == 0x2e
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b == 0x5f || b == 0x2d
+            || b == 0x2e
     }
 
     private static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
@@ -140,18 +155,28 @@ public enum Redactor {
             if let close = find(Array("\\\"".utf8), in: line, from: i + 2) { return (close + 2, .none) }
             return (n, .none)
         }
-        if c == 0x22 || c == 0x27 {   // "…" with backslash escapes, '…' literal
+        if c == 0x22 || c == 0x27 {  // "…" with backslash escapes, '…' literal
             var j = i + 1
-            while j < n && line[j] != c { if c == 0x22 && line[j] == 0x5c { j += 1 }; j += 1 }
+            while j < n && line[j] != c {
+                if c == 0x22 && line[j] == 0x5c { j += 1 }
+                j += 1
+            }
             return (min(j + 1, n), .none)
         }
-        if c == 0x5b || c == 0x7b {   // [ … ] or { … }, strings inside skipped
-            var depth = 0, j = i
+        if c == 0x5b || c == 0x7b {  // [ … ] or { … }, strings inside skipped
+            var depth = 0
+            var j = i
             while j < n {
                 let b = line[j]
-                if b == 0x22 || b == 0x27 { j = valueEnd(line, j).end; continue }
+                if b == 0x22 || b == 0x27 {
+                    j = valueEnd(line, j).end
+                    continue
+                }
                 if b == 0x5b || b == 0x7b { depth += 1 }
-                if b == 0x5d || b == 0x7d { depth -= 1; if depth == 0 { return (j + 1, .none) } }
+                if b == 0x5d || b == 0x7d {
+                    depth -= 1
+                    if depth == 0 { return (j + 1, .none) }
+                }
                 j += 1
             }
             return (n, c == 0x5b ? .array : .none)
@@ -181,11 +206,15 @@ public enum Redactor {
             if startsWith(line, i, "://") {
                 out += Array("://".utf8)
                 i += 3
-                var j = i, at: Int? = nil
+                var j = i
+                var at: Int? = nil
                 while j < n {
                     let b = line[j]
                     if b == 0x2f || b == 0x3f || b == 0x23 || b == 0x20 || b == 0x09 || b == 0x22 || b == 0x27
-                        || b == 0x3e || b == 0x3c || b == 0x60 { break }
+                        || b == 0x3e || b == 0x3c || b == 0x60
+                    {
+                        break
+                    }
                     if b == 0x40 { at = j }
                     j += 1
                 }
@@ -217,8 +246,11 @@ public enum Redactor {
                 if isSecretKey(word) {
                     // key, optional closing quote, spaces, '=' or ':' (not '://'), spaces, value
                     var j = k
-                    if j < n && (line[j] == 0x22 || line[j] == 0x27) { j += 1 }
-                    else if j + 1 < n && line[j] == 0x5c && line[j + 1] == 0x22 { j += 2 }   // \"password\":
+                    if j < n && (line[j] == 0x22 || line[j] == 0x27) {
+                        j += 1
+                    } else if j + 1 < n && line[j] == 0x5c && line[j + 1] == 0x22 {
+                        j += 2
+                    }  // \"password\":
                     while j < n && (line[j] == 0x20 || line[j] == 0x09) { j += 1 }
                     if j < n && (line[j] == 0x3d || (line[j] == 0x3a && !startsWith(line, j, "://"))) {
                         j += 1

@@ -1,7 +1,6 @@
 import CArchive
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 extension Sys {
     /// `statvfs(2)`, retried on EINTR; the error names the path.
@@ -21,7 +20,8 @@ extension Sys {
         func field<T>(_ t: T) -> String {
             withUnsafeBytes(of: t) { b in String(decoding: b.prefix(while: { $0 != 0 }), as: UTF8.self) }
         }
-        return [field(u.sysname), field(u.nodename), field(u.release), field(u.version), field(u.machine)].joined(separator: " ")
+        return [field(u.sysname), field(u.nodename), field(u.release), field(u.version), field(u.machine)].joined(
+            separator: " ")
     }
 
     /// The last `lines` lines of a file, reading at most its last `maxBytes`: a log of any size
@@ -31,10 +31,13 @@ extension Sys {
         defer { close(fd) }
         let size = Int(try fstat(fd, display: path).st_size)
         let start = max(0, size - maxBytes)
-        if lseek(fd, off_t(start), SEEK_SET) < 0 { throw CourierError.io("lseek", path: path, errno: Errno(rawValue: errno)) }
+        if lseek(fd, off_t(start), SEEK_SET) < 0 {
+            throw CourierError.io("lseek", path: path, errno: Errno(rawValue: errno))
+        }
         var buf = [UInt8](repeating: 0, count: size - start)
         let got = try buf.withUnsafeMutableBytes { try readFully(fd, $0.baseAddress!, $0.count, display: path) }
-        var all = String(decoding: buf[0..<got], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var all = String(decoding: buf[0..<got], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .map(String.init)
         if all.last == "" { all.removeLast() }
         return Array(all.suffix(lines))
     }
@@ -53,12 +56,15 @@ public enum SystemFacts {
             do {
                 let st = try Sys.fileSystemStats(path)
                 let block = Int64(st.f_frsize)
-                let total = Int64(st.f_blocks) * block, avail = Int64(st.f_bavail) * block
+                let total = Int64(st.f_blocks) * block
+                let avail = Int64(st.f_bavail) * block
                 let pct = total > 0 ? Double(avail) * 100 / Double(total) : 0
-                let inodes = st.f_files > 0
+                let inodes =
+                    st.f_files > 0
                     ? "\(st.f_favail)/\(st.f_files) inodes free"
                     : "inodes not counted by this file system"
-                out += "\(label): \(Escape.text(path)) — \(human(avail))/\(human(total)) free (\(String(format1(pct)))%), \(inodes)\n"
+                out +=
+                    "\(label): \(Escape.text(path)) — \(human(avail))/\(human(total)) free (\(String(format1(pct)))%), \(inodes)\n"
             } catch let e as CourierError {
                 out += "\(label): \(Escape.text(path)) — cannot read: \(e.message)\n"
             } catch {
@@ -99,11 +105,13 @@ public enum SystemFacts {
             if waiting { f.remove(at: 1) }
             let id = f[5].split(separator: ":")
             guard id.count == 3, UInt64(id[0], radix: 16) == major, UInt64(id[1], radix: 16) == minor,
-                  UInt64(id[2]) == UInt64(st.st_ino) else { continue }
+                UInt64(id[2]) == UInt64(st.st_ino)
+            else { continue }
             let pid = f[4]
             holders.append("\(waiting ? "waiting" : "held"): \(f[1]) \(f[3]) by pid \(pid): \(commandLine(pid: pid))")
         }
-        out += holders.isEmpty ? "not held now (the kernel lists no lock on it)\n" : holders.joined(separator: "\n") + "\n"
+        out +=
+            holders.isEmpty ? "not held now (the kernel lists no lock on it)\n" : holders.joined(separator: "\n") + "\n"
         return out
     }
 
@@ -130,17 +138,24 @@ public enum SystemFacts {
     }
 
     /// `--version` of every Courier program beside this one (the same installation).
-    public static func versions(programs: [String] = ["courier-stage", "courier-deliver", "courier-inboxd", "courier-pull", "courier-tuf"]) -> String {
+    public static func versions(
+        programs: [String] = ["courier-stage", "courier-deliver", "courier-inboxd", "courier-pull", "courier-tuf"]
+    ) -> String {
         let me = Sys.readLink("/proc/self/exe") ?? CommandLine.arguments[0]
         let dir = me.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         var out = "this program: \(Escape.text(me)) (Courier \(CourierVersion.string))\n"
         for p in programs {
             let path = (dir.isEmpty ? "." : dir) + "/" + p
-            guard access(path, X_OK) == 0 else { out += "\(p): not installed beside it\n"; continue }
+            guard access(path, X_OK) == 0 else {
+                out += "\(p): not installed beside it\n"
+                continue
+            }
             do {
-                let r = try ChildProcess.run([path, "--version"], environment: ChildProcess.currentEnvironment(), timeout: 10, keepTail: 1024)
+                let r = try ChildProcess.run(
+                    [path, "--version"], environment: ChildProcess.currentEnvironment(), timeout: 10, keepTail: 1024)
                 let text = String(decoding: r.output, as: UTF8.self).trimming(" \n")
-                out += "\(p): \(Escape.text(text))\(r.ok ? "" : " (exit \(r.status)\(r.timedOut ? ", timed out" : ""))")\n"
+                out +=
+                    "\(p): \(Escape.text(text))\(r.ok ? "" : " (exit \(r.status)\(r.timedOut ? ", timed out" : ""))")\n"
             } catch let e as CourierError {
                 out += "\(p): cannot run: \(e.message)\n"
             } catch {
@@ -157,15 +172,19 @@ public enum SystemFacts {
         out += "host: \(Escape.text(Sys.hostName()))\n"
         out += "time: \(RFC3339.format(Int64(time(nil))))\n"
         out += "uid: \(getuid()) euid: \(geteuid()) gid: \(getgid())\n"
-        for f in ["/proc/sys/fs/inotify/max_user_watches", "/proc/sys/fs/inotify/max_user_instances",
-                  "/proc/sys/fs/inotify/max_queued_events", "/proc/sys/fs/file-nr", "/proc/loadavg", "/proc/uptime"] {
-            let v = (try? Sys.readFile(f, limit: 4096)).map { String(decoding: $0, as: UTF8.self).trimming(" \n") } ?? "(not readable)"
+        for f in [
+            "/proc/sys/fs/inotify/max_user_watches", "/proc/sys/fs/inotify/max_user_instances",
+            "/proc/sys/fs/inotify/max_queued_events", "/proc/sys/fs/file-nr", "/proc/loadavg", "/proc/uptime",
+        ] {
+            let v =
+                (try? Sys.readFile(f, limit: 4096)).map { String(decoding: $0, as: UTF8.self).trimming(" \n") }
+                ?? "(not readable)"
             out += "\(f): \(Escape.text(v))\n"
         }
         var rl = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 { out += "open files limit: \(rl.rlim_cur) (hard \(rl.rlim_max))\n" }
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 {
+            out += "open files limit: \(rl.rlim_cur) (hard \(rl.rlim_max))\n"
+        }
         return out
     }
 }
-
-import SystemPackage

@@ -1,11 +1,5 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// What the client holds and what happened, per type: the body of `status.json` (docs/INBOXD.md),
 /// which delivery tools read to choose a delta or a full package, and humans read to see age.
@@ -16,7 +10,10 @@ public struct ClientStatus: Codable, Sendable, Equatable {
         public var code: String
         public var reason: String
         public init(at: String, package: String, code: String, reason: String) {
-            self.at = at; self.package = package; self.code = code; self.reason = reason
+            self.at = at
+            self.package = package
+            self.code = code
+            self.reason = reason
         }
     }
     /// A revision this client refused for a reason about the revision itself
@@ -28,7 +25,11 @@ public struct ClientStatus: Codable, Sendable, Equatable {
         public var at: String
         public var package: String
         public init(revision: UInt64, code: String, reason: String, at: String, package: String) {
-            self.revision = revision; self.code = code; self.reason = reason; self.at = at; self.package = package
+            self.revision = revision
+            self.code = code
+            self.reason = reason
+            self.at = at
+            self.package = package
         }
     }
     /// The quarantine's size after the last pass, and how many entries its caps evicted so far.
@@ -37,7 +38,9 @@ public struct ClientStatus: Codable, Sendable, Equatable {
         public var bytes: Int64
         public var evicted: Int
         public init(files: Int = 0, bytes: Int64 = 0, evicted: Int = 0) {
-            self.files = files; self.bytes = bytes; self.evicted = evicted
+            self.files = files
+            self.bytes = bytes
+            self.evicted = evicted
         }
     }
     public struct TypeStatus: Codable, Sendable, Equatable {
@@ -83,7 +86,8 @@ public struct ClientStatus: Codable, Sendable, Equatable {
     public static func decode(_ bytes: [UInt8], path: String) throws -> ClientStatus {
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
-        do { return try dec.decode(ClientStatus.self, from: Data(bytes)) }
-        catch { throw CourierError(.malformed, "\(path): not a valid status file: \(error)") }
+        do { return try dec.decode(ClientStatus.self, from: Data(bytes)) } catch {
+            throw CourierError(.malformed, "\(path): not a valid status file: \(error)")
+        }
     }
 }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// A manifest's `files` list read straight from the manifest bytes into a compact table: every
 /// path's bytes in one arena, the 32 digest bytes inline, size and mode — about 46 bytes per file
@@ -26,16 +24,19 @@ public struct CompactFileList: Sendable {
     public func size(_ i: Int) -> UInt64 { sizes[i] }
     public func mode(_ i: Int) -> UInt32 { UInt32(modes[i]) }
     public func digest(_ i: Int) -> ArraySlice<UInt8> { digests[(i * 32)..<(i * 32 + 32)] }
-    public var totalBytes: UInt64 { sizes.reduce(0, &+) }   // wrapping, like the manifest's other sums
+    public var totalBytes: UInt64 { sizes.reduce(0, &+) }  // wrapping, like the manifest's other sums
 
     /// The file as a `FileEntry` (three new strings: for callers off the hot paths).
     public func entry(_ i: Int) -> FileEntry {
-        FileEntry(path: String(decoding: path(i), as: UTF8.self), size: sizes[i], sha256: Hex.encode(digest(i)), mode: mode(i))
+        FileEntry(
+            path: String(decoding: path(i), as: UTF8.self), size: sizes[i], sha256: Hex.encode(digest(i)), mode: mode(i)
+        )
     }
 
     /// Byte-wise three-way comparison of file `i`'s path with `b` (the manifest's order).
     public func comparePath(_ i: Int, _ b: UnsafeRawBufferPointer) -> Int {
-        let start = i == 0 ? 0 : Int(ends[i - 1]), end = Int(ends[i])
+        let start = i == 0 ? 0 : Int(ends[i - 1])
+        let end = Int(ends[i])
         return arena.withUnsafeBytes { FileList.compare(UnsafeRawBufferPointer(rebasing: $0[start..<end]), b) }
     }
 
@@ -70,20 +71,26 @@ public struct CompactFileList: Sendable {
     /// caller owns `bytes`, will not read them again, and lets the pages behind the parser go
     /// (`madvise(MADV_DONTNEED)`: private anonymous pages read back as zeros, never as
     /// another's data), so that the list and its JSON are not resident together.
-    public static func parse(_ bytes: [UInt8], filesAt range: Range<Int>, maxFiles: Int = Int.max,
-                             releasing: Bool = false) throws -> CompactFileList {
+    public static func parse(
+        _ bytes: [UInt8], filesAt range: Range<Int>, maxFiles: Int = Int.max,
+        releasing: Bool = false
+    ) throws -> CompactFileList {
         var p = Parser(b: bytes)
         p.i = range.lowerBound
         var out = CompactFileList()
         // An element takes at least ~100 bytes of JSON (a 64-digit sha256 and four keys), so this
         // bounds the count from above; capacity never written is never resident.
         let most = min(range.count / 90 + 1, maxFiles)
-        out.ends.reserveCapacity(most); out.sizes.reserveCapacity(most); out.modes.reserveCapacity(most)
+        out.ends.reserveCapacity(most)
+        out.sizes.reserveCapacity(most)
+        out.modes.reserveCapacity(most)
         out.digests.reserveCapacity(most * 32)
         out.arena.reserveCapacity(range.count / 3)
         var released = 0
         try p.array { p in
-            if out.count >= maxFiles { throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files") }
+            if out.count >= maxFiles {
+                throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files")
+            }
             try out.appendFile(&p)
             if releasing && p.i - released >= 1 << 20 {
                 released = CompactFileList.release(bytes, upTo: p.i, from: released)
@@ -97,7 +104,8 @@ public struct CompactFileList: Sendable {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         return bytes.withUnsafeBytes { raw -> Int in
             let base = Int(bitPattern: raw.baseAddress!)
-            let lo = (base + start + page - 1) / page * page, hi = (base + end) / page * page
+            let lo = (base + start + page - 1) / page * page
+            let hi = (base + end) / page * page
             if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) }
             return max(start, hi - base)
         }
@@ -105,7 +113,9 @@ public struct CompactFileList: Sendable {
 
     private mutating func appendFile(_ p: inout Parser) throws {
         // Slices of the manifest bytes where no escape needs undoing: no allocation per field.
-        var path: ArraySlice<UInt8>? = nil, size: UInt64? = nil, mode: UInt16? = nil
+        var path: ArraySlice<UInt8>? = nil
+        var size: UInt64? = nil
+        var mode: UInt16? = nil
         var digest: (UInt64, UInt64, UInt64, UInt64)? = nil
         try p.object { key, p in
             if key.elementsEqual("path".utf8) {
@@ -113,7 +123,9 @@ public struct CompactFileList: Sendable {
             } else if key.elementsEqual("size".utf8) {
                 size = try p.integer()
             } else if key.elementsEqual("sha256".utf8) {
-                guard let d = CompactFileList.hexDigest(try p.string()) else { throw p.fail("sha256 must be 64 lowercase hex digits") }
+                guard let d = CompactFileList.hexDigest(try p.string()) else {
+                    throw p.fail("sha256 must be 64 lowercase hex digits")
+                }
                 digest = d
             } else if key.elementsEqual("mode".utf8) {
                 let s = try p.string()
@@ -133,8 +145,10 @@ public struct CompactFileList: Sendable {
         if count > 0 {
             let prev = self.path(count - 1)
             guard prev.lexicographicallyPrecedes(path) else {
-                throw p.fail(prev.elementsEqual(path) ? "file \(Escape.quotedBytes(path)) listed twice"
-                                                      : "files are not sorted by path (at \(Escape.quotedBytes(path)))")
+                throw p.fail(
+                    prev.elementsEqual(path)
+                        ? "file \(Escape.quotedBytes(path)) listed twice"
+                        : "files are not sorted by path (at \(Escape.quotedBytes(path)))")
             }
         }
         arena += path
@@ -153,8 +167,10 @@ public struct CompactFileList: Sendable {
         let ok = withUnsafeMutableBytes(of: &out) { raw -> Bool in
             var i = s.startIndex
             for k in 0..<32 {
-                let h = s[i], l = s[i + 1]
-                guard let hv = Hex.digitValue(h, lowercaseOnly: true), let lv = Hex.digitValue(l, lowercaseOnly: true) else { return false }
+                let h = s[i]
+                let l = s[i + 1]
+                guard let hv = Hex.digitValue(h, lowercaseOnly: true), let lv = Hex.digitValue(l, lowercaseOnly: true)
+                else { return false }
                 raw[k] = hv << 4 | lv
                 i += 2
             }
@@ -170,7 +186,9 @@ public struct CompactFileList: Sendable {
 
         func fail(_ why: String) -> CourierError { CourierError(.malformed, "manifest: \(why) at byte \(i)") }
 
-        mutating func ws() { while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 } }
+        mutating func ws() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 }
+        }
 
         mutating func expect(_ c: UInt8) throws {
             ws()
@@ -183,7 +201,10 @@ public struct CompactFileList: Sendable {
         mutating func object(_ member: (ArraySlice<UInt8>, inout Parser) throws -> Bool) throws {
             try expect(0x7b)
             ws()
-            if i < b.count, b[i] == 0x7d { i += 1; return }
+            if i < b.count, b[i] == 0x7d {
+                i += 1
+                return
+            }
             while true {
                 ws()
                 let key = try string()
@@ -192,8 +213,14 @@ public struct CompactFileList: Sendable {
                 if try !member(key[...], &self) { try skip(depth: 0) }
                 ws()
                 guard i < b.count else { throw fail("unexpected end") }
-                if b[i] == 0x2c { i += 1; continue }
-                if b[i] == 0x7d { i += 1; return }
+                if b[i] == 0x2c {
+                    i += 1
+                    continue
+                }
+                if b[i] == 0x7d {
+                    i += 1
+                    return
+                }
                 throw fail("expected ',' or '}'")
             }
         }
@@ -201,13 +228,22 @@ public struct CompactFileList: Sendable {
         mutating func array(_ element: (inout Parser) throws -> Void) throws {
             try expect(0x5b)
             ws()
-            if i < b.count, b[i] == 0x5d { i += 1; return }
+            if i < b.count, b[i] == 0x5d {
+                i += 1
+                return
+            }
             while true {
                 try element(&self)
                 ws()
                 guard i < b.count else { throw fail("unexpected end") }
-                if b[i] == 0x2c { i += 1; continue }
-                if b[i] == 0x5d { i += 1; return }
+                if b[i] == 0x2c {
+                    i += 1
+                    continue
+                }
+                if b[i] == 0x5d {
+                    i += 1
+                    return
+                }
                 throw fail("expected ',' or ']'")
             }
         }
@@ -224,15 +260,22 @@ public struct CompactFileList: Sendable {
             while i < b.count {
                 let c = b[i]
                 if c == 0x22 {
-                    if !escaped { let s = b[start..<i]; i += 1; return s }
-                    out += b[start..<i]; i += 1; return out[...]
+                    if !escaped {
+                        let s = b[start..<i]
+                        i += 1
+                        return s
+                    }
+                    out += b[start..<i]
+                    i += 1
+                    return out[...]
                 }
                 if c == 0x5c {
                     escaped = true
                     out += b[start..<i]
                     i += 1
                     guard i < b.count else { break }
-                    let e = b[i]; i += 1
+                    let e = b[i]
+                    i += 1
                     switch e {
                     case 0x22, 0x5c, 0x2f: out.append(e)
                     case 0x62: out.append(0x08)
@@ -248,7 +291,9 @@ public struct CompactFileList: Sendable {
                             let lo = try hex4()
                             guard lo >= 0xDC00 && lo < 0xE000 else { throw fail("lone surrogate") }
                             u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
-                        } else if u >= 0xDC00 && u < 0xE000 { throw fail("lone surrogate") }
+                        } else if u >= 0xDC00 && u < 0xE000 {
+                            throw fail("lone surrogate")
+                        }
                         out += Array(String(Character(Unicode.Scalar(u)!)).utf8)
                     default: throw fail("bad escape")
                     }
@@ -268,8 +313,14 @@ public struct CompactFileList: Sendable {
             i += 1
             while i < b.count {
                 let c = b[i]
-                if c == 0x22 { i += 1; return }
-                if c == 0x5c { i += 2; continue }
+                if c == 0x22 {
+                    i += 1
+                    return
+                }
+                if c == 0x5c {
+                    i += 2
+                    continue
+                }
                 if c < 0x20 { throw fail("control character in a string") }
                 i += 1
             }
@@ -283,7 +334,8 @@ public struct CompactFileList: Sendable {
                 let c = b[i]
                 guard let n = Hex.digitValue(c) else { throw fail("bad \\u escape") }
                 let d = UInt32(n)
-                v = v << 4 | d; i += 1
+                v = v << 4 | d
+                i += 1
             }
             return v
         }
@@ -296,7 +348,8 @@ public struct CompactFileList: Sendable {
                 let (m, o1) = v.multipliedReportingOverflow(by: 10)
                 let (a, o2) = m.addingReportingOverflow(UInt64(b[i] - 0x30))
                 if o1 || o2 { throw fail("integer too large") }
-                v = a; i += 1
+                v = a
+                i += 1
             }
             guard i > start else { throw fail("expected an integer") }
             return v
@@ -308,11 +361,19 @@ public struct CompactFileList: Sendable {
             ws()
             guard i < b.count else { throw fail("unexpected end") }
             switch b[i] {
-            case 0x7b: try object { _, p in try p.skip(depth: depth + 1); return true }
+            case 0x7b:
+                try object { _, p in
+                    try p.skip(depth: depth + 1)
+                    return true
+                }
             case 0x5b: try array { p in try p.skip(depth: depth + 1) }
             case 0x22: try skipString()
-            case 0x74: guard b[i...].starts(with: "true".utf8) else { throw fail("bad literal") }; i += 4
-            case 0x66: guard b[i...].starts(with: "false".utf8) else { throw fail("bad literal") }; i += 5
+            case 0x74:
+                guard b[i...].starts(with: "true".utf8) else { throw fail("bad literal") }
+                i += 4
+            case 0x66:
+                guard b[i...].starts(with: "false".utf8) else { throw fail("bad literal") }
+                i += 5
             default: _ = try integer()
             }
         }

@@ -44,7 +44,10 @@ public enum Escape {
                     break
                 }
             }
-            if taken == 0 { out += "\\x" + hex2(all[i]); taken = 1 }
+            if taken == 0 {
+                out += "\\x" + hex2(all[i])
+                taken = 1
+            }
             i += taken
         }
         return out
@@ -86,9 +89,13 @@ public enum Escape {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         default:
-            if u.value < 0x80 && needsEscape(u) { out += "\\x" + hex2(UInt8(u.value)) }
-            else if needsEscape(u) { out += "\\u{" + String(u.value, radix: 16) + "}" }
-            else { out.unicodeScalars.append(u) }
+            if u.value < 0x80 && needsEscape(u) {
+                out += "\\x" + hex2(UInt8(u.value))
+            } else if needsEscape(u) {
+                out += "\\u{" + String(u.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+@preconcurrency import Glibc
+
 /// A manifest's `files` (FORMAT §3.2): a random-access collection of `FileEntry`, sorted by path
 /// bytes once validated.
 ///
@@ -7,7 +9,9 @@
 /// so a 100,000-file package verifies in bounded memory (issue #13.2). Reading an element of the
 /// compact storage builds a `FileEntry`; the hot paths (payload lookup, validation) use the
 /// byte-level operations below instead. Writing an element turns the storage into entries.
-public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleByArrayLiteral, Sendable, Hashable, Codable {
+public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleByArrayLiteral, Sendable, Hashable,
+    Codable
+{
     enum Storage: Sendable {
         case entries([FileEntry])
         case table(CompactFileList)
@@ -40,7 +44,7 @@ public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleBy
             case .entries(let e): a = e
             case .table(let t): a = (0..<t.count).map(t.entry)
             }
-            storage = .entries([])   // drop our reference so that `a` is unique and set in place
+            storage = .entries([])  // drop our reference so that `a` is unique and set in place
             a[i] = newValue
             storage = .entries(a)
         }
@@ -108,7 +112,8 @@ public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleBy
 
     /// The first index whose path is not below `b` in byte order (the list must be sorted).
     public func lowerBound(_ b: UnsafeRawBufferPointer) -> Int {
-        var lo = 0, hi = count
+        var lo = 0
+        var hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
             if comparePath(mid, b) < 0 { lo = mid + 1 } else { hi = mid }
@@ -161,14 +166,12 @@ public struct FileList: RandomAccessCollection, MutableCollection, ExpressibleBy
         func nibble(_ c: UInt8) -> UInt8? { Hex.digitValue(c, lowercaseOnly: true) }
         var i = h.startIndex
         for byte in d {
-            let hiC = h[i]; i = h.index(after: i)
-            let loC = h[i]; i = h.index(after: i)
+            let hiC = h[i]
+            i = h.index(after: i)
+            let loC = h[i]
+            i = h.index(after: i)
             guard let hi = nibble(hiC), let lo = nibble(loC), hi << 4 | lo == byte else { return false }
         }
         return true
     }
 }
-
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif

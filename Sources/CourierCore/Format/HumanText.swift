@@ -5,7 +5,10 @@ public func human(_ n: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n)
     var u = 0
-    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    while v >= 1024 && u < units.count - 1 {
+        v /= 1024
+        u += 1
+    }
     return u == 0 ? "\(n) B" : "\(String(format1: v)) \(units[u])"
 }
 

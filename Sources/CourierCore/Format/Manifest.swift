@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// One file of the resulting tree, as the manifest lists it. Equal and hashed by the bytes of
 /// `path` (see `PathKey`), not by String's canonical equivalence.
@@ -15,7 +11,9 @@ public struct FileEntry: Codable, Sendable, Equatable, Hashable {
     public var mode: String
 
     public init(path: String, size: UInt64, sha256: String, mode: UInt32) {
-        self.path = path; self.size = size; self.sha256 = sha256
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
         self.mode = FileEntry.formatMode(mode)
     }
 
@@ -24,7 +22,10 @@ public struct FileEntry: Codable, Sendable, Equatable, Hashable {
     }
 
     public func hash(into h: inout Hasher) {
-        h.combine(PathKey(path)); h.combine(size); h.combine(sha256); h.combine(mode)
+        h.combine(PathKey(path))
+        h.combine(size)
+        h.combine(sha256)
+        h.combine(mode)
     }
 
     public static func formatMode(_ m: UInt32) -> String {
@@ -81,11 +82,17 @@ public struct Manifest: Sendable, Equatable {
     /// Format 2 delta only: the complete resulting tree, summarised.
     public var result: ResultSummary?
 
-    public init(type: String, revision: UInt64, kind: Kind, base: UInt64? = nil, created: Int64, expires: Int64,
-                provenance: [String: String], files: [FileEntry], changed: [String]? = nil, removed: [String]? = nil) {
+    public init(
+        type: String, revision: UInt64, kind: Kind, base: UInt64? = nil, created: Int64, expires: Int64,
+        provenance: [String: String], files: [FileEntry], changed: [String]? = nil, removed: [String]? = nil
+    ) {
         self.format = Manifest.currentFormat
-        self.type = type; self.revision = revision; self.kind = kind; self.base = base
-        self.created = RFC3339.format(created); self.expires = RFC3339.format(expires)
+        self.type = type
+        self.revision = revision
+        self.kind = kind
+        self.base = base
+        self.created = RFC3339.format(created)
+        self.expires = RFC3339.format(expires)
         self.provenance = provenance
         self.files = FileList(files.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) })
         self.changed = changed?.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -93,12 +100,18 @@ public struct Manifest: Sendable, Equatable {
     }
 
     /// A format 2 delta (FORMAT §3.5): changes, patches and a digest of the resulting file list.
-    public init(type: String, revision: UInt64, base: UInt64, created: Int64, expires: Int64,
-                provenance: [String: String], changes: [Change], patches: [Patch], removed: [String],
-                result: ResultSummary) {
+    public init(
+        type: String, revision: UInt64, base: UInt64, created: Int64, expires: Int64,
+        provenance: [String: String], changes: [Change], patches: [Patch], removed: [String],
+        result: ResultSummary
+    ) {
         self.format = 2
-        self.type = type; self.revision = revision; self.kind = .delta; self.base = base
-        self.created = RFC3339.format(created); self.expires = RFC3339.format(expires)
+        self.type = type
+        self.revision = revision
+        self.kind = .delta
+        self.base = base
+        self.created = RFC3339.format(created)
+        self.expires = RFC3339.format(expires)
         self.provenance = provenance
         self.files = []
         self.changes = changes.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
@@ -135,7 +148,9 @@ public struct Manifest: Sendable, Equatable {
         if changes != nil {
             var out = wholeFiles.map { PayloadEntry(kind: .file, file: $0) }
             for (i, p) in (patches ?? []).enumerated() {
-                out.append(PayloadEntry(kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
+                out.append(
+                    PayloadEntry(
+                        kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
             }
             return out
         }
@@ -160,8 +175,9 @@ public struct Manifest: Sendable, Equatable {
     }
 
     public var fileName: String {
-        kind == .full ? Names.fullPackageName(type: type, revision: revision)
-                      : Names.deltaPackageName(type: type, revision: revision, base: base ?? 0)
+        kind == .full
+            ? Names.fullPackageName(type: type, revision: revision)
+            : Names.deltaPackageName(type: type, revision: revision, base: base ?? 0)
     }
 
     // MARK: Encoding
@@ -205,10 +221,12 @@ public struct Manifest: Sendable, Equatable {
             throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files (\(e.message))")
         }
         let filesRange = try CompactFileList.filesRange(bytes)
-        var rest: [UInt8] = []   // built, not copied and changed: the copy would be the whole list again
+        var rest: [UInt8] = []  // built, not copied and changed: the copy would be the whole list again
         if let r = filesRange {
             rest.reserveCapacity(bytes.count - r.count + 2)
-            rest += bytes[..<r.lowerBound]; rest += [0x5b, 0x5d]; rest += bytes[r.upperBound...]   // "[]"
+            rest += bytes[..<r.lowerBound]
+            rest += [0x5b, 0x5d]
+            rest += bytes[r.upperBound...]  // "[]"
         } else {
             rest = bytes
         }
@@ -216,7 +234,10 @@ public struct Manifest: Sendable, Equatable {
         do {
             let format = try JSONDecoder().decode(ManifestCoding.FormatOnly.self, from: Data(rest)).format
             guard format >= 1, format <= Manifest.newestFormat else {
-                throw CourierError(.malformed, "manifest: format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it")
+                throw CourierError(
+                    .malformed,
+                    "manifest: format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it"
+                )
             }
             m = try JSONDecoder().decode(ManifestCoding.self, from: Data(rest)).manifest
         } catch let e as CourierError {
@@ -226,7 +247,8 @@ public struct Manifest: Sendable, Equatable {
         }
         // Format 2 has no `files` (FORMAT §3.5: if present, ignored like any unknown key).
         if m.format != 2, let r = filesRange {
-            m.files = FileList(table: try CompactFileList.parse(bytes, filesAt: r, maxFiles: maxFiles, releasing: releasing))
+            m.files = FileList(
+                table: try CompactFileList.parse(bytes, filesAt: r, maxFiles: maxFiles, releasing: releasing))
         }
         try m.validate(maxFiles: maxFiles)
         return m
@@ -236,13 +258,19 @@ public struct Manifest: Sendable, Equatable {
     public func validate(maxFiles: Int = Int.max) throws {
         func bad(_ s: String) -> CourierError { CourierError(.malformed, "manifest: \(s)") }
         guard format >= 1, format <= Manifest.newestFormat else {
-            throw bad("format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it")
+            throw bad(
+                "format \(format) is newer than this Courier understands (formats 1 to \(Manifest.newestFormat)); upgrade Courier on this machine to read it"
+            )
         }
         if format == 2 { return try validateFormat2(maxFiles: maxFiles) }
         try Names.validateType(type)
         guard revision > 0 else { throw bad("revision must be a positive integer") }
-        guard let c = RFC3339.parse(created) else { throw bad("created \(Escape.quoted(created)) is not YYYY-MM-DDTHH:MM:SSZ") }
-        guard let e = RFC3339.parse(expires) else { throw bad("expires \(Escape.quoted(expires)) is not YYYY-MM-DDTHH:MM:SSZ") }
+        guard let c = RFC3339.parse(created) else {
+            throw bad("created \(Escape.quoted(created)) is not YYYY-MM-DDTHH:MM:SSZ")
+        }
+        guard let e = RFC3339.parse(expires) else {
+            throw bad("expires \(Escape.quoted(expires)) is not YYYY-MM-DDTHH:MM:SSZ")
+        }
         guard e > c else { throw bad("expires is not after created") }
         guard files.count <= maxFiles else {
             throw CourierError(.limit, "manifest lists \(files.count) files, more than the limit of \(maxFiles)")
@@ -256,14 +284,19 @@ public struct Manifest: Sendable, Equatable {
                 let shown = Escape.quoted(f.path)
                 if let p = Names.pathProblem(f.path) { throw bad("file \(shown): \(p)") }
                 if let prev = previous, !prev.utf8.lexicographicallyPrecedes(f.path.utf8) {
-                    throw bad(prev.sameBytes(f.path) ? "file \(shown) listed twice"
-                                                     : "files are not sorted by path (\(Escape.quoted(prev)) before \(shown))")
+                    throw bad(
+                        prev.sameBytes(f.path)
+                            ? "file \(shown) listed twice"
+                            : "files are not sorted by path (\(Escape.quoted(prev)) before \(shown))")
                 }
                 previous = f.path
-                guard f.sha256.utf8.count == 64, f.sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+                guard f.sha256.utf8.count == 64,
+                    f.sha256.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
                 else { throw bad("file \(shown): sha256 must be 64 lowercase hex digits") }
                 guard f.permissions != nil else {
-                    throw bad("file \(shown): mode \(Escape.quoted(f.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
+                    throw bad(
+                        "file \(shown): mode \(Escape.quoted(f.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)"
+                    )
                 }
             }
         }
@@ -276,7 +309,9 @@ public struct Manifest: Sendable, Equatable {
             let dir = path + [0x2f]
             let j = dir.withUnsafeBytes { files.lowerBound($0) }
             if j < files.count, files.pathBytes(j).starts(with: dir) {
-                throw bad("\(Escape.quoted(name)) is listed as a file and as the directory of \(Escape.quotedBytes(files.pathBytes(j)))")
+                throw bad(
+                    "\(Escape.quoted(name)) is listed as a file and as the directory of \(Escape.quotedBytes(files.pathBytes(j)))"
+                )
             }
         }
         switch kind {
@@ -287,10 +322,14 @@ public struct Manifest: Sendable, Equatable {
         case .delta:
             guard let b = base else { throw bad("a delta needs a base revision") }
             guard b < revision else { throw bad("base revision \(b) is not below revision \(revision)") }
-            guard let ch = changed, let rm = removed else { throw bad("a delta needs changed and removed lists (may be empty)") }
+            guard let ch = changed, let rm = removed else {
+                throw bad("a delta needs changed and removed lists (may be empty)")
+            }
             try Manifest.checkSortedUnique(ch, "changed")
             try Manifest.checkSortedUnique(rm, "removed")
-            for p in ch where files.index(ofPath: p) == nil { throw bad("changed path \(Escape.quoted(p)) is not among files") }
+            for p in ch where files.index(ofPath: p) == nil {
+                throw bad("changed path \(Escape.quoted(p)) is not among files")
+            }
             for p in rm {
                 if let problem = Names.pathProblem(p) { throw bad("removed path \(Escape.quoted(p)): \(problem)") }
                 if files.index(ofPath: p) != nil { throw bad("removed path \(Escape.quoted(p)) is also among files") }

@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 // Format 2 of the manifest (docs/FORMAT.md §3.5): deltas that carry in-file patches and, instead
 // of the complete file list, a digest of it. Why: a delta of 10 changed files in a 1,000-file
@@ -21,14 +17,23 @@ extension Manifest {
         public var baseSize: UInt64?
 
         public init(path: String, size: UInt64, mode: UInt32, sha256: String) {
-            self.path = path; self.size = size; self.mode = FileEntry.formatMode(mode); self.sha256 = sha256
+            self.path = path
+            self.size = size
+            self.mode = FileEntry.formatMode(mode)
+            self.sha256 = sha256
         }
         public init(path: String, size: UInt64, mode: UInt32, patch: Int, baseSize: UInt64) {
-            self.path = path; self.size = size; self.mode = FileEntry.formatMode(mode)
-            self.patch = patch; self.baseSize = baseSize
+            self.path = path
+            self.size = size
+            self.mode = FileEntry.formatMode(mode)
+            self.patch = patch
+            self.baseSize = baseSize
         }
 
-        enum CodingKeys: String, CodingKey { case path, size, mode, sha256, patch, baseSize = "base_size" }
+        enum CodingKeys: String, CodingKey {
+            case path, size, mode, sha256, patch
+            case baseSize = "base_size"
+        }
         public var permissions: UInt32? { FileEntry.permissions(of: mode) }
 
         public static func == (a: Change, b: Change) -> Bool {
@@ -53,11 +58,17 @@ extension Manifest {
 
         public init(size: UInt64, sha256: String, baseSha256: String, resultSha256: String, windowLog: Int) {
             self.algorithm = Patch.zstdPrefix
-            self.size = size; self.sha256 = sha256; self.baseSha256 = baseSha256
-            self.resultSha256 = resultSha256; self.windowLog = windowLog
+            self.size = size
+            self.sha256 = sha256
+            self.baseSha256 = baseSha256
+            self.resultSha256 = resultSha256
+            self.windowLog = windowLog
         }
         enum CodingKeys: String, CodingKey {
-            case algorithm, size, sha256, baseSha256 = "base_sha256", resultSha256 = "result_sha256", windowLog = "window_log"
+            case algorithm, size, sha256
+            case baseSha256 = "base_sha256"
+            case resultSha256 = "result_sha256"
+            case windowLog = "window_log"
         }
     }
 
@@ -67,20 +78,36 @@ extension Manifest {
         public var files: UInt64
         public var bytes: UInt64
         public var digest: String
-        public init(files: UInt64, bytes: UInt64, digest: String) { self.files = files; self.bytes = bytes; self.digest = digest }
+        public init(files: UInt64, bytes: UInt64, digest: String) {
+            self.files = files
+            self.bytes = bytes
+            self.digest = digest
+        }
     }
 
     /// An archive entry after the manifest and signatures, and what it must be.
     public struct PayloadEntry: Sendable {
-        public enum Kind: Sendable, Equatable { case file, patch(Int) }
+        public enum Kind: Sendable, Equatable {
+            case file
+            case patch(Int)
+        }
         public var kind: Kind
         /// An entry of a decoded manifest's compact file list is read from there when asked for:
         /// a reader that only checks size, mode and digest builds no strings (issue #13.2).
-        private enum Source: Sendable { case entry(FileEntry), list(FileList, Int) }
+        private enum Source: Sendable {
+            case entry(FileEntry)
+            case list(FileList, Int)
+        }
         private let source: Source
 
-        public init(kind: Kind, file: FileEntry) { self.kind = kind; source = .entry(file) }
-        init(kind: Kind, list: FileList, index: Int) { self.kind = kind; source = .list(list, index) }
+        public init(kind: Kind, file: FileEntry) {
+            self.kind = kind
+            source = .entry(file)
+        }
+        init(kind: Kind, list: FileList, index: Int) {
+            self.kind = kind
+            source = .list(list, index)
+        }
 
         /// For `.file`, the file; for `.patch(i)`, size and SHA-256 of the patch (path "i", mode 0644).
         public var file: FileEntry {
@@ -130,7 +157,9 @@ extension Manifest {
             throw CourierError(.limit, "manifest lists more than the limit of \(maxFiles) files")
         }
         guard Manifest.isHex64(r.digest) else { throw bad("result digest must be 64 lowercase hex digits") }
-        guard r.files >= UInt64(ch.count) else { throw bad("result has \(r.files) files, fewer than the \(ch.count) changed") }
+        guard r.files >= UInt64(ch.count) else {
+            throw bad("result has \(r.files) files, fewer than the \(ch.count) changed")
+        }
         var previous: String? = nil
         var used = [Bool](repeating: false, count: ps.count)
         for c in ch {
@@ -141,13 +170,17 @@ extension Manifest {
             }
             previous = c.path
             guard c.permissions != nil else {
-                throw bad("changed \(shown): mode \(Escape.quoted(c.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)")
+                throw bad(
+                    "changed \(shown): mode \(Escape.quoted(c.mode)) must be four octal digits 0000-0777 (no setuid, setgid or sticky bit)"
+                )
             }
             switch (c.sha256, c.patch, c.baseSize) {
             case (let h?, nil, nil):
                 guard Manifest.isHex64(h) else { throw bad("changed \(shown): sha256 must be 64 lowercase hex digits") }
             case (nil, let i?, _?):
-                guard i >= 0, i < ps.count else { throw bad("changed \(shown): patch \(i) does not exist (\(ps.count) patches)") }
+                guard i >= 0, i < ps.count else {
+                    throw bad("changed \(shown): patch \(i) does not exist (\(ps.count) patches)")
+                }
                 used[i] = true
             default:
                 throw bad("changed \(shown): needs either sha256 (carried whole) or patch and base_size (patched)")
@@ -155,12 +188,16 @@ extension Manifest {
         }
         for (i, p) in ps.enumerated() {
             guard p.algorithm == Patch.zstdPrefix else {
-                throw bad("patch \(i): algorithm \(Escape.quoted(p.algorithm)) is not known (only \(Patch.zstdPrefix)); upgrade Courier on this machine")
+                throw bad(
+                    "patch \(i): algorithm \(Escape.quoted(p.algorithm)) is not known (only \(Patch.zstdPrefix)); upgrade Courier on this machine"
+                )
             }
             guard Manifest.isHex64(p.sha256), Manifest.isHex64(p.baseSha256), Manifest.isHex64(p.resultSha256) else {
                 throw bad("patch \(i): sha256, base_sha256 and result_sha256 must be 64 lowercase hex digits")
             }
-            guard p.windowLog >= 10, p.windowLog <= 31 else { throw bad("patch \(i): window_log \(p.windowLog) is outside 10 to 31") }
+            guard p.windowLog >= 10, p.windowLog <= 31 else {
+                throw bad("patch \(i): window_log \(p.windowLog) is outside 10 to 31")
+            }
             guard used[i] else { throw bad("patch \(i) makes no file") }
         }
         let carried = Set(ch.map { PathKey($0.path) })
@@ -177,7 +214,8 @@ extension Manifest {
         // is checked against the digest once built).
         for c in ch {
             for parent in Names.parents(c.path) where carried.contains(PathKey(parent)) {
-                throw bad("\(Escape.quoted(parent)) is changed as a file and as the directory of \(Escape.quoted(c.path))")
+                throw bad(
+                    "\(Escape.quoted(parent)) is changed as a file and as the directory of \(Escape.quoted(c.path))")
             }
         }
     }
@@ -211,10 +249,12 @@ struct ManifestCoding: Codable {
         let created = try c.decode(String.self, forKey: .created)
         let expires = try c.decode(String.self, forKey: .expires)
         let provenance = try c.decode([String: String].self, forKey: .provenance)
-        var m = Manifest(type: type, revision: revision, kind: kind, base: base, created: 0, expires: 0,
-                         provenance: provenance, files: [])
+        var m = Manifest(
+            type: type, revision: revision, kind: kind, base: base, created: 0, expires: 0,
+            provenance: provenance, files: [])
         m.format = format
-        m.created = created; m.expires = expires
+        m.created = created
+        m.expires = expires
         if format == 2 {
             // Kept as decoded: validation refuses unsorted lists instead of sorting them quietly.
             m.changes = try c.decodeIfPresent([Manifest.Change].self, forKey: .changed)

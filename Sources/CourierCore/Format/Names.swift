@@ -12,8 +12,10 @@ public enum Names {
             (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2e || c == 0x5f || c == 0x2d
         }
         guard b.allSatisfy(ok), (b[0] >= 0x61 && b[0] <= 0x7a) || (b[0] >= 0x30 && b[0] <= 0x39) else {
-            throw CourierError(.malformed,
-                "content type \(Escape.quoted(name)): only a-z, 0-9, '.', '_' and '-' allowed, starting with a letter or digit")
+            throw CourierError(
+                .malformed,
+                "content type \(Escape.quoted(name)): only a-z, 0-9, '.', '_' and '-' allowed, starting with a letter or digit"
+            )
         }
     }
 
@@ -91,7 +93,9 @@ public enum Names {
         public var revision: UInt64
         public var base: UInt64?
         public init(type: String, revision: UInt64, base: UInt64?) {
-            self.type = type; self.revision = revision; self.base = base
+            self.type = type
+            self.revision = revision
+            self.base = base
         }
     }
 

@@ -31,7 +31,8 @@ public enum RFC3339 {
         let secs = t - days * 86400
         let (y, m, d) = civil(fromDays: days)
         func p(_ v: Int64, _ w: Int) -> String {
-            let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
         }
         return "\(p(y, 4))-\(p(m, 2))-\(p(d, 2))T\(p(secs / 3600, 2)):\(p(secs / 60 % 60, 2)):\(p(secs % 60, 2))Z"
     }
@@ -42,12 +43,16 @@ public enum RFC3339 {
         else { return nil }
         func num(_ r: Range<Int>) -> Int64? {
             var v: Int64 = 0
-            for i in r { guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }; v = v * 10 + Int64(b[i] - 0x30) }
+            for i in r {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int64(b[i] - 0x30)
+            }
             return v
         }
         guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10),
-              let h = num(11..<13), let mi = num(14..<16), let se = num(17..<19),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 60 else { return nil }
+            let h = num(11..<13), let mi = num(14..<16), let se = num(17..<19),
+            (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 60
+        else { return nil }
         let days = days(fromCivil: y, mo, d)
         // Reject dates such as 02-30 that do not round-trip.
         guard civil(fromDays: days) == (y, mo, d) else { return nil }

@@ -12,7 +12,9 @@ public enum StrictJSON {
     /// A string's raw bytes (between the quotes) unescaped, as a decoder reads them.
     static func unescaped(_ raw: ArraySlice<UInt8>, what: String) throws -> ArraySlice<UInt8> {
         var p = CompactFileList.Parser(b: [0x22] + raw + [0x22])
-        do { return try p.string() } catch let e as CourierError { throw CourierError(.malformed, "\(what): key: \(e.message)") }
+        do { return try p.string() } catch let e as CourierError {
+            throw CourierError(.malformed, "\(what): key: \(e.message)")
+        }
     }
 
     public static func check(_ b: [UInt8], what: String, maxArrayElements: Int = Int.max) throws {
@@ -27,7 +29,11 @@ public enum StrictJSON {
             let start = i
             while i < b.count {
                 let c = b[i]
-                if c == 0x22 { let s = b[start..<i]; i += 1; return s }
+                if c == 0x22 {
+                    let s = b[start..<i]
+                    i += 1
+                    return s
+                }
                 if c < 0x20 { throw fail("control character in a string") }
                 if c == 0x5c {
                     i += 1
@@ -43,13 +49,17 @@ public enum StrictJSON {
             ws()
             guard i < b.count else { throw fail("unexpected end") }
             switch b[i] {
-            case 0x7b:   // {
-                i += 1; ws()
+            case 0x7b:  // {
+                i += 1
+                ws()
                 // Most objects have a handful of keys: a scan beats hashing them (100,000 file
                 // objects in a big manifest); past 16 keys, a set.
                 var keys: [ArraySlice<UInt8>] = []
                 var keySet: Set<ArraySlice<UInt8>>? = nil
-                if i < b.count, b[i] == 0x7d { i += 1; return }
+                if i < b.count, b[i] == 0x7d {
+                    i += 1
+                    return
+                }
                 while true {
                     ws()
                     // Compared unescaped: "\u0066iles" is the key "files" to every decoder, so
@@ -71,24 +81,41 @@ public enum StrictJSON {
                     try value(depth: depth + 1)
                     ws()
                     guard i < b.count else { throw fail("unexpected end") }
-                    if b[i] == 0x2c { i += 1; continue }
-                    if b[i] == 0x7d { i += 1; return }
+                    if b[i] == 0x2c {
+                        i += 1
+                        continue
+                    }
+                    if b[i] == 0x7d {
+                        i += 1
+                        return
+                    }
                     throw fail("expected ',' or '}'")
                 }
-            case 0x5b:   // [
-                i += 1; ws()
-                if i < b.count, b[i] == 0x5d { i += 1; return }
+            case 0x5b:  // [
+                i += 1
+                ws()
+                if i < b.count, b[i] == 0x5d {
+                    i += 1
+                    return
+                }
                 var elements = 0
                 while true {
                     elements += 1
                     if elements > maxArrayElements {
-                        throw CourierError(.limit, "\(what): an array has more than \(maxArrayElements) elements at byte \(i)")
+                        throw CourierError(
+                            .limit, "\(what): an array has more than \(maxArrayElements) elements at byte \(i)")
                     }
                     try value(depth: depth + 1)
                     ws()
                     guard i < b.count else { throw fail("unexpected end") }
-                    if b[i] == 0x2c { i += 1; continue }
-                    if b[i] == 0x5d { i += 1; return }
+                    if b[i] == 0x2c {
+                        i += 1
+                        continue
+                    }
+                    if b[i] == 0x5d {
+                        i += 1
+                        return
+                    }
                     throw fail("expected ',' or ']'")
                 }
             case 0x22:
@@ -97,12 +124,14 @@ public enum StrictJSON {
                 if b[i] == 0x2d { throw fail("negative number") }
                 let start = i
                 while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }
-                if i < b.count, b[i] == 0x2e || b[i] == 0x65 || b[i] == 0x45 { throw fail("number that is not a plain integer") }
+                if i < b.count, b[i] == 0x2e || b[i] == 0x65 || b[i] == 0x45 {
+                    throw fail("number that is not a plain integer")
+                }
                 if i - start > 1 && b[start] == 0x30 { throw fail("number with a leading zero") }
-            case 0x74:   // true
+            case 0x74:  // true
                 guard b[i...].starts(with: [0x74, 0x72, 0x75, 0x65]) else { throw fail("invalid literal") }
                 i += 4
-            case 0x66:   // false
+            case 0x66:  // false
                 guard b[i...].starts(with: [0x66, 0x61, 0x6c, 0x73, 0x65]) else { throw fail("invalid literal") }
                 i += 5
             case 0x6e:

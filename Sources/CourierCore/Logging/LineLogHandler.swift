@@ -1,7 +1,5 @@
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// A swift-log handler that writes one line per event —
 /// `2026-11-21T13:00:00Z courier-stage[123] info: message key=value` —
@@ -38,7 +36,8 @@ public struct LineLogHandler: LogHandler {
         let level = event.level
         // One event, one line, whatever the message carries: anything untrusted that reached the
         // message unescaped (a name, command output) is escaped here (Escape.line).
-        var line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] \(level): \(Escape.line(event.message.description))"
+        var line =
+            "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] \(level): \(Escape.line(event.message.description))"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         for k in merged.keys.sorted() { line += " \(Escape.line(k))=\(Escape.line("\(merged[k]!)"))" }
         line += "\n"

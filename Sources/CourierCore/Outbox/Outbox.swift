@@ -1,6 +1,5 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// The typed outbox on the staging server (docs/OUTBOX.md):
 ///
@@ -33,8 +32,9 @@ public struct Outbox: Sendable {
     /// The revision `latest.txt` names, if it is still published.
     public func latest(_ type: String) -> UInt64? {
         guard let b = try? Sys.readFile(typeDir(type) + "/latest.txt", limit: 64),
-              let r = Names.parseRevision(String(decoding: b, as: UTF8.self).trimming(" \n\r\t")),
-              Sys.exists(fullPackage(type, r)) else { return nil }
+            let r = Names.parseRevision(String(decoding: b, as: UTF8.self).trimming(" \n\r\t")),
+            Sys.exists(fullPackage(type, r))
+        else { return nil }
         return r
     }
 
@@ -69,9 +69,11 @@ public struct Outbox: Sendable {
     /// Builds the full package and deltas against `bases` in a hidden staging directory, then
     /// renames it into place and switches `latest`. Crash-safe: a leftover staging directory is
     /// removed by `cleanStaging` on the next run and the revision is simply built again.
-    public func publish(type: String, revision: UInt64, tree: String, files: [FileEntry],
-                        bases: [(revision: UInt64, files: [FileEntry])], options: PackageBuilder.Options,
-                        trust: TrustStore? = nil, faults: FaultPoints = .none) throws -> Published {
+    public func publish(
+        type: String, revision: UInt64, tree: String, files: [FileEntry],
+        bases: [(revision: UInt64, files: [FileEntry])], options: PackageBuilder.Options,
+        trust: TrustStore? = nil, faults: FaultPoints = .none
+    ) throws -> Published {
         let tdir = typeDir(type)
         try Sys.mkdirs(tdir)
         let final = revisionDir(type, revision)
@@ -102,13 +104,15 @@ public struct Outbox: Sendable {
                     vo.ignoreExpiry = true
                     vo.expectedType = type
                     vo.limits = o.limits
-                    try DeltaPatcher.extractBase(package: fullPackage(type, b.revision), verify: vo, baseFiles: b.files,
-                                                 target: files, into: dir)
+                    try DeltaPatcher.extractBase(
+                        package: fullPackage(type, b.revision), verify: vo, baseFiles: b.files,
+                        target: files, into: dir)
                     baseTree = dir
                 }
                 defer { if let d = baseTree { try? Sys.removeTree(d) } }
-                try PackageBuilder.buildDelta(baseRevision: b.revision, baseFiles: b.files, tree: tree,
-                                              to: staging + "/" + name, options: o, files: files, baseTree: baseTree)
+                try PackageBuilder.buildDelta(
+                    baseRevision: b.revision, baseFiles: b.files, tree: tree,
+                    to: staging + "/" + name, options: o, files: files, baseTree: baseTree)
                 let size = fileSize(staging + "/" + name)
                 if Double(size) >= Outbox.uselessDeltaRatio * Double(fullSize) {
                     try Sys.unlink(staging + "/" + name)
@@ -124,8 +128,9 @@ public struct Outbox: Sendable {
             Sys.fsyncDirectory(tdir)
             try faults.hit("after-rename")
             try setLatest(type, revision, faults: faults)
-            return Published(revision: revision, full: (fullName, fullSize), deltas: deltas,
-                             skippedDeltas: skipped, manifest: m)
+            return Published(
+                revision: revision, full: (fullName, fullSize), deltas: deltas,
+                skippedDeltas: skipped, manifest: m)
         } catch {
             try? Sys.removeTree(staging)
             throw error
@@ -194,7 +199,8 @@ public struct Outbox: Sendable {
     /// Package hashes are reused from the previous index when the file size matches (packages
     /// are immutable once published), else computed. Returns the index and whether it was written.
     @discardableResult
-    public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> (index: OutboxIndex, written: Bool) {
+    public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> (index: OutboxIndex, written: Bool)
+    {
         // The temporary of an index write a killed run left behind (`.index.json.tmp-<pid>`)
         // was never removed (issue #15, found by StageTortureTests). The caller holds the
         // run lock, so no other writer owns one.
@@ -214,21 +220,30 @@ public struct Outbox: Sendable {
                 let dir = revisionDir(type, rev)
                 var pkgs: [OutboxIndex.PackageInfo] = []
                 for name in try Sys.listDirectory(dir).sorted() {
-                    guard let pn = Names.parsePackageFileName(name), pn.type == type, pn.revision == rev else { continue }
+                    guard let pn = Names.parsePackageFileName(name), pn.type == type, pn.revision == rev else {
+                        continue
+                    }
                     let rel = "\(type)/\(rev)/\(name)"
                     let size = fileSize(dir + "/" + name)
-                    if let k = known[rel], k.size == size { pkgs.append(k); continue }
-                    pkgs.append(.init(file: rel, kind: pn.base == nil ? .full : .delta, base: pn.base, size: size,
-                                      sha256: try hashFile(dir + "/" + name)))
+                    if let k = known[rel], k.size == size {
+                        pkgs.append(k)
+                        continue
+                    }
+                    pkgs.append(
+                        .init(
+                            file: rel, kind: pn.base == nil ? .full : .delta, base: pn.base, size: size,
+                            sha256: try hashFile(dir + "/" + name)))
                 }
                 let prevRev = previous?.types[type]?.revisions.first { $0.revision == rev }
                 let m: (created: String, files: Int, bytes: UInt64)
-                if let p = prevRev { m = (p.created, p.files, p.bytes) }
-                else {
+                if let p = prevRev {
+                    m = (p.created, p.files, p.bytes)
+                } else {
                     let man = try manifest(type, rev, trust: trust)
                     m = (man.created, man.files.count, man.payloadBytes)
                 }
-                info.revisions.append(.init(revision: rev, created: m.created, files: m.files, bytes: m.bytes, packages: pkgs))
+                info.revisions.append(
+                    .init(revision: rev, created: m.created, files: m.files, bytes: m.bytes, packages: pkgs))
             }
             if !info.revisions.isEmpty { idx.types[type] = info }
         }
@@ -248,7 +263,9 @@ public struct Outbox: Sendable {
     /// Type directories present in the outbox.
     public func listTypes() throws -> [String] {
         guard Sys.isDirectory(root) else { return [] }
-        return try Sys.listDirectory(root).filter { !$0.hasPrefix(".") && Sys.isDirectory(root + "/" + $0) && (try? Names.validateType($0)) != nil }
+        return try Sys.listDirectory(root).filter {
+            !$0.hasPrefix(".") && Sys.isDirectory(root + "/" + $0) && (try? Names.validateType($0)) != nil
+        }
     }
 
     /// A package's size in bytes (0 when it is gone): for the index, the report and delivery.
@@ -262,5 +279,3 @@ public struct Outbox: Sendable {
         return try TreeScanner.hashFile(fd, display: p, buffer: buf).0
     }
 }
-
-import SystemPackage

@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// `outbox/index.json` (docs/OUTBOX.md): every type, its revisions and packages with sizes and
 /// SHA-256, so that delivery tools and humans need not open packages to know what is there.
@@ -38,7 +34,8 @@ public struct OutboxIndex: Codable, Sendable, Equatable {
     }
 
     public static func decode(_ bytes: [UInt8], path: String) throws -> OutboxIndex {
-        do { return try JSONDecoder().decode(OutboxIndex.self, from: Data(bytes)) }
-        catch { throw CourierError(.malformed, "\(path): not a valid outbox index: \(error)") }
+        do { return try JSONDecoder().decode(OutboxIndex.self, from: Data(bytes)) } catch {
+            throw CourierError(.malformed, "\(path): not a valid outbox index: \(error)")
+        }
     }
 }

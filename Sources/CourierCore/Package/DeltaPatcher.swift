@@ -1,7 +1,5 @@
 import Crypto
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// Decides, for a format 2 delta, which changed files are carried whole and which are patched
 /// against their base version, and writes the patches (docs/FORMAT.md §3.5).
@@ -23,8 +21,10 @@ public enum DeltaPatcher {
         public var patches: [Manifest.Patch]
     }
 
-    public static func plan(base: [FileEntry], target: [FileEntry], changed: [String], tree: String, baseTree: String,
-                            patchDir: String, options: PackageBuilder.Options) throws -> Plan {
+    public static func plan(
+        base: [FileEntry], target: [FileEntry], changed: [String], tree: String, baseTree: String,
+        patchDir: String, options: PackageBuilder.Options
+    ) throws -> Plan {
         var old = [PathKey: FileEntry]()
         for f in base { old[PathKey(f.path)] = f }
         var new = [PathKey: FileEntry]()
@@ -38,17 +38,23 @@ public enum DeltaPatcher {
         for p in changed {
             let n = new[PathKey(p)]!
             guard let b = old[PathKey(p)], n.size > 0, b.size > 0, Int(b.size) + Int(n.size) <= cap else {
-                whole.append(n); continue
+                whole.append(n)
+                continue
             }
             let bytes = Int(b.size + n.size)
             if !current.isEmpty && currentBytes + bytes > min(cap, groupBytes) {
-                groups.append(current); current = []; currentBytes = 0
+                groups.append(current)
+                current = []
+                currentBytes = 0
             }
-            current.append((n, b)); currentBytes += bytes
+            current.append((n, b))
+            currentBytes += bytes
         }
         if !current.isEmpty { groups.append(current) }
 
-        var changes = whole.map { Manifest.Change(path: $0.path, size: $0.size, mode: $0.permissions ?? 0o644, sha256: $0.sha256) }
+        var changes = whole.map {
+            Manifest.Change(path: $0.path, size: $0.size, mode: $0.permissions ?? 0o644, sha256: $0.sha256)
+        }
         var patches: [Manifest.Patch] = []
         for g in groups {
             let baseBytes = try concatenate(g.map(\.base), root: baseTree)
@@ -58,23 +64,38 @@ public enum DeltaPatcher {
             }
             let alone = try newBytes.withUnsafeBytes { try PatchCodec.compressedSize($0, level: 3) }
             if frame.count >= alone {
-                changes += g.map { Manifest.Change(path: $0.new.path, size: $0.new.size, mode: $0.new.permissions ?? 0o644, sha256: $0.new.sha256) }
+                changes += g.map {
+                    Manifest.Change(
+                        path: $0.new.path, size: $0.new.size, mode: $0.new.permissions ?? 0o644, sha256: $0.new.sha256)
+                }
                 continue
             }
             // Proof before publishing: the frame decodes against the base to the new content.
             let check = try frame.withUnsafeBytes { f in
                 try baseBytes.withUnsafeBytes { b in
-                    try PatchCodec.decompress(patch: f, base: b, resultSize: newBytes.count, windowLog: wlog, what: "new patch")
+                    try PatchCodec.decompress(
+                        patch: f, base: b, resultSize: newBytes.count, windowLog: wlog, what: "new patch")
                 }
             }
-            let same = check.withUnsafeBytes { a in newBytes.withUnsafeBytes { b in a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
-            guard same else { throw CourierError(.integrity, "zstd: a patch did not decode to its content; not publishing it") }
+            let same = check.withUnsafeBytes { a in
+                newBytes.withUnsafeBytes { b in
+                    a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0
+                }
+            }
+            guard same else {
+                throw CourierError(.integrity, "zstd: a patch did not decode to its content; not publishing it")
+            }
             let i = patches.count
             try Sys.writeFileAtomically(patchDir + "/\(i)", frame)
-            patches.append(Manifest.Patch(size: UInt64(frame.count), sha256: sha(frame), baseSha256: sha(baseBytes),
-                                          resultSha256: sha(newBytes), windowLog: wlog))
-            changes += g.map { Manifest.Change(path: $0.new.path, size: $0.new.size, mode: $0.new.permissions ?? 0o644,
-                                               patch: i, baseSize: $0.base.size) }
+            patches.append(
+                Manifest.Patch(
+                    size: UInt64(frame.count), sha256: sha(frame), baseSha256: sha(baseBytes),
+                    resultSha256: sha(newBytes), windowLog: wlog))
+            changes += g.map {
+                Manifest.Change(
+                    path: $0.new.path, size: $0.new.size, mode: $0.new.permissions ?? 0o644,
+                    patch: i, baseSize: $0.base.size)
+            }
         }
         return Plan(changes: changes, patches: patches)
     }
@@ -82,8 +103,10 @@ public enum DeltaPatcher {
     /// Takes out of the base revision's full package the files a delta to `target` may patch
     /// (changed, present in both, within the window cap) into `dir`, a new directory. The
     /// package is verified as it is read, like any other.
-    public static func extractBase(package: String, verify: VerifyOptions, baseFiles: [FileEntry], target: [FileEntry],
-                                   into dir: String) throws {
+    public static func extractBase(
+        package: String, verify: VerifyOptions, baseFiles: [FileEntry], target: [FileEntry],
+        into dir: String
+    ) throws {
         try Sys.mkdir(dir, 0o700)
         let (changed, _) = PackageBuilder.diff(base: baseFiles, target: target)
         let old = Set(baseFiles.filter { $0.size > 0 }.map { PathKey($0.path) })
@@ -112,9 +135,13 @@ public enum DeltaPatcher {
                 let got = try Sys.readFully(fd, buf.baseAddress! + offset, size, display: shown)
                 var probe: UInt8 = 0
                 let extra = got == size ? try Sys.read(fd, &probe, 1, display: shown) : 0
-                let digest = Hex.encode(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buf)[offset..<offset + got])))
+                let digest = Hex.encode(
+                    SHA256.hash(
+                        data: UnsafeRawBufferPointer(
+                            rebasing: UnsafeMutableRawBufferPointer(buf)[offset..<offset + got])))
                 guard got == size, extra == 0, digest == f.sha256 else {
-                    throw CourierError(.integrity, "\(Escape.text(shown)): changed while the delta was being built; run again")
+                    throw CourierError(
+                        .integrity, "\(Escape.text(shown)): changed while the delta was being built; run again")
                 }
                 offset += size
                 initialized = offset

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// Bounds on everything a package can make a reader do. The defaults are generous for security
 /// content (the largest ClamAV database is a few hundred MiB) and small enough that a hostile
@@ -54,7 +52,9 @@ public struct VerifyOptions: Sendable {
             throw CourierError(.expired, "\(path): package expired at \(expires) (now \(RFC3339.format(now)))")
         }
         if !ignoreExpiry && (RFC3339.parse(created) ?? 0) > now + clockSkew {
-            throw CourierError(.expired, "\(path): package created in the future (\(created), now \(RFC3339.format(now))); check the clocks")
+            throw CourierError(
+                .expired,
+                "\(path): package created in the future (\(created), now \(RFC3339.format(now))); check the clocks")
         }
         if let want = expectedType, want != type {
             throw CourierError(.wrongType, "\(path): package is of type \(Escape.quoted(type)), expected '\(want)'")

@@ -1,7 +1,6 @@
 import Crypto
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Builds signed packages from content trees (docs/FORMAT.md). The package is written to a
 /// dot-named temporary beside its final path, fsynced and renamed, so a copier never sees half.
@@ -23,18 +22,23 @@ public enum PackageBuilder {
         public var deltaFormat = 2
 
         public init(type: String, revision: UInt64, keys: [SigningKey]) {
-            self.type = type; self.revision = revision; self.keys = keys
+            self.type = type
+            self.revision = revision
+            self.keys = keys
         }
     }
 
     /// A full package of the tree at `tree`. `files`, when given, is a scan of the tree made
     /// earlier (saves hashing it twice); content is re-hashed while written either way.
     @discardableResult
-    public static func buildFull(tree: String, to out: String, options: Options, files: [FileEntry]? = nil) throws -> Manifest {
+    public static func buildFull(tree: String, to out: String, options: Options, files: [FileEntry]? = nil) throws
+        -> Manifest
+    {
         let list = try files ?? scan(tree, options)
         let created = options.created ?? Int64(time(nil))
-        let m = Manifest(type: options.type, revision: options.revision, kind: .full, created: created,
-                         expires: created + options.lifetime, provenance: options.provenance, files: list)
+        let m = Manifest(
+            type: options.type, revision: options.revision, kind: .full, created: created,
+            expires: created + options.lifetime, provenance: options.provenance, files: list)
         try write(m, tree: tree, to: out, options: options)
         return m
     }
@@ -47,8 +51,10 @@ public enum PackageBuilder {
     /// at their paths (at least those that changed): a changed file with a base version is
     /// patched against it where that is smaller (`DeltaPatcher`).
     @discardableResult
-    public static func buildDelta(baseRevision: UInt64, baseFiles: [FileEntry], tree: String, to out: String,
-                                  options: Options, files: [FileEntry]? = nil, baseTree: String? = nil) throws -> Manifest {
+    public static func buildDelta(
+        baseRevision: UInt64, baseFiles: [FileEntry], tree: String, to out: String,
+        options: Options, files: [FileEntry]? = nil, baseTree: String? = nil
+    ) throws -> Manifest {
         let list = try files ?? scan(tree, options)
         guard baseRevision < options.revision else {
             throw CourierError(.usage, "delta base \(baseRevision) must be below revision \(options.revision)")
@@ -56,28 +62,36 @@ public enum PackageBuilder {
         let (changed, removed) = diff(base: baseFiles, target: list)
         let created = options.created ?? Int64(time(nil))
         if options.deltaFormat == 2 {
-            guard let baseTree else { throw CourierError(.usage, "a format 2 delta needs the base revision's files (baseTree)") }
+            guard let baseTree else {
+                throw CourierError(.usage, "a format 2 delta needs the base revision's files (baseTree)")
+            }
             let scratch = FilePath(out).removingLastComponent().string
             let dir = (scratch.isEmpty ? "." : scratch) + "/.patches-\(getpid())-\(options.revision)-\(baseRevision)"
             try Sys.removeTree(dir)
             try Sys.mkdir(dir, 0o700)
             defer { try? Sys.removeTree(dir) }
-            let plan = try DeltaPatcher.plan(base: baseFiles, target: list, changed: changed, tree: tree,
-                                             baseTree: baseTree, patchDir: dir, options: options)
-            let m = Manifest(type: options.type, revision: options.revision, base: baseRevision, created: created,
-                             expires: created + options.lifetime, provenance: options.provenance,
-                             changes: plan.changes, patches: plan.patches, removed: removed,
-                             result: TreeDigest.summary(of: list))
+            let plan = try DeltaPatcher.plan(
+                base: baseFiles, target: list, changed: changed, tree: tree,
+                baseTree: baseTree, patchDir: dir, options: options)
+            let m = Manifest(
+                type: options.type, revision: options.revision, base: baseRevision, created: created,
+                expires: created + options.lifetime, provenance: options.provenance,
+                changes: plan.changes, patches: plan.patches, removed: removed,
+                result: TreeDigest.summary(of: list))
             // A small delta is worth zstd's slow levels for its manifest and headers
             // (a 7-file test delta: 1,431 bytes at level 3, 1,384 at 19); the patches are zstd already.
             var o = options
-            if o.level == nil && o.compression == .zstd && m.payloadEntries.reduce(0, { $0 + $1.file.size }) <= 8 << 20 { o.level = 19 }
+            if o.level == nil && o.compression == .zstd && m.payloadEntries.reduce(0, { $0 + $1.file.size }) <= 8 << 20
+            {
+                o.level = 19
+            }
             try write(m, tree: tree, to: out, options: o, patchDir: dir)
             return m
         }
-        let m = Manifest(type: options.type, revision: options.revision, kind: .delta, base: baseRevision,
-                         created: created, expires: created + options.lifetime, provenance: options.provenance,
-                         files: list, changed: changed, removed: removed)
+        let m = Manifest(
+            type: options.type, revision: options.revision, kind: .delta, base: baseRevision,
+            created: created, expires: created + options.lifetime, provenance: options.provenance,
+            files: list, changed: changed, removed: removed)
         try write(m, tree: tree, to: out, options: options)
         return m
     }
@@ -89,7 +103,11 @@ public enum PackageBuilder {
         for f in base { old[PathKey(f.path)] = f }
         var changed: [String] = []
         for f in target {
-            if let o = old.removeValue(forKey: PathKey(f.path)), o.sha256 == f.sha256, o.mode == f.mode, o.size == f.size { continue }
+            if let o = old.removeValue(forKey: PathKey(f.path)), o.sha256 == f.sha256, o.mode == f.mode,
+                o.size == f.size
+            {
+                continue
+            }
             changed.append(f.path)
         }
         return (changed, old.keys.sorted().map(\.string))
@@ -107,13 +125,17 @@ public enum PackageBuilder {
     /// and hashes while the workers compress; 0 (compress inline) on one core.
     /// `COURIER_ZSTD_THREADS` overrides it (benchmarks, and tests of equal output).
     static var compressionThreads: Int {
-        if let v = getenv("COURIER_ZSTD_THREADS").map({ String(cString: $0) }), let n = Int(v), n >= 0 { return min(n, 64) }
+        if let v = getenv("COURIER_ZSTD_THREADS").map({ String(cString: $0) }), let n = Int(v), n >= 0 {
+            return min(n, 64)
+        }
         let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         return cores > 1 ? min(cores, 4) : 0
     }
 
     /// `patchDir` holds patch `i` of a format 2 delta as the file `<i>`.
-    static func write(_ manifest: Manifest, tree: String, to out: String, options: Options, patchDir: String? = nil) throws {
+    static func write(_ manifest: Manifest, tree: String, to out: String, options: Options, patchDir: String? = nil)
+        throws
+    {
         try manifest.validate()
         guard !options.keys.isEmpty else { throw CourierError(.key, "no signing key given") }
         let manifestBytes = manifest.encoded()
@@ -123,8 +145,9 @@ public enum PackageBuilder {
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())"
         let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
-            let w = try ArchiveWriter(fd: fd, display: tmp, compression: options.compression, level: options.level,
-                                      threads: compressionThreads)
+            let w = try ArchiveWriter(
+                fd: fd, display: tmp, compression: options.compression, level: options.level,
+                threads: compressionThreads)
             let mtime = manifest.createdTime
             try w.writeFile(path: PackageReader.manifestEntry, bytes: manifestBytes, mtime: mtime)
             try w.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded(), mtime: mtime)
@@ -134,7 +157,8 @@ public enum PackageBuilder {
             defer { buffer.deallocate() }
             for entry in manifest.payloadEntries {
                 let f = entry.file
-                let ifd: Int32, shown: String
+                let ifd: Int32
+                let shown: String
                 switch entry.kind {
                 case .file:
                     shown = tree + "/" + f.path
@@ -144,8 +168,9 @@ public enum PackageBuilder {
                     ifd = try Sys.open(shown, O_RDONLY | O_NOFOLLOW)
                 }
                 defer { Sys.close(ifd) }
-                try w.writeHeader(path: entry.entryName, permissions: f.permissions ?? 0o644,
-                                  size: Int64(f.size), mtime: mtime)
+                try w.writeHeader(
+                    path: entry.entryName, permissions: f.permissions ?? 0o644,
+                    size: Int64(f.size), mtime: mtime)
                 var hasher = SHA256()
                 var left = f.size
                 while left > 0 {
@@ -173,5 +198,3 @@ public enum PackageBuilder {
         }
     }
 }
-
-import SystemPackage

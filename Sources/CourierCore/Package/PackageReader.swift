@@ -1,8 +1,6 @@
 import CArchive
 import Crypto
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// The streaming reader of a package, shared by verification and extraction.
 ///
@@ -43,23 +41,34 @@ public final class PackageReader {
         // 1. Manifest: first entry, regular, bounded.
         guard let h1 = try archive.next() else { throw CourierError(.malformed, "\(path): empty archive, no manifest") }
         guard h1.rawPath.elementsEqual(PackageReader.manifestEntry.utf8), h1.isRegular else {
-            throw CourierError(.malformed, "\(path): first entry must be \(PackageReader.manifestEntry), found \(Escape.quotedBytes(h1.rawPath))")
+            throw CourierError(
+                .malformed,
+                "\(path): first entry must be \(PackageReader.manifestEntry), found \(Escape.quotedBytes(h1.rawPath))")
         }
         if h1.size > Int64(limits.maxManifestBytes) {
-            throw CourierError(.limit, "\(path): manifest of \(h1.size) bytes exceeds the limit of \(limits.maxManifestBytes)")
+            throw CourierError(
+                .limit, "\(path): manifest of \(h1.size) bytes exceeds the limit of \(limits.maxManifestBytes)")
         }
         // Read behind the signatures' domain string: the signed message without a second copy
         // of a manifest that may be megabytes (issue #13.2, memory of a 100,000-file verify).
-        var message = try archive.readAll(limit: limits.maxManifestBytes, what: "manifest", expected: h1.size,
-                                          prefix: SignatureSet.domain)
+        var message = try archive.readAll(
+            limit: limits.maxManifestBytes, what: "manifest", expected: h1.size,
+            prefix: SignatureSet.domain)
 
         // 2. Signatures: second entry, regular, small.
-        guard let h2 = try archive.next() else { throw CourierError(.malformed, "\(path): no signatures entry after the manifest") }
+        guard let h2 = try archive.next() else {
+            throw CourierError(.malformed, "\(path): no signatures entry after the manifest")
+        }
         guard h2.rawPath.elementsEqual(PackageReader.signaturesEntry.utf8), h2.isRegular else {
-            throw CourierError(.malformed, "\(path): second entry must be \(PackageReader.signaturesEntry), found \(Escape.quotedBytes(h2.rawPath))")
+            throw CourierError(
+                .malformed,
+                "\(path): second entry must be \(PackageReader.signaturesEntry), found \(Escape.quotedBytes(h2.rawPath))"
+            )
         }
         if h2.size > Int64(limits.maxSignaturesBytes) {
-            throw CourierError(.limit, "\(path): signatures entry of \(h2.size) bytes exceeds the limit of \(limits.maxSignaturesBytes)")
+            throw CourierError(
+                .limit,
+                "\(path): signatures entry of \(h2.size) bytes exceeds the limit of \(limits.maxSignaturesBytes)")
         }
         let sigBytes = try archive.readAll(limit: limits.maxSignaturesBytes, what: "signatures entry")
 
@@ -69,7 +78,7 @@ public final class PackageReader {
         } catch let e as CourierError {
             throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
         }
-        message.removeFirst(SignatureSet.domain.count)   // in place: the buffer is ours alone
+        message.removeFirst(SignatureSet.domain.count)  // in place: the buffer is ours alone
 
         // 4. The manifest's own rules, expiry, type, limits.
         do {
@@ -84,25 +93,32 @@ public final class PackageReader {
         } catch let e as CourierError {
             throw CourierError(e.code, "\(path): \(e.message)", cause: e.cause)
         }
-        try options.checkTimeAndType(created: manifest.created, expires: manifest.expires, type: manifest.type, path: path)
+        try options.checkTimeAndType(
+            created: manifest.created, expires: manifest.expires, type: manifest.type, path: path)
         let total = manifest.resultBytes
         if total > limits.maxTotalBytes {
-            throw CourierError(.limit, "\(path): the tree is \(total) bytes, more than the limit of \(limits.maxTotalBytes)")
+            throw CourierError(
+                .limit, "\(path): the tree is \(total) bytes, more than the limit of \(limits.maxTotalBytes)")
         }
         // Counted, not `payloadPaths.count`: that maps the whole file list into a new array.
         let carried = manifest.kind == .full ? manifest.files.count : (manifest.changed?.count ?? 0)
         let payloadCount = carried + (manifest.patches?.count ?? 0)
         if payloadCount + 2 > limits.maxEntries {
-            throw CourierError(.limit, "\(path): \(payloadCount) payload entries exceed the limit of \(limits.maxEntries)")
+            throw CourierError(
+                .limit, "\(path): \(payloadCount) payload entries exceed the limit of \(limits.maxEntries)")
         }
         if let r = manifest.result, r.files > UInt64(limits.maxEntries) {
-            throw CourierError(.limit, "\(path): the tree has \(r.files) files, more than the limit of \(limits.maxEntries)")
+            throw CourierError(
+                .limit, "\(path): the tree has \(r.files) files, more than the limit of \(limits.maxEntries)")
         }
         // A patch holds its files' base and result in memory while it is applied.
         for (i, (p, made)) in zip(manifest.patches ?? [], manifest.patchGroups()).enumerated() {
             let need = made.reduce(UInt64(0)) { $0 &+ $1.size &+ ($1.baseSize ?? 0) }
             if need > limits.maxDeltaWindow || p.size > limits.maxDeltaWindow {
-                throw CourierError(.limit, "\(path): patch \(i) needs \(need) bytes of memory for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window); use the full package")
+                throw CourierError(
+                    .limit,
+                    "\(path): patch \(i) needs \(need) bytes of memory for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window); use the full package"
+                )
             }
         }
     }
@@ -110,9 +126,11 @@ public final class PackageReader {
     /// Streams every payload entry. For each: `start(file)`, then `chunk(bytes)` zero or more
     /// times, then `end(file)` only if size and SHA-256 matched. Throws on the first problem, with
     /// a reason naming the entry; a caller that wrote anything cleans up on throw.
-    public func forEachPayload(start: (Manifest.PayloadEntry) throws -> Void,
-                               chunk: (UnsafeRawBufferPointer) throws -> Void,
-                               end: (Manifest.PayloadEntry) throws -> Void) throws {
+    public func forEachPayload(
+        start: (Manifest.PayloadEntry) throws -> Void,
+        chunk: (UnsafeRawBufferPointer) throws -> Void,
+        end: (Manifest.PayloadEntry) throws -> Void
+    ) throws {
         precondition(!consumed, "a package stream can be read once")
         consumed = true
         let limits = options.limits
@@ -163,10 +181,15 @@ public final class PackageReader {
             }
             let size = entry.size
             guard h.sizeIsSet, h.size >= 0, UInt64(h.size) == size else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): size \(h.size) in the archive, \(size) in the manifest")
+                throw CourierError(
+                    .integrity,
+                    "\(path): entry \(Escape.quoted(name)): size \(h.size) in the archive, \(size) in the manifest")
             }
             guard h.permissions == entry.permissions else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(entry.file.mode) in the manifest")
+                throw CourierError(
+                    .integrity,
+                    "\(path): entry \(Escape.quoted(name)): mode \(FileEntry.formatMode(h.permissions)) in the archive, \(entry.file.mode) in the manifest"
+                )
             }
 
             try start(entry)
@@ -182,25 +205,35 @@ public final class PackageReader {
                 if uncompressed > 16 << 20 {
                     let packed = max(archive.compressedBytesRead, 1)
                     if uncompressed / packed > limits.maxExpansionRatio {
-                        throw CourierError(.limit, "\(path): entry \(Escape.quoted(name)): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
+                        throw CourierError(
+                            .limit,
+                            "\(path): entry \(Escape.quoted(name)): expands more than \(limits.maxExpansionRatio)× (compression bomb?)"
+                        )
                     }
                 }
                 try chunk(block)
             }
             guard got == size else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): \(got) bytes of data, \(size) expected (truncated)")
+                throw CourierError(
+                    .integrity,
+                    "\(path): entry \(Escape.quoted(name)): \(got) bytes of data, \(size) expected (truncated)")
             }
             // Compared as bytes; the hex strings are built only for the error.
             let digest = hasher.finalize()
             guard digest.withUnsafeBytes({ entry.digestEquals($0) }) else {
-                throw CourierError(.integrity, "\(path): entry \(Escape.quoted(name)): SHA-256 \(Hex.encode(digest)) does not match the manifest's \(entry.file.sha256)")
+                throw CourierError(
+                    .integrity,
+                    "\(path): entry \(Escape.quoted(name)): SHA-256 \(Hex.encode(digest)) does not match the manifest's \(entry.file.sha256)"
+                )
             }
             try end(entry)
         }
         try archive.finish()
         if let (first, count) = index.missing() {
             let more = count > 1 ? " and \(count - 1) more" : ""
-            throw CourierError(.integrity, "\(path): payload is missing \(Escape.quotedBytes(Array(first.utf8)))\(more) listed in the manifest")
+            throw CourierError(
+                .integrity,
+                "\(path): payload is missing \(Escape.quotedBytes(Array(first.utf8)))\(more) listed in the manifest")
         }
     }
 
@@ -221,7 +254,8 @@ public enum PackageVerifier {
     /// Verifies a package completely: signatures, manifest rules, expiry, type, every payload
     /// byte. Memory stays bounded whatever the package size.
     /// `sameFileAs`: see `ArchiveReader.init`.
-    public static func verify(path: String, options: VerifyOptions, sameFileAs: Int32? = nil) throws -> VerifiedPackage {
+    public static func verify(path: String, options: VerifyOptions, sameFileAs: Int32? = nil) throws -> VerifiedPackage
+    {
         let reader = try PackageReader(path: path, options: options, keepManifestBytes: false, sameFileAs: sameFileAs)
         try reader.verifyPayload()
         return VerifiedPackage(path: path, manifest: reader.manifest, signers: reader.signers)

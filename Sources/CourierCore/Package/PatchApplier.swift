@@ -1,7 +1,5 @@
 import Crypto
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// Applies one in-file patch of a format 2 delta (docs/FORMAT.md §3.5) inside a copy of the base
 /// tree: reads the base versions of the patch's files, checks their sizes and the SHA-256 of
@@ -11,17 +9,25 @@ import Crypto
 enum PatchApplier {
     /// Returns the paths written. A base that is not the delta's throws `.baseMismatch`.
     /// `made`: the files of patch `i` (`Manifest.patchGroups()`).
-    static func apply(_ m: Manifest, patch i: Int, made: [Manifest.Change], bytes: [UInt8], rootfd: Int32, root: String,
-                      limits: Limits) throws -> [String] {
+    static func apply(
+        _ m: Manifest, patch i: Int, made: [Manifest.Change], bytes: [UInt8], rootfd: Int32, root: String,
+        limits: Limits
+    ) throws -> [String] {
         guard let p = m.patches?[i] else { throw CourierError(.malformed, "manifest: patch \(i) does not exist") }
         let baseRev = m.base ?? 0
         func mismatch(_ why: String) -> CourierError {
-            CourierError(.baseMismatch, "delta \(m.type) \(baseRev) → \(m.revision): \(why); this client's tree of \(baseRev) is not the one the delta was built from (send the full package)")
+            CourierError(
+                .baseMismatch,
+                "delta \(m.type) \(baseRev) → \(m.revision): \(why); this client's tree of \(baseRev) is not the one the delta was built from (send the full package)"
+            )
         }
         let baseTotal = made.reduce(0) { $0 + Int($1.baseSize ?? 0) }
         let resultTotal = made.reduce(0) { $0 + Int($1.size) }
         guard UInt64(baseTotal + resultTotal) <= limits.maxDeltaWindow else {
-            throw CourierError(.limit, "patch \(i) needs \(baseTotal + resultTotal) bytes for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window)")
+            throw CourierError(
+                .limit,
+                "patch \(i) needs \(baseTotal + resultTotal) bytes for base and result, more than the limit of \(limits.maxDeltaWindow) (delta_window)"
+            )
         }
         // Not zero-filled, never copied: read(2) straight into it (a base may be 64 MiB and more).
         let base = UnsafeMutableRawBufferPointer.allocate(byteCount: max(baseTotal, 1), alignment: 16)
@@ -30,8 +36,9 @@ enum PatchApplier {
         for c in made {
             let shown = Escape.text(root + "/" + c.path)
             let (dir, name): (Int32, String)
-            do { (dir, name) = try parentDirectory(rootfd, c.path, root: root) }
-            catch let e as CourierError where e.code == .io || e.code == .unsafeEntry { throw mismatch("base file \(shown) is missing (\(e.message))") }
+            do { (dir, name) = try parentDirectory(rootfd, c.path, root: root) } catch let e as CourierError
+                where e.code == .io || e.code == .unsafeEntry
+            { throw mismatch("base file \(shown) is missing (\(e.message))") }
             defer { if dir != rootfd { Sys.close(dir) } }
             guard let st = try Sys.lstatat(dir, name, display: root + "/" + c.path) else {
                 throw mismatch("base file \(shown) is missing")
@@ -50,15 +57,23 @@ enum PatchApplier {
         let baseBytes = UnsafeRawBufferPointer(rebasing: base[0..<baseTotal])
         let baseHash = Hex.encode(SHA256.hash(data: baseBytes))
         guard baseHash == p.baseSha256 else {
-            let names = made.prefix(3).map { Escape.quoted($0.path) }.joined(separator: ", ") + (made.count > 3 ? " and \(made.count - 3) more" : "")
-            throw mismatch("the base files of patch \(i) (\(names)) differ from the ones it was built against (SHA-256 \(baseHash.prefix(16))…, expected \(p.baseSha256.prefix(16))…)")
+            let names =
+                made.prefix(3).map { Escape.quoted($0.path) }.joined(separator: ", ")
+                + (made.count > 3 ? " and \(made.count - 3) more" : "")
+            throw mismatch(
+                "the base files of patch \(i) (\(names)) differ from the ones it was built against (SHA-256 \(baseHash.prefix(16))…, expected \(p.baseSha256.prefix(16))…)"
+            )
         }
         let result = try bytes.withUnsafeBytes { pb in
-            try PatchCodec.decompress(patch: pb, base: baseBytes, resultSize: resultTotal, windowLog: p.windowLog, what: "patch \(i)")
+            try PatchCodec.decompress(
+                patch: pb, base: baseBytes, resultSize: resultTotal, windowLog: p.windowLog, what: "patch \(i)")
         }
         let resultHash = result.withUnsafeBytes { Hex.encode(SHA256.hash(data: $0)) }
         guard resultHash == p.resultSha256 else {
-            throw CourierError(.integrity, "patch \(i): the result's SHA-256 \(resultHash.prefix(16))… is not the manifest's \(p.resultSha256.prefix(16))…")
+            throw CourierError(
+                .integrity,
+                "patch \(i): the result's SHA-256 \(resultHash.prefix(16))… is not the manifest's \(p.resultSha256.prefix(16))…"
+            )
         }
         var offset = 0
         for c in made {
@@ -69,7 +84,9 @@ enum PatchApplier {
             let fd = try Sys.openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: path)
             defer { Sys.close(fd) }
             let n = Int(c.size)
-            try result.withUnsafeBytes { try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]), display: path) }
+            try result.withUnsafeBytes {
+                try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]), display: path)
+            }
             try Sys.fchmod(fd, mode_t(c.permissions ?? 0o644), display: path)
             offset += n
         }

@@ -33,8 +33,12 @@ public enum PatchCodec {
     }
 
     /// Compresses `new` against `base`. Returns the frame and the window log it needs.
-    public static func compress(base: UnsafeRawBufferPointer, new: UnsafeRawBufferPointer) throws -> (bytes: [UInt8], windowLog: Int) {
-        guard let cctx = ZSTD_createCCtx() else { throw CourierError(.io, "zstd: cannot allocate a compression context") }
+    public static func compress(base: UnsafeRawBufferPointer, new: UnsafeRawBufferPointer) throws -> (
+        bytes: [UInt8], windowLog: Int
+    ) {
+        guard let cctx = ZSTD_createCCtx() else {
+            throw CourierError(.io, "zstd: cannot allocate a compression context")
+        }
         defer { ZSTD_freeCCtx(cctx) }
         let wlog = windowLog(base: base.count, new: new.count)
         let (level, workers) = parameters(total: base.count + new.count)
@@ -48,7 +52,8 @@ public enum PatchCodec {
         try set(ZSTD_c_checksumFlag, 0)
         try set(ZSTD_c_contentSizeFlag, 1)
         try set(ZSTD_c_dictIDFlag, 0)
-        if workers > 0 { _ = ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers) }  // single-threaded libzstd: ignored
+        // A single-threaded libzstd ignores the worker count.
+        if workers > 0 { _ = ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers) }
         let r = ZSTD_CCtx_refPrefix(cctx, base.baseAddress, base.count)
         if ZSTD_isError(r) != 0 { throw zstdError("referencing the base", r) }
         let bound = ZSTD_compressBound(new.count)
@@ -63,8 +68,10 @@ public enum PatchCodec {
     /// Decompresses a patch against `base` into exactly `resultSize` bytes. Refuses a patch that
     /// is not exactly one frame, declares a content size other
     /// than `resultSize`, or decodes to anything else; `what` names it in errors.
-    public static func decompress(patch: UnsafeRawBufferPointer, base: UnsafeRawBufferPointer, resultSize: Int,
-                                  windowLog: Int, what: String) throws -> [UInt8] {
+    public static func decompress(
+        patch: UnsafeRawBufferPointer, base: UnsafeRawBufferPointer, resultSize: Int,
+        windowLog: Int, what: String
+    ) throws -> [UInt8] {
         func bad(_ why: String) -> CourierError { CourierError(.integrity, "\(what): \(why)") }
         guard patch.count > 0 else { throw bad("empty patch") }
         let frame = ZSTD_findFrameCompressedSize(patch.baseAddress, patch.count)
@@ -80,7 +87,9 @@ public enum PatchCodec {
         if declared != COURIER_ZSTD_CONTENTSIZE_UNKNOWN && declared != UInt64(resultSize) {
             throw bad("the frame makes \(declared) bytes, the manifest says \(resultSize)")
         }
-        guard let dctx = ZSTD_createDCtx() else { throw CourierError(.io, "zstd: cannot allocate a decompression context") }
+        guard let dctx = ZSTD_createDCtx() else {
+            throw CourierError(.io, "zstd: cannot allocate a decompression context")
+        }
         defer { ZSTD_freeDCtx(dctx) }
         _ = ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, Int32(max(windowLog, 10)))
         let r = ZSTD_DCtx_refPrefix(dctx, base.baseAddress, base.count)
@@ -89,7 +98,9 @@ public enum PatchCodec {
         // instead of being cut to size. Not zero-filled: only what zstd wrote is kept.
         return try [UInt8](unsafeUninitializedCapacity: resultSize + 1) { o, count in
             let n = ZSTD_decompressDCtx(dctx, o.baseAddress, o.count, patch.baseAddress, patch.count)
-            if ZSTD_isError(n) != 0 { throw bad("does not decode against the base: \(String(cString: ZSTD_getErrorName(n)))") }
+            if ZSTD_isError(n) != 0 {
+                throw bad("does not decode against the base: \(String(cString: ZSTD_getErrorName(n)))")
+            }
             guard n == resultSize else { throw bad("decodes to \(n) bytes, the manifest says \(resultSize)") }
             count = n
         }
@@ -102,7 +113,7 @@ public enum PatchCodec {
     public static func frameWindowSize(_ b: UnsafeRawBufferPointer) -> UInt64? {
         guard b.count >= 6, b[0] == 0x28, b[1] == 0xb5, b[2] == 0x2f, b[3] == 0xfd else { return nil }
         let fhd = b[4]
-        guard fhd & 0x08 == 0 else { return nil }           // reserved bit must be zero
+        guard fhd & 0x08 == 0 else { return nil }  // reserved bit must be zero
         let singleSegment = fhd & 0x20 != 0
         if !singleSegment {
             let wd = b[5]

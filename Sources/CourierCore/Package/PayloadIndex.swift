@@ -43,22 +43,33 @@ struct PayloadIndex {
             for p in manifest.changed ?? [] {
                 // Validated: every changed path is among files, each once.
                 let found = files.index(ofPath: p)
-                if let i = found, !PayloadIndex.bit(carried, i) { PayloadIndex.set(&carried, i); carriedCount += 1 }
+                if let i = found, !PayloadIndex.bit(carried, i) {
+                    PayloadIndex.set(&carried, i)
+                    carriedCount += 1
+                }
             }
         }
     }
 
-    enum Lookup { case carried(Manifest.PayloadEntry), notCarried, twice }
+    enum Lookup {
+        case carried(Manifest.PayloadEntry)
+        case notCarried, twice
+    }
 
     /// Looks an entry up by its whole name (`payload/<path>` or `patches/<i>`) and marks it seen.
     mutating func take(_ name: UnsafeRawBufferPointer) -> Lookup {
-        let payload = PackageReader.payloadPrefix.utf8, patch = PackageReader.patchPrefix.utf8
+        let payload = PackageReader.payloadPrefix.utf8
+        let patch = PackageReader.patchPrefix.utf8
         if name.starts(with: payload) {
             let path = UnsafeRawBufferPointer(rebasing: name[payload.count...])
             let i: Int
-            if hint < files.count, files.comparePath(hint, path) == 0 { i = hint }
-            else if let j = files.index(ofPath: path) { i = j }
-            else { return .notCarried }
+            if hint < files.count, files.comparePath(hint, path) == 0 {
+                i = hint
+            } else if let j = files.index(ofPath: path) {
+                i = j
+            } else {
+                return .notCarried
+            }
             guard bit(carried, i) else { return .notCarried }
             if bit(seen, i) { return .twice }
             set(&seen, i)
@@ -70,14 +81,17 @@ struct PayloadIndex {
         // `patches/<i>`: decimal, no leading zero, an index the manifest has.
         let digits = name[patch.count...]
         guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              digits.first != 0x30 || digits.count == 1 else { return .notCarried }
+            digits.first != 0x30 || digits.count == 1
+        else { return .notCarried }
         let i = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
         guard i < patches.count else { return .notCarried }
         if patchSeen[i] { return .twice }
         patchSeen[i] = true
         seenCount += 1
         let p = patches[i]
-        return .carried(Manifest.PayloadEntry(kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
+        return .carried(
+            Manifest.PayloadEntry(
+                kind: .patch(i), file: FileEntry(path: String(i), size: p.size, sha256: p.sha256, mode: 0o644)))
     }
 
     /// The first carried entry not seen (for the error of an incomplete payload), and how many.
@@ -105,4 +119,3 @@ struct PayloadIndex {
     private static func set(_ words: inout [UInt64], _ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
     private static func bit(_ words: [UInt64], _ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 }
-

@@ -1,7 +1,6 @@
 import CCourierShim
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Extracts a package's payload under one directory and nowhere else.
 ///
@@ -27,8 +26,10 @@ public enum SafeExtractor {
     /// `only`, when given, selects the files to write (the others are read and checked, not
     /// written): the stager takes a few base files out of a full package this way. A patch
     /// (format 2 delta) is applied in `.overlay` mode only, to the base files already in `target`.
-    public static func extract(_ reader: PackageReader, into target: String, mode: Mode = .fresh, durable: Bool = false,
-                               only: ((FileEntry) -> Bool)? = nil) throws {
+    public static func extract(
+        _ reader: PackageReader, into target: String, mode: Mode = .fresh, durable: Bool = false,
+        only: ((FileEntry) -> Bool)? = nil
+    ) throws {
         let rootfd = try Sys.openDirectory(target)
         defer { Sys.close(rootfd) }
         var created: [(path: String, isDir: Bool)] = []
@@ -40,9 +41,14 @@ public enum SafeExtractor {
         var filePath = ""
         var skipping = false
         var patch: (index: Int, bytes: [UInt8])? = nil
-        var patchGroups: [[Manifest.Change]]? = nil   // computed at the first patch, once
+        var patchGroups: [[Manifest.Change]]? = nil  // computed at the first patch, once
 
-        func closeCache() { if let c = dirCache { Sys.close(c.fd); dirCache = nil } }
+        func closeCache() {
+            if let c = dirCache {
+                Sys.close(c.fd)
+                dirCache = nil
+            }
+        }
 
         /// Opens (creating as needed) the parent directory of `rel`, refusing links and non-dirs.
         func parentFD(of comps: [String]) throws -> Int32 {
@@ -61,7 +67,9 @@ public enum SafeExtractor {
                 start: { entry in
                     if case .patch(let i) = entry.kind {
                         guard mode == .overlay else {
-                            throw CourierError(.malformed, "\(reader.path): a patch needs a base tree; only a delta applied to its base has one")
+                            throw CourierError(
+                                .malformed,
+                                "\(reader.path): a patch needs a base tree; only a delta applied to its base has one")
                         }
                         patch = (i, [])
                         patch!.bytes.reserveCapacity(Int(entry.file.size))
@@ -76,19 +84,27 @@ public enum SafeExtractor {
                     filePath = target + "/" + file.path
                     if mode == .overlay, let st = try Sys.lstatat(dfd, name, display: filePath) {
                         guard (st.st_mode & S_IFMT) == S_IFREG else {
-                            throw CourierError(.unsafeEntry, "\(Escape.text(filePath)): exists and is not a regular file; refusing to replace it")
+                            throw CourierError(
+                                .unsafeEntry,
+                                "\(Escape.text(filePath)): exists and is not a regular file; refusing to replace it")
                         }
                         try Sys.unlinkat(dfd, name, display: filePath)
                     }
                     do {
-                        fileFD = try Sys.openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: filePath)
+                        fileFD = try Sys.openat(
+                            dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: filePath)
                     } catch let e as CourierError where (e.cause as? Errno) == .fileExists {
-                        throw CourierError(.unsafeEntry, "\(Escape.text(filePath)): already exists in the target; refusing to overwrite it")
+                        throw CourierError(
+                            .unsafeEntry,
+                            "\(Escape.text(filePath)): already exists in the target; refusing to overwrite it")
                     }
                     created.append((file.path, false))
                 },
                 chunk: { bytes in
-                    if patch != nil { patch!.bytes.append(contentsOf: bytes); return }
+                    if patch != nil {
+                        patch!.bytes.append(contentsOf: bytes)
+                        return
+                    }
                     if skipping { return }
                     try Sys.writeAll(fileFD, bytes, display: filePath)
                 },
@@ -97,9 +113,10 @@ public enum SafeExtractor {
                         patch = nil
                         // Checked by the reader (size, SHA-256) before this point.
                         if patchGroups == nil { patchGroups = reader.manifest.patchGroups() }
-                        let made = try PatchApplier.apply(reader.manifest, patch: p.index, made: patchGroups![p.index],
-                                                          bytes: p.bytes, rootfd: rootfd, root: target,
-                                                          limits: reader.options.limits)
+                        let made = try PatchApplier.apply(
+                            reader.manifest, patch: p.index, made: patchGroups![p.index],
+                            bytes: p.bytes, rootfd: rootfd, root: target,
+                            limits: reader.options.limits)
                         created.append(contentsOf: made.map { ($0, false) })
                         return
                     }
@@ -122,5 +139,3 @@ public enum SafeExtractor {
         }
     }
 }
-
-import SystemPackage

@@ -1,7 +1,6 @@
 import CCourierShim
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Runs a program to completion, for the daemon's test and apply commands and the stager's
 /// `gpgv`: its own process group, killed with it if the calling thread dies
@@ -31,15 +30,23 @@ public enum ChildProcess {
 
     /// `started` gets the child's pid (also its process group) once it runs. A program that
     /// cannot be started (not found, not executable) is an `.io` error with its errno.
-    public static func run(_ argv: [String], environment env: [String: String], timeout: Double, keepTail: Int = 4096,
-                           started: (pid_t) -> Void = { _ in }) throws -> Outcome {
+    public static func run(
+        _ argv: [String], environment env: [String: String], timeout: Double, keepTail: Int = 4096,
+        started: (pid_t) -> Void = { _ in }
+    ) throws -> Outcome {
         precondition(!argv.isEmpty)
         var fds: [Int32] = [0, 0]
-        guard courier_pipe_cloexec(&fds) == 0 else { throw CourierError.io("pipe", path: argv[0], errno: Errno(rawValue: errno)) }
+        guard courier_pipe_cloexec(&fds) == 0 else {
+            throw CourierError.io("pipe", path: argv[0], errno: Errno(rawValue: errno))
+        }
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
-        var goFD: Int32 = -1, reportFD: Int32 = -1
+        defer {
+            for p in cArgs { free(p) }
+            for p in cEnv { free(p) }
+        }
+        var goFD: Int32 = -1
+        var reportFD: Int32 = -1
         let pid = courier_spawn_begin(argv[0], cArgs, cEnv, fds[1], &goFD, &reportFD)
         var spawnErrno = errno
         Glibc.close(fds[1])
@@ -51,8 +58,9 @@ public enum ChildProcess {
         }
         guard pid > 0, spawnErrno == 0 else {
             Glibc.close(fds[0])
-            throw CourierError(.io, "cannot run \(Escape.quoted(argv[0])): \(Errno(rawValue: spawnErrno).description)",
-                               cause: Errno(rawValue: spawnErrno))
+            throw CourierError(
+                .io, "cannot run \(Escape.quoted(argv[0])): \(Errno(rawValue: spawnErrno).description)",
+                cause: Errno(rawValue: spawnErrno))
         }
 
         var tail: [UInt8] = []
@@ -62,12 +70,21 @@ public enum ChildProcess {
         var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
         while true {
             let left = deadline - Sys.monotonicSeconds()
-            if left <= 0 { timedOut = true; break }
+            if left <= 0 {
+                timedOut = true
+                break
+            }
             let r = poll(&pfd, 1, Int32(min(left, 1.0) * 1000) + 1)
-            if r < 0 { if errno == EINTR { continue }; break }
+            if r < 0 {
+                if errno == EINTR { continue }
+                break
+            }
             if r == 0 { continue }
             let n = buf.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                break
+            }
             if n == 0 { break }
             tail.append(contentsOf: buf[0..<n])
             if tail.count > keepTail { tail.removeFirst(tail.count - keepTail) }
@@ -77,7 +94,9 @@ public enum ChildProcess {
             kill(-pid, SIGTERM)
             for _ in 0..<50 {
                 var st: Int32 = 0
-                if waitpid(pid, &st, WNOHANG) == pid { return Outcome(status: 128 + SIGTERM, timedOut: true, output: tail) }
+                if waitpid(pid, &st, WNOHANG) == pid {
+                    return Outcome(status: 128 + SIGTERM, timedOut: true, output: tail)
+                }
                 usleep(100_000)
             }
             kill(-pid, SIGKILL)
@@ -88,5 +107,3 @@ public enum ChildProcess {
         return Outcome(status: status, timedOut: timedOut, output: tail)
     }
 }
-
-import SystemPackage

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// Named points in the publish path (stager) and the apply path (client) where a test can make
 /// the process die, to prove that a crash at that moment leaves the outbox or the store consistent. Armed only by the environment variable

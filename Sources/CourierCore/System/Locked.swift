@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// A value behind a pthread mutex: `Synchronization.Mutex`'s `withLock`, for state shared between
 /// threads. Why not `Mutex` itself: on Linux its lock is a futex driven by atomics inside the
@@ -29,7 +27,9 @@ public final class Locked<Value>: @unchecked Sendable {
 
     /// Runs `body` with the lock held and the value lent to it.
     @inline(__always)
-    public func withLock<Result, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E) -> sending Result {
+    public func withLock<Result, E: Error>(_ body: (inout sending Value) throws(E) -> sending Result) throws(E)
+        -> sending Result
+    {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)

@@ -1,6 +1,5 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Plain threads of our own, for work that blocks in the kernel (copies, fsync, `poll`, `read`
 /// on a hung NFS server) and must not sit on Swift's cooperative pool: it has one thread per
@@ -21,17 +20,20 @@ public enum Threads {
         if let s = stackBytes { pthread_attr_setstacksize(&attr, s) }
         let context = Unmanaged.passRetained(Box(body)).toOpaque()
         var handle = pthread_t()
-        let rc = pthread_create(&handle, &attr, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            var all = sigset_t()
-            sigfillset(&all)
-            pthread_sigmask(SIG_BLOCK, &all, nil)
-            box.body()
-            return nil
-        }, context)
+        let rc = pthread_create(
+            &handle, &attr,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                var all = sigset_t()
+                sigfillset(&all)
+                pthread_sigmask(SIG_BLOCK, &all, nil)
+                box.body()
+                return nil
+            }, context)
         if rc != 0 {
             Unmanaged<Box>.fromOpaque(context).release()
-            throw CourierError(.io, "cannot start a thread: \(Errno(rawValue: rc).description)", cause: Errno(rawValue: rc))
+            throw CourierError(
+                .io, "cannot start a thread: \(Errno(rawValue: rc).description)", cause: Errno(rawValue: rc))
         }
         return handle
     }
@@ -44,10 +46,16 @@ public enum Parallel {
         let next = Locked(0)
         let count: Int
         let body: @Sendable (Int) -> Void
-        init(count: Int, body: @escaping @Sendable (Int) -> Void) { self.count = count; self.body = body }
+        init(count: Int, body: @escaping @Sendable (Int) -> Void) {
+            self.count = count
+            self.body = body
+        }
         func work() {
             while true {
-                let i = next.withLock { n -> Int in defer { n += 1 }; return n }
+                let i = next.withLock { n -> Int in
+                    defer { n += 1 }
+                    return n
+                }
                 if i >= count { return }
                 body(i)
             }
@@ -57,7 +65,10 @@ public enum Parallel {
     public static func forEach(count: Int, jobs: Int, _ body: @escaping @Sendable (Int) -> Void) {
         let shared = Shared(count: count, body: body)
         let threads = max(1, min(jobs, count))
-        if threads == 1 { shared.work(); return }
+        if threads == 1 {
+            shared.work()
+            return
+        }
         var ids: [pthread_t] = []
         for _ in 0..<threads {
             // Out of threads: the rest runs on the threads we have (or this one).
@@ -68,5 +79,3 @@ public enum Parallel {
         for t in ids { pthread_join(t, nil) }
     }
 }
-
-import SystemPackage

@@ -1,10 +1,6 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import SystemPackage
 import CCourierShim
+@preconcurrency import Glibc
+import SystemPackage
 
 /// Checked wrappers around the system calls Courier uses. One wrapper per call: it retries on
 /// `EINTR`, keeps errno, and turns a failure into a `CourierError` naming the path and the call.
@@ -31,8 +27,10 @@ public enum Sys {
         return fd
     }
 
-    public static func openat(_ dirfd: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0,
-                              display: String? = nil) throws -> Int32 {
+    public static func openat(
+        _ dirfd: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0,
+        display: String? = nil
+    ) throws -> Int32 {
         let (fd, e) = retrying { Glibc.openat(dirfd, name, flags | O_CLOEXEC, mode) }
         if let e { throw CourierError.io("open", path: display ?? name, errno: e) }
         return fd
@@ -57,7 +55,7 @@ public enum Sys {
     }
 
     public static func close(_ fd: Int32) {
-        _ = Glibc.close(fd)   // close is not retried on EINTR on Linux: the fd is gone either way.
+        _ = Glibc.close(fd)  // close is not retried on EINTR on Linux: the fd is gone either way.
     }
 
     public static func mkdirat(_ dirfd: Int32, _ name: String, _ mode: mode_t, display: String? = nil) throws {
@@ -82,7 +80,8 @@ public enum Sys {
         }
     }
 
-    public static func unlinkat(_ dirfd: Int32, _ name: String, directory: Bool = false, display: String? = nil) throws {
+    public static func unlinkat(_ dirfd: Int32, _ name: String, directory: Bool = false, display: String? = nil) throws
+    {
         let (_, e) = retrying { Glibc.unlinkat(dirfd, name, directory ? AT_REMOVEDIR : 0) }
         if let e { throw CourierError.io(directory ? "rmdir" : "unlink", path: display ?? name, errno: e) }
     }
@@ -97,7 +96,9 @@ public enum Sys {
         if let e { throw CourierError.io("rename to \(to)", path: from, errno: e) }
     }
 
-    public static func renameat(_ fromDir: Int32, _ from: String, _ toDir: Int32, _ to: String, display: String? = nil) throws {
+    public static func renameat(_ fromDir: Int32, _ from: String, _ toDir: Int32, _ to: String, display: String? = nil)
+        throws
+    {
         let (_, e) = retrying { Glibc.renameat(fromDir, from, toDir, to) }
         if let e { throw CourierError.io("rename to \(to)", path: display ?? from, errno: e) }
     }
@@ -157,7 +158,9 @@ public enum Sys {
 
     /// Reads until `count` bytes are in `buf` or the file ends, looping over short reads (the
     /// twin of `writeAll`). Returns how many were read: less than `count` only at end of file.
-    public static func readFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws -> Int {
+    public static func readFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws
+        -> Int
+    {
         var got = 0
         while got < count {
             let n = try read(fd, buf + got, count - got, display: display)
@@ -201,7 +204,9 @@ public enum Sys {
     /// Writes a file atomically: a dot-named temporary beside it, fsync, rename, fsync of the
     /// directory. A reader sees the old content or the new, never a mix. `durable: false` leaves
     /// out both fsyncs, for a caller that makes a whole batch durable at once (`syncFileSystem`).
-    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws {
+    public static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true)
+        throws
+    {
         let dir = FilePath(path).removingLastComponent().string
         let name = FilePath(path).lastComponent?.string ?? path
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())"
@@ -231,7 +236,10 @@ public enum Sys {
     /// Best effort: makes a rename durable. Failure to fsync a directory is not fatal.
     public static func fsyncDirectory(_ path: String) {
         let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { _ = Glibc.fsync(fd); _ = Glibc.close(fd) }
+        if fd >= 0 {
+            _ = Glibc.fsync(fd)
+            _ = Glibc.close(fd)
+        }
     }
 
     private static let direntNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
@@ -242,7 +250,8 @@ public enum Sys {
         let dup = Glibc.dup(dirfd)
         if dup < 0 { throw CourierError.io("dup", path: display, errno: Errno(rawValue: errno)) }
         guard let dir = fdopendir(dup) else {
-            let e = Errno(rawValue: errno); _ = Glibc.close(dup)
+            let e = Errno(rawValue: errno)
+            _ = Glibc.close(dup)
             throw CourierError.io("opendir", path: display, errno: e)
         }
         defer { closedir(dir) }
@@ -276,8 +285,10 @@ public enum Sys {
     /// following a symlink: a component that exists but is not a directory (a planted link, a
     /// file) is refused. `made` gets the relative path of each directory created, so a caller can
     /// undo. Returns `rootfd` itself for an empty path; the caller closes any other fd.
-    public static func openDirectoryChain(_ rootfd: Int32, _ comps: [String], root: String,
-                                          made: (String) -> Void = { _ in }) throws -> Int32 {
+    public static func openDirectoryChain(
+        _ rootfd: Int32, _ comps: [String], root: String,
+        made: (String) -> Void = { _ in }
+    ) throws -> Int32 {
         var fd = rootfd
         var rel = ""
         for comp in comps {
@@ -288,11 +299,13 @@ public enum Sys {
                 made(rel)
             }
             let next: Int32
-            do { next = try openDirectoryAt(fd, comp, display: shown) }
-            catch let e as CourierError {
+            do { next = try openDirectoryAt(fd, comp, display: shown) } catch let e as CourierError {
                 if fd != rootfd { close(fd) }
                 if let errno = e.cause as? Errno, errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
-                    throw CourierError(.unsafeEntry, "\(Escape.text(shown)): exists and is not a directory (a symlink?); refusing to extract through it")
+                    throw CourierError(
+                        .unsafeEntry,
+                        "\(Escape.text(shown)): exists and is not a directory (a symlink?); refusing to extract through it"
+                    )
                 }
                 throw e
             }
@@ -352,8 +365,10 @@ public enum Sys {
     /// Points the symlink `dir/name` at `target` atomically: a new link under a temporary name,
     /// renamed over the old one, then the directory fsynced. Readers see the old target or the
     /// new, never no link. `beforeRename` lets crash tests stop in between.
-    public static func replaceSymlink(in dir: String, name: String, target: String, durable: Bool = true,
-                                      beforeRename: () throws -> Void = {}) throws {
+    public static func replaceSymlink(
+        in dir: String, name: String, target: String, durable: Bool = true,
+        beforeRename: () throws -> Void = {}
+    ) throws {
         let tmp = dir + "/.\(name).tmp-\(getpid())"
         _ = Glibc.unlink(tmp)
         if Glibc.symlink(target, tmp) != 0 {

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// A bandwidth cap shared by every copy of one run (`push --bwlimit`, the pull copier's
 /// `bwlimit`): a token bucket of `bytesPerSecond`, refilled continuously, holding at most one
@@ -60,15 +58,23 @@ public final class Throttle: Sendable {
         var s = text.trimmingSpaces()
         if s.hasSuffix("/s") { s.removeLast(2) }
         var unit: Int64 = 1024
-        let suffixes: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30),
-                                           ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30),
-                                           ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
+        let suffixes: [(String, Int64)] = [
+            ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30),
+            ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30),
+            ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1),
+        ]
         for (suf, mult) in suffixes where s.uppercased().hasSuffix(suf.uppercased()) {
-            s.removeLast(suf.count); unit = mult; break
+            s.removeLast(suf.count)
+            unit = mult
+            break
         }
         guard let n = Double(s.trimmingSpaces()), n.isFinite, n > 0, n * Double(unit) >= 1,
-              n * Double(unit) < 1e15 else {
-            throw CourierError(.usage, "\(what) '\(Escape.text(text))': expected a positive rate such as 500K, 2M or 1G (bytes per second; a bare number is KiB/s)")
+            n * Double(unit) < 1e15
+        else {
+            throw CourierError(
+                .usage,
+                "\(what) '\(Escape.text(text))': expected a positive rate such as 500K, 2M or 1G (bytes per second; a bare number is KiB/s)"
+            )
         }
         return Int64(n * Double(unit))
     }

@@ -1,7 +1,5 @@
 import Crypto
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 extension TreeScanner {
     /// `scan`, with the files hashed on `jobs` threads of our own (`Parallel.forEach`): the walk

@@ -1,7 +1,5 @@
 import Crypto
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// Walks a content tree through directory fds without following any link, and lists its regular
 /// files with size, SHA-256 and permission bits. A tree that holds a symlink, a device, a FIFO
@@ -26,8 +24,10 @@ public enum TreeScanner {
         return out
     }
 
-    private static func walk(_ dirfd: Int32, prefix: String, root: String, options: Options,
-                             out: inout [FileEntry], total: inout UInt64, buffer: UnsafeMutableRawBufferPointer) throws {
+    private static func walk(
+        _ dirfd: Int32, prefix: String, root: String, options: Options,
+        out: inout [FileEntry], total: inout UInt64, buffer: UnsafeMutableRawBufferPointer
+    ) throws {
         let shownDir = prefix.isEmpty ? root : root + "/" + prefix
         for ent in try Sys.listDirectory(dirfd, display: shownDir) {
             let rel = prefix.isEmpty ? ent.name : prefix + "/" + ent.name
@@ -39,7 +39,8 @@ public enum TreeScanner {
             // repaired on the way into a String, so the repaired name does not exist): either
             // way the listing is not the tree, and skipping it would hide a file.
             guard let st = try Sys.lstatat(dirfd, ent.name, display: shown) else {
-                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): vanished while scanned, or its name is not valid UTF-8")
+                throw CourierError(
+                    .unsafeEntry, "\(Escape.text(shown)): vanished while scanned, or its name is not valid UTF-8")
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
@@ -49,7 +50,8 @@ public enum TreeScanner {
             case S_IFREG:
                 let perm = UInt32(st.st_mode) & 0o777
                 if UInt32(st.st_mode) & 0o7000 != 0 {
-                    throw CourierError(.unsafeEntry, "\(Escape.text(shown)): setuid, setgid or sticky bit; refusing to package it")
+                    throw CourierError(
+                        .unsafeEntry, "\(Escape.text(shown)): setuid, setgid or sticky bit; refusing to package it")
                 }
                 var digest = ""
                 var size = UInt64(st.st_size)
@@ -67,15 +69,19 @@ public enum TreeScanner {
                     throw CourierError(.limit, "\(root): more than \(options.limits.maxTotalBytes) bytes")
                 }
             case S_IFLNK:
-                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): symbolic link; content trees hold only files and directories")
+                throw CourierError(
+                    .unsafeEntry, "\(Escape.text(shown)): symbolic link; content trees hold only files and directories")
             default:
-                throw CourierError(.unsafeEntry, "\(Escape.text(shown)): not a regular file or directory (device, FIFO or socket)")
+                throw CourierError(
+                    .unsafeEntry, "\(Escape.text(shown)): not a regular file or directory (device, FIFO or socket)")
             }
         }
     }
 
     /// SHA-256 and byte count of an open file, read in 1 MiB chunks.
-    public static func hashFile(_ fd: Int32, display: String, buffer: UnsafeMutableRawBufferPointer) throws -> (String, UInt64) {
+    public static func hashFile(_ fd: Int32, display: String, buffer: UnsafeMutableRawBufferPointer) throws -> (
+        String, UInt64
+    ) {
         var hasher = SHA256()
         var size: UInt64 = 0
         while true {
@@ -93,7 +99,8 @@ public enum TreeScanner {
 public enum TreeChecker {
     /// Checks a tree against what a manifest says the result is: its file list (format 1), or
     /// the count, bytes and digest of the list (a format 2 delta), which takes hashing every file.
-    public static func check(_ root: String, against m: Manifest, limits: Limits = Limits(), hashes: Bool = true) throws {
+    public static func check(_ root: String, against m: Manifest, limits: Limits = Limits(), hashes: Bool = true) throws
+    {
         guard let want = m.result else { return try check(root, against: m.files, limits: limits, hashes: hashes) }
         var opts = TreeScanner.Options()
         opts.limits = limits
@@ -105,31 +112,47 @@ public enum TreeChecker {
         var problems: [String] = []
         for c in m.changes ?? [] {
             let shown = Escape.quoted(c.path)
-            guard let h = byPath[PathKey(c.path)] else { problems.append("missing file \(shown)"); continue }
-            if h.size != c.size { problems.append("\(shown): size \(h.size), manifest says \(c.size)") }
-            else if h.mode != c.mode { problems.append("\(shown): mode \(h.mode), manifest says \(c.mode)") }
-            else if let s = c.sha256, s != h.sha256 { problems.append("\(shown): SHA-256 differs from the manifest") }
+            guard let h = byPath[PathKey(c.path)] else {
+                problems.append("missing file \(shown)")
+                continue
+            }
+            if h.size != c.size {
+                problems.append("\(shown): size \(h.size), manifest says \(c.size)")
+            } else if h.mode != c.mode {
+                problems.append("\(shown): mode \(h.mode), manifest says \(c.mode)")
+            } else if let s = c.sha256, s != h.sha256 {
+                problems.append("\(shown): SHA-256 differs from the manifest")
+            }
         }
-        for p in m.removed ?? [] where byPath[PathKey(p)] != nil { problems.append("removed file \(Escape.quoted(p)) is still there") }
+        for p in m.removed ?? [] where byPath[PathKey(p)] != nil {
+            problems.append("removed file \(Escape.quoted(p)) is still there")
+        }
         if problems.isEmpty {
             let got = TreeDigest.summary(of: have)
             if got != want {
-                problems.append("the tree has \(got.files) files and \(got.bytes) bytes with digest \(got.digest.prefix(16))…, "
-                    + "the package says \(want.files) files, \(want.bytes) bytes, digest \(want.digest.prefix(16))… "
-                    + "(files the delta did not change differ from revision \(m.base ?? 0), the base it was built against)")
+                problems.append(
+                    "the tree has \(got.files) files and \(got.bytes) bytes with digest \(got.digest.prefix(16))…, "
+                        + "the package says \(want.files) files, \(want.bytes) bytes, digest \(want.digest.prefix(16))… "
+                        + "(files the delta did not change differ from revision \(m.base ?? 0), the base it was built against)"
+                )
             }
         }
         if !problems.isEmpty {
             let more = problems.count > 5 ? " (and \(problems.count - 5) more)" : ""
-            throw CourierError(.integrity, "\(Escape.text(root)): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ") + more)
+            throw CourierError(
+                .integrity,
+                "\(Escape.text(root)): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ")
+                    + more)
         }
     }
 
     /// `hashes: false` checks names, sizes and modes only: for a tree the caller has just written
     /// from a verified stream, hashing each byte on its way into a file it created (a full
     /// extraction), where re-reading would compare the page cache with itself.
-    public static func check<C: Collection>(_ root: String, against files: C, limits: Limits = Limits(), hashes: Bool = true) throws
-        where C.Element == FileEntry {
+    public static func check<C: Collection>(
+        _ root: String, against files: C, limits: Limits = Limits(), hashes: Bool = true
+    ) throws
+    where C.Element == FileEntry {
         var opts = TreeScanner.Options()
         opts.hash = false
         opts.limits = limits
@@ -142,9 +165,18 @@ public enum TreeChecker {
         var sizeOK: [FileEntry] = []
         for h in have {
             let shown = Escape.quoted(h.path)
-            guard let w = want.removeValue(forKey: PathKey(h.path)) else { problems.append("unexpected file \(shown)"); continue }
-            if h.size != w.size { problems.append("\(shown): size \(h.size), manifest says \(w.size)"); continue }
-            if h.mode != w.mode { problems.append("\(shown): mode \(h.mode), manifest says \(w.mode)"); continue }
+            guard let w = want.removeValue(forKey: PathKey(h.path)) else {
+                problems.append("unexpected file \(shown)")
+                continue
+            }
+            if h.size != w.size {
+                problems.append("\(shown): size \(h.size), manifest says \(w.size)")
+                continue
+            }
+            if h.mode != w.mode {
+                problems.append("\(shown): mode \(h.mode), manifest says \(w.mode)")
+                continue
+            }
             sizeOK.append(w)
         }
         for p in want.keys.sorted() { problems.append("missing file \(Escape.quotedBytes(p.bytes))") }
@@ -163,7 +195,10 @@ public enum TreeChecker {
         }
         if !problems.isEmpty {
             let more = problems.count > 5 ? " (and \(problems.count - 5) more)" : ""
-            throw CourierError(.integrity, "\(Escape.text(root)): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ") + more)
+            throw CourierError(
+                .integrity,
+                "\(Escape.text(root)): tree does not match the manifest: " + problems.prefix(5).joined(separator: "; ")
+                    + more)
         }
     }
 }

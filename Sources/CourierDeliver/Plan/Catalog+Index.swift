@@ -24,7 +24,11 @@ extension Catalog {
                 }
                 entry.revisions[r.revision] = rev
             }
-            if let l = info.latest, entry.revisions[l] != nil { entry.latest = l } else { entry.latest = entry.revisions.keys.max() }
+            if let l = info.latest, entry.revisions[l] != nil {
+                entry.latest = l
+            } else {
+                entry.latest = entry.revisions.keys.max()
+            }
             if !entry.revisions.isEmpty { types[t] = entry }
         }
     }
@@ -46,8 +50,9 @@ extension Catalog {
     public static func indexEntryIsSane(_ p: OutboxIndex.PackageInfo, type: String, revision: UInt64) -> Bool {
         let parts = p.file.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == type, parts[1] == String(revision),
-              let name = Names.parsePackageFileName(String(parts[2])), name.type == type, name.revision == revision,
-              name.base == p.base, (p.kind == .full) == (p.base == nil), p.size >= 0 else { return false }
+            let name = Names.parsePackageFileName(String(parts[2])), name.type == type, name.revision == revision,
+            name.base == p.base, (p.kind == .full) == (p.base == nil), p.size >= 0
+        else { return false }
         return true
     }
 }

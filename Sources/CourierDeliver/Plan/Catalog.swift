@@ -30,10 +30,11 @@ public struct Catalog: Sendable {
             for rev in try c.outbox.revisions(t) {
                 let dir = c.outbox.revisionDir(t, rev)
                 var r = Revision(full: c.outbox.fullPackage(t, rev))
-                let fullSize = c.outbox.fileSize(r.full)   // listed by revisions(): it exists
+                let fullSize = c.outbox.fileSize(r.full)  // listed by revisions(): it exists
                 for name in try Sys.listDirectory(dir) {
                     guard let p = Names.parsePackageFileName(name), p.type == t, p.revision == rev,
-                          let base = p.base else { continue }
+                        let base = p.base
+                    else { continue }
                     // A delta no smaller than the full package saves nothing and costs the client
                     // a base copy: never offered (older stagers published such deltas).
                     if c.outbox.fileSize(dir + "/" + name) >= fullSize { continue }

@@ -1,8 +1,6 @@
 import CourierCore
 import Dispatch
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// How `push --no-sync` writes its large copies on a local disk: through the page cache, or by
 /// direct I/O. (The durable default does not use this: its copies must reach the disk before
@@ -41,8 +39,10 @@ public final class CacheBudget: Sendable {
     /// Copies through the cache at once: one per CPU (see `throughCache`).
     private let cacheGate: DispatchSemaphore
 
-    public init(bytes: Int64, copies: Int = 0, directSlots: Int = 2,
-                cacheSlots: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))) {
+    public init(
+        bytes: Int64, copies: Int = 0, directSlots: Int = 2,
+        cacheSlots: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    ) {
         state = Locked(State(left: max(0, bytes), waiting: copies))
         self.directSlots = directSlots
         cacheGate = DispatchSemaphore(value: max(1, cacheSlots))
@@ -62,7 +62,9 @@ public final class CacheBudget: Sendable {
     /// machine; 0 when /proc/vmstat cannot be read (then every large copy on a local disk goes
     /// by direct I/O, as in the durable mode).
     public static func fromKernel(copies: Int = 0, vmstat: String = "/proc/vmstat") -> CacheBudget {
-        guard let bytes = try? Sys.readFile(vmstat, limit: 1 << 20) else { return CacheBudget(bytes: 0, copies: copies) }
+        guard let bytes = try? Sys.readFile(vmstat, limit: 1 << 20) else {
+            return CacheBudget(bytes: 0, copies: copies)
+        }
         let page = Int64(sysconf(Int32(_SC_PAGESIZE)))
         let room = headroom(vmstat: String(decoding: bytes, as: UTF8.self), pageSize: page > 0 ? page : 4096)
         return CacheBudget(bytes: room, copies: copies)
@@ -89,7 +91,10 @@ public final class CacheBudget: Sendable {
     /// A `.direct` route is ended with `finish`.
     func route(_ n: Int64) -> Route {
         state.withLock { s in
-            if s.direct >= directSlots && n <= s.left { s.left -= n; return .cache }
+            if s.direct >= directSlots && n <= s.left {
+                s.left -= n
+                return .cache
+            }
             s.direct += 1
             return .direct
         }

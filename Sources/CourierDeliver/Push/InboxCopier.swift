@@ -1,8 +1,7 @@
-import CourierCore
 import CCourierShim
-#if canImport(Glibc)
+import CourierCore
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Puts one package into one inbox so that nobody ever sees a half-written file: a dot-named
 /// temporary file in the inbox itself (`courier-inboxd` and `courier-deliver` skip dot-names),
@@ -38,7 +37,10 @@ public enum InboxCopier {
                 if host == shortHost && pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { dead = true }
             }
             if !dead, let st = try? Sys.lstatat(dfd, e.name, display: inbox + "/" + e.name),
-               now - Int64(st.st_mtim.tv_sec) > staleAfter { dead = true }
+                now - Int64(st.st_mtim.tv_sec) > staleAfter
+            {
+                dead = true
+            }
             if dead, (try? Sys.unlinkat(dfd, e.name, display: inbox + "/" + e.name)) != nil { removed.append(e.name) }
         }
         return removed
@@ -62,9 +64,11 @@ public enum InboxCopier {
     /// `PackageSource.copy` (nil: a durable push).
     /// `throttle`: the run's `--bwlimit` (see `PackageSource.copy`); a hard link moves no bytes
     /// and is not paced.
-    public static func stage(_ source: PackageSource, name: String, inbox: String, method: Method,
-                             cache: CacheBudget? = nil, throttle: Throttle? = nil,
-                             faults: FaultPoints = .none) throws -> Staged {
+    public static func stage(
+        _ source: PackageSource, name: String, inbox: String, method: Method,
+        cache: CacheBudget? = nil, throttle: Throttle? = nil,
+        faults: FaultPoints = .none
+    ) throws -> Staged {
         let tmp = tempName(name)
         let tmpPath = inbox + "/" + tmp
         var how = ""
@@ -108,5 +112,3 @@ public enum InboxCopier {
     /// Removes a staged file that will not be committed.
     public static func discard(_ s: Staged) { _ = Glibc.unlink(s.inbox + "/" + s.temp) }
 }
-
-import SystemPackage

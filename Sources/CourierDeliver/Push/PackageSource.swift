@@ -1,9 +1,7 @@
-import CourierCore
 import CCourierShim
-import SystemPackage
-#if canImport(Glibc)
+import CourierCore
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// One outbox package opened once for all its copies of a push: a descriptor (for reflink and
 /// `copy_file_range`) and a read-only mapping of its bytes (for direct I/O). Shared by the copy
@@ -20,7 +18,8 @@ public final class PackageSource: @unchecked Sendable {
             size = Int64(try Sys.fstat(fd, display: path).st_size)
             if size > 0 {
                 guard let p = mmap(nil, Int(size), PROT_READ, MAP_SHARED, fd, 0),
-                      p != UnsafeMutableRawPointer(bitPattern: -1) else {
+                    p != UnsafeMutableRawPointer(bitPattern: -1)
+                else {
                     throw CourierError.io("mmap", path: path, errno: Errno(rawValue: errno))
                 }
                 map = UnsafeRawPointer(p)
@@ -51,10 +50,10 @@ public final class PackageSource: @unchecked Sendable {
     /// (NFS and SMB, where `copy_file_range` is a server-side copy; tmpfs, which has no disk;
     /// FUSE, overlayfs) the copy stays with `TreeCopier.copyData`.
     static let directFileSystems: Set<Int64> = [
-        0xEF53,         // ext2, ext3, ext4
-        0x5846_5342,    // xfs
-        0x9123_683E,    // btrfs
-        0xF2F5_2010,    // f2fs
+        0xEF53,  // ext2, ext3, ext4
+        0x5846_5342,  // xfs
+        0x9123_683E,  // btrfs
+        0xF2F5_2010,  // f2fs
     ]
 
     /// Writes the whole package into `ofd` (a new, empty file at `dst`) and says how: "reflink",
@@ -93,7 +92,8 @@ public final class PackageSource: @unchecked Sendable {
         if courier_ficlone(ofd, fd) == 0 { return "reflink" }
         try Sys.preallocate(ofd, size, display: dst)
         if large, Self.directFileSystems.contains(courier_fs_magic(ofd)),
-           (cache?.route(size) ?? .direct) == .direct {
+            (cache?.route(size) ?? .direct) == .direct
+        {
             defer { cache?.finish() }
             if courier_set_direct(ofd, 1) == 0 { return try writeDirect(ofd, dst: dst, cache: cache) }
         }
@@ -120,12 +120,19 @@ public final class PackageSource: @unchecked Sendable {
         var direct = true
         while off < size {
             let end = direct ? aligned : size
-            if off >= end { _ = courier_set_direct(ofd, 0); direct = false; continue }
+            if off >= end {
+                _ = courier_set_direct(ofd, 0)
+                direct = false
+                continue
+            }
             let n = pwrite(ofd, map + Int(off), min(Self.directChunk, Int(end - off)), off_t(off))
             if n > 0 {
                 off += Int64(n)
                 // A short direct write leaves an unaligned offset: finish through the cache.
-                if direct && off & 4095 != 0 { _ = courier_set_direct(ofd, 0); direct = false }
+                if direct && off & 4095 != 0 {
+                    _ = courier_set_direct(ofd, 0)
+                    direct = false
+                }
                 if direct, off < aligned, let cache, cache.leaveDisk(remaining: size - off) {
                     _ = courier_set_direct(ofd, 0)
                     try cache.throughCache { try writeCached(ofd, from: off, dst: dst) }
@@ -136,7 +143,8 @@ public final class PackageSource: @unchecked Sendable {
             let e = errno
             if n < 0 && e == EINTR { continue }
             if n < 0 && direct && e == EINVAL {
-                _ = courier_set_direct(ofd, 0); direct = false
+                _ = courier_set_direct(ofd, 0)
+                direct = false
                 continue
             }
             if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
@@ -160,7 +168,11 @@ public final class PackageSource: @unchecked Sendable {
         var off: Int64 = 0
         while off < size {
             let n = pwrite(ofd, map! + Int(off), min(chunk, Int(size - off)), off_t(off))
-            if n > 0 { off += Int64(n); throttle.pause(after: n); continue }
+            if n > 0 {
+                off += Int64(n)
+                throttle.pause(after: n)
+                continue
+            }
             if n < 0 && errno == EINTR { continue }
             if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
             throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: errno))
@@ -179,7 +191,10 @@ public final class PackageSource: @unchecked Sendable {
         var off = start
         while off < size {
             let n = pwrite(ofd, map! + Int(off), min(Self.cachedChunk, Int(size - off)), off_t(off))
-            if n > 0 { off += Int64(n); continue }
+            if n > 0 {
+                off += Int64(n)
+                continue
+            }
             if n < 0 && errno == EINTR { continue }
             if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
             // EFAULT: the source shrank under its mapping (an outbox package must not change).

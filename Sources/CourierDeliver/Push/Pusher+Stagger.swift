@@ -1,7 +1,5 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 extension Pusher {
     /// `push --stagger`: every chosen package verified first, then each inbox handled at its own
@@ -32,8 +30,9 @@ extension Pusher {
             flushes.withLock { $0 += commitNow(&list) }
             done[i] = list
         }
-        return Summary(outcomes: done.values.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
-                       flushes: flushes.withLock { $0 }, verified: v.verified, remembered: v.remembered)
+        return Summary(
+            outcomes: done.values.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
+            flushes: flushes.withLock { $0 }, verified: v.verified, remembered: v.remembered)
     }
 
     /// The plan of one inbox made again at its slot, which can come up to the whole window
@@ -53,7 +52,8 @@ extension Pusher {
             n.action = .none
             n.package = nil
             n.code = "changed"
-            n.reason = "the client's status changed before its slot; it now needs \(d.package.map { String($0.split(separator: "/").last ?? "") } ?? "another package") (\(d.reason)), which this run did not verify: push again"
+            n.reason =
+                "the client's status changed before its slot; it now needs \(d.package.map { String($0.split(separator: "/").last ?? "") } ?? "another package") (\(d.reason)), which this run did not verify: push again"
             return n
         }
         return out
@@ -71,7 +71,9 @@ extension Pusher {
             do { try Sys.syncFileSystem(first.inbox) } catch {
                 for j in staged {
                     InboxCopier.discard(list[j].staged!)
-                    list[j].state = .failed; list[j].error = "\(error)"; list[j].staged = nil
+                    list[j].state = .failed
+                    list[j].error = "\(error)"
+                    list[j].staged = nil
                 }
                 return flushes
             }
@@ -79,7 +81,8 @@ extension Pusher {
         for j in staged {
             do { try InboxCopier.commit(list[j].staged!, faults: faults) } catch {
                 InboxCopier.discard(list[j].staged!)
-                list[j].state = .failed; list[j].error = "\(error)"
+                list[j].state = .failed
+                list[j].error = "\(error)"
             }
             list[j].staged = nil
         }
@@ -88,7 +91,8 @@ extension Pusher {
             do { try Sys.syncFileSystem(first.inbox) } catch {
                 // Renamed already: the copies are in place, only their durability is unknown.
                 for j in staged where list[j].state == .copied {
-                    list[j].state = .failed; list[j].error = "renamed, but the flush after it failed: \(error)"
+                    list[j].state = .failed
+                    list[j].error = "renamed, but the flush after it failed: \(error)"
                 }
             }
         }

@@ -1,7 +1,5 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// `courier-deliver push`: plan every target, verify every chosen package once, then copy in
 /// parallel. A failing target is reported and the others go on.
@@ -34,7 +32,9 @@ public struct Pusher: Sendable {
     public var stagger: Double = 0
 
     public init(catalog: Catalog, verify: VerifyOptions, defaultTypes: [String]) {
-        self.catalog = catalog; self.verify = verify; self.defaultTypes = defaultTypes
+        self.catalog = catalog
+        self.verify = verify
+        self.defaultTypes = defaultTypes
     }
 
     /// One line of the result: one target and type (or the whole target when it failed early).
@@ -84,8 +84,7 @@ public struct Pusher: Sendable {
         }
         if (s.st_mode & S_IFMT) != S_IFDIR { return ([], "\(t.inbox): not a directory") }
         let names: [String]
-        do { names = try Self.waiting(in: t.inbox) }
-        catch { return ([], "\(error)") }
+        do { names = try Self.waiting(in: t.inbox) } catch { return ([], "\(error)") }
         let wants = t.wants.isEmpty ? defaultTypes.map { (type: $0, spec: defaultSpec) } : t.wants
         return (Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names, force: force), nil)
     }
@@ -93,12 +92,15 @@ public struct Pusher: Sendable {
     /// The decisions for one client: its status file read once, then `Planner.decide` per type.
     /// `push` and `select` both decide here.
     /// `force`: send revisions the client refused before (`--force`).
-    public static func decide(_ wants: [(type: String, spec: RevisionSpec)], catalog: Catalog,
-                              statusPath: String, waiting: [String], force: Bool = false) -> [Decision] {
+    public static func decide(
+        _ wants: [(type: String, spec: RevisionSpec)], catalog: Catalog,
+        statusPath: String, waiting: [String], force: Bool = false
+    ) -> [Decision] {
         let (status, note) = readStatus(statusPath)
         return wants.map {
-            Planner.decide(type: $0.type, want: $0.spec, catalog: catalog, status: status?.types[$0.type],
-                           statusNote: note, waiting: waiting, force: force)
+            Planner.decide(
+                type: $0.type, want: $0.spec, catalog: catalog, status: status?.types[$0.type],
+                statusNote: note, waiting: waiting, force: force)
         }
     }
 
@@ -131,8 +133,10 @@ public struct Pusher: Sendable {
     /// verified is the file copied even if its path is renamed over meanwhile. `cache`: a
     /// package whose verdict it remembers (same file, same trust) is not verified again; one
     /// that passes is remembered.
-    public static func verifyOnce(_ decisions: [Decision], options opts: VerifyOptions, jobs: Int,
-                                  sources: [String: PackageSource] = [:], cache: VerifiedCache? = nil) -> Verdicts {
+    public static func verifyOnce(
+        _ decisions: [Decision], options opts: VerifyOptions, jobs: Int,
+        sources: [String: PackageSource] = [:], cache: VerifiedCache? = nil
+    ) -> Verdicts {
         var wanted: [String: Decision] = [:]
         for d in decisions { if let p = d.package { wanted[p] = d } }
         let list = wanted.sorted { $0.key < $1.key }
@@ -157,7 +161,10 @@ public struct Pusher: Sendable {
                     if let cache, let fd { cache.remember(fd: fd, path: path, before: before, options: o, manifest: m) }
                 }
                 if said.revision != d.revision || said.base != d.base {
-                    result.withLock { $0.failures[path] = "\(path): its manifest says revision \(said.revision)\(said.base.map { " from \($0)" } ?? ""), its name and place in the outbox another" }
+                    result.withLock {
+                        $0.failures[path] =
+                            "\(path): its manifest says revision \(said.revision)\(said.base.map { " from \($0)" } ?? ""), its name and place in the outbox another"
+                    }
                 }
             } catch {
                 result.withLock { $0.failures[path] = "\(error)" }
@@ -193,12 +200,14 @@ public struct Pusher: Sendable {
         }
         let plans = planned.values
         let decisions = plans.flatMap(\.decisions)
-        let verify = self.verify, jobs = self.jobs
+        let verify = self.verify
+        let jobs = self.jobs
         if dryRun {
             let v = Self.verifyOnce(decisions, options: verify, jobs: jobs)
             let outcomes = plans.map { stageTarget($0, sources: [:], unopened: [:], badPackages: v.failures) }
-            return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
-                           verified: v.verified, remembered: v.remembered)
+            return Summary(
+                outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0,
+                verified: v.verified, remembered: v.remembered)
         }
         if stagger > 0 { return runStaggered(plans, t0: t0) }
         let (sources, unopened) = Self.openSources(decisions)
@@ -231,27 +240,37 @@ public struct Pusher: Sendable {
         for i in outcomes.indices {
             for j in outcomes[i].indices {
                 guard let d = outcomes[i][j].decision, d.action == .full || d.action == .delta,
-                      let src = d.package, let why = bad[src] else { continue }
+                    let src = d.package, let why = bad[src]
+                else { continue }
                 if let s = outcomes[i][j].staged { InboxCopier.discard(s) }
                 outcomes[i][j].staged = nil
                 outcomes[i][j].state = .failed
                 outcomes[i][j].error = "not copied: the package failed verification: \(why)"
             }
         }
-        var flushes = flush(&outcomes, sync: sync, then: { o in
-            do { try InboxCopier.commit(o.staged!, faults: faults); return nil }
-            catch { InboxCopier.discard(o.staged!); return "\(error)" }
-        })
+        var flushes = flush(
+            &outcomes, sync: sync,
+            then: { o in
+                do {
+                    try InboxCopier.commit(o.staged!, faults: faults)
+                    return nil
+                } catch {
+                    InboxCopier.discard(o.staged!)
+                    return "\(error)"
+                }
+            })
         if sync { flushes += flush(&outcomes, sync: true, then: nil) }
         for i in outcomes.indices { for j in outcomes[i].indices { outcomes[i][j].staged = nil } }
-        return Summary(outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0, flushes: flushes,
-                       verified: verdicts.verified, remembered: verdicts.remembered)
+        return Summary(
+            outcomes: outcomes.flatMap { $0 }, seconds: Sys.monotonicSeconds() - t0, flushes: flushes,
+            verified: verdicts.verified, remembered: verdicts.remembered)
     }
 
     /// Opens (and maps) each chosen package once for all its copies. Returns the open ones and,
     /// for the others, why.
     static func openSources(_ decisions: [Decision]) -> ([String: PackageSource], [String: String]) {
-        var opened: [String: PackageSource] = [:], failed: [String: String] = [:]
+        var opened: [String: PackageSource] = [:]
+        var failed: [String: String] = [:]
         for d in decisions {
             guard let p = d.package, opened[p] == nil, failed[p] == nil else { continue }
             do { opened[p] = try PackageSource(path: p) } catch { failed[p] = "\(error)" }
@@ -267,13 +286,16 @@ public struct Pusher: Sendable {
     func flush(_ outcomes: inout [[Outcome]], sync: Bool, then: (@Sendable (Outcome) -> String?)?) -> Int {
         var byDevice: [UInt64: String] = [:]
         if sync {
-            for list in outcomes { for o in list { if let s = o.staged, byDevice[s.device] == nil { byDevice[s.device] = s.inbox } } }
+            for list in outcomes {
+                for o in list { if let s = o.staged, byDevice[s.device] == nil { byDevice[s.device] = s.inbox } }
+            }
         }
         let devices = byDevice.sorted { $0.key < $1.key }
         let failures = Locked<[UInt64: String]>([:])
         Parallel.forEach(count: devices.count, jobs: jobs) { i in
-            do { try Sys.syncFileSystem(devices[i].value) }
-            catch { failures.withLock { $0[devices[i].key] = "\(error)" } }
+            do { try Sys.syncFileSystem(devices[i].value) } catch {
+                failures.withLock { $0[devices[i].key] = "\(error)" }
+            }
         }
         let failed = failures.withLock { $0 }
         let snapshot = outcomes
@@ -283,9 +305,11 @@ public struct Pusher: Sendable {
             for j in list.indices where list[j].staged != nil && list[j].state == .copied {
                 if let why = failed[list[j].staged!.device] {
                     if then != nil { InboxCopier.discard(list[j].staged!) }
-                    list[j].state = .failed; list[j].error = why
+                    list[j].state = .failed
+                    list[j].error = why
                 } else if let then, let why = then(list[j]) {
-                    list[j].state = .failed; list[j].error = why
+                    list[j].state = .failed
+                    list[j].error = why
                 }
             }
             results[i] = list
@@ -298,8 +322,10 @@ public struct Pusher: Sendable {
 
     /// Phase 3 for one target: clean leftovers, then stage what was decided (temporary files).
     /// `badPackages`: those known to have failed verification (a dry run knows them beforehand).
-    func stageTarget(_ p: Planned, sources: [String: PackageSource], unopened: [String: String],
-                     badPackages: [String: String], cache: CacheBudget? = nil) -> [Outcome] {
+    func stageTarget(
+        _ p: Planned, sources: [String: PackageSource], unopened: [String: String],
+        badPackages: [String: String], cache: CacheBudget? = nil
+    ) -> [Outcome] {
         let t = p.target
         if let problem = p.problem {
             return [Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .failed, error: problem)]
@@ -319,24 +345,33 @@ public struct Pusher: Sendable {
             var o = Outcome(inbox: t.inbox, group: t.group, decision: d, state: .skipped)
             switch d.action {
             case .none: break
-            case .error: o.state = .failed; o.error = d.reason
+            case .error:
+                o.state = .failed
+                o.error = d.reason
             case .full, .delta:
                 let src = d.package!
                 if let why = badPackages[src] {
-                    o.state = .failed; o.error = "not copied: the package failed verification: \(why)"
+                    o.state = .failed
+                    o.error = "not copied: the package failed verification: \(why)"
                 } else if dryRun {
                     o.state = .planned
                     o.bytes = Int64((try? Sys.lstat(src))??.st_size ?? 0)
                 } else if let why = unopened[src] {
-                    o.state = .failed; o.error = why
+                    o.state = .failed
+                    o.error = why
                 } else if let source = sources[src] {
                     do {
                         let name = String(src[src.index(after: src.lastIndex(of: "/")!)...])
-                        let s = try InboxCopier.stage(source, name: name, inbox: t.inbox, method: method, cache: cache,
-                                                     throttle: throttle, faults: faults)
-                        o.state = .copied; o.bytes = s.bytes; o.how = s.how; o.staged = s
+                        let s = try InboxCopier.stage(
+                            source, name: name, inbox: t.inbox, method: method, cache: cache,
+                            throttle: throttle, faults: faults)
+                        o.state = .copied
+                        o.bytes = s.bytes
+                        o.how = s.how
+                        o.staged = s
                     } catch {
-                        o.state = .failed; o.error = "\(error)"
+                        o.state = .failed
+                        o.error = "\(error)"
                     }
                 }
             }
@@ -351,8 +386,14 @@ public struct Pusher: Sendable {
 /// Fixed slots that worker threads fill, one slot per index, each written by one thread only.
 final class Slots<T: Sendable>: @unchecked Sendable {
     private let buf: UnsafeMutableBufferPointer<T?>
-    init(count: Int) { buf = .allocate(capacity: count); buf.initialize(repeating: nil) }
-    deinit { buf.deinitialize(); buf.deallocate() }
+    init(count: Int) {
+        buf = .allocate(capacity: count)
+        buf.initialize(repeating: nil)
+    }
+    deinit {
+        buf.deinitialize()
+        buf.deallocate()
+    }
     subscript(i: Int) -> T? {
         get { buf[i] }
         set { buf[i] = newValue }

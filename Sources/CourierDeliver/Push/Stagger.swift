@@ -1,7 +1,5 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// `push --stagger WINDOW`: when each inbox gets its copy, so that thousands of clients do not
 /// all receive (and reload) in the same second.
@@ -22,7 +20,8 @@ public enum Stagger {
         guard n > 0, window > 0 else { return Array(repeating: 0, count: n) }
         let keys = inboxes.map { fnv1a($0) }
         let order = inboxes.indices.sorted { a, b in
-            keys[a] != keys[b] ? keys[a] < keys[b]
+            keys[a] != keys[b]
+                ? keys[a] < keys[b]
                 : inboxes[a].utf8.lexicographicallyPrecedes(inboxes[b].utf8) || (inboxes[a] == inboxes[b] && a < b)
         }
         var out = Array(repeating: 0.0, count: n)

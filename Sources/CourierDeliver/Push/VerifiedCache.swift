@@ -1,8 +1,6 @@
 import CourierCore
 import FoundationEssentials
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// What push remembers of the packages it verified, so that a later push of the same unchanged
 /// file does not decompress and hash it again. An outbox package never changes after it is
@@ -50,10 +48,15 @@ public struct VerifiedCache: Sendable {
             throw CourierError(.usage, "\(dir): the verification cache is not a directory (a symlink is not accepted)")
         }
         if st.st_uid != geteuid() {
-            throw CourierError(.usage, "\(dir): the verification cache belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
+            throw CourierError(
+                .usage,
+                "\(dir): the verification cache belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
         }
         if st.st_mode & 0o022 != 0 {
-            throw CourierError(.usage, "\(dir): the verification cache is writable by group or others (mode \(String(st.st_mode & 0o7777, radix: 8))); chmod go-w it")
+            throw CourierError(
+                .usage,
+                "\(dir): the verification cache is writable by group or others (mode \(String(st.st_mode & 0o7777, radix: 8))); chmod go-w it"
+            )
         }
     }
 
@@ -103,7 +106,8 @@ public struct VerifiedCache: Sendable {
         guard let st = try? Sys.fstat(fd, display: path) else { return .miss(identity: nil) }
         let name = Self.key(st, options: options)
         guard let bytes = try? Sys.readFile(dir + "/" + name, limit: 64 << 10),
-              let r = try? JSONDecoder().decode(Record.self, from: Data(bytes)) else { return .miss(identity: st) }
+            let r = try? JSONDecoder().decode(Record.self, from: Data(bytes))
+        else { return .miss(identity: st) }
         try options.checkTimeAndType(created: r.created, expires: r.expires, type: r.type, path: path)
         // Marks it used, for pruning; a failure only makes it older.
         _ = utimensat(AT_FDCWD, dir + "/" + name, nil, 0)
@@ -119,11 +123,13 @@ public struct VerifiedCache: Sendable {
     /// error: the next push verifies again.
     public func remember(fd: Int32, path: String, before: stat?, options: VerifyOptions, manifest m: Manifest) {
         guard let before, let st = try? Sys.fstat(fd, display: path),
-              Self.key(st, options: options) == Self.key(before, options: options),
-              Int64(time(nil)) - Int64(st.st_ctim.tv_sec) >= minimumAge else { return }
+            Self.key(st, options: options) == Self.key(before, options: options),
+            Int64(time(nil)) - Int64(st.st_ctim.tv_sec) >= minimumAge
+        else { return }
         let r = Record(type: m.type, revision: m.revision, base: m.base, created: m.created, expires: m.expires)
         guard let json = try? JSONEncoder().encode(r) else { return }
-        try? Sys.writeFileAtomically(dir + "/" + Self.key(st, options: options), Array(json), mode: 0o600, durable: false)
+        try? Sys.writeFileAtomically(
+            dir + "/" + Self.key(st, options: options), Array(json), mode: 0o600, durable: false)
     }
 
     /// Removes records unused for `keepSeconds`, then the least recently used beyond

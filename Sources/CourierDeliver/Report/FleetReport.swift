@@ -1,12 +1,6 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
-#if canImport(Glibc)
+import FoundationEssentials
 @preconcurrency import Glibc
-#endif
 
 /// `courier-deliver report`: what every client holds, read from the `status.json` files the
 /// clients write (docs/INBOXD.md), with stale clients flagged (docs/DELIVER.md, "report").
@@ -20,7 +14,10 @@ public struct FleetReport: Sendable {
         public var group: String?
         public var wants: [String: RevisionSpec] = [:]
         public init(origin: String, statusPath: String, group: String? = nil, wants: [String: RevisionSpec] = [:]) {
-            self.origin = origin; self.statusPath = statusPath; self.group = group; self.wants = wants
+            self.origin = origin
+            self.statusPath = statusPath
+            self.group = group
+            self.wants = wants
         }
     }
 
@@ -63,21 +60,27 @@ public struct FleetReport: Sendable {
         for src in sources {
             let loaded: ClientStatus?
             var why = "no status file at \(src.statusPath)"
-            do { loaded = try ClientStatus.load(src.statusPath) }
-            catch { loaded = nil; why = "unreadable status: \(error)" }
+            do { loaded = try ClientStatus.load(src.statusPath) } catch {
+                loaded = nil
+                why = "unreadable status: \(error)"
+            }
             guard let status = loaded else {
-                rows.append(Row(client: src.origin, statusPath: src.statusPath, problem: why, stale: true, staleReasons: [why]))
+                rows.append(
+                    Row(client: src.origin, statusPath: src.statusPath, problem: why, stale: true, staleReasons: [why]))
                 continue
             }
             var types = Set(status.types.keys)
             if let only = onlyTypes { types.formIntersection(only) }
             if types.isEmpty {
-                rows.append(Row(client: status.host, statusPath: src.statusPath, problem: "no content type applied yet",
-                                stale: true, staleReasons: ["nothing installed"]))
+                rows.append(
+                    Row(
+                        client: status.host, statusPath: src.statusPath, problem: "no content type applied yet",
+                        stale: true, staleReasons: ["nothing installed"]))
             }
             for t in types.sorted() {
-                var r = row(host: status.host, path: src.statusPath, type: t, ts: status.types[t]!,
-                            group: src.group, want: src.wants[t])
+                var r = row(
+                    host: status.host, path: src.statusPath, type: t, ts: status.types[t]!,
+                    group: src.group, want: src.wants[t])
                 r.quarantine = status.quarantine
                 rows.append(r)
             }
@@ -86,8 +89,10 @@ public struct FleetReport: Sendable {
         return rows
     }
 
-    func row(host: String, path: String, type t: String, ts: ClientStatus.TypeStatus,
-             group: String? = nil, want: RevisionSpec? = nil) -> Row {
+    func row(
+        host: String, path: String, type t: String, ts: ClientStatus.TypeStatus,
+        group: String? = nil, want: RevisionSpec? = nil
+    ) -> Row {
         var r = Row(client: host, statusPath: path, type: t)
         r.group = group
         r.installed = ts.installed
@@ -99,7 +104,12 @@ public struct FleetReport: Sendable {
         if let c = ts.contentCreated, let secs = RFC3339.parse(c) { r.contentAgeSeconds = max(0, now - secs) }
         if let entry = catalog?.types[t] { r.latest = entry.latest }
         var heldByPolicy = false
-        if case .named(let n)? = want { r.target = n; heldByPolicy = true } else { r.target = r.latest }
+        if case .named(let n)? = want {
+            r.target = n
+            heldByPolicy = true
+        } else {
+            r.target = r.latest
+        }
         if let entry = catalog?.types[t], let target = r.target {
             let have = ts.installed ?? 0
             r.behind = entry.revisions.keys.filter { $0 > have && $0 <= target }.count

@@ -1,25 +1,29 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// The three shapes of the fleet report: a table for people, JSON lines of objects for scripts,
 /// and the Prometheus text format for node_exporter's textfile collector or a push gateway.
 public enum ReportRender {
     public static func table(_ rows: [FleetReport.Row]) -> String {
-        var lines: [[String]] = [["CLIENT", "TYPE", "REVISION", "BEHIND", "CONTENT AGE", "APPLIED", "PENDING", "STATE", "LAST ERROR"]]
+        var lines: [[String]] = [
+            ["CLIENT", "TYPE", "REVISION", "BEHIND", "CONTENT AGE", "APPLIED", "PENDING", "STATE", "LAST ERROR"]
+        ]
         for r in rows {
             var rev = r.installed.map(String.init) ?? "-"
-            if let p = r.pinned { rev += " (pinned \(p))" }
-            else if let g = r.group, let t = r.target, t != r.latest { rev += " (held at \(t) by \(g))" }
+            if let p = r.pinned {
+                rev += " (pinned \(p))"
+            } else if let g = r.group, let t = r.target, t != r.latest {
+                rev += " (held at \(t) by \(g))"
+            }
             let state = r.stale ? "STALE: " + r.staleReasons.joined(separator: "; ") : "ok"
             let err = r.problem ?? r.lastError.map { "\($0.code): \($0.reason)" } ?? ""
             // Status files are written by the clients: no control character of theirs reaches a terminal.
-            lines.append([r.client, r.type ?? "-", rev, r.behind.map(String.init) ?? "-",
-                          r.contentAgeSeconds.map(FleetReport.age) ?? "-", r.appliedAt ?? "-",
-                          r.pending.isEmpty ? "-" : String(r.pending.count), state, err].map(Escape.line))
+            lines.append(
+                [
+                    r.client, r.type ?? "-", rev, r.behind.map(String.init) ?? "-",
+                    r.contentAgeSeconds.map(FleetReport.age) ?? "-", r.appliedAt ?? "-",
+                    r.pending.isEmpty ? "-" : String(r.pending.count), state, err,
+                ].map(Escape.line))
         }
         // Pad every column but the last to its widest cell.
         var widths = [Int](repeating: 0, count: lines[0].count)
@@ -50,7 +54,12 @@ public enum ReportRender {
         func esc(_ s: String) -> String {
             var o = ""
             for c in s {
-                switch c { case "\\": o += "\\\\"; case "\"": o += "\\\""; case "\n": o += "\\n"; default: o.append(c) }
+                switch c {
+                case "\\": o += "\\\\"
+                case "\"": o += "\\\""
+                case "\n": o += "\\n"
+                default: o.append(c)
+                }
             }
             return o
         }
@@ -61,30 +70,43 @@ public enum ReportRender {
         }
         let typed = rows.filter { $0.type != nil }
         func l(_ r: FleetReport.Row) -> String { "client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"" }
-        metric("courier_client_installed_revision", "Revision installed on the client (0: none).",
-               typed.map { (l($0), String($0.installed ?? 0)) })
-        metric("courier_client_revisions_behind", "Published revisions newer than the installed one.",
-               typed.compactMap { r in r.behind.map { (l(r), String($0)) } })
-        metric("courier_client_content_age_seconds", "Age of the installed content (its package's created time).",
-               typed.compactMap { r in r.contentAgeSeconds.map { (l(r), String($0)) } })
-        metric("courier_client_pending_packages", "Packages waiting in the client's inbox at its last pass.",
-               typed.map { (l($0), String($0.pending.count)) })
-        metric("courier_client_last_error", "1 when the type's last package was refused or failed.",
-               typed.map { r in (l(r) + ",code=\"\(esc(r.lastError?.code ?? ""))\"", r.lastError == nil ? "0" : "1") })
-        metric("courier_client_refused_revisions", "Revisions newer than the installed one that the client refused (senders skip them).",
-               typed.map { (l($0), String($0.refused.count)) })
+        metric(
+            "courier_client_installed_revision", "Revision installed on the client (0: none).",
+            typed.map { (l($0), String($0.installed ?? 0)) })
+        metric(
+            "courier_client_revisions_behind", "Published revisions newer than the installed one.",
+            typed.compactMap { r in r.behind.map { (l(r), String($0)) } })
+        metric(
+            "courier_client_content_age_seconds", "Age of the installed content (its package's created time).",
+            typed.compactMap { r in r.contentAgeSeconds.map { (l(r), String($0)) } })
+        metric(
+            "courier_client_pending_packages", "Packages waiting in the client's inbox at its last pass.",
+            typed.map { (l($0), String($0.pending.count)) })
+        metric(
+            "courier_client_last_error", "1 when the type's last package was refused or failed.",
+            typed.map { r in (l(r) + ",code=\"\(esc(r.lastError?.code ?? ""))\"", r.lastError == nil ? "0" : "1") })
+        metric(
+            "courier_client_refused_revisions",
+            "Revisions newer than the installed one that the client refused (senders skip them).",
+            typed.map { (l($0), String($0.refused.count)) })
         var seen = Set<String>()
         let perClient = typed.filter { $0.quarantine != nil && seen.insert($0.client).inserted }
-        metric("courier_client_quarantine_files", "Packages in the client's quarantine.",
-               perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.files)) })
-        metric("courier_client_quarantine_evicted", "Quarantined packages its caps evicted (oldest first), since the count began.",
-               perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.evicted)) })
-        metric("courier_client_stale", "1 when the client is stale (behind, old content, no status).",
-               rows.map { r in ("client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"", r.stale ? "1" : "0") })
+        metric(
+            "courier_client_quarantine_files", "Packages in the client's quarantine.",
+            perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.files)) })
+        metric(
+            "courier_client_quarantine_evicted",
+            "Quarantined packages its caps evicted (oldest first), since the count began.",
+            perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.evicted)) })
+        metric(
+            "courier_client_stale", "1 when the client is stale (behind, old content, no status).",
+            rows.map { r in ("client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"", r.stale ? "1" : "0") })
         let clients = Set(rows.map(\.client)).count
         let stale = Set(rows.filter(\.stale).map(\.client)).count
-        out += "# HELP courier_fleet_clients Clients in the report.\n# TYPE courier_fleet_clients gauge\ncourier_fleet_clients \(clients)\n"
-        out += "# HELP courier_fleet_stale_clients Clients with at least one stale type.\n# TYPE courier_fleet_stale_clients gauge\ncourier_fleet_stale_clients \(stale)\n"
+        out +=
+            "# HELP courier_fleet_clients Clients in the report.\n# TYPE courier_fleet_clients gauge\ncourier_fleet_clients \(clients)\n"
+        out +=
+            "# HELP courier_fleet_stale_clients Clients with at least one stale type.\n# TYPE courier_fleet_stale_clients gauge\ncourier_fleet_stale_clients \(stale)\n"
         return out
     }
 }

@@ -1,5 +1,5 @@
-import CourierCore
 import CourierConfig
+import CourierCore
 import TOMLKit
 
 /// A delivery policy (docs/DELIVER.md, "Policy file"): groups of inboxes, each with the revision
@@ -56,18 +56,25 @@ public struct Policy: Sendable {
             for pat in g.inboxes {
                 let matched = TargetList.expand(pat)
                 if matched.isEmpty {
-                    out.append(Target(inbox: pat, group: g.name, wants: wants, statusPath: "",
-                                      problem: "no inbox matches \(pat) (group \(g.name))"))
+                    out.append(
+                        Target(
+                            inbox: pat, group: g.name, wants: wants, statusPath: "",
+                            problem: "no inbox matches \(pat) (group \(g.name))"))
                 }
                 for inbox in matched {
                     let key = TargetList.canonical(inbox)
                     if let other = owner[key] {
                         if other == g.name { continue }
-                        throw CourierError(.config, "\(path): inbox \(inbox) is in groups \(other) and \(g.name); an inbox may be in one group only")
+                        throw CourierError(
+                            .config,
+                            "\(path): inbox \(inbox) is in groups \(other) and \(g.name); an inbox may be in one group only"
+                        )
                     }
                     owner[key] = g.name
-                    out.append(Target(inbox: inbox, group: g.name, wants: wants,
-                                      statusPath: TargetList.statusPath(statusTemplate, inbox: inbox)))
+                    out.append(
+                        Target(
+                            inbox: inbox, group: g.name, wants: wants,
+                            statusPath: TargetList.statusPath(statusTemplate, inbox: inbox)))
                 }
             }
         }
@@ -76,7 +83,8 @@ public struct Policy: Sendable {
 
     public func group(named n: String) throws -> Group {
         guard let g = groups.first(where: { $0.name == n }) else {
-            throw CourierError(.config, "\(path): no group \(n) (groups: \(groups.map(\.name).joined(separator: ", ")))")
+            throw CourierError(
+                .config, "\(path): no group \(n) (groups: \(groups.map(\.name).joined(separator: ", ")))")
         }
         return g
     }

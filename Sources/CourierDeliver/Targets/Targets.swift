@@ -1,7 +1,5 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// One inbox to deliver into, with what it should hold and where its client's status is.
 public struct Target: Sendable {
@@ -52,18 +50,23 @@ public enum TargetList {
     }
 
     /// Targets from plain inbox patterns: each matched inbox wants `types` (empty: all) at `spec`.
-    public static func targets(patterns: [String], types: [String], spec: RevisionSpec,
-                               statusTemplate: String) -> [Target] {
+    public static func targets(
+        patterns: [String], types: [String], spec: RevisionSpec,
+        statusTemplate: String
+    ) -> [Target] {
         var seen = Set<String>()
         var out: [Target] = []
         for pat in patterns {
             let matched = expand(pat)
             if matched.isEmpty {
-                out.append(Target(inbox: pat, group: nil, wants: [], statusPath: "", problem: "no inbox matches \(pat)"))
+                out.append(
+                    Target(inbox: pat, group: nil, wants: [], statusPath: "", problem: "no inbox matches \(pat)"))
             }
             for inbox in matched where seen.insert(canonical(inbox)).inserted {
-                out.append(Target(inbox: inbox, group: nil, wants: types.map { ($0, spec) },
-                                  statusPath: statusPath(statusTemplate, inbox: inbox)))
+                out.append(
+                    Target(
+                        inbox: inbox, group: nil, wants: types.map { ($0, spec) },
+                        statusPath: statusPath(statusTemplate, inbox: inbox)))
             }
         }
         return out

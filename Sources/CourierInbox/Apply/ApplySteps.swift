@@ -1,8 +1,6 @@
 import CourierCore
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// One package through the pipeline, step by step: read and verify → decide (`Acceptance`) →
 /// build the tree → test → switch → commit (`committed`). Each step either hands the next what
@@ -61,7 +59,9 @@ extension InboxProcessor {
         let path = config.inbox + "/" + name
         let (kind, id0) = InboxEntry.inspect(path)
         switch kind {
-        case .missing: forget(name); return .done(.skipped)
+        case .missing:
+            forget(name)
+            return .done(.skipped)
         case .regular: break
         default: return .done(refuseEntry(name, kind))
         }
@@ -70,16 +70,23 @@ extension InboxProcessor {
         opts.clockSkew = config.clockSkew
         opts.limits = config.limits
         let reader: PackageReader
-        do { reader = try PackageReader(path: path, options: opts) }
-        catch let e as CourierError { return .done(failed(path, e, type: nil, revision: nil, identity: id0)) }
-        catch { return .done(failed(path, CourierError(.malformed, "\(error)"), type: nil, revision: nil, identity: id0)) }
+        do { reader = try PackageReader(path: path, options: opts) } catch let e as CourierError {
+            return .done(failed(path, e, type: nil, revision: nil, identity: id0))
+        } catch {
+            return .done(failed(path, CourierError(.malformed, "\(error)"), type: nil, revision: nil, identity: id0))
+        }
         let m = reader.manifest
         guard let tc = config.typeConfig(m.type) else {
-            return .done(refuse(path, .wrongType, "content type '\(m.type)' is not configured on this client (add [types.\(m.type)] to \(config.path))",
-                                type: m.type, revision: m.revision))
+            return .done(
+                refuse(
+                    path, .wrongType,
+                    "content type '\(m.type)' is not configured on this client (add [types.\(m.type)] to \(config.path))",
+                    type: m.type, revision: m.revision))
         }
-        return .next(Candidate(name: name, path: path, identity: id0, reader: reader, tc: tc,
-                               installed: store.current(m.type), t0: t0))
+        return .next(
+            Candidate(
+                name: name, path: path, identity: id0, reader: reader, tc: tc,
+                installed: store.current(m.type), t0: t0))
     }
 
     /// Step 2: accept, or stop as a duplicate, a refusal (quarantined as `rollback`), or a delta
@@ -89,7 +96,8 @@ extension InboxProcessor {
         let over = Sys.monotonicSeconds() - first >= Double(config.deltaWait)
         // The rule with this client's facts (`Acceptance.Client.onClient`: a refused revision that
         // arrives again is tried again).
-        switch Acceptance.decide(c.facts, .onClient(status.types[c.m.type], installed: c.installed, baseWaitOver: over)) {
+        switch Acceptance.decide(c.facts, .onClient(status.types[c.m.type], installed: c.installed, baseWaitOver: over))
+        {
         case .accept:
             waiting[c.name] = nil
             return nil
@@ -119,8 +127,9 @@ extension InboxProcessor {
             // directory): the check is for the set of files, their sizes and modes.
             try TreeChecker.check(tmp, against: c.m.files, limits: config.limits, hashes: false)
         } else {
-            try DeltaApplier.apply(c.reader, base: store.revisionDir(t, c.installed!), to: tmp,
-                                   copyMode: c.tc.hardlinkUnchanged ? .hardlink : .copy, durable: false)
+            try DeltaApplier.apply(
+                c.reader, base: store.revisionDir(t, c.installed!), to: tmp,
+                copyMode: c.tc.hardlinkUnchanged ? .hardlink : .copy, durable: false)
         }
         try faults.hit("after-extract")
     }
@@ -130,12 +139,15 @@ extension InboxProcessor {
     func test(_ c: Candidate, tree tmp: String) throws -> Outcome? {
         guard let cmd = c.tc.testCommand else { return nil }
         let t = c.m.type
-        let out = try CommandRunner.run(cmd, environment: env(t, c.m.revision, tmp, c.installed), timeout: c.tc.testTimeout, record: commandRecord)
+        let out = try CommandRunner.run(
+            cmd, environment: env(t, c.m.revision, tmp, c.installed), timeout: c.tc.testTimeout, record: commandRecord)
         if out.ok { return nil }
         try? Sys.removeTree(tmp)
         let why = out.timedOut ? "timed out after \(c.tc.testTimeout) s" : "exited \(out.status)"
-        return refuse(c.path, .applyFailed, "test command \(why); kept revision \(c.installed.map(String.init) ?? "none")\(out.output.isEmpty ? "" : ": " + Escape.text(out.output))",
-                      type: t, revision: c.m.revision, package: c.facts)
+        return refuse(
+            c.path, .applyFailed,
+            "test command \(why); kept revision \(c.installed.map(String.init) ?? "none")\(out.output.isEmpty ? "" : ": " + Escape.text(out.output))",
+            type: t, revision: c.m.revision, package: c.facts)
     }
 
     /// Step 5: the tree renamed into place and `current` switched to it: the commit point.

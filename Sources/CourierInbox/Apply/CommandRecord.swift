@@ -1,7 +1,5 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
 
 /// The process group of the test or apply command now running, recorded in
 /// `state_dir/command.pid` while it runs, so that a daemon restarted after a SIGKILL can end what
@@ -36,7 +34,8 @@ public enum CommandRecord {
         defer { clear(recordPath) }
         let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard parts.count == 3, let pgid = pid_t(parts[0]), pgid > 1, let started = UInt64(parts[1]),
-              String(parts[2]) == bootID() else { return 0 }
+            String(parts[2]) == bootID()
+        else { return 0 }
         var members = groupMembers(pgid, startedAtOrAfter: started)
         let killed = members.count
         guard killed > 0 else { return 0 }
@@ -68,10 +67,13 @@ public enum CommandRecord {
     /// hold spaces and parentheses. A zombie counts as gone.
     static func stat(_ pid: pid_t) -> (pgrp: pid_t, start: UInt64)? {
         guard let b = try? Sys.readFile("/proc/\(pid)/stat", limit: 4096),
-              let close = b.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+            let close = b.lastIndex(of: UInt8(ascii: ")"))
+        else { return nil }
         let rest = String(decoding: b[(close + 1)...], as: UTF8.self).split(separator: " ")
         // rest[0] is field 3 (state), so field k is rest[k - 3].
-        guard rest.count > 19, rest[0] != "Z", let pgrp = pid_t(rest[2]), let start = UInt64(rest[19]) else { return nil }
+        guard rest.count > 19, rest[0] != "Z", let pgrp = pid_t(rest[2]), let start = UInt64(rest[19]) else {
+            return nil
+        }
         return (pgrp, start)
     }
 

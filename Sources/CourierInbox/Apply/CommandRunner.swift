@@ -1,7 +1,6 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Runs a type's test or apply command: its own process group, the `COURIER_*` variables in its
 /// environment, stdout and stderr captured (the last 4 KiB, for the reason in quarantine and
@@ -10,14 +9,16 @@ import CourierCore
 /// start-up through the `record` file (`CommandRecord`).
 public enum CommandRunner {
     public struct Outcome: Sendable {
-        public var status: Int32          // exit status, or 128+signal
+        public var status: Int32  // exit status, or 128+signal
         public var timedOut: Bool
-        public var output: String         // tail of stdout+stderr
+        public var output: String  // tail of stdout+stderr
         public var ok: Bool { status == 0 && !timedOut }
     }
 
-    public static func run(_ command: InboxConfig.Command, environment extra: [String: String], timeout: Int64,
-                           record: String? = nil) throws -> Outcome {
+    public static func run(
+        _ command: InboxConfig.Command, environment extra: [String: String], timeout: Int64,
+        record: String? = nil
+    ) throws -> Outcome {
         let argv: [String]
         switch command {
         case .argv(let a):
@@ -35,8 +36,9 @@ public enum CommandRunner {
         for (k, v) in extra { env[k] = v }
         let out: ChildProcess.Outcome
         do {
-            out = try ChildProcess.run(argv, environment: env, timeout: Double(timeout), keepTail: 4096,
-                                       started: { CommandRecord.write(record, pgid: $0) })
+            out = try ChildProcess.run(
+                argv, environment: env, timeout: Double(timeout), keepTail: 4096,
+                started: { CommandRecord.write(record, pgid: $0) })
         } catch let e as CourierError {
             CommandRecord.clear(record)
             throw CourierError(.applyFailed, e.message, cause: e.cause)
@@ -49,8 +51,6 @@ public enum CommandRunner {
         String(decoding: b, as: UTF8.self).trimming(" \n\r\t")
     }
 }
-
-import SystemPackage
 
 extension String {
     func replacingAll(_ target: String, with replacement: String) -> String {

@@ -18,10 +18,15 @@ extension InboxProcessor {
     /// did not verify it is nil, and the type its file name claims is used when that type is
     /// configured (`[types.X]`): the name is untrusted, but the hook only learns what happened to
     /// that file (`COURIER_REVISION` is then empty: a revision is only ever a verified one).
-    func runHook(_ event: HookEvent, type: String?, package name: String, path: String, code: String, reason: String,
-                 revision: UInt64?) {
-        guard let t = type ?? Names.parsePackageFileName(name).map(\.type).flatMap({ config.types[$0] != nil ? $0 : nil }),
-              let tc = config.typeConfig(t) else { return }
+    func runHook(
+        _ event: HookEvent, type: String?, package name: String, path: String, code: String, reason: String,
+        revision: UInt64?
+    ) {
+        guard
+            let t = type
+                ?? Names.parsePackageFileName(name).map(\.type).flatMap({ config.types[$0] != nil ? $0 : nil }),
+            let tc = config.typeConfig(t)
+        else { return }
         guard let cmd = event == .refused ? tc.onRefused : tc.onError else { return }
         let env = [
             "COURIER_EVENT": event.rawValue, "COURIER_TYPE": t,
@@ -35,7 +40,8 @@ extension InboxProcessor {
             let out = try CommandRunner.run(cmd, environment: env, timeout: tc.hookTimeout, record: commandRecord)
             if !out.ok {
                 let why = out.timedOut ? "timed out after \(tc.hookTimeout) s" : "exited \(out.status)"
-                logger.warning("\(t): \(hook) hook \(why) (ignored)\(out.output.isEmpty ? "" : ": " + Escape.text(out.output))")
+                logger.warning(
+                    "\(t): \(hook) hook \(why) (ignored)\(out.output.isEmpty ? "" : ": " + Escape.text(out.output))")
             } else {
                 logger.debug("\(t): \(hook) hook ran for \(Escape.text(name))")
             }

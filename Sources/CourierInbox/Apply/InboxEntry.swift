@@ -1,9 +1,7 @@
 import CCourierShim
 import CourierCore
-import SystemPackage
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// What a name in the inbox is, judged without reading it: copiers leave regular files, but a
 /// user may leave a symbolic link (`ln -s`), a FIFO (`mkfifo`) or anything else under a package
@@ -41,9 +39,13 @@ enum InboxEntry {
         guard Glibc.lstat(path, &st) == 0 else { return (.missing, nil) }
         switch st.st_mode & S_IFMT {
         case S_IFREG:
-            return (.regular, Identity(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
-                                       mtime: Int64(st.st_mtim.tv_sec), mtimeNsec: Int64(st.st_mtim.tv_nsec),
-                                       ctime: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec)))
+            return (
+                .regular,
+                Identity(
+                    dev: UInt64(st.st_dev), ino: UInt64(st.st_ino), size: Int64(st.st_size),
+                    mtime: Int64(st.st_mtim.tv_sec), mtimeNsec: Int64(st.st_mtim.tv_nsec),
+                    ctime: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec))
+            )
         case S_IFLNK: return (.symlink, nil)
         case S_IFIFO: return (.fifo, nil)
         case S_IFDIR: return (.other("directory"), nil)
@@ -71,8 +73,10 @@ enum InboxEntry {
 /// failing file system, exhausted memory or descriptors. A package that hit one of them is
 /// left in the inbox and tried again later; quarantine is for what is wrong with the package.
 enum Transient {
-    static let errnos: Set<Int32> = [ENOSPC, EDQUOT, EROFS, EIO, ENOMEM, EMFILE, ENFILE, EAGAIN, EBUSY,
-                                     ETXTBSY, EINTR, ENOBUFS, ENOLCK, ESTALE]
+    static let errnos: Set<Int32> = [
+        ENOSPC, EDQUOT, EROFS, EIO, ENOMEM, EMFILE, ENFILE, EAGAIN, EBUSY,
+        ETXTBSY, EINTR, ENOBUFS, ENOLCK, ESTALE,
+    ]
 
     /// The errno behind `error`, following causes (a CourierError may wrap another).
     static func errno(of error: any Error) -> Int32? {

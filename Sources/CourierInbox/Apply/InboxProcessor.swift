@@ -1,9 +1,7 @@
 import CCourierShim
 import CourierCore
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// Applies what is in the inbox, one package at a time, in a safe order. Not thread-safe: the
 /// daemon calls it from its one main thread, between waits on the watcher.
@@ -17,7 +15,10 @@ import Logging
 /// for a later try. Once `current` is switched the package is applied, whatever fails after.
 public final class InboxProcessor: @unchecked Sendable {
     public enum Outcome: Equatable, Sendable {
-        case applied(UInt64), duplicate, refused(String), waiting(String)
+        case applied(UInt64)
+        case duplicate
+        case refused(String)
+        case waiting(String)
         /// Left in the inbox after a transient error; tried again after a backoff.
         case retrying(String)
         case skipped
@@ -34,7 +35,11 @@ public final class InboxProcessor: @unchecked Sendable {
     /// Deltas waiting for their base: name → first seen (monotonic seconds).
     var waiting: [String: Double] = [:]
     /// Packages left in the inbox after a transient error: name → next try.
-    struct Retry { var attempt: Int; var due: Double; var type: String? }
+    struct Retry {
+        var attempt: Int
+        var due: Double
+        var type: String?
+    }
     var retrying: [String: Retry] = [:]
     /// A state write (status or history) failed after a commit: when the next pass repairs it.
     var stateRepair: (attempt: Int, due: Double)?
@@ -67,7 +72,9 @@ public final class InboxProcessor: @unchecked Sendable {
         for r in try store.recover() { logger.info("removed leftover \(Escape.text(r))") }
         // Temporaries of atomic writes interrupted by a crash (status, pins, quarantine reasons).
         for dir in [config.stateDir, config.quarantine] where Sys.isDirectory(dir) {
-            for n in try Sys.listDirectory(dir) where n.hasPrefix(".") && n.contains(".tmp-") { try? Sys.unlink(dir + "/" + n) }
+            for n in try Sys.listDirectory(dir) where n.hasPrefix(".") && n.contains(".tmp-") {
+                try? Sys.unlink(dir + "/" + n)
+            }
         }
         refreshPins()
         reconcile(startup: true)
@@ -104,7 +111,9 @@ public final class InboxProcessor: @unchecked Sendable {
     /// file); any candidate other than `closed` is only taken if no process has it open for
     /// writing (a copier still at work).
     @discardableResult
-    public func processInbox(closed: Set<String> = [], created: Set<String> = [], rescan: Bool = true) -> [String: Outcome] {
+    public func processInbox(closed: Set<String> = [], created: Set<String> = [], rescan: Bool = true) -> [String:
+        Outcome]
+    {
         // An operator's `rollback`/`pin` may have changed the state since (we hold the lock now).
         if let onDisk = state.readStatus() { status = onDisk }
         refreshPins()
@@ -133,16 +142,21 @@ public final class InboxProcessor: @unchecked Sendable {
                 continue
             }
             let event = closed.contains(n) || created.contains(n)
-            if let r = retrying[n], r.due > now, !event { continue }   // backing off
-            if closed.contains(n) || waiting[n] != nil { ready.append(n) }
-            else if (id?.size ?? 0) > 0 || !created.contains(n), InboxProcessor.isQuiescent(path) { ready.append(n) }
-            else { logger.debug("\(Escape.text(n)) is still open for writing; waiting for it to be closed") }
+            if let r = retrying[n], r.due > now, !event { continue }  // backing off
+            if closed.contains(n) || waiting[n] != nil {
+                ready.append(n)
+            } else if (id?.size ?? 0) > 0 || !created.contains(n), InboxProcessor.isQuiescent(path) {
+                ready.append(n)
+            } else {
+                logger.debug("\(Escape.text(n)) is still open for writing; waiting for it to be closed")
+            }
         }
         // Revision order per type, full before deltas of the same revision; unparseable names last.
         let ordered = ready.sorted { a, b in
-            let pa = Names.parsePackageFileName(a), pb = Names.parsePackageFileName(b)
+            let pa = Names.parsePackageFileName(a)
+            let pb = Names.parsePackageFileName(b)
             switch (pa, pb) {
-            case let (x?, y?):
+            case (let x?, let y?):
                 if x.type != y.type { return x.type < y.type }
                 if x.revision != y.revision { return x.revision < y.revision }
                 if (x.base == nil) != (y.base == nil) { return x.base == nil }
@@ -187,7 +201,9 @@ public final class InboxProcessor: @unchecked Sendable {
     func retain(_ t: String, keep: Int) {
         do {
             let removed = try store.applyRetention(t, keep: keep)
-            if !removed.isEmpty { logger.info("\(t): removed old revision(s) \(removed.map(String.init).joined(separator: ", "))") }
+            if !removed.isEmpty {
+                logger.info("\(t): removed old revision(s) \(removed.map(String.init).joined(separator: ", "))")
+            }
         } catch { logger.error("\(t): retention failed: \(error)") }
     }
 
@@ -220,46 +236,59 @@ public final class InboxProcessor: @unchecked Sendable {
     func forget(_ name: String) {
         waiting[name] = nil
         if let r = retrying.removeValue(forKey: name), let t = r.type, status.types[t]?.lastError?.package == name,
-           status.types[t]?.lastError?.code == CourierError.Code.io.name {
+            status.types[t]?.lastError?.code == CourierError.Code.io.name
+        {
             status.types[t]?.lastError = nil
         }
     }
 
-    func committed(_ path: String, _ name: String, _ m: Manifest, installed: UInt64?,
-                           tc: InboxConfig.TypeConfig, t0: Double) -> Outcome {
+    func committed(
+        _ path: String, _ name: String, _ m: Manifest, installed: UInt64?,
+        tc: InboxConfig.TypeConfig, t0: Double
+    ) -> Outcome {
         let t = m.type
-        retrying[name] = nil   // applied: no `retrying` marker in the status written below
+        retrying[name] = nil  // applied: no `retrying` marker in the status written below
         try? faults.hit("after-switch")
         var applyError: ClientStatus.LastError? = nil
         if let cmd = tc.applyCommand {
             do {
-                let out = try CommandRunner.run(cmd, environment: env(t, m.revision, store.revisionDir(t, m.revision), installed), timeout: tc.applyTimeout, record: commandRecord)
+                let out = try CommandRunner.run(
+                    cmd, environment: env(t, m.revision, store.revisionDir(t, m.revision), installed),
+                    timeout: tc.applyTimeout, record: commandRecord)
                 if !out.ok {
                     let why = out.timedOut ? "timed out after \(tc.applyTimeout) s" : "exited \(out.status)"
                     let output = out.output.isEmpty ? "" : ": " + Escape.text(out.output)
                     if tc.rollbackOnApplyFailure, let prev = installed {
                         do {
                             try store.switchCurrent(t, to: prev)
-                            _ = try? CommandRunner.run(cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision), timeout: tc.applyTimeout, record: commandRecord)
+                            _ = try? CommandRunner.run(
+                                cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision),
+                                timeout: tc.applyTimeout, record: commandRecord)
                             try? store.removeRevision(t, m.revision)
-                            return refuse(path, .applyFailed, "apply command \(why); switched back to \(prev)\(output)", type: t, revision: m.revision,
-                                          package: .init(type: t, revision: m.revision, base: m.kind == .delta ? m.base : nil))
+                            return refuse(
+                                path, .applyFailed, "apply command \(why); switched back to \(prev)\(output)", type: t,
+                                revision: m.revision,
+                                package: .init(type: t, revision: m.revision, base: m.kind == .delta ? m.base : nil))
                         } catch {
-                            logger.error("\(t) \(m.revision): apply command \(why), and switching back to \(prev) failed: \(error); the new content stays")
+                            logger.error(
+                                "\(t) \(m.revision): apply command \(why), and switching back to \(prev) failed: \(error); the new content stays"
+                            )
                         }
                     }
-                    applyError = .init(at: now(), package: name, code: CourierError.Code.applyFailed.name,
-                                       reason: "apply command \(why) (content kept)\(output)")
+                    applyError = .init(
+                        at: now(), package: name, code: CourierError.Code.applyFailed.name,
+                        reason: "apply command \(why) (content kept)\(output)")
                     logger.error("\(t) \(m.revision): apply command \(why); content kept")
                 }
             } catch {
-                applyError = .init(at: now(), package: name, code: CourierError.Code.applyFailed.name,
-                                   reason: "apply command could not run: \(error) (content kept)")
+                applyError = .init(
+                    at: now(), package: name, code: CourierError.Code.applyFailed.name,
+                    reason: "apply command could not run: \(error) (content kept)")
                 logger.error("\(t) \(m.revision): apply command could not run: \(error); content kept")
             }
         }
         var ts = status.types[t] ?? .init()
-        ts.lastError = applyError   // a good apply clears an old error
+        ts.lastError = applyError  // a good apply clears an old error
         ts.previous = installed
         ts.installed = m.revision
         ts.appliedAt = now()
@@ -269,14 +298,18 @@ public final class InboxProcessor: @unchecked Sendable {
         ts.refused = stillRefused.isEmpty ? nil : stillRefused
         status.types[t] = ts
         if let e = applyError {
-            runHook(.error, type: t, package: name, path: store.revisionDir(t, m.revision), code: e.code, reason: e.reason, revision: m.revision)
+            runHook(
+                .error, type: t, package: name, path: store.revisionDir(t, m.revision), code: e.code, reason: e.reason,
+                revision: m.revision)
         }
         try? faults.hit("before-state")
         // History first: a crash before the status write leaves status ≠ current, which the
         // next start repairs, finding this line (so it is not written twice).
-        appendHistory(.init(at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
-                            package: name, seconds: Sys.monotonicSeconds() - t0))
-        do { try writeStatus(durable: false) }   // made durable by the next apply's barrier or the pass's end
+        appendHistory(
+            .init(
+                at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
+                package: name, seconds: Sys.monotonicSeconds() - t0))
+        do { try writeStatus(durable: false) }  // made durable by the next apply's barrier or the pass's end
         catch { stateWriteFailed("status.json", error) }
         retentionDue.insert(t)
         try? faults.hit("before-unlink")
@@ -286,10 +319,14 @@ public final class InboxProcessor: @unchecked Sendable {
             logger.info("\(Escape.text(name)) is being written again; left for its writer to finish")
         } else {
             makeSwitchDurableBeforeUnlink(path, type: t)
-            do { try Sys.unlink(path) }
-            catch { logger.warning("applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)") }
+            do { try Sys.unlink(path) } catch {
+                logger.warning(
+                    "applied \(t) \(m.revision) but could not remove \(Escape.text(name)) from the inbox: \(error)")
+            }
         }
-        logger.info("applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.resultFileCount) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms")
+        logger.info(
+            "applied \(t) \(m.revision) (\(m.kind.rawValue)\(m.base.map { " from \($0)" } ?? ""), \(m.resultFileCount) files) in \(Int((Sys.monotonicSeconds() - t0) * 1000)) ms"
+        )
         return .applied(m.revision)
     }
 
@@ -304,7 +341,8 @@ public final class InboxProcessor: @unchecked Sendable {
     func makeSwitchDurableBeforeUnlink(_ path: String, type t: String) {
         let typeDir = store.typeDir(t)
         guard let inboxStat = try? Sys.lstat(path), let storeStat = try? Sys.lstat(typeDir),
-              inboxStat.st_dev != storeStat.st_dev else { return }
+            inboxStat.st_dev != storeStat.st_dev
+        else { return }
         Sys.fsyncDirectory(typeDir)
     }
 
@@ -312,8 +350,10 @@ public final class InboxProcessor: @unchecked Sendable {
     var commandRecord: String { CommandRecord.path(stateDir: config.stateDir) }
 
     func env(_ t: String, _ rev: UInt64, _ path: String, _ previous: UInt64?) -> [String: String] {
-        ["COURIER_TYPE": t, "COURIER_REVISION": String(rev), "COURIER_PATH": path,
-         "COURIER_PREVIOUS_REVISION": previous.map(String.init) ?? ""]
+        [
+            "COURIER_TYPE": t, "COURIER_REVISION": String(rev), "COURIER_PATH": path,
+            "COURIER_PREVIOUS_REVISION": previous.map(String.init) ?? "",
+        ]
     }
 
     func duplicate(_ path: String, _ t: String, _ rev: UInt64) -> Outcome {

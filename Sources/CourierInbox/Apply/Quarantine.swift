@@ -1,12 +1,7 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
-#if canImport(Glibc)
+import FoundationEssentials
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Refused packages leave the inbox for `quarantine/`, each with `<name>.reason.json` saying
 /// what, why and when. The reason is written first, then the package renamed, so a crash in
@@ -16,7 +11,10 @@ public struct Quarantine: Sendable {
     public let dir: String
     public var caps = Caps()
 
-    public init(dir: String, caps: Caps = Caps()) { self.dir = dir; self.caps = caps }
+    public init(dir: String, caps: Caps = Caps()) {
+        self.dir = dir
+        self.caps = caps
+    }
 
     /// The bounds `enforce` keeps (inboxd.toml `quarantine_max_files`, `_bytes`, `_age`). The
     /// defaults hold a good many refusals to look at, but not a disk's worth.
@@ -39,20 +37,24 @@ public struct Quarantine: Sendable {
     }
 
     @discardableResult
-    public func put(_ packagePath: String, code: CourierError.Code, reason: String, type: String?, revision: UInt64?) throws -> String {
+    public func put(_ packagePath: String, code: CourierError.Code, reason: String, type: String?, revision: UInt64?)
+        throws -> String
+    {
         try Sys.mkdirs(dir)
         let name = String(packagePath.split(separator: "/").last ?? "package")
         var dest = dir + "/" + name
         if Sys.exists(dest) { dest = dir + "/\(name).\(time(nil))-\(getpid())" }
-        let r = Reason(package: name, code: code.name, reason: reason, at: RFC3339.format(Int64(time(nil))), type: type, revision: revision)
+        let r = Reason(
+            package: name, code: code.name, reason: reason, at: RFC3339.format(Int64(time(nil))), type: type,
+            revision: revision)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try Sys.writeFileAtomically(dest + ".reason.json", Array(try enc.encode(r)) + [0x0a])
         // File times come from the kernel's coarse clock (a few ms): refusals in a burst would
         // tie. The reason's mtime set to the fine clock orders them for eviction (`entries`).
         try? Sys.setModificationTimeToNow(dest + ".reason.json")
-        do { try Sys.rename(packagePath, dest) }
-        catch let e as CourierError where (e.cause as? Errno) == .improperLink {
+        do { try Sys.rename(packagePath, dest) } catch let e as CourierError where (e.cause as? Errno) == .improperLink
+        {
             // Inbox and quarantine on different file systems. Something other than a regular
             // file (a symlink, a FIFO) is not copied — that would follow or read it — but removed.
             if let st = try Sys.lstat(packagePath), st.st_mode & S_IFMT != S_IFREG {
@@ -64,14 +66,13 @@ public struct Quarantine: Sendable {
             defer { Sys.close(src) }
             let dst = try Sys.open(dest, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             defer { Sys.close(dst) }
-            try TreeCopier.copyData(src, dst, size: Int(try Sys.fstat(src, display: packagePath).st_size), src: packagePath, dst: dest)
+            try TreeCopier.copyData(
+                src, dst, size: Int(try Sys.fstat(src, display: packagePath).st_size), src: packagePath, dst: dest)
             try Sys.unlink(packagePath)
         }
         return dest
     }
 }
-
-import SystemPackage
 
 extension Quarantine {
     /// One refusal on disk: the package and its reason file (either may be missing after a
@@ -99,7 +100,9 @@ extension Quarantine {
             e.files.append(n)
             e.bytes += Int64(st.st_size)
             e.at = max(e.at, Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
-            if n.hasSuffix(".reason.json") { e.reasonAt = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) }
+            if n.hasSuffix(".reason.json") {
+                e.reasonAt = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            }
             byName[key] = e
         }
         return byName.values.sorted { ($0.order, $0.name) < ($1.order, $1.name) }
@@ -127,14 +130,16 @@ extension Quarantine {
         var list = try entries()
         var evicted: [String] = []
         var failed: [(String, String)] = []
-        var stuck = (files: 0, bytes: Int64(0))   // entries that stay although they were due
+        var stuck = (files: 0, bytes: Int64(0))  // entries that stay although they were due
         func evict(_ e: Entry) {
             // The reason file last: a crash in between leaves a reason without a package, which
             // the next call evicts, never a package without its reason. removeTree: a refused
             // entry may be a directory (a `.courier` directory dropped in the inbox), and no
             // symlink is followed; a missing file is fine.
             do {
-                for f in e.files.sorted(by: { a, _ in !a.hasSuffix(".reason.json") }) { try Sys.removeTree(dir + "/" + f) }
+                for f in e.files.sorted(by: { a, _ in !a.hasSuffix(".reason.json") }) {
+                    try Sys.removeTree(dir + "/" + f)
+                }
                 evicted.append(e.name)
             } catch {
                 failed.append((e.name, "\(error)"))
@@ -162,7 +167,7 @@ extension Sys {
     static func setModificationTimeToNow(_ path: String) throws {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let utimeOmit = (1 << 30) - 2   // UTIME_OMIT, a macro Swift does not import
+        let utimeOmit = (1 << 30) - 2  // UTIME_OMIT, a macro Swift does not import
         var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), now]
         if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 {
             throw CourierError.io("utimensat", path: path, errno: Errno(rawValue: errno))

@@ -1,8 +1,6 @@
 import CourierCore
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// What happens to a package that cannot be applied: refused (quarantine, with a reason), or —
 /// when the failure is the machine's and not the package's — left in the inbox and tried again.
@@ -13,10 +11,13 @@ extension InboxProcessor {
 
     /// A failure before the commit point: transient ones are retried, the rest refused.
     /// `package`: the signed manifest's facts, once verified (a refusal may then be recorded).
-    func failed(_ path: String, _ e: CourierError, type: String?, revision: UInt64?, identity: InboxEntry.Identity?,
-                package: Acceptance.Package? = nil) -> Outcome {
+    func failed(
+        _ path: String, _ e: CourierError, type: String?, revision: UInt64?, identity: InboxEntry.Identity?,
+        package: Acceptance.Package? = nil
+    ) -> Outcome {
         if Transient.isTransient(e) { return retryLater(path, e, type: type, revision: revision) }
-        return refuse(path, e.code, Escape.line(e.message), type: type, revision: revision, identity: identity, package: package)
+        return refuse(
+            path, e.code, Escape.line(e.message), type: type, revision: revision, identity: identity, package: package)
     }
 
     /// A failure while a verified package is built, tested or switched in. A `CourierError` from
@@ -27,7 +28,8 @@ extension InboxProcessor {
     /// the cause, but the revision is not recorded as refused (senders would skip it until `--force`).
     func failedApplying(_ c: Candidate, _ error: any Error) -> Outcome {
         guard let e = error as? CourierError else {
-            let e = CourierError(.applyFailed, "unexpected error while applying revision \(c.m.revision): \(error)", cause: error)
+            let e = CourierError(
+                .applyFailed, "unexpected error while applying revision \(c.m.revision): \(error)", cause: error)
             return failed(c.path, e, type: c.m.type, revision: c.m.revision, identity: c.identity)
         }
         return failed(c.path, e, type: c.m.type, revision: c.m.revision, identity: c.identity, package: c.facts)
@@ -42,14 +44,18 @@ extension InboxProcessor {
         let delay = Transient.backoff(attempt: r.attempt)
         r.due = Sys.monotonicSeconds() + Double(delay)
         retrying[name] = r
-        let reason = "\(Escape.line(e.message)); a transient error: left in the inbox, will retry in \(delay) s (attempt \(r.attempt))"
+        let reason =
+            "\(Escape.line(e.message)); a transient error: left in the inbox, will retry in \(delay) s (attempt \(r.attempt))"
         if let t = r.type, rowAllowed(t) {
-            status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: CourierError.Code.io.name, reason: reason)
+            status.types[t, default: .init()].lastError = .init(
+                at: now(), package: name, code: CourierError.Code.io.name, reason: reason)
         }
         logger.warning("\(Escape.text(name)): \(reason)")
         // on_error once per package and error streak, not at every backoff step.
         if r.attempt == 1 {
-            runHook(.error, type: r.type, package: name, path: path, code: CourierError.Code.io.name, reason: reason, revision: revision)
+            runHook(
+                .error, type: r.type, package: name, path: path, code: CourierError.Code.io.name, reason: reason,
+                revision: revision)
         }
         return .retrying(reason)
     }
@@ -60,8 +66,10 @@ extension InboxProcessor {
     /// Such a file is left alone: its writer's close brings it back.
     /// `package`: the signed manifest's facts, when the package verified; a refusal about the
     /// revision itself (`Acceptance.counts`) is then recorded under `refused` in `status.json`.
-    func refuse(_ path: String, _ code: CourierError.Code, _ reason: String, type: String?, revision: UInt64?,
-                identity: InboxEntry.Identity? = nil, package: Acceptance.Package? = nil) -> Outcome {
+    func refuse(
+        _ path: String, _ code: CourierError.Code, _ reason: String, type: String?, revision: UInt64?,
+        identity: InboxEntry.Identity? = nil, package: Acceptance.Package? = nil
+    ) -> Outcome {
         let name = String(path.split(separator: "/").last!)
         /// nil when the file is settled; else why not, and whether only a change (no writer) says so.
         func unsettled() -> (why: String, changedOnly: Bool)? {
@@ -98,15 +106,20 @@ extension InboxProcessor {
             logger.error("could not quarantine \(Escape.text(name)): \(error)")
         }
         if let t = type, rowAllowed(t) {
-            status.types[t, default: .init()].lastError = .init(at: now(), package: name, code: code.name, reason: reason)
+            status.types[t, default: .init()].lastError = .init(
+                at: now(), package: name, code: code.name, reason: reason)
         }
         if let p = package, Acceptance.counts(code, delta: p.isDelta), rowAllowed(p.type) {
-            let r = ClientStatus.Refused(revision: p.revision, code: code.name, reason: reason, at: now(), package: name)
-            status.types[p.type, default: .init()].refused = Acceptance.recording(r, in: status.types[p.type]?.refused ?? [])
+            let r = ClientStatus.Refused(
+                revision: p.revision, code: code.name, reason: reason, at: now(), package: name)
+            status.types[p.type, default: .init()].refused = Acceptance.recording(
+                r, in: status.types[p.type]?.refused ?? [])
         }
-        appendHistory(.init(at: now(), type: type ?? "", event: "refused", revision: revision, package: name, reason: reason))
+        appendHistory(
+            .init(at: now(), type: type ?? "", event: "refused", revision: revision, package: name, reason: reason))
         logger.error("refused \(Escape.text(name)): \(reason)", metadata: ["code": "\(code)"])
-        runHook(.refused, type: type, package: name, path: whereNow, code: code.name, reason: reason, revision: revision)
+        runHook(
+            .refused, type: type, package: name, path: whereNow, code: code.name, reason: reason, revision: revision)
         return .refused(reason)
     }
 
@@ -115,7 +128,8 @@ extension InboxProcessor {
     func refuseEntry(_ name: String, _ kind: InboxEntry.Kind) -> Outcome {
         waiting[name] = nil
         retrying[name] = nil
-        let reason = "\(Escape.text(name)) is a \(kind.noun), not a regular file: copy the package itself into the inbox (a symbolic link is never followed, a FIFO never read)"
+        let reason =
+            "\(Escape.text(name)) is a \(kind.noun), not a regular file: copy the package itself into the inbox (a symbolic link is never followed, a FIFO never read)"
         return refuse(config.inbox + "/" + name, .malformed, reason, type: nil, revision: nil)
     }
 }
@@ -132,9 +146,14 @@ extension InboxProcessor {
             q.bytes = r.bytes
             q.evicted += r.evicted.count
             status.quarantine = q
-            for (name, why) in r.failed { logger.error("quarantine: could not evict \(Escape.text(name)): \(why); tried again at the next refusal") }
+            for (name, why) in r.failed {
+                logger.error(
+                    "quarantine: could not evict \(Escape.text(name)): \(why); tried again at the next refusal")
+            }
             if !r.evicted.isEmpty {
-                logger.info("quarantine over its caps: evicted \(r.evicted.count) oldest (\(r.evicted.prefix(3).map { Escape.text($0) }.joined(separator: ", "))\(r.evicted.count > 3 ? ", …" : ""))")
+                logger.info(
+                    "quarantine over its caps: evicted \(r.evicted.count) oldest (\(r.evicted.prefix(3).map { Escape.text($0) }.joined(separator: ", "))\(r.evicted.count > 3 ? ", …" : ""))"
+                )
             }
         } catch {
             logger.error("could not keep the quarantine within its caps: \(error)")

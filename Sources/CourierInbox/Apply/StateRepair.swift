@@ -1,8 +1,6 @@
 import CourierCore
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// `status.json` and `history.jsonl` are derived from the store: `current` is the truth. These
 /// functions make the state say what the store holds — at start-up after a crash, at the start
@@ -21,7 +19,9 @@ extension InboxProcessor {
             guard var ts = status.types[t] ?? (cur != nil ? .init() : nil) else { continue }
             if cur != ts.installed {
                 if let cur {
-                    logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(Escape.text(t)), current is \(cur): \(startup ? "completing the interrupted apply" : "repairing the state")")
+                    logger.warning(
+                        "state said \(ts.installed.map(String.init) ?? "nothing") for \(Escape.text(t)), current is \(cur): \(startup ? "completing the interrupted apply" : "repairing the state")"
+                    )
                     let prev = ts.installed
                     ts.previous = prev
                     ts.installed = cur
@@ -29,13 +29,21 @@ extension InboxProcessor {
                     ts.contentCreated = storedManifest(t, cur)?.created
                     if startup, let tc = config.typeConfig(t), let cmd = tc.applyCommand {
                         do {
-                            let out = try CommandRunner.run(cmd, environment: env(t, cur, store.revisionDir(t, cur), prev), timeout: tc.applyTimeout, record: commandRecord)
-                            if !out.ok { logger.error("apply command for \(t) \(cur) failed after recovery (exit \(out.status)): \(Escape.text(out.output))") }
+                            let out = try CommandRunner.run(
+                                cmd, environment: env(t, cur, store.revisionDir(t, cur), prev),
+                                timeout: tc.applyTimeout, record: commandRecord)
+                            if !out.ok {
+                                logger.error(
+                                    "apply command for \(t) \(cur) failed after recovery (exit \(out.status)): \(Escape.text(out.output))"
+                                )
+                            }
                         } catch { logger.error("apply command for \(t) \(cur) could not run after recovery: \(error)") }
                     }
                     appeared.append((t, cur, prev))
                 } else {
-                    logger.warning("state said \(ts.installed.map(String.init) ?? "nothing") for \(Escape.text(t)), but nothing is current in the store: recording nothing installed")
+                    logger.warning(
+                        "state said \(ts.installed.map(String.init) ?? "nothing") for \(Escape.text(t)), but nothing is current in the store: recording nothing installed"
+                    )
                     ts.installed = nil
                     ts.appliedAt = nil
                     ts.contentCreated = nil
@@ -48,11 +56,17 @@ extension InboxProcessor {
             for a in appeared {
                 let seen = tail.contains { $0.event == "applied" && $0.type == a.type && $0.revision == a.revision }
                 if !seen {
-                    appendHistory(.init(at: now(), type: a.type, event: "applied", revision: a.revision, previous: a.previous,
-                                        reason: startup ? "recorded at start-up: current was switched before an interruption"
-                                                        : "recorded late: the state could not be written at the time"))
+                    appendHistory(
+                        .init(
+                            at: now(), type: a.type, event: "applied", revision: a.revision, previous: a.previous,
+                            reason: startup
+                                ? "recorded at start-up: current was switched before an interruption"
+                                : "recorded late: the state could not be written at the time"))
                 }
-                if startup { appendHistory(.init(at: now(), type: a.type, event: "recovered", revision: a.revision, previous: a.previous)) }
+                if startup {
+                    appendHistory(
+                        .init(at: now(), type: a.type, event: "recovered", revision: a.revision, previous: a.previous))
+                }
             }
         }
         updateKept()
@@ -61,7 +75,9 @@ extension InboxProcessor {
 
     /// The manifest kept beside a revision, for its `created` time.
     func storedManifest(_ t: String, _ r: UInt64) -> Manifest? {
-        guard let b = try? Sys.readFile(store.manifestPath(t, r), limit: config.limits.maxManifestBytes) else { return nil }
+        guard let b = try? Sys.readFile(store.manifestPath(t, r), limit: config.limits.maxManifestBytes) else {
+            return nil
+        }
         return try? Manifest.decode(b)
     }
 
@@ -94,7 +110,9 @@ extension InboxProcessor {
         let names = ((try? Sys.listDirectory(config.inbox)) ?? []).filter { InboxNames.isCandidate($0) }.sorted()
         for t in status.types.keys { status.types[t]?.pending = [] }
         for n in names {
-            if let p = Names.parsePackageFileName(n), rowAllowed(p.type) { status.types[p.type, default: .init()].pending.append(n) }
+            if let p = Names.parsePackageFileName(n), rowAllowed(p.type) {
+                status.types[p.type, default: .init()].pending.append(n)
+            }
         }
     }
 

@@ -68,17 +68,27 @@ public struct InboxConfig: Sendable {
 
     static func parse(_ r: TableReader) throws -> InboxConfig {
         let path = r.path
-        try r.allow(["inbox", "store", "state_dir", "quarantine", "trust", "threshold", "clock_skew", "delta_wait", "poll",
-                     "accept_unknown_types", "types", "max_tree_bytes", "delta_window",
-                     "quarantine_max_files", "quarantine_max_bytes", "quarantine_max_age"])
-        guard let stateDir = try r.string("state_dir").map(r.resolve) ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" }) else {
+        try r.allow([
+            "inbox", "store", "state_dir", "quarantine", "trust", "threshold", "clock_skew", "delta_wait", "poll",
+            "accept_unknown_types", "types", "max_tree_bytes", "delta_window",
+            "quarantine_max_files", "quarantine_max_bytes", "quarantine_max_age",
+        ])
+        guard
+            let stateDir = try r.string("state_dir").map(r.resolve)
+                ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" })
+        else {
             throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)")
         }
-        guard let inbox = try r.string("inbox") else { throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)") }
-        guard let trust = try r.string("trust") else { throw r.error(nil, "needs 'trust' (a .pub file or a directory of them)") }
-        var c = InboxConfig(path: path, inbox: r.resolve(inbox), store: r.resolve(try r.string("store") ?? stateDir + "/store"),
-                            stateDir: stateDir, quarantine: r.resolve(try r.string("quarantine") ?? stateDir + "/quarantine"),
-                            trust: r.resolve(trust))
+        guard let inbox = try r.string("inbox") else {
+            throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)")
+        }
+        guard let trust = try r.string("trust") else {
+            throw r.error(nil, "needs 'trust' (a .pub file or a directory of them)")
+        }
+        var c = InboxConfig(
+            path: path, inbox: r.resolve(inbox), store: r.resolve(try r.string("store") ?? stateDir + "/store"),
+            stateDir: stateDir, quarantine: r.resolve(try r.string("quarantine") ?? stateDir + "/quarantine"),
+            trust: r.resolve(trust))
         if let t = try r.int("threshold", min: 1, max: 16) { c.threshold = t }
         if let s = try r.duration("clock_skew") { c.clockSkew = s }
         if let d = try r.duration("delta_wait") { c.deltaWait = d }
@@ -104,8 +114,10 @@ public struct InboxConfig: Sendable {
             for name in types.table.keys.sorted() {
                 guard let t = try types.table(name) else { continue }
                 do { try Names.validateType(name) } catch let e as CourierError { throw types.error(name, e.message) }
-                try t.allow(["keep", "test_command", "test_timeout", "apply_command", "apply_timeout",
-                             "rollback_on_apply_failure", "hardlink_unchanged", "on_refused", "on_error", "hook_timeout"])
+                try t.allow([
+                    "keep", "test_command", "test_timeout", "apply_command", "apply_timeout",
+                    "rollback_on_apply_failure", "hardlink_unchanged", "on_refused", "on_error", "hook_timeout",
+                ])
                 var tc = TypeConfig(name: name)
                 if let k = try t.int("keep", min: 0, max: 100) { tc.keep = k }
                 tc.testCommand = try command(t, "test_command")

@@ -1,8 +1,6 @@
 import CCourierShim
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import Logging
 
 /// The client daemon: recovery, then one pass over the inbox (what arrived while it was down),
@@ -65,7 +63,8 @@ public final class InboxDaemon: @unchecked Sendable {
         var why = "stopped"
         defer {
             let ran = Sys.monotonicSeconds() - started
-            let line = "exiting: \(why); ran \(Self.duration(ran)); \(tally.applied) applied, \(tally.refused) refused, \(tally.duplicates) duplicate(s) in \(tally.passes) pass(es)"
+            let line =
+                "exiting: \(why); ran \(Self.duration(ran)); \(tally.applied) applied, \(tally.refused) refused, \(tally.duplicates) duplicate(s) in \(tally.passes) pass(es)"
             if why.hasPrefix("error") { logger.error("\(line)") } else { logger.info("\(line)") }
         }
         do {
@@ -83,7 +82,9 @@ public final class InboxDaemon: @unchecked Sendable {
     static func duration(_ s: Double) -> String {
         if s < 60 { return String(Int((s * 10).rounded()) / 10) + "." + String(Int((s * 10).rounded()) % 10) + " s" }
         let t = Int(s.rounded())
-        let h = t / 3600, m = t / 60 % 60, sec = t % 60
+        let h = t / 3600
+        let m = t / 60 % 60
+        let sec = t % 60
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return h > 0 ? "\(h)h\(two(m))m\(two(sec))s" : "\(m)m\(two(sec))s"
     }
@@ -105,23 +106,36 @@ public final class InboxDaemon: @unchecked Sendable {
         try locked {
             // A command the killed daemon left running would work on a tree recovery may remove.
             let ended = CommandRecord.endOrphans(CommandRecord.path(stateDir: config.stateDir))
-            if ended > 0 { logger.warning("ended \(ended) process(es) of a test or apply command left by a daemon that died") }
+            if ended > 0 {
+                logger.warning("ended \(ended) process(es) of a test or apply command left by a daemon that died")
+            }
             try p.recover()
         }
         if options.once {
             let results = try locked { p.processInbox(closed: [], rescan: true) }
             tally.count(results)
-            let refused = results.values.filter { if case .refused = $0 { return true }; return false }.count
+            let refused = results.values.filter {
+                if case .refused = $0 { return true }
+                return false
+            }.count
             if refused > 0 {
-                throw CourierError(.partial, "\(refused) package(s) refused; reasons in \(config.quarantine)/*.reason.json")
+                throw CourierError(
+                    .partial, "\(refused) package(s) refused; reasons in \(config.quarantine)/*.reason.json")
             }
-            let retrying = results.values.filter { if case .retrying = $0 { return true }; return false }.count
+            let retrying = results.values.filter {
+                if case .retrying = $0 { return true }
+                return false
+            }.count
             if retrying > 0 {
-                throw CourierError(.io, "\(retrying) package(s) left in the inbox to be tried again (a transient error such as a full disk or a read-only file system, or a file that changed while it was read); see the log, then run again")
+                throw CourierError(
+                    .io,
+                    "\(retrying) package(s) left in the inbox to be tried again (a transient error such as a full disk or a read-only file system, or a file that changed while it was read); see the log, then run again"
+                )
             }
             return "--once: the inbox was processed"
         }
-        let watcher: any InboxWatching = config.poll > 0
+        let watcher: any InboxWatching =
+            config.poll > 0
             ? try PollWatcher(directory: config.inbox, period: .seconds(config.poll), logger: logger)
             : try InboxWatcher(directory: config.inbox, logger: logger)
         defer { watcher.stop() }
@@ -143,19 +157,24 @@ public final class InboxDaemon: @unchecked Sendable {
             case .signal(.file(let name)), .signal(.created(let name)):
                 // A burst (mv of many files) is one pass: take every signal already there, so
                 // the pass's closing status write is paid once, not per package.
-                var names: Set<String> = [], created: Set<String> = []
+                var names: Set<String> = []
+                var created: Set<String> = []
                 if case .signal(.created) = next { created.insert(name) } else { names.insert(name) }
                 var rescan: String? = nil
                 drain: while names.count + created.count < 4096 {
                     switch watcher.nextSignal(deadlineNanos: 0) {
                     case .signal(.file(let n)): names.insert(n)
                     case .signal(.created(let n)): created.insert(n)
-                    case .signal(.rescan(let why)): rescan = why; break drain
+                    case .signal(.rescan(let why)):
+                        rescan = why
+                        break drain
                     case .timeout, .ended: break drain
                     }
                 }
                 if let why = rescan { logger.info("scanning the inbox: \(why)") }
-                logger.debug("woken for \(names.count) closed and \(created.count) created name(s): \(names.union(created).sorted().prefix(20).map(Escape.text).joined(separator: " "))")
+                logger.debug(
+                    "woken for \(names.count) closed and \(created.count) created name(s): \(names.union(created).sorted().prefix(20).map(Escape.text).joined(separator: " "))"
+                )
                 pass(p, closed: names, created: created.subtracting(names), rescan: rescan != nil)
             case .signal(.rescan(let why)):
                 logger.info("scanning the inbox: \(why)")
@@ -176,7 +195,11 @@ public final class InboxDaemon: @unchecked Sendable {
             // freed memory otherwise; measured after 20 applies: 2.6 MiB of heap, 0.1 MiB trimmed.
             _ = courier_release_free_memory()
             until = deadline()
-            if let u = until { logger.debug("next wake-up in \(Self.duration(Double(u &- ConditionLock.monotonicNanos()) / 1e9)) unless a package arrives") }
+            if let u = until {
+                logger.debug(
+                    "next wake-up in \(Self.duration(Double(u &- ConditionLock.monotonicNanos()) / 1e9)) unless a package arrives"
+                )
+            }
         }
         if stop.isSet { return "\(Self.signalName(stop.received)) received" }
         if let f = watcher.failure { throw f }
@@ -185,7 +208,9 @@ public final class InboxDaemon: @unchecked Sendable {
 
     /// One pass under the state lock, counted for the shutdown line; its outcomes at debug level.
     func pass(_ p: InboxProcessor, closed: Set<String>, created: Set<String>, rescan: Bool) {
-        guard let results = try? locked({ p.processInbox(closed: closed, created: created, rescan: rescan) }) else { return }
+        guard let results = try? locked({ p.processInbox(closed: closed, created: created, rescan: rescan) }) else {
+            return
+        }
         tally.count(results)
         for (name, o) in results.sorted(by: { $0.key < $1.key }) { logger.debug("pass: \(Escape.text(name)): \(o)") }
     }

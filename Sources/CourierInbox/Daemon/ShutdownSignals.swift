@@ -1,7 +1,6 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
+import SystemPackage
 
 /// SIGTERM and SIGINT for a daemon that runs no Swift tasks. The signals are blocked in the
 /// calling thread before any other thread exists (threads inherit the mask), and one thread
@@ -9,7 +8,11 @@ import CourierCore
 /// nothing happens. On a signal the flag is set and the registered actions run once (the daemon
 /// stops its watcher there, which ends its blocking wait).
 public final class ShutdownSignals: Sendable {
-    private struct State { var set = false; var signal: Int32 = 0; var actions: [@Sendable () -> Void] = [] }
+    private struct State {
+        var set = false
+        var signal: Int32 = 0
+        var actions: [@Sendable () -> Void] = []
+    }
     private let state = Locked(State())
 
     public static let handled: [Int32] = [SIGTERM, SIGINT]
@@ -71,5 +74,3 @@ public final class ShutdownSignals: Sendable {
         for a in actions { a() }
     }
 }
-
-import SystemPackage

@@ -1,7 +1,6 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// Serialises changes to the store and state between the daemon and the commands an operator
 /// runs beside it (`rollback`, `pin`, `unpin`): an `flock` on `state_dir/lock`, held only while
@@ -18,7 +17,8 @@ public enum StateLock {
                 throw CourierError.io("flock", path: path, errno: Errno(rawValue: errno))
             }
             if Sys.monotonicSeconds() > deadline {
-                throw CourierError(.locked, "\(path): held by another courier-inboxd process for more than \(Int(timeout)) s")
+                throw CourierError(
+                    .locked, "\(path): held by another courier-inboxd process for more than \(Int(timeout)) s")
             }
             usleep(50_000)
         }
@@ -26,5 +26,3 @@ public enum StateLock {
         return try body()
     }
 }
-
-import SystemPackage

@@ -1,7 +1,6 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// The client's content store (docs/INBOXD.md):
 ///
@@ -40,7 +39,8 @@ public struct Store: Sendable {
     public func checkRevision(_ t: String, _ r: UInt64, limits: Limits = Limits()) throws {
         let p = manifestPath(t, r)
         guard Sys.exists(p) else {
-            throw CourierError(.integrity, "\(revisionDir(t, r)): no manifest kept for revision \(r); cannot check the tree")
+            throw CourierError(
+                .integrity, "\(revisionDir(t, r)): no manifest kept for revision \(r); cannot check the tree")
         }
         let m = try Manifest.decode(try Sys.readFile(p, limit: limits.maxManifestBytes))
         try TreeChecker.check(revisionDir(t, r), against: m, limits: limits)
@@ -63,12 +63,16 @@ public struct Store: Sendable {
 
     public func types() throws -> [String] {
         guard Sys.isDirectory(root) else { return [] }
-        return try Sys.listDirectory(root).filter { (try? Names.validateType($0)) != nil && Sys.isDirectory(root + "/" + $0) }.sorted()
+        return try Sys.listDirectory(root).filter {
+            (try? Names.validateType($0)) != nil && Sys.isDirectory(root + "/" + $0)
+        }.sorted()
     }
 
     /// Points `current` at `revision`: a new symlink under a temporary name, renamed over the old
     /// one (rename is atomic), then the directory fsynced so the switch survives a power cut.
-    public func switchCurrent(_ t: String, to revision: UInt64, durable: Bool = true, faults: FaultPoints = .none) throws {
+    public func switchCurrent(_ t: String, to revision: UInt64, durable: Bool = true, faults: FaultPoints = .none)
+        throws
+    {
         try Sys.replaceSymlink(in: typeDir(t), name: "current", target: String(revision), durable: durable) {
             try faults.hit("switch-before-rename")
         }
@@ -108,5 +112,3 @@ public struct Store: Sendable {
         return removed
     }
 }
-
-import SystemPackage

@@ -65,7 +65,7 @@ public enum InboxNames {
     public static func isCandidate(_ name: String) -> Bool {
         let bytes = name.utf8
         guard !bytes.isEmpty, bytes.count <= 255 else { return false }
-        guard bytes.first != UInt8(ascii: ".") else { return false }   // dot-files: copier temporaries
+        guard bytes.first != UInt8(ascii: ".") else { return false }  // dot-files: copier temporaries
         for b in bytes where b == UInt8(ascii: "/") || b < 0x20 || b == 0x7f { return false }
         for suffix in temporarySuffixes where name.hasSuffix(suffix) { return false }
         return name.hasSuffix(packageSuffix) && bytes.count > packageSuffix.utf8.count

@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import Logging
 import SystemPackage
 
@@ -27,12 +25,14 @@ import SystemPackage
 public final class InboxWatcher: InboxWatching, @unchecked Sendable {
     /// What the inbox watch asks for. `IN_Q_OVERFLOW`, `IN_IGNORED` and `IN_UNMOUNT` come without
     /// being asked. `IN_ONLYDIR` makes a plain file at the inbox path an error instead of a watch on it.
-    public static let inboxMask: UInt32 = InotifyMask.closeWrite | InotifyMask.movedTo | InotifyMask.create
+    public static let inboxMask: UInt32 =
+        InotifyMask.closeWrite | InotifyMask.movedTo | InotifyMask.create
         | InotifyMask.deleteSelf | InotifyMask.moveSelf | InotifyMask.onlyDir
 
     /// What the parent watch asks for while the inbox is missing: its name appearing (mkdir or a
     /// rename), or the parent itself going away (then there is nothing left to wait on).
-    static let parentMask: UInt32 = InotifyMask.create | InotifyMask.movedTo
+    static let parentMask: UInt32 =
+        InotifyMask.create | InotifyMask.movedTo
         | InotifyMask.deleteSelf | InotifyMask.moveSelf | InotifyMask.onlyDir
 
     public let directory: String
@@ -64,7 +64,8 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
         } catch let error as CourierError {
             inotify.stop()
             if let e = error.cause as? Errno, e == .noSuchFileOrDirectory || e == .notDirectory {
-                throw CourierError(.daemon, "\(directory): the inbox directory does not exist or is not a directory", cause: e)
+                throw CourierError(
+                    .daemon, "\(directory): the inbox directory does not exist or is not a directory", cause: e)
             }
             throw error
         }
@@ -109,7 +110,14 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
     /// Adds `signal` unless the same one is already waiting; a second `.rescan` waiting behind a
     /// first adds nothing, since one listing covers both.
     private func enqueueLocked(_ signal: WatchSignal) {
-        if case .rescan = signal, pending.contains(where: { if case .rescan = $0 { return true }; return false }) { return }
+        if case .rescan = signal,
+            pending.contains(where: {
+                if case .rescan = $0 { return true }
+                return false
+            })
+        {
+            return
+        }
         if !pending.contains(signal) { pending.append(signal) }
     }
 
@@ -126,7 +134,9 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
                 inboxGoneLocked(event)
                 return
             }
-            guard event.has(InotifyMask.closeWrite | InotifyMask.movedTo | InotifyMask.create), !event.has(InotifyMask.isDir) else { return }
+            guard event.has(InotifyMask.closeWrite | InotifyMask.movedTo | InotifyMask.create),
+                !event.has(InotifyMask.isDir)
+            else { return }
             if InboxNames.isCandidate(bytes: event.nameBytes), let name = event.name {
                 enqueueLocked(event.has(InotifyMask.create) ? .created(name) : .file(name))
             } else {
@@ -136,8 +146,11 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
         }
         if let wd = parentWd, event.wd == wd {
             if event.has(InotifyMask.deleteSelf | InotifyMask.moveSelf | InotifyMask.unmount | InotifyMask.ignored) {
-                failLocked(CourierError(.daemon,
-                    "\(directory): the inbox directory is gone and so is its parent \(parent); cannot wait for it to come back"))
+                failLocked(
+                    CourierError(
+                        .daemon,
+                        "\(directory): the inbox directory is gone and so is its parent \(parent); cannot wait for it to come back"
+                    ))
                 return
             }
             if event.nameBytes == basename && event.has(InotifyMask.isDir) {
@@ -155,14 +168,18 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
         // After IN_MOVE_SELF the watch still follows the moved directory (now elsewhere): drop it.
         // After IN_DELETE_SELF/IN_UNMOUNT the kernel removes it itself (IN_IGNORED follows).
         if !event.has(InotifyMask.ignored) { inotify.removeWatch(old) }
-        logger.warning("\(directory): inbox directory gone (\(InotifyMask.describe(event.mask))); waiting for it to reappear")
+        logger.warning(
+            "\(directory): inbox directory gone (\(InotifyMask.describe(event.mask))); waiting for it to reappear")
         if reattachLocked() { return }
         do {
             parentWd = try inotify.addWatch(parent, mask: Self.parentMask)
         } catch {
             let why = (error as? CourierError)?.message ?? "\(error)"
-            failLocked(CourierError(.daemon,
-                "\(directory): the inbox directory is gone and its parent cannot be watched: \(why)", cause: error as? CourierError))
+            failLocked(
+                CourierError(
+                    .daemon,
+                    "\(directory): the inbox directory is gone and its parent cannot be watched: \(why)",
+                    cause: error as? CourierError))
             return
         }
         // It may have come back between the first try and the parent watch; the watch only sees later events.
@@ -176,7 +193,7 @@ public final class InboxWatcher: InboxWatching, @unchecked Sendable {
             inboxWd = try inotify.addWatch(directory, mask: Self.inboxMask)
         } catch let error as CourierError {
             if let e = error.cause as? Errno, e == .noSuchFileOrDirectory || e == .notDirectory {
-                return false   // gone again already; the parent watch will tell
+                return false  // gone again already; the parent watch will tell
             }
             failLocked(error)
             return true

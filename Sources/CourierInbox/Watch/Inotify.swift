@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import SystemPackage
 
 /// An inotify instance with its own reader thread, delivering parsed events to one consumer on a
@@ -28,9 +26,13 @@ public final class Inotify: @unchecked Sendable {
     public init(readBufferSize: Int = Inotify.defaultReadBufferSize) throws {
         let fd = try WatchSys.inotifyInit()
         let wake: (read: Int32, write: Int32)
-        do { wake = try WatchSys.pipe() } catch { Sys.close(fd); throw error }
-        core = Core(fd: fd, wakeRead: wake.read, wakeWrite: wake.write,
-                    bufferSize: max(readBufferSize, InotifyParser.minimumReadSize))
+        do { wake = try WatchSys.pipe() } catch {
+            Sys.close(fd)
+            throw error
+        }
+        core = Core(
+            fd: fd, wakeRead: wake.read, wakeWrite: wake.write,
+            bufferSize: max(readBufferSize, InotifyParser.minimumReadSize))
         do {
             let core = self.core
             core.thread = try WatchThread.start { core.readLoop() }
@@ -50,7 +52,9 @@ public final class Inotify: @unchecked Sendable {
     @discardableResult
     public func addWatch(_ path: String, mask: UInt32) throws -> Int32 {
         try core.lock.withLock {
-            guard !core.closed else { throw CourierError(.daemon, "\(path): cannot watch: the inotify instance is stopped") }
+            guard !core.closed else {
+                throw CourierError(.daemon, "\(path): cannot watch: the inotify instance is stopped")
+            }
             return try WatchSys.addWatch(core.fd, path, mask)
         }
     }
@@ -63,7 +67,10 @@ public final class Inotify: @unchecked Sendable {
     }
 
     /// What a wait for the next event ended with.
-    public enum Next: Sendable, Equatable { case event(InotifyEvent), timeout, ended }
+    public enum Next: Sendable, Equatable {
+        case event(InotifyEvent)
+        case timeout, ended
+    }
 
     /// The next event: blocks (in the kernel, no wake-ups) until an event, `deadlineNanos` of
     /// CLOCK_MONOTONIC, or the end (`stop()` or a failure, see `failure`). One consumer at a time.
@@ -166,12 +173,18 @@ public final class Inotify: @unchecked Sendable {
         func readLoop() {
             WatchThread.nameCurrentThread("courier-inotify")
             let tid = WatchThread.currentThreadID()
-            lock.withLock { readerTID = tid; readerStarted = true; lock.broadcast() }
+            lock.withLock {
+                readerTID = tid
+                readerStarted = true
+                lock.broadcast()
+            }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 8)
             defer { buffer.deallocate() }
-            var have = 0   // bytes of an incomplete record kept at the front of `buffer`
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var have = 0  // bytes of an incomplete record kept at the front of `buffer`
+            var fds = [
+                pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            ]
             var error: CourierError?
             loop: while true {
                 // Back-pressure: wait until the consumer took the previous batch.
@@ -183,8 +196,11 @@ public final class Inotify: @unchecked Sendable {
 
                 fds[0].revents = 0
                 fds[1].revents = 0
-                do { _ = try WatchSys.poll(&fds) } catch let e as CourierError { error = e; break } catch { break }
-                if fds[1].revents != 0 { break }   // stop() poked the pipe
+                do { _ = try WatchSys.poll(&fds) } catch let e as CourierError {
+                    error = e
+                    break
+                } catch { break }
+                if fds[1].revents != 0 { break }  // stop() poked the pipe
                 let revents = Int32(fds[0].revents)
                 if revents & Int32(POLLIN) == 0 {
                     if revents & Int32(POLLERR | POLLHUP | POLLNVAL) != 0 {
@@ -196,27 +212,36 @@ public final class Inotify: @unchecked Sendable {
                 let n: Int?
                 do {
                     n = try WatchSys.readNonBlocking(fd, buffer + have, bufferSize - have, display: "inotify")
-                } catch let e as CourierError { error = e; break } catch { break }
-                guard let n else { continue }   // spurious readiness
+                } catch let e as CourierError {
+                    error = e
+                    break
+                } catch { break }
+                guard let n else { continue }  // spurious readiness
                 if n == 0 {
                     error = CourierError(.daemon, "inotify descriptor returned end of file")
                     break
                 }
                 have += n
                 let (events, consumed) = InotifyParser.parse(UnsafeRawBufferPointer(start: buffer, count: have))
-                if consumed > 0 && consumed < have { buffer.copyMemory(from: buffer + consumed, byteCount: have - consumed) }
+                if consumed > 0 && consumed < have {
+                    buffer.copyMemory(from: buffer + consumed, byteCount: have - consumed)
+                }
                 have -= consumed
                 if have == bufferSize {
-                    error = CourierError(.daemon, "inotify returned a record larger than the read buffer (\(bufferSize) bytes)")
+                    error = CourierError(
+                        .daemon, "inotify returned a record larger than the read buffer (\(bufferSize) bytes)")
                     break
                 }
                 if events.isEmpty { continue }
 
                 lock.lock()
-                if stopRequested { lock.unlock(); break loop }
+                if stopRequested {
+                    lock.unlock()
+                    break loop
+                }
                 batch = events
                 index = 0
-                lock.broadcast()   // the consumer waits on the lock's condition
+                lock.broadcast()  // the consumer waits on the lock's condition
                 lock.unlock()
             }
             lock.lock()

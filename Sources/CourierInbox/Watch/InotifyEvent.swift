@@ -75,7 +75,8 @@ public struct InotifyEvent: Equatable, Hashable, Sendable, CustomStringConvertib
 
     public var description: String {
         let shown = name ?? "<\(nameBytes.count) bytes, not UTF-8>"
-        return "inotify(wd \(wd), \(InotifyMask.describe(mask))\(cookie != 0 ? ", cookie \(cookie)" : "")\(shown.isEmpty ? "" : ", '\(shown)'"))"
+        return
+            "inotify(wd \(wd), \(InotifyMask.describe(mask))\(cookie != 0 ? ", cookie \(cookie)" : "")\(shown.isEmpty ? "" : ", '\(shown)'"))"
     }
 }
 
@@ -106,7 +107,7 @@ public enum InotifyParser {
             let cookie = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
             let len = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
             let nameStart = offset + headerSize
-            guard len <= bytes.count - nameStart else { break }   // truncated tail
+            guard len <= bytes.count - nameStart else { break }  // truncated tail
             // The name is NUL-terminated and NUL-padded up to `len` (a multiple of 16 in practice);
             // a name that fills `len` without a NUL is taken whole.
             var nameEnd = nameStart

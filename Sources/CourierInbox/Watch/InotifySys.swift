@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import SystemPackage
 
 /// Checked wrappers for the calls the watchers make, after `Sys` in CourierCore: one wrapper per
@@ -16,8 +14,9 @@ enum WatchSys {
     static func inotifyInit() throws -> Int32 {
         let (fd, e) = retrying { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
         if let e {
-            let why = InotifyLimits.explanation(errno: e, call: .initialize, path: nil,
-                                                currentLimit: InotifyLimits.readLimit(for: e, call: .initialize))
+            let why = InotifyLimits.explanation(
+                errno: e, call: .initialize, path: nil,
+                currentLimit: InotifyLimits.readLimit(for: e, call: .initialize))
             throw CourierError(.daemon, why ?? "inotify_init1 failed: \(e.description)", cause: e)
         }
         return fd
@@ -27,8 +26,9 @@ enum WatchSys {
     static func addWatch(_ fd: Int32, _ path: String, _ mask: UInt32) throws -> Int32 {
         let (wd, e) = retrying { inotify_add_watch(fd, path, mask) }
         if let e {
-            let why = InotifyLimits.explanation(errno: e, call: .addWatch, path: path,
-                                                currentLimit: InotifyLimits.readLimit(for: e, call: .addWatch))
+            let why = InotifyLimits.explanation(
+                errno: e, call: .addWatch, path: path,
+                currentLimit: InotifyLimits.readLimit(for: e, call: .addWatch))
             throw CourierError(.daemon, why ?? "\(path): cannot watch (inotify_add_watch): \(e.description)", cause: e)
         }
         return wd
@@ -63,7 +63,9 @@ enum WatchSys {
     }
 
     /// `read()` that reports EAGAIN as `nil` (nothing to read after all) instead of an error.
-    static func readNonBlocking(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws -> Int? {
+    static func readNonBlocking(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws
+        -> Int?
+    {
         let (n, e) = retrying { Glibc.read(fd, buf, count) }
         if let e {
             if e == .resourceTemporarilyUnavailable || e == .wouldBlock { return nil }
@@ -98,7 +100,8 @@ public enum InotifyLimits {
     public static func explanation(errno: Errno, call: Call, path: String?, currentLimit: Int?) -> String? {
         let subject = path.map { "\($0): cannot watch" } ?? "cannot start inotify"
         func value(_ sysctl: String) -> String { currentLimit.map { "\(sysctl) = \($0)" } ?? sysctl }
-        let poll = "Or run courier-inboxd with --poll SECONDS, which lists the inbox periodically instead of using inotify."
+        let poll =
+            "Or run courier-inboxd with --poll SECONDS, which lists the inbox periodically instead of using inotify."
         switch (call, errno) {
         case (.addWatch, .noSpace):
             return "\(subject): the per-user limit on inotify watches is reached (ENOSPC from inotify_add_watch; "

@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import Logging
 import SystemPackage
 
@@ -26,8 +24,10 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     private let shared = Shared()
 
     /// Starts polling `directory` (which must exist) every `period` (at least 10 ms).
-    public init(directory: String, period: Duration, rescanAtStart: Bool = true,
-                logger: Logger = Logger(label: "courier.inboxd.poll")) throws {
+    public init(
+        directory: String, period: Duration, rescanAtStart: Bool = true,
+        logger: Logger = Logger(label: "courier.inboxd.poll")
+    ) throws {
         guard period >= .milliseconds(10) else {
             throw CourierError(.usage, "poll period must be at least 10 ms, not \(period)")
         }
@@ -38,7 +38,8 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         self.period = period
         let shared = self.shared
         if rescanAtStart { shared.deliver(.rescan("start-up")) }
-        let nanos = UInt64(period.components.seconds) * 1_000_000_000 + UInt64(period.components.attoseconds / 1_000_000_000)
+        let nanos =
+            UInt64(period.components.seconds) * 1_000_000_000 + UInt64(period.components.attoseconds / 1_000_000_000)
         let dir = directory
         let thread = try WatchThread.start {
             Self.pollLoop(directory: dir, periodNanos: nanos, shared: shared, logger: logger)
@@ -48,7 +49,7 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
 
     deinit { stop() }
 
-    public var failure: CourierError? { nil }   // a failing listing is logged and retried, never fatal
+    public var failure: CourierError? { nil }  // a failing listing is logged and retried, never fatal
 
     /// True until the polling thread has left its loop.
     public var isRunning: Bool { shared.lock.withLock { shared.running } }
@@ -77,9 +78,9 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     /// What the consumer, `stop()` and the polling thread share.
     final class Shared: @unchecked Sendable {
         let lock = ConditionLock()
-        var stopRequested = false       // guarded by lock
-        var running = true              // guarded by lock
-        var queue: [WatchSignal] = []   // guarded by lock
+        var stopRequested = false  // guarded by lock
+        var running = true  // guarded by lock
+        var queue: [WatchSignal] = []  // guarded by lock
 
         /// Queues a signal unless the same one is already waiting.
         func deliver(_ s: WatchSignal) {
@@ -111,8 +112,10 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     /// the current observations and what was already reported, the names to report now and the
     /// updated report set. A name is reported when it was seen identical at two consecutive polls
     /// and that version was not reported before.
-    static func stable(previous: [String: Observation], current: [String: Observation],
-                       reported: [String: Observation]) -> (report: [String], reported: [String: Observation]) {
+    static func stable(
+        previous: [String: Observation], current: [String: Observation],
+        reported: [String: Observation]
+    ) -> (report: [String], reported: [String: Observation]) {
         var report: [String] = []
         var nowReported: [String: Observation] = [:]
         for (name, obs) in current {
@@ -135,9 +138,11 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
         var out: [String: Observation] = [:]
         for entry in try Sys.listDirectory(dirfd, display: directory) where InboxNames.isCandidate(entry.name) {
             guard let st = try? Sys.lstatat(dirfd, entry.name, display: directory + "/" + entry.name),
-                  (st.st_mode & S_IFMT) != S_IFDIR else { continue }
-            out[entry.name] = Observation(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
-                                          mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
+                (st.st_mode & S_IFMT) != S_IFDIR
+            else { continue }
+            out[entry.name] = Observation(
+                device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                mtimeSeconds: Int(st.st_mtim.tv_sec), mtimeNanos: Int(st.st_mtim.tv_nsec))
         }
         return out
     }

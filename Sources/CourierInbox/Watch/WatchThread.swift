@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
+@preconcurrency import Glibc
 import SystemPackage
 
 /// A mutex with a condition variable (pthread), for state shared between a watcher's own thread
@@ -71,9 +69,10 @@ struct WatchThread: @unchecked Sendable {
     /// default 8 MiB is address space the daemon does not need to reserve). Signals are blocked
     /// there, so SIGTERM reaches the daemon's own handling and never interrupts the watcher.
     static func start(_ body: @escaping @Sendable () -> Void) throws -> WatchThread {
-        do { return WatchThread(handle: try Threads.start(stackBytes: 512 * 1024, body)) }
-        catch let e as CourierError {
-            throw CourierError(.daemon, "cannot start the watcher thread: \((e.cause as? Errno)?.description ?? e.message)", cause: e.cause)
+        do { return WatchThread(handle: try Threads.start(stackBytes: 512 * 1024, body)) } catch let e as CourierError {
+            throw CourierError(
+                .daemon, "cannot start the watcher thread: \((e.cause as? Errno)?.description ?? e.message)",
+                cause: e.cause)
         }
     }
 

@@ -1,5 +1,5 @@
-import CourierCore
 import CourierConfig
+import CourierCore
 import CourierFetch
 import TOMLKit
 
@@ -159,19 +159,25 @@ public struct StageConfig: Sendable {
 
     static func parse(_ r: TableReader) throws -> StageConfig {
         let path = r.path
-        try r.allow(["outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles", "http", "hold_from", "types",
-                     "delta_format", "delta_window"])
+        try r.allow([
+            "outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles",
+            "http", "hold_from", "types",
+            "delta_format", "delta_window",
+        ])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }
         keys += try r.strings("keys").map(r.resolve)
         if keys.isEmpty { throw r.error(nil, "needs 'key' (the signing key file) or 'keys'") }
         guard let outbox = try r.string("outbox") else { throw r.error(nil, "needs 'outbox' (the outbox directory)") }
-        var c = StageConfig(path: path, outbox: r.resolve(outbox), keys: keys,
-                            stateDir: r.resolve(try r.string("state_dir") ?? (outbox + "/../courier-stage-state")))
+        var c = StageConfig(
+            path: path, outbox: r.resolve(outbox), keys: keys,
+            stateDir: r.resolve(try r.string("state_dir") ?? (outbox + "/../courier-stage-state")))
         c.verifyKeys = try r.strings("verify_keys").map(r.resolve)
         if let l = try r.duration("package_lifetime") { c.lifetime = l }
         if let comp = try r.string("compression") {
-            guard let v = Compression(rawValue: comp) else { throw r.error("compression", "must be zstd, gzip or none, not '\(comp)'") }
+            guard let v = Compression(rawValue: comp) else {
+                throw r.error("compression", "must be zstd, gzip or none, not '\(comp)'")
+            }
             c.compression = v
         }
         if let m = try r.int("max_cycles", min: 1, max: 20) { c.maxCycles = m }
@@ -182,8 +188,12 @@ public struct StageConfig: Sendable {
         }
         c.holdFrom = try r.string("hold_from").map(r.resolve)
         if let h = try r.table("http") {
-            try h.allow(["proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout", "retry_for", "max_bytes", "user_agent",
-                         "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval", "forbidden_cooldown", "busy_cooldown", "mirror_cooldown"])
+            try h.allow([
+                "proxy", "proxy_user", "proxy_password", "connect_timeout", "read_timeout", "retry_for", "max_bytes",
+                "user_agent",
+                "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval", "forbidden_cooldown", "busy_cooldown",
+                "mirror_cooldown",
+            ])
             c.http.proxy = try h.string("proxy")
             c.http.proxyUser = try h.string("proxy_user")
             c.http.proxyPassword = try h.string("proxy_password")
@@ -199,17 +209,21 @@ public struct StageConfig: Sendable {
         }
         for name in types.table.keys.sorted() {
             guard let t = try types.table(name) else { continue }
-            do { try Names.validateType(name) }
-            catch let e as CourierError { throw types.error(name, e.message) }
+            do { try Names.validateType(name) } catch let e as CourierError { throw types.error(name, e.message) }
             c.types.append(try parseType(name, t, http: c.http))
         }
         return c
     }
 
     static func parseType(_ name: String, _ t: TableReader, http: HTTP = HTTP()) throws -> ContentType {
-        try t.allow(Set(["source", "path", "layout", "url", "urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name",
-                         "metadata_url", "targets_url", "trusted_root", "targets", "target_pattern", "revision_key",
-                         "keep_revisions", "deltas", "hold", "settle", "ready_file"] + transferKeys))
+        try t.allow(
+            Set(
+                [
+                    "source", "path", "layout", "url", "urls", "checksum_url", "signature_url", "vendor_key",
+                    "signature_format", "vendor_fingerprints", "unpack", "file_name",
+                    "metadata_url", "targets_url", "trusted_root", "targets", "target_pattern", "revision_key",
+                    "keep_revisions", "deltas", "hold", "settle", "ready_file",
+                ] + transferKeys))
         guard let kind = try t.string("source") else { throw t.error(nil, "needs 'source' (dir, url or tuf)") }
         var type = ContentType(name: name, source: .dirSnapshot(path: ""))
         switch kind {
@@ -227,18 +241,27 @@ public struct StageConfig: Sendable {
             switch layout {
             case "revisions": type.source = .dirRevisions(path: t.resolve(p), settle: settle)
             case "snapshot": type.source = .dirSnapshot(path: t.resolve(p), settle: settle)
-            default: throw t.error("layout", "must be 'revisions' (<path>/<revision>/…) or 'snapshot' (one folder), not '\(layout)'")
+            default:
+                throw t.error(
+                    "layout", "must be 'revisions' (<path>/<revision>/…) or 'snapshot' (one folder), not '\(layout)'")
             }
         case "url":
             for k in ["settle", "ready_file"] where t.table[k] != nil {
                 throw t.error(k, "applies to dir sources only")
             }
-            if t.table["url"] != nil && t.table["urls"] != nil { throw t.error("urls", "give 'url' or 'urls', not both") }
+            if t.table["url"] != nil && t.table["urls"] != nil {
+                throw t.error("urls", "give 'url' or 'urls', not both")
+            }
             let urls = try urlList(t, t.table["urls"] != nil ? "urls" : "url")
-            guard let u = urls.first else { throw t.error("source", "a url source needs 'url' (one URL or a list of mirrors)") }
-            let last = String(u.split(separator: "/").last ?? "download").split(separator: "?").first.map(String.init) ?? "download"
+            guard let u = urls.first else {
+                throw t.error("source", "a url source needs 'url' (one URL or a list of mirrors)")
+            }
+            let last =
+                String(u.split(separator: "/").last ?? "download").split(separator: "?").first.map(String.init)
+                ?? "download"
             let archive = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".zip"].contains { last.hasSuffix($0) }
-            var spec = URLSourceSpec(url: u, unpack: try t.bool("unpack") ?? archive, fileName: try t.string("file_name") ?? last)
+            var spec = URLSourceSpec(
+                url: u, unpack: try t.bool("unpack") ?? archive, fileName: try t.string("file_name") ?? last)
             spec.urls = urls
             spec.checksumURLs = try urlList(t, "checksum_url")
             spec.checksumURL = spec.checksumURLs.first
@@ -247,11 +270,16 @@ public struct StageConfig: Sendable {
             spec.transfer = try parseTransfer(t, defaults: http.transfer, perType: true)
             spec.vendorKey = try t.string("vendor_key").map(t.resolve)
             if (spec.signatureURL == nil) != (spec.vendorKey == nil) {
-                throw t.error(spec.signatureURL == nil ? "vendor_key" : "signature_url", "signature_url and vendor_key go together")
+                throw t.error(
+                    spec.signatureURL == nil ? "vendor_key" : "signature_url",
+                    "signature_url and vendor_key go together")
             }
             if let f = try t.string("signature_format") {
                 guard let v = SignatureFormat(rawValue: f) else {
-                    throw t.error("signature_format", "must be one of \(SignatureFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \(Escape.quoted(f))")
+                    throw t.error(
+                        "signature_format",
+                        "must be one of \(SignatureFormat.allCases.map(\.rawValue).joined(separator: ", ")), not \(Escape.quoted(f))"
+                    )
                 }
                 if spec.signatureURL == nil { throw t.error("signature_format", "needs signature_url and vendor_key") }
                 spec.signatureFormat = v
@@ -259,10 +287,15 @@ public struct StageConfig: Sendable {
             spec.vendorFingerprints = try t.strings("vendor_fingerprints")
             if spec.signatureFormat == .openpgp {
                 if spec.vendorFingerprints.isEmpty {
-                    throw t.error("vendor_fingerprints", "signature_format = \"openpgp\" needs the vendor's key fingerprint(s): only signatures by them count")
+                    throw t.error(
+                        "vendor_fingerprints",
+                        "signature_format = \"openpgp\" needs the vendor's key fingerprint(s): only signatures by them count"
+                    )
                 }
                 for f in spec.vendorFingerprints where OpenPGP.normalise(f) == nil {
-                    throw t.error("vendor_fingerprints", "\(Escape.quoted(f)) is not an OpenPGP fingerprint (40 or 64 hex digits)")
+                    throw t.error(
+                        "vendor_fingerprints", "\(Escape.quoted(f)) is not an OpenPGP fingerprint (40 or 64 hex digits)"
+                    )
                 }
             } else if !spec.vendorFingerprints.isEmpty {
                 throw t.error("vendor_fingerprints", "applies to signature_format = \"openpgp\" only")
@@ -275,7 +308,10 @@ public struct StageConfig: Sendable {
             throw t.error("source", "must be 'dir', 'url' or 'tuf', not '\(kind)'")
         }
         if kind != "url" {
-            for k in ["urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints", "unpack", "file_name"]
+            for k in [
+                "urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints",
+                "unpack", "file_name",
+            ]
             where t.table[k] != nil { throw t.error(k, "applies to url sources only") }
         }
         if kind == "dir" {
@@ -287,7 +323,9 @@ public struct StageConfig: Sendable {
         if let k = try t.int("keep_revisions", min: 1, max: 1000) { type.keepRevisions = k }
         if let d = try t.int("deltas", min: 0, max: 100) { type.deltas = d }
         if let v = t.table["hold"] {
-            guard let a = v.array else { throw t.error("hold", "must be a list of revisions, e.g. hold = [20261120001]") }
+            guard let a = v.array else {
+                throw t.error("hold", "must be a list of revisions, e.g. hold = [20261120001]")
+            }
             type.hold = try a.map {
                 if let i = $0.int, i > 0 { return UInt64(i) }
                 if let s = $0.string, let r = Names.parseRevision(s) { return r }
@@ -297,23 +335,32 @@ public struct StageConfig: Sendable {
         return type
     }
 
-    static let transferKeys = ["headers", "user", "password", "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval"]
+    static let transferKeys = [
+        "headers", "user", "password", "ca_file", "ca_dir", "ca_mode", "max_rate", "min_interval",
+    ]
     static let tufKeys = ["metadata_url", "targets_url", "trusted_root", "targets", "target_pattern", "revision_key"]
 
     /// `source = "tuf"`: both URLs, the trusted root, and the targets by list or pattern.
     static func parseTUF(_ t: TableReader, http: HTTP) throws -> TUFSourceSpec {
         for k in ["settle", "ready_file", "path", "layout", "url"] where t.table[k] != nil {
-            throw t.error(k, "does not apply to a tuf source (it takes metadata_url, targets_url, trusted_root, targets or target_pattern)")
+            throw t.error(
+                k,
+                "does not apply to a tuf source (it takes metadata_url, targets_url, trusted_root, targets or target_pattern)"
+            )
         }
         func url(_ key: String) throws -> String {
             guard let u = try t.string(key) else { throw t.error("source", "a tuf source needs '\(key)'") }
-            guard u.hasPrefix("https://") || u.hasPrefix("http://") else { throw t.error(key, "must be an http:// or https:// URL") }
+            guard u.hasPrefix("https://") || u.hasPrefix("http://") else {
+                throw t.error(key, "must be an http:// or https:// URL")
+            }
             return u.hasSuffix("/") ? u : u + "/"
         }
         guard let root = try t.string("trusted_root") else {
-            throw t.error("source", "a tuf source needs 'trusted_root': the repository's root.json, placed once by the admin")
+            throw t.error(
+                "source", "a tuf source needs 'trusted_root': the repository's root.json, placed once by the admin")
         }
-        var spec = TUFSourceSpec(metadataURL: try url("metadata_url"), targetsURL: try url("targets_url"), trustedRoot: t.resolve(root))
+        var spec = TUFSourceSpec(
+            metadataURL: try url("metadata_url"), targetsURL: try url("targets_url"), trustedRoot: t.resolve(root))
         spec.targets = try t.strings("targets")
         spec.targetPattern = try t.string("target_pattern")
         if spec.targets.isEmpty == (spec.targetPattern == nil) {
@@ -332,7 +379,9 @@ public struct StageConfig: Sendable {
     static func urlList(_ t: TableReader, _ key: String) throws -> [String] {
         guard let v = t.table[key] else { return [] }
         let list: [String]
-        if let s = v.string { list = [s] } else {
+        if let s = v.string {
+            list = [s]
+        } else {
             list = try t.strings(key)
             if list.isEmpty { throw t.error(key, "must be a URL or a non-empty list of URLs") }
         }
@@ -359,8 +408,11 @@ public struct StageConfig: Sendable {
                         throw h.error(nil, "\(Escape.quoted(name)) is not an HTTP header name")
                     }
                     let lower = name.lowercased()
-                    if ["host", "content-length", "transfer-encoding", "connection", "range", "if-range", "if-none-match",
-                        "if-modified-since", "proxy-authorization"].contains(lower) {
+                    if [
+                        "host", "content-length", "transfer-encoding", "connection", "range", "if-range",
+                        "if-none-match",
+                        "if-modified-since", "proxy-authorization",
+                    ].contains(lower) {
                         throw h.error(name, "is set by the stager itself and cannot be configured")
                     }
                     guard let value = try h.string(name) else { continue }
@@ -385,7 +437,12 @@ public struct StageConfig: Sendable {
         if let f = try t.string("ca_file") { x.caFile = t.resolve(f) }
         if let d = try t.string("ca_dir") { x.caDir = t.resolve(d) }
         if let m = try t.string("ca_mode") {
-            guard CAMode(rawValue: m) != nil else { throw t.error("ca_mode", "must be \"add\" (besides the system store) or \"replace\" (instead of it), not \(Escape.quoted(m))") }
+            guard CAMode(rawValue: m) != nil else {
+                throw t.error(
+                    "ca_mode",
+                    "must be \"add\" (besides the system store) or \"replace\" (instead of it), not \(Escape.quoted(m))"
+                )
+            }
             x.caMode = m
         }
         if x.caMode == "replace" && x.caFile == nil && x.caDir == nil {

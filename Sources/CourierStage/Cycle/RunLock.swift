@@ -1,7 +1,6 @@
 import CourierCore
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import SystemPackage
 
 /// The exclusive lock of a staging run: `flock` on `state_dir/lock`, holding the pid for humans.
 /// The kernel drops it when the process dies, however it dies, so there are no stale locks.
@@ -22,7 +21,8 @@ public final class RunLock {
             }
             Sys.close(fd)
             if e == EWOULDBLOCK {
-                throw CourierError(.locked, "another courier-stage run holds \(path)\(holder); this run exits without doing anything")
+                throw CourierError(
+                    .locked, "another courier-stage run holds \(path)\(holder); this run exits without doing anything")
             }
             throw CourierError.io("flock", path: path, errno: Errno(rawValue: e))
         }
@@ -37,5 +37,3 @@ public final class RunLock {
         Sys.close(fd)
     }
 }
-
-import SystemPackage

@@ -1,10 +1,8 @@
 import CourierConfig
 import CourierCore
 import CourierFetch
-import Logging
-#if canImport(Glibc)
 @preconcurrency import Glibc
-#endif
+import Logging
 
 /// One run of `courier-stage run`: lock, then for each content type check the source, build and
 /// publish, apply retention; repeat for types whose source moved on meanwhile (bounded); then
@@ -37,7 +35,10 @@ public final class StageRunner {
         let types = config.types.filter { only.isEmpty || only.contains($0.name) }
         var fetcher: Fetcher? = nil
         if types.contains(where: {
-            switch $0.source { case .url, .tuf: return true; default: return false }
+            switch $0.source {
+            case .url, .tuf: return true
+            default: return false
+            }
         }) {
             fetcher = Fetcher(policy: try fetchPolicy(), logger: logger)
         }
@@ -66,8 +67,9 @@ public final class StageRunner {
             cycles += 1
             var movedOn: [StageConfig.ContentType] = []
             for type in pending {
-                let r = await stageOne(type, outbox: outbox, keys: keys, trust: trust, fetcher: fetcher,
-                                       held: retentionSuspended ? nil : held[type.name] ?? [])
+                let r = await stageOne(
+                    type, outbox: outbox, keys: keys, trust: trust, fetcher: fetcher,
+                    held: retentionSuspended ? nil : held[type.name] ?? [])
                 if let prev = results[type.name], prev.status == .published, r.status != .published {
                     // The re-check found nothing newer: keep what this run published.
                     if r.status == .failed { results[type.name]?.detail += "; re-check failed: \(r.detail)" }
@@ -94,16 +96,22 @@ public final class StageRunner {
             results[t.name]?.heldRevisions = h.filter { !missing.contains($0) }
             results[t.name]?.missingHeld = missing
             for r in missing {
-                let who = heldBy[t.name]?[r].map { "policy group\($0.count == 1 ? "" : "s") \($0.joined(separator: ", "))" } ?? "hold"
-                warnings.append("\(t.name) \(r) is held by \(who) but is not in the outbox: clients held there cannot get it")
+                let who =
+                    heldBy[t.name]?[r].map { "policy group\($0.count == 1 ? "" : "s") \($0.joined(separator: ", "))" }
+                    ?? "hold"
+                warnings.append(
+                    "\(t.name) \(r) is held by \(who) but is not in the outbox: clients held there cannot get it")
             }
         }
         for w in warnings { logger.warning("\(w)") }
         let ordered = types.compactMap { results[$0.name] }
-        var report = CycleReport(started: RFC3339.format(started), seconds: Sys.monotonicSeconds() - t0, cycles: cycles,
-                                 types: ordered, exitCode: 0, warnings: warnings)
+        var report = CycleReport(
+            started: RFC3339.format(started), seconds: Sys.monotonicSeconds() - t0, cycles: cycles,
+            types: ordered, exitCode: 0, warnings: warnings)
         report.exitCode = StageRunner.exitCode(ordered)
-        if report.failures == 0 { try? Sys.writeFileAtomically(config.stateDir + "/last-success", Array("\(clock())\n".utf8)) }
+        if report.failures == 0 {
+            try? Sys.writeFileAtomically(config.stateDir + "/last-success", Array("\(clock())\n".utf8))
+        }
         return report
     }
 
@@ -140,21 +148,26 @@ public final class StageRunner {
     }
 
     /// `held`: revisions retention keeps; nil suspends retention (the policy could not be read).
-    func stageOne(_ type: StageConfig.ContentType, outbox: Outbox, keys: [SigningKey], trust: TrustStore,
-                  fetcher: Fetcher?, held: Set<UInt64>?) async -> CycleReport.TypeResult {
+    func stageOne(
+        _ type: StageConfig.ContentType, outbox: Outbox, keys: [SigningKey], trust: TrustStore,
+        fetcher: Fetcher?, held: Set<UInt64>?
+    ) async -> CycleReport.TypeResult {
         let t0 = Sys.monotonicSeconds()
         let log = { (msg: String) in self.logger.info("\(msg)", metadata: ["type": "\(type.name)"]) }
         var result = CycleReport.TypeResult(type: type.name, status: .unchanged, detail: "")
         do {
             let leftovers = try outbox.cleanStaging(type.name)
-            if !leftovers.isEmpty { log("removed leftovers of an interrupted run: \(leftovers.joined(separator: ", "))") }
+            if !leftovers.isEmpty {
+                log("removed leftovers of an interrupted run: \(leftovers.joined(separator: ", "))")
+            }
             var latest = outbox.latest(type.name)
             // A revision renamed into place whose `latest` switch was interrupted: the rename is
             // the commit point, so finish the switch (after checking the package) and go on.
             // `latest.txt` is written before the `latest` link, so a crash between the two leaves
             // them disagreeing: finish that switch too.
             if let newest = try outbox.revisions(type.name).last,
-               newest > (latest ?? 0) || outbox.latestLink(type.name) != newest {
+                newest > (latest ?? 0) || outbox.latestLink(type.name) != newest
+            {
                 _ = try outbox.manifest(type.name, newest, trust: trust)
                 try outbox.setLatest(type.name, newest)
                 log("completed the interrupted publication of revision \(newest)")
@@ -169,7 +182,9 @@ public final class StageRunner {
             let source = type.source.makeSource()
             let ctx = SourceContext(
                 type: type.name, stateDir: typeState, workDir: work, latestRevision: latest,
-                latestFiles: { [outbox, latest] in try outbox.manifest(type.name, latest!, trust: trust).files.map { $0 } },
+                latestFiles: { [outbox, latest] in
+                    try outbox.manifest(type.name, latest!, trust: trust).files.map { $0 }
+                },
                 limits: Limits(), logger: logger, fetcher: fetcher, now: clock())
             let checked = try await source.check(ctx)
             result.mirror = ctx.served.mirror
@@ -182,7 +197,8 @@ public final class StageRunner {
                 let floor = max(latest ?? 0, existing.last ?? 0)
                 let revision = c.revision ?? max(floor + 1, Names.defaultRevision(unixTime: clock(), sequence: 1))
                 guard revision > floor else {
-                    throw CourierError(.rollback, "source offers revision \(revision), not above the published \(floor)")
+                    throw CourierError(
+                        .rollback, "source offers revision \(revision), not above the published \(floor)")
                 }
                 let bases = try existing.filter { $0 < revision }.suffix(type.deltas).map {
                     (revision: $0, files: Array(try outbox.manifest(type.name, $0, trust: trust).files))
@@ -192,10 +208,13 @@ public final class StageRunner {
                 opts.compression = config.compression
                 opts.deltaFormat = config.deltaFormat
                 opts.limits.maxDeltaWindow = config.deltaWindow
-                opts.provenance = c.provenance.merging(["tool": "courier-stage \(CourierVersion.string)", "host": Sys.hostName()]) { a, _ in a }
+                opts.provenance = c.provenance.merging([
+                    "tool": "courier-stage \(CourierVersion.string)", "host": Sys.hostName(),
+                ]) { a, _ in a }
                 log("publishing revision \(revision) (\(c.files.count) files) from \(source.describe)")
-                let p = try outbox.publish(type: type.name, revision: revision, tree: c.tree, files: c.files,
-                                           bases: Array(bases), options: opts, trust: trust, faults: faults)
+                let p = try outbox.publish(
+                    type: type.name, revision: revision, tree: c.tree, files: c.files,
+                    bases: Array(bases), options: opts, trust: trust, faults: faults)
                 try c.commit()
                 result.status = .published
                 result.previous = latest
@@ -204,7 +223,9 @@ public final class StageRunner {
                 result.deltas = p.deltas.map { .init(base: $0.base, bytes: $0.size) }
                 result.skippedDeltas = p.skippedDeltas.map { .init(base: $0.base, bytes: $0.size) }
                 for d in p.skippedDeltas {
-                    log("skipped the delta from \(d.base): \(human(d.size)) is not smaller than 90 % of the full package (\(human(p.full.size)))")
+                    log(
+                        "skipped the delta from \(d.base): \(human(d.size)) is not smaller than 90 % of the full package (\(human(p.full.size)))"
+                    )
                 }
                 result.downloadedBytes = c.downloadedBytes
                 result.detail = "\(c.files.count) files from \(source.describe)"

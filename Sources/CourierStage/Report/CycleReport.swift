@@ -1,15 +1,14 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// What one run did, per type: the source of the human summary, `--json` and the metrics file.
 public struct CycleReport: Codable, Sendable {
     public struct TypeResult: Codable, Sendable {
         public enum Status: String, Codable, Sendable { case unchanged, published, failed }
-        public struct Delta: Codable, Sendable { public var base: UInt64; public var bytes: Int64 }
+        public struct Delta: Codable, Sendable {
+            public var base: UInt64
+            public var bytes: Int64
+        }
         public var type: String
         public var status: Status
         public var detail: String
@@ -60,21 +59,33 @@ public struct CycleReport: Codable, Sendable {
         for t in types {
             switch t.status {
             case .unchanged:
-                lines.append("\(t.type): unchanged at \(t.revision.map(String.init) ?? "(none)") — \(t.detail)\(t.mirror.map { " (mirror \($0))" } ?? "")")
+                lines.append(
+                    "\(t.type): unchanged at \(t.revision.map(String.init) ?? "(none)") — \(t.detail)\(t.mirror.map { " (mirror \($0))" } ?? "")"
+                )
             case .published:
                 let from = t.previous.map { "\($0) → " } ?? "new: "
-                let deltas = t.deltas.isEmpty ? "" : ", \(t.deltas.count) delta\(t.deltas.count == 1 ? "" : "s") (\(t.deltas.map { "from \($0.base) \(human($0.bytes))" }.joined(separator: ", ")))"
-                let skipped = t.skippedDeltas.isEmpty ? "" : ", \(t.skippedDeltas.count) delta\(t.skippedDeltas.count == 1 ? "" : "s") skipped (no smaller than 90 % of the full package)"
+                let deltas =
+                    t.deltas.isEmpty
+                    ? ""
+                    : ", \(t.deltas.count) delta\(t.deltas.count == 1 ? "" : "s") (\(t.deltas.map { "from \($0.base) \(human($0.bytes))" }.joined(separator: ", ")))"
+                let skipped =
+                    t.skippedDeltas.isEmpty
+                    ? ""
+                    : ", \(t.skippedDeltas.count) delta\(t.skippedDeltas.count == 1 ? "" : "s") skipped (no smaller than 90 % of the full package)"
                 let dl = t.downloadedBytes > 0 ? ", downloaded \(human(t.downloadedBytes))" : ""
                 let mirror = t.mirror.map { ", from mirror \($0)" } ?? ""
-                lines.append("\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(skipped)\(dl)\(mirror), \(String(format1: t.seconds)) s")
+                lines.append(
+                    "\(t.type): \(from)\(t.revision!) — full \(human(t.fullBytes ?? 0))\(deltas)\(skipped)\(dl)\(mirror), \(String(format1: t.seconds)) s"
+                )
             case .failed:
                 lines.append("\(t.type): FAILED (\(t.errorCode ?? "error")) — \(t.detail)")
             }
         }
         for w in warnings { lines.append("WARNING: \(w)") }
         let ok = types.count - failures
-        lines.append("\(ok)/\(types.count) types ok, \(types.filter { $0.status == .published }.count) published, \(String(format1: seconds)) s, exit \(exitCode)")
+        lines.append(
+            "\(ok)/\(types.count) types ok, \(types.filter { $0.status == .published }.count) published, \(String(format1: seconds)) s, exit \(exitCode)"
+        )
         return lines.joined(separator: "\n")
     }
 }

@@ -71,8 +71,10 @@ extension StageConfig.SourceSpec {
 
 /// Runs `body` with a fetcher of a type's own (`change`: its headers, credentials, CA, rate),
 /// shut down afterwards whatever happens.
-func withOwnFetcher<T>(_ base: Fetcher, _ change: (inout FetchPolicy) -> Void,
-                       _ body: (Fetcher) async throws -> T) async throws -> T {
+func withOwnFetcher<T>(
+    _ base: Fetcher, _ change: (inout FetchPolicy) -> Void,
+    _ body: (Fetcher) async throws -> T
+) async throws -> T {
     let fetcher = base.with(change)
     do {
         let r = try await body(fetcher)

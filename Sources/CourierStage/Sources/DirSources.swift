@@ -23,8 +23,10 @@ public struct DirRevisionsSource: ContentSource {
         var o = TreeScanner.Options()
         o.limits = ctx.limits
         let files = try TreeScanner.scan(tree, options: o).filter { $0.path != settle.readyFile }
-        return .new(Candidate(tree: tree, revision: newest, files: files,
-                              provenance: ["source": "dir", "path": tree, "upstream_revision": String(newest)]))
+        return .new(
+            Candidate(
+                tree: tree, revision: newest, files: files,
+                provenance: ["source": "dir", "path": tree, "upstream_revision": String(newest)]))
     }
 }
 

@@ -1,9 +1,5 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
+import FoundationEssentials
 
 /// OpenPGP detached signatures (`signature_format = "openpgp"`), checked by `gpgv` — the verifier
 /// Debian's apt relies on — against a keyring file the configuration names, never the user's
@@ -28,7 +24,11 @@ enum OpenPGP {
     static func judge(status: Int32, output: String, allowed: Set<String>, display: String) throws -> Verdict {
         var valid: [(String, String?)] = []
         var noKey: [String] = []
-        var bad = false, expiredKey = false, revokedKey = false, expiredSig = false, noData = false
+        var bad = false
+        var expiredKey = false
+        var revokedKey = false
+        var expiredSig = false
+        var noData = false
         for line in output.split(separator: "\n") where line.hasPrefix("[GNUPG:] ") {
             let f = line.dropFirst(9).split(separator: " ")
             guard let tag = f.first else { continue }
@@ -50,7 +50,9 @@ enum OpenPGP {
         if expiredKey { throw refuse("the OpenPGP signature is by an expired key") }
         if expiredSig { throw refuse("the OpenPGP signature has expired") }
         if !noKey.isEmpty {
-            throw refuse("signed by OpenPGP key \(noKey.map(Escape.text).joined(separator: ", ")), which is not in the vendor keyring")
+            throw refuse(
+                "signed by OpenPGP key \(noKey.map(Escape.text).joined(separator: ", ")), which is not in the vendor keyring"
+            )
         }
         if noData || (valid.isEmpty && status != 0) {
             throw refuse("not an OpenPGP signature (gpgv found no signature data; exit \(status))")
@@ -66,15 +68,19 @@ enum OpenPGP {
 
     /// Runs gpgv in a private, throw-away home under `workDir`. `keyring`: a binary keyring or
     /// an armored public key block (de-armored here, since gpgv reads only the binary form).
-    static func verify(file: String, signature: [UInt8], keyring: String, fingerprints: [String],
-                       workDir: String, display: String) throws -> Verdict {
+    static func verify(
+        file: String, signature: [UInt8], keyring: String, fingerprints: [String],
+        workDir: String, display: String
+    ) throws -> Verdict {
         let home = workDir + "/gpgv-home"
         try Sys.removeTree(home)
         try Sys.mkdir(home, 0o700)
         defer { try? Sys.removeTree(home) }
         let keyBytes = try Sys.readFile(keyring, limit: 16 << 20)
         var ring = keyring
-        if let text = String(validating: keyBytes.prefix(64 << 10), as: UTF8.self), text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+        if let text = String(validating: keyBytes.prefix(64 << 10), as: UTF8.self),
+            text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        {
             guard let raw = dearmor(String(decoding: keyBytes, as: UTF8.self)) else {
                 throw CourierError(.config, "\(keyring): an armored OpenPGP key that cannot be decoded")
             }
@@ -88,26 +94,40 @@ enum OpenPGP {
         env["GNUPGHOME"] = home
         let out: ChildProcess.Outcome
         do {
-            out = try ChildProcess.run(["gpgv", "--homedir", home, "--status-fd", "1", "--keyring", Sys.absolutePath(ring),
-                                        sigPath, file], environment: env, timeout: 300, keepTail: 64 << 10)
+            out = try ChildProcess.run(
+                [
+                    "gpgv", "--homedir", home, "--status-fd", "1", "--keyring", Sys.absolutePath(ring),
+                    sigPath, file,
+                ], environment: env, timeout: 300, keepTail: 64 << 10)
         } catch let e as CourierError where e.code == .io {
-            throw CourierError(.config, "gpgv is needed for signature_format = \"openpgp\" and cannot be run (apt-get install gpgv): \(e.message)")
+            throw CourierError(
+                .config,
+                "gpgv is needed for signature_format = \"openpgp\" and cannot be run (apt-get install gpgv): \(e.message)"
+            )
         }
         if out.timedOut { throw CourierError(.signature, "\(display): gpgv did not finish within 300 s") }
-        return try judge(status: out.status, output: String(decoding: out.output, as: UTF8.self),
-                         allowed: Set(fingerprints.compactMap(normalise)), display: display)
+        return try judge(
+            status: out.status, output: String(decoding: out.output, as: UTF8.self),
+            allowed: Set(fingerprints.compactMap(normalise)), display: display)
     }
 
     /// The binary form of an ASCII-armored block (RFC 4880 §6.2): the base64 lines between the
     /// armor headers' blank line and the `=` checksum line or the END line.
     static func dearmor(_ text: String) -> [UInt8]? {
-        var inBlock = false, inBody = false
+        var inBlock = false
+        var inBody = false
         var b64 = ""
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
-            if !inBlock { if line.hasPrefix("-----BEGIN PGP PUBLIC KEY BLOCK-----") { inBlock = true }; continue }
+            if !inBlock {
+                if line.hasPrefix("-----BEGIN PGP PUBLIC KEY BLOCK-----") { inBlock = true }
+                continue
+            }
             if line.hasPrefix("-----END ") { break }
-            if !inBody { if line.trimming(" \t").isEmpty { inBody = true }; continue }
+            if !inBody {
+                if line.trimming(" \t").isEmpty { inBody = true }
+                continue
+            }
             if line.hasPrefix("=") { break }
             b64 += line.trimming(" \t")
         }

@@ -1,13 +1,7 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-import Crypto
 import CourierCore
-#if canImport(Glibc)
+import Crypto
+import FoundationEssentials
 @preconcurrency import Glibc
-#endif
 
 /// Is a `dir` source's folder finished? A person copying files in, or an rsync filling a new
 /// revision directory, leaves a half-written folder for a while; staging it would publish half a
@@ -24,7 +18,10 @@ import CourierCore
 public struct SettleRule: Sendable, Equatable {
     public var settle: Int64 = 0
     public var readyFile: String? = nil
-    public init(settle: Int64 = 0, readyFile: String? = nil) { self.settle = settle; self.readyFile = readyFile }
+    public init(settle: Int64 = 0, readyFile: String? = nil) {
+        self.settle = settle
+        self.readyFile = readyFile
+    }
 
     public var isOff: Bool { settle <= 0 && readyFile == nil }
 
@@ -40,17 +37,24 @@ public struct SettleRule: Sendable, Equatable {
         // The clock route failed (changed recently, or ctimes from a server in the future):
         // compare with what an earlier run saw.
         let statePath = stateDir + "/settle.json"
-        let seen = (try? Sys.readFile(statePath, limit: 4096)).flatMap { try? JSONDecoder().decode(Seen.self, from: Data($0)) }
+        let seen = (try? Sys.readFile(statePath, limit: 4096)).flatMap {
+            try? JSONDecoder().decode(Seen.self, from: Data($0))
+        }
         if let seen, seen.fingerprint == walk.fingerprint {
             if now - seen.since >= settle { return nil }
         } else {
             try Sys.mkdirs(stateDir)
-            try Sys.writeFileAtomically(statePath, Array(try JSONEncoder().encode(Seen(fingerprint: walk.fingerprint, since: now))), durable: false)
+            try Sys.writeFileAtomically(
+                statePath, Array(try JSONEncoder().encode(Seen(fingerprint: walk.fingerprint, since: now))),
+                durable: false)
         }
         return "\(dir): changed \(max(quiet, 0)) s ago, settle is \(settle) s: still being written"
     }
 
-    struct Seen: Codable { var fingerprint: String; var since: Int64 }
+    struct Seen: Codable {
+        var fingerprint: String
+        var since: Int64
+    }
 
     /// Newest ctime of any entry (the folder itself included) and a fingerprint of the walk.
     /// Links are not followed; what is not a file or directory counts by its own metadata.
@@ -64,7 +68,9 @@ public struct SettleRule: Sendable, Equatable {
                 let rel = prefix.isEmpty ? ent.name : prefix + "/" + ent.name
                 guard let st = try Sys.lstatat(dirfd, ent.name, display: root + "/" + rel) else { continue }
                 newest = max(newest, Int64(st.st_ctim.tv_sec))
-                lines.append("\(rel)\u{0}\(st.st_size)\u{0}\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)\u{0}\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)\u{0}\(st.st_ino)")
+                lines.append(
+                    "\(rel)\u{0}\(st.st_size)\u{0}\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)\u{0}\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)\u{0}\(st.st_ino)"
+                )
                 if st.st_mode & S_IFMT == S_IFDIR {
                     let sub = try Sys.openDirectoryAt(dirfd, ent.name, display: root + "/" + rel)
                     defer { Sys.close(sub) }

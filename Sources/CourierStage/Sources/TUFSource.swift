@@ -1,14 +1,8 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
 import CourierFetch
 import CourierTUF
-#if canImport(Glibc)
+import FoundationEssentials
 @preconcurrency import Glibc
-#endif
 
 /// `tuf` source: targets of a vendor's TUF repository (issue #14), verified by CourierTUF's
 /// updater — the python-tuf client workflow: root rotation from the root the admin placed,
@@ -49,9 +43,10 @@ public struct TUFSource: ContentSource {
             let root = try Sys.readFile(spec.trustedRoot, limit: UpdaterConfig().rootMaxLength)
             try Sys.writeFileAtomically(metaDir + "/root.json", root)
         }
-        let updater = try Updater(metadataDir: metaDir, metadataBaseURL: spec.metadataURL, targetDir: cache,
-                                  targetBaseURL: spec.targetsURL, fetcher: fetcher, logger: ctx.logger,
-                                  referenceTime: ctx.now)
+        let updater = try Updater(
+            metadataDir: metaDir, metadataBaseURL: spec.metadataURL, targetDir: cache,
+            targetBaseURL: spec.targetsURL, fetcher: fetcher, logger: ctx.logger,
+            referenceTime: ctx.now)
         try await updater.refresh()
         ctx.served.mirror = URLSource.redact(spec.metadataURL)
 
@@ -68,21 +63,34 @@ public struct TUFSource: ContentSource {
             }
         }
         // One updater for all: targets in the listed order, small ones several at a time.
-        try await updater.downloadTargets(names, check: { name, target in
-            // Bounded before a byte is fetched: the signed length against the stager's download
-            // cap ([http] max_bytes) and the tree against the package limit.
-            if target.file.length > fetcher.policy.maxBytes {
-                throw CourierError(.limit, "tuf target \(Escape.quoted(name)) is \(target.file.length) bytes, more than [http] max_bytes (\(fetcher.policy.maxBytes))")
+        try await updater.downloadTargets(
+            names,
+            check: { name, target in
+                // Bounded before a byte is fetched: the signed length against the stager's download
+                // cap ([http] max_bytes) and the tree against the package limit.
+                if target.file.length > fetcher.policy.maxBytes {
+                    throw CourierError(
+                        .limit,
+                        "tuf target \(Escape.quoted(name)) is \(target.file.length) bytes, more than [http] max_bytes (\(fetcher.policy.maxBytes))"
+                    )
+                }
+                total += UInt64(target.file.length)
+                if total > ctx.limits.maxTotalBytes {
+                    throw CourierError(
+                        .limit,
+                        "the chosen tuf targets add up to more than the limit of \(ctx.limits.maxTotalBytes) bytes")
+                }
             }
-            total += UInt64(target.file.length)
-            if total > ctx.limits.maxTotalBytes {
-                throw CourierError(.limit, "the chosen tuf targets add up to more than the limit of \(ctx.limits.maxTotalBytes) bytes")
-            }
-        }) { name, target, obtained in
+        ) { name, target, obtained in
             if case .stored = obtained { downloaded += target.file.length }
             if let key = self.spec.revisionKey, let v = target.file.custom?[field: key] {
-                guard let r = v.intValue.flatMap({ $0 > 0 ? UInt64($0) : nil }) ?? v.stringValue.flatMap(Names.parseRevision) else {
-                    throw CourierError(.malformed, "tuf target \(Escape.quoted(name)): custom \(Escape.quoted(key)) is not a revision number")
+                guard
+                    let r = v.intValue.flatMap({ $0 > 0 ? UInt64($0) : nil })
+                        ?? v.stringValue.flatMap(Names.parseRevision)
+                else {
+                    throw CourierError(
+                        .malformed,
+                        "tuf target \(Escape.quoted(name)): custom \(Escape.quoted(key)) is not a revision number")
                 }
                 revisions.insert(r)
             }
@@ -94,7 +102,10 @@ public struct TUFSource: ContentSource {
                 throw CourierError(.source, "no chosen tuf target carries custom \(Escape.quoted(key)) (revision_key)")
             }
             guard revisions.count == 1 else {
-                throw CourierError(.source, "the chosen tuf targets name different revisions in custom \(Escape.quoted(key)): \(revisions.sorted().map(String.init).joined(separator: ", "))")
+                throw CourierError(
+                    .source,
+                    "the chosen tuf targets name different revisions in custom \(Escape.quoted(key)): \(revisions.sorted().map(String.init).joined(separator: ", "))"
+                )
             }
             revision = revisions.first
         }
@@ -103,11 +114,17 @@ public struct TUFSource: ContentSource {
         let files = try TreeScanner.scan(tree, options: o)
         let versions = roleVersions(updater)
         if try sameContent(files, ctx) {
-            return .unchanged("tuf: \(versions.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")); targets equal revision \(ctx.latestRevision!)")
+            return .unchanged(
+                "tuf: \(versions.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")); targets equal revision \(ctx.latestRevision!)"
+            )
         }
-        var prov = ["source": "tuf", "metadata_url": URLSource.redact(spec.metadataURL), "targets_url": URLSource.redact(spec.targetsURL)]
+        var prov = [
+            "source": "tuf", "metadata_url": URLSource.redact(spec.metadataURL),
+            "targets_url": URLSource.redact(spec.targetsURL),
+        ]
         for (role, v) in versions { prov["tuf_\(role)_version"] = String(v) }
-        return .new(Candidate(tree: tree, revision: revision, files: files, provenance: prov, downloadedBytes: downloaded))
+        return .new(
+            Candidate(tree: tree, revision: revision, files: files, provenance: prov, downloadedBytes: downloaded))
     }
 
     /// The target paths that form the tree: the configured list, or every target of the
@@ -136,7 +153,8 @@ public struct TUFSource: ContentSource {
             for r in md.signed.delegations?.roles ?? [] { queue.append((r.name, role)) }
         }
         if chosen.isEmpty {
-            throw CourierError(.source, "no tuf target matches target_pattern \(Escape.quoted(pattern)) (\(listed) targets listed)")
+            throw CourierError(
+                .source, "no tuf target matches target_pattern \(Escape.quoted(pattern)) (\(listed) targets listed)")
         }
         return chosen.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
@@ -149,7 +167,8 @@ public struct TUFSource: ContentSource {
         defer { Sys.close(src) }
         let dst = try Sys.open(tree + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         defer { Sys.close(dst) }
-        _ = try TreeCopier.copyData(src, dst, size: Int(try Sys.fstat(src, display: local).st_size), src: local, dst: tree + "/" + name)
+        _ = try TreeCopier.copyData(
+            src, dst, size: Int(try Sys.fstat(src, display: local).st_size), src: local, dst: tree + "/" + name)
     }
 
     /// The versions of the top-level roles now trusted, for provenance and the report.

@@ -1,11 +1,8 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-import Crypto
 import CourierCore
 import CourierFetch
+import Crypto
+import FoundationEssentials
+@preconcurrency import Glibc
 
 /// `url` source: one file or archive over HTTP(S), as rule feeds and signature vendors publish.
 ///
@@ -38,7 +35,9 @@ public struct URLSource: ContentSource {
         guard let base = ctx.fetcher else { throw CourierError(.config, "url source needs an HTTP fetcher") }
         // The type's own headers, credentials, CA, rate and interval: a fetcher of its own.
         do {
-            return try await withOwnFetcher(base, { spec.transfer.apply(to: &$0) }) { try await check(ctx, fetcher: $0) }
+            return try await withOwnFetcher(base, { spec.transfer.apply(to: &$0) }) {
+                try await check(ctx, fetcher: $0)
+            }
         } catch let e as CourierError where e.code == .minInterval {
             return .unchanged(e.message)
         }
@@ -50,15 +49,19 @@ public struct URLSource: ContentSource {
         let file = downloads + "/" + spec.fileName
         let statePath = ctx.stateDir + "/source.json"
         var stored: [String: Validators] = [:]
-        if let b = try? Sys.readFile(statePath, limit: 1 << 16), let s = try? JSONDecoder().decode(State.self, from: Data(b)),
-           Sys.exists(file), ctx.latestRevision != nil {
+        if let b = try? Sys.readFile(statePath, limit: 1 << 16),
+            let s = try? JSONDecoder().decode(State.self, from: Data(b)),
+            Sys.exists(file), ctx.latestRevision != nil
+        {
             stored = s.map
         }
         let known = stored
         let mirrors = spec.urls.isEmpty ? [spec.url] : spec.urls
         let served = try await fetcher.fetch(mirrors: mirrors, to: file, validators: { known[$0] })
         ctx.served.mirror = served.mirror
-        if mirrors.count > 1 { ctx.logger.info("served by mirror \(served.index + 1): \(served.mirror)", metadata: ["type": "\(ctx.type)"]) }
+        if mirrors.count > 1 {
+            ctx.logger.info("served by mirror \(served.index + 1): \(served.mirror)", metadata: ["type": "\(ctx.type)"])
+        }
         guard case .downloaded(let bytes, let newValidators, _) = served.value else {
             return .unchanged("not modified upstream (HTTP 304\(mirrors.count > 1 ? " from \(served.mirror)" : ""))")
         }
@@ -74,17 +77,19 @@ public struct URLSource: ContentSource {
         var vendorProvenance: [String: String] = [:]
         do {
             if !spec.checksumURLs.isEmpty {
-                try await checkChecksum(file: file, urls: preferring(served.mirror, spec.checksumURLs, fetcher), fetcher: fetcher)
+                try await checkChecksum(
+                    file: file, urls: preferring(served.mirror, spec.checksumURLs, fetcher), fetcher: fetcher)
             } else if let cu = spec.checksumURL {
                 try await checkChecksum(file: file, urls: [cu], fetcher: fetcher)
             }
             if let vk = spec.vendorKey {
                 let sigs = spec.signatureURLs.isEmpty ? spec.signatureURL.map { [$0] } ?? [] : spec.signatureURLs
-                vendorProvenance = try await checkSignature(mirrors: preferring(served.mirror, sigs, fetcher), keyPath: vk, file: file,
-                                                            fetcher: fetcher, workDir: ctx.workDir)
+                vendorProvenance = try await checkSignature(
+                    mirrors: preferring(served.mirror, sigs, fetcher), keyPath: vk, file: file,
+                    fetcher: fetcher, workDir: ctx.workDir)
             }
         } catch {
-            try? Sys.unlink(file)   // never keep unvouched content as a cache
+            try? Sys.unlink(file)  // never keep unvouched content as a cache
             throw error
         }
         let tree = ctx.workDir + "/tree"
@@ -99,7 +104,8 @@ public struct URLSource: ContentSource {
             defer { Sys.close(src) }
             let dst = try Sys.open(tree + "/" + spec.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
             defer { Sys.close(dst) }
-            try TreeCopier.copyData(src, dst, size: Int(try Sys.fstat(src, display: file).st_size), src: file, dst: tree)
+            try TreeCopier.copyData(
+                src, dst, size: Int(try Sys.fstat(src, display: file).st_size), src: file, dst: tree)
         }
         var o = TreeScanner.Options()
         o.limits = ctx.limits
@@ -112,13 +118,18 @@ public struct URLSource: ContentSource {
         var prov = ["source": "url", "url": served.mirror].merging(vendorProvenance) { a, _ in a }
         if let e = newValidators.etag { prov["etag"] = e }
         if let l = newValidators.lastModified { prov["last_modified"] = l }
-        return .new(Candidate(tree: tree, revision: nil, files: files, provenance: prov, downloadedBytes: bytes, commit: commit(false)))
+        return .new(
+            Candidate(
+                tree: tree, revision: nil, files: files, provenance: prov, downloadedBytes: bytes, commit: commit(false)
+            ))
     }
 
     /// Mirrors of a checksum or signature file, those on the host that served the download first
     /// (a lagging mirror's checksum file matches its own download), then in the fetcher's order.
     func preferring(_ servedBy: String, _ urls: [String], _ fetcher: Fetcher) -> [String] {
-        let host = { (u: String) in u.split(separator: "/", maxSplits: 3).dropFirst().first.map { URLSource.redact("x://" + $0) } }
+        let host = { (u: String) in
+            u.split(separator: "/", maxSplits: 3).dropFirst().first.map { URLSource.redact("x://" + $0) }
+        }
         let h = host(servedBy)
         let ordered = fetcher.mirrorOrder(urls)
         return ordered.filter { host(URLSource.redact($0)) == h } + ordered.filter { host(URLSource.redact($0)) != h }
@@ -127,12 +138,16 @@ public struct URLSource: ContentSource {
     /// The vendor signature from the first signature mirror that has one. `checkSignature` fetches
     /// and checks one URL; a mirror that cannot be fetched (download, network, proxy errors) passes
     /// to the next, a signature that does not verify does not.
-    func checkSignature(mirrors: [String], keyPath: String, file: String, fetcher: Fetcher, workDir: String) async throws -> [String: String] {
+    func checkSignature(mirrors: [String], keyPath: String, file: String, fetcher: Fetcher, workDir: String)
+        async throws -> [String: String]
+    {
         var failures: [String] = []
         for (n, url) in mirrors.enumerated() {
             do {
-                return try await checkSignature(file: file, url: url, keyPath: keyPath, fetcher: fetcher, workDir: workDir)
-            } catch let e as CourierError where [.download, .network, .proxy].contains(e.code) && n + 1 < mirrors.count {
+                return try await checkSignature(
+                    file: file, url: url, keyPath: keyPath, fetcher: fetcher, workDir: workDir)
+            } catch let e as CourierError where [.download, .network, .proxy].contains(e.code) && n + 1 < mirrors.count
+            {
                 failures.append(e.message)
             }
         }
@@ -152,17 +167,25 @@ public struct URLSource: ContentSource {
         for line in text.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard let h = parts.first.map({ $0.lowercased() }), h.count == 64 || h.count == 32,
-                  h.allSatisfy({ $0.isHexDigit }) else { continue }
-            if parts.count == 1 { lone = h; continue }
+                h.allSatisfy({ $0.isHexDigit })
+            else { continue }
+            if parts.count == 1 {
+                lone = h
+                continue
+            }
             let n = parts[1].trimming(" *\t")
             if n == name || n.hasSuffix("/" + name) { expected = h }
         }
         guard let want = expected ?? lone else {
-            throw CourierError(.download, "\(URLSource.redact(url)): no checksum for \(Escape.quoted(name)) in the checksum file")
+            throw CourierError(
+                .download, "\(URLSource.redact(url)): no checksum for \(Escape.quoted(name)) in the checksum file")
         }
         let got = try hashFile(file, md5: want.count == 32)
         guard got == want else {
-            throw CourierError(.download, "\(URLSource.redact(spec.url)): checksum mismatch: downloaded \(got), \(URLSource.redact(url)) says \(want)")
+            throw CourierError(
+                .download,
+                "\(URLSource.redact(spec.url)): checksum mismatch: downloaded \(got), \(URLSource.redact(url)) says \(want)"
+            )
         }
     }
 
@@ -184,7 +207,9 @@ public struct URLSource: ContentSource {
     /// Checks the vendor's detached signature of the download in the configured format
     /// (docs/STAGE.md, "Vendor signatures"); returns what goes into the provenance. Any
     /// failure is `.signature` (exit 7) with the reason; a key file that cannot be read is `.config`.
-    func checkSignature(file: String, url: String, keyPath: String, fetcher: Fetcher, workDir: String) async throws -> [String: String] {
+    func checkSignature(file: String, url: String, keyPath: String, fetcher: Fetcher, workDir: String) async throws
+        -> [String: String]
+    {
         let shown = URLSource.redact(spec.url)
         // Signature files are small; minisign's and signify's are under 400 bytes, OpenPGP's a few KiB.
         let sigBytes = try await fetcher.fetchSmall(url, limit: 64 << 10)
@@ -197,13 +222,15 @@ public struct URLSource: ContentSource {
             let keyText = String(decoding: try Sys.readFile(keyPath, limit: 64 << 10), as: UTF8.self)
             let key = try VendorSignature.parseKey(keyText, format: format, source: keyPath)
             let sig = try VendorSignature.parseSignature(sigBytes, format: format, source: URLSource.redact(url))
-            let comment = try VendorSignature.verify(file: file, signature: sig, key: key, format: format, display: shown)
+            let comment = try VendorSignature.verify(
+                file: file, signature: sig, key: key, format: format, display: shown)
             var p = ["vendor_signature": "\(format.rawValue) \(key.keyNumberHex)"]
             if let c = comment { p["vendor_trusted_comment"] = c }
             return p
         case .openpgp:
-            let v = try OpenPGP.verify(file: file, signature: sigBytes, keyring: keyPath, fingerprints: spec.vendorFingerprints,
-                                       workDir: workDir, display: shown)
+            let v = try OpenPGP.verify(
+                file: file, signature: sigBytes, keyring: keyPath, fingerprints: spec.vendorFingerprints,
+                workDir: workDir, display: shown)
             return ["vendor_signature": "openpgp \(v.fingerprint)"]
         }
     }
@@ -214,33 +241,36 @@ public struct URLSource: ContentSource {
     func checkEd25519(file: String, sigBytes: [UInt8], url: String, keyPath: String) throws {
         let keyText = String(decoding: try Sys.readFile(keyPath, limit: 64 << 10), as: UTF8.self)
         let key: PublicKey
-        if keyText.hasPrefix(PublicKey.tag) { key = try PublicKey.parse(keyText, source: keyPath) }
-        else if let raw = Data(base64Encoded: keyText.trimming(" \n\r\t")), raw.count == 32 {
+        if keyText.hasPrefix(PublicKey.tag) {
+            key = try PublicKey.parse(keyText, source: keyPath)
+        } else if let raw = Data(base64Encoded: keyText.trimming(" \n\r\t")), raw.count == 32 {
             key = try PublicKey(raw: Array(raw))
         } else {
-            throw CourierError(.config, "\(keyPath): vendor key is neither a Courier .pub line nor base64 of a 32-byte Ed25519 key")
+            throw CourierError(
+                .config, "\(keyPath): vendor key is neither a Courier .pub line nor base64 of a 32-byte Ed25519 key")
         }
         var sig = sigBytes
         if sig.count != 64, let d = Data(base64Encoded: String(decoding: sigBytes, as: UTF8.self).trimming(" \n\r\t")) {
             sig = Array(d)
         }
         guard sig.count == 64 else {
-            throw CourierError(.signature, "\(URLSource.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
+            throw CourierError(
+                .signature, "\(URLSource.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
         }
         let content = try Sys.readFile(file, limit: VendorSignature.maxInMemory)
         guard key.isValidSignature(sig, for: content) else {
-            throw CourierError(.signature, "\(URLSource.redact(spec.url)): the vendor signature does not verify with \(keyPath) (key \(key.keyID))")
+            throw CourierError(
+                .signature,
+                "\(URLSource.redact(spec.url)): the vendor signature does not verify with \(keyPath) (key \(key.keyID))"
+            )
         }
     }
 
     /// A URL without user:password, for logs and provenance.
     public static func redact(_ url: String) -> String {
         guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
-              !url[scheme.upperBound..<at].contains("/") else { return url }
+            !url[scheme.upperBound..<at].contains("/")
+        else { return url }
         return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
     }
 }
-
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif

@@ -34,12 +34,16 @@ public struct TUFKey: Sendable, Equatable {
     public init(json: JSONValue, keyid: String) throws {
         guard case .object = json else { throw CourierError(.malformed, "key \(Escape.quoted(keyid)): not an object") }
         guard let kt = json[field: "keytype"]?.stringValue, let sc = json[field: "scheme"]?.stringValue,
-              Self.knownPairs.contains(where: { $0.0.utf8.elementsEqual(kt.utf8) && $0.1.utf8.elementsEqual(sc.utf8) })
+            Self.knownPairs.contains(where: { $0.0.utf8.elementsEqual(kt.utf8) && $0.1.utf8.elementsEqual(sc.utf8) })
         else {
-            let kt = json[field: "keytype"]?.stringValue ?? "?", sc = json[field: "scheme"]?.stringValue ?? "?"
-            throw CourierError(.malformed, "key \(Escape.quoted(keyid)): unsupported public key \(Escape.quoted(kt))/\(Escape.quoted(sc))")
+            let kt = json[field: "keytype"]?.stringValue ?? "?"
+            let sc = json[field: "scheme"]?.stringValue ?? "?"
+            throw CourierError(
+                .malformed,
+                "key \(Escape.quoted(keyid)): unsupported public key \(Escape.quoted(kt))/\(Escape.quoted(sc))")
         }
-        guard let kv = json[field: "keyval"]?.objectValue, json[field: "keyval"]?[field: "public"]?.stringValue != nil else {
+        guard let kv = json[field: "keyval"]?.objectValue, json[field: "keyval"]?[field: "public"]?.stringValue != nil
+        else {
             throw CourierError(.malformed, "key \(Escape.quoted(keyid)): keyval.public must be a string")
         }
         self.keyType = kt
@@ -66,7 +70,8 @@ public struct TUFKey: Sendable, Equatable {
             switch (keyType, scheme) {
             case ("ed25519", "ed25519"):
                 guard let raw = Hex.decode(publicValue), raw.count == 32 else { return false }
-                return try Curve25519.Signing.PublicKey(rawRepresentation: raw).isValidSignature(signature, for: message)
+                return try Curve25519.Signing.PublicKey(rawRepresentation: raw).isValidSignature(
+                    signature, for: message)
             case ("ecdsa", "ecdsa-sha2-nistp256"), ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"):
                 let k = try P256.Signing.PublicKey(pemRepresentation: publicValue)
                 let s = try P256.Signing.ECDSASignature(derRepresentation: signature)
@@ -99,6 +104,7 @@ public struct TUFKey: Sendable, Equatable {
     private func rsa<D: Digest>(_ signature: [UInt8], _ digest: D) throws -> Bool {
         let k = try _RSA.Signing.PublicKey(pemRepresentation: publicValue)
         let padding: _RSA.Signing.Padding = scheme.hasPrefix("rsassa-pss") ? .PSS : .insecurePKCS1v1_5
-        return k.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: padding)
+        return k.isValidSignature(
+            _RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: padding)
     }
 }

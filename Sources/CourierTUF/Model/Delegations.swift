@@ -18,11 +18,15 @@ public struct DelegatedRole: Sendable, Equatable {
         let what = "delegated role \(Escape.quoted(n))"
         name = n
         keys = try RoleKeys(j, what: what)
-        guard let t = j[field: "terminating"]?.boolValue else { throw CourierError(.malformed, "\(what): terminating must be a boolean") }
+        guard let t = j[field: "terminating"]?.boolValue else {
+            throw CourierError(.malformed, "\(what): terminating must be a boolean")
+        }
         terminating = t
         let p = j[field: "paths"].flatMap { $0 == .null ? nil : $0 }
         let h = j[field: "path_hash_prefixes"].flatMap { $0 == .null ? nil : $0 }
-        guard (p == nil) != (h == nil) else { throw CourierError(.malformed, "\(what): only one of (paths, path_hash_prefixes) must be set") }
+        guard (p == nil) != (h == nil) else {
+            throw CourierError(.malformed, "\(what): only one of (paths, path_hash_prefixes) must be set")
+        }
         paths = try p.map { try $0.stringArray(in: what, "paths") }
         pathHashPrefixes = try h.map { try $0.stringArray(in: what, "path_hash_prefixes") }
     }
@@ -41,7 +45,9 @@ public struct SuccinctRoles: Sendable, Equatable {
         guard case .object = j else { throw CourierError(.malformed, "\(what): not an object") }
         keys = try RoleKeys(j, what: what)
         let b = try j.req("bit_length", in: what).int(in: what, "bit_length")
-        guard b > 0, b <= 32 else { throw CourierError(.malformed, "\(what): bit_length must be between 1 and 32, got \(b)") }
+        guard b > 0, b <= 32 else {
+            throw CourierError(.malformed, "\(what): bit_length must be between 1 and 32, got \(b)")
+        }
         bitLength = Int(b)
         namePrefix = try j.req("name_prefix", in: what).string(in: what, "name_prefix")
     }
@@ -65,13 +71,18 @@ public struct SuccinctRoles: Sendable, Equatable {
 
     /// python-tuf `is_delegated_role`: prefix + "-" + exactly suffixLength hex digits < bins.
     public func isDelegatedRole(_ name: String) -> Bool {
-        let pre = Array((namePrefix + "-").utf8), n = Array(name.utf8)
+        let pre = Array((namePrefix + "-").utf8)
+        let n = Array(name.utf8)
         guard n.count == pre.count + suffixLength, n.starts(with: pre) else { return false }
         // Python's int(x, 16) also takes "0x" prefixes, "_" separators and surrounding
         // whitespace; bin names never contain them, and such names are not this set's bins.
         let suffix = n[pre.count...]
-        let isHexDigit = { (c: UInt8) in (0x30...0x39).contains(c) || (0x61...0x66).contains(c) || (0x41...0x46).contains(c) }
-        guard suffix.allSatisfy(isHexDigit), let v = Int64(String(decoding: suffix, as: UTF8.self), radix: 16) else { return false }
+        let isHexDigit = { (c: UInt8) in
+            (0x30...0x39).contains(c) || (0x61...0x66).contains(c) || (0x41...0x46).contains(c)
+        }
+        guard suffix.allSatisfy(isHexDigit), let v = Int64(String(decoding: suffix, as: UTF8.self), radix: 16) else {
+            return false
+        }
         return v >= 0 && v < numberOfBins
     }
 }
@@ -88,7 +99,9 @@ public struct Delegations: Sendable, Equatable {
         keys = try parseKeys(j.req("keys", in: "delegations"), what: "delegations")
         let r = j[field: "roles"].flatMap { $0 == .null ? nil : $0 }
         let s = j[field: "succinct_roles"].flatMap { $0 == .null ? nil : $0 }
-        guard (r == nil) != (s == nil) else { throw CourierError(.malformed, "delegations: one of roles and succinct_roles must be set") }
+        guard (r == nil) != (s == nil) else {
+            throw CourierError(.malformed, "delegations: one of roles and succinct_roles must be set")
+        }
         if let r {
             guard let a = r.arrayValue else { throw CourierError(.malformed, "delegations: roles is not a list") }
             var out: [DelegatedRole] = []
@@ -98,8 +111,12 @@ public struct Delegations: Sendable, Equatable {
                 guard seen.insert(Array(d.name.utf8)).inserted else {
                     throw CourierError(.malformed, "delegations: duplicate role \(Escape.quoted(d.name))")
                 }
-                guard !d.name.isEmpty, !Root.topLevelRoles.contains(where: { $0.utf8.elementsEqual(d.name.utf8) }) else {
-                    throw CourierError(.malformed, "delegations: delegated roles cannot be empty or use top-level role names (\(Escape.quoted(d.name)))")
+                guard !d.name.isEmpty, !Root.topLevelRoles.contains(where: { $0.utf8.elementsEqual(d.name.utf8) })
+                else {
+                    throw CourierError(
+                        .malformed,
+                        "delegations: delegated roles cannot be empty or use top-level role names (\(Escape.quoted(d.name)))"
+                    )
                 }
                 out.append(d)
             }

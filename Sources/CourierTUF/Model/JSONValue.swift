@@ -38,15 +38,31 @@ public enum JSONValue: Sendable, Equatable {
     /// a non-object). Byte comparison, because `String ==` treats e.g. U+212A KELVIN SIGN as `K`.
     public subscript(field name: String) -> JSONValue? {
         guard case .object(let o) = self, let i = o.index(forKey: name),
-              o[i].key.utf8.elementsEqual(name.utf8) else { return nil }
+            o[i].key.utf8.elementsEqual(name.utf8)
+        else { return nil }
         return o[i].value
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var intValue: Int64? { if case .int(let v) = self { return v }; return nil }
-    public var boolValue: Bool? { if case .bool(let v) = self { return v }; return nil }
-    public var arrayValue: [JSONValue]? { if case .array(let v) = self { return v }; return nil }
-    public var objectValue: [String: JSONValue]? { if case .object(let v) = self { return v }; return nil }
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+    public var intValue: Int64? {
+        if case .int(let v) = self { return v }
+        return nil
+    }
+    public var boolValue: Bool? {
+        if case .bool(let v) = self { return v }
+        return nil
+    }
+    public var arrayValue: [JSONValue]? {
+        if case .array(let v) = self { return v }
+        return nil
+    }
+    public var objectValue: [String: JSONValue]? {
+        if case .object(let v) = self { return v }
+        return nil
+    }
 
     // MARK: Parsing
 
@@ -75,11 +91,17 @@ public enum JSONValue: Sendable, Equatable {
         let maxDepth: Int
         var i = 0
 
-        init(b: [UInt8], what: String, maxDepth: Int) { self.b = b; self.what = what; self.maxDepth = maxDepth }
+        init(b: [UInt8], what: String, maxDepth: Int) {
+            self.b = b
+            self.what = what
+            self.maxDepth = maxDepth
+        }
 
         func fail(_ why: String) -> CourierError { CourierError(.malformed, "\(what): \(why) at byte \(i)") }
 
-        mutating func ws() { while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 } }
+        mutating func ws() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0a || b[i] == 0x0d || b[i] == 0x09 { i += 1 }
+        }
 
         mutating func literal(_ s: String, _ v: JSONValue) throws -> JSONValue {
             let lit = Array(s.utf8)
@@ -110,7 +132,10 @@ public enum JSONValue: Sendable, Equatable {
             i += 1
             var o: [String: JSONValue] = [:]
             ws()
-            if i < b.count, b[i] == 0x7d { i += 1; return .object(o) }
+            if i < b.count, b[i] == 0x7d {
+                i += 1
+                return .object(o)
+            }
             while true {
                 ws()
                 guard i < b.count, b[i] == 0x22 else { throw fail("expected a key") }
@@ -128,8 +153,14 @@ public enum JSONValue: Sendable, Equatable {
                 }
                 ws()
                 guard i < b.count else { throw fail("unexpected end") }
-                if b[i] == 0x2c { i += 1; continue }
-                if b[i] == 0x7d { i += 1; return .object(o) }
+                if b[i] == 0x2c {
+                    i += 1
+                    continue
+                }
+                if b[i] == 0x7d {
+                    i += 1
+                    return .object(o)
+                }
                 throw fail("expected ',' or '}'")
             }
         }
@@ -138,14 +169,23 @@ public enum JSONValue: Sendable, Equatable {
             i += 1
             var a: [JSONValue] = []
             ws()
-            if i < b.count, b[i] == 0x5d { i += 1; return .array(a) }
+            if i < b.count, b[i] == 0x5d {
+                i += 1
+                return .array(a)
+            }
             while true {
                 ws()
                 a.append(try value(depth: depth + 1))
                 ws()
                 guard i < b.count else { throw fail("unexpected end") }
-                if b[i] == 0x2c { i += 1; continue }
-                if b[i] == 0x5d { i += 1; return .array(a) }
+                if b[i] == 0x2c {
+                    i += 1
+                    continue
+                }
+                if b[i] == 0x5d {
+                    i += 1
+                    return .array(a)
+                }
                 throw fail("expected ',' or ']'")
             }
         }
@@ -153,7 +193,10 @@ public enum JSONValue: Sendable, Equatable {
         mutating func number() throws -> Int64 {
             let start = i
             var neg = false
-            if b[i] == 0x2d { neg = true; i += 1 }
+            if b[i] == 0x2d {
+                neg = true
+                i += 1
+            }
             guard i < b.count, (0x30...0x39).contains(b[i]) else { throw fail("bad number") }
             if b[i] == 0x30 {
                 i += 1
@@ -173,7 +216,9 @@ public enum JSONValue: Sendable, Equatable {
                 v = s
             }
             if neg { return v }
-            guard v != Int64.min else { throw CourierError(.malformed, "\(what): integer out of range at byte \(start)") }
+            guard v != Int64.min else {
+                throw CourierError(.malformed, "\(what): integer out of range at byte \(start)")
+            }
             return -v
         }
 
@@ -204,9 +249,16 @@ public enum JSONValue: Sendable, Equatable {
             while true {
                 guard i < b.count else { throw fail("unterminated string") }
                 let c = b[i]
-                if c == 0x22 { i += 1; break }
+                if c == 0x22 {
+                    i += 1
+                    break
+                }
                 if c < 0x20 { throw fail("control character in string") }
-                if c != 0x5c { out.append(c); i += 1; continue }
+                if c != 0x5c {
+                    out.append(c)
+                    i += 1
+                    continue
+                }
                 i += 1
                 guard i < b.count else { throw fail("unterminated string") }
                 let e = b[i]

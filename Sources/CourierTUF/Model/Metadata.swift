@@ -45,10 +45,13 @@ public struct CommonFields: Sendable, Equatable {
         // spec_version: "X.Y" or "X.Y.Z", ASCII digits, major "1".
         let parts = sv.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2 || parts.count == 3,
-              parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } }) else {
+            parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } })
+        else {
             throw CourierError(.malformed, "\(expected): failed to parse spec_version \(Escape.quoted(sv))")
         }
-        guard parts[0] == "1" else { throw CourierError(.malformed, "\(expected): unsupported spec_version \(Escape.quoted(sv))") }
+        guard parts[0] == "1" else {
+            throw CourierError(.malformed, "\(expected): unsupported spec_version \(Escape.quoted(sv))")
+        }
         guard let e = TUFTime.parse(ex) else {
             throw CourierError(.malformed, "\(expected): bad expires \(Escape.quoted(ex)) (want YYYY-MM-DDTHH:MM:SSZ)")
         }
@@ -73,7 +76,9 @@ public struct RoleKeys: Sendable, Equatable {
         for k in keyids where !seen.insert(Array(k.utf8)).inserted {
             throw CourierError(.malformed, "\(what): nonunique keyid \(Escape.quoted(k))")
         }
-        guard threshold >= 1 else { throw CourierError(.malformed, "\(what): threshold should be at least 1, got \(threshold)") }
+        guard threshold >= 1 else {
+            throw CourierError(.malformed, "\(what): threshold should be at least 1, got \(threshold)")
+        }
     }
 }
 
@@ -104,8 +109,10 @@ public struct Root: TUFRole, Equatable {
         let rj = try j.req("roles", in: "root").object(in: "root", "roles")
         var r: [String: RoleKeys] = [:]
         for (name, v) in rj { r[name] = try RoleKeys(v, what: "root: role \(Escape.quoted(name))") }
-        guard r.count == 4, Self.topLevelRoles.allSatisfy({ n in rj.keys.contains { $0.utf8.elementsEqual(n.utf8) } }) else {
-            throw CourierError(.malformed, "root: role names must be the top-level roles (root, timestamp, snapshot, targets)")
+        guard r.count == 4, Self.topLevelRoles.allSatisfy({ n in rj.keys.contains { $0.utf8.elementsEqual(n.utf8) } })
+        else {
+            throw CourierError(
+                .malformed, "root: role names must be the top-level roles (root, timestamp, snapshot, targets)")
         }
         roles = r
     }
@@ -122,7 +129,9 @@ public struct MetaFile: Sendable, Equatable {
     init(_ j: JSONValue, what: String) throws {
         guard case .object = j else { throw CourierError(.malformed, "\(what): not an object") }
         version = try j.req("version", in: what).int(in: what, "version")
-        guard version > 0 else { throw CourierError(.malformed, "\(what): metafile version must be > 0, got \(version)") }
+        guard version > 0 else {
+            throw CourierError(.malformed, "\(what): metafile version must be > 0, got \(version)")
+        }
         if let l = j[field: "length"], l != .null {
             let v = try l.int(in: what, "length")
             guard v >= 0 else { throw CourierError(.malformed, "\(what): length must be >= 0, got \(v)") }
@@ -160,7 +169,8 @@ public struct Timestamp: TUFRole, Equatable {
         common = try CommonFields(j, expected: Self.typeName)
         let meta = try j.req("meta", in: "timestamp")
         guard case .object = meta else { throw CourierError(.malformed, "timestamp: meta is not an object") }
-        snapshotMeta = try MetaFile(meta.req("snapshot.json", in: "timestamp meta"), what: "timestamp meta 'snapshot.json'")
+        snapshotMeta = try MetaFile(
+            meta.req("snapshot.json", in: "timestamp meta"), what: "timestamp meta 'snapshot.json'")
     }
 }
 
@@ -253,13 +263,17 @@ public struct SignedMetadata<Role: TUFRole>: Sendable {
         guard case .object = j else { throw CourierError(.malformed, "\(what): not a JSON object") }
         let s = try j.req("signed", in: what)
         let sigs = try j.req("signatures", in: what)
-        guard let t = s[field: "_type"]?.stringValue else { throw CourierError(.malformed, "\(what): signed._type missing") }
+        guard let t = s[field: "_type"]?.stringValue else {
+            throw CourierError(.malformed, "\(what): signed._type missing")
+        }
         guard ["root", "timestamp", "snapshot", "targets"].contains(where: { $0.utf8.elementsEqual(t.utf8) }) else {
             throw CourierError(.malformed, "\(what): unrecognized metadata type \(Escape.quoted(t))")
         }
         // python-tuf iterates `signatures`: an empty object iterates as no signatures.
         let empty: [JSONValue]? = sigs.objectValue?.isEmpty == true ? [] : nil
-        guard let sa = sigs.arrayValue ?? empty else { throw CourierError(.malformed, "\(what): signatures is not a list") }
+        guard let sa = sigs.arrayValue ?? empty else {
+            throw CourierError(.malformed, "\(what): signatures is not a list")
+        }
         var out: [Signature] = []
         var seen = Set<[UInt8]>()
         for e in sa {
@@ -309,11 +323,12 @@ public struct SignedMetadata<Role: TUFRole>: Sendable {
             if case .object(var d)? = o["delegations"] {
                 dropNull(&d, ["roles", "succinct_roles"])
                 if case .array(let roles)? = d["roles"] {
-                    d["roles"] = .array(roles.map { r in
-                        guard case .object(var ro) = r else { return r }
-                        dropNull(&ro, ["paths", "path_hash_prefixes"])
-                        return .object(ro)
-                    })
+                    d["roles"] = .array(
+                        roles.map { r in
+                            guard case .object(var ro) = r else { return r }
+                            dropNull(&ro, ["paths", "path_hash_prefixes"])
+                            return .object(ro)
+                        })
                 }
                 o["delegations"] = .object(d)
             }
@@ -356,7 +371,9 @@ func parseHashes(_ j: JSONValue, what: String) throws -> [String: String] {
 
 extension JSONValue {
     func req(_ name: String, in what: String) throws -> JSONValue {
-        guard let v = self[field: name] else { throw CourierError(.malformed, "\(what): missing field \(Escape.quoted(name))") }
+        guard let v = self[field: name] else {
+            throw CourierError(.malformed, "\(what): missing field \(Escape.quoted(name))")
+        }
         return v
     }
     func string(in what: String, _ name: String) throws -> String {

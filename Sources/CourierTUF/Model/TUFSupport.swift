@@ -18,21 +18,32 @@ public enum TUFTime {
                 i += 2
                 return Int64(b[i - 1] - 0x30)
             }
-            var v: Int64 = 0, n = 0
-            while n < maxN, i < b.count, (0x30...0x39).contains(b[i]) { v = v * 10 + Int64(b[i] - 0x30); i += 1; n += 1 }
+            var v: Int64 = 0
+            var n = 0
+            while n < maxN, i < b.count, (0x30...0x39).contains(b[i]) {
+                v = v * 10 + Int64(b[i] - 0x30)
+                i += 1
+                n += 1
+            }
             return n >= minN ? v : nil
         }
-        func lit(_ c: UInt8) -> Bool { if i < b.count, b[i] == c { i += 1; return true }; return false }
+        func lit(_ c: UInt8) -> Bool {
+            if i < b.count, b[i] == c {
+                i += 1
+                return true
+            }
+            return false
+        }
         guard let y = digits(4, 4), lit(0x2d), let mo = digits(1, 2), lit(0x2d), let d = digits(1, 2, allowSpace: true),
-              lit(0x54), let h = digits(1, 2), lit(0x3a), let mi = digits(1, 2), lit(0x3a), let se = digits(1, 2),
-              lit(0x5a), i == b.count else { return nil }
+            lit(0x54), let h = digits(1, 2), lit(0x3a), let mi = digits(1, 2), lit(0x3a), let se = digits(1, 2),
+            lit(0x5a), i == b.count
+        else { return nil }
         guard y >= 1, (1...12).contains(mo), d >= 1, h < 24, mi < 60, se < 60 else { return nil }
         let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
         let dim: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
         guard d <= dim[Int(mo - 1)] else { return nil }
         return RFC3339.days(fromCivil: y, mo, d) * 86400 + h * 3600 + mi * 60 + se
     }
-
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, for messages.
     public static func format(_ t: Int64) -> String { RFC3339.format(t) }
@@ -59,7 +70,8 @@ public enum TUFHash {
 
     static func verifyLength(_ data: [UInt8], _ expected: Int64, what: String) throws {
         guard Int64(data.count) == expected else {
-            throw CourierError(.signature, "\(what): observed length \(data.count) does not match expected length \(expected)")
+            throw CourierError(
+                .signature, "\(what): observed length \(data.count) does not match expected length \(expected)")
         }
     }
 
@@ -72,7 +84,10 @@ public enum TUFHash {
             }
             // Exact string comparison, as python-tuf compares `hexdigest()` (lower case).
             guard observed.utf8.elementsEqual(expected.utf8) else {
-                throw CourierError(.signature, "\(what): observed \(Escape.quoted(algo)) hash \(observed) does not match expected hash \(Escape.quoted(expected))")
+                throw CourierError(
+                    .signature,
+                    "\(what): observed \(Escape.quoted(algo)) hash \(observed) does not match expected hash \(Escape.quoted(expected))"
+                )
             }
         }
     }

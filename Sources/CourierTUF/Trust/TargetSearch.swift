@@ -64,7 +64,10 @@ public enum TargetSearch {
             if let p = pending {
                 pending = nil
                 guard set.contains(role: p.role, delegator: p.parent), let md = set.targetsRole(p.role) else {
-                    throw CourierError(.tufOrder, "target search: \(Escape.quoted(p.role)) (delegated by \(Escape.quoted(p.parent))) was not loaded into the trusted set")
+                    throw CourierError(
+                        .tufOrder,
+                        "target search: \(Escape.quoted(p.role)) (delegated by \(Escape.quoted(p.parent))) was not loaded into the trusted set"
+                    )
                 }
                 if let step = visit(p, md) { return finish(step) }
             }
@@ -79,7 +82,10 @@ public enum TargetSearch {
             return finish(.notFound)
         }
 
-        private mutating func finish(_ s: Step) -> Step { result = s; return s }
+        private mutating func finish(_ s: Step) -> Step {
+            result = s
+            return s
+        }
 
         /// Looks `path` up in one loaded role; on a miss, marks the role visited and pushes the
         /// delegations trusted for `path` so that they pop in listed order.
@@ -127,8 +133,8 @@ public enum PathMatch {
     }
 
     enum Token {
-        case any            // ?
-        case star           // *
+        case any  // ?
+        case star  // *
         case char(Unicode.Scalar)
         case set(negated: Bool, items: [ClosedRange<UInt32>])
     }
@@ -153,10 +159,16 @@ public enum PathMatch {
                 if j < n, p[j] == "!" { j += 1 }
                 if j < n, p[j] == "]" { j += 1 }
                 while j < n, p[j] != "]" { j += 1 }
-                if j >= n { out.append(.char("[")); continue }
+                if j >= n {
+                    out.append(.char("["))
+                    continue
+                }
                 var k = i
                 var negated = false
-                if p[k] == "!" { negated = true; k += 1 }
+                if p[k] == "!" {
+                    negated = true
+                    k += 1
+                }
                 var items: [ClosedRange<UInt32>] = []
                 while k < j {
                     let a = p[k].value
@@ -190,15 +202,22 @@ public enum PathMatch {
     /// Glob match with single-star backtracking (each non-star token is one code point).
     static func fnmatchcase(_ s: [Unicode.Scalar], _ pattern: [Unicode.Scalar]) -> Bool {
         let toks = compile(pattern)
-        var si = 0, ti = 0
-        var starT = -1, starS = 0
+        var si = 0
+        var ti = 0
+        var starT = -1
+        var starS = 0
         while si < s.count {
             if ti < toks.count, case .star = toks[ti] {
-                starT = ti; starS = si; ti += 1
+                starT = ti
+                starS = si
+                ti += 1
             } else if ti < toks.count, one(toks[ti], s[si]) {
-                si += 1; ti += 1
+                si += 1
+                ti += 1
             } else if starT >= 0 {
-                ti = starT + 1; starS += 1; si = starS
+                ti = starT + 1
+                starS += 1
+                si = starS
             } else {
                 return false
             }

@@ -91,12 +91,16 @@ public struct TrustedMetadataSet: Sendable {
         guard timestamp == nil else { throw CourierError(.tufOrder, "cannot update root after timestamp") }
         let new = try SignedMetadata<Root>(bytes: bytes, limits: limits)
         // python-tuf order: old root's signatures first, then the version, then the new root's.
-        try Self.verifyDelegate(root.signed.roles["root"], keys: root.signed.keys, role: "root", new, by: "root v\(root.signed.version)")
+        try Self.verifyDelegate(
+            root.signed.roles["root"], keys: root.signed.keys, role: "root", new, by: "root v\(root.signed.version)")
         let expected = root.signed.version + 1
         guard new.signed.version == expected else {
-            throw CourierError(.rollback, "root: expected root version \(expected) instead got version \(new.signed.version)")
+            throw CourierError(
+                .rollback, "root: expected root version \(expected) instead got version \(new.signed.version)")
         }
-        try Self.verifyDelegate(new.signed.roles["root"], keys: new.signed.keys, role: "root", new, by: "root v\(new.signed.version) (itself)")
+        try Self.verifyDelegate(
+            new.signed.roles["root"], keys: new.signed.keys, role: "root", new,
+            by: "root v\(new.signed.version) (itself)")
         root = new
         return new
     }
@@ -104,7 +108,10 @@ public struct TrustedMetadataSet: Sendable {
     /// Throws `.expired` if the trusted (final) root is expired at `referenceTime`.
     public func checkRootNotExpired() throws {
         if root.signed.isExpired(at: referenceTime) {
-            throw CourierError(.expired, "final root.json (v\(root.signed.version)) is expired: expires \(TUFTime.format(root.signed.expires)), reference time \(TUFTime.format(referenceTime))")
+            throw CourierError(
+                .expired,
+                "final root.json (v\(root.signed.version)) is expired: expires \(TUFTime.format(root.signed.expires)), reference time \(TUFTime.format(referenceTime))"
+            )
         }
     }
 
@@ -119,17 +126,26 @@ public struct TrustedMetadataSet: Sendable {
         // §5.3.10: the final root must not be expired.
         try checkRootNotExpired()
         let new = try SignedMetadata<Timestamp>(bytes: bytes, limits: limits)
-        try Self.verifyDelegate(root.signed.roles["timestamp"], keys: root.signed.keys, role: "timestamp", new, by: "root")
+        try Self.verifyDelegate(
+            root.signed.roles["timestamp"], keys: root.signed.keys, role: "timestamp", new, by: "root")
         if let old = timestamp {
             if new.signed.version < old.signed.version {
-                throw CourierError(.rollback, "timestamp: new timestamp version \(new.signed.version) must be >= \(old.signed.version)")
+                throw CourierError(
+                    .rollback, "timestamp: new timestamp version \(new.signed.version) must be >= \(old.signed.version)"
+                )
             }
             if new.signed.version == old.signed.version {
-                throw CourierError(.tufEqualVersion, "timestamp: version \(new.signed.version) is the trusted version: keeping the trusted timestamp")
+                throw CourierError(
+                    .tufEqualVersion,
+                    "timestamp: version \(new.signed.version) is the trusted version: keeping the trusted timestamp")
             }
-            let oldSnap = old.signed.snapshotMeta.version, newSnap = new.signed.snapshotMeta.version
+            let oldSnap = old.signed.snapshotMeta.version
+            let newSnap = new.signed.snapshotMeta.version
             if newSnap < oldSnap {
-                throw CourierError(.rollback, "timestamp v\(new.signed.version): new snapshot version must be >= \(oldSnap), got version \(newSnap)")
+                throw CourierError(
+                    .rollback,
+                    "timestamp v\(new.signed.version): new snapshot version must be >= \(oldSnap), got version \(newSnap)"
+                )
             }
         }
         timestamp = new
@@ -140,7 +156,10 @@ public struct TrustedMetadataSet: Sendable {
     private func checkFinalTimestamp() throws {
         guard let t = timestamp else { throw CourierError(.tufOrder, "no timestamp loaded") }
         if t.signed.isExpired(at: referenceTime) {
-            throw CourierError(.expired, "timestamp.json (v\(t.signed.version)) is expired: expires \(TUFTime.format(t.signed.expires)), reference time \(TUFTime.format(referenceTime))")
+            throw CourierError(
+                .expired,
+                "timestamp.json (v\(t.signed.version)) is expired: expires \(TUFTime.format(t.signed.expires)), reference time \(TUFTime.format(referenceTime))"
+            )
         }
     }
 
@@ -156,19 +175,26 @@ public struct TrustedMetadataSet: Sendable {
         guard targets == nil else { throw CourierError(.tufOrder, "cannot update snapshot after targets") }
         try checkFinalTimestamp()
         if !trusted {
-            try ts.signed.snapshotMeta.verifyLengthAndHashes(bytes, what: "snapshot.json (timestamp v\(ts.signed.version) meta)")
+            try ts.signed.snapshotMeta.verifyLengthAndHashes(
+                bytes, what: "snapshot.json (timestamp v\(ts.signed.version) meta)")
         }
         let new = try SignedMetadata<Snapshot>(bytes: bytes, limits: limits)
-        try Self.verifyDelegate(root.signed.roles["snapshot"], keys: root.signed.keys, role: "snapshot", new, by: "root")
+        try Self.verifyDelegate(
+            root.signed.roles["snapshot"], keys: root.signed.keys, role: "snapshot", new, by: "root")
         if let old = snapshot {
             // Sorted for a deterministic message; any violation refuses.
             for name in old.signed.meta.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
                 let oldInfo = old.signed.meta[name]!
                 guard let newInfo = new.signed.metaFile(name) else {
-                    throw CourierError(.rollback, "snapshot v\(new.signed.version): new snapshot is missing info for \(Escape.quoted(name))")
+                    throw CourierError(
+                        .rollback,
+                        "snapshot v\(new.signed.version): new snapshot is missing info for \(Escape.quoted(name))")
                 }
                 if newInfo.version < oldInfo.version {
-                    throw CourierError(.rollback, "snapshot v\(new.signed.version): \(Escape.quoted(name)) version \(newInfo.version) is lower than the trusted \(oldInfo.version)")
+                    throw CourierError(
+                        .rollback,
+                        "snapshot v\(new.signed.version): \(Escape.quoted(name)) version \(newInfo.version) is lower than the trusted \(oldInfo.version)"
+                    )
                 }
             }
         }
@@ -181,11 +207,16 @@ public struct TrustedMetadataSet: Sendable {
     private func checkFinalSnapshot() throws {
         guard let s = snapshot, let t = timestamp else { throw CourierError(.tufOrder, "no snapshot loaded") }
         if s.signed.isExpired(at: referenceTime) {
-            throw CourierError(.expired, "snapshot.json (v\(s.signed.version)) is expired: expires \(TUFTime.format(s.signed.expires)), reference time \(TUFTime.format(referenceTime))")
+            throw CourierError(
+                .expired,
+                "snapshot.json (v\(s.signed.version)) is expired: expires \(TUFTime.format(s.signed.expires)), reference time \(TUFTime.format(referenceTime))"
+            )
         }
         let want = t.signed.snapshotMeta.version
         if s.signed.version != want {
-            throw CourierError(.rollback, "snapshot: expected snapshot version \(want) (timestamp v\(t.signed.version)), got \(s.signed.version)")
+            throw CourierError(
+                .rollback,
+                "snapshot: expected snapshot version \(want) (timestamp v\(t.signed.version)), got \(s.signed.version)")
         }
     }
 
@@ -201,10 +232,13 @@ public struct TrustedMetadataSet: Sendable {
     /// length/hashes against snapshot's `<role>.json` meta (which must exist), signatures by the
     /// delegator's keys for that role, version equal to the meta's, then not expired.
     @discardableResult
-    public mutating func updateDelegatedTargets(_ bytes: [UInt8], role: String, delegator: String) throws -> SignedMetadata<Targets> {
+    public mutating func updateDelegatedTargets(_ bytes: [UInt8], role: String, delegator: String) throws
+        -> SignedMetadata<Targets>
+    {
         guard let snap = snapshot else { throw CourierError(.tufOrder, "cannot load targets before snapshot") }
         try checkFinalSnapshot()
-        let roleQ = Escape.quoted(role), delegatorQ = Escape.quoted(delegator)
+        let roleQ = Escape.quoted(role)
+        let delegatorQ = Escape.quoted(delegator)
         let metaName = role + ".json"
         // Find the delegator's keys and threshold for `role`.
         let keys: [String: TUFKey]
@@ -222,17 +256,23 @@ public struct TrustedMetadataSet: Sendable {
         guard let meta = snap.signed.metaFile(metaName) else {
             throw CourierError(.signature, "snapshot v\(snap.signed.version) does not contain information for \(roleQ)")
         }
-        try meta.verifyLengthAndHashes(bytes, what: "\(Escape.quoted(metaName)) (snapshot v\(snap.signed.version) meta)")
+        try meta.verifyLengthAndHashes(
+            bytes, what: "\(Escape.quoted(metaName)) (snapshot v\(snap.signed.version) meta)")
         let new = try SignedMetadata<Targets>(bytes: bytes, limits: limits)
         guard let rk = roleKeys else {
             throw CourierError(.signature, "\(roleQ) is not delegated by \(delegatorQ)")
         }
         try Self.verifyDelegate(rk, keys: keys, role: role, new, by: delegator)
         if new.signed.version != meta.version {
-            throw CourierError(.rollback, "\(roleQ): expected v\(meta.version) (snapshot v\(snap.signed.version)), got v\(new.signed.version)")
+            throw CourierError(
+                .rollback,
+                "\(roleQ): expected v\(meta.version) (snapshot v\(snap.signed.version)), got v\(new.signed.version)")
         }
         if new.signed.isExpired(at: referenceTime) {
-            throw CourierError(.expired, "new \(roleQ) (v\(new.signed.version)) is expired: expires \(TUFTime.format(new.signed.expires)), reference time \(TUFTime.format(referenceTime))")
+            throw CourierError(
+                .expired,
+                "new \(roleQ) (v\(new.signed.version)) is expired: expires \(TUFTime.format(new.signed.expires)), reference time \(TUFTime.format(referenceTime))"
+            )
         }
         if role.utf8.elementsEqual("targets".utf8) {
             targets = new
@@ -247,19 +287,26 @@ public struct TrustedMetadataSet: Sendable {
 
     /// python-tuf `verify_delegate`: count the role's keyids that have a key, a signature, and a
     /// signature that verifies over `signedBytes`; at least `threshold` of them.
-    static func verifyDelegate<R>(_ role: RoleKeys?, keys: [String: TUFKey], role name: String,
-                                  _ md: SignedMetadata<R>, by delegator: String) throws {
+    static func verifyDelegate<R>(
+        _ role: RoleKeys?, keys: [String: TUFKey], role name: String,
+        _ md: SignedMetadata<R>, by delegator: String
+    ) throws {
         guard let role else {
             throw CourierError(.signature, "\(Escape.quoted(name)) is not delegated by \(Escape.quoted(delegator))")
         }
         let n = countValidSignatures(role, keys: keys, md)
         guard n >= role.threshold else {
-            throw CourierError(.signature, "\(Escape.quoted(name)) v\(md.signed.version) was signed by \(n)/\(role.threshold) keys of \(Escape.quoted(delegator))")
+            throw CourierError(
+                .signature,
+                "\(Escape.quoted(name)) v\(md.signed.version) was signed by \(n)/\(role.threshold) keys of \(Escape.quoted(delegator))"
+            )
         }
     }
 
     /// How many of `role`'s keys validly signed `md`.
-    public static func countValidSignatures<R>(_ role: RoleKeys, keys: [String: TUFKey], _ md: SignedMetadata<R>) -> Int64 {
+    public static func countValidSignatures<R>(_ role: RoleKeys, keys: [String: TUFKey], _ md: SignedMetadata<R>)
+        -> Int64
+    {
         var n: Int64 = 0
         for keyid in role.keyids {
             guard let key = exactLookup(keys, keyid), let sig = md.signature(by: keyid) else { continue }
@@ -274,7 +321,10 @@ public struct TrustedMetadataSet: Sendable {
 struct RoleName: Hashable, Sendable {
     let bytes: [UInt8]
     let name: String
-    init(_ s: String) { name = s; bytes = Array(s.utf8) }
+    init(_ s: String) {
+        name = s
+        bytes = Array(s.utf8)
+    }
     static func == (a: RoleName, b: RoleName) -> Bool { a.bytes == b.bytes }
     func hash(into h: inout Hasher) { h.combine(bytes) }
 }

@@ -1,8 +1,6 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
 import Crypto
+@preconcurrency import Glibc
 
 /// A target file's length and hashes checked by reading the file once, in 1 MiB blocks, with one
 /// incremental hasher per algorithm the metadata lists: the same verdicts as the core's
@@ -10,8 +8,11 @@ import Crypto
 /// mismatch, exact lower-case hex), without holding the artifact in memory.
 struct StreamingHashes {
     private enum Hasher {
-        case sha256(SHA256), sha384(SHA384), sha512(SHA512)
-        case sha1(Insecure.SHA1), md5(Insecure.MD5)
+        case sha256(SHA256)
+        case sha384(SHA384)
+        case sha512(SHA512)
+        case sha1(Insecure.SHA1)
+        case md5(Insecure.MD5)
         case blake2b(BLAKE2b)
 
         init?(_ algorithm: String) {
@@ -29,12 +30,24 @@ struct StreamingHashes {
 
         mutating func update(_ p: UnsafeRawBufferPointer) {
             switch self {
-            case .sha256(var h): h.update(bufferPointer: p); self = .sha256(h)
-            case .sha384(var h): h.update(bufferPointer: p); self = .sha384(h)
-            case .sha512(var h): h.update(bufferPointer: p); self = .sha512(h)
-            case .sha1(var h): h.update(bufferPointer: p); self = .sha1(h)
-            case .md5(var h): h.update(bufferPointer: p); self = .md5(h)
-            case .blake2b(var h): h.update(p); self = .blake2b(h)
+            case .sha256(var h):
+                h.update(bufferPointer: p)
+                self = .sha256(h)
+            case .sha384(var h):
+                h.update(bufferPointer: p)
+                self = .sha384(h)
+            case .sha512(var h):
+                h.update(bufferPointer: p)
+                self = .sha512(h)
+            case .sha1(var h):
+                h.update(bufferPointer: p)
+                self = .sha1(h)
+            case .md5(var h):
+                h.update(bufferPointer: p)
+                self = .md5(h)
+            case .blake2b(var h):
+                h.update(p)
+                self = .blake2b(h)
             }
         }
 
@@ -77,12 +90,18 @@ struct StreamingHashes {
             }
         }
         guard total == file.length else {
-            throw CourierError(.signature, "\(what): observed length \(total > file.length ? "more than \(file.length)" : "\(total)") does not match expected length \(file.length)")
+            throw CourierError(
+                .signature,
+                "\(what): observed length \(total > file.length ? "more than \(file.length)" : "\(total)") does not match expected length \(file.length)"
+            )
         }
         for h in hashers {
             let observed = h.hasher.hex()
             guard observed.utf8.elementsEqual(h.expected.utf8) else {
-                throw CourierError(.signature, "\(what): observed \(Escape.quoted(h.algorithm)) hash \(observed) does not match expected hash \(Escape.quoted(h.expected))")
+                throw CourierError(
+                    .signature,
+                    "\(what): observed \(Escape.quoted(h.algorithm)) hash \(observed) does not match expected hash \(Escape.quoted(h.expected))"
+                )
             }
         }
     }

@@ -33,9 +33,11 @@ extension Updater {
     ///
     /// `check(path, target)` runs on each target found, before it is fetched (a caller's own
     /// bounds); a path no role lists throws `.source`. Memory: at most `window` small targets.
-    public func downloadTargets(_ paths: [String], window: Int = 8,
-                                check: (String, FoundTarget) throws -> Void = { _, _ in },
-                                each: @escaping (String, FoundTarget, Obtained) throws -> Void) async throws {
+    public func downloadTargets(
+        _ paths: [String], window: Int = 8,
+        check: (String, FoundTarget) throws -> Void = { _, _ in },
+        each: @escaping (String, FoundTarget, Obtained) throws -> Void
+    ) async throws {
         let flight = InFlight(self, each)
         do {
             for path in paths {
@@ -43,12 +45,13 @@ extension Updater {
                 do {
                     found = try await targetInfo(path, beforeLoading: { try await flight.finish() })
                 } catch {
-                    try await flight.finish()   // an earlier target's failure comes first
+                    try await flight.finish()  // an earlier target's failure comes first
                     throw error
                 }
                 guard let target = found else {
                     try await flight.finish()
-                    throw CourierError(.source, "target \(Escape.quoted(path)) is not in the repository's targets metadata")
+                    throw CourierError(
+                        .source, "target \(Escape.quoted(path)) is not in the repository's targets metadata")
                 }
                 do { try check(path, target) } catch {
                     try await flight.finish()
@@ -119,7 +122,10 @@ private final class InFlight {
         let bytes = try await e.task.value
         head += 1
         dests.remove(Array(e.dest.utf8))
-        if head == entries.count { entries.removeAll(keepingCapacity: true); head = 0 }
+        if head == entries.count {
+            entries.removeAll(keepingCapacity: true)
+            head = 0
+        }
         try updater.store(bytes, of: e.target, at: e.dest)
         try each(e.path, e.target, .stored(e.dest))
     }

@@ -1,8 +1,6 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import CourierCore
 import CourierFetch
+@preconcurrency import Glibc
 import Logging
 
 /// A target found by `Updater.targetInfo`: what the metadata says of it and the role that listed it.
@@ -42,9 +40,11 @@ public final class Updater {
 
     /// Loads `root.json` from `metadataDir` as the trust anchor (it must verify against itself).
     /// `referenceTime` defaults to now, by libc `time()`.
-    public init(metadataDir: String, metadataBaseURL: String, targetDir: String? = nil,
-                targetBaseURL: String? = nil, fetcher: Fetcher, config: UpdaterConfig = UpdaterConfig(),
-                logger: Logger, referenceTime: Int64? = nil) throws {
+    public init(
+        metadataDir: String, metadataBaseURL: String, targetDir: String? = nil,
+        targetBaseURL: String? = nil, fetcher: Fetcher, config: UpdaterConfig = UpdaterConfig(),
+        logger: Logger, referenceTime: Int64? = nil
+    ) throws {
         self.config = config
         self.store = MetadataStore(directory: metadataDir)
         self.metadataBaseURL = Updater.withTrailingSlash(metadataBaseURL)
@@ -137,7 +137,8 @@ public final class Updater {
                 logger.debug("local metadata is valid: not downloading", metadata: ["role": "\(Escape.text(role))"])
                 return md
             } catch {
-                logger.debug("local metadata not valid", metadata: ["role": "\(Escape.text(role))", "reason": "\(error)"])
+                logger.debug(
+                    "local metadata not valid", metadata: ["role": "\(Escape.text(role))", "reason": "\(error)"])
             }
         }
         guard let snapshot = trusted.snapshot else {
@@ -181,7 +182,8 @@ public final class Updater {
     ///
     /// `beforeLoading` runs before each role is loaded (`downloadTargets` finishes the downloads
     /// in flight there, so that no metadata is asked for while an earlier target may still fail).
-    public func targetInfo(_ path: String, beforeLoading: (() async throws -> Void)? = nil) async throws -> FoundTarget? {
+    public func targetInfo(_ path: String, beforeLoading: (() async throws -> Void)? = nil) async throws -> FoundTarget?
+    {
         if trusted.targets == nil { try await refresh() }
         var walk = TargetSearch.Walk(path, maxDelegations: config.maxDelegations)
         while true {
@@ -207,7 +209,7 @@ public final class Updater {
     /// The local file of `target` when it is there and matches length and hashes, else nil.
     public func findCachedTarget(_ target: FoundTarget, at path: String? = nil) -> String? {
         guard let p = path ?? (try? localPath(for: target)), Sys.exists(p),
-              (try? StreamingHashes.verify(path: p, target.file)) != nil
+            (try? StreamingHashes.verify(path: p, target.file)) != nil
         else { return nil }
         return p
     }
@@ -220,7 +222,9 @@ public final class Updater {
     /// Whatever fails, the destination keeps its old content and no temporary is left behind.
     /// With consistent snapshots the URL is `{dir/}{hash}.{name}` (`prefix_targets_with_hash`).
     @discardableResult
-    public func downloadTarget(_ target: FoundTarget, to path: String? = nil, baseURL: String? = nil) async throws -> String {
+    public func downloadTarget(_ target: FoundTarget, to path: String? = nil, baseURL: String? = nil) async throws
+        -> String
+    {
         let dest = try path ?? localPath(for: target)
         let url = try targetURL(for: target, baseURL: baseURL)
         let (dir, tmp) = try prepareDestination(dest)
@@ -246,7 +250,9 @@ public final class Updater {
             throw error
         }
         Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
-        logger.debug("verified and stored target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
+        logger.debug(
+            "verified and stored target",
+            metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
         return dest
     }
 
@@ -299,7 +305,9 @@ public final class Updater {
         // Not flushed: a target is checked against its hashes whenever it is used again
         // (findCachedTarget), so one torn by a crash is fetched again, never trusted.
         try Sys.writeFileAtomically(dest, bytes, durable: false)
-        logger.debug("verified and stored target", metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
+        logger.debug(
+            "verified and stored target",
+            metadata: ["target": "\(Escape.text(target.path))", "bytes": "\(target.file.length)"])
     }
 
     /// The hash that prefixes a consistent-snapshot target name. python-tuf takes the first in

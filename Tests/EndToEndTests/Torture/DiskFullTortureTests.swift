@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Issue #15: a full disk under each program, through its command line, on small tmpfs mounts
 /// (as root; each test says why when it cannot mount and records nothing else). What fails says
@@ -17,12 +15,13 @@ import Glibc
     /// Mounts a tmpfs, or records why not (the test then ends there).
     func mount(_ dir: String, _ size: String) -> Bool {
         if let why = StormKit.mountTmpfs(dir, size: size) {
-            withKnownIssue("skipped: \(why) — the disk-full tests need root to mount tmpfs") { throw POSIXError(.EPERM) }
+            withKnownIssue("skipped: \(why) — the disk-full tests need root to mount tmpfs") {
+                throw POSIXError(.EPERM)
+            }
             return false
         }
         return true
     }
-
 
     func outboxSnapshot(_ t: TempDir) -> [String: Data] { treeContents(t.sub("outbox")) }
 
@@ -39,11 +38,13 @@ import Glibc
         try StormKit.write(t.sub("upstream/1/main.db"), StormKit.randomBytes(300 << 10, &rng))
         #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
         try StormKit.write(t.sub("upstream/2/main.db"), StormKit.randomBytes(600 << 10, &rng))
-        StormKit.fill(t.sub("outbox"), name: ".fill")   // a dot-name: not an outbox entry
+        StormKit.fill(t.sub("outbox"), name: ".fill")  // a dot-name: not an outbox entry
         let before = outboxSnapshot(t)
         let r = try Programs.run("courier-stage", ["run", "--config", cfg])
         #expect(r.status == 12, "exit \(r.status): \(r.stderr)")
-        #expect(r.stderr.contains(t.sub("outbox/virus-defs/")) && r.stderr.contains("No space left on device"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains(t.sub("outbox/virus-defs/")) && r.stderr.contains("No space left on device"),
+            "\(r.stderr)")
         #expect(outboxSnapshot(t) == before, "the outbox changed")
         let inv = OutboxInvariants(outbox: t.sub("outbox"), trust: t.sub("stage.key.pub"))
         #expect(inv.check(types: ["virus-defs"]).isEmpty, "\(inv.check(types: ["virus-defs"]))")
@@ -56,7 +57,9 @@ import Glibc
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try String(contentsOfFile: t.sub("outbox/virus-defs/latest.txt"), encoding: .utf8) == "2\n")
         #expect(inv.check(types: ["virus-defs"]).isEmpty && inv.leftovers(types: ["virus-defs"]).isEmpty)
-        Torture.report("DiskFullTortureTests.stageWithAFullOutbox: exit \(r.status), \"\(r.stderr.split(separator: "\n").first ?? "")\"; outbox unchanged; next run published")
+        Torture.report(
+            "DiskFullTortureTests.stageWithAFullOutbox: exit \(r.status), \"\(r.stderr.split(separator: "\n").first ?? "")\"; outbox unchanged; next run published"
+        )
     }
 
     /// The state directory — where a `url` source downloads and a `tuf` source keeps its
@@ -71,17 +74,19 @@ import Glibc
         let http = try StormHTTPServer(root: t.sub("www"))
         let tuf = try StormTUF(dir: t.sub("tufrepo"))
         try fm.copyItem(atPath: tuf.rootPath, toPath: t.sub("vendor-root.json"))
-        let cfg = StormKit.stageConfig(t, types: """
-        [types.feed-url]
-        source = "url"
-        url = "\(http.url("feed.db"))"
-        [types.rules-tuf]
-        source = "tuf"
-        metadata_url = "\(tuf.metadataURL)"
-        targets_url = "\(tuf.targetsURL)"
-        trusted_root = "vendor-root.json"
-        target_pattern = "rules/*"
-        """)
+        let cfg = StormKit.stageConfig(
+            t,
+            types: """
+                [types.feed-url]
+                source = "url"
+                url = "\(http.url("feed.db"))"
+                [types.rules-tuf]
+                source = "tuf"
+                metadata_url = "\(tuf.metadataURL)"
+                targets_url = "\(tuf.targetsURL)"
+                trusted_root = "vendor-root.json"
+                target_pattern = "rules/*"
+                """)
         guard mount(t.sub("state"), "8m") else { return }
         defer { StormKit.umount(t.sub("state")) }
         try StormKit.writeAtomically(t.sub("www/feed.db"), StormKit.randomBytes(200 << 10, &rng))
@@ -106,10 +111,14 @@ import Glibc
         }
         #expect(outboxSnapshot(t) == before, "the outbox changed")
         #expect(fm.contents(atPath: t.sub("state/lock")) == lockBefore || lockBefore == nil)
-        #expect(!fm.fileExists(atPath: t.sub("state/feed-url/work")) && !fm.fileExists(atPath: t.sub("state/rules-tuf/work")))
+        #expect(
+            !fm.fileExists(atPath: t.sub("state/feed-url/work"))
+                && !fm.fileExists(atPath: t.sub("state/rules-tuf/work")))
         // No temporary of an atomic write left (a `.partial` download is kept on purpose: the
         // next run resumes it with a Range request).
-        let temps = (fm.enumerator(atPath: t.sub("state"))?.allObjects as? [String] ?? []).filter { $0.contains(".tmp-") }
+        let temps = (fm.enumerator(atPath: t.sub("state"))?.allObjects as? [String] ?? []).filter {
+            $0.contains(".tmp-")
+        }
         #expect(temps.isEmpty, "\(temps)")
 
         try fm.removeItem(atPath: t.sub("state/fill"))
@@ -120,9 +129,11 @@ import Glibc
         #expect(statuses == ["published", "published"], "\(again.stdout)")
         let inv = OutboxInvariants(outbox: t.sub("outbox"), trust: t.sub("stage.key.pub"))
         #expect(inv.check(types: ["feed-url", "rules-tuf"]).isEmpty)
-        Torture.report("DiskFullTortureTests.stageWithAFullStateAndWorkDirectory: exit \(r.status), "
-                       + r.stderr.split(separator: "\n").filter { $0.contains(": FAILED") }.map { "\"\($0)\"" }.joined(separator: "; ")
-                       + "; outbox unchanged; next run published both")
+        Torture.report(
+            "DiskFullTortureTests.stageWithAFullStateAndWorkDirectory: exit \(r.status), "
+                + r.stderr.split(separator: "\n").filter { $0.contains(": FAILED") }.map { "\"\($0)\"" }.joined(
+                    separator: "; ")
+                + "; outbox unchanged; next run published both")
     }
 
     /// One inbox of three on a full file system, through the CLI: exit 16, that inbox named with
@@ -141,25 +152,38 @@ import Glibc
         guard mount(full, "2m") else { return }
         defer { StormKit.umount(full) }
         StormKit.fill(full, name: ".fill")
-        let args = ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"), "--inbox", t.sub("clients/*/inbox"), "--jobs", "3"]
+        let args = [
+            "push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"), "--inbox", t.sub("clients/*/inbox"),
+            "--jobs", "3",
+        ]
         let env = ["XDG_CACHE_HOME": t.sub("cache")]
         let r = try Programs.run("courier-deliver", args, env: env)
         #expect(r.status == 16, "\(r.stdout)\(r.stderr)")
         let failed = r.stdout.split(separator: "\n").filter { $0.contains("FAILED") }
-        #expect(failed.count == 1 && failed[0].contains(full) && failed[0].contains("No space left on device"), "\(r.stdout)")
+        #expect(
+            failed.count == 1 && failed[0].contains(full) && failed[0].contains("No space left on device"),
+            "\(r.stdout)")
         #expect(!r.stdout.contains("bytes for failed"), "\(r.stdout)")
         let name = "virus-defs_20261129001.cpkg"
         let want = FileManager.default.contents(atPath: t.sub("outbox/virus-defs/20261129001/\(name)"))
-        for ib in inboxes where ib != full { #expect(StormKit.list(ib) == [name] && FileManager.default.contents(atPath: ib + "/" + name) == want) }
+        for ib in inboxes where ib != full {
+            #expect(StormKit.list(ib) == [name] && FileManager.default.contents(atPath: ib + "/" + name) == want)
+        }
         #expect(StormKit.list(full) == [".fill"], "the full inbox holds \(StormKit.list(full))")
 
         try FileManager.default.removeItem(atPath: full + "/.fill")
         let again = try Programs.run("courier-deliver", args, env: env)
         #expect(again.status == 0, "\(again.stdout)")
-        for ib in inboxes { #expect(StormKit.list(ib) == [name] && FileManager.default.contents(atPath: ib + "/" + name) == want, "\(ib): \(StormKit.list(ib))") }
+        for ib in inboxes {
+            #expect(
+                StormKit.list(ib) == [name] && FileManager.default.contents(atPath: ib + "/" + name) == want,
+                "\(ib): \(StormKit.list(ib))")
+        }
         let noop = try Programs.run("courier-deliver", args, env: env)
         #expect(noop.status == 0 && noop.stdout.contains(" 0 copied"), "\(noop.stdout)")
-        Torture.report("DiskFullTortureTests.pushWithOneFullInbox: exit \(r.status), \"\(failed.first ?? "")\"; the other 2 inboxes delivered; the next push delivered")
+        Torture.report(
+            "DiskFullTortureTests.pushWithOneFullInbox: exit \(r.status), \"\(failed.first ?? "")\"; the other 2 inboxes delivered; the next push delivered"
+        )
     }
 
     /// `courier-inboxd run --once` (as cron would run it) with its whole state directory — store,
@@ -171,7 +195,8 @@ import Glibc
         let state = c.t.sub("state")
         guard mount(state, "3m") else { return }
         defer { StormKit.umount(state) }
-        let p1 = try c.build(1), p2 = try c.build(2, bigMiB: 1)
+        let p1 = try c.build(1)
+        let p2 = try c.build(2, bigMiB: 1)
         let once = ["run", "--config", c.t.sub("inboxd.toml"), "--once"]
         try FileManager.default.copyItem(atPath: p1, toPath: c.t.sub("inbox/virus-defs_1.cpkg"))
         #expect(try Programs.run("courier-inboxd", once).status == 0)
@@ -184,12 +209,16 @@ import Glibc
         for _ in 0..<2 {
             let r = try Programs.run("courier-inboxd", once)
             codes.append(r.status)
-            if firstError.isEmpty { firstError = r.stderr.split(separator: "\n").filter { $0.contains("No space") }.joined(separator: " / ") }
+            if firstError.isEmpty {
+                firstError = r.stderr.split(separator: "\n").filter { $0.contains("No space") }.joined(separator: " / ")
+            }
             #expect(r.status != 0, "a run that could not apply exited 0")
             #expect(r.stderr.contains("No space left on device"), "\(r.stderr)")
             #expect(c.inbox() == ["virus-defs_2.cpkg"], "inbox: \(c.inbox())")
             #expect(c.quarantined().isEmpty, "quarantined: \(c.quarantined())")
-            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: state + "/store/virus-defs/current")) == "1")
+            #expect(
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: state + "/store/virus-defs/current")) == "1"
+            )
             #expect(treeContents(state + "/store/virus-defs/1") == tree1)
             let wip = StormKit.list(state + "/store/virus-defs").filter { $0.hasSuffix(".tmp") || $0.hasPrefix(".") }
             #expect(wip.isEmpty, "work in progress left in the store: \(wip)")
@@ -199,9 +228,14 @@ import Glibc
         #expect(r.status == 0, "\(r.stderr)")
         #expect(c.installed() == 2 && c.inbox().isEmpty && c.quarantined().isEmpty)
         let history = (try? String(contentsOfFile: state + "/history.jsonl", encoding: .utf8)) ?? ""
-        let applied2 = history.split(separator: "\n").filter { $0.contains("\"applied\"") && $0.contains("\"revision\":2") || $0.contains("\"applied\"") && $0.contains("\"revision\" : 2") }
+        let applied2 = history.split(separator: "\n").filter {
+            $0.contains("\"applied\"") && $0.contains("\"revision\":2")
+                || $0.contains("\"applied\"") && $0.contains("\"revision\" : 2")
+        }
         #expect(applied2.count == 1, "\(history)")
-        Torture.report("DiskFullTortureTests.inboxdOnceWithAFullStateDirectory: run --once exits \(codes.map(String.init).joined(separator: ", ")) while full, \"\(firstError)\"; not quarantined; applied once after space came back")
+        Torture.report(
+            "DiskFullTortureTests.inboxdOnceWithAFullStateDirectory: run --once exits \(codes.map(String.init).joined(separator: ", ")) while full, \"\(firstError)\"; not quarantined; applied once after space came back"
+        )
     }
 
     /// `run --once` with only the store full (the state directory writable): the run says which
@@ -220,18 +254,26 @@ import Glibc
         let r = try Programs.run("courier-inboxd", once)
         #expect(r.status != 0, "a run that could not apply exited 0: \(r.stderr)")
         #expect(r.stderr.contains(storefs) && r.stderr.contains("No space left on device"), "\(r.stderr)")
-        let status = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: c.t.sub("state/status.json"))))) as? [String: Any]
+        let status =
+            (try? JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: c.t.sub("state/status.json"))))) as? [String: Any]
         let vd = (status?["types"] as? [String: Any])?["virus-defs"] as? [String: Any] ?? [:]
         #expect((vd["last_error"] as? [String: Any])?["code"] as? String == "io", "\(vd)")
-        #expect(c.inbox() == ["virus-defs_1.cpkg"] && c.quarantined().isEmpty, "inbox \(c.inbox()), quarantine \(c.quarantined())")
-        let wip = StormKit.list(storefs + "/virus-defs").filter { $0.hasSuffix(".tmp") || ($0.hasPrefix(".") && $0 != ".fill") }
+        #expect(
+            c.inbox() == ["virus-defs_1.cpkg"] && c.quarantined().isEmpty,
+            "inbox \(c.inbox()), quarantine \(c.quarantined())")
+        let wip = StormKit.list(storefs + "/virus-defs").filter {
+            $0.hasSuffix(".tmp") || ($0.hasPrefix(".") && $0 != ".fill")
+        }
         #expect(wip.isEmpty, "work in progress left in the store: \(wip)")
         try FileManager.default.removeItem(atPath: storefs + "/.fill")
         let again = try Programs.run("courier-inboxd", once)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(c.installed() == 1 && c.inbox().isEmpty && c.quarantined().isEmpty)
         let line = r.stderr.split(separator: "\n").first { $0.contains("No space") }.map(String.init) ?? ""
-        Torture.report("DiskFullTortureTests.inboxdOnceWithAFullStore: run --once exits \(r.status), \"\(line)\"; status last_error io; not quarantined; applied by the next run")
+        Torture.report(
+            "DiskFullTortureTests.inboxdOnceWithAFullStore: run --once exits \(r.status), \"\(line)\"; status last_error io; not quarantined; applied by the next run"
+        )
     }
 
     /// courier-tuf with its target directory, then its metadata directory, on a full file
@@ -246,15 +288,20 @@ import Glibc
         let small = StormKit.randomBytes(10 << 10, &rng)
         try StormKit.write(t.sub("src/small.db"), small)
         try tuf.addTargets([("defs/small.db", t.sub("src/small.db"))])
-        let md = t.sub("md"), tg = t.sub("tg")
+        let md = t.sub("md")
+        let tg = t.sub("tg")
         guard mount(md, "1m") else { return }
         defer { StormKit.umount(md) }
         guard mount(tg, "1m") else { return }
         defer { StormKit.umount(tg) }
         #expect(try Programs.run("courier-tuf", ["--metadata-dir", md, "init", tuf.rootPath]).status == 0)
         func download(_ name: String) throws -> Programs.Result {
-            try Programs.run("courier-tuf", ["--metadata-dir", md, "--metadata-url", tuf.metadataURL, "--target-name", name,
-                                             "--target-base-url", tuf.targetsURL + "/", "--target-dir", tg, "download"], env: StormKit.noProxy)
+            try Programs.run(
+                "courier-tuf",
+                [
+                    "--metadata-dir", md, "--metadata-url", tuf.metadataURL, "--target-name", name,
+                    "--target-base-url", tuf.targetsURL + "/", "--target-dir", tg, "download",
+                ], env: StormKit.noProxy)
         }
         let ok = try download("defs/small.db")
         #expect(ok.status == 0, "\(ok.stderr)")
@@ -276,10 +323,14 @@ import Glibc
         let r2 = try download("defs/other.db")
         #expect(r2.status == 1, "exit \(r2.status): \(r2.stderr)")
         #expect(r2.stderr.contains(md) && r2.stderr.contains("No space left on device"), "\(r2.stderr)")
-        var now = treeContents(md); now[".fill"] = nil
-        var was = trusted; was[".fill"] = nil
+        var now = treeContents(md)
+        now[".fill"] = nil
+        var was = trusted
+        was[".fill"] = nil
         #expect(now == was, "trusted metadata changed: \(now.keys.sorted()) vs \(was.keys.sorted())")
-        #expect(StormKit.list(md).filter { $0 != ".fill" } == was.keys.sorted(), "leftovers in the metadata directory: \(StormKit.list(md))")
+        #expect(
+            StormKit.list(md).filter { $0 != ".fill" } == was.keys.sorted(),
+            "leftovers in the metadata directory: \(StormKit.list(md))")
 
         try fm.removeItem(atPath: md + "/.fill")
         let r3 = try download("defs/other.db")
@@ -288,8 +339,12 @@ import Glibc
         #expect(StormKit.sh(["mount", "-o", "remount,size=8m", tg]))
         let r4 = try download("defs/big.db")
         #expect(r4.status == 0, "\(r4.stderr)")
-        #expect(fm.contents(atPath: tg + "/defs%2Fbig.db") == big || treeContents(tg).values.contains(big), "\(StormKit.list(tg))")
-        Torture.report("DiskFullTortureTests.tufDownloadIntoAFullFileSystem: target dir full: exit \(r1.status), \"\(r1.stderr.split(separator: "\n").first ?? "")\"; "
-                       + "metadata dir full: exit \(r2.status), \"\(r2.stderr.split(separator: "\n").first ?? "")\"; trusted metadata unchanged; both completed after space came back")
+        #expect(
+            fm.contents(atPath: tg + "/defs%2Fbig.db") == big || treeContents(tg).values.contains(big),
+            "\(StormKit.list(tg))")
+        Torture.report(
+            "DiskFullTortureTests.tufDownloadIntoAFullFileSystem: target dir full: exit \(r1.status), \"\(r1.stderr.split(separator: "\n").first ?? "")\"; "
+                + "metadata dir full: exit \(r2.status), \"\(r2.stderr.split(separator: "\n").first ?? "")\"; trusted metadata unchanged; both completed after space came back"
+        )
     }
 }

@@ -1,9 +1,7 @@
 import CourierCore
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Helpers of `InboxdTortureTests`: real copier processes, a daemon of several content types,
 /// the sampling of a process's /proc entries, and small statistics.
@@ -64,7 +62,8 @@ enum InboxdTorture {
     static func pushedPackage(_ jsonLines: String) -> String? {
         for line in jsonLines.split(separator: "\n") {
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let p = o["package"] as? String else { continue }
+                let p = o["package"] as? String
+            else { continue }
             return (p as NSString).lastPathComponent
         }
         return nil
@@ -85,7 +84,8 @@ struct ProcSample {
     /// nil once the process is gone.
     static func read(_ pid: Int32) -> ProcSample? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        var rss = -1, threads = -1
+        var rss = -1
+        var threads = -1
         for line in status.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { continue }
@@ -95,7 +95,8 @@ struct ProcSample {
             if parts[0] == "State", value.hasPrefix("Z") { return nil }
         }
         guard rss >= 0, threads >= 0,
-              let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return nil }
+            let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
+        else { return nil }
         return ProcSample(rssKiB: rss, threads: threads, fds: fds.count)
     }
 }
@@ -160,12 +161,20 @@ final class TortureClient {
         try fm.copyItem(atPath: dir.sub("stage.key.pub"), toPath: dir.sub("trust/stage.key.pub"))
         try fm.createDirectory(atPath: inbox, withIntermediateDirectories: true)
         let tables = types.map { t in
-            "[types.\(t)]\nkeep = \(keep)\n" + (applyCommand ? "apply_command = \"echo $COURIER_REVISION >> \(dir.sub("hook-\(t).log"))\"\n" : "")
+            "[types.\(t)]\nkeep = \(keep)\n"
+                + (applyCommand ? "apply_command = \"echo $COURIER_REVISION >> \(dir.sub("hook-\(t).log"))\"\n" : "")
         }.joined(separator: "\n")
-        dir.write("inboxd.toml", "inbox = \"inbox\"\nstate_dir = \"state\"\ntrust = \"trust\"\ndelta_wait = \"\(deltaWait)\"\n\n" + tables)
+        dir.write(
+            "inboxd.toml",
+            "inbox = \"inbox\"\nstate_dir = \"state\"\ntrust = \"trust\"\ndelta_wait = \"\(deltaWait)\"\n\n" + tables)
     }
 
-    deinit { if let d = daemon, d.isRunning { kill(d.processIdentifier, SIGKILL); d.waitUntilExit() } }
+    deinit {
+        if let d = daemon, d.isRunning {
+            kill(d.processIdentifier, SIGKILL)
+            d.waitUntilExit()
+        }
+    }
 
     func start() throws {
         let p = Process()
@@ -191,7 +200,10 @@ final class TortureClient {
     func stop() -> Int32? {
         guard let d = daemon else { return nil }
         daemon = nil
-        guard d.isRunning else { d.waitUntilExit(); return nil }
+        guard d.isRunning else {
+            d.waitUntilExit()
+            return nil
+        }
         kill(d.processIdentifier, SIGTERM)
         d.waitUntilExit()
         return d.terminationReason == .exit ? d.terminationStatus : -d.terminationStatus
@@ -201,13 +213,17 @@ final class TortureClient {
     func logTail(_ n: Int = 2000) -> String { String(log().suffix(n)) }
 
     func current(_ t: String) -> UInt64? {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: dir.sub("state/store/\(t)/current"))).flatMap { UInt64($0) }
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: dir.sub("state/store/\(t)/current"))).flatMap {
+            UInt64($0)
+        }
     }
 
     func inboxNames() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: inbox)) ?? [] }
 
     func quarantined() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir.sub("state/quarantine"))) ?? []).filter { !$0.hasSuffix(".reason.json") }
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir.sub("state/quarantine"))) ?? []).filter {
+            !$0.hasSuffix(".reason.json")
+        }
     }
 
     func reason(_ name: String) -> [String: Any]? {
@@ -220,7 +236,8 @@ final class TortureClient {
         let text = (try? String(contentsOfFile: dir.sub("state/history.jsonl"), encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let t = o["type"] as? String, let e = o["event"] as? String else { return nil }
+                let t = o["type"] as? String, let e = o["event"] as? String
+            else { return nil }
             return (t, e, (o["revision"] as? NSNumber)?.uint64Value)
         }
     }
@@ -228,15 +245,20 @@ final class TortureClient {
     /// `installed` per type in status.json.
     func statusInstalled() -> [String: UInt64] {
         guard let d = FileManager.default.contents(atPath: dir.sub("state/status.json")),
-              let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
-              let types = o["types"] as? [String: Any] else { return [:] }
+            let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+            let types = o["types"] as? [String: Any]
+        else { return [:] }
         var out: [String: UInt64] = [:]
-        for (t, v) in types { if let i = ((v as? [String: Any])?["installed"] as? NSNumber)?.uint64Value { out[t] = i } }
+        for (t, v) in types {
+            if let i = ((v as? [String: Any])?["installed"] as? NSNumber)?.uint64Value { out[t] = i }
+        }
         return out
     }
 
     /// Revision directories kept in the store for `t`.
     func kept(_ t: String) -> [UInt64] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir.sub("state/store/\(t)"))) ?? []).compactMap { UInt64($0) }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir.sub("state/store/\(t)"))) ?? []).compactMap {
+            UInt64($0)
+        }.sorted()
     }
 }

@@ -1,9 +1,7 @@
 import CourierCore
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// courier-inboxd under torture (issue #15): a kill storm while real copiers deliver, a burst of
 /// packages through an inotify queue made to overflow, and a soak sampling memory, threads and
@@ -37,8 +35,14 @@ import Glibc
 
         var rng = CrashRNG(seed: Self.seed)
         var round: [Copier] = []
-        var kills = 0, restartKills = 0, midWork = 0, midCopy = 0, workspaces = 0, copies = 0
-        var perCopier: [Copier: Int] = [:], pendingPer: [Copier: Int] = [:]
+        var kills = 0
+        var restartKills = 0
+        var midWork = 0
+        var midCopy = 0
+        var workspaces = 0
+        var copies = 0
+        var perCopier: [Copier: Int] = [:]
+        var pendingPer: [Copier: Int] = [:]
         var ws: CrashWorkspace? = nil
         var seq: [CrashFixture.Package] = []
         var delivered: [CrashFixture.Package] = []
@@ -55,7 +59,8 @@ import Glibc
             let copier = round.removeFirst()
             let next = seq[delivered.count]
             copies += 1
-            let ctx = "seed \(Self.seed), copy \(copies) (workspace \(workspaces)), \(copier.rawValue) of revision \(next.revision)"
+            let ctx =
+                "seed \(Self.seed), copy \(copies) (workspace \(workspaces)), \(copier.rawValue) of revision \(next.revision)"
 
             // What the copier runs. push decides itself between the delta and the full package
             // (from the client's status.json); the others copy the sequence's package.
@@ -77,13 +82,14 @@ import Glibc
                 script = "mv \(q(src)) \(q(dest))"
             case .slow:
                 script = """
-                size=$(stat -c %s \(q(next.path))); chunk=$(( size / 8 + 1 ))
-                exec 3>\(q(dest))
-                for j in 0 1 2 3 4 5 6 7; do dd if=\(q(next.path)) bs=$chunk skip=$j count=1 status=none >&3; sleep 0.1; done
-                exec 3>&-
-                """
+                    size=$(stat -c %s \(q(next.path))); chunk=$(( size / 8 + 1 ))
+                    exec 3>\(q(dest))
+                    for j in 0 1 2 3 4 5 6 7; do dd if=\(q(next.path)) bs=$chunk skip=$j count=1 status=none >&3; sleep 0.1; done
+                    exec 3>&-
+                    """
             case .push:
-                script = "exec \(q(Programs.binDir + "/courier-deliver")) push --outbox \(q(outbox)) --trust \(q(w.dir.sub("trust"))) --inbox \(q(w.inbox)) --type \(CrashFixture.type) --revision \(next.revision) --jobs 1 --no-verify-cache --json > \(q(w.dir.sub("push.out")))"
+                script =
+                    "exec \(q(Programs.binDir + "/courier-deliver")) push --outbox \(q(outbox)) --trust \(q(w.dir.sub("trust"))) --inbox \(q(w.inbox)) --type \(CrashFixture.type) --revision \(next.revision) --jobs 1 --no-verify-cache --json > \(q(w.dir.sub("push.out")))"
             }
 
             // The daemon is starting or up when the copy begins (the debug build watches ~60 ms
@@ -103,24 +109,31 @@ import Glibc
             perCopier[copier, default: 0] += 1
             let copying = c.isRunning
             if copying { midCopy += 1 }
-            if copying || (w.current() ?? 0) < next.revision || w.inboxNames().contains(where: { $0.hasSuffix(".cpkg") }) {
+            if copying || (w.current() ?? 0) < next.revision
+                || w.inboxNames().contains(where: { $0.hasSuffix(".cpkg") })
+            {
                 midWork += 1
                 pendingPer[copier, default: 0] += 1
             }
             // After the kill: what was delivered before is applied or still in the inbox, the
             // copy in progress (if any) is not quarantined, current is a complete tree.
             let landed = copying || copier == .push ? delivered : delivered + [next]
-            w.check(fx, delivered: landed, restarted: false, context: ctx + ", killed after \(delay / 1000) ms\(copying ? " mid-copy" : "")")
+            w.check(
+                fx, delivered: landed, restarted: false,
+                context: ctx + ", killed after \(delay / 1000) ms\(copying ? " mid-copy" : "")")
 
             c.waitUntilExit()
-            try #require(c.terminationReason == .exit && c.terminationStatus == 0,
-                         "\(ctx): the copier failed (\(c.terminationStatus)): \((try? String(contentsOfFile: w.dir.sub("copier.log"), encoding: .utf8)) ?? "")")
+            try #require(
+                c.terminationReason == .exit && c.terminationStatus == 0,
+                "\(ctx): the copier failed (\(c.terminationStatus)): \((try? String(contentsOfFile: w.dir.sub("copier.log"), encoding: .utf8)) ?? "")"
+            )
             var arrived = next
             if copier == .push {
                 let out = (try? String(contentsOfFile: w.dir.sub("push.out"), encoding: .utf8)) ?? ""
                 let name = try #require(InboxdTorture.pushedPackage(out), "\(ctx): push delivered nothing: \(out)")
                 let pkg = [fx.full[next.revision], fx.delta[next.revision]].compactMap { $0 }.first { $0.name == name }
-                arrived = try #require(pkg, "\(ctx): push delivered \(name), not a package of revision \(next.revision)")
+                arrived = try #require(
+                    pkg, "\(ctx): push delivered \(name), not a package of revision \(next.revision)")
             }
             delivered.append(arrived)
 
@@ -134,7 +147,9 @@ import Glibc
                 kills += 1
                 restartKills += 1
                 if w.hasWorkLeft([arrived]) { midWork += 1 }
-                w.check(fx, delivered: delivered, restarted: false, context: ctx + ", restart killed after \(delay2 / 1000) ms")
+                w.check(
+                    fx, delivered: delivered, restarted: false,
+                    context: ctx + ", restart killed after \(delay2 / 1000) ms")
             }
 
             let again = try w.runOnce()
@@ -143,8 +158,11 @@ import Glibc
             if delivered.count == seq.count { ws = nil }
         }
         let seconds = Date().timeIntervalSince(started)
-        let shares = Copier.allCases.map { "\($0.rawValue) \(perCopier[$0] ?? 0) (\(pendingPer[$0] ?? 0) pending)" }.joined(separator: ", ")
-        Torture.report("inboxd kill storm: \(kills) SIGKILLs (\(kills - restartKills) during a copy: \(shares); \(restartKills) of a restart), \(midWork) with work pending (\(midCopy) with the copier still writing), \(copies) packages over \(workspaces) clients, invariants after every kill and restart, nothing quarantined, seed \(Self.seed), \(Int(seconds)) s")
+        let shares = Copier.allCases.map { "\($0.rawValue) \(perCopier[$0] ?? 0) (\(pendingPer[$0] ?? 0) pending)" }
+            .joined(separator: ", ")
+        Torture.report(
+            "inboxd kill storm: \(kills) SIGKILLs (\(kills - restartKills) during a copy: \(shares); \(restartKills) of a restart), \(midWork) with work pending (\(midCopy) with the copier still writing), \(copies) packages over \(workspaces) clients, invariants after every kill and restart, nothing quarantined, seed \(Self.seed), \(Int(seconds)) s"
+        )
         #expect(kills >= target)
         // Every copier got its share (shuffled rounds: counts differ by at most one).
         let counts = Copier.allCases.map { perCopier[$0] ?? 0 }
@@ -175,18 +193,22 @@ import Glibc
         // Built on tmpfs (the builder fsyncs every package: 10,000 fsyncs on a shared disk cost
         // more than the burst), then copied into the staging directory beside the inbox.
         let staging = c.dir.sub("staging")
-        let shm = "/dev/shm/courier-burst-\(getpid())-\(UUID().uuidString.prefix(8))", tree = shm + "/tree"
+        let shm = "/dev/shm/courier-burst-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let tree = shm + "/tree"
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
         try fm.createDirectory(atPath: shm + "/out", withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: shm) }
-        func content(_ t: String, _ r: Int) -> Data { Data("\(t) revision \(r)\n".utf8) + Data(repeating: UInt8(r % 251), count: 512) }
+        func content(_ t: String, _ r: Int) -> Data {
+            Data("\(t) revision \(r)\n".utf8) + Data(repeating: UInt8(r % 251), count: 512)
+        }
         for r in 1...perType {
             for t in types {
                 try? fm.removeItem(atPath: tree)
                 try fm.createDirectory(atPath: tree, withIntermediateDirectories: true)
                 try content(t, r).write(to: URL(fileURLWithPath: tree + "/rules.txt"))
-                try PackageBuilder.buildFull(tree: tree, to: shm + "/out/\(t)_\(r).cpkg",
-                                             options: PackageBuilder.Options(type: t, revision: UInt64(r), keys: [c.key]))
+                try PackageBuilder.buildFull(
+                    tree: tree, to: shm + "/out/\(t)_\(r).cpkg",
+                    options: PackageBuilder.Options(type: t, revision: UInt64(r), keys: [c.key]))
                 try fm.moveItem(atPath: shm + "/out/\(t)_\(r).cpkg", toPath: staging + "/\(t)_\(r).cpkg")
             }
         }
@@ -195,26 +217,36 @@ import Glibc
         let path = "/proc/sys/fs/inotify/max_queued_events"
         let original = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         var restored = false
-        func restore() { if !restored { try? (original + "\n").write(toFile: path, atomically: false, encoding: .utf8); restored = true } }
+        func restore() {
+            if !restored {
+                try? (original + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+                restored = true
+            }
+        }
         defer { restore() }
         try "16\n".write(toFile: path, atomically: false, encoding: .utf8)
         try c.start()
         let watching = c.waitWatching()
-        restore()   // the daemon's instance keeps its 16; nobody else's is affected any longer
+        restore()  // the daemon's instance keeps its 16; nobody else's is affected any longer
         try #require(watching, "the daemon did not start watching: \(c.logTail())")
-        #expect(try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == original)
+        #expect(
+            try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                == original)
 
         // Land everything: renames from a staging directory on the same file system.
         let t0 = Date()
         for r in 1...perType {
             for t in types {
                 let n = "\(t)_\(r).cpkg"
-                try #require(rename(staging + "/" + n, c.inbox + "/" + n) == 0, "rename \(n): \(String(cString: strerror(errno)))")
+                try #require(
+                    rename(staging + "/" + n, c.inbox + "/" + n) == 0,
+                    "rename \(n): \(String(cString: strerror(errno)))")
             }
         }
         let landSeconds = Date().timeIntervalSince(t0)
         let done = waitFor(Torture.isFull ? 1800 : 300) {
-            c.daemon?.isRunning == true && c.inboxNames().isEmpty && types.allSatisfy { c.current($0) == UInt64(perType) }
+            c.daemon?.isRunning == true && c.inboxNames().isEmpty
+                && types.allSatisfy { c.current($0) == UInt64(perType) }
         }
         let seconds = Date().timeIntervalSince(t0)
         // Retention runs once a pass is done (not inside each apply): wait for the pass to end.
@@ -224,38 +256,59 @@ import Glibc
         let overflows = log.components(separatedBy: "inotify queue overflowed").count - 1
         let rescans = log.components(separatedBy: "scanning the inbox: inotify queue overflow").count - 1
         #expect(alive, "the daemon died: \(c.logTail())")
-        #expect(done, "not everything applied after \(Int(seconds)) s: inbox \(c.inboxNames().count) left, current \(types.map { c.current($0).map(String.init) ?? "-" }): \(c.logTail())")
+        #expect(
+            done,
+            "not everything applied after \(Int(seconds)) s: inbox \(c.inboxNames().count) left, current \(types.map { c.current($0).map(String.init) ?? "-" }): \(c.logTail())"
+        )
         // Otherwise the test proved nothing about overflow.
-        #expect(overflows > 0 && rescans > 0, "the inotify queue never overflowed (\(overflows) warnings, \(rescans) rescans): \(c.logTail())")
+        #expect(
+            overflows > 0 && rescans > 0,
+            "the inotify queue never overflowed (\(overflows) warnings, \(rescans) rescans): \(c.logTail())")
 
         #expect(c.inboxNames().isEmpty, "left in the inbox: \(c.inboxNames().prefix(10))")
         #expect(c.quarantined().isEmpty, "quarantined: \(c.quarantined().prefix(10))")
         // Every package accounted for: one `applied` line per type and revision.
         var applied: [String: Set<UInt64>] = [:]
-        var appliedLines = 0, otherEvents: [String: Int] = [:]
+        var appliedLines = 0
+        var otherEvents: [String: Int] = [:]
         for h in c.history() {
-            if h.event == "applied", let r = h.revision { applied[h.type, default: []].insert(r); appliedLines += 1 }
-            else { otherEvents[h.event, default: 0] += 1 }
+            if h.event == "applied", let r = h.revision {
+                applied[h.type, default: []].insert(r)
+                appliedLines += 1
+            } else {
+                otherEvents[h.event, default: 0] += 1
+            }
         }
         let want = Set((1...perType).map(UInt64.init))
         for t in types {
             let missing = want.subtracting(applied[t] ?? [])
-            #expect(missing.isEmpty, "\(t): \(missing.count) revisions without an applied event, e.g. \(missing.sorted().prefix(5))")
+            #expect(
+                missing.isEmpty,
+                "\(t): \(missing.count) revisions without an applied event, e.g. \(missing.sorted().prefix(5))")
         }
-        #expect(appliedLines == total, "\(appliedLines) applied lines for \(total) packages; other events \(otherEvents)")
+        #expect(
+            appliedLines == total, "\(appliedLines) applied lines for \(total) packages; other events \(otherEvents)")
         #expect(otherEvents.isEmpty, "other history events: \(otherEvents)")
         let installed = c.statusInstalled()
         for t in types {
-            #expect(installed[t] == UInt64(perType), "\(t): status.json installed \(installed[t].map(String.init) ?? "nothing")")
+            #expect(
+                installed[t] == UInt64(perType),
+                "\(t): status.json installed \(installed[t].map(String.init) ?? "nothing")")
             let cur = c.dir.sub("state/store/\(t)/current")
             let wantTree: [String: CrashTree.Entry] = ["rules.txt": .file(content(t, perType), exec: false)]
-            if let d = CrashTree.diff(CrashTree.read(cur + "/"), wantTree) { Issue.record("\(t): current differs from its tree: \(d)") }
+            if let d = CrashTree.diff(CrashTree.read(cur + "/"), wantTree) {
+                Issue.record("\(t): current differs from its tree: \(d)")
+            }
             // `keep = 2`: current and the two newest other revisions.
-            #expect(retained && c.kept(t) == [UInt64(perType - 2), UInt64(perType - 1), UInt64(perType)], "\(t): kept \(c.kept(t).count) revisions, newest \(c.kept(t).suffix(3))")
+            #expect(
+                retained && c.kept(t) == [UInt64(perType - 2), UInt64(perType - 1), UInt64(perType)],
+                "\(t): kept \(c.kept(t).count) revisions, newest \(c.kept(t).suffix(3))")
         }
         let status = c.stop()
         #expect(status == 0, "the daemon's exit on SIGTERM: \(String(describing: status))")
-        Torture.report("inboxd burst: \(total) packages of \(types.count) types renamed into the inbox in \(String(format: "%.2f", landSeconds)) s through a 16-event inotify queue, \(overflows) IN_Q_OVERFLOW, \(rescans) rescans; all applied in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / seconds))/s), none lost or quarantined, newest of each type installed and equal to its tree; built in process in \(Int(buildSeconds)) s")
+        Torture.report(
+            "inboxd burst: \(total) packages of \(types.count) types renamed into the inbox in \(String(format: "%.2f", landSeconds)) s through a 16-event inotify queue, \(overflows) IN_Q_OVERFLOW, \(rescans) rescans; all applied in \(String(format: "%.1f", seconds)) s (\(Int(Double(total) / seconds))/s), none lost or quarantined, newest of each type installed and equal to its tree; built in process in \(Int(buildSeconds)) s"
+        )
     }
 
     /// `courier-inboxd run` for 10 minutes (30 s short) while a feeder delivers package after
@@ -277,20 +330,25 @@ import Glibc
         func blob(_ seed: Int, _ size: Int) -> Data {
             var g = CrashRNG(seed: UInt64(seed) &* 0x9E37_79B9 &+ 17)
             var d = Data(count: size)
-            d.withUnsafeMutableBytes { raw in for i in raw.bindMemory(to: UInt64.self).indices { raw.bindMemory(to: UInt64.self)[i] = g.next() } }
+            d.withUnsafeMutableBytes { raw in
+                for i in raw.bindMemory(to: UInt64.self).indices { raw.bindMemory(to: UInt64.self)[i] = g.next() }
+            }
             return d
         }
         func treeFiles(_ r: Int) -> [String: Data] {
-            var f: [String: Data] = ["db/main.cvd": blob(1000 + (r / 8) % 5, 256 << 10),
-                                     "db/daily.cvd": blob(2000 + r % 5, 32 << 10),
-                                     "README": Data("revision \(r)\n".utf8)]
+            var f: [String: Data] = [
+                "db/main.cvd": blob(1000 + (r / 8) % 5, 256 << 10),
+                "db/daily.cvd": blob(2000 + r % 5, 32 << 10),
+                "README": Data("revision \(r)\n".utf8),
+            ]
             if r % 3 == 0 { f["extra/every-third.txt"] = Data("third \(r % 5)\n".utf8) }
             return f
         }
         func makeTree(_ r: Int) throws -> String {
             let root = c.dir.sub("up/\(r)")
             for (p, d) in treeFiles(r) {
-                try fm.createDirectory(atPath: ((root + "/" + p) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try fm.createDirectory(
+                    atPath: ((root + "/" + p) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try d.write(to: URL(fileURLWithPath: root + "/" + p))
             }
             return root
@@ -300,12 +358,16 @@ import Glibc
             for (p, d) in treeFiles(r) {
                 t[p] = .file(d, exec: false)
                 var comps = p.split(separator: "/").dropLast()
-                while !comps.isEmpty { t[comps.joined(separator: "/")] = .dir; comps = comps.dropLast() }
+                while !comps.isEmpty {
+                    t[comps.joined(separator: "/")] = .dir
+                    comps = comps.dropLast()
+                }
             }
             return t
         }
         func land(_ built: String, as name: String) throws {
-            try #require(rename(built, c.inbox + "/" + name) == 0, "rename \(name): \(String(cString: strerror(errno)))")
+            try #require(
+                rename(built, c.inbox + "/" + name) == 0, "rename \(name): \(String(cString: strerror(errno)))")
         }
 
         try c.start()
@@ -319,7 +381,9 @@ import Glibc
         var rev = 0
         var prevFiles: [FileEntry]? = nil
         var prevTree: String? = nil
-        var applied = 0, fulls = 0, deltas = 0
+        var applied = 0
+        var fulls = 0
+        var deltas = 0
         var corrupt: [String] = []
         var failures = 0
         var step = 0
@@ -342,10 +406,14 @@ import Glibc
                 try h.close()
                 try land(bad, as: name)
                 if !waitFor(20, { c.quarantined().contains(name) }) {
-                    Issue.record("corrupt \(name) not quarantined: inbox \(c.inboxNames()): \(c.logTail())"); failures += 1; break
+                    Issue.record("corrupt \(name) not quarantined: inbox \(c.inboxNames()): \(c.logTail())")
+                    failures += 1
+                    break
                 }
                 let why = c.reason(name)
-                #expect((why?["reason"] as? String)?.isEmpty == false && why?["code"] as? String != nil, "\(name): reason \(String(describing: why))")
+                #expect(
+                    (why?["reason"] as? String)?.isEmpty == false && why?["code"] as? String != nil,
+                    "\(name): reason \(String(describing: why))")
                 corrupt.append(name)
             }
             let name: String
@@ -353,7 +421,9 @@ import Glibc
             if let pf = prevFiles, let pt = prevTree, step % 4 != 0, c.current(type) == UInt64(rev - 1) {
                 name = "\(type)_\(rev)_from_\(rev - 1).cpkg"
                 out = staging + "/" + name
-                try PackageBuilder.buildDelta(baseRevision: UInt64(rev - 1), baseFiles: pf, tree: tree, to: out, options: opts, files: files, baseTree: pt)
+                try PackageBuilder.buildDelta(
+                    baseRevision: UInt64(rev - 1), baseFiles: pf, tree: tree, to: out, options: opts, files: files,
+                    baseTree: pt)
                 deltas += 1
             } else {
                 name = "\(type)_\(rev).cpkg"
@@ -363,13 +433,16 @@ import Glibc
             }
             try land(out, as: name)
             if !waitFor(20, { c.current(type) == UInt64(rev) && !c.inboxNames().contains(name) }) {
-                Issue.record("\(name) not applied: current \(c.current(type).map(String.init) ?? "-"), inbox \(c.inboxNames()), quarantine \(c.quarantined()): \(c.logTail())")
+                Issue.record(
+                    "\(name) not applied: current \(c.current(type).map(String.init) ?? "-"), inbox \(c.inboxNames()), quarantine \(c.quarantined()): \(c.logTail())"
+                )
                 failures += 1
                 break
             }
             applied += 1
             if let d = CrashTree.diff(CrashTree.read(c.dir.sub("state/store/\(type)/\(rev)")), expected(rev)) {
-                Issue.record("\(name): the applied tree differs: \(d)"); failures += 1
+                Issue.record("\(name): the applied tree differs: \(d)")
+                failures += 1
             }
             if let pt = prevTree { try? fm.removeItem(atPath: pt) }
             prevTree = tree
@@ -386,20 +459,27 @@ import Glibc
         let samples = sampler.samples.map(\.s)
 
         #expect(alive, "the daemon died during the soak: \(c.logTail())")
-        #expect(settled && end?.fds == baseline.fds, "descriptors: baseline \(baseline.fds), at the end \(end.map { String($0.fds) } ?? "-")")
+        #expect(
+            settled && end?.fds == baseline.fds,
+            "descriptors: baseline \(baseline.fds), at the end \(end.map { String($0.fds) } ?? "-")")
         let hist = c.history()
         let appliedRevs = Set(hist.filter { $0.event == "applied" }.compactMap(\.revision))
         // Every good package applied: one `applied` line for each revision fed.
         let appliedLines = hist.filter { $0.event == "applied" }.count
-        #expect(appliedRevs == Set((1...max(applied, 1)).map(UInt64.init)) && appliedLines == applied,
-                "\(appliedLines) applied lines (\(appliedRevs.count) revisions) for \(applied) packages")
-        #expect(Set(c.quarantined()) == Set(corrupt), "quarantine \(c.quarantined().sorted()) ≠ corrupt packages \(corrupt.sorted())")
+        #expect(
+            appliedRevs == Set((1...max(applied, 1)).map(UInt64.init)) && appliedLines == applied,
+            "\(appliedLines) applied lines (\(appliedRevs.count) revisions) for \(applied) packages")
+        #expect(
+            Set(c.quarantined()) == Set(corrupt),
+            "quarantine \(c.quarantined().sorted()) ≠ corrupt packages \(corrupt.sorted())")
         #expect(hist.filter { $0.event == "refused" }.count == corrupt.count)
         #expect(c.inboxNames().isEmpty, "inbox: \(c.inboxNames())")
         #expect(applied >= (Torture.isFull ? 200 : 10), "only \(applied) packages applied in \(Int(fed)) s")
 
         try #require(samples.count >= 9, "only \(samples.count) samples")
-        let rss = samples.map(\.rssKiB), fds = samples.map(\.fds), threads = samples.map(\.threads)
+        let rss = samples.map(\.rssKiB)
+        let fds = samples.map(\.fds)
+        let threads = samples.map(\.threads)
         // Threads: the daemon is three (apply loop, inotify reader, signal waiter); commands run
         // as child processes. Anything above a few more would be a thread started per package.
         #expect(threads.max()! <= baseline.threads + 2, "threads: baseline \(baseline.threads), max \(threads.max()!)")
@@ -411,13 +491,18 @@ import Glibc
         // its heap after every pass, so what remains between samples is the pass in flight
         // (archive buffers, a manifest) — a constant, not a function of the packages applied.
         let third = samples.count / 3
-        let mid = InboxdTorture.median(Array(rss[third..<(2 * third)])), last = InboxdTorture.median(Array(rss[(2 * third)...]))
+        let mid = InboxdTorture.median(Array(rss[third..<(2 * third)]))
+        let last = InboxdTorture.median(Array(rss[(2 * third)...]))
         let slack = max(mid / 10, 2048)
-        #expect(last <= mid + slack, "RSS grew: median \(mid) KiB in the second third, \(last) KiB in the last (slack \(slack) KiB)")
+        #expect(
+            last <= mid + slack,
+            "RSS grew: median \(mid) KiB in the second third, \(last) KiB in the last (slack \(slack) KiB)")
         let status = c.stop()
         #expect(status == 0, "the daemon's exit on SIGTERM: \(String(describing: status))")
 
         func mmm(_ xs: [Int]) -> String { "\(xs.min()!)/\(InboxdTorture.median(xs))/\(xs.max()!)" }
-        Torture.report("inboxd soak: \(Int(fed)) s, \(applied) packages applied (\(fulls) full, \(deltas) delta), \(corrupt.count) corrupt quarantined with a reason; \(samples.count) samples min/median/max: RSS \(mmm(rss)) KiB (second-third median \(mid), last-third \(last)), fds \(mmm(fds)) (baseline \(baseline.fds), end \(end.map { String($0.fds) } ?? "-")), threads \(mmm(threads)); daemon alive throughout")
+        Torture.report(
+            "inboxd soak: \(Int(fed)) s, \(applied) packages applied (\(fulls) full, \(deltas) delta), \(corrupt.count) corrupt quarantined with a reason; \(samples.count) samples min/median/max: RSS \(mmm(rss)) KiB (second-third median \(mid), last-third \(last)), fds \(mmm(fds)) (baseline \(baseline.fds), end \(end.map { String($0.fds) } ?? "-")), threads \(mmm(threads)); daemon alive throughout"
+        )
     }
 }

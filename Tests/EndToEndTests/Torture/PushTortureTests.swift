@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Issue #15: `courier-deliver push` into 8 inboxes at once (8 jobs), SIGKILLed after random
 /// delays while it copies packages of several MiB (durable mode: reserved blocks, direct I/O,
@@ -11,7 +9,8 @@ import Glibc
 /// it should, no temporaries are left — and one more push copies nothing.
 /// `COURIER_CRASH_SEED` replays a run.
 @Suite(.serialized) struct PushTortureTests {
-    static let seed: UInt64 = ProcessInfo.processInfo.environment["COURIER_CRASH_SEED"].flatMap { UInt64($0) } ?? 0x9054_2026
+    static let seed: UInt64 =
+        ProcessInfo.processInfo.environment["COURIER_CRASH_SEED"].flatMap { UInt64($0) } ?? 0x9054_2026
 
     @Test func killStormWhileCopyingIntoEightInboxes() throws {
         let target = Torture.size(short: 12, full: 105)
@@ -25,17 +24,19 @@ import Glibc
         for type in ["virus-defs", "ips-rules"] {
             try StormKit.write(t.sub("up/\(type)/20261129001/main.db"), StormKit.randomBytes(12 << 20, &rng))
         }
-        t.write("stage.toml", """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
-        [types.virus-defs]
-        source = "dir"
-        path = "up/virus-defs"
-        [types.ips-rules]
-        source = "dir"
-        path = "up/ips-rules"
-        """)
+        t.write(
+            "stage.toml",
+            """
+            outbox = "outbox"
+            key = "stage.key"
+            state_dir = "state"
+            [types.virus-defs]
+            source = "dir"
+            path = "up/virus-defs"
+            [types.ips-rules]
+            source = "dir"
+            path = "up/ips-rules"
+            """)
         let staged = try Programs.run("courier-stage", ["run", "--config", t.sub("stage.toml")])
         try #require(staged.status == 0, "\(staged.stderr)")
         let names = ["ips-rules_20261129001.cpkg", "virus-defs_20261129001.cpkg"]
@@ -47,8 +48,10 @@ import Glibc
         let inboxes = (0..<clients).map { t.sub("clients/c\($0)/inbox") }
         for ib in inboxes { try fm.createDirectory(atPath: ib, withIntermediateDirectories: true) }
         let env = ["XDG_CACHE_HOME": t.sub("cache")]
-        let args = ["push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"), "--inbox", t.sub("clients/*/inbox"),
-                    "--jobs", "\(clients)"]
+        let args = [
+            "push", "--outbox", t.sub("outbox"), "--trust", t.sub("stage.key.pub"), "--inbox", t.sub("clients/*/inbox"),
+            "--jobs", "\(clients)",
+        ]
 
         func visible(_ dir: String) -> [String] { StormKit.list(dir).filter { !$0.hasPrefix(".") } }
         func hidden(_ dir: String) -> [String] { StormKit.list(dir).filter { $0.hasPrefix(".") } }
@@ -60,8 +63,13 @@ import Glibc
             var problems: [String] = []
             for ib in inboxes {
                 for n in visible(ib) {
-                    guard let w = want[n] else { problems.append("\(ib)/\(n): not a package of the outbox"); continue }
-                    if fm.contents(atPath: ib + "/" + n) != w { problems.append("\(ib)/\(n): differs from the outbox's (a partial copy visible)") }
+                    guard let w = want[n] else {
+                        problems.append("\(ib)/\(n): not a package of the outbox")
+                        continue
+                    }
+                    if fm.contents(atPath: ib + "/" + n) != w {
+                        problems.append("\(ib)/\(n): differs from the outbox's (a partial copy visible)")
+                    }
                 }
             }
             return problems
@@ -71,13 +79,19 @@ import Glibc
         // measure of a push's length.
         #expect(try Programs.run("courier-deliver", args, env: env).status == 0)
         clear()
-        sleep(2)   // the cache remembers packages unchanged for 2 s
+        sleep(2)  // the cache remembers packages unchanged for 2 s
         let t0 = Date()
         let measured = try Programs.run("courier-deliver", args, env: env)
         let seconds = Date().timeIntervalSince(t0)
         #expect(measured.status == 0, "\(measured.stdout)")
 
-        var kills = 0, midCopy = 0, withTemporaries = 0, partialSets = 0, doubleKills = 0, finishedFirst = 0, failures = 0
+        var kills = 0
+        var midCopy = 0
+        var withTemporaries = 0
+        var partialSets = 0
+        var doubleKills = 0
+        var finishedFirst = 0
+        var failures = 0
         var cleanedReported = 0
         let started = Date()
         var step = 0
@@ -94,7 +108,10 @@ import Glibc
                     if round == 1 { doubleKills += 1 }
                     let temps = inboxes.flatMap(hidden)
                     let present = inboxes.map { visible($0).count }.reduce(0, +)
-                    if !temps.isEmpty { withTemporaries += 1; hadTemporaries = true }
+                    if !temps.isEmpty {
+                        withTemporaries += 1
+                        hadTemporaries = true
+                    }
                     if present > 0 && present < clients * names.count { partialSets += 1 }
                     if !temps.isEmpty || (present > 0 && present < clients * names.count) { midCopy += 1 }
                 } else {
@@ -102,7 +119,9 @@ import Glibc
                     #expect(p.terminationStatus == 0, "a push that was not killed exited \(p.terminationStatus)")
                 }
                 let problems = checkVisible()
-                #expect(problems.isEmpty, "after a kill at \(Int(delay * 1000)) ms (seed \(Self.seed), step \(step)): \(problems)")
+                #expect(
+                    problems.isEmpty,
+                    "after a kill at \(Int(delay * 1000)) ms (seed \(Self.seed), step \(step)): \(problems)")
                 if !problems.isEmpty { failures += 1 }
             }
             // Pushed again to completion: exactly the packages, byte for byte, no temporaries.
@@ -116,19 +135,37 @@ import Glibc
             }
             #expect(bad.isEmpty, "after the complete push (step \(step)): \(bad)")
             // And once more: nothing to do, nothing touched.
-            let inodes = inboxes.flatMap { ib in names.map { n -> UInt64 in var st = stat(); stat(ib + "/" + n, &st); return UInt64(st.st_ino) } }
+            let inodes = inboxes.flatMap { ib in
+                names.map { n -> UInt64 in
+                    var st = stat()
+                    stat(ib + "/" + n, &st)
+                    return UInt64(st.st_ino)
+                }
+            }
             let noop = try Programs.run("courier-deliver", args, env: env)
-            #expect(noop.status == 0 && noop.stdout.contains(" 0 copied"), "step \(step): a second push is not a no-op: \(noop.stdout)")
-            let after = inboxes.flatMap { ib in names.map { n -> UInt64 in var st = stat(); stat(ib + "/" + n, &st); return UInt64(st.st_ino) } }
+            #expect(
+                noop.status == 0 && noop.stdout.contains(" 0 copied"),
+                "step \(step): a second push is not a no-op: \(noop.stdout)")
+            let after = inboxes.flatMap { ib in
+                names.map { n -> UInt64 in
+                    var st = stat()
+                    stat(ib + "/" + n, &st)
+                    return UInt64(st.st_ino)
+                }
+            }
             #expect(inodes == after, "step \(step): the no-op push replaced files")
             if !bad.isEmpty { failures += 1 }
             if failures > 3 { break }
         }
-        Torture.report("PushTortureTests: \(kills) SIGKILLs of courier-deliver push (\(clients) inboxes, \(clients) jobs, 2 packages of 12 MiB each) — "
-                       + "\(midCopy) mid-copy (\(withTemporaries) left dot-temporaries, \(partialSets) a partly delivered set), "
-                       + "\(doubleKills) second kills in a row, \(finishedFirst) pushes finished before their kill; "
-                       + (failures == 0 ? "no partial visible file after any kill, every next push complete and the one after it a no-op; " : "\(failures) checks FAILED; ") + "a push took \(String(format: "%.2f", seconds)) s; seed \(Self.seed), "
-                       + String(format: "%.0f s", Date().timeIntervalSince(started)))
+        Torture.report(
+            "PushTortureTests: \(kills) SIGKILLs of courier-deliver push (\(clients) inboxes, \(clients) jobs, 2 packages of 12 MiB each) — "
+                + "\(midCopy) mid-copy (\(withTemporaries) left dot-temporaries, \(partialSets) a partly delivered set), "
+                + "\(doubleKills) second kills in a row, \(finishedFirst) pushes finished before their kill; "
+                + (failures == 0
+                    ? "no partial visible file after any kill, every next push complete and the one after it a no-op; "
+                    : "\(failures) checks FAILED; ")
+                + "a push took \(String(format: "%.2f", seconds)) s; seed \(Self.seed), "
+                + String(format: "%.0f s", Date().timeIntervalSince(started)))
         #expect(kills >= target)
         #expect(midCopy >= kills / 3, "only \(midCopy) of \(kills) kills landed mid-copy")
     }

@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Helpers of the stage, push and disk-full torture suites (issue #15): child processes killed
 /// after a delay, tmpfs mounts, a directory served over HTTP, a python-tuf repository served on
@@ -16,20 +14,24 @@ enum StormKit {
     }()
 
     /// The upstreams are on 127.0.0.1: no proxy from the environment may stand in between.
-    static let noProxy = ["no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
-                          "http_proxy": "", "HTTP_PROXY": "", "https_proxy": "", "HTTPS_PROXY": ""]
+    static let noProxy = [
+        "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
+        "http_proxy": "", "HTTP_PROXY": "", "https_proxy": "", "HTTPS_PROXY": "",
+    ]
 
     /// Writes `stage.toml` in `t` (outbox, key and state beside it; no HTTP retry window, so a
     /// failure shows at once) with the `[types.…]` tables given; returns its path.
     static func stageConfig(_ t: TempDir, types: String) -> String {
-        t.write("stage.toml", """
-        outbox = "outbox"
-        key = "stage.key"
-        state_dir = "state"
-        [http]
-        retry_for = "0s"
-        \(types)
-        """)
+        t.write(
+            "stage.toml",
+            """
+            outbox = "outbox"
+            key = "stage.key"
+            state_dir = "state"
+            [http]
+            retry_for = "0s"
+            \(types)
+            """)
         return t.sub("stage.toml")
     }
 
@@ -42,7 +44,8 @@ enum StormKit {
     static func mountTmpfs(_ dir: String, size: String) -> String? {
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if getuid() != 0 { return "not root: cannot mount a tmpfs" }
-        return sh(["mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir]) ? nil : "mount -t tmpfs failed at \(dir)"
+        return sh(["mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", dir])
+            ? nil : "mount -t tmpfs failed at \(dir)"
     }
 
     static func umount(_ dir: String) { sh(["umount", "-l", dir]) }
@@ -83,7 +86,8 @@ enum StormKit {
     }
 
     static func write(_ path: String, _ data: Data) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try data.write(to: URL(fileURLWithPath: path))
     }
 
@@ -95,7 +99,9 @@ enum StormKit {
         guard rename(tmp, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
     }
 
-    static func list(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
+    static func list(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+    }
 
     /// True when nobody holds the flock on `path` (courier-stage's run lock).
     static func lockIsFree(_ path: String) -> Bool {
@@ -122,7 +128,9 @@ final class StormHTTPServer {
         try process.run()
         var text = ""
         let deadline = Date().addingTimeInterval(10)
-        while !text.contains(")") && Date() < deadline { text += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) }
+        while !text.contains(")") && Date() < deadline {
+            text += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        }
         // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
         guard let r = text.range(of: "port "), let p = Int(text[r.upperBound...].prefix(while: { $0.isNumber })) else {
             kill(process.processIdentifier, SIGKILL)
@@ -131,7 +139,10 @@ final class StormHTTPServer {
         port = p
     }
     func url(_ path: String) -> String { "http://127.0.0.1:\(port)/\(path)" }
-    deinit { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
 }
 
 /// A python-tuf repository (`Tests/Support/tufrepo.py`) served by `Tests/Support/tufserver.py`.
@@ -186,7 +197,10 @@ final class StormTUF {
     var targetsURL: String { "http://127.0.0.1:\(port)/targets" }
     var rootPath: String { dir + "/metadata/1.root.json" }
 
-    deinit { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+    deinit {
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+    }
 }
 
 /// What a kill may leave in an outbox, and what it must not: checked after every kill.
@@ -198,7 +212,10 @@ final class OutboxInvariants {
     private var verified = Set<String>()
     private(set) var verifications = 0
 
-    init(outbox: String, trust: String) { self.outbox = outbox; self.trust = trust }
+    init(outbox: String, trust: String) {
+        self.outbox = outbox
+        self.trust = trust
+    }
 
     /// Every visible name in `outbox/<type>/` is a revision directory, `latest` or `latest.txt`;
     /// every revision directory holds its full package and only complete, verifying packages of
@@ -212,25 +229,40 @@ final class OutboxInvariants {
             let typeDir = outbox + "/" + type
             for name in StormKit.list(typeDir) where !name.hasPrefix(".") {
                 if name == "latest" || name == "latest.txt" { continue }
-                guard let rev = UInt64(name) else { problems.append("\(type)/\(name): not a revision directory"); continue }
+                guard let rev = UInt64(name) else {
+                    problems.append("\(type)/\(name): not a revision directory")
+                    continue
+                }
                 let dir = typeDir + "/" + name
                 let files = StormKit.list(dir)
-                if !files.contains("\(type)_\(rev).cpkg") { problems.append("\(type)/\(rev): no full package (\(files))") }
+                if !files.contains("\(type)_\(rev).cpkg") {
+                    problems.append("\(type)/\(rev): no full package (\(files))")
+                }
                 for f in files {
                     let ok = f == "\(type)_\(rev).cpkg" || (f.hasPrefix("\(type)_\(rev)_from_") && f.hasSuffix(".cpkg"))
-                    if !ok { problems.append("\(type)/\(rev)/\(f): not a package of this revision (a temporary in a visible revision?)"); continue }
+                    if !ok {
+                        problems.append(
+                            "\(type)/\(rev)/\(f): not a package of this revision (a temporary in a visible revision?)")
+                        continue
+                    }
                     var st = stat()
-                    guard stat(dir + "/" + f, &st) == 0 else { problems.append("\(type)/\(rev)/\(f): stat failed"); continue }
+                    guard stat(dir + "/" + f, &st) == 0 else {
+                        problems.append("\(type)/\(rev)/\(f): stat failed")
+                        continue
+                    }
                     let key = "\(dir)/\(f)#\(st.st_ino)#\(st.st_size)"
                     if !verified.contains(key) { toVerify.append((key, dir + "/" + f)) }
                 }
             }
             if let text = try? String(contentsOfFile: typeDir + "/latest.txt", encoding: .utf8) {
                 let rev = text.trimmingCharacters(in: .whitespacesAndNewlines)
-                if !fm.fileExists(atPath: "\(typeDir)/\(rev)/\(type)_\(rev).cpkg") { problems.append("\(type)/latest.txt names \(rev), not in the outbox") }
+                if !fm.fileExists(atPath: "\(typeDir)/\(rev)/\(type)_\(rev).cpkg") {
+                    problems.append("\(type)/latest.txt names \(rev), not in the outbox")
+                }
             }
             if let link = try? fm.destinationOfSymbolicLink(atPath: typeDir + "/latest"),
-               !fm.fileExists(atPath: "\(typeDir)/\(link)/\(type)_\(link).cpkg") {
+                !fm.fileExists(atPath: "\(typeDir)/\(link)/\(type)_\(link).cpkg")
+            {
                 problems.append("\(type)/latest -> \(link), not in the outbox")
             }
         }
@@ -238,24 +270,37 @@ final class OutboxInvariants {
             // One process verifies them all (each line OK or not).
             if let v = try? Programs.run("courier-deliver", ["verify", "--trust", trust] + toVerify.map(\.path)) {
                 verifications += toVerify.count
-                if v.status == 0 { for x in toVerify { verified.insert(x.key) } }
-                else { problems.append("verify failed (\(v.status)): \(v.stdout)\(v.stderr)") }
-            } else { problems.append("courier-deliver verify did not run") }
+                if v.status == 0 {
+                    for x in toVerify { verified.insert(x.key) }
+                } else {
+                    problems.append("verify failed (\(v.status)): \(v.stdout)\(v.stderr)")
+                }
+            } else {
+                problems.append("courier-deliver verify did not run")
+            }
         }
         if let d = fm.contents(atPath: outbox + "/index.json") {
-            if let idx = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let ts = idx["types"] as? [String: Any] {
+            if let idx = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+                let ts = idx["types"] as? [String: Any]
+            {
                 for (type, v) in ts {
                     guard let info = v as? [String: Any] else { continue }
-                    if let l = info["latest"] as? Int, !fm.fileExists(atPath: "\(outbox)/\(type)/\(l)/\(type)_\(l).cpkg") {
+                    if let l = info["latest"] as? Int,
+                        !fm.fileExists(atPath: "\(outbox)/\(type)/\(l)/\(type)_\(l).cpkg")
+                    {
                         problems.append("index.json: \(type) latest \(l) is not in the outbox")
                     }
                     for r in (info["revisions"] as? [[String: Any]]) ?? [] {
                         for p in (r["packages"] as? [[String: Any]]) ?? [] {
-                            if let f = p["file"] as? String, !fm.fileExists(atPath: outbox + "/" + f) { problems.append("index.json lists \(f), not in the outbox") }
+                            if let f = p["file"] as? String, !fm.fileExists(atPath: outbox + "/" + f) {
+                                problems.append("index.json lists \(f), not in the outbox")
+                            }
                         }
                     }
                 }
-            } else { problems.append("index.json does not parse") }
+            } else {
+                problems.append("index.json does not parse")
+            }
         }
         return problems
     }

@@ -1,8 +1,6 @@
 import Foundation
-import Testing
-#if canImport(Glibc)
 import Glibc
-#endif
+import Testing
 
 /// Issue #15: `courier-stage run` SIGKILLed after random delays, over and over, while its three
 /// kinds of upstream — a `dir` of revisions, a `url` served by python's http.server and a `tuf`
@@ -13,10 +11,13 @@ import Glibc
 /// bytes), frees the lock and leaves no dot-leftovers or work directory behind.
 /// `COURIER_CRASH_SEED` replays a run.
 @Suite(.serialized) struct StageTortureTests {
-    static let seed: UInt64 = ProcessInfo.processInfo.environment["COURIER_CRASH_SEED"].flatMap { UInt64($0) } ?? 0x5747_4531_2026
+    static let seed: UInt64 =
+        ProcessInfo.processInfo.environment["COURIER_CRASH_SEED"].flatMap { UInt64($0) } ?? 0x5747_4531_2026
 
     enum Source: String, CaseIterable { case dir, url, tuf }
-    static func typeName(_ s: Source) -> String { ["dir": "virus-defs", "url": "feed-url", "tuf": "rules-tuf"][s.rawValue]! }
+    static func typeName(_ s: Source) -> String {
+        ["dir": "virus-defs", "url": "feed-url", "tuf": "rules-tuf"][s.rawValue]!
+    }
 
     /// The upstream's content: a large file of which each revision changes one 64 KiB block
     /// (deltas are worth building, so the stager patches), and a small file new every time.
@@ -45,28 +46,30 @@ import Glibc
         let http = try StormHTTPServer(root: t.sub("www"))
         let tuf = try StormTUF(dir: t.sub("tufrepo"))
         try fm.copyItem(atPath: tuf.rootPath, toPath: t.sub("vendor-root.json"))
-        let cfg = StormKit.stageConfig(t, types: """
-        [types.virus-defs]
-        source = "dir"
-        path = "upstream"
-        keep_revisions = 3
-        deltas = 1
+        let cfg = StormKit.stageConfig(
+            t,
+            types: """
+                [types.virus-defs]
+                source = "dir"
+                path = "upstream"
+                keep_revisions = 3
+                deltas = 1
 
-        [types.feed-url]
-        source = "url"
-        url = "\(http.url("feed.db"))"
-        keep_revisions = 3
-        deltas = 1
+                [types.feed-url]
+                source = "url"
+                url = "\(http.url("feed.db"))"
+                keep_revisions = 3
+                deltas = 1
 
-        [types.rules-tuf]
-        source = "tuf"
-        metadata_url = "\(tuf.metadataURL)"
-        targets_url = "\(tuf.targetsURL)"
-        trusted_root = "vendor-root.json"
-        target_pattern = "rules/*"
-        keep_revisions = 3
-        deltas = 1
-        """)
+                [types.rules-tuf]
+                source = "tuf"
+                metadata_url = "\(tuf.metadataURL)"
+                targets_url = "\(tuf.targetsURL)"
+                trusted_root = "vendor-root.json"
+                target_pattern = "rules/*"
+                keep_revisions = 3
+                deltas = 1
+                """)
         let size = 3 << 20
         var upstream: [Source: Upstream] = [:]
         for (i, s) in Source.allCases.enumerated() {
@@ -93,12 +96,15 @@ import Glibc
                 // http.server's Last-Modified has whole seconds: move it on explicitly, or a
                 // change within the second would be a 304 (as a real server would answer).
                 urlTime += 10
-                try fm.setAttributes([.modificationDate: Date(timeIntervalSince1970: urlTime)], ofItemAtPath: t.sub("www/feed.db"))
+                try fm.setAttributes(
+                    [.modificationDate: Date(timeIntervalSince1970: urlTime)], ofItemAtPath: t.sub("www/feed.db"))
                 expected[s] = ["feed.db": main + daily]
             case .tuf:
                 try StormKit.write(t.sub("tufsrc/main.db"), main)
                 try StormKit.write(t.sub("tufsrc/daily.db"), daily)
-                try tuf.addTargets([("rules/main.db", t.sub("tufsrc/main.db")), ("rules/daily.db", t.sub("tufsrc/daily.db"))])
+                try tuf.addTargets([
+                    ("rules/main.db", t.sub("tufsrc/main.db")), ("rules/daily.db", t.sub("tufsrc/daily.db")),
+                ])
                 expected[s] = ["rules/main.db": main, "rules/daily.db": daily]
             }
         }
@@ -111,16 +117,23 @@ import Glibc
         func checkNewestPublished(_ s: Source, _ context: String) throws {
             let type = Self.typeName(s)
             guard let l = latest(s)?.trimmingCharacters(in: .whitespacesAndNewlines) else {
-                Issue.record("\(context): \(type) has no latest"); return
+                Issue.record("\(context): \(type) has no latest")
+                return
             }
             if s == .dir { #expect(l == "\(dirRevision)", "\(context): latest \(l), upstream \(dirRevision)") }
             let into = t.sub("extract")
             try? fm.removeItem(atPath: into)
-            let x = try Programs.run("courier-inboxd", ["extract", "--trust", t.sub("stage.key.pub"), "--into", into,
-                                                        t.sub("outbox/\(type)/\(l)/\(type)_\(l).cpkg")])
+            let x = try Programs.run(
+                "courier-inboxd",
+                [
+                    "extract", "--trust", t.sub("stage.key.pub"), "--into", into,
+                    t.sub("outbox/\(type)/\(l)/\(type)_\(l).cpkg"),
+                ])
             #expect(x.status == 0, "\(context): extract \(type) \(l): \(x.stderr)")
             let got = treeContents(into)
-            #expect(got == expected[s]!, "\(context): \(type) \(l) holds \(got.keys.sorted()), not the newest upstream revision")
+            #expect(
+                got == expected[s]!,
+                "\(context): \(type) \(l) holds \(got.keys.sorted()), not the newest upstream revision")
             try? fm.removeItem(atPath: into)
         }
 
@@ -135,8 +148,14 @@ import Glibc
             try checkNewestPublished(s, "first \(s) run")
         }
 
-        var kills: [Source: Int] = [:], midWork: [Source: Int] = [:], attempts: [Source: Int] = [:], late = 0
-        var finishedFirst = 0, doubleKills = 0, runs = 0, failures = 0
+        var kills: [Source: Int] = [:]
+        var midWork: [Source: Int] = [:]
+        var attempts: [Source: Int] = [:]
+        var late = 0
+        var finishedFirst = 0
+        var doubleKills = 0
+        var runs = 0
+        var failures = 0
         let started = Date()
         var i = 0
         while kills.values.reduce(0, +) < target && i < target * 4 {
@@ -162,10 +181,13 @@ import Glibc
                     if latest(s) == before { midWork[s, default: 0] += 1 } else { late += 1 }
                 } else {
                     finishedFirst += 1
-                    #expect(p.terminationStatus == 0, "\(type): a run that was not killed exited \(p.terminationStatus)")
+                    #expect(
+                        p.terminationStatus == 0, "\(type): a run that was not killed exited \(p.terminationStatus)")
                 }
                 let problems = inv.check(types: allTypes)
-                #expect(problems.isEmpty, "after a kill of \(type) at \(Int(delay * 1000)) ms (seed \(Self.seed), step \(i)): \(problems)")
+                #expect(
+                    problems.isEmpty,
+                    "after a kill of \(type) at \(Int(delay * 1000)) ms (seed \(Self.seed), step \(i)): \(problems)")
                 if !problems.isEmpty { failures += 1 }
             }
             // The next run, without a kill, completes.
@@ -178,19 +200,27 @@ import Glibc
             #expect(StormKit.lockIsFree(t.sub("state/lock")), "the run lock is still held")
             let left = inv.leftovers(types: [type])
             #expect(left.isEmpty, "step \(i): leftovers in the outbox after a complete run: \(left)")
-            #expect(!fm.fileExists(atPath: t.sub("state/\(type)/work")), "step \(i): \(type)'s work directory left behind")
+            #expect(
+                !fm.fileExists(atPath: t.sub("state/\(type)/work")), "step \(i): \(type)'s work directory left behind")
             let problems = inv.check(types: allTypes)
             #expect(problems.isEmpty, "after the complete run of \(type) (step \(i)): \(problems)")
-            if failures > 3 { break }   // a broken invariant repeats: say it a few times, not 100
+            if failures > 3 { break }  // a broken invariant repeats: say it a few times, not 100
         }
-        let total = kills.values.reduce(0, +), mid = midWork.values.reduce(0, +)
-        let per = Source.allCases.map { "\($0.rawValue) \(kills[$0] ?? 0) (\(midWork[$0] ?? 0) mid-work)" }.joined(separator: ", ")
-        Torture.report("StageTortureTests: \(total) SIGKILLs of courier-stage run — \(per); \(doubleKills) second kills in a row, \(late) after the revision was published, "
-                       + "\(finishedFirst) runs finished before their kill, \(runs) complete runs, \(inv.verifications) packages verified; "
-                       + (failures == 0 ? "outbox consistent after every kill, newest revision published after every complete run; " : "\(failures) checks FAILED; ") + "seed \(Self.seed), "
-                       + String(format: "%.0f s", Date().timeIntervalSince(started)))
+        let total = kills.values.reduce(0, +)
+        let mid = midWork.values.reduce(0, +)
+        let per = Source.allCases.map { "\($0.rawValue) \(kills[$0] ?? 0) (\(midWork[$0] ?? 0) mid-work)" }.joined(
+            separator: ", ")
+        Torture.report(
+            "StageTortureTests: \(total) SIGKILLs of courier-stage run — \(per); \(doubleKills) second kills in a row, \(late) after the revision was published, "
+                + "\(finishedFirst) runs finished before their kill, \(runs) complete runs, \(inv.verifications) packages verified; "
+                + (failures == 0
+                    ? "outbox consistent after every kill, newest revision published after every complete run; "
+                    : "\(failures) checks FAILED; ") + "seed \(Self.seed), "
+                + String(format: "%.0f s", Date().timeIntervalSince(started)))
         #expect(total >= target)
-        for s in Source.allCases { #expect((kills[s] ?? 0) >= target / 4, "\(s): only \(kills[s] ?? 0) kills of \(attempts[s] ?? 0)") }
+        for s in Source.allCases {
+            #expect((kills[s] ?? 0) >= target / 4, "\(s): only \(kills[s] ?? 0) kills of \(attempts[s] ?? 0)")
+        }
         // Most kills must land before the run published: else this tests little.
         #expect(mid >= total / 3, "only \(mid) of \(total) kills landed before the run's package appeared")
     }
@@ -202,16 +232,22 @@ import Glibc
     @Test func killedAfterRetentionTheIndexNamesOnlyWhatIsOnDisk() throws {
         let t = TempDir()
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
-        t.write("stage.toml", "outbox = \"outbox\"\nkey = \"stage.key\"\nstate_dir = \"state\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\nkeep_revisions = 2\n")
+        t.write(
+            "stage.toml",
+            "outbox = \"outbox\"\nkey = \"stage.key\"\nstate_dir = \"state\"\n[types.virus-defs]\nsource = \"dir\"\npath = \"up\"\nkeep_revisions = 2\n"
+        )
         let cfg = t.sub("stage.toml")
         for rev in 1...2 {
             t.write("up/\(rev)/daily.ndb", "rev \(rev)\n")
             #expect(try Programs.run("courier-stage", ["run", "--config", cfg]).status == 0)
         }
         t.write("up/3/daily.ndb", "rev 3\n")
-        let killed = try Programs.run("courier-stage", ["run", "--config", cfg], env: ["COURIER_FAULT": "before-index"])
+        let killed = try Programs.run(
+            "courier-stage", ["run", "--config", cfg], env: ["COURIER_FAULT": "before-index"])
         #expect(killed.status != 0, "not killed at before-index")
-        #expect(!FileManager.default.fileExists(atPath: t.sub("outbox/virus-defs/1")), "retention did not run before the kill")
+        #expect(
+            !FileManager.default.fileExists(atPath: t.sub("outbox/virus-defs/1")),
+            "retention did not run before the kill")
         let inv = OutboxInvariants(outbox: t.sub("outbox"), trust: t.sub("stage.key.pub"))
         let problems = inv.check(types: ["virus-defs"])
         #expect(problems.isEmpty, "\(problems)")

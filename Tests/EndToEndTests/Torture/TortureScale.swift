@@ -16,10 +16,12 @@ enum Torture {
         let text = "TORTURE \(isFull ? "full" : "short"): \(line)"
         print(text)
         if let path = ProcessInfo.processInfo.environment["COURIER_TORTURE_LOG"], !path.isEmpty,
-           let h = FileHandle(forWritingAtPath: path) ?? {
-               FileManager.default.createFile(atPath: path, contents: nil)
-               return FileHandle(forWritingAtPath: path)
-           }() {
+            let h = FileHandle(forWritingAtPath: path)
+                ?? {
+                    FileManager.default.createFile(atPath: path, contents: nil)
+                    return FileHandle(forWritingAtPath: path)
+                }()
+        {
             h.seekToEndOfFile()
             h.write(Data((text + "\n").utf8))
             h.closeFile()

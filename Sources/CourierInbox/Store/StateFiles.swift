@@ -1,12 +1,6 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import CourierCore
-#if canImport(Glibc)
+import FoundationEssentials
 @preconcurrency import Glibc
-#endif
 
 /// The state directory: `status.json` (atomic rewrite), `history.jsonl` (appended), `pins.json`.
 public final class StateFiles: @unchecked Sendable {
@@ -33,7 +27,8 @@ public final class StateFiles: @unchecked Sendable {
     /// Pins: type → the revision the operator named (the endpoint manager's "named version").
     public func readPins() -> [String: UInt64] {
         guard let b = try? Sys.readFile(pinsPath, limit: 1 << 20),
-              let p = try? JSONDecoder().decode([String: UInt64].self, from: Data(b)) else { return [:] }
+            let p = try? JSONDecoder().decode([String: UInt64].self, from: Data(b))
+        else { return [:] }
         return p
     }
 
@@ -46,16 +41,24 @@ public final class StateFiles: @unchecked Sendable {
     public struct HistoryEntry: Codable, Sendable {
         public var at: String
         public var type: String
-        public var event: String          // applied, refused, rolled-back, duplicate-removed, recovered
+        public var event: String  // applied, refused, rolled-back, duplicate-removed, recovered
         public var revision: UInt64?
         public var previous: UInt64?
         public var package: String?
         public var reason: String?
         public var seconds: Double?
-        public init(at: String, type: String, event: String, revision: UInt64? = nil, previous: UInt64? = nil,
-                    package: String? = nil, reason: String? = nil, seconds: Double? = nil) {
-            self.at = at; self.type = type; self.event = event; self.revision = revision; self.previous = previous
-            self.package = package; self.reason = reason; self.seconds = seconds
+        public init(
+            at: String, type: String, event: String, revision: UInt64? = nil, previous: UInt64? = nil,
+            package: String? = nil, reason: String? = nil, seconds: Double? = nil
+        ) {
+            self.at = at
+            self.type = type
+            self.event = event
+            self.revision = revision
+            self.previous = previous
+            self.package = package
+            self.reason = reason
+            self.seconds = seconds
         }
     }
 
