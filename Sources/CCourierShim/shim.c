@@ -43,6 +43,7 @@ int courier_release_free_memory(void) {
 }
 
 int courier_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+pid_t courier_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 pid_t courier_spawn_begin(const char *file, char *const argv[], char *const envp[], int out_fd,
                           int *go_fd, int *report_fd) {

@@ -221,20 +221,3 @@ public struct MirrorClient {
         return try TreeScanner.hashFile(fd, display: path, buffer: buf)
     }
 }
-
-/// One run at a time per state directory: two pulls (a timer and an operator) would write the
-/// same `.part` file. An `flock` on `<state>/lock`, held for the run, released by the kernel when
-/// the process dies.
-final class RunLock {
-    private let fd: Int32
-    init(_ dir: String, program: String) throws {
-        try Sys.mkdirs(dir)
-        let path = dir + "/lock"
-        fd = try Sys.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            Sys.close(fd)
-            throw CourierError(.locked, "\(path): another \(program) run holds the lock")
-        }
-    }
-    deinit { Sys.close(fd) }
-}

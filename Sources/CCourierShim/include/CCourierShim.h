@@ -25,6 +25,8 @@ int courier_release_free_memory(void);
 /// pipe2(O_CLOEXEC): both ends close-on-exec from birth, so a child spawned by another thread
 /// between pipe() and fcntl() cannot inherit them.
 int courier_pipe_cloexec(int fds[2]);
+/// The calling thread's kernel id (gettid(2)), which Swift's Glibc module does not import.
+pid_t courier_gettid(void);
 
 /// Starts a test or apply command, in two steps so that the caller can record the child's
 /// process group before the command runs. `courier_spawn_begin` forks; the child takes a process

@@ -104,7 +104,8 @@ public final class ArchiveReader {
     /// freed; the caller closes the fd.
     private static func openPackage(_ fd: Int32, path: String, blockSize: Int) throws -> (OpaquePointer, Tap) {
         var magic = [UInt8](repeating: 0, count: 4)
-        let got = pread(fd, &magic, 4, 0)
+        // A failed read leaves the format to libarchive, whose error then names it.
+        let got = magic.withUnsafeMutableBytes { (try? Sys.pread(fd, $0.baseAddress!, 4, at: 0, display: path)) ?? -1 }
         let named: (code: Int32, name: String)
         if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
             named = (ARCHIVE_FILTER_ZSTD, "zstd")

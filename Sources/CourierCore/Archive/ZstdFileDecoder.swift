@@ -1,5 +1,6 @@
 import CZstd
 @preconcurrency import Glibc
+import SystemPackage
 
 /// A zstd package decompressed by libzstd straight into the decoder thread's ring slots.
 ///
@@ -51,10 +52,10 @@ final class ZstdFileDecoder {
         var filled = 0
         while filled < out.count {
             if inPos == inSize && !inputEnded {
-                let n = read(fd, input, ZstdFileDecoder.inputSize)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return .failed("reading the package: \(String(cString: strerror(errno)))")
+                let n: Int
+                do { n = try Sys.read(fd, input, ZstdFileDecoder.inputSize, display: "package") } catch {
+                    let why = ((error as? CourierError)?.cause as? Errno)?.description ?? "\(error)"
+                    return .failed("reading the package: \(why)")
                 }
                 if n == 0 {
                     inputEnded = true

@@ -270,7 +270,7 @@ public final class DiagnoseBundle {
         guard !name.isEmpty else {
             throw CourierError(.usage, "\(Escape.text(path)): names a directory, not an archive file")
         }
-        let tmp = (dir.isEmpty ? "" : dir) + "/.\(name).tmp-\(getpid())"
+        let tmp = (dir.isEmpty ? "" : dir) + "/.\(name).tmp-\(Sys.processID())"
         let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         do {
             let w = try ArchiveWriter(fd: fd, display: tmp, compression: .gzip)
@@ -293,12 +293,12 @@ public final class DiagnoseBundle {
             try Sys.fsync(fd, display: tmp)
         } catch {
             Sys.close(fd)
-            _ = unlink(tmp)
+            try? Sys.unlink(tmp)
             throw error
         }
         Sys.close(fd)
         do { try Sys.rename(tmp, path) } catch {
-            _ = unlink(tmp)
+            try? Sys.unlink(tmp)
             throw error
         }
         Sys.fsyncDirectory(dir.isEmpty ? "/" : dir)

@@ -3,16 +3,6 @@ import CArchive
 import SystemPackage
 
 extension Sys {
-    /// `statvfs(2)`, retried on EINTR; the error names the path.
-    public static func fileSystemStats(_ path: String) throws -> statvfs {
-        var st = statvfs()
-        // The function by its full name: the struct of the same name shadows `statvfs(path, &st)`.
-        let call = Glibc.statvfs(_:_:)
-        let (r, e) = retrying { call(path, &st) }
-        if r != 0 { throw CourierError.io("statvfs", path: path, errno: e ?? Errno(rawValue: errno)) }
-        return st
-    }
-
     /// `uname(2)`: the kernel's name, release, version and machine, as `uname -a` shows them.
     public static func kernelDescription() -> String {
         var u = utsname()
@@ -27,13 +17,11 @@ extension Sys {
     /// The last `lines` lines of a file, reading at most its last `maxBytes`: a log of any size
     /// costs one bounded read. The first line may be cut when the limit falls inside it.
     public static func tailLines(_ path: String, lines: Int, maxBytes: Int = 4 << 20) throws -> [String] {
-        let fd = try open(path, O_RDONLY)
-        defer { close(fd) }
-        let size = Int(try fstat(fd, display: path).st_size)
+        let fd = try Sys.open(path, O_RDONLY)
+        defer { Sys.close(fd) }
+        let size = Int(try Sys.fstat(fd, display: path).st_size)
         let start = max(0, size - maxBytes)
-        if lseek(fd, off_t(start), SEEK_SET) < 0 {
-            throw CourierError.io("lseek", path: path, errno: Errno(rawValue: errno))
-        }
+        try Sys.seek(fd, to: Int64(start), display: path)
         var buf = [UInt8](repeating: 0, count: size - start)
         let got = try buf.withUnsafeMutableBytes { try readFully(fd, $0.baseAddress!, $0.count, display: path) }
         var all = String(decoding: buf[0..<got], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
@@ -146,7 +134,7 @@ public enum SystemFacts {
         var out = "this program: \(Escape.text(me)) (Courier \(CourierVersion.string))\n"
         for p in programs {
             let path = (dir.isEmpty ? "." : dir) + "/" + p
-            guard access(path, X_OK) == 0 else {
+            guard Sys.isExecutable(path) else {
                 out += "\(p): not installed beside it\n"
                 continue
             }
@@ -171,7 +159,7 @@ public enum SystemFacts {
         out += "libarchive: \(libarchiveVersion)\n"
         out += "host: \(Escape.text(Sys.hostName()))\n"
         out += "time: \(RFC3339.format(Int64(time(nil))))\n"
-        out += "uid: \(getuid()) euid: \(geteuid()) gid: \(getgid())\n"
+        out += "uid: \(Sys.userID()) euid: \(Sys.effectiveUserID()) gid: \(Sys.groupID())\n"
         for f in [
             "/proc/sys/fs/inotify/max_user_watches", "/proc/sys/fs/inotify/max_user_instances",
             "/proc/sys/fs/inotify/max_queued_events", "/proc/sys/fs/file-nr", "/proc/loadavg", "/proc/uptime",
@@ -181,9 +169,8 @@ public enum SystemFacts {
                 ?? "(not readable)"
             out += "\(f): \(Escape.text(v))\n"
         }
-        var rl = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 {
-            out += "open files limit: \(rl.rlim_cur) (hard \(rl.rlim_max))\n"
+        if let rl = Sys.openFilesLimit() {
+            out += "open files limit: \(rl.soft) (hard \(rl.hard))\n"
         }
         return out
     }

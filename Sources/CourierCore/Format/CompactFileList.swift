@@ -106,7 +106,7 @@ public struct CompactFileList: Sendable {
             let base = Int(bitPattern: raw.baseAddress!)
             let lo = (base + start + page - 1) / page * page
             let hi = (base + end) / page * page
-            if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) }
+            if hi > lo { Sys.releasePages(UnsafeRawPointer(bitPattern: lo)!, count: hi - lo) }
             return max(start, hi - base)
         }
     }

@@ -37,12 +37,12 @@ public struct LineLogHandler: LogHandler {
         // One event, one line, whatever the message carries: anything untrusted that reached the
         // message unescaped (a name, command output) is escaped here (Escape.line).
         var line =
-            "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] \(level): \(Escape.line(event.message.description))"
+            "\(RFC3339.format(Int64(time(nil)))) \(program)[\(Sys.processID())] \(level): \(Escape.line(event.message.description))"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         for k in merged.keys.sorted() { line += " \(Escape.line(k))=\(Escape.line("\(merged[k]!)"))" }
         line += "\n"
         let bytes = Array(line.utf8)
-        if level >= stderrLevel { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
-        if let fd = fileFD, level >= logLevel { bytes.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) } }
+        if level >= stderrLevel { try? Sys.writeAll(2, bytes, display: "standard error") }
+        if let fd = fileFD, level >= logLevel { try? Sys.writeAll(fd, bytes, display: "log file") }
     }
 }

@@ -52,7 +52,7 @@ public enum DeltaApplier {
     /// Removes the now-empty directories above a removed file (a delta may turn `a/b` into `a`).
     static func pruneEmptyParents(_ rootfd: Int32, of path: String, root: String) throws {
         for dir in Names.parents(path).reversed() {
-            if unlinkat(rootfd, dir, AT_REMOVEDIR) != 0 { return }  // not empty: stop
+            if (try? Sys.unlinkat(rootfd, dir, directory: true)) == nil { return }  // not empty: stop
         }
     }
 }

@@ -66,7 +66,8 @@ public enum PackageBuilder {
                 throw CourierError(.usage, "a format 2 delta needs the base revision's files (baseTree)")
             }
             let scratch = FilePath(out).removingLastComponent().string
-            let dir = (scratch.isEmpty ? "." : scratch) + "/.patches-\(getpid())-\(options.revision)-\(baseRevision)"
+            let dir =
+                (scratch.isEmpty ? "." : scratch) + "/.patches-\(Sys.processID())-\(options.revision)-\(baseRevision)"
             try Sys.removeTree(dir)
             try Sys.mkdir(dir, 0o700)
             defer { try? Sys.removeTree(dir) }
@@ -142,7 +143,7 @@ public enum PackageBuilder {
         let sigs = SignatureSet.sign(manifestBytes, with: options.keys)
         let dir = FilePath(out).removingLastComponent().string
         let base = FilePath(out).lastComponent?.string ?? out
-        let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(getpid())"
+        let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(Sys.processID())"
         let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
             let w = try ArchiveWriter(
@@ -193,7 +194,7 @@ public enum PackageBuilder {
             Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
         } catch {
             Sys.close(fd)
-            _ = unlink(tmp)
+            try? Sys.unlink(tmp)
             throw error
         }
     }

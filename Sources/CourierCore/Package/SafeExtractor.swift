@@ -133,7 +133,7 @@ public enum SafeExtractor {
             closeCache()
             // Undo in reverse order: files first, then the directories that held them.
             for item in created.reversed() {
-                _ = unlinkat(rootfd, item.path, item.isDir ? AT_REMOVEDIR : 0)
+                try? Sys.unlinkat(rootfd, item.path, directory: item.isDir)
             }
             throw error
         }

@@ -30,7 +30,7 @@ public enum TreeCopier {
                 try copyDir(subS, subD, src: s, dst: d, mode: mode)
             case S_IFREG:
                 if mode == .hardlink {
-                    if linkat(sfd, ent.name, dfd, ent.name, 0) == 0 { continue }
+                    if (try? Sys.linkat(sfd, ent.name, dfd, ent.name)) != nil { continue }
                     // Different file system or link limit: fall back to copying.
                 }
                 try copyFile(

@@ -43,7 +43,7 @@ public struct Quarantine: Sendable {
         try Sys.mkdirs(dir)
         let name = String(packagePath.split(separator: "/").last ?? "package")
         var dest = dir + "/" + name
-        if Sys.exists(dest) { dest = dir + "/\(name).\(time(nil))-\(getpid())" }
+        if Sys.exists(dest) { dest = dir + "/\(name).\(time(nil))-\(Sys.processID())" }
         let r = Reason(
             package: name, code: code.name, reason: reason, at: RFC3339.format(Int64(time(nil))), type: type,
             revision: revision)
@@ -158,19 +158,5 @@ extension Quarantine {
             bytes -= e.bytes
         }
         return Enforced(files: list.count + stuck.files, bytes: bytes + stuck.bytes, evicted: evicted, failed: failed)
-    }
-}
-
-extension Sys {
-    /// Sets a file's mtime to now on the fine-grained clock (utimensat's `UTIME_NOW` takes the
-    /// coarse one); atime is left alone.
-    static func setModificationTimeToNow(_ path: String) throws {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let utimeOmit = (1 << 30) - 2  // UTIME_OMIT, a macro Swift does not import
-        var times = [timespec(tv_sec: 0, tv_nsec: utimeOmit), now]
-        if utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) != 0 {
-            throw CourierError.io("utimensat", path: path, errno: Errno(rawValue: errno))
-        }
     }
 }

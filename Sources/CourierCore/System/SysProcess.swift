@@ -1,0 +1,56 @@
+import CCourierShim
+@preconcurrency import Glibc
+import SystemPackage
+
+/// Process, thread and terminal facts, and signals, behind `Sys` like every other call
+/// (scripts/check/libc-door.sh keeps it so). These cannot fail, or fail in one way a caller acts
+/// on, so most return a plain value.
+extension Sys {
+    /// This process's id (`getpid`): temporary names, log lines, lock files.
+    public static func processID() -> pid_t { Glibc.getpid() }
+
+    /// The calling thread's kernel id (`gettid`, through the C shim: Swift's Glibc module does
+    /// not import it); `/proc/self/task/<tid>` names the thread.
+    public static func threadID() -> pid_t { courier_gettid() }
+
+    public static func userID() -> uid_t { Glibc.getuid() }
+    public static func effectiveUserID() -> uid_t { Glibc.geteuid() }
+    public static func groupID() -> gid_t { Glibc.getgid() }
+
+    /// Whether `fd` is a terminal (`isatty`): decides colours, progress and how chatty stderr is.
+    public static func isTerminal(_ fd: Int32) -> Bool { Glibc.isatty(fd) == 1 }
+
+    /// Sends `signal` to `pid` (a negative pid: its process group). Returns the errno on failure
+    /// (ESRCH: no such process, EPERM: not ours), nil when it was sent.
+    @discardableResult
+    public static func signal(_ pid: pid_t, _ signal: Int32) -> Errno? {
+        Glibc.kill(pid, signal) == 0 ? nil : Errno(rawValue: errno)
+    }
+
+    /// Whether a process with this pid exists (`kill(pid, 0)`): false only on ESRCH, so a live
+    /// process of another user (EPERM) counts as existing.
+    public static func processExists(_ pid: pid_t) -> Bool {
+        signal(pid, 0) != .noSuchProcess
+    }
+
+    /// Blocks `signals` in the calling thread (`pthread_sigmask(SIG_BLOCK)`); threads started
+    /// afterwards inherit the mask.
+    public static func blockSignals(_ signals: [Int32]) throws {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
+        if rc != 0 {
+            throw CourierError(
+                .io, "cannot block signals \(signals.map(String.init).joined(separator: ",")): \(Errno(rawValue: rc))",
+                cause: Errno(rawValue: rc))
+        }
+    }
+
+    /// The soft and hard limits on open files (`getrlimit(RLIMIT_NOFILE)`), nil if unreadable.
+    public static func openFilesLimit() -> (soft: UInt64, hard: UInt64)? {
+        var rl = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return nil }
+        return (UInt64(rl.rlim_cur), UInt64(rl.rlim_max))
+    }
+}
