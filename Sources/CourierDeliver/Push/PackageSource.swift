@@ -7,6 +7,10 @@ import SystemPackage
 /// `copy_file_range`) and a read-only mapping of its bytes (for direct I/O). Shared by the copy
 /// threads, so nothing here uses the descriptor's file position.
 public final class PackageSource: @unchecked Sendable {
+    // @unchecked Sendable, and why that is true: every property is a `let` set in `init` and never
+    // changed. `map` (a raw pointer, hence not Sendable to the compiler) is a PROT_READ mapping
+    // that lives until `deinit`, so threads only read it; `fd` is used only by calls that take an
+    // offset or none (`pwrite` from the mapping, FICLONE, `reopen` for a position of its own).
     public let path: String
     public let fd: Int32
     public let size: Int64

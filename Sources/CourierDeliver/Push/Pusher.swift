@@ -31,10 +31,16 @@ public struct Pusher: Sendable {
     /// `runStaggered`); 0: all at once, as `jobs` allows.
     public var stagger: Double = 0
 
+    /// Each inbox's own limits (`Target.limits`) checked against the packages chosen for it.
+    public var limitCheck: ClientLimitCheck
+
+    /// `verify`: how every package is verified once; its limits should admit every target's
+    /// (`Limits.loosest`), each target's own being checked by `limitCheck`.
     public init(catalog: Catalog, verify: VerifyOptions, defaultTypes: [String]) {
         self.catalog = catalog
         self.verify = verify
         self.defaultTypes = defaultTypes
+        self.limitCheck = ClientLimitCheck(options: verify)
     }
 
     /// One line of the result: one target and type (or the whole target when it failed early).
@@ -86,7 +92,10 @@ public struct Pusher: Sendable {
         let names: [String]
         do { names = try Self.waiting(in: t.inbox) } catch { return ([], "\(error)") }
         let wants = t.wants.isEmpty ? defaultTypes.map { (type: $0, spec: defaultSpec) } : t.wants
-        return (Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names, force: force), nil)
+        let decided = Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names, force: force)
+        // What this client's limits refuse is decided here, before anything is copied.
+        let who = t.group.map { "group \($0)" } ?? "--max-tree-bytes/--delta-window"
+        return (decided.map { limitCheck.adjust($0, limits: t.limits, catalog: catalog, who: who) }, nil)
     }
 
     /// The decisions for one client: its status file read once, then `Planner.decide` per type.
@@ -383,21 +392,18 @@ public struct Pusher: Sendable {
     }
 }
 
-/// Fixed slots that worker threads fill, one slot per index, each written by one thread only.
-final class Slots<T: Sendable>: @unchecked Sendable {
-    private let buf: UnsafeMutableBufferPointer<T?>
+/// Fixed slots that worker threads fill, one slot per index, read once all workers have joined.
+/// Sendable as the compiler checks it: the slots are behind `Locked` (the project's mutex, which
+/// ThreadSanitizer understands — see Locked.swift), taken once per target, nothing beside a copy.
+final class Slots<T: Sendable>: Sendable {
+    private let slots: Locked<[T?]>
     init(count: Int) {
-        buf = .allocate(capacity: count)
-        buf.initialize(repeating: nil)
-    }
-    deinit {
-        buf.deinitialize()
-        buf.deallocate()
+        slots = Locked([T?](repeating: nil, count: count))
     }
     subscript(i: Int) -> T? {
-        get { buf[i] }
-        set { buf[i] = newValue }
+        get { slots.withLock { $0[i] } }
+        set { slots.withLock { $0[i] = newValue } }
     }
     /// After all workers have joined.
-    var values: [T] { buf.compactMap { $0 } }
+    var values: [T] { slots.withLock { $0.compactMap { $0 } } }
 }

@@ -13,7 +13,10 @@ import Logging
 /// back on failure) → state → retention → remove from the inbox. Refusals go to quarantine;
 /// transient failures (disk full, read-only, out of descriptors) leave the package in the inbox
 /// for a later try. Once `current` is switched the package is applied, whatever fails after.
-public final class InboxProcessor: @unchecked Sendable {
+///
+/// Not `Sendable`, on purpose: its `var`s (status, timers, owed history) have no lock, and the
+/// compiler keeps it on the thread that made it — the daemon's, or a test's.
+public final class InboxProcessor {
     public enum Outcome: Equatable, Sendable {
         case applied(UInt64)
         case duplicate

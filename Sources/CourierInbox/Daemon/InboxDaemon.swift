@@ -12,7 +12,11 @@ import Logging
 /// blocks in `poll`), the signal thread in `sigwait`. A timed wait exists only while a delta waits
 /// for its base, or with `exitWhenIdle`. On SIGTERM the watcher stops, the apply in progress
 /// finishes (the processor checks the flag between packages), and `run` returns.
-public final class InboxDaemon: @unchecked Sendable {
+///
+/// Not `Sendable`: it and its processor live on the thread that calls `run`. What other threads
+/// touch is Sendable on its own — the watcher (which `stop.onStop` stops from the signal thread)
+/// and the stop flag the processor asks between packages.
+public final class InboxDaemon {
     public struct Options: Sendable {
         /// Process what is in the inbox, then return.
         public var once = false

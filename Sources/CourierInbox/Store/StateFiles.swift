@@ -3,7 +3,9 @@ import FoundationEssentials
 @preconcurrency import Glibc
 
 /// The state directory: `status.json` (atomic rewrite), `history.jsonl` (appended), `pins.json`.
-public final class StateFiles: @unchecked Sendable {
+/// Sendable as the compiler checks it: it holds only its immutable path; each call opens, writes
+/// and closes its own files (the state lock, not this type, orders writers between processes).
+public final class StateFiles: Sendable {
     public let dir: String
     public var statusPath: String { dir + "/status.json" }
     public var historyPath: String { dir + "/history.jsonl" }
