@@ -28,10 +28,15 @@ RELEASE_LINK := -Xswiftc -use-ld=lld -Xlinker -L$(STATIC_LIBS) \
 	$(foreach lib,$(ARCHIVE_DEPS),-Xlinker -l$(lib)) \
 	-Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
 
+# Then stripped as Debian ships binaries, the debug information kept apart in
+# $(DEBUG_INFO)/<program>.debug (a .gnu_debuglink in each binary names it; gdb finds it beside
+# the binary or under /usr/lib/debug): docs/ARCHITECTURE.md, "Release binaries".
+DEBUG_INFO := .build/debug-info
 release: bootstrap
 	@bash scripts/build/static-libs.sh $(STATIC_LIBS) archive $(ARCHIVE_DEPS) stdc++
 	$(SWIFT) build -c release --static-swift-stdlib $(RELEASE_LINK)
-	@bash scripts/build/check-release.sh $(RELEASE_BIN)
+	@bash scripts/build/split-debug.sh $(RELEASE_BIN) $(DEBUG_INFO) $(COURIER_PROGRAMS)
+	@bash scripts/build/check-release.sh $(RELEASE_BIN) $(DEBUG_INFO)
 
 # Interop tests of the independent Python implementation first, then the Swift suites, whose
 # summary is the last line. Serially: several suites run real servers, daemons and copiers
@@ -114,12 +119,27 @@ man: bootstrap
 	@mkdir -p man
 	@for p in $(COURIER_PROGRAMS); do sed 's/^$$/.Pp/' "$(MAN_OUT)/$$p/$$p.1" > man/$$p.1 && echo "man/$$p.1"; done
 
+# ---- Debian package (docs/INSTALL.md) ------------------------------------------------------
+# make deb [DEB_OUT=.build/deb] [DEB_REVISION=1] [DEB_BIN=DIR] [DEB_COMPRESSION=xz]
+# $(DEB_OUT)/courier_<CourierVersion>-<DEB_REVISION>_<arch>.deb from the stripped release binaries
+# (`make release` first, unless DEB_BIN names binaries to package as they are): dpkg-deb, the
+# control files in packaging/debian, scripts/build/deb.sh. `make test-deb` runs its test alone:
+# build, lintian, dpkg install, upgrade and purge on this machine (root only).
+DEB_OUT ?= .build/deb
+DEB_REVISION ?= 1
+DEB_BIN ?=
+.PHONY: deb test-deb
+deb: $(if $(DEB_BIN),,release)
+	@bash scripts/build/deb.sh $(or $(DEB_BIN),$(RELEASE_BIN)) $(DEB_OUT) $(DEB_REVISION)
+test-deb: bootstrap
+	python3 -m pytest -q -p no:cacheprovider Tests/interop/test_deb.py
+
 # ---- install / uninstall (docs/OPERATIONS.md, "Installing") ---------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/pkgroot] [INSTALL_BIN=.build/release]
 # Installs what is already built (run `make release` first, as yourself); builds nothing.
 #   $(PREFIX)/bin/courier-{stage,deliver,inboxd,tuf,pull}
 #   $(SYSTEMD_UNIT_DIR)/courier-inboxd.service, courier-{stage,pull}.{service,timer}  (paths set to PREFIX)
-#   $(PREFIX)/share/man/man1/courier-*.1                                      (from man/)
+#   $(PREFIX)/share/man/man1/courier-*.1, man5/courier-*.toml.5                (from man/)
 #   $(PREFIX)/share/courier/examples/{stage,inboxd,policy}.toml, courier-{stage,pull}.crontab
 #   $(PREFIX)/share/doc/courier/*.md                                           (the units' Documentation=)
 #   $(PREFIX)/share/courier/install-manifest.txt: every file and every directory it created,
@@ -162,6 +182,7 @@ echo "make install: into $$DESTDIR$$PREFIX"
 for p in $$PROGRAMS; do put 0755 "$$BIN/$$p" "$$PREFIX/bin/$$p"; done
 for u in scripts/systemd/*.service scripts/systemd/*.timer scripts/systemd/*.path; do put 0644 "$$u" "$$UNITDIR/$${u##*/}" sed; done
 for m in man/*.1; do if [ -f "$$m" ]; then put 0644 "$$m" "$$PREFIX/share/man/man1/$${m##*/}"; fi; done
+for m in man/*.5; do if [ -f "$$m" ]; then put 0644 "$$m" "$$PREFIX/share/man/man5/$${m##*/}"; fi; done
 for e in scripts/examples/*.toml; do put 0644 "$$e" "$$PREFIX/share/courier/examples/$${e##*/}"; done
 put 0644 scripts/cron/courier-stage.crontab "$$PREFIX/share/courier/examples/courier-stage.crontab" sed
 put 0644 scripts/cron/courier-pull.crontab "$$PREFIX/share/courier/examples/courier-pull.crontab" sed

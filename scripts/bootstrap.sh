@@ -13,8 +13,11 @@ set -euo pipefail
 # strace: DurabilityOrderTests watch the order of each program's fsync/syncfs and renames.
 # nginx: serves outboxes and relays in the pull tests and the mirror simulation (issue #16);
 # openssh-server: the Ansible role runs over real SSH against sshd instances on 127.0.0.1.
+# binutils: make release strips with strip/objcopy; dpkg-dev (dpkg-shlibdeps), lintian, adduser and
+# logrotate: make deb and its test (Tests/interop/test_deb.py).
 debs=(libarchive-dev zlib1g-dev libzstd-dev liblzma-dev libbz2-dev nettle-dev libarchive-tools pkg-config time rsync inotify-tools
-      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime strace nginx openssh-server openssh-client)
+      tinyproxy squid gpgv gnupg minisign signify-openbsd xdelta3 bsdiff xfsprogs faketime strace nginx openssh-server openssh-client
+      binutils dpkg-dev lintian adduser logrotate)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
