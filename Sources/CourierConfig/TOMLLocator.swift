@@ -1,3 +1,5 @@
+import CourierCore
+
 /// Finds the line of a key in TOML text, for error messages that name file, line and key.
 /// TOMLKit reports positions only for syntax errors; for "unknown key" and "bad value" we look
 /// the key up in the text ourselves: table headers (`[a.b]`) set the current table, and
@@ -8,7 +10,7 @@ public struct TOMLLocator {
     public init(_ text: String) {
         var table = ""
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingSet(" \t\r")
+            let line = raw.trimming(" \t\r")
             if line.hasPrefix("#") || line.isEmpty { continue }
             if line.hasPrefix("[") {
                 let inner = line.drop(while: { $0 == "[" }).prefix(while: { $0 != "]" })
@@ -28,21 +30,11 @@ public struct TOMLLocator {
     }
 
     static func normalize(_ s: String) -> String {
-        s.split(separator: ".").map { $0.trimmingSet(" \t\"'") }.joined(separator: ".")
+        s.split(separator: ".").map { $0.trimming(" \t\"'") }.joined(separator: ".")
     }
 
     /// Line of `key` in `table` (dotted path, "" for the top level), or of the table header.
     public func line(of key: String, in table: String) -> Int? {
         lines.first { $0.table == table && $0.key == key }?.line
-    }
-}
-
-extension StringProtocol {
-    func trimmingSet(_ set: String) -> String {
-        let chars = Set(set)
-        var s = self[...]
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -120,29 +120,3 @@ public struct TableReader {
         return TableReader(table: t, name: name.isEmpty ? key : name + "." + key, path: path, locator: locator)
     }
 }
-
-/// Sizes: "2G", "500M", "64K", "123" (bytes); powers of 1024.
-public enum SizeParser {
-    public static func bytes(_ s: String) -> Int64? {
-        var t = s.trimmingSet(" ")
-        var mult: Int64 = 1
-        if t.hasSuffix("iB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
-        switch t.last {
-        case "K", "k":
-            mult = 1 << 10
-            t.removeLast()
-        case "M", "m":
-            mult = 1 << 20
-            t.removeLast()
-        case "G", "g":
-            mult = 1 << 30
-            t.removeLast()
-        case "T", "t":
-            mult = 1 << 40
-            t.removeLast()
-        default: break
-        }
-        guard let n = Int64(t), n > 0, n <= Int64.max / mult else { return nil }
-        return n * mult
-    }
-}

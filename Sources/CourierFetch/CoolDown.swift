@@ -8,7 +8,7 @@ enum RetryAfter {
     /// Seconds to wait, at `now` (Unix seconds). A date in the past means 0. Nil when the value is
     /// neither form — the caller then treats the response as an ordinary transient failure.
     static func seconds(_ value: String, now: Int64) -> Int64? {
-        let v = value.trimmedBlanks
+        let v = value.trimming(" \t")
         if !v.isEmpty, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
             return Int64(v) ?? (1 << 40)  // absurdly long: as good as forever
         }

@@ -121,7 +121,7 @@ extension FetchURL {
     /// A `Location` value against this URL: absolute (`http(s)://…`), scheme-relative (`//host/…`),
     /// absolute path (`/…`) or relative path.
     func resolve(_ location: String) throws -> FetchURL {
-        let l = String(location.trimmedBlanks)
+        let l = location.trimming(" \t")
         if l.schemeSeparator != nil { return try FetchURL(l) }
         if l.hasPrefix("//") { return try FetchURL(scheme + ":" + l) }
         let base = scheme + "://" + authority

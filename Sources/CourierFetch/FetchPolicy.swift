@@ -99,7 +99,7 @@ public struct BasicAuth: Sendable, Hashable, CustomStringConvertible {
     }
     public var description: String { "\(user):***" }
     /// The `Authorization` header value.
-    var headerValue: String { "Basic " + ProxyProbe.base64(Array("\(user):\(password)".utf8)) }
+    var headerValue: String { "Basic " + Data("\(user):\(password)".utf8).base64EncodedString() }
 }
 
 /// Whether `caFile`/`caDir` add to the system's trust store or replace it.

@@ -40,11 +40,12 @@ struct FetchURL: Sendable, Equatable {
     init(_ text: String) throws {
         string = text
         guard let sep = text.schemeSeparator else {
-            throw CourierError(.config, "'\(FetchURL.redact(text))': not an http:// or https:// URL")
+            throw CourierError(.config, "'\(URLRedaction.redact(text))': not an http:// or https:// URL")
         }
         scheme = text[..<sep.lowerBound].lowercased()
         guard scheme == "http" || scheme == "https" else {
-            throw CourierError(.config, "'\(FetchURL.redact(text))': unsupported scheme '\(scheme)' (http or https)")
+            throw CourierError(
+                .config, "'\(URLRedaction.redact(text))': unsupported scheme '\(scheme)' (http or https)")
         }
         let rest = text[sep.upperBound...]
         let authEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
@@ -63,7 +64,7 @@ struct FetchURL: Sendable, Equatable {
         }
         userinfo = info
         guard let hp = FetchURL.splitHostPort(authority, defaultPort: FetchURL.defaultPort(scheme)) else {
-            throw CourierError(.config, "'\(FetchURL.redact(text))': bad host or port")
+            throw CourierError(.config, "'\(URLRedaction.redact(text))': bad host or port")
         }
         host = hp.host
         port = hp.port
@@ -96,19 +97,5 @@ struct FetchURL: Sendable, Equatable {
             port = v
         }
         return (host.lowercased(), port)
-    }
-
-    /// Removes `user:password@` from anything that looks like a URL, for messages about text that
-    /// did not even parse. Best effort, but it errs on the side of removing too much.
-    static func redact(_ text: String) -> String {
-        guard let sep = text.schemeSeparator else {
-            if let at = text.lastIndex(of: "@") { return "***@" + String(text[text.index(after: at)...]) }
-            return text
-        }
-        let rest = text[sep.upperBound...]
-        let authEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        let authority = rest[..<authEnd]
-        guard let at = authority.lastIndex(of: "@") else { return text }
-        return String(text[..<sep.upperBound]) + "***@" + String(rest[rest.index(after: at)...])
     }
 }

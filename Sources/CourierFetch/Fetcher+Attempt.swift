@@ -222,7 +222,7 @@ extension Fetcher {
     func contentLength(_ headers: HTTPHeaders) -> Int64? {
         let values = headers["Content-Length"]
         guard let first = values.first, values.allSatisfy({ $0 == first }) else { return nil }
-        return Int64(first.trimmingPrefixSpaces)
+        return Int64(first.trimming(" \t"))
     }
 
     /// `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
@@ -239,10 +239,6 @@ extension Fetcher {
         if rangeAndTotal[1] != "*" && total == nil { return nil }
         return (start, end, total)
     }
-}
-
-extension String {
-    fileprivate var trimmingPrefixSpaces: Substring { self.drop(while: { $0 == " " || $0 == "\t" }) }
 }
 
 /// `max_rate`: paces a download by sleeping whenever it is ahead of `rate` bytes per second since

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CourierCore
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -36,7 +37,7 @@ enum PlainProxyClient {
             head.headers.add(name: "Host", value: url.authority)
             head.headers.add(contentsOf: headers)
             if let user = proxy.username {
-                let value = "Basic " + ProxyProbe.base64(Array("\(user):\(proxy.password ?? "")".utf8))
+                let value = "Basic " + Data("\(user):\(proxy.password ?? "")".utf8).base64EncodedString()
                 head.headers.add(name: "Proxy-Authorization", value: value)
             }
             head.headers.add(name: "Connection", value: "close")

@@ -1,4 +1,5 @@
 import Dispatch
+import FoundationEssentials
 @preconcurrency import Glibc
 
 /// Asks a proxy for the status of a `CONNECT`, once, with plain sockets.
@@ -36,7 +37,8 @@ enum ProxyProbe {
 
         var req = "CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n"
         if let user = proxy.username {
-            req += "Proxy-Authorization: Basic \(base64(Array("\(user):\(proxy.password ?? "")".utf8)))\r\n"
+            req +=
+                "Proxy-Authorization: Basic \(Data("\(user):\(proxy.password ?? "")".utf8).base64EncodedString())\r\n"
         }
         req += "\r\n"
         let bytes = Array(req.utf8)
@@ -58,23 +60,5 @@ enum ProxyProbe {
         let parts = line.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/") else { return nil }
         return Int(parts[1])
-    }
-
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    static func base64(_ data: [UInt8]) -> String {
-        var out: [UInt8] = []
-        var i = 0
-        while i < data.count {
-            let b0 = data[i]
-            let b1 = i + 1 < data.count ? data[i + 1] : 0
-            let b2 = i + 2 < data.count ? data[i + 2] : 0
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
-            out.append(i + 1 < data.count ? alphabet[Int((b1 & 0x0f) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            out.append(i + 2 < data.count ? alphabet[Int(b2 & 0x3f)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -8,7 +8,7 @@ import FoundationEssentials
 /// proxies expect (`PlainProxyClient`).
 ///
 /// The password is a secret: `description` shows `***` in its place, and every message that
-/// quotes a proxy string goes through `FetchURL.redact` first.
+/// quotes a proxy string goes through `URLRedaction.redact` first.
 public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
@@ -34,8 +34,8 @@ public struct ProxySettings: Sendable, Hashable, CustomStringConvertible {
     /// default, as Python and Go read proxy variables (curl would say 1080; write the port).
     /// Only plain-http proxies exist here: TLS to the proxy itself and SOCKS are refused, not ignored.
     public static func parse(_ text: String) throws -> ProxySettings {
-        let shown = FetchURL.redact(text)
-        var rest = Substring(text.trimmedBlanks)
+        let shown = URLRedaction.redact(text)
+        var rest = Substring(text.trimming(" \t"))
         if let sep = rest.schemeSeparator {
             let scheme = rest[..<sep.lowerBound].lowercased()
             guard scheme == "http" else {

@@ -228,7 +228,7 @@ public struct PullReport: Sendable {
     }
 
     public func json() -> String {
-        func q(_ s: String) -> String { PullReport.jsonString(s) }
+        func q(_ s: String) -> String { jsonString(s) }
         let lines = types.map { t -> String in
             var f = [
                 "\"type\":\(q(t.type))", "\"action\":\(q(t.action))", "\"code\":\(q(t.code))",
@@ -245,23 +245,5 @@ public struct PullReport: Sendable {
         }
         return
             "{\"mirror\":\(q(mirror)),\"not_modified\":\(notModified),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    let h = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -68,7 +68,7 @@ public final class Relay {
         }
 
         public func json() -> String {
-            let q = PullReport.jsonString
+            let q = jsonString
             let lines = types.map { t -> String in
                 var f = [
                     "\"type\":\(q(t.type))", "\"added\":[\(t.added.map(String.init).joined(separator: ","))]",

@@ -33,7 +33,7 @@ public struct StatusCommand: ParsableCommand {
             let now = Int64(time(nil))
             print("host \(Escape.text(s.host)), status of \(Escape.text(s.updated))")
             for (t, ts) in s.types.sorted(by: { $0.key < $1.key }) {
-                let age = ts.contentCreated.flatMap(RFC3339.parse).map { ageText(now - $0) } ?? "-"
+                let age = ts.contentCreated.flatMap(RFC3339.parse).map { humanAge(now - $0) } ?? "-"
                 var line = "\(t): \(ts.installed.map(String.init) ?? "nothing installed")"
                 if let p = ts.previous { line += " (previous \(p))" }
                 line += ", content age \(age)"
@@ -55,12 +55,6 @@ public struct StatusCommand: ParsableCommand {
             }
         }
     }
-}
-
-func ageText(_ s: Int64) -> String {
-    if s < 3600 { return "\(s / 60) min" }
-    if s < 86400 * 2 { return "\(s / 3600) h" }
-    return "\(s / 86400) d"
 }
 
 /// Shared by rollback, pin and unpin: they change state under the daemon's lock.

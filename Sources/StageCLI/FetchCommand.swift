@@ -59,7 +59,7 @@ public struct FetchCommand: AsyncParsableCommand {
     public init() {}
 
     public func validate() throws {
-        guard FetchCommand.parseSize(maxBytes) != nil else {
+        guard SizeParser.bytes(maxBytes) != nil else {
             throw ValidationError("--max-bytes: '\(maxBytes)' is not a size (examples: 1048576, 512M, 2G)")
         }
         guard readTimeout > 0 else { throw ValidationError("--read-timeout must be at least 1") }
@@ -71,7 +71,7 @@ public struct FetchCommand: AsyncParsableCommand {
             var policy = FetchPolicy()
             policy.userAgent = "courier-stage/\(CourierVersion.string)"
             policy.retryFor = window
-            policy.maxBytes = FetchCommand.parseSize(maxBytes)!
+            policy.maxBytes = SizeParser.bytes(maxBytes)!
             policy.readTimeout = readTimeout
             policy.stateDir = stateDir
             if let proxy { policy.proxy = try ProxySettings.parse(proxy) }
@@ -100,20 +100,5 @@ public struct FetchCommand: AsyncParsableCommand {
                 print(line)
             }
         }
-    }
-
-    /// `1048576`, `512K`, `64M`, `2G` (powers of 1024); nil when malformed or zero.
-    static func parseSize(_ s: String) -> Int64? {
-        var digits = Substring(s)
-        var mult: Int64 = 1
-        switch digits.last {
-        case "K", "k": mult = 1 << 10
-        case "M", "m": mult = 1 << 20
-        case "G", "g": mult = 1 << 30
-        default: break
-        }
-        if mult != 1 { digits = digits.dropLast() }
-        guard let n = Int64(digits), n > 0, n <= Int64.max / mult else { return nil }
-        return n * mult
     }
 }

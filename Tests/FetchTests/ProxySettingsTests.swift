@@ -142,7 +142,7 @@ import Testing
         #expect(try FetchURL("https://[::1]/x").authority == "[::1]")
         #expect(throws: CourierError.self) { try FetchURL("ftp://h/x") }
         #expect(throws: CourierError.self) { try FetchURL("no-scheme") }
-        #expect(FetchURL.redact("http://u:p@h/x") == "http://***@h/x")
+        #expect(URLRedaction.redact("http://u:p@h/x") == "http://***@h/x")
     }
 
     @Test func retryAfterSecondsAndDates() {

@@ -106,13 +106,3 @@ public struct TrustStore: Sendable {
         return (ids, keys)
     }
 }
-
-extension Substring {
-    public func trimming(_ set: String) -> String {
-        let chars = Set(set)
-        var s = self[...]
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -26,7 +26,3 @@ public enum DurationParser {
         return num == nil ? total : nil
     }
 }
-
-extension String {
-    public func trimming(_ set: String) -> String { self[...].trimming(set) }
-}

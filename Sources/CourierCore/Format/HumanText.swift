@@ -28,3 +28,14 @@ extension String {
         self = "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
     }
 }
+
+/// An age for humans, compact and to the minute where it matters: `45s`, `12m`, `3h`, `3h20m`,
+/// `2d`, `2d5h`. Shared by `courier-deliver report` and `courier-inboxd status` (which printed
+/// `0 min` for fresh content and `47 h` for nearly two days before #17.5). A negative age (a
+/// clock behind the stager's) is shown as it is, so that the skew is visible.
+public func humanAge(_ s: Int64) -> String {
+    if s < 60 { return "\(s)s" }
+    if s < 3600 { return "\(s / 60)m" }
+    if s < 86400 { return "\(s / 3600)h\(s % 3600 / 60 > 0 ? "\(s % 3600 / 60)m" : "")" }
+    return "\(s / 86400)d\(s % 86400 / 3600 > 0 ? "\(s % 86400 / 3600)h" : "")"
+}

@@ -55,7 +55,7 @@ public final class Throttle: Sendable {
     /// `500K`, `2M`, `2MiB`, `1G`, `2M/s`; a bare number is KiB/s, as rsync's `--bwlimit`.
     /// Throws a `.usage` error naming `what` for anything else, zero or negative.
     public static func parseRate(_ text: String, what: String = "bandwidth limit") throws -> Int64 {
-        var s = text.trimmingSpaces()
+        var s = text.trimming(" ")
         if s.hasSuffix("/s") { s.removeLast(2) }
         var unit: Int64 = 1024
         let suffixes: [(String, Int64)] = [
@@ -68,7 +68,7 @@ public final class Throttle: Sendable {
             unit = mult
             break
         }
-        guard let n = Double(s.trimmingSpaces()), n.isFinite, n > 0, n * Double(unit) >= 1,
+        guard let n = Double(s.trimming(" ")), n.isFinite, n > 0, n * Double(unit) >= 1,
             n * Double(unit) < 1e15
         else {
             throw CourierError(
@@ -77,14 +77,5 @@ public final class Throttle: Sendable {
             )
         }
         return Int64(n * Double(unit))
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
     }
 }

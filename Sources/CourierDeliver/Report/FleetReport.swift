@@ -128,7 +128,7 @@ public struct FleetReport: Sendable {
         // A client held on a named revision holds old content on purpose: its age is no alarm.
         let onNamedTarget = heldByPolicy && ts.installed == r.target
         if let a = r.contentAgeSeconds, a > Int64(staleHours) * 3600, !onNamedTarget {
-            r.staleReasons.append("content \(Self.age(a)) old")
+            r.staleReasons.append("content \(humanAge(a)) old")
         }
         r.stale = !r.staleReasons.isEmpty
         return r
@@ -143,12 +143,5 @@ public struct FleetReport: Sendable {
         for i in rows.indices where (paths[rows[i].client]?.count ?? 0) > 1 {
             rows[i].client += " (" + (origin[rows[i].statusPath] ?? rows[i].statusPath) + ")"
         }
-    }
-
-    public static func age(_ s: Int64) -> String {
-        if s < 60 { return "\(s)s" }
-        if s < 3600 { return "\(s / 60)m" }
-        if s < 86400 { return "\(s / 3600)h\(s % 3600 / 60 > 0 ? "\(s % 3600 / 60)m" : "")" }
-        return "\(s / 86400)d\(s % 86400 / 3600 > 0 ? "\(s % 86400 / 3600)h" : "")"
     }
 }

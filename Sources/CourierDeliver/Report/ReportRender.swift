@@ -21,7 +21,7 @@ public enum ReportRender {
             lines.append(
                 [
                     r.client, r.type ?? "-", rev, r.behind.map(String.init) ?? "-",
-                    r.contentAgeSeconds.map(FleetReport.age) ?? "-", r.appliedAt ?? "-",
+                    r.contentAgeSeconds.map(humanAge) ?? "-", r.appliedAt ?? "-",
                     r.pending.isEmpty ? "-" : String(r.pending.count), state, err,
                 ].map(Escape.line))
         }

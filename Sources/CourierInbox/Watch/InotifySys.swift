@@ -133,16 +133,7 @@ public enum InotifyLimits {
         default: return nil
         }
         guard let bytes = try? Sys.readFile(path, limit: 64) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces()
+        let text = String(decoding: bytes, as: UTF8.self).trimming(" \n\t")
         return Int(text)
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\n" || c == "\t" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\n" || c == "\t" { s.removeLast() }
-        return String(s)
     }
 }

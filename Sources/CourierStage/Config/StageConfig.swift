@@ -387,7 +387,7 @@ public struct StageConfig: Sendable {
         }
         for u in list {
             guard u.hasPrefix("http://") || u.hasPrefix("https://") else {
-                throw t.error(key, "must start with http:// or https:// (\(Escape.quoted(URLSource.redact(u))))")
+                throw t.error(key, "must start with http:// or https:// (\(Escape.quoted(URLRedaction.redact(u))))")
             }
         }
         if Set(list).count != list.count { throw t.error(key, "lists a mirror twice") }

@@ -19,7 +19,7 @@ import FoundationEssentials
 /// rollback is `expired` (8); a malformed document `malformed` (6).
 public struct TUFSource: ContentSource {
     public let spec: StageConfig.TUFSourceSpec
-    public var describe: String { "tuf \(URLSource.redact(spec.metadataURL))" }
+    public var describe: String { "tuf \(URLRedaction.redact(spec.metadataURL))" }
 
     public func check(_ ctx: SourceContext) async throws -> CheckResult {
         guard let base = ctx.fetcher else { throw CourierError(.config, "tuf source needs an HTTP fetcher") }
@@ -48,7 +48,7 @@ public struct TUFSource: ContentSource {
             targetBaseURL: spec.targetsURL, fetcher: fetcher, logger: ctx.logger,
             referenceTime: ctx.now)
         try await updater.refresh()
-        ctx.served.mirror = URLSource.redact(spec.metadataURL)
+        ctx.served.mirror = URLRedaction.redact(spec.metadataURL)
 
         let names = try await chosenTargets(updater)
         let tree = ctx.workDir + "/tree"
@@ -119,8 +119,8 @@ public struct TUFSource: ContentSource {
             )
         }
         var prov = [
-            "source": "tuf", "metadata_url": URLSource.redact(spec.metadataURL),
-            "targets_url": URLSource.redact(spec.targetsURL),
+            "source": "tuf", "metadata_url": URLRedaction.redact(spec.metadataURL),
+            "targets_url": URLRedaction.redact(spec.targetsURL),
         ]
         for (role, v) in versions { prov["tuf_\(role)_version"] = String(v) }
         return .new(

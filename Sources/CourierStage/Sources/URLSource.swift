@@ -13,7 +13,7 @@ import FoundationEssentials
 /// latest revision is not a new revision.
 public struct URLSource: ContentSource {
     public let spec: StageConfig.URLSourceSpec
-    public var describe: String { "url \(URLSource.redact(spec.url))" }
+    public var describe: String { "url \(URLRedaction.redact(spec.url))" }
 
     /// `source.json`: the validators of the published content, per mirror URL (without
     /// credentials). Every entry names the *same* content — the latest published revision — as
@@ -26,7 +26,7 @@ public struct URLSource: ContentSource {
 
         var map: [String: Validators] {
             if let mirrors { return mirrors }
-            if let url, let validators { return [URLSource.redact(url): validators] }
+            if let url, let validators { return [URLRedaction.redact(url): validators] }
             return [:]
         }
     }
@@ -110,7 +110,9 @@ public struct URLSource: ContentSource {
         var o = TreeScanner.Options()
         o.limits = ctx.limits
         let files = try TreeScanner.scan(tree, options: o)
-        if files.isEmpty { throw CourierError(.download, "\(URLSource.redact(spec.url)): the download holds no files") }
+        if files.isEmpty {
+            throw CourierError(.download, "\(URLRedaction.redact(spec.url)): the download holds no files")
+        }
         if try sameContent(files, ctx) {
             try commit(true)()
             return .unchanged("downloaded \(bytes) bytes; content equals revision \(ctx.latestRevision!)")
@@ -128,11 +130,12 @@ public struct URLSource: ContentSource {
     /// (a lagging mirror's checksum file matches its own download), then in the fetcher's order.
     func preferring(_ servedBy: String, _ urls: [String], _ fetcher: Fetcher) -> [String] {
         let host = { (u: String) in
-            u.split(separator: "/", maxSplits: 3).dropFirst().first.map { URLSource.redact("x://" + $0) }
+            u.split(separator: "/", maxSplits: 3).dropFirst().first.map { URLRedaction.redact("x://" + $0) }
         }
         let h = host(servedBy)
         let ordered = fetcher.mirrorOrder(urls)
-        return ordered.filter { host(URLSource.redact($0)) == h } + ordered.filter { host(URLSource.redact($0)) != h }
+        return ordered.filter { host(URLRedaction.redact($0)) == h }
+            + ordered.filter { host(URLRedaction.redact($0)) != h }
     }
 
     /// The vendor signature from the first signature mirror that has one. `checkSignature` fetches
@@ -178,13 +181,13 @@ public struct URLSource: ContentSource {
         }
         guard let want = expected ?? lone else {
             throw CourierError(
-                .download, "\(URLSource.redact(url)): no checksum for \(Escape.quoted(name)) in the checksum file")
+                .download, "\(URLRedaction.redact(url)): no checksum for \(Escape.quoted(name)) in the checksum file")
         }
         let got = try hashFile(file, md5: want.count == 32)
         guard got == want else {
             throw CourierError(
                 .download,
-                "\(URLSource.redact(spec.url)): checksum mismatch: downloaded \(got), \(URLSource.redact(url)) says \(want)"
+                "\(URLRedaction.redact(spec.url)): checksum mismatch: downloaded \(got), \(URLRedaction.redact(url)) says \(want)"
             )
         }
     }
@@ -210,7 +213,7 @@ public struct URLSource: ContentSource {
     func checkSignature(file: String, url: String, keyPath: String, fetcher: Fetcher, workDir: String) async throws
         -> [String: String]
     {
-        let shown = URLSource.redact(spec.url)
+        let shown = URLRedaction.redact(spec.url)
         // Signature files are small; minisign's and signify's are under 400 bytes, OpenPGP's a few KiB.
         let sigBytes = try await fetcher.fetchSmall(url, limit: 64 << 10)
         switch spec.signatureFormat {
@@ -221,7 +224,7 @@ public struct URLSource: ContentSource {
             let format: VendorSignature.Format = spec.signatureFormat == .minisign ? .minisign : .signify
             let keyText = String(decoding: try Sys.readFile(keyPath, limit: 64 << 10), as: UTF8.self)
             let key = try VendorSignature.parseKey(keyText, format: format, source: keyPath)
-            let sig = try VendorSignature.parseSignature(sigBytes, format: format, source: URLSource.redact(url))
+            let sig = try VendorSignature.parseSignature(sigBytes, format: format, source: URLRedaction.redact(url))
             let comment = try VendorSignature.verify(
                 file: file, signature: sig, key: key, format: format, display: shown)
             var p = ["vendor_signature": "\(format.rawValue) \(key.keyNumberHex)"]
@@ -255,22 +258,14 @@ public struct URLSource: ContentSource {
         }
         guard sig.count == 64 else {
             throw CourierError(
-                .signature, "\(URLSource.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
+                .signature, "\(URLRedaction.redact(url)): not an Ed25519 signature (64 bytes, raw or base64)")
         }
         let content = try Sys.readFile(file, limit: VendorSignature.maxInMemory)
         guard key.isValidSignature(sig, for: content) else {
             throw CourierError(
                 .signature,
-                "\(URLSource.redact(spec.url)): the vendor signature does not verify with \(keyPath) (key \(key.keyID))"
+                "\(URLRedaction.redact(spec.url)): the vendor signature does not verify with \(keyPath) (key \(key.keyID))"
             )
         }
-    }
-
-    /// A URL without user:password, for logs and provenance.
-    public static func redact(_ url: String) -> String {
-        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
-            !url[scheme.upperBound..<at].contains("/")
-        else { return url }
-        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
     }
 }
