@@ -39,7 +39,7 @@ public enum CommandRecord {
         var members = groupMembers(pgid, startedAtOrAfter: started)
         let killed = members.count
         guard killed > 0 else { return 0 }
-        for p in members { kill(p, SIGKILL) }
+        for p in members { Sys.signal(p, SIGKILL) }
         let deadline = Sys.monotonicSeconds() + 2
         while !members.isEmpty && Sys.monotonicSeconds() < deadline {
             usleep(20_000)

@@ -35,8 +35,7 @@ enum InboxEntry {
     /// `lstat` of `path`: its kind, and its identity when it is a regular file. Never follows a
     /// link, never opens.
     static func inspect(_ path: String) -> (Kind, Identity?) {
-        var st = stat()
-        guard Glibc.lstat(path, &st) == 0 else { return (.missing, nil) }
+        guard let st = try? Sys.lstat(path) else { return (.missing, nil) }
         switch st.st_mode & S_IFMT {
         case S_IFREG:
             return (
@@ -59,11 +58,9 @@ enum InboxEntry {
     /// and when it cannot tell (no lease available, the file gone or not regular). Opened with
     /// O_NONBLOCK|O_NOFOLLOW, so even a FIFO or link swapped in meanwhile cannot block or mislead.
     static func hasWriter(_ path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return false }
+        guard let fd = try? Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
+        defer { Sys.close(fd) }
+        guard let st = try? Sys.fstat(fd, display: path), st.st_mode & S_IFMT == S_IFREG else { return false }
         if courier_probe_read_lease(fd) == 0 { return false }
         return errno == EAGAIN
     }

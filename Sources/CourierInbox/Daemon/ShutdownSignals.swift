@@ -29,9 +29,10 @@ public final class ShutdownSignals: Sendable {
     /// Blocks the signals in the calling thread and starts the waiting thread. Call first thing,
     /// before the daemon starts its watcher's thread.
     public static func install() throws -> ShutdownSignals {
-        var set = handledSet()
-        let rc = pthread_sigmask(SIG_BLOCK, &set, nil)
-        if rc != 0 { throw CourierError(.daemon, "cannot block SIGTERM/SIGINT: \(Errno(rawValue: rc))") }
+        do { try Sys.blockSignals(handled) } catch let e as CourierError {
+            throw CourierError(
+                .daemon, "cannot block SIGTERM/SIGINT: \(e.cause.map { "\($0)" } ?? e.message)", cause: e.cause)
+        }
         let me = ShutdownSignals()
         let waiter = try WatchThread.start {
             WatchThread.nameCurrentThread("courier-signals")

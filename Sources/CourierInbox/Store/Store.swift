@@ -48,10 +48,7 @@ public struct Store: Sendable {
 
     /// The revision `current` points at, if any.
     public func current(_ t: String) -> UInt64? {
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = readlink(currentLink(t), &buf, 63)
-        guard n > 0 else { return nil }
-        let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let target = Sys.readLink(currentLink(t)) else { return nil }
         return Names.parseRevision(target)
     }
 

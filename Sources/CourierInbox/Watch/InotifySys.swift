@@ -2,83 +2,50 @@ import CourierCore
 @preconcurrency import Glibc
 import SystemPackage
 
-/// Checked wrappers for the calls the watchers make, after `Sys` in CourierCore: one wrapper per
-/// call, retrying `EINTR`, keeping errno in the thrown `CourierError`. The inotify ones turn the
-/// kernel's resource-limit errors into sentences an operator can act on.
+/// The watchers' calls, through `Sys` (SysWatch.swift in CourierCore): this adds the operator's
+/// explanation to inotify's resource-limit errors (`InotifyLimits`).
 enum WatchSys {
-    @inline(__always)
-    static func retrying<T: BinaryInteger>(_ body: () -> T) -> (T, Errno?) { Sys.retrying(body) }
-
     /// `inotify_init1(IN_CLOEXEC | IN_NONBLOCK)`. Non-blocking because the reader waits in
     /// `poll()` and must never block in `read()` where the stop pipe cannot reach it.
     static func inotifyInit() throws -> Int32 {
-        let (fd, e) = retrying { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
-        if let e {
+        switch Sys.inotifyInit() {
+        case .success(let fd): return fd
+        case .failure(let e):
             let why = InotifyLimits.explanation(
                 errno: e, call: .initialize, path: nil,
                 currentLimit: InotifyLimits.readLimit(for: e, call: .initialize))
             throw CourierError(.daemon, why ?? "inotify_init1 failed: \(e.description)", cause: e)
         }
-        return fd
     }
 
     /// `inotify_add_watch`; returns the watch descriptor.
     static func addWatch(_ fd: Int32, _ path: String, _ mask: UInt32) throws -> Int32 {
-        let (wd, e) = retrying { inotify_add_watch(fd, path, mask) }
-        if let e {
+        switch Sys.inotifyAddWatch(fd, path, mask) {
+        case .success(let wd): return wd
+        case .failure(let e):
             let why = InotifyLimits.explanation(
                 errno: e, call: .addWatch, path: path,
                 currentLimit: InotifyLimits.readLimit(for: e, call: .addWatch))
             throw CourierError(.daemon, why ?? "\(path): cannot watch (inotify_add_watch): \(e.description)", cause: e)
         }
-        return wd
     }
 
-    /// `inotify_rm_watch`. EINVAL (the watch is already gone, e.g. its directory was deleted) is
-    /// the normal case here and not an error; nothing else can usefully be done on failure.
-    static func removeWatch(_ fd: Int32, _ wd: Int32) {
-        _ = retrying { inotify_rm_watch(fd, wd) }
-    }
+    static func removeWatch(_ fd: Int32, _ wd: Int32) { Sys.inotifyRemoveWatch(fd, wd) }
 
-    /// A non-blocking, close-on-exec socket pair used as a pipe: writing a byte to one end wakes a
-    /// thread blocked in `poll()` on the other. Not `pipe2` or `eventfd`, which Swift's Glibc
-    /// module does not import, and not `pipe` + `fcntl`, which leaves a window in which a hook
-    /// started by another thread inherits the descriptors.
-    static func pipe() throws -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [-1, -1]
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-        let (_, e) = retrying { socketpair(AF_UNIX, type, 0, &fds) }
-        if let e { throw CourierError(.io, "socketpair failed: \(e.description)", cause: e) }
-        return (fds[0], fds[1])
-    }
+    /// The stop "pipe": a close-on-exec socket pair (`Sys.wakePair`).
+    static func pipe() throws -> (read: Int32, write: Int32) { try Sys.wakePair() }
 
-    /// `poll()` with an infinite timeout by default: the watcher sleeps in the kernel until there
-    /// is something to do, so it costs no CPU while idle.
     static func poll(_ fds: inout [pollfd], timeoutMs: Int32 = -1) throws -> Int32 {
-        let (n, e) = fds.withUnsafeMutableBufferPointer { buf in
-            retrying { Glibc.poll(buf.baseAddress, nfds_t(buf.count), timeoutMs) }
-        }
-        if let e { throw CourierError(.io, "poll failed: \(e.description)", cause: e) }
-        return n
+        try Sys.poll(&fds, timeoutMs: timeoutMs)
     }
 
-    /// `read()` that reports EAGAIN as `nil` (nothing to read after all) instead of an error.
     static func readNonBlocking(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws
         -> Int?
     {
-        let (n, e) = retrying { Glibc.read(fd, buf, count) }
-        if let e {
-            if e == .resourceTemporarilyUnavailable || e == .wouldBlock { return nil }
-            throw CourierError(.io, "\(display): read failed: \(e.description)", cause: e)
-        }
-        return n
+        try Sys.readNonBlocking(fd, buf, count, display: display)
     }
 
-    /// Writes one byte, ignoring a full pipe (one pending byte is enough to wake the reader).
-    static func poke(_ fd: Int32) {
-        var b: UInt8 = 1
-        _ = retrying { Glibc.write(fd, &b, 1) }
-    }
+    static func poke(_ fd: Int32) { Sys.poke(fd) }
 }
 
 /// Explains inotify's resource-limit errors. inotify reports its per-user limits with errnos that

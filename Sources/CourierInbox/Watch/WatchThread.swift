@@ -76,26 +76,12 @@ struct WatchThread: @unchecked Sendable {
         }
     }
 
-    /// Names the calling thread (at most 15 bytes; shown by `top -H`, `ps -L`, gdb) so an operator
-    /// can tell the watcher from the daemon's other threads. Best effort: through /proc, since
-    /// Swift's Glibc module imports neither `pthread_setname_np` nor `prctl`.
-    static func nameCurrentThread(_ name: String) {
-        let fd = Glibc.open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        _ = Glibc.close(fd)
-    }
+    /// Names the calling thread (at most 15 bytes) so an operator can tell the watcher from the
+    /// daemon's other threads in `top -H`, `ps -L`, gdb (`Sys.nameCurrentThread`).
+    static func nameCurrentThread(_ name: String) { Sys.nameCurrentThread(name) }
 
-    /// The kernel's id of the calling thread (what /proc/self/task/ lists), or nil without /proc.
-    /// `gettid` is not imported either; /proc/thread-self links to `<pid>/task/<tid>`.
-    static func currentThreadID() -> Int32? {
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/thread-self", &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        let text = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return text.split(separator: "/").last.flatMap { Int32($0) }
-    }
+    /// The kernel's id of the calling thread (what /proc/self/task/ lists).
+    static func currentThreadID() -> Int32? { Sys.threadID() }
 
     /// True when called on this thread (joining oneself would deadlock).
     var isCurrent: Bool { pthread_equal(pthread_self(), handle) != 0 }
