@@ -8,7 +8,7 @@
 #   /usr/bin/courier-*                          the programs (refused unless stripped)
 #   /usr/lib/systemd/system/*                   scripts/systemd, /usr/local/ made /usr/
 #   /usr/share/man/man{1,5}/*.gz                man/*.1 and man/*.5, gzip -9n
-#   /usr/share/doc/courier/                     README.md, docs/*.md (uncompressed: the units'
+#   /usr/share/doc/courier/                     README.md, docs/*.md but INSTALL.md (uncompressed: the units'
 #                                               Documentation= names them), copyright,
 #                                               changelog.Debian.gz, examples/ (configuration,
 #                                               crontabs, the nginx site)
@@ -16,7 +16,8 @@
 #   /usr/share/lintian/overrides/courier        the overrides, each with its reason
 #   DEBIAN/{control,md5sums,conffiles,postinst,prerm,postrm}   from packaging/debian
 # Depends: is what dpkg-shlibdeps finds the binaries need (glibc and libgcc_s: the rest is
-# linked statically, scripts/build/check-release.sh), plus adduser for postinst.
+# linked statically, scripts/build/check-release.sh), glibc at least 2.36 for DT_RELR, plus
+# adduser for postinst.
 # DEB_COMPRESSION: dpkg-deb -Z (default xz, as Debian; gzip builds in seconds, the tests use it).
 # Reproducible: every timestamp is the last commit's (SOURCE_DATE_EPOCH), owners root:root.
 set -euo pipefail
@@ -69,7 +70,11 @@ for u in scripts/systemd/*.service scripts/systemd/*.timer scripts/systemd/*.pat
 done
 for m in man/*.1; do putgz "$m" "/usr/share/man/man1/${m##*/}.gz"; done
 for m in man/*.5; do putgz "$m" "/usr/share/man/man5/${m##*/}.gz"; done
-for d in README.md docs/*.md; do put 0644 "$d" "/usr/share/doc/courier/${d##*/}"; done
+# Not INSTALL.md: how to build and install the package is no use once it is installed (lintian:
+# package-contains-upstream-installation-documentation).
+for d in README.md docs/*.md; do
+    [[ $d == docs/INSTALL.md ]] || put 0644 "$d" "/usr/share/doc/courier/${d##*/}"
+done
 for e in scripts/examples/*.toml; do put 0644 "$e" "/usr/share/doc/courier/examples/${e##*/}"; done
 for c in scripts/cron/*.crontab; do put 0644 "$c" "/usr/share/doc/courier/examples/${c##*/}" sed; done
 put 0644 scripts/nginx/courier-outbox.conf /usr/share/doc/courier/examples/nginx-courier-outbox.conf sed
@@ -97,6 +102,16 @@ shlibs=$(cd "$work/src" && dpkg-shlibdeps -O "${programs[@]/#/$root/usr/bin/}" 2
     || fail "dpkg-shlibdeps failed: $(cat "$work/shlibdeps.err")"
 depends=${shlibs#shlibs:Depends=}
 [[ -n $depends && $depends != "$shlibs" ]] || fail "dpkg-shlibdeps printed no dependencies: '$shlibs'"
+# dpkg-shlibdeps counts imported symbols, not version needs without one: the packed relocations
+# (DT_RELR, lld -z pack-relative-relocs) need GLIBC_ABI_DT_RELR, glibc 2.36 (libc6's symbols
+# file), which it left out (it said libc6 >= 2.35, and the programs would not start on 2.35).
+if readelf -V "$root/usr/bin/courier-inboxd" | grep -q GLIBC_ABI_DT_RELR; then
+    libc=$(sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p' <<<"$depends")
+    if [[ -z $libc ]] || dpkg --compare-versions "$libc" lt 2.36; then
+        depends=$(sed 's/libc6 (>= [^)]*)/libc6 (>= 2.36)/' <<<"$depends")
+    fi
+    [[ $depends == *'libc6 (>= '* ]] || fail "dpkg-shlibdeps named no libc6 version: '$depends'"
+fi
 depends="$depends, adduser"
 
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) \
