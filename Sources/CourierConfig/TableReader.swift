@@ -60,13 +60,29 @@ public struct TableReader {
         }
     }
 
-    /// Relative paths in the config are relative to the config file's directory.
     /// Relative paths are relative to the configuration file's directory, and made absolute, so
     /// that commands run from elsewhere (hooks, `COURIER_PATH`) get paths that work anywhere.
+    /// The result is normalised lexically (`.`, `..` and repeated slashes out, as Go's
+    /// `filepath.Clean`), so defaults such as `<inbox>/../state` read as the directory they are.
     public func resolve(_ p: String) -> String {
-        if p.hasPrefix("/") { return p }
+        if p.hasPrefix("/") { return Self.lexicallyNormalized(p) }
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return Sys.absolutePath(dir) + "/" + p
+        return Self.lexicallyNormalized(Sys.absolutePath(dir) + "/" + p)
+    }
+
+    /// An absolute path without `.` or `..` components or empty ones; `..` at the root stays at
+    /// the root. Lexical: symbolic links are not looked at.
+    public static func lexicallyNormalized(_ absolute: String) -> String {
+        var parts: [Substring] = []
+        for c in absolute.split(separator: "/") {
+            if c == "." { continue }
+            if c == ".." {
+                _ = parts.popLast()
+                continue
+            }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 
     public func string(_ key: String) throws -> String? {

@@ -180,7 +180,8 @@ public struct RelayConfig: Sendable {
         let rootPath = r.resolve(root)
         var c = RelayConfig(
             path: r.path, root: rootPath, upstream: try parseMirrors(r, key: "upstream"),
-            trust: r.resolve(trust), stateDir: try r.string("state_dir").map(r.resolve) ?? rootPath + "/../relay-state")
+            trust: r.resolve(trust),
+            stateDir: try r.string("state_dir").map(r.resolve) ?? r.resolve(root + "/../relay-state"))
         if let t = try r.int("threshold", min: 1, max: 16) { c.threshold = t }
         if let s = try r.duration("clock_skew") { c.clockSkew = s }
         c.types = try r.strings("types")

@@ -83,6 +83,7 @@ public struct PinCommand: ParsableCommand {
                 try files.writePins(pins)
                 if var s = files.readStatus() {
                     s.types[type, default: .init()].pinned = revision
+                    s.updated = RFC3339.format(Int64(time(nil)))
                     try files.writeStatus(s)
                 }
             }
@@ -108,6 +109,7 @@ public struct UnpinCommand: ParsableCommand {
                 try files.writePins(pins)
                 if var s = files.readStatus() {
                     s.types[type]?.pinned = nil
+                    s.updated = RFC3339.format(Int64(time(nil)))
                     try files.writeStatus(s)
                 }
             }
@@ -136,17 +138,16 @@ public struct RollbackCommand: ParsableCommand {
             let target: UInt64 = try change.withLock { files, store in
                 guard let cur = store.current(type) else { throw CourierError(.usage, "\(type): nothing installed") }
                 let kept = try store.revisions(type).filter { $0 != cur }
+                // "(kept: 3, 5)", or "(no other revision kept)" rather than an empty list.
+                let keptText =
+                    kept.isEmpty
+                    ? "no other revision kept" : "kept: \(kept.map(String.init).joined(separator: ", "))"
                 guard let target = to ?? kept.filter({ $0 < cur }).last else {
                     throw CourierError(
-                        .usage,
-                        "\(type): no earlier revision kept in \(store.typeDir(type)) (kept: \(kept.map(String.init).joined(separator: ", ")))"
-                    )
+                        .usage, "\(type): no earlier revision kept in \(store.typeDir(type)) (\(keptText))")
                 }
                 guard kept.contains(target) else {
-                    throw CourierError(
-                        .usage,
-                        "\(type): revision \(target) is not in the store (kept: \(kept.map(String.init).joined(separator: ", ")))"
-                    )
+                    throw CourierError(.usage, "\(type): revision \(target) is not in the store (\(keptText))")
                 }
                 // Never switch to a tree that is not exactly what was applied.
                 try store.checkRevision(type, target, limits: change.cfg.limits)
@@ -161,6 +162,7 @@ public struct RollbackCommand: ParsableCommand {
                 ts.pinned = target
                 ts.appliedAt = RFC3339.format(Int64(time(nil)))
                 s.types[type] = ts
+                s.updated = ts.appliedAt ?? s.updated
                 try files.writeStatus(s)
                 files.appendHistory(
                     .init(

@@ -103,6 +103,7 @@ extension InboxProcessor {
             return nil
         case .duplicate:
             waiting[c.name] = nil
+            warnIfCorruptDuplicate(c)
             return duplicate(c.path, c.m.type, c.m.revision)
         case .wait(let why):
             waiting[c.name] = first
@@ -111,6 +112,19 @@ extension InboxProcessor {
             waiting[c.name] = nil
             if rule == .baseMissing && over { why += " after waiting \(config.deltaWait) s" }
             return refuse(c.path, .rollback, why, type: c.m.type, revision: c.m.revision)
+        }
+    }
+
+    /// A duplicate is removed whatever its payload holds (the installed tree is what counts), but
+    /// a copy that fails verification says that a copier or a disk corrupts packages: that is
+    /// logged as a warning rather than removed in silence. Not while a writer still holds the
+    /// file (`duplicate` leaves it then, and a half-written copy is no sign of corruption).
+    func warnIfCorruptDuplicate(_ c: Candidate) {
+        guard !InboxEntry.hasWriter(c.path) else { return }
+        do { try c.reader.verifyPayload() } catch {
+            logger.warning(
+                "\(Escape.text(c.name)): \(c.m.type) \(c.m.revision) is already installed, but this copy is corrupt (\(error)); removed it: check the copier and the disk that delivered it"
+            )
         }
     }
 

@@ -75,7 +75,7 @@ public struct InboxConfig: Sendable {
         ])
         guard
             let stateDir = try r.string("state_dir").map(r.resolve)
-                ?? (try r.string("inbox")).map({ r.resolve($0) + "/../state" })
+                ?? (try r.string("inbox")).map({ r.resolve($0 + "/../state") })
         else {
             throw r.error(nil, "needs 'inbox' (the directory copiers deliver into)")
         }
