@@ -46,6 +46,14 @@ public final class InboxProcessor {
     var retrying: [String: Retry] = [:]
     /// A state write (status or history) failed after a commit: when the next pass repairs it.
     var stateRepair: (attempt: Int, due: Double)?
+    /// The last status.json write failed; `onDisk` is the file left there (`reloadStatus`).
+    struct UnwrittenStatus {
+        var onDisk: StateFiles.FileID?
+    }
+    var unwrittenStatus: UnwrittenStatus?
+    /// The state write that failed last ("path: why"), until the state is written in full again;
+    /// `--once` reports it, having no later pass to repair it.
+    public internal(set) var lastStateFailure: String?
     /// History lines that could not be appended; appended at the next pass.
     var historyOwed: [StateFiles.HistoryEntry] = []
     /// Asked between packages: a graceful shutdown finishes the apply in progress, not the batch.
@@ -76,6 +84,7 @@ public final class InboxProcessor {
         // Temporaries of atomic writes interrupted by a crash (status, pins, quarantine reasons).
         for dir in [config.stateDir, config.quarantine] where Sys.isDirectory(dir) {
             for n in try Sys.listDirectory(dir) where n.hasPrefix(".") && n.contains(".tmp-") {
+                // Harmless if it fails: readers skip dot-names, and the next start tries again.
                 try? Sys.unlink(dir + "/" + n)
             }
         }
@@ -87,7 +96,8 @@ public final class InboxProcessor {
             retain(t, keep: keep)
         }
         updateKept()
-        try writeStatus()
+        // Not fatal: the store is right, and the first pass repairs the state (stateWriteFailed).
+        do { try writeStatus() } catch { stateWriteFailed(state.statusPath, error) }
     }
 
     func refreshPins() {
@@ -117,8 +127,7 @@ public final class InboxProcessor {
     public func processInbox(closed: Set<String> = [], created: Set<String> = [], rescan: Bool = true) -> [String:
         Outcome]
     {
-        // An operator's `rollback`/`pin` may have changed the state since (we hold the lock now).
-        if let onDisk = state.readStatus() { status = onDisk }
+        reloadStatus()
         refreshPins()
         reconcile(startup: false)
         var results: [String: Outcome] = [:]
@@ -196,8 +205,8 @@ public final class InboxProcessor {
         pruneRows()
         do {
             try writeStatus()
-            if historyOwed.isEmpty { stateRepair = nil }
-        } catch { stateWriteFailed("status.json", error) }
+            stateRepaired()
+        } catch { stateWriteFailed(state.statusPath, error) }
         return results
     }
 
@@ -214,13 +223,11 @@ public final class InboxProcessor {
     /// lease is refused while a writer holds the file. Otherwise (or where leases are not
     /// supported, as on NFS) the file must not have changed for two seconds.
     static func isQuiescent(_ path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard let fd = try? Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
+        defer { Sys.close(fd) }
         if courier_probe_read_lease(fd) == 0 { return true }
         if errno == EAGAIN { return false }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return false }
+        guard let st = try? Sys.fstat(fd, display: path) else { return false }
         return Int(time(nil)) - Int(st.st_mtim.tv_sec) >= 2
     }
 
@@ -267,7 +274,11 @@ public final class InboxProcessor {
                             _ = try? CommandRunner.run(
                                 cmd, environment: env(t, prev, store.revisionDir(t, prev), m.revision),
                                 timeout: tc.applyTimeout, record: commandRecord)
-                            try? store.removeRevision(t, m.revision)
+                            do { try store.removeRevision(t, m.revision) } catch {
+                                // It stays in the store (listed in `kept`): said, not swallowed.
+                                logger.warning(
+                                    "\(t) \(m.revision): could not remove the refused tree: \(Escape.text("\(error)"))")
+                            }
                             return refuse(
                                 path, .applyFailed, "apply command \(why); switched back to \(prev)\(output)", type: t,
                                 revision: m.revision,
@@ -313,7 +324,7 @@ public final class InboxProcessor {
                 at: now(), type: t, event: "applied", revision: m.revision, previous: installed,
                 package: name, seconds: Sys.monotonicSeconds() - t0))
         do { try writeStatus(durable: false) }  // made durable by the next apply's barrier or the pass's end
-        catch { stateWriteFailed("status.json", error) }
+        catch { stateWriteFailed(state.statusPath, error) }
         retentionDue.insert(t)
         try? faults.hit("before-unlink")
         if InboxEntry.hasWriter(path) {
@@ -366,7 +377,11 @@ public final class InboxProcessor {
             logger.info("\(Escape.text(name)) is being written again; taken once its writer closes it")
             return .skipped
         }
-        try? Sys.unlink(path)
+        do { try Sys.unlink(path) } catch {
+            logger.warning(
+                "\(t) \(rev) is already installed, but its copy stays in the inbox: \(Escape.text("\(error)"))")
+            return .duplicate
+        }
         appendHistory(.init(at: now(), type: t, event: "duplicate-removed", revision: rev, package: name))
         logger.info("\(t) \(rev) is already installed; removed the copy from the inbox")
         return .duplicate

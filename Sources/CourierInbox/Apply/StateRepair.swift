@@ -116,29 +116,57 @@ extension InboxProcessor {
         }
     }
 
-    /// Appends a history line; one that cannot be written is kept and appended at the next pass.
+    /// Appends a history line; one that cannot be written is kept (logged once, with why) and
+    /// appended at the next pass.
     func appendHistory(_ e: StateFiles.HistoryEntry) {
         // Owed lines go first, so the file keeps its order.
-        if historyOwed.isEmpty && state.appendHistory(e) { return }
-        let first = historyOwed.isEmpty
-        historyOwed.append(e)
-        if first { stateWriteFailed("history.jsonl", CourierError(.io, "\(state.historyPath): append failed")) }
+        guard historyOwed.isEmpty else {
+            historyOwed.append(e)
+            return
+        }
+        do { try state.appendHistoryLine(e) } catch {
+            historyOwed.append(e)
+            stateWriteFailed(state.historyPath, error)
+        }
     }
 
+    /// At the start of each pass: the lines owed since a failed append, in order. A failure again
+    /// is logged and the repair put off (backoff), so a history that stays unwritable neither
+    /// wakes the daemon in a loop nor goes unnoticed.
     func flushOwedHistory() {
         while let e = historyOwed.first {
-            guard state.appendHistory(e) else { return }
+            do { try state.appendHistoryLine(e) } catch {
+                stateWriteFailed(state.historyPath, error)
+                return
+            }
             historyOwed.removeFirst()
         }
     }
 
-    /// A state file could not be written: logged, and a pass scheduled to repair it (1 s,
-    /// doubling, at most a minute), so the state catches up with `current` without an event.
-    func stateWriteFailed(_ what: String, _ error: any Error) {
+    /// A state file could not be written: logged with the file and the reason, and a pass
+    /// scheduled to repair it (1 s, doubling, at most a minute), so the state catches up with
+    /// `current` without an event. For status.json, which file stays on disk is remembered: until
+    /// another program replaces it, the next pass keeps the status in memory — what the failed
+    /// write would have said (refusals, errors, counts) — rather than reading the stale file.
+    func stateWriteFailed(_ path: String, _ error: any Error) {
         let attempt = (stateRepair?.attempt ?? 0) + 1
         let delay = Transient.backoff(attempt: attempt)
         stateRepair = (attempt, Sys.monotonicSeconds() + Double(delay))
-        logger.error("could not write \(what): \(error); the store is what counts, the state is repaired in \(delay) s")
+        if path == state.statusPath { unwrittenStatus = UnwrittenStatus(onDisk: state.statusFileID()) }
+        lastStateFailure = "\(path): \(error)"
+        logger.error(
+            "could not write \(Escape.text(path)): \(Escape.text("\(error)")); the store is what counts: the state is repaired from it in \(delay) s"
+        )
+    }
+
+    /// The status to work from at the start of a pass. An operator's `rollback`/`pin` may have
+    /// rewritten status.json since (the lock is held now): read it — unless the last write of
+    /// ours failed and the file is still the one that was there then, which is older than
+    /// `status`. Either way `reconcile` then makes it agree with the store.
+    func reloadStatus() {
+        if let u = unwrittenStatus, state.statusFileID() == u.onDisk { return }
+        unwrittenStatus = nil
+        if let onDisk = state.readStatus() { status = onDisk }
     }
 
     /// Writes status.json, with the packages waiting for a retry listed per type.
@@ -147,5 +175,14 @@ extension InboxProcessor {
         var marks: [String: [String]] = [:]
         for (name, r) in retrying { if let t = r.type, status.types[t] != nil { marks[t, default: []].append(name) } }
         try state.writeStatus(status, retrying: marks.mapValues { $0.sorted() }, durable: durable)
+        unwrittenStatus = nil
+    }
+
+    /// The state is written in full again: no repair due, nothing to report.
+    func stateRepaired() {
+        guard historyOwed.isEmpty, unwrittenStatus == nil, stateRepair != nil else { return }
+        stateRepair = nil
+        lastStateFailure = nil
+        logger.info("state files written again: \(Escape.text(state.statusPath)) agrees with the store")
     }
 }

@@ -59,6 +59,11 @@ public final class InboxDaemon {
     }
     public private(set) var tally = Tally()
 
+    /// A pass that could not run — the state lock could not be taken (a read-only or full state
+    /// directory, a lock held past its timeout) — is run again at `due` (1 s, doubling, at most
+    /// a minute), as a full scan: the events it was woken for are spent.
+    var passOwed: (attempt: Int, due: Double)?
+
     /// Runs the daemon, then logs one line saying why it stopped, how long it ran and what it
     /// did — on every way out, errors included, so that a log read after the fact says whether
     /// the daemon was stopped (SIGTERM from systemd, ^C), went idle, or failed.
@@ -118,6 +123,13 @@ public final class InboxDaemon {
         if options.once {
             let results = try locked { p.processInbox(closed: [], rescan: true) }
             tally.count(results)
+            // No later pass repairs it here: said in the exit status, not only in the log.
+            if let failure = p.lastStateFailure {
+                throw CourierError(
+                    .io,
+                    "could not write the state (\(Escape.text(failure))); the store is right: run again once it can be written, and the state is repaired from it"
+                )
+            }
             let refused = results.values.filter {
                 if case .refused = $0 { return true }
                 return false
@@ -150,6 +162,10 @@ public final class InboxDaemon {
         // error, a repair of the state files, or the idle limit.
         func deadline() -> UInt64? {
             var wait: Double? = p.nextDeadline.map { $0 + 0.05 }
+            if let owed = passOwed {
+                let left = max(0, owed.due - Sys.monotonicSeconds())
+                wait = min(wait ?? left, left)
+            }
             if let idle = options.exitWhenIdle { wait = min(wait ?? idle, idle) }
             return wait.map { ConditionLock.monotonicNanos() + UInt64(max($0, 0.01) * 1e9) }
         }
@@ -184,8 +200,8 @@ public final class InboxDaemon {
                 logger.info("scanning the inbox: \(why)")
                 pass(p, closed: [], created: [], rescan: true)
             case .timeout:
-                if p.hasTimedWork {
-                    logger.debug("woken by a deadline (a waiting delta, a retry or a repair)")
+                if p.hasTimedWork || passOwed != nil {
+                    logger.debug("woken by a deadline (a waiting delta, a retry, a repair or a pass owed)")
                     pass(p, closed: [], created: [], rescan: false)
                 } else if let idle = options.exitWhenIdle {
                     reason = "idle for \(Self.duration(idle)) (--exit-when-idle)"
@@ -211,10 +227,23 @@ public final class InboxDaemon {
     }
 
     /// One pass under the state lock, counted for the shutdown line; its outcomes at debug level.
+    /// When the lock cannot be taken, nothing is processed: logged, and a full scan owed.
     func pass(_ p: InboxProcessor, closed: Set<String>, created: Set<String>, rescan: Bool) {
-        guard let results = try? locked({ p.processInbox(closed: closed, created: created, rescan: rescan) }) else {
+        let results: [String: InboxProcessor.Outcome]
+        do {
+            let scan = rescan || passOwed != nil
+            results = try locked { p.processInbox(closed: closed, created: created, rescan: scan) }
+        } catch {
+            let attempt = (passOwed?.attempt ?? 0) + 1
+            let delay = Transient.backoff(attempt: attempt)
+            passOwed = (attempt, Sys.monotonicSeconds() + Double(delay))
+            logger.error(
+                "could not take the state lock: \(Escape.text("\(error)")); nothing was processed, the inbox is scanned again in \(delay) s"
+            )
             return
         }
+        if passOwed != nil { logger.info("the state lock was taken again; the inbox was scanned") }
+        passOwed = nil
         tally.count(results)
         for (name, o) in results.sorted(by: { $0.key < $1.key }) { logger.debug("pass: \(Escape.text(name)): \(o)") }
     }

@@ -64,40 +64,59 @@ public final class StateFiles: Sendable {
         }
     }
 
-    /// Appends one JSON line (O_APPEND, one write: lines stay whole). False when it could not
-    /// (disk full, read-only): the caller keeps the line and appends it later. A short write
-    /// (disk full mid-line) is cut back, so no partial line stays in the file.
+    /// Appends one JSON line (O_APPEND: lines of concurrent writers stay whole). False when it
+    /// could not; `appendHistoryLine` says why.
     @discardableResult
     public func appendHistory(_ e: HistoryEntry) -> Bool {
+        (try? appendHistoryLine(e)) != nil
+    }
+
+    /// Appends one JSON line, or throws naming history.jsonl and the reason (disk full,
+    /// read-only): the daemon keeps the line and appends it later. A short write (disk full
+    /// mid-line) is cut back, so no partial line stays in the file to swallow the next one.
+    public func appendHistoryLine(_ e: HistoryEntry) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? enc.encode(e) else { return false }
-        let fd = Glibc.open(historyPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return false }
-        defer { Glibc.close(fd) }
-        let line = Array(data) + [0x0a]
-        var st = stat()
-        let before = Glibc.fstat(fd, &st) == 0 ? st.st_size : -1
-        let n = line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        if n == line.count { return true }
-        if n > 0 && before >= 0 { _ = Glibc.ftruncate(fd, before) }
-        return false
+        let line = Array(try enc.encode(e)) + [0x0a]
+        let fd = try Sys.open(historyPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        defer { Sys.close(fd) }
+        let before = Int64(try Sys.fstat(fd, display: historyPath).st_size)
+        do { try Sys.writeAll(fd, line, display: historyPath) } catch {
+            // Best effort: if even the cut fails, readers skip the one unreadable line it leaves.
+            try? Sys.truncate(fd, to: before, display: historyPath)
+            throw error
+        }
     }
 
     /// The last history lines (at most the last 64 KiB), parsed; unreadable lines are skipped.
     /// Enough to tell whether an event was already recorded, without reading a long history.
+    /// Empty when there is no history (or it cannot be read: the caller then records again).
     public func historyTail(bytes: Int = 64 << 10) -> [HistoryEntry] {
-        let fd = Glibc.open(historyPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { Glibc.close(fd) }
-        var st = stat()
-        guard Glibc.fstat(fd, &st) == 0 else { return [] }
-        let start = max(0, Int(st.st_size) - bytes)
-        var buf = [UInt8](repeating: 0, count: Int(st.st_size) - start)
-        let n = buf.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, $0.count, off_t(start)) }
+        guard let fd = try? Sys.open(historyPath, O_RDONLY | O_CLOEXEC) else { return [] }
+        defer { Sys.close(fd) }
+        guard let size = try? Int(Sys.fstat(fd, display: historyPath).st_size), size > 0 else { return [] }
+        let start = max(0, size - bytes)
+        var buf = [UInt8](repeating: 0, count: size - start)
+        let n =
+            (try? buf.withUnsafeMutableBytes {
+                try Sys.pread(fd, $0.baseAddress!, $0.count, at: Int64(start), display: historyPath)
+            }) ?? 0
         guard n > 0 else { return [] }
         let dec = JSONDecoder()
         return buf[0..<n].split(separator: 0x0a).compactMap { try? dec.decode(HistoryEntry.self, from: Data($0)) }
+    }
+
+    /// Which file status.json is now (device, inode), nil when there is none. Every write
+    /// replaces it by a new file (`writeFileAtomically`), so a different identity means some
+    /// program wrote it since.
+    public func statusFileID() -> FileID? {
+        guard let st = try? Sys.lstat(statusPath) else { return nil }
+        return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    public struct FileID: Equatable, Sendable {
+        public var device: UInt64
+        public var inode: UInt64
     }
 }
 
