@@ -27,10 +27,7 @@ struct PassOptions: ParsableArguments {
 
     /// One line per event to stderr (info when asked or on a terminal) and to `--log-file`.
     func logger() throws -> Logger {
-        let fileFD = try logFile.map { try LineLogHandler.openLogFile($0) }
-        let stderrLevel: Logger.Level = quiet ? .error : ((verbose || isatty(2) == 1) ? .info : .warning)
-        let handler = LineLogHandler(program: "courier-pull", level: .info, stderrLevel: stderrLevel, fileFD: fileFD)
-        return Logger(label: "courier-pull", factory: { _ in handler })
+        try batchLogger(program: "courier-pull", logFile: logFile, verbose: verbose, quiet: quiet)
     }
 
     /// Runs the pass and reports it: the summary line in the log (also when the pass fails with
@@ -55,14 +52,9 @@ struct PassOptions: ParsableArguments {
     }
 
     /// The pass's summary as one `summary:` line at the end of the log file, as `courier-stage
-    /// run` writes it: `diagnose` (state/last-run.txt) and a grep find the last passes without
-    /// the journal. Best effort: a log that cannot be written does not fail a pass that delivered.
+    /// run` writes it.
     func appendSummary(_ summary: String) {
-        guard let logFile, let fd = try? LineLogHandler.openLogFile(logFile) else { return }
-        defer { Sys.close(fd) }
-        let text = summary.split(separator: "\n").map { Escape.text(String($0)) }.joined(separator: " | ")
-        let line = "\(RFC3339.format(Int64(time(nil)))) courier-pull[\(getpid())] summary: \(text)\n"
-        try? Sys.writeAll(fd, Array(line.utf8), display: logFile)
+        appendSummaryLine(program: "courier-pull", logFile: logFile, summary)
     }
 }
 

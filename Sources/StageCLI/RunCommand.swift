@@ -16,7 +16,9 @@ public struct RunCommand: AsyncParsableCommand {
 
             Examples:
               courier-stage run --config /etc/courier/stage.toml
-              courier-stage run --config stage.toml --splay 10m --metrics-file /var/lib/node_exporter/courier.prom --log-file /var/log/courier/stage.log
+              courier-stage run --config stage.toml --splay 10m \\
+                  --metrics-file /var/lib/node_exporter/courier.prom \\
+                  --log-file /var/log/courier/stage.log
               courier-stage run --config stage.toml --type virus-defs --json
             """)
 
@@ -48,12 +50,7 @@ public struct RunCommand: AsyncParsableCommand {
         let splaySeconds = try splay.map { try parseDuration($0, option: "--splay") } ?? 0
         try await mapErrors("courier-stage run") {
             let tty = isatty(1) == 1
-            var fileFD: Int32? = nil
-            if let lf = logFile { fileFD = try LineLogHandler.openLogFile(lf) }
-            let stderrLevel: Logger.Level = quiet ? .error : ((verbose || isatty(2) == 1) ? .info : .warning)
-            let handler = LineLogHandler(
-                program: "courier-stage", level: .info, stderrLevel: stderrLevel, fileFD: fileFD)
-            let logger = Logger(label: "courier-stage", factory: { _ in handler })
+            let logger = try batchLogger(program: "courier-stage", logFile: logFile, verbose: verbose, quiet: quiet)
 
             let cfg = try StageConfig.load(config)
             if splaySeconds > 0 {
@@ -80,17 +77,8 @@ public struct RunCommand: AsyncParsableCommand {
                 print(report.summary())
             }
             for line in report.summary().split(separator: "\n") { logger.debug("\(line)") }
-            if let fd = fileFD {
-                let line =
-                    "\(RFC3339.format(Int64(time(nil)))) courier-stage[\(getpid())] summary: \(report.summary().replacingNewlines())\n"
-                _ = Array(line.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-            }
+            appendSummaryLine(program: "courier-stage", logFile: logFile, report.summary())
             if report.exitCode != 0 { throw ExitCode(report.exitCode) }
         }
     }
-}
-
-extension String {
-    func replacingNewlines() -> String { split(separator: "\n").joined(separator: " | ") }
 }

@@ -82,4 +82,28 @@ import Testing
         #expect(humanAge(2 * 86400 + 5 * 3600 + 59) == "2d5h")
         #expect(humanAge(-30) == "-30s")
     }
+
+    /// The stage metrics and the fleet report wrote the format each in its own way; the stage's
+    /// copy did not escape label values at all.
+    @Test func prometheusText() {
+        var p = PrometheusText()
+        p.gauge("courier_x", "An x.", "3")
+        p.metric("courier_y", "Per client.", [([("client", "a\"b\\c\nd"), ("type", "t")], "1"), ([], "2")])
+        p.metric("courier_empty", "None yet.", type: "counter", [])
+        #expect(
+            p.text == """
+                # HELP courier_x An x.
+                # TYPE courier_x gauge
+                courier_x 3
+                # HELP courier_y Per client.
+                # TYPE courier_y gauge
+                courier_y{client="a\\"b\\\\c\\nd",type="t"} 1
+                courier_y 2
+                # HELP courier_empty None yet.
+                # TYPE courier_empty counter
+
+                """)
+        #expect(PrometheusText.escape("crlf\r\n") == "crlf\r\\n")
+        #expect(PrometheusText.escape("café") == "café")
+    }
 }

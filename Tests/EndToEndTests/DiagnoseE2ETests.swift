@@ -16,19 +16,8 @@ import Testing
     }
 
     static func bsdtar(_ args: [String], in dir: String? = nil) throws -> (Int32, Data, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/bsdtar")
-        p.arguments = args
-        if let d = dir { p.currentDirectoryURL = URL(fileURLWithPath: d) }
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, o, String(decoding: e, as: UTF8.self))
+        let r = try Programs.runTool("/usr/bin/bsdtar", args, cwd: dir)
+        return (r.status, r.output, r.stderr)
     }
 
     /// Lists and extracts the archive with bsdtar, and decompresses it whole (`gzip -dc`).

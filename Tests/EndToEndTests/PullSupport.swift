@@ -133,24 +133,6 @@ final class Nginx {
 }
 
 extension Programs {
-    /// Any program by absolute path (curl), with the same capture as `run`.
-    static func runTool(_ path: String, _ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(
-            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-            stderr: String(decoding: e, as: UTF8.self))
-    }
-
     /// Starts a program and returns it running (for a kill in the middle).
     static func start(_ program: String, _ args: [String], env: [String: String] = [:]) throws -> Process {
         let p = Process()

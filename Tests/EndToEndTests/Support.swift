@@ -14,15 +14,28 @@ enum Programs {
 
     struct Result {
         var status: Int32
-        var stdout: String
+        /// Standard output as bytes (an archive on stdout); `stdout` is the same as text.
+        var output: Data
         var stderr: String
+        var stdout: String { String(decoding: output, as: UTF8.self) }
     }
 
+    /// One of the built programs, by name.
     @discardableResult
     static func run(_ program: String, _ args: [String], env: [String: String] = [:]) throws -> Result {
+        try runTool(binDir + "/" + program, args, env: env)
+    }
+
+    /// Any program by absolute path (curl, openssl, bsdtar), in `cwd` when given, with `env` over
+    /// this process's environment; both outputs captured. The one copy of the capture code.
+    @discardableResult
+    static func runTool(_ path: String, _ args: [String], env: [String: String] = [:], cwd: String? = nil) throws
+        -> Result
+    {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binDir + "/" + program)
+        p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in env { environment[k] = v }
         p.environment = environment
@@ -35,9 +48,7 @@ enum Programs {
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Result(
-            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-            stderr: String(decoding: e, as: UTF8.self))
+        return Result(status: p.terminationStatus, output: o, stderr: String(decoding: e, as: UTF8.self))
     }
 }
 

@@ -51,62 +51,44 @@ public enum ReportRender {
     }
 
     public static func prometheus(_ rows: [FleetReport.Row]) -> String {
-        func esc(_ s: String) -> String {
-            var o = ""
-            for c in s {
-                switch c {
-                case "\\": o += "\\\\"
-                case "\"": o += "\\\""
-                case "\n": o += "\\n"
-                default: o.append(c)
-                }
-            }
-            return o
-        }
-        var out = ""
-        func metric(_ name: String, _ help: String, _ values: [(String, String)]) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
-            for (labels, v) in values { out += "\(name){\(labels)} \(v)\n" }
-        }
+        var out = PrometheusText()
         let typed = rows.filter { $0.type != nil }
-        func l(_ r: FleetReport.Row) -> String { "client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"" }
-        metric(
+        func l(_ r: FleetReport.Row) -> [(String, String)] { [("client", r.client), ("type", r.type ?? "")] }
+        out.metric(
             "courier_client_installed_revision", "Revision installed on the client (0: none).",
             typed.map { (l($0), String($0.installed ?? 0)) })
-        metric(
+        out.metric(
             "courier_client_revisions_behind", "Published revisions newer than the installed one.",
             typed.compactMap { r in r.behind.map { (l(r), String($0)) } })
-        metric(
+        out.metric(
             "courier_client_content_age_seconds", "Age of the installed content (its package's created time).",
             typed.compactMap { r in r.contentAgeSeconds.map { (l(r), String($0)) } })
-        metric(
+        out.metric(
             "courier_client_pending_packages", "Packages waiting in the client's inbox at its last pass.",
             typed.map { (l($0), String($0.pending.count)) })
-        metric(
+        out.metric(
             "courier_client_last_error", "1 when the type's last package was refused or failed.",
-            typed.map { r in (l(r) + ",code=\"\(esc(r.lastError?.code ?? ""))\"", r.lastError == nil ? "0" : "1") })
-        metric(
+            typed.map { r in (l(r) + [("code", r.lastError?.code ?? "")], r.lastError == nil ? "0" : "1") })
+        out.metric(
             "courier_client_refused_revisions",
             "Revisions newer than the installed one that the client refused (senders skip them).",
             typed.map { (l($0), String($0.refused.count)) })
         var seen = Set<String>()
         let perClient = typed.filter { $0.quarantine != nil && seen.insert($0.client).inserted }
-        metric(
+        out.metric(
             "courier_client_quarantine_files", "Packages in the client's quarantine.",
-            perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.files)) })
-        metric(
+            perClient.map { ([("client", $0.client)], String($0.quarantine!.files)) })
+        out.metric(
             "courier_client_quarantine_evicted",
             "Quarantined packages its caps evicted (oldest first), since the count began.",
-            perClient.map { ("client=\"\(esc($0.client))\"", String($0.quarantine!.evicted)) })
-        metric(
+            perClient.map { ([("client", $0.client)], String($0.quarantine!.evicted)) })
+        out.metric(
             "courier_client_stale", "1 when the client is stale (behind, old content, no status).",
-            rows.map { r in ("client=\"\(esc(r.client))\",type=\"\(esc(r.type ?? ""))\"", r.stale ? "1" : "0") })
-        let clients = Set(rows.map(\.client)).count
-        let stale = Set(rows.filter(\.stale).map(\.client)).count
-        out +=
-            "# HELP courier_fleet_clients Clients in the report.\n# TYPE courier_fleet_clients gauge\ncourier_fleet_clients \(clients)\n"
-        out +=
-            "# HELP courier_fleet_stale_clients Clients with at least one stale type.\n# TYPE courier_fleet_stale_clients gauge\ncourier_fleet_stale_clients \(stale)\n"
-        return out
+            rows.map { r in (l(r), r.stale ? "1" : "0") })
+        out.gauge("courier_fleet_clients", "Clients in the report.", String(Set(rows.map(\.client)).count))
+        out.gauge(
+            "courier_fleet_stale_clients", "Clients with at least one stale type.",
+            String(Set(rows.filter(\.stale).map(\.client)).count))
+        return out.text
     }
 }

@@ -1,0 +1,26 @@
+import CourierCore
+@preconcurrency import Glibc
+import Logging
+
+/// The logger of a batch run made for cron and timers (`courier-stage run`, `courier-pull run`
+/// and `mirror`): one line per event to `--log-file` at info, and to stderr at info when asked
+/// (`--verbose`) or on a terminal, at warning otherwise (silent when all is well), errors only
+/// with `--quiet`. One copy, so that the programs' `--verbose`/`--quiet` mean the same.
+public func batchLogger(program: String, logFile: String?, verbose: Bool, quiet: Bool) throws -> Logger {
+    let fileFD = try logFile.map { try LineLogHandler.openLogFile($0) }
+    let stderrLevel: Logger.Level = quiet ? .error : ((verbose || Sys.isTerminal(2)) ? .info : .warning)
+    let handler = LineLogHandler(program: program, level: .info, stderrLevel: stderrLevel, fileFD: fileFD)
+    return Logger(label: program, factory: { _ in handler })
+}
+
+/// A batch run's summary as one `summary:` line at the end of its log file: `diagnose`
+/// (state/last-run.txt) and a grep find the last runs without the journal. Each line of the
+/// summary goes through `Escape.text` and they are joined by ` | `. Best effort: a log that
+/// cannot be written does not fail a run that did its work.
+public func appendSummaryLine(program: String, logFile: String?, _ summary: String) {
+    guard let logFile, let fd = try? LineLogHandler.openLogFile(logFile) else { return }
+    defer { Sys.close(fd) }
+    let text = summary.split(separator: "\n").map { Escape.text(String($0)) }.joined(separator: " | ")
+    let line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] summary: \(text)\n"
+    try? Sys.writeAll(fd, Array(line.utf8), display: logFile)
+}
