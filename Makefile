@@ -120,17 +120,20 @@ man: bootstrap
 	@for p in $(COURIER_PROGRAMS); do sed 's/^$$/.Pp/' "$(MAN_OUT)/$$p/$$p.1" > man/$$p.1 && echo "man/$$p.1"; done
 
 # ---- Debian package (docs/INSTALL.md) ------------------------------------------------------
-# make deb [DEB_OUT=.build/deb] [DEB_REVISION=1] [DEB_BIN=DIR] [DEB_COMPRESSION=xz]
+# make deb [DEB_OUT=.build/deb] [DEB_REVISION=1] [DEB_BIN=DIR] [DEB_DEBUG_INFO=DIR] [DEB_COMPRESSION=xz]
 # $(DEB_OUT)/courier_<CourierVersion>-<DEB_REVISION>_<arch>.deb from the stripped release binaries
-# (`make release` first, unless DEB_BIN names binaries to package as they are): dpkg-deb, the
-# control files in packaging/debian, scripts/build/deb.sh. `make test-deb` runs its test alone:
-# build, lintian, dpkg install, upgrade and purge on this machine (root only).
+# (`make release` first, unless DEB_BIN names binaries to package as they are), and
+# courier-dbgsym_<version>_<arch>.deb from $(DEBUG_INFO) (DEB_DEBUG_INFO= : none; with DEB_BIN,
+# only when named): dpkg-deb, the control files in packaging/debian, scripts/build/deb.sh.
+# `make test-deb` runs its test alone: build, lintian, dpkg install, upgrade and purge on this
+# machine (root only).
 DEB_OUT ?= .build/deb
 DEB_REVISION ?= 1
 DEB_BIN ?=
+DEB_DEBUG_INFO ?= $(if $(DEB_BIN),,$(DEBUG_INFO))
 .PHONY: deb test-deb
 deb: $(if $(DEB_BIN),,release)
-	@bash scripts/build/deb.sh $(or $(DEB_BIN),$(RELEASE_BIN)) $(DEB_OUT) $(DEB_REVISION)
+	@bash scripts/build/deb.sh $(or $(DEB_BIN),$(RELEASE_BIN)) $(DEB_OUT) $(DEB_REVISION) $(DEB_DEBUG_INFO)
 test-deb: bootstrap
 	python3 -m pytest -q -p no:cacheprovider Tests/interop/test_deb.py
 

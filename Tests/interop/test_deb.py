@@ -6,7 +6,9 @@ Run with `make test-deb` (or within `make test`). What it proves:
   - `make deb` builds courier_<CourierVersion>-1_<arch>.deb from the stripped release binaries
     (it runs `make release`, an up-to-date check when CI has just built them; COURIER_DEB_BIN=DIR
     packages those binaries instead and builds nothing);
-  - lintian reports no error (its whole output is printed when the test fails);
+  - lintian reports no error on it nor on courier-dbgsym (its whole output is printed when the
+    test fails), and with courier-dbgsym installed gdb finds the symbols of a stripped program
+    by its build-id (without it, none);
   - `dpkg -i` installs the programs, units, man pages, docs, examples and the one conffile,
     creates the system users courier and courier-relay and /var/lib/courier, and the installed
     `courier-stage --version` prints the code's version; `dpkg --verify` finds every file intact;
@@ -77,10 +79,10 @@ def _why_not():
 needs_root_and_clean_machine = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 
 
-def _make_deb(out, revision, bin_dir, compression):
+def _make_deb(out, revision, bin_dir, compression, debug_info=""):
     args = ["make", "-s", "--no-print-directory", "deb", f"DEB_OUT={out}", f"DEB_REVISION={revision}", f"DEB_COMPRESSION={compression}"]
     if bin_dir:
-        args.append(f"DEB_BIN={bin_dir}")
+        args += [f"DEB_BIN={bin_dir}", f"DEB_DEBUG_INFO={debug_info}"]
     p = _run(args, timeout=3600, cwd=ROOT)
     deb = p.stdout.strip().splitlines()[-1]
     assert os.path.isfile(deb), p.stdout
@@ -89,7 +91,7 @@ def _make_deb(out, revision, bin_dir, compression):
 
 def _cleanup():
     """Whatever state a failed run left: the package purged, the users and directories gone."""
-    subprocess.run(["dpkg", "--purge", "courier"], capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run(["dpkg", "--purge", "courier-dbgsym", "courier"], capture_output=True, stdin=subprocess.DEVNULL)
     for u in USERS:
         if _user_exists(u):
             subprocess.run(["deluser", "--system", "--quiet", u], capture_output=True)
@@ -110,16 +112,21 @@ def test_deb_builds_passes_lintian_installs_upgrades_and_purges(tmp_path):
         assert shutil.which(tool), f"{tool} is missing: scripts/bootstrap.sh installs it"
     bin_dir = os.environ.get("COURIER_DEB_BIN")
 
-    # The package as shipped (xz), then revision 2 of the same binaries (gzip: seconds, not a minute).
-    deb1 = _make_deb(tmp_path / "v1", 1, bin_dir, "xz")
+    # The package as shipped (xz) with its -dbgsym package, then revision 2 of the same binaries
+    # (gzip, no dbgsym: seconds, not minutes).
+    debug_info = os.path.join(os.path.dirname(bin_dir.rstrip("/")), "debug-info") if bin_dir else ""
+    deb1 = _make_deb(tmp_path / "v1", 1, bin_dir, "xz", debug_info)
+    dbgsym = os.path.join(os.path.dirname(deb1), os.path.basename(deb1).replace("courier_", "courier-dbgsym_"))
+    assert os.path.isfile(dbgsym), f"make deb wrote no {dbgsym}"
     assert os.path.basename(deb1) == f"courier_{version}-1_{_run(['dpkg', '--print-architecture']).stdout.strip()}.deb"
     deb2 = _make_deb(tmp_path / "v2", 2, bin_dir or os.path.join(ROOT, ".build", "release"), "gzip")
     built = time.monotonic()
 
-    lint = _run(["lintian", "--info", deb1], check=False)
-    errors = [line for line in lint.stdout.splitlines() if line.startswith(("E:", "X:"))]
-    assert not errors and lint.returncode in (0, 2), f"lintian (exit {lint.returncode}):\n{lint.stdout}\n{lint.stderr}"
-    print(f"lintian {deb1}:\n{lint.stdout}")
+    for deb in (deb1, dbgsym):
+        lint = _run(["lintian", "--info", deb], check=False)
+        errors = [line for line in lint.stdout.splitlines() if line.startswith(("E:", "X:"))]
+        assert not errors and lint.returncode in (0, 2), f"lintian {deb} (exit {lint.returncode}):\n{lint.stdout}\n{lint.stderr}"
+        print(f"lintian {deb}:\n{lint.stdout}")
 
     fields = _run(["dpkg-deb", "-f", deb1, "Version", "Depends"]).stdout
     assert f"Version: {version}-1" in fields
@@ -166,6 +173,19 @@ def test_deb_builds_passes_lintian_installs_upgrades_and_purges(tmp_path):
             st = os.stat(d)
             assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755, d
         uids = {u: pwd.getpwnam(u).pw_uid for u in USERS}
+
+        # ---- the debug symbols: gdb finds them by the stripped binary's build-id ----
+        if shutil.which("gdb"):
+            probe = ["gdb", "-batch", "-nx", "-ex", "info address courier_tuf_main", "/usr/bin/courier-tuf"]
+            out = (lambda r: r.stdout + r.stderr)(_run(probe, timeout=300, check=False))
+            assert "No symbol" in out, f"the stripped binary has symbols of its own:\n{out}"
+            _run(["dpkg", "-i", dbgsym])
+            out = (lambda r: r.stdout + r.stderr)(_run(probe, timeout=300, check=False))
+            assert "Symbol \"courier_tuf_main\" is" in out, f"gdb found no symbols in courier-dbgsym:\n{out}"
+            _run(["dpkg", "--purge", "courier-dbgsym"])
+        else:
+            _run(["dpkg", "-i", dbgsym])
+            _run(["dpkg", "--purge", "courier-dbgsym"])
 
         # ---- upgrade: a changed conffile and the client's data survive, without a prompt ----
         with open(CONFFILE, "a", encoding="utf-8") as f:

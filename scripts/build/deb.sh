@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# deb.sh BINDIR OUTDIR [REVISION]: builds OUTDIR/courier_<version>-<REVISION>_<arch>.deb with
-# dpkg-deb from the stripped release binaries in BINDIR (`make deb`; docs/INSTALL.md). The
+# deb.sh BINDIR OUTDIR [REVISION [DEBUGDIR]]: builds OUTDIR/courier_<version>-<REVISION>_<arch>.deb
+# with dpkg-deb from the stripped release binaries in BINDIR (`make deb`; docs/INSTALL.md). The
 # version is CourierVersion.string (Sources/CourierCore/Format/Version.swift), REVISION the
-# Debian revision (default 1). Prints the path of the package on its last line.
+# Debian revision (default 1). With DEBUGDIR (make release's .build/debug-info), also
+# courier-dbgsym_<version>_<arch>.deb, as Debian's dh_strip makes it: each <program>.debug at
+# /usr/lib/debug/.build-id/<xx>/<rest>.debug, where gdb looks a binary's build-id up; refused
+# when a .debug file is not of the binary's build. Prints the path of the package on its last line.
 #
 # The layout is `make install`'s with PREFIX=/usr, less its manifest (dpkg keeps the list):
 #   /usr/bin/courier-*                          the programs (refused unless stripped)
@@ -21,9 +24,11 @@
 # DEB_COMPRESSION: dpkg-deb -Z (default xz, as Debian; gzip builds in seconds, the tests use it).
 # Reproducible: every timestamp is the last commit's (SOURCE_DATE_EPOCH), owners root:root.
 set -euo pipefail
-bindir=${1:?usage: deb.sh BINDIR OUTDIR [REVISION]}
-outdir=${2:?usage: deb.sh BINDIR OUTDIR [REVISION]}
+usage="usage: deb.sh BINDIR OUTDIR [REVISION [DEBUGDIR]]"
+bindir=$(realpath -m "${1:?$usage}")
+outdir=$(realpath -m "${2:?$usage}")
 revision=${3:-1}
+debugdir=${4:+$(realpath -m "$4")}
 cd "$(dirname "$0")/../.."
 programs=(courier-stage courier-deliver courier-inboxd courier-tuf courier-pull)
 fail() { echo "deb: $*" >&2; exit 1; }
@@ -125,6 +130,49 @@ chmod 0644 "$root/DEBIAN/control"
 find "$root" -type d -exec chmod 0755 {} +
 find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkdir -p "$outdir"
+
+# courier-dbgsym: the fields dh_gencontrol gives it (Auto-Built-Package, Build-Ids), the doc
+# directory a link to courier's, as debhelper makes it.
+if [[ -n $debugdir ]]; then
+    droot=$work/courier-dbgsym_$version
+    ids=()
+    for p in "${programs[@]}"; do
+        id=$(readelf -n "$bindir/$p" | sed -n 's/.*Build ID: //p')
+        [[ $id =~ ^[0-9a-f]{4,}$ ]] || fail "$bindir/$p has no build-id"
+        dbg=$debugdir/$p.debug
+        [[ -f $dbg ]] || fail "$dbg is missing: make release writes it (or leave DEBUGDIR out)"
+        dbgid=$(readelf -n "$dbg" 2>/dev/null | sed -n 's/.*Build ID: //p')
+        [[ $dbgid == "$id" ]] || fail "$dbg (build-id '$dbgid') is not the debug information of $bindir/$p ($id)"
+        install -D -m 0644 "$dbg" "$droot/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug"
+        ids+=("$id")
+    done
+    install -d -m 0755 "$droot/usr/share/doc" "$droot/DEBIAN"
+    ln -s courier "$droot/usr/share/doc/courier-dbgsym"
+    (cd "$droot" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) \
+        > "$droot/DEBIAN/md5sums"
+    {
+        echo "Package: courier-dbgsym"
+        echo "Source: courier"
+        echo "Version: $version"
+        echo "Auto-Built-Package: debug-symbols"
+        echo "Architecture: $arch"
+        echo "Maintainer: $maintainer"
+        echo "Installed-Size: $(du -sk --apparent-size --exclude=DEBIAN "$droot" | cut -f1)"
+        echo "Depends: courier (= $version)"
+        echo "Section: debug"
+        echo "Priority: optional"
+        echo "Description: debug symbols for courier"
+        echo "Build-Ids: ${ids[*]}"
+    } > "$droot/DEBIAN/control"
+    chmod 0644 "$droot/DEBIAN/control" "$droot/DEBIAN/md5sums"
+    find "$droot" -type d -exec chmod 0755 {} +
+    find "$droot" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    ddeb=$outdir/courier-dbgsym_${version}_$arch.deb
+    dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$droot" "$ddeb.tmp" >/dev/null
+    mv -f "$ddeb.tmp" "$ddeb"
+    echo "deb: $ddeb ($(stat -c %s "$ddeb") bytes)"
+fi
+
 deb=$outdir/courier_${version}_$arch.deb
 dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$root" "$deb.tmp" >/dev/null
 mv -f "$deb.tmp" "$deb"
