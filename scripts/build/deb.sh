@@ -44,7 +44,10 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 
 for p in "${programs[@]}"; do
     [[ -x $bindir/$p ]] || fail "$bindir/$p is missing: run 'make release' first"
-    if readelf -SW "$bindir/$p" | grep -Eq '\.debug_info|\.symtab'; then
+    # Read whole, then searched: under pipefail, `readelf | grep -q` fails when grep exits at
+    # the first match and readelf dies of SIGPIPE, and the test would pass what it should refuse.
+    sections=$(readelf -SW "$bindir/$p")
+    if grep -Eq '\.debug_info|\.symtab' <<<"$sections"; then
         fail "$bindir/$p is not stripped: packages ship what 'make release' strips (scripts/build/split-debug.sh)"
     fi
 done
@@ -53,7 +56,6 @@ for f in man/*.1 man/*.5; do [[ -f $f ]] || fail "$f is missing (make man; the s
 work=$(mktemp -d "${TMPDIR:-/tmp}/courier-deb.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root=$work/courier_$version
-doc=$root/usr/share/doc/courier
 put() {  # put MODE SRC DST [sed]: DST under the package root; "sed": /usr/local/ becomes /usr/
     install -d -m 0755 "$(dirname "$root$3")"
     if [[ ${4:-} == sed ]]; then
@@ -110,7 +112,8 @@ depends=${shlibs#shlibs:Depends=}
 # dpkg-shlibdeps counts imported symbols, not version needs without one: the packed relocations
 # (DT_RELR, lld -z pack-relative-relocs) need GLIBC_ABI_DT_RELR, glibc 2.36 (libc6's symbols
 # file), which it left out (it said libc6 >= 2.35, and the programs would not start on 2.35).
-if readelf -V "$root/usr/bin/courier-inboxd" | grep -q GLIBC_ABI_DT_RELR; then
+versions=$(readelf -V "$root"/usr/bin/courier-*)
+if grep -q GLIBC_ABI_DT_RELR <<<"$versions"; then
     libc=$(sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p' <<<"$depends")
     if [[ -z $libc ]] || dpkg --compare-versions "$libc" lt 2.36; then
         depends=$(sed 's/libc6 (>= [^)]*)/libc6 (>= 2.36)/' <<<"$depends")
