@@ -67,9 +67,9 @@ public struct FetchPolicy: Sendable {
     /// How long a mirror that failed is tried after the healthy ones (it is still tried, last).
     public var mirrorDemotion: Int64 = 3600
 
-    /// `courier-stage` without a version: the library cannot see the programs' version; they set
-    /// `userAgent` to `courier-stage/<version>`.
-    public static let defaultUserAgent = "courier-stage"
+    /// `courier-stage/<version>`: `courier-stage run` sent `courier-stage` and `fetch` the
+    /// versioned form until #17.5; a mirror's log now tells versions apart either way.
+    public static let defaultUserAgent = CourierVersion.userAgent("courier-stage")
 
     public init() {}
 

@@ -65,7 +65,7 @@ public struct PullHTTP: Sendable {
         p.readTimeout = readTimeout
         p.retryFor = retryFor
         p.maxBytes = maxBytes
-        p.userAgent = userAgent ?? program
+        p.userAgent = userAgent ?? CourierVersion.userAgent(program)
         p.stateDir = stateDir
         p.caFile = caFile
         p.caDir = caDir

@@ -69,7 +69,7 @@ public struct FetchCommand: AsyncParsableCommand {
         let window = try parseDuration(retryFor, option: "--retry-for")
         try await mapErrors("courier-stage fetch") {
             var policy = FetchPolicy()
-            policy.userAgent = "courier-stage/\(CourierVersion.string)"
+            policy.userAgent = CourierVersion.userAgent("courier-stage")
             policy.retryFor = window
             policy.maxBytes = SizeParser.bytes(maxBytes)!
             policy.readTimeout = readTimeout

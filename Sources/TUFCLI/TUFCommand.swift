@@ -173,7 +173,7 @@ public struct TUFCommand: AsyncParsableCommand {
     /// One updater (and its fetcher, shut down however the body ends) for the whole command.
     private func withUpdater(_ logger: Logger, _ body: (Updater) async throws -> Void) async throws {
         let fetcher = Fetcher(
-            policy: UpdaterConfig.fetchPolicy(userAgent: "courier-tuf/\(CourierVersion.string)"), logger: logger)
+            policy: UpdaterConfig.fetchPolicy(userAgent: CourierVersion.userAgent("courier-tuf")), logger: logger)
         do {
             let updater = try Updater(
                 metadataDir: metadataDir, metadataBaseURL: metadataURL!, targetDir: targetDir,

@@ -165,4 +165,10 @@ import Testing
         #expect(Validators(etag: "W/\"a\"").ifRange == nil)
         #expect(Validators().isEmpty)
     }
+
+    /// `courier-stage run` sent a bare `courier-stage` while `fetch` sent the versioned form.
+    @Test func defaultUserAgentNamesTheVersion() {
+        #expect(FetchPolicy().userAgent == "courier-stage/\(CourierVersion.string)")
+        #expect(CourierVersion.userAgent("courier-tuf") == "courier-tuf/\(CourierVersion.string)")
+    }
 }

@@ -29,6 +29,8 @@ import Testing
         let p = try c.http.policy(stateDir: "/tmp/x", throttle: nil, program: "courier-pull")
         #expect(p.proxy?.password == "s3cret")
         #expect(!"\(p.proxy!)".contains("s3cret"), "the proxy's description must not show its password")
+        // No user_agent: the program's name and Courier's version (#17.5: one version string).
+        #expect(p.userAgent == "courier-pull/\(CourierVersion.string)")
     }
 
     @Test(arguments: [
