@@ -49,7 +49,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // HTTP for the stager only: courier-deliver and courier-inboxd do not link it (start-up time).
+        // HTTP: linked by courier-stage, courier-pull and courier-tuf; courier-deliver and
+        // courier-inboxd do not link it (start-up time). Checked with `nm` on the binaries: no
+        // AsyncHTTPClient or NIOCore symbol in those two.
         .target(
             name: "CourierFetch",
             dependencies: [
@@ -75,7 +77,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // TOML configuration files with errors naming file, line and key.
+        // TOML configuration files with errors naming file, line and key. The only target that
+        // depends on TOMLKit (issue #17.4): the others read their files through its TableReader.
+        // Every program but courier-tuf links it, for its own configuration file.
         .target(
             name: "CourierConfig",
             dependencies: ["CourierCore", .product(name: "TOMLKit", package: "TOMLKit")]
@@ -89,17 +93,13 @@ let package = Package(
                 "CourierTUF",
                 "CourierConfig",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Delivery: choosing delta or full per client, copying into inboxes, the fleet report.
         .target(
             name: "CourierDeliver",
-            dependencies: [
-                "CourierCore", "CourierConfig", "CCourierShim",
-                .product(name: "TOMLKit", package: "TOMLKit"),
-            ]
+            dependencies: ["CourierCore", "CourierConfig", "CCourierShim"]
         ),
         // The client agent: watching the inbox, ordering, applying, state.
         .target(
@@ -108,7 +108,6 @@ let package = Package(
                 "CourierCore",
                 "CCourierShim",
                 "CourierConfig",
-                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -121,7 +120,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Stage's commands live apart so that the other programs do not link HTTP and TOML.
+        // Stage's commands live apart so that courier-deliver and courier-inboxd do not link the
+        // stager's HTTP, TUF and sources.
         .target(
             name: "StageCLI",
             dependencies: [
