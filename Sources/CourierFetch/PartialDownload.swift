@@ -30,7 +30,7 @@ struct PartialDownload {
     /// nothing usable (and then the leftovers are removed).
     func resumable(url: String) -> (offset: Int64, ifRange: String)? {
         guard let st = try? Sys.lstat(partialPath) else {
-            _ = unlink(sidecarPath)  // a sidecar alone is useless; absent is fine
+            try? Sys.unlink(sidecarPath)  // a sidecar alone is useless; absent is fine
             return nil
         }
         guard (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0,
@@ -61,21 +61,21 @@ struct PartialDownload {
 
     /// Removes the partial and its sidecar (missing is fine).
     func discard() {
-        _ = unlink(partialPath)
-        _ = unlink(sidecarPath)
+        try? Sys.unlink(partialPath)
+        try? Sys.unlink(sidecarPath)
     }
 
     /// The sidecar only: a partial without a strong validator cannot be resumed, so it is not
     /// described as resumable.
     func forgetRecord() {
-        _ = unlink(sidecarPath)
+        try? Sys.unlink(sidecarPath)
     }
 
     /// Makes the finished partial the destination: fsync (done by the sink), rename, drop the
     /// sidecar, fsync the directory so the rename survives a crash.
     func commit() throws {
         try Sys.rename(partialPath, path)
-        _ = unlink(sidecarPath)
+        try? Sys.unlink(sidecarPath)
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         Sys.fsyncDirectory(dir.isEmpty ? "/" : dir)
     }
@@ -96,12 +96,8 @@ final class FileSink {
         display = path
         fd = try Sys.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
         do {
-            if ftruncate(fd, off_t(offset)) != 0 {
-                throw FileSink.ioError("truncate", path)
-            }
-            if lseek(fd, off_t(offset), SEEK_SET) < 0 {
-                throw FileSink.ioError("seek", path)
-            }
+            try Sys.truncate(fd, to: offset, display: path)
+            try Sys.seek(fd, to: offset, display: path)
         } catch {
             Sys.close(fd)
             throw error
@@ -111,13 +107,6 @@ final class FileSink {
 
     deinit {
         if fd >= 0 { Sys.close(fd) }
-    }
-
-    /// `Sys` has no wrapper for `ftruncate`/`lseek` (and CourierCore is not this module's to
-    /// change): the same shape of message, from errno.
-    static func ioError(_ what: String, _ path: String) -> CourierError {
-        let e = errno
-        return CourierError(.io, "\(path): \(what) failed: \(String(cString: strerror(e))) (errno \(e))")
     }
 
     func write(_ chunk: ByteBuffer) throws {

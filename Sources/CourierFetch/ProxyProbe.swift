@@ -1,3 +1,4 @@
+import CourierCore
 import Dispatch
 import FoundationEssentials
 @preconcurrency import Glibc
@@ -22,18 +23,9 @@ enum ProxyProbe {
     }
 
     static func blockingStatus(proxy: ProxySettings, target: String, timeout: Int64) -> Int? {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>? = nil
-        guard getaddrinfo(proxy.host, String(proxy.port), &hints, &res) == 0, let first = res else { return nil }
-        defer { freeaddrinfo(res) }
-        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: Int(max(1, timeout)), tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else { return nil }
+        guard let fd = try? Sys.connectTCP(host: proxy.host, port: Int(proxy.port), timeout: Int(max(1, timeout)))
+        else { return nil }
+        defer { Sys.close(fd) }
 
         var req = "CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n"
         if let user = proxy.username {
@@ -42,18 +34,13 @@ enum ProxyProbe {
         }
         req += "\r\n"
         let bytes = Array(req.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return nil }
-            sent += n
-        }
+        guard (try? Sys.sendAll(fd, bytes, display: "proxy \(proxy.host)")) != nil else { return nil }
         // "HTTP/1.x NNN" is all that is needed.
         var head: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 512)
         while head.count < 12 {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
+            let n = buf.withUnsafeMutableBytes { try? Sys.receive(fd, $0.baseAddress!, $0.count, display: "proxy") }
+            guard let n, n > 0 else { break }
             head += buf[0..<n]
         }
         let line = String(decoding: head.prefix(64), as: UTF8.self)

@@ -84,7 +84,7 @@ enum CoreTargets {
 enum FuzzFiles {
     static let dir: String = {
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
-        let d = "\(base)/courier-fuzz-\(getpid())"
+        let d = "\(base)/courier-fuzz-\(Sys.processID())"
         try? Sys.mkdirs(d)
         return d
     }()

@@ -45,7 +45,7 @@ struct PassOptions: ParsableArguments {
             print(report.json())
         } else if report.exitCode != 0 {
             for line in report.summary().split(separator: "\n") { printError(String(line)) }
-        } else if isatty(1) == 1 && !quiet {
+        } else if Sys.isTerminal(1) && !quiet {
             print(report.summary())
         }
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }

@@ -49,7 +49,7 @@ public struct RunCommand: AsyncParsableCommand {
     public func run() async throws {
         let splaySeconds = try splay.map { try parseDuration($0, option: "--splay") } ?? 0
         try await mapErrors("courier-stage run") {
-            let tty = isatty(1) == 1
+            let tty = Sys.isTerminal(1)
             let logger = try batchLogger(program: "courier-stage", logFile: logFile, verbose: verbose, quiet: quiet)
 
             let cfg = try StageConfig.load(config)

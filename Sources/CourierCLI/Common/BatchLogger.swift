@@ -21,6 +21,6 @@ public func appendSummaryLine(program: String, logFile: String?, _ summary: Stri
     guard let logFile, let fd = try? LineLogHandler.openLogFile(logFile) else { return }
     defer { Sys.close(fd) }
     let text = summary.split(separator: "\n").map { Escape.text(String($0)) }.joined(separator: " | ")
-    let line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(getpid())] summary: \(text)\n"
+    let line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(Sys.processID())] summary: \(text)\n"
     try? Sys.writeAll(fd, Array(line.utf8), display: logFile)
 }

@@ -7,9 +7,7 @@ import CourierCore
 public func printError(_ s: String) {
     var line = Escape.line(s.hasSuffix("\n") ? String(s.dropLast()) : s)
     if !line.hasSuffix("\n") { line += "\n" }
-    line.utf8CString.withUnsafeBufferPointer { p in
-        _ = write(2, p.baseAddress!, p.count - 1)
-    }
+    try? Sys.writeAll(2, Array(line.utf8), display: "standard error")
 }
 
 /// Runs a command body and maps a `CourierError` to its documented exit code, printing the

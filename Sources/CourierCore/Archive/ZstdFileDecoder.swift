@@ -1,6 +1,5 @@
 import CZstd
 @preconcurrency import Glibc
-import SystemPackage
 
 /// A zstd package decompressed by libzstd straight into the decoder thread's ring slots.
 ///
@@ -54,8 +53,7 @@ final class ZstdFileDecoder {
             if inPos == inSize && !inputEnded {
                 let n: Int
                 do { n = try Sys.read(fd, input, ZstdFileDecoder.inputSize, display: "package") } catch {
-                    let why = ((error as? CourierError)?.cause as? Errno)?.description ?? "\(error)"
-                    return .failed("reading the package: \(why)")
+                    return .failed("reading the package: \(Sys.reason(error))")
                 }
                 if n == 0 {
                     inputEnded = true

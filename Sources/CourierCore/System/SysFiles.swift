@@ -4,6 +4,12 @@ import SystemPackage
 /// Positioned I/O, links, times and file-system facts: the `Sys` wrappers beyond Sys.swift's
 /// core, with the same rules (EINTR retried, errno kept, the error names the path and the call).
 extension Sys {
+    /// The errno text (`strerror`) behind an error a wrapper threw, for a caller that words the
+    /// message itself; the error's own text when no errno is behind it.
+    public static func reason(_ error: any Error) -> String {
+        ((error as? CourierError)?.cause as? Errno)?.description ?? "\(error)"
+    }
+
     /// Reads up to `count` bytes at `offset` without moving the file position; 0 at end of file.
     public static func pread(
         _ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, at offset: Int64, display: String
@@ -20,6 +26,14 @@ extension Sys {
         let (n, e) = retrying { Glibc.pwrite(fd, buf, count, off_t(offset)) }
         if let e { throw CourierError.io("write", path: display, errno: e) }
         return n
+    }
+
+    /// One `pwrite`, retried on EINTR, returning the count or the errno: for copy loops that
+    /// decide per errno (EINVAL from O_DIRECT, EFAULT from a shrunk mapping) and word the error.
+    public static func pwriteAttempt(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int, at offset: Int64) -> (
+        Int, Errno?
+    ) {
+        retrying { Glibc.pwrite(fd, buf, count, off_t(offset)) }
     }
 
     /// Cuts or extends an open file to `size` bytes (`ftruncate`).
@@ -58,14 +72,12 @@ extension Sys {
         return st
     }
 
-    /// `stat` that follows symlinks; nil when the path does not exist.
-    public static func statFollowing(_ path: String) throws -> stat? {
+    /// `stat` that follows symlinks (`lstat` does not); a missing path is an error too, with
+    /// ENOENT as its cause.
+    public static func statFollowing(_ path: String) throws -> stat {
         var st = Glibc.stat()
         let (_, e) = retrying { Glibc.fstatat(AT_FDCWD, path, &st, 0) }
-        if let e {
-            if e == .noSuchFileOrDirectory { return nil }
-            throw CourierError.io("stat", path: path, errno: e)
-        }
+        if let e { throw CourierError.io("stat", path: path, errno: e) }
         return st
     }
 

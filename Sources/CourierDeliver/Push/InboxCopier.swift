@@ -17,7 +17,7 @@ public enum InboxCopier {
     /// The temporary name: `.courier-push.<pid>@<host>.<name>`, so that a later push can tell a
     /// leftover of a dead push (same host, process gone) from one still running elsewhere.
     static func tempName(_ name: String) -> String {
-        "\(tempPrefix)\(getpid())@\(shortHost).\(name)"
+        "\(tempPrefix)\(Sys.processID())@\(shortHost).\(name)"
     }
 
     static let shortHost: String = String(Sys.hostName().split(separator: ".").first ?? "host")
@@ -34,7 +34,7 @@ public enum InboxCopier {
             var dead = false
             if let at = rest.firstIndex(of: "@"), let pid = Int32(rest[..<at]) {
                 let host = rest[rest.index(after: at)...].prefix(while: { $0 != "." })
-                if host == shortHost && pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH { dead = true }
+                if host == shortHost && pid != Sys.processID() && !Sys.processExists(pid) { dead = true }
             }
             if !dead, let st = try? Sys.lstatat(dfd, e.name, display: inbox + "/" + e.name),
                 now - Int64(st.st_mtim.tv_sec) > staleAfter
@@ -73,13 +73,14 @@ public enum InboxCopier {
         let tmpPath = inbox + "/" + tmp
         var how = ""
         var done = false
-        defer { if !done { _ = Glibc.unlink(tmpPath) } }
+        defer { if !done { try? Sys.unlink(tmpPath) } }
         try faults.hit("deliver-before-temp")
         if method == .link {
-            if linkat(AT_FDCWD, source.path, AT_FDCWD, tmpPath, 0) == 0 {
+            do {
+                try Sys.linkat(AT_FDCWD, source.path, AT_FDCWD, tmpPath)
                 how = "hard link"
-            } else {
-                let e = errno
+            } catch {
+                let e = ((error as? CourierError)?.cause as? Errno)?.rawValue ?? EIO
                 guard e == EXDEV || e == EPERM || e == EMLINK || e == ENOTSUP else {
                     throw CourierError.io("hard-link \(source.path) as", path: tmpPath, errno: Errno(rawValue: e))
                 }
@@ -110,5 +111,5 @@ public enum InboxCopier {
     }
 
     /// Removes a staged file that will not be committed.
-    public static func discard(_ s: Staged) { _ = Glibc.unlink(s.inbox + "/" + s.temp) }
+    public static func discard(_ s: Staged) { try? Sys.unlink(s.inbox + "/" + s.temp) }
 }

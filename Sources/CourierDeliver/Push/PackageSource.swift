@@ -21,12 +21,7 @@ public final class PackageSource: @unchecked Sendable {
         do {
             size = Int64(try Sys.fstat(fd, display: path).st_size)
             if size > 0 {
-                guard let p = mmap(nil, Int(size), PROT_READ, MAP_SHARED, fd, 0),
-                    p != UnsafeMutableRawPointer(bitPattern: -1)
-                else {
-                    throw CourierError.io("mmap", path: path, errno: Errno(rawValue: errno))
-                }
-                map = UnsafeRawPointer(p)
+                map = try Sys.mapReadOnly(fd, size: Int(size), display: path)
             } else {
                 map = nil
             }
@@ -39,7 +34,7 @@ public final class PackageSource: @unchecked Sendable {
     }
 
     deinit {
-        if let map { munmap(UnsafeMutableRawPointer(mutating: map), Int(size)) }
+        if let map { Sys.unmap(map, size: Int(size)) }
         Sys.close(fd)
     }
 
@@ -129,7 +124,7 @@ public final class PackageSource: @unchecked Sendable {
                 direct = false
                 continue
             }
-            let n = pwrite(ofd, map + Int(off), min(Self.directChunk, Int(end - off)), off_t(off))
+            let (n, failure) = Sys.pwriteAttempt(ofd, map + Int(off), min(Self.directChunk, Int(end - off)), at: off)
             if n > 0 {
                 off += Int64(n)
                 // A short direct write leaves an unaligned offset: finish through the cache.
@@ -144,8 +139,7 @@ public final class PackageSource: @unchecked Sendable {
                 }
                 continue
             }
-            let e = errno
-            if n < 0 && e == EINTR { continue }
+            let e = failure?.rawValue ?? 0
             if n < 0 && direct && e == EINVAL {
                 _ = courier_set_direct(ofd, 0)
                 direct = false
@@ -171,15 +165,14 @@ public final class PackageSource: @unchecked Sendable {
         let chunk = Self.throttledChunk(throttle)
         var off: Int64 = 0
         while off < size {
-            let n = pwrite(ofd, map! + Int(off), min(chunk, Int(size - off)), off_t(off))
+            let (n, failure) = Sys.pwriteAttempt(ofd, map! + Int(off), min(chunk, Int(size - off)), at: off)
             if n > 0 {
                 off += Int64(n)
                 throttle.pause(after: n)
                 continue
             }
-            if n < 0 && errno == EINTR { continue }
             if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
-            throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: errno))
+            throw CourierError.io("write (copy of \(path))", path: dst, errno: failure ?? Errno(rawValue: EIO))
         }
     }
 
@@ -194,15 +187,14 @@ public final class PackageSource: @unchecked Sendable {
     private func writeCached(_ ofd: Int32, from start: Int64, dst: String) throws {
         var off = start
         while off < size {
-            let n = pwrite(ofd, map! + Int(off), min(Self.cachedChunk, Int(size - off)), off_t(off))
+            let (n, failure) = Sys.pwriteAttempt(ofd, map! + Int(off), min(Self.cachedChunk, Int(size - off)), at: off)
             if n > 0 {
                 off += Int64(n)
                 continue
             }
-            if n < 0 && errno == EINTR { continue }
             if n == 0 { throw CourierError(.io, "\(dst): write returned 0 bytes at offset \(off)") }
             // EFAULT: the source shrank under its mapping (an outbox package must not change).
-            throw CourierError.io("write (copy of \(path))", path: dst, errno: Errno(rawValue: errno))
+            throw CourierError.io("write (copy of \(path))", path: dst, errno: failure ?? Errno(rawValue: EIO))
         }
     }
 }

@@ -47,10 +47,11 @@ public struct VerifiedCache: Sendable {
         guard let st = try Sys.lstat(dir), (st.st_mode & S_IFMT) == S_IFDIR else {
             throw CourierError(.usage, "\(dir): the verification cache is not a directory (a symlink is not accepted)")
         }
-        if st.st_uid != geteuid() {
+        if st.st_uid != Sys.effectiveUserID() {
             throw CourierError(
                 .usage,
-                "\(dir): the verification cache belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))")
+                "\(dir): the verification cache belongs to uid \(st.st_uid), not to this user (uid \(Sys.effectiveUserID()))"
+            )
         }
         if st.st_mode & 0o022 != 0 {
             throw CourierError(
@@ -110,7 +111,7 @@ public struct VerifiedCache: Sendable {
         else { return .miss(identity: st) }
         try options.checkTimeAndType(created: r.created, expires: r.expires, type: r.type, path: path)
         // Marks it used, for pruning; a failure only makes it older.
-        _ = utimensat(AT_FDCWD, dir + "/" + name, nil, 0)
+        try? Sys.touch(dir + "/" + name)
         return .hit(r)
     }
 
