@@ -42,6 +42,7 @@ release: bootstrap
 # summary is the last line. Serially: several suites run real servers, daemons and copiers
 # with timeouts, and on 2 cores parallel suites starve each other into false failures.
 test: bootstrap
+	@bash scripts/check/libc-door.sh
 	$(SWIFT) build --build-tests
 	@if [ -d Tests/interop ]; then COURIER_BIN=$(CURDIR)/$(DEBUG_BIN) python3 -m pytest -q -p no:cacheprovider Tests/interop; fi
 	$(SWIFT) test --skip-build --no-parallel
