@@ -17,7 +17,8 @@ public struct DiagnoseCommand: ParsableCommand {
 
             Examples:
               courier-inboxd diagnose --config /etc/courier/inboxd.toml
-              courier-inboxd diagnose --config inboxd.toml --log-file /var/log/courier/inboxd.log --output /tmp/client.tar.gz
+              courier-inboxd diagnose --config inboxd.toml \\
+                  --log-file /var/log/courier/inboxd.log --output /tmp/client.tar.gz
             """)
 
     @Option(help: ArgumentHelp("The configuration file (docs/INBOXD.md).", valueName: "FILE"))

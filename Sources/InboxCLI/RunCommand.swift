@@ -17,9 +17,11 @@ public struct InboxRunCommand: ParsableCommand {
 
             Examples:
               courier-inboxd run --config /etc/courier/inboxd.toml
-              courier-inboxd run --config inboxd.toml --once                 # apply what is there, exit
-              courier-inboxd run --config inboxd.toml --exit-when-idle 30s   # until nothing arrives for 30 s
-              courier-inboxd run --config inboxd.toml --verbose --log-file /var/log/courier/inboxd.log
+              courier-inboxd run --config inboxd.toml --once    # apply what is there, exit
+              # until nothing arrives for 30 s:
+              courier-inboxd run --config inboxd.toml --exit-when-idle 30s
+              courier-inboxd run --config inboxd.toml --verbose \\
+                  --log-file /var/log/courier/inboxd.log
             """)
 
     @Option(help: ArgumentHelp("The configuration file (docs/INBOXD.md).", valueName: "FILE"))

@@ -23,7 +23,8 @@ public struct PullDiagnoseCommand: ParsableCommand {
 
             Examples:
               courier-pull diagnose --config /etc/courier/pull.toml
-              courier-pull diagnose --config /etc/courier/relay.toml --log-file /var/log/courier-relay/relay.log --output /tmp/relay.tar.gz
+              courier-pull diagnose --config /etc/courier/relay.toml \\
+                  --log-file /var/log/courier-relay/relay.log --output /tmp/relay.tar.gz
             """)
 
     @Option(

@@ -18,7 +18,8 @@ public struct DiagnoseCommand: ParsableCommand {
 
             Examples:
               courier-stage diagnose --config /etc/courier/stage.toml
-              courier-stage diagnose --config stage.toml --log-file /var/log/courier/stage.log --output /tmp/stager.tar.gz
+              courier-stage diagnose --config stage.toml \\
+                  --log-file /var/log/courier/stage.log --output /tmp/stager.tar.gz
             """)
 
     @Option(help: ArgumentHelp("The configuration file (docs/STAGE.md).", valueName: "FILE"))

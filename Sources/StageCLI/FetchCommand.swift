@@ -23,12 +23,14 @@ public struct FetchCommand: AsyncParsableCommand {
             them for credentials: a password on the command line is visible in the process list). \
             Proxy passwords are never printed.
 
-            Exit codes: 0 ok, 9 download (HTTP status, truncated, cool-down), 10 size limit,
-            12 file system, 18 network, 19 proxy, 2 bad --proxy, 64 usage.
+            Exit codes: 0 ok, 1 internal error, 2 bad --proxy, 9 download (HTTP status, truncated, \
+            cool-down), 10 size limit, 12 file system, 18 network, 19 proxy, 64 usage.
 
             Examples:
-              courier-stage fetch https://updates.vendor.example/defs/daily.tar.gz --out /tmp/daily.tar.gz
-              courier-stage fetch https://mirror.example/x --out /tmp/x --proxy http://proxy.corp:3128 --retry-for 0
+              courier-stage fetch https://updates.vendor.example/defs/daily.tar.gz \\
+                  --out /tmp/daily.tar.gz
+              courier-stage fetch https://mirror.example/x --out /tmp/x \\
+                  --proxy http://proxy.corp:3128 --retry-for 0
             """)
 
     @Argument(help: ArgumentHelp("The http:// or https:// URL to download.", valueName: "URL"))

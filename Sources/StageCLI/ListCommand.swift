@@ -28,7 +28,8 @@ public struct ListCommand: ParsableCommand {
                 print(String(decoding: idx.encoded(), as: UTF8.self), terminator: "")
                 return
             }
-            print("outbox \(outbox), index of \(idx.generated)")
+            // The index file by its absolute path: "outbox outbox, …" read badly for `--outbox outbox`.
+            print("\(Escape.text(Sys.absolutePath(outbox)))/index.json, generated \(idx.generated)")
             for (type, info) in idx.types.sorted(by: { $0.key < $1.key }) {
                 print("\n\(type)  latest \(info.latest.map(String.init) ?? "-")")
                 for r in info.revisions.reversed() {
