@@ -18,8 +18,10 @@ public struct DiagnoseCommand: ParsableCommand {
             (docs/OPERATIONS.md, "Diagnose"); look at the files before sending them.
 
             Examples:
-              courier-deliver diagnose --policy /etc/courier/policy.toml --outbox /srv/courier/outbox --trust /etc/courier/trust
-              courier-deliver diagnose --inbox '/srv/clients/*/inbox' --output /tmp/deliver.tar.gz
+              courier-deliver diagnose --policy /etc/courier/policy.toml \\
+                  --outbox /srv/courier/outbox --trust /etc/courier/trust
+              courier-deliver diagnose --inbox '/srv/clients/*/inbox' \\
+                  --output /tmp/deliver.tar.gz
             """)
 
     @Option(help: ArgumentHelp("The policy file push and report use (docs/DELIVER.md).", valueName: "FILE"))

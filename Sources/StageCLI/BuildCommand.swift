@@ -14,7 +14,8 @@ public struct BuildCommand: ParsableCommand {
 
             Example:
               courier-stage build --tree /srv/defs/20261121001 --type virus-defs \\
-                  --revision 20261121001 --key /etc/courier/stage.key --out-dir /srv/outbox/virus-defs/20261121001
+                  --revision 20261121001 --key /etc/courier/stage.key \\
+                  --out-dir /srv/outbox/virus-defs/20261121001
             """)
 
     @Option(help: ArgumentHelp("Directory whose files become the package's tree.", valueName: "DIR"))
