@@ -23,8 +23,10 @@ public struct ReportCommand: ParsableCommand {
             (--status, globs allowed: what Ansible's fetch gathers).
 
             Examples:
-              courier-deliver report --inbox '/mnt/clients/*/var/lib/courier/inbox' --outbox /srv/courier/outbox
-              courier-deliver report --status 'fleet/*/status.json' --prometheus > /var/lib/node_exporter/courier.prom
+              courier-deliver report --inbox '/mnt/clients/*/var/lib/courier/inbox' \\
+                  --outbox /srv/courier/outbox
+              courier-deliver report --status 'fleet/*/status.json' --prometheus \\
+                  > /var/lib/node_exporter/courier.prom
 
             Exit codes: 0 (also with stale clients, unless --fail-stale: then 16), 2 bad policy file, \
             12 outbox unreadable, 64 usage.

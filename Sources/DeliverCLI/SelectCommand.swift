@@ -15,7 +15,8 @@ public struct SelectCommand: ParsableCommand {
             (its status.json lists it under refused) is not selected (code refused) unless --force.
 
             Example (what scripts/ansible/deliver.yml runs on the controller):
-              courier-deliver select --outbox /srv/courier/outbox --status fleet/client-01/status.json --json
+              courier-deliver select --outbox /srv/courier/outbox \\
+                  --status fleet/client-01/status.json --json
             """)
 
     @OptionGroup var source: OutboxOptions

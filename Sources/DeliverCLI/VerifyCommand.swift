@@ -11,8 +11,12 @@ public struct VerifyCommand: ParsableCommand {
             the reason. Exits 0 only if every package verifies; otherwise with the code of the (first) \
             failure for one package, or 16 when several were given and some failed.
 
-            Memory stays bounded whatever the package size; nothing is written. Suited to Ansible:
-              copy: src=… dest=/var/lib/courier/inbox/ validate='courier-deliver verify --trust /etc/courier/trust %s'
+            Memory stays bounded whatever the package size; nothing is written. Suited to
+            Ansible's copy module:
+              copy:
+                src: …
+                dest: /var/lib/courier/inbox/
+                validate: courier-deliver verify --trust /etc/courier/trust %s
             """)
 
     @Option(
