@@ -70,19 +70,26 @@ public struct TableReader {
         return Self.lexicallyNormalized(Sys.absolutePath(dir) + "/" + p)
     }
 
-    /// An absolute path without `.` or `..` components or empty ones; `..` at the root stays at
-    /// the root. Lexical: symbolic links are not looked at.
-    public static func lexicallyNormalized(_ absolute: String) -> String {
+    /// A path without `.` components, empty ones, or `..` after a name; `..` at the root stays at
+    /// the root, and leading `..` of a relative path are kept. Lexical: symbolic links are not
+    /// looked at (as Go's `filepath.Clean`).
+    public static func lexicallyNormalized(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
         var parts: [Substring] = []
-        for c in absolute.split(separator: "/") {
+        for c in path.split(separator: "/") {
             if c == "." { continue }
             if c == ".." {
-                _ = parts.popLast()
+                if let last = parts.last, last != ".." {
+                    parts.removeLast()
+                } else if !absolute {
+                    parts.append(c)
+                }
                 continue
             }
             parts.append(c)
         }
-        return "/" + parts.joined(separator: "/")
+        let joined = parts.joined(separator: "/")
+        return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
     }
 
     public func string(_ key: String) throws -> String? {

@@ -38,8 +38,8 @@ public struct PushCommand: ParsableCommand {
             Examples:
               courier-deliver push --outbox /srv/courier/outbox \\
                   --trust /etc/courier/trust --inbox '/mnt/clients/*/inbox'
-              courier-deliver push --outbox … --trust … --policy /etc/courier/policy.toml \\
-                  --dry-run
+              courier-deliver push --outbox /srv/courier/outbox \\
+                  --trust /etc/courier/trust --policy /etc/courier/policy.toml --dry-run
 
             Exit codes: 0 every target done, 16 done with errors (see the FAILED lines), 2 bad policy \
             file, 7 bad trust store, 12 outbox unreadable, 64 usage.

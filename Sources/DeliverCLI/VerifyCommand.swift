@@ -14,7 +14,7 @@ public struct VerifyCommand: ParsableCommand {
             Memory stays bounded whatever the package size; nothing is written. Suited to
             Ansible's copy module:
               copy:
-                src: …
+                src: virus-defs_20261121001.cpkg
                 dest: /var/lib/courier/inbox/
                 validate: courier-deliver verify --trust /etc/courier/trust %s
             """)

@@ -74,6 +74,16 @@ import Testing
         #expect(!r.stderr.contains("/../") && !r.stderr.contains("/./"), "\(r.stderr)")
     }
 
+    /// Delivery's default status path, `{inbox}/../state/status.json`, is the same file as the
+    /// daemon's default, named plainly.
+    @Test func deliverReportNamesTheNormalisedStatusPath() throws {
+        let t = TempDir()
+        try FileManager.default.createDirectory(atPath: t.sub("c1/inbox"), withIntermediateDirectories: true)
+        let r = try Programs.run("courier-deliver", ["report", "--inbox", t.sub("c1/inbox")])
+        #expect(r.stdout.contains("no status file at " + t.sub("c1/state/status.json")), "\(r.stdout)")
+        #expect(!r.stdout.contains("/../"), "\(r.stdout)")
+    }
+
     @Test func corruptDuplicateIsWarnedAboutAndRemoved() throws {
         let c = try Client()
         // Large enough that the damage lies past what the reader decodes ahead to verify the
