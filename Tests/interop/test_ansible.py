@@ -130,6 +130,19 @@ class Fleet:
         """What the service would do: the installed daemon applies what is in the inbox."""
         return ok(run(self.path(host, "usr/local/bin/courier-inboxd"), "run", "--once", "--config", self.config(host)))
 
+    def init_stager(self):
+        """A staging key trusted by the clients, stage.toml for both types, and revision V1 in
+        the outbox: what test_ansible.py and test_ansible_ssh.py start from."""
+        os.makedirs(self.keys)
+        ok(run(self.stage_bin, "keygen", "--out", os.path.join(self.ws, "stage.key")))
+        shutil.copy(os.path.join(self.ws, "stage.key.pub"), self.keys)
+        shutil.copytree(os.path.join(UPSTREAM, "ips-rules"), os.path.join(self.upstream, "ips-rules"))
+        with open(os.path.join(self.ws, "stage.toml"), "w") as out:
+            out.write(f'outbox = "{self.outbox}"\nkey = "{self.ws}/stage.key"\nstate_dir = "{self.ws}/stage-state"\n'
+                      f'[types.virus-defs]\nsource = "dir"\npath = "{self.upstream}/virus-defs"\n'
+                      f'[types.ips-rules]\nsource = "dir"\npath = "{self.upstream}/ips-rules"\n')
+        self.stage(V1)
+
     def pkg(self, outbox, type_, rev, base=None):
         name = f"{type_}_{rev}.cpkg" if base is None else f"{type_}_{rev}_from_{base}.cpkg"
         return os.path.join(outbox, type_, str(rev), name)
@@ -138,15 +151,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     f = Fleet(str(tmp_path_factory.mktemp("ansible")))
-    os.makedirs(f.keys)
-    ok(run(f.stage_bin, "keygen", "--out", os.path.join(f.ws, "stage.key")))
-    shutil.copy(os.path.join(f.ws, "stage.key.pub"), f.keys)
-    shutil.copytree(os.path.join(UPSTREAM, "ips-rules"), os.path.join(f.upstream, "ips-rules"))
-    with open(os.path.join(f.ws, "stage.toml"), "w") as out:
-        out.write(f'outbox = "{f.outbox}"\nkey = "{f.ws}/stage.key"\nstate_dir = "{f.ws}/stage-state"\n'
-                  f'[types.virus-defs]\nsource = "dir"\npath = "{f.upstream}/virus-defs"\n'
-                  f'[types.ips-rules]\nsource = "dir"\npath = "{f.upstream}/ips-rules"\n')
-    f.stage(V1)
+    f.init_stager()
 
     hosts = {}
     for h in HOSTS:

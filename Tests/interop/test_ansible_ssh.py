@@ -165,15 +165,7 @@ def fleet(tmp_path_factory, request):
     with open(f.known_hosts, "w") as out:
         out.writelines(s.known_hosts_line() for s in f.sshd.values())
 
-    os.makedirs(f.keys)
-    ok(run(f.stage_bin, "keygen", "--out", os.path.join(f.ws, "stage.key")))
-    shutil.copy(os.path.join(f.ws, "stage.key.pub"), f.keys)
-    shutil.copytree(os.path.join(UPSTREAM, "ips-rules"), os.path.join(f.upstream, "ips-rules"))
-    with open(os.path.join(f.ws, "stage.toml"), "w") as out:
-        out.write(f'outbox = "{f.outbox}"\nkey = "{f.ws}/stage.key"\nstate_dir = "{f.ws}/stage-state"\n'
-                  f'[types.virus-defs]\nsource = "dir"\npath = "{f.upstream}/virus-defs"\n'
-                  f'[types.ips-rules]\nsource = "dir"\npath = "{f.upstream}/ips-rules"\n')
-    f.stage(V1)
+    f.init_stager()
 
     # c3 also gets the pull copier (courier_pull_*), its mirror the outbox over real HTTP.
     f.pull_bin = os.path.join(BIN, "courier-pull")
