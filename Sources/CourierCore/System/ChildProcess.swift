@@ -35,10 +35,8 @@ public enum ChildProcess {
         started: (pid_t) -> Void = { _ in }
     ) throws -> Outcome {
         precondition(!argv.isEmpty)
-        var fds: [Int32] = [0, 0]
-        guard courier_pipe_cloexec(&fds) == 0 else {
-            throw CourierError.io("pipe", path: argv[0], errno: Errno(rawValue: errno))
-        }
+        let pipe = try Sys.pipe(display: argv[0])
+        let fds = [pipe.read, pipe.write]
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

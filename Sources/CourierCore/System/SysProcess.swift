@@ -17,6 +17,17 @@ extension Sys {
     public static func effectiveUserID() -> uid_t { Glibc.geteuid() }
     public static func groupID() -> gid_t { Glibc.getgid() }
 
+    /// A pipe whose ends are close-on-exec from birth (`pipe2(O_CLOEXEC)` through the C shim).
+    /// Never `pipe` + `fcntl(FD_CLOEXEC)`: between the two, a child that another thread spawns
+    /// (a hook, a test command, gpgv) inherits the ends, holds the write end open and so keeps
+    /// the reader of this pipe from ever seeing end of file.
+    public static func pipe(display: String) throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        let (_, e) = retrying { courier_pipe_cloexec(&fds) }
+        if let e { throw CourierError.io("pipe", path: display, errno: e) }
+        return (fds[0], fds[1])
+    }
+
     /// Whether `fd` is a terminal (`isatty`): decides colours, progress and how chatty stderr is.
     public static func isTerminal(_ fd: Int32) -> Bool { Glibc.isatty(fd) == 1 }
 
