@@ -101,7 +101,7 @@ public struct DiagnoseCommand: ParsableCommand {
             var text = "verify cache: \(Escape.text(c))\n"
             if let st = try? Sys.lstat(c) {
                 text +=
-                    "owner uid \(st.st_uid) (this user: \(geteuid())), mode \(String(st.st_mode & 0o7777, radix: 8)) (push ignores it unless 0700 and yours)\n"
+                    "owner uid \(st.st_uid) (this user: \(Sys.effectiveUserID())), mode \(String(st.st_mode & 0o7777, radix: 8)) (push ignores it unless 0700 and yours)\n"
                 text += "\(((try? Sys.listDirectory(c)) ?? []).count) record(s)\n"
             } else {
                 text += "not present (push creates it on first use)\n"
