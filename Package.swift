@@ -193,6 +193,8 @@ let package = Package(
         .executableTarget(
             name: "courier-inboxd",
             dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // What several test targets share (the Python test servers' starter); not shipped.
+        .target(name: "CourierTestSupport", path: "Tests/Support/Swift"),
         .testTarget(
             name: "CourierCoreTests",
             dependencies: [
@@ -209,7 +211,7 @@ let package = Package(
         .testTarget(
             name: "StageTests",
             dependencies: [
-                "CourierStage", "CourierFetch", "CourierCore", "CourierConfig",
+                "CourierStage", "CourierFetch", "CourierCore", "CourierConfig", "CourierTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -228,7 +230,8 @@ let package = Package(
         .testTarget(
             name: "TUFTests",
             dependencies: [
-                "CourierTUF", "CourierCore", "CourierFetch", .product(name: "Crypto", package: "swift-crypto"),
+                "CourierTUF", "CourierCore", "CourierFetch", "CourierTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -246,7 +249,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["CourierCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CourierCore", "CourierTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/EndToEndTests"
         ),
     ]

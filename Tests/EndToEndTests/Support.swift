@@ -1,3 +1,4 @@
+@_exported import CourierTestSupport
 import Foundation
 import Testing
 
@@ -67,17 +68,6 @@ final class TempDir {
             atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try! text.write(toFile: full, atomically: false, encoding: .utf8)
     }
-}
-
-func treeContents(_ dir: String) -> [String: Data] {
-    var out: [String: Data] = [:]
-    guard let e = FileManager.default.enumerator(atPath: dir) else { return out }
-    while let p = e.nextObject() as? String {
-        var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: dir + "/" + p, isDirectory: &isDir)
-        if !isDir.boolValue { out[p] = FileManager.default.contents(atPath: dir + "/" + p) }
-    }
-    return out
 }
 
 /// 2,000 signature lines with distinct hashes, the same in every revision: compresses like a real

@@ -1,5 +1,6 @@
 import CourierCore
 import CourierStage
+import CourierTestSupport
 import Foundation
 import Logging
 import Testing
@@ -12,25 +13,9 @@ final class FeedServer {
     let logPath: String
 
     init(_ w: StageWorkspace, name: String) throws {
-        var root = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { root.deleteLastPathComponent() }
         logPath = w.path(name + ".log")
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", root.path + "/Tests/Support/faultserver.py", logPath]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var text = ""
-        while !text.contains("\n") {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            text += String(decoding: d, as: UTF8.self)
-        }
-        guard let p = Int(text.split(separator: "\n").first ?? "") else {
-            throw CourierError(.io, "faultserver.py: no port")
-        }
-        port = p
+        port = try TestServers.startPython(process, script: "faultserver.py", [logPath])
     }
 
     func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }

@@ -1,5 +1,6 @@
 import CourierCore
 import CourierStage
+@_exported import CourierTestSupport
 import Foundation
 import Logging
 import Testing
@@ -50,17 +51,6 @@ func run(_ config: StageConfig, only: [String] = [], now: Int64? = nil) async th
     let r = StageRunner(config: config, logger: quietLogger)
     if let n = now { r.clock = { n } }
     return try await r.run(only: only)
-}
-
-func treeContents(_ dir: String) -> [String: Data] {
-    var out: [String: Data] = [:]
-    guard let e = FileManager.default.enumerator(atPath: dir) else { return out }
-    while let p = e.nextObject() as? String {
-        var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: dir + "/" + p, isDirectory: &isDir)
-        if !isDir.boolValue { out[p] = FileManager.default.contents(atPath: dir + "/" + p) }
-    }
-    return out
 }
 
 func expectCode(

@@ -1,6 +1,7 @@
 import CourierCore
 import CourierFetch
 import CourierTUF
+import CourierTestSupport
 import Foundation
 import Logging
 
@@ -78,21 +79,7 @@ final class TUFServer: @unchecked Sendable {
     init(_ repo: TestRepo, _ ws: TUFWorkspace) throws {
         logPath = ws.path("server.log")
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", packageRoot + "/Tests/Support/tufserver.py", repo.dir, logPath]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var text = ""
-        while !text.contains("\n") {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            text += String(decoding: d, as: UTF8.self)
-        }
-        guard let p = Int(text.split(separator: "\n").first ?? "") else {
-            throw CourierError(.io, "tufserver.py did not print its port: '\(text)'")
-        }
-        port = p
+        port = try TestServers.startPython(process, script: "tufserver.py", [repo.dir, logPath])
     }
 
     var metadataURL: String { "http://127.0.0.1:\(port)/metadata" }

@@ -1,3 +1,4 @@
+import CourierTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -154,22 +155,7 @@ final class StormTUF {
     init(dir: String) throws {
         self.dir = dir
         try Self.tufrepo(dir, ["init"])
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        server.arguments = ["python3", StormKit.repoRoot + "/Tests/Support/tufserver.py", dir, dir + ".log"]
-        let out = Pipe()
-        server.standardOutput = out
-        try server.run()
-        var text = ""
-        while !text.contains("\n") {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            text += String(decoding: d, as: UTF8.self)
-        }
-        guard let p = Int(text.split(separator: "\n").first ?? "") else {
-            kill(server.processIdentifier, SIGKILL)
-            throw POSIXError(.EIO)
-        }
-        port = p
+        port = try TestServers.startPython(server, script: "tufserver.py", [dir, dir + ".log"])
     }
 
     static func tufrepo(_ dir: String, _ args: [String]) throws {
