@@ -71,7 +71,7 @@ import Testing
         let fm = FileManager.default
         try Programs.run("courier-stage", ["keygen", "--out", t.sub("stage.key")])
         try fm.createDirectory(atPath: t.sub("www"), withIntermediateDirectories: true)
-        let http = try StormHTTPServer(root: t.sub("www"))
+        let http = try DirServer(root: t.sub("www"))
         let tuf = try StormTUF(dir: t.sub("tufrepo"))
         try fm.copyItem(atPath: tuf.rootPath, toPath: t.sub("vendor-root.json"))
         let cfg = StormKit.stageConfig(

@@ -115,37 +115,6 @@ enum StormKit {
     }
 }
 
-/// Python's http.server on 127.0.0.1 serving a directory (as StageTests' DirServer, which is in
-/// another test target): real HTTP with Last-Modified and 304s.
-final class StormHTTPServer {
-    let process = Process()
-    let port: Int
-    init(root: String) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", root]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var text = ""
-        let deadline = Date().addingTimeInterval(10)
-        while !text.contains(")") && Date() < deadline {
-            text += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-        }
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        guard let r = text.range(of: "port "), let p = Int(text[r.upperBound...].prefix(while: { $0.isNumber })) else {
-            kill(process.processIdentifier, SIGKILL)
-            throw POSIXError(.EIO)
-        }
-        port = p
-    }
-    func url(_ path: String) -> String { "http://127.0.0.1:\(port)/\(path)" }
-    deinit {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-}
-
 /// A python-tuf repository (`Tests/Support/tufrepo.py`) served by `Tests/Support/tufserver.py`.
 final class StormTUF {
     let dir: String
