@@ -23,7 +23,7 @@ enum CoreTargets {
         FuzzTarget("package", "a whole .cpkg, verified as push and the client do (signed by the fuzz key, FuzzSeeds)") {
             b in
             let path = try FuzzFiles.write(b, name: "package.cpkg")
-            var o = VerifyOptions(trust: FuzzSeeds.trust, now: FuzzSeeds.created + 60)
+            var o = VerifyOptions(trust: FuzzSeeds.trust, limits: Limits(), now: FuzzSeeds.created + 60)
             o.limits.maxEntries = 2_000
             o.limits.maxTotalBytes = 64 << 20
             o.limits.maxManifestBytes = 1 << 20

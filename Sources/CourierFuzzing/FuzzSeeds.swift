@@ -41,7 +41,7 @@ public enum FuzzSeeds {
             try Sys.writeFileAtomically(
                 dir + "/db.bin", (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }, durable: false)
         }
-        var o = PackageBuilder.Options(type: "fuzz", revision: 1, keys: [key])
+        var o = PackageBuilder.Options(type: "fuzz", revision: 1, keys: [key], limits: Limits())
         o.created = created
         o.lifetime = 100 * 365 * 86400
         let full = work + "/fuzz_1.cpkg"
@@ -55,7 +55,8 @@ public enum FuzzSeeds {
             options: o, baseTree: base)
         for (name, p) in [("ok-full", full), ("ok-full-2", full2), ("ok-delta", delta)] {
             out.append(("package", name, try Sys.readFile(p, limit: 1 << 20)))
-            let r = try PackageReader(path: p, options: VerifyOptions(trust: trust, now: created + 60))
+            let r = try PackageReader(
+                path: p, options: VerifyOptions(trust: trust, limits: Limits(), now: created + 60))
             out.append(("manifest", name, r.manifestBytes))
             out.append(("signatures", name, SignatureSet.sign(r.manifestBytes, with: [key]).encoded()))
         }

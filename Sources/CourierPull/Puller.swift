@@ -56,9 +56,8 @@ public final class Puller {
         }
         let lock = try RunLock(stateDir, program: "courier-pull")
         defer { withExtendedLifetime(lock) {} }
-        var verify = VerifyOptions(trust: trust)
+        var verify = VerifyOptions(trust: trust, limits: inbox.limits)
         verify.clockSkew = inbox.clockSkew
-        verify.limits = inbox.limits
         let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }
         let fetcher = Fetcher(
             policy: try config.http.policy(stateDir: stateDir, throttle: throttle, program: "courier-pull"),

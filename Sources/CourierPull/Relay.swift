@@ -90,7 +90,9 @@ public final class Relay {
         defer { withExtendedLifetime(lock) {} }
         let t0 = Sys.monotonicSeconds()
         try Sys.mkdirs(config.root)
-        var verify = VerifyOptions(trust: trust)
+        // A relay serves clients of any limits: it checks under the defaults, each client under
+        // its own inboxd.toml when the package reaches it.
+        var verify = VerifyOptions(trust: trust, limits: Limits())
         verify.clockSkew = config.clockSkew
         let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }
         let fetcher = Fetcher(
@@ -132,7 +134,7 @@ public final class Relay {
         // Last: the index names only what the directories hold (rebuilt from them, hashes reused).
         report.indexWritten = try outbox.writeIndex(
             types: types.filter { Sys.isDirectory(outbox.typeDir($0)) },
-            now: Int64(time(nil)), trust: trust
+            now: Int64(time(nil)), trust: trust, limits: verify.limits
         ).written
         return report
     }

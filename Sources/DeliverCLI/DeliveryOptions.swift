@@ -52,8 +52,9 @@ struct TrustOptions: ParsableArguments {
         if threshold < 1 { throw ValidationError("--threshold must be at least 1") }
     }
 
-    func verifyOptions() throws -> VerifyOptions {
-        var o = VerifyOptions(trust: try TrustStore.load(trust, threshold: threshold))
+    /// `limits`: what every package is verified under (push: the loosest of its targets').
+    func verifyOptions(limits: Limits) throws -> VerifyOptions {
+        var o = VerifyOptions(trust: try TrustStore.load(trust, threshold: threshold), limits: limits)
         o.clockSkew = try parseDuration(clockSkew, option: "--clock-skew")
         return o
     }
@@ -81,8 +82,9 @@ struct InboxOptions: ParsableArguments {
 
     var given: Bool { !inboxes.isEmpty || inboxesFrom != nil || policy != nil }
 
-    /// The targets, each with what it wants; `types` empty = every type, at `spec`.
-    func targets(types: [String], spec: RevisionSpec) throws -> [Target] {
+    /// The targets, each with what it wants; `types` empty = every type, at `spec`. `limits`: those
+    /// of the clients named by `--inbox` and `--inboxes-from` (a policy gives its groups' own).
+    func targets(types: [String], spec: RevisionSpec, limits: Limits) throws -> [Target] {
         var out: [Target] = []
         if let p = policy {
             let pol = try Policy.load(p)
@@ -96,7 +98,44 @@ struct InboxOptions: ParsableArguments {
         if let f = inboxesFrom { patterns += try TargetList.readList(f) }
         out += TargetList.targets(
             patterns: patterns, types: types, spec: spec,
-            statusTemplate: statusPath ?? TargetList.defaultStatusTemplate)
+            statusTemplate: statusPath ?? TargetList.defaultStatusTemplate, limits: limits)
         return out
+    }
+}
+
+/// The clients' package limits, for push, select and verify to refuse what the clients would
+/// (issue #17.6): the keys of inboxd.toml, spelled as options. A policy file sets them per group.
+struct ClientLimitOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The clients' max_tree_bytes (inboxd.toml): the largest uncompressed tree they accept, such as 2G or 500M. Default: courier-inboxd's, 8G.",
+            valueName: "SIZE"))
+    var maxTreeBytes: String?
+    @Option(
+        help: ArgumentHelp(
+            "The clients' delta_window (inboxd.toml): the most memory one in-file patch may take. Default: courier-inboxd's, 256M.",
+            valueName: "SIZE"))
+    var deltaWindow: String?
+
+    var given: Bool { maxTreeBytes != nil || deltaWindow != nil }
+
+    func validate() throws { _ = try limits() }
+
+    /// The built-in defaults (courier-inboxd's) with the options given applied.
+    func limits() throws -> Limits {
+        var l = Limits()
+        if let s = maxTreeBytes {
+            guard let n = SizeParser.bytes(s) else {
+                throw ValidationError("--max-tree-bytes must be a size such as 2G, 500M or a number of bytes")
+            }
+            l.maxTotalBytes = UInt64(n)
+        }
+        if let s = deltaWindow {
+            guard let n = SizeParser.bytes(s), n >= 1 << 20 else {
+                throw ValidationError("--delta-window must be a size of at least 1M, such as 256M")
+            }
+            l.maxDeltaWindow = UInt64(n)
+        }
+        return l
     }
 }

@@ -35,6 +35,13 @@ public struct PushCommand: ParsableCommand {
             the next push sends that revision again (the full package, for a delta the client names \
             in last_error). For inboxes made durable by a later step (sync, a snapshot) or on tmpfs.
 
+            Client limits: push refuses for an inbox a package its client would refuse under its \
+            max_tree_bytes or delta_window (inboxd.toml): a policy file gives them per group (or \
+            for all groups at its top), --max-tree-bytes and --delta-window for the inboxes named \
+            by --inbox and --inboxes-from; courier-inboxd's defaults otherwise. A delta over the \
+            client's delta_window is replaced by the full package; a package over its limits is \
+            not copied, and that inbox is reported FAILED with the package, the limit and the size.
+
             Examples:
               courier-deliver push --outbox /srv/courier/outbox \\
                   --trust /etc/courier/trust --inbox '/mnt/clients/*/inbox'
@@ -48,6 +55,8 @@ public struct PushCommand: ParsableCommand {
     @OptionGroup var source: OutboxOptions
     @OptionGroup var trust: TrustOptions
     @OptionGroup var inboxOptions: InboxOptions
+    @OptionGroup(title: "Client limits (of the inboxes named by --inbox and --inboxes-from)")
+    var clientLimits: ClientLimitOptions
     @Flag(help: "Print the plan (what would go where, delta or full, and why); copy nothing.")
     var dryRun = false
     @Option(help: "Inboxes handled at once.")
@@ -105,6 +114,11 @@ public struct PushCommand: ParsableCommand {
         }
         _ = try bandwidthCap()
         _ = try staggerWindow()
+        if clientLimits.given && inboxOptions.inboxes.isEmpty && inboxOptions.inboxesFrom == nil {
+            throw ValidationError(
+                "--max-tree-bytes and --delta-window apply to --inbox and --inboxes-from; a policy file sets max_tree_bytes and delta_window per group"
+            )
+        }
         if inboxOptions.policy != nil && source.revision != nil {
             throw ValidationError("--revision does not go with --policy: the policy names the revisions")
         }
@@ -114,7 +128,10 @@ public struct PushCommand: ParsableCommand {
         var failedCount = 0
         try mapErrors("courier-deliver push") {
             let catalog = try source.catalog()
-            let verify = try trust.verifyOptions()
+            let targets = try inboxOptions.targets(
+                types: source.types, spec: source.spec, limits: try clientLimits.limits())
+            // Verified once under the loosest limits; each inbox's own are checked per inbox.
+            let verify = try trust.verifyOptions(limits: Limits.loosest(targets.map(\.limits)))
             var p = Pusher(
                 catalog: catalog, verify: verify,
                 defaultTypes: source.types.isEmpty ? catalog.types.keys.sorted() : source.types)
@@ -123,7 +140,7 @@ public struct PushCommand: ParsableCommand {
             p.method = link ? .link : .copy
             p.dryRun = dryRun
             p.sync = !noSync
-            p.targets = try inboxOptions.targets(types: source.types, spec: source.spec)
+            p.targets = targets
             p.verifiedCache = try openVerifyCache()
             p.force = force
             p.throttle = try bandwidthCap().map { Throttle(bytesPerSecond: $0) }

@@ -11,7 +11,10 @@ public struct SelectCommand: ParsableCommand {
             The choice push makes, for one client, without copying: one absolute path per line, \
             nothing when the client is up to date. A missing status file is a new client: full \
             packages. With --inbox, packages already waiting there are not selected again; with \
-            --trust, the selected packages are verified first. A revision the client refused \
+            --trust, the selected packages are verified first, and against the client's limits \
+            (the group's max_tree_bytes and delta_window with --policy, else --max-tree-bytes and \
+            --delta-window): a delta over them is replaced by the full package, a package over them \
+            is an error (code limit). A revision the client refused \
             (its status.json lists it under refused) is not selected (code refused) unless --force.
 
             Example (what scripts/ansible/deliver.yml runs on the controller):
@@ -35,6 +38,8 @@ public struct SelectCommand: ParsableCommand {
         help: ArgumentHelp(
             "Verify the selected packages with this trust (a .pub file or directory).", valueName: "PATH"))
     var trust: String?
+    @OptionGroup(title: "Client limits (checked with --trust; with --policy, the group's own)")
+    var clientLimits: ClientLimitOptions
     @Flag(help: "One JSON object per type: type, revision, action (full, delta, none, error), path, code, reason.")
     var json = false
     @Flag(
@@ -48,6 +53,10 @@ public struct SelectCommand: ParsableCommand {
     public func validate() throws {
         if (policy == nil) != (group == nil) { throw ValidationError("--policy and --group go together") }
         if policy != nil && source.revision != nil { throw ValidationError("--revision does not go with --policy") }
+        if policy != nil && clientLimits.given {
+            throw ValidationError(
+                "--max-tree-bytes and --delta-window do not go with --policy: the group sets its limits")
+        }
     }
 
     public func run() throws {
@@ -58,22 +67,24 @@ public struct SelectCommand: ParsableCommand {
                 source.types.isEmpty
                 ? catalog.types.keys.sorted().map { ($0, RevisionSpec.latest) }
                 : source.types.map { ($0, source.spec) }
+            var limits = try clientLimits.limits()
             if let p = policy, let g = group {
-                wants = try Policy.load(p).group(named: g).types.filter {
-                    source.types.isEmpty || source.types.contains($0.type)
-                }
+                let pg = try Policy.load(p).group(named: g)
+                wants = pg.types.filter { source.types.isEmpty || source.types.contains($0.type) }
+                limits = pg.limits
             }
             let statusPath =
                 status ?? inbox.map { TargetList.statusPath(TargetList.defaultStatusTemplate, inbox: $0) } ?? ""
             let waiting = try inbox.map { try Pusher.waiting(in: $0) } ?? []
-            let decisions = Pusher.decide(
+            var decisions = Pusher.decide(
                 wants, catalog: catalog, statusPath: statusPath, waiting: waiting, force: force)
             var bad: [String: String] = [:]
             if let t = trust {
-                bad =
-                    Pusher.verifyOnce(
-                        decisions, options: VerifyOptions(trust: try TrustStore.load(t, threshold: 1)), jobs: 8
-                    ).failures
+                let o = VerifyOptions(trust: try TrustStore.load(t, threshold: 1), limits: Limits.loosest([limits]))
+                let check = ClientLimitCheck(options: o)
+                let who = group.map { "group \($0)" } ?? "--max-tree-bytes/--delta-window"
+                decisions = decisions.map { check.adjust($0, limits: limits, catalog: catalog, who: who) }
+                bad = Pusher.verifyOnce(decisions, options: o, jobs: 8).failures
             }
             for d in decisions {
                 let problem = d.package.flatMap { bad[$0] }

@@ -11,6 +11,10 @@ public struct VerifyCommand: ParsableCommand {
             the reason. Exits 0 only if every package verifies; otherwise with the code of the (first) \
             failure for one package, or 16 when several were given and some failed.
 
+            A package the client would refuse under its max_tree_bytes or delta_window (inboxd.toml) \
+            fails with code limit: give them as --max-tree-bytes and --delta-window (default: \
+            courier-inboxd's).
+
             Memory stays bounded whatever the package size; nothing is written. Suited to
             Ansible's copy module:
               copy:
@@ -29,6 +33,8 @@ public struct VerifyCommand: ParsableCommand {
     var clockSkew: String = "5m"
     @Option(help: "Number of distinct trusted keys that must sign.")
     var threshold: Int = 1
+    @OptionGroup(title: "Client limits (those of the inbox the packages are for)")
+    var clientLimits: ClientLimitOptions
     @Flag(help: "One JSON object per package, one per line.")
     var json = false
     @Argument(help: ArgumentHelp("Package files.", valueName: "PKG"))
@@ -48,7 +54,7 @@ public struct VerifyCommand: ParsableCommand {
             printError("courier-deliver verify: error: \(e.description)")
             throw ExitCode(ExitStatus.for(e.code).rawValue)
         }
-        var opts = VerifyOptions(trust: store)
+        var opts = VerifyOptions(trust: store, limits: try clientLimits.limits())
         opts.clockSkew = skew
         opts.expectedType = type
         var firstFailure: ExitStatus? = nil

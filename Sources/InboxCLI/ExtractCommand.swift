@@ -27,7 +27,12 @@ public struct ExtractCommand: ParsableCommand {
     public func run() throws {
         try mapErrors("courier-inboxd extract") {
             let store = try TrustStore.load(trust)
-            let reader = try PackageReader(path: package, options: VerifyOptions(trust: store))
+            let reader = try PackageReader(
+                path: package,
+                options: VerifyOptions(
+                    trust: store,
+                    // A look inside a package, with no inboxd.toml: courier-inboxd's default limits.
+                    limits: Limits()))
             let m = reader.manifest
             if m.kind == .delta {
                 guard let base else {

@@ -55,7 +55,8 @@ public struct BuildCommand: ParsableCommand {
         try mapErrors("courier-stage build") {
             let keys = try key.map { try SigningKey.load($0) }
             guard !keys.isEmpty else { throw CourierError(.usage, "give at least one --key") }
-            var opts = PackageBuilder.Options(type: type, revision: revision, keys: keys)
+            // `build` is the stager's tool without stage.toml: the defaults, which are the clients'.
+            var opts = PackageBuilder.Options(type: type, revision: revision, keys: keys, limits: Limits())
             opts.compression = comp
             opts.lifetime = life
             opts.provenance = ["tool": "courier-stage \(CourierVersion.string)", "source": tree]
@@ -63,7 +64,7 @@ public struct BuildCommand: ParsableCommand {
             let m: Manifest
             if let base = deltaFrom {
                 let trust = TrustStore(keys: keys.map(\.publicKey))
-                var vo = VerifyOptions(trust: trust)
+                var vo = VerifyOptions(trust: trust, limits: opts.limits)
                 vo.expectedType = type
                 let baseReader = try PackageReader(path: base, options: vo)
                 guard baseReader.manifest.kind == .full else {
@@ -72,7 +73,7 @@ public struct BuildCommand: ParsableCommand {
                 let name = Names.deltaPackageName(type: type, revision: revision, base: baseReader.manifest.revision)
                 opts.deltaFormat = deltaFormat
                 let files = try TreeScanner.scan(tree)
-                let scratch = outDir + "/.base-\(getpid())-\(baseReader.manifest.revision)"
+                let scratch = outDir + "/.base-\(Sys.processID())-\(baseReader.manifest.revision)"
                 try Sys.removeTree(scratch)
                 defer { try? Sys.removeTree(scratch) }
                 let baseFiles = Array(baseReader.manifest.files)

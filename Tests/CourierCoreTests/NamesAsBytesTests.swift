@@ -67,7 +67,7 @@ import Testing
         try SafeExtractor.extract(
             PackageReader(path: w.path("out/p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         #expect(diskFiles(target) == expected(files))
-        try TreeChecker.check(target, against: m.files)
+        try TreeChecker.check(target, against: m.files, limits: Limits())
     }
 
     /// The reader alone (a hand-made package, not the builder): `é.txt` beside `e\u{301}.txt`.
@@ -91,10 +91,12 @@ import Testing
         let w = Workspace("nfd-merged")
         let signed = Self.dirCase.map { entry($0.0, $0.1) }
         let merged = rawTree(w, "merged", [(Self.nfcDir + "/a", bytes("A\n")), (Self.nfcDir + "/b", bytes("B\n"))])
-        expectRefusal(.integrity, "tree does not match the manifest") { try TreeChecker.check(merged, against: signed) }
+        expectRefusal(.integrity, "tree does not match the manifest") {
+            try TreeChecker.check(merged, against: signed, limits: Limits())
+        }
         let oneFile = rawTree(w, "one", [(Self.nfcFile, bytes("composed\n"))])
         expectRefusal(.integrity, "missing file") {
-            try TreeChecker.check(oneFile, against: Self.fileCase.map { entry($0.0, $0.1) })
+            try TreeChecker.check(oneFile, against: Self.fileCase.map { entry($0.0, $0.1) }, limits: Limits())
         }
     }
 

@@ -53,7 +53,7 @@ import Testing
     }
 
     func verify(_ pkg: String, _ trust: String) throws {
-        var o = VerifyOptions(trust: try TrustStore.load(trust), now: testNow + 60)
+        var o = VerifyOptions(trust: try TrustStore.load(trust), limits: Limits(), now: testNow + 60)
         o.limits = Limits()
         _ = try PackageVerifier.verify(path: pkg, options: o)
     }

@@ -35,7 +35,7 @@ import Testing
         let target = w.mkdir("x")
         try SafeExtractor.extract(PackageReader(path: pkg, options: verifyOptions([key.publicKey])), into: target)
         #expect(readTree(target) == readTree(tree))
-        try TreeChecker.check(target, against: m.files)
+        try TreeChecker.check(target, against: m.files, limits: Limits())
         var st = stat()
         stat(target + "/bin/tool.sh", &st)
         #expect(st.st_mode & 0o7777 == 0o755)

@@ -79,7 +79,7 @@ func options(
     _ key: SigningKey, type: String = "virus-defs", revision: UInt64 = 20_260_921_001,
     created: Int64 = testNow, compression: Compression = .zstd
 ) -> PackageBuilder.Options {
-    var o = PackageBuilder.Options(type: type, revision: revision, keys: [key])
+    var o = PackageBuilder.Options(type: type, revision: revision, keys: [key], limits: Limits())
     o.created = created
     o.compression = compression
     o.provenance = ["source": "test"]
@@ -87,7 +87,7 @@ func options(
 }
 
 func verifyOptions(_ keys: [PublicKey], revoked: Set<String> = [], now: Int64 = testNow + 60) -> VerifyOptions {
-    VerifyOptions(trust: TrustStore(keys: keys, revoked: revoked), now: now)
+    VerifyOptions(trust: TrustStore(keys: keys, revoked: revoked), limits: Limits(), now: now)
 }
 
 /// Expects `body` to throw a CourierError with `code` whose message contains `reason`.

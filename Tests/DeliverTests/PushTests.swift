@@ -109,7 +109,7 @@ import Testing
         try f.publish("virus-defs", 1)
         let a = f.inbox("a")
         var p = try f.pusher(f.targets([a]), types: ["virus-defs"])
-        p.verify = VerifyOptions(trust: TrustStore(keys: [SigningKey().publicKey]))
+        p.verify = VerifyOptions(trust: TrustStore(keys: [SigningKey().publicKey]), limits: Limits())
         let s = p.run()
         #expect(s.failed == 1 && f.names(a).isEmpty)
     }

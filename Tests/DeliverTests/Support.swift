@@ -45,7 +45,7 @@ final class Fleet: @unchecked Sendable {
         let b = try bases.map { (revision: $0, files: try TreeScanner.scan(tree(type, $0))) }
         return try ob.publish(
             type: type, revision: rev, tree: dir, files: files, bases: b,
-            options: PackageBuilder.Options(type: type, revision: rev, keys: [key]))
+            options: PackageBuilder.Options(type: type, revision: rev, keys: [key], limits: Limits()))
     }
 
     /// `clients/<name>/inbox`, created; its status file goes to `clients/<name>/state/status.json`.
@@ -75,14 +75,17 @@ final class Fleet: @unchecked Sendable {
     }
 
     func pusher(_ targets: [Target], types: [String]) throws -> Pusher {
-        var p = Pusher(catalog: try Catalog.scan(outbox), verify: VerifyOptions(trust: trust), defaultTypes: types)
+        var p = Pusher(
+            catalog: try Catalog.scan(outbox), verify: VerifyOptions(trust: trust, limits: Limits()),
+            defaultTypes: types)
         p.targets = targets
         return p
     }
 
     func targets(_ inboxes: [String], types: [String] = [], spec: RevisionSpec = .latest) -> [Target] {
         TargetList.targets(
-            patterns: inboxes, types: types, spec: spec, statusTemplate: TargetList.defaultStatusTemplate)
+            patterns: inboxes, types: types, spec: spec, statusTemplate: TargetList.defaultStatusTemplate,
+            limits: Limits())
     }
 
     func names(_ dir: String) -> [String] {

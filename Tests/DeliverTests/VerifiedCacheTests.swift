@@ -126,7 +126,7 @@ import Testing
         let fd = open(pkg, O_RDWR | O_CLOEXEC)
         #expect(fd >= 0)
         defer { close(fd) }
-        var o = VerifyOptions(trust: f.trust)
+        var o = VerifyOptions(trust: f.trust, limits: Limits())
         o.expectedType = "virus-defs"
         let before = c.identity(fd: fd, path: pkg)
         let m = try PackageVerifier.verify(path: pkg, options: o, sameFileAs: fd).manifest

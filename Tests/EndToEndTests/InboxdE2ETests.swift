@@ -306,7 +306,7 @@ import Testing
             let type = "t" + String(format: "%04d", i)
             try PackageBuilder.buildFull(
                 tree: tree, to: c.t.sub("burst/\(type)_1.cpkg"),
-                options: PackageBuilder.Options(type: type, revision: 1, keys: [key]), files: files)
+                options: PackageBuilder.Options(type: type, revision: 1, keys: [key], limits: Limits()), files: files)
         }
         try c.start()
         #expect(try c.sh("mv burst/*.cpkg inbox/") == 0)

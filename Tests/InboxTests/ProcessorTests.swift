@@ -48,7 +48,7 @@ import Testing
             let tree = upstream(rev, daily: daily)
             let out = root + "/outbox"
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            var o = PackageBuilder.Options(type: type, revision: rev, keys: [key])
+            var o = PackageBuilder.Options(type: type, revision: rev, keys: [key], limits: Limits())
             o.created = created
             if let b = base {
                 let baseFiles = try TreeScanner.scan(root + "/upstream/\(b)")

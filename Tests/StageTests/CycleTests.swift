@@ -74,18 +74,19 @@ import Testing
         // Every package verifies with the public key, and each delta applied gives the upstream tree.
         let trust = TrustStore(keys: [w.key.publicKey])
         for p in pk {
-            _ = try PackageVerifier.verify(path: w.path("outbox/" + p.file), options: VerifyOptions(trust: trust))
+            _ = try PackageVerifier.verify(
+                path: w.path("outbox/" + p.file), options: VerifyOptions(trust: trust, limits: Limits()))
         }
         let base = w.path("client/20261121001")
         try Sys.mkdirs(base)
         try SafeExtractor.extract(
             PackageReader(
                 path: w.path("outbox/virus-defs/20261121001/virus-defs_20261121001.cpkg"),
-                options: VerifyOptions(trust: trust)), into: base)
+                options: VerifyOptions(trust: trust, limits: Limits())), into: base)
         try DeltaApplier.apply(
             PackageReader(
                 path: w.path("outbox/virus-defs/20261122001/virus-defs_20261122001_from_20261121001.cpkg"),
-                options: VerifyOptions(trust: trust)), base: base, to: w.path("client/20261122001"))
+                options: VerifyOptions(trust: trust, limits: Limits())), base: base, to: w.path("client/20261122001"))
         #expect(treeContents(w.path("client/20261122001")) == treeContents(w.path("upstream/virus-defs/20261122001")))
     }
 
@@ -183,7 +184,7 @@ import Testing
         #expect(ok.types[0].status == .published && ok.types[0].deltas.map(\.base) == [1])
         let delta = w.path("outbox/virus-defs/2/virus-defs_2_from_1.cpkg")
         let v = try PackageVerifier.verify(
-            path: delta, options: VerifyOptions(trust: TrustStore(keys: [newKey.publicKey])))
+            path: delta, options: VerifyOptions(trust: TrustStore(keys: [newKey.publicKey]), limits: Limits()))
         #expect(v.signers == [newKey.keyID])
     }
 

@@ -53,7 +53,8 @@ import Testing
         // The package holds the unpacked tree.
         let trust = TrustStore(keys: [w.key.publicKey])
         let m = try PackageVerifier.verify(
-            path: w.path("outbox/ips-rules/\(rev)/ips-rules_\(rev).cpkg"), options: VerifyOptions(trust: trust)
+            path: w.path("outbox/ips-rules/\(rev)/ips-rules_\(rev).cpkg"),
+            options: VerifyOptions(trust: trust, limits: Limits())
         ).manifest
         #expect(
             m.files.map(\.path) == ["rules/classification.config", "rules/community.rules", "rules/emerging.rules"])
@@ -128,7 +129,7 @@ import Testing
         let rev = try #require(r.types[0].revision)
         let m = try PackageReader(
             path: w.path("outbox/ioc-feed/\(rev)/ioc-feed_\(rev).cpkg"),
-            options: VerifyOptions(trust: TrustStore(keys: [w.key.publicKey]))
+            options: VerifyOptions(trust: TrustStore(keys: [w.key.publicKey]), limits: Limits())
         ).manifest
         #expect(m.files.map(\.path) == ["feed.csv"])
 

@@ -48,7 +48,7 @@ import Testing
         let rev = try #require(r.types[0].revision)
         return try PackageReader(
             path: w.path("outbox/av/\(rev)/av_\(rev).cpkg"),
-            options: VerifyOptions(trust: TrustStore(keys: [w.key.publicKey]))
+            options: VerifyOptions(trust: TrustStore(keys: [w.key.publicKey]), limits: Limits())
         ).manifest.provenance
     }
 

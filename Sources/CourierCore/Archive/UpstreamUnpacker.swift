@@ -8,7 +8,7 @@ import SystemPackage
 /// bits, bounded size and count — with two allowances that vendor archives need: directory
 /// entries are fine, and a leading `./` is dropped.
 public enum UpstreamUnpacker {
-    public static func unpack(_ archivePath: String, into target: String, limits: Limits = Limits()) throws {
+    public static func unpack(_ archivePath: String, into target: String, limits: Limits) throws {
         let reader = try ArchiveReader(path: archivePath, formats: .upstream)
         try Sys.mkdirs(target)
         let rootfd = try Sys.openDirectory(target)

@@ -46,8 +46,9 @@ public struct Outbox: Sendable {
     }
 
     /// The manifest of a published full package, read with the stager's own public keys.
-    public func manifest(_ type: String, _ rev: UInt64, trust: TrustStore) throws -> Manifest {
-        var o = VerifyOptions(trust: trust)
+    /// `limits`: those the stager builds under (stage.toml), so that it reads back what it built.
+    public func manifest(_ type: String, _ rev: UInt64, trust: TrustStore, limits: Limits) throws -> Manifest {
+        var o = VerifyOptions(trust: trust, limits: limits)
         o.ignoreExpiry = true
         o.expectedType = type
         return try PackageReader(path: fullPackage(type, rev), options: o).manifest
@@ -100,10 +101,10 @@ public struct Outbox: Sendable {
                 var baseTree: String? = nil
                 if o.deltaFormat == 2 {
                     let dir = staging + "/.base-\(b.revision)"
-                    var vo = VerifyOptions(trust: trust ?? TrustStore(keys: o.keys.map(\.publicKey)))
+                    var vo = VerifyOptions(
+                        trust: trust ?? TrustStore(keys: o.keys.map(\.publicKey)), limits: o.limits)
                     vo.ignoreExpiry = true
                     vo.expectedType = type
-                    vo.limits = o.limits
                     try DeltaPatcher.extractBase(
                         package: fullPackage(type, b.revision), verify: vo, baseFiles: b.files,
                         target: files, into: dir)
@@ -198,9 +199,11 @@ public struct Outbox: Sendable {
     /// by hand, and a run that changed nothing leaves the file (and its `generated` time) alone.
     /// Package hashes are reused from the previous index when the file size matches (packages
     /// are immutable once published), else computed. Returns the index and whether it was written.
+    /// `limits`: the publisher's (stage.toml's), under which new manifests are read.
     @discardableResult
-    public func writeIndex(types: [String], now: Int64, trust: TrustStore) throws -> (index: OutboxIndex, written: Bool)
-    {
+    public func writeIndex(types: [String], now: Int64, trust: TrustStore, limits: Limits) throws -> (
+        index: OutboxIndex, written: Bool
+    ) {
         // The temporary of an index write a killed run left behind (`.index.json.tmp-<pid>`)
         // was never removed (issue #15, found by StageTortureTests). The caller holds the
         // run lock, so no other writer owns one.
@@ -239,7 +242,7 @@ public struct Outbox: Sendable {
                 if let p = prevRev {
                     m = (p.created, p.files, p.bytes)
                 } else {
-                    let man = try manifest(type, rev, trust: trust)
+                    let man = try manifest(type, rev, trust: trust, limits: limits)
                     m = (man.created, man.files.count, man.payloadBytes)
                 }
                 info.revisions.append(

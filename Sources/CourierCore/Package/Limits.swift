@@ -22,6 +22,31 @@ public struct Limits: Sendable, Equatable {
     public var maxDeltaWindow: UInt64 = 256 << 20
 
     public init() {}
+
+    /// The field-wise largest of `all` and the defaults: what push verifies a package with once
+    /// for every inbox, before it checks each inbox's own limits (`ClientLimitCheck`), so that
+    /// a client allowed more than the defaults is not refused by push's own verification.
+    public static func loosest(_ all: [Limits]) -> Limits {
+        var l = Limits()
+        for x in all {
+            l.maxManifestBytes = max(l.maxManifestBytes, x.maxManifestBytes)
+            l.maxSignaturesBytes = max(l.maxSignaturesBytes, x.maxSignaturesBytes)
+            l.maxTotalBytes = max(l.maxTotalBytes, x.maxTotalBytes)
+            l.maxEntries = max(l.maxEntries, x.maxEntries)
+            l.maxExpansionRatio = max(l.maxExpansionRatio, x.maxExpansionRatio)
+            l.maxPathBytes = max(l.maxPathBytes, x.maxPathBytes)
+            l.maxDeltaWindow = max(l.maxDeltaWindow, x.maxDeltaWindow)
+        }
+        return l
+    }
+
+    /// Whether every bound of `self` admits at least what `other`'s does.
+    public func admitsAll(of other: Limits) -> Bool {
+        maxManifestBytes >= other.maxManifestBytes && maxSignaturesBytes >= other.maxSignaturesBytes
+            && maxTotalBytes >= other.maxTotalBytes && maxEntries >= other.maxEntries
+            && maxExpansionRatio >= other.maxExpansionRatio && maxPathBytes >= other.maxPathBytes
+            && maxDeltaWindow >= other.maxDeltaWindow
+    }
 }
 
 /// What a verifier needs besides the package: whom to trust, what time it is, how much to allow.
@@ -31,15 +56,18 @@ public struct VerifyOptions: Sendable {
     public var now: Int64?
     /// Allowed clock difference between stager and client, in seconds (default 5 minutes).
     public var clockSkew: Int64 = 300
-    public var limits = Limits()
+    /// The reader's limits: the configured ones (inboxd.toml, policy.toml, push's options), never
+    /// a silent default (issue #17.6), hence no default in `init`.
+    public var limits: Limits
     /// If set, a package of another content type is refused.
     public var expectedType: String?
     /// Skip the expiry check. Only for the stager reading its *own* outbox (the base of a
     /// delta may be older than a package lifetime); never for content about to be used.
     public var ignoreExpiry = false
 
-    public init(trust: TrustStore, now: Int64? = nil) {
+    public init(trust: TrustStore, limits: Limits, now: Int64? = nil) {
         self.trust = trust
+        self.limits = limits
         self.now = now
     }
 

@@ -16,15 +16,18 @@ public enum PackageBuilder {
         public var keys: [SigningKey]
         public var compression: Compression = .zstd
         public var level: Int? = nil
-        public var limits = Limits()
+        /// The bounds of what is built: the stager's configured ones (stage.toml), required so
+        /// that none is a silent default (issue #17.6).
+        public var limits: Limits
         /// The manifest format of deltas: 2 (in-file patches, a digest instead of the file list;
         /// FORMAT §3.5) or 1 (whole files, complete list) for clients older than format 2.
         public var deltaFormat = 2
 
-        public init(type: String, revision: UInt64, keys: [SigningKey]) {
+        public init(type: String, revision: UInt64, keys: [SigningKey], limits: Limits) {
             self.type = type
             self.revision = revision
             self.keys = keys
+            self.limits = limits
         }
     }
 

@@ -99,8 +99,7 @@ public enum TreeScanner {
 public enum TreeChecker {
     /// Checks a tree against what a manifest says the result is: its file list (format 1), or
     /// the count, bytes and digest of the list (a format 2 delta), which takes hashing every file.
-    public static func check(_ root: String, against m: Manifest, limits: Limits = Limits(), hashes: Bool = true) throws
-    {
+    public static func check(_ root: String, against m: Manifest, limits: Limits, hashes: Bool = true) throws {
         guard let want = m.result else { return try check(root, against: m.files, limits: limits, hashes: hashes) }
         var opts = TreeScanner.Options()
         opts.limits = limits
@@ -150,7 +149,7 @@ public enum TreeChecker {
     /// from a verified stream, hashing each byte on its way into a file it created (a full
     /// extraction), where re-reading would compare the page cache with itself.
     public static func check<C: Collection>(
-        _ root: String, against files: C, limits: Limits = Limits(), hashes: Bool = true
+        _ root: String, against files: C, limits: Limits, hashes: Bool = true
     ) throws
     where C.Element == FileEntry {
         var opts = TreeScanner.Options()

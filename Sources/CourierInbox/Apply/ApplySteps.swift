@@ -66,9 +66,8 @@ extension InboxProcessor {
         default: return .done(refuseEntry(name, kind))
         }
         let t0 = Sys.monotonicSeconds()
-        var opts = VerifyOptions(trust: trust)
+        var opts = VerifyOptions(trust: trust, limits: config.limits)
         opts.clockSkew = config.clockSkew
-        opts.limits = config.limits
         let reader: PackageReader
         do { reader = try PackageReader(path: path, options: opts) } catch let e as CourierError {
             return .done(failed(path, e, type: nil, revision: nil, identity: id0))

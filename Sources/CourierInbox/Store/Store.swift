@@ -36,7 +36,7 @@ public struct Store: Sendable {
     }
 
     /// Checks a kept revision against the manifest it was applied from (rollback's safety net).
-    public func checkRevision(_ t: String, _ r: UInt64, limits: Limits = Limits()) throws {
+    public func checkRevision(_ t: String, _ r: UInt64, limits: Limits) throws {
         let p = manifestPath(t, r)
         guard Sys.exists(p) else {
             throw CourierError(

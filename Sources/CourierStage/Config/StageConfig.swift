@@ -1,7 +1,6 @@
 import CourierConfig
 import CourierCore
 import CourierFetch
-import TOMLKit
 
 /// `stage.toml`: what one staging server stages, where to, and how. Documented key by key in
 /// docs/STAGE.md. Every unknown key and every bad value is an error naming file, line and key,
@@ -140,9 +139,11 @@ public struct StageConfig: Sendable {
     public var compression: Compression = .zstd
     /// Manifest format of deltas: 2 (in-file patches; FORMAT §3.5) or 1 for clients before it.
     public var deltaFormat = 2
-    /// Most base plus new bytes one patch may hold; larger changed files are carried whole.
-    /// Clients refuse patches above their own `delta_window` (same default).
-    public var deltaWindow: UInt64 = Limits().maxDeltaWindow
+    /// `delta_window` is the most base plus new bytes one patch may hold; larger changed files
+    /// are carried whole. Clients refuse patches above their own `delta_window` (same default).
+    /// `max_tree_bytes` and `delta_window` over the defaults: what the stager unpacks an upstream
+    /// archive to, builds and reads back. Keep them at most the clients' (inboxd.toml).
+    public var limits: Limits
     public var maxCycles: Int = 3
     public var http = HTTP()
     /// A delivery policy (`policy.toml`) whose named revisions retention keeps (`hold_from`).
@@ -162,7 +163,7 @@ public struct StageConfig: Sendable {
         try r.allow([
             "outbox", "key", "keys", "verify_keys", "state_dir", "package_lifetime", "compression", "max_cycles",
             "http", "hold_from", "types",
-            "delta_format", "delta_window",
+            "delta_format", "delta_window", "max_tree_bytes",
         ])
         var keys: [String] = []
         if let k = try r.string("key") { keys.append(r.resolve(k)) }
@@ -171,7 +172,8 @@ public struct StageConfig: Sendable {
         guard let outbox = try r.string("outbox") else { throw r.error(nil, "needs 'outbox' (the outbox directory)") }
         var c = StageConfig(
             path: path, outbox: r.resolve(outbox), keys: keys,
-            stateDir: r.resolve(try r.string("state_dir") ?? (outbox + "/../courier-stage-state")))
+            stateDir: r.resolve(try r.string("state_dir") ?? (outbox + "/../courier-stage-state")),
+            limits: try r.limits(over: Limits()))
         c.verifyKeys = try r.strings("verify_keys").map(r.resolve)
         if let l = try r.duration("package_lifetime") { c.lifetime = l }
         if let comp = try r.string("compression") {
@@ -182,10 +184,6 @@ public struct StageConfig: Sendable {
         }
         if let m = try r.int("max_cycles", min: 1, max: 20) { c.maxCycles = m }
         if let f = try r.int("delta_format", min: 1, max: 2) { c.deltaFormat = f }
-        if let w = try r.size("delta_window") {
-            guard w >= 1 << 20 else { throw r.error("delta_window", "must be at least 1 MiB") }
-            c.deltaWindow = UInt64(w)
-        }
         c.holdFrom = try r.string("hold_from").map(r.resolve)
         if let h = try r.table("http") {
             try h.allow([
@@ -204,10 +202,10 @@ public struct StageConfig: Sendable {
             c.http.userAgent = try h.string("user_agent")
             c.http.transfer = try parseTransfer(h, defaults: Transfer(), perType: false)
         }
-        guard let types = try r.table("types"), !types.table.keys.isEmpty else {
+        guard let types = try r.table("types"), !types.keys.isEmpty else {
             throw r.error(nil, "declares no content type (add a [types.NAME] table)")
         }
-        for name in types.table.keys.sorted() {
+        for name in types.keys {
             guard let t = try types.table(name) else { continue }
             do { try Names.validateType(name) } catch let e as CourierError { throw types.error(name, e.message) }
             c.types.append(try parseType(name, t, http: c.http))
@@ -246,13 +244,13 @@ public struct StageConfig: Sendable {
                     "layout", "must be 'revisions' (<path>/<revision>/…) or 'snapshot' (one folder), not '\(layout)'")
             }
         case "url":
-            for k in ["settle", "ready_file"] where t.table[k] != nil {
+            for k in ["settle", "ready_file"] where t.has(k) {
                 throw t.error(k, "applies to dir sources only")
             }
-            if t.table["url"] != nil && t.table["urls"] != nil {
+            if t.has("url") && t.has("urls") {
                 throw t.error("urls", "give 'url' or 'urls', not both")
             }
-            let urls = try urlList(t, t.table["urls"] != nil ? "urls" : "url")
+            let urls = try urlList(t, t.has("urls") ? "urls" : "url")
             guard let u = urls.first else {
                 throw t.error("source", "a url source needs 'url' (one URL or a list of mirrors)")
             }
@@ -312,17 +310,17 @@ public struct StageConfig: Sendable {
                 "urls", "checksum_url", "signature_url", "vendor_key", "signature_format", "vendor_fingerprints",
                 "unpack", "file_name",
             ]
-            where t.table[k] != nil { throw t.error(k, "applies to url sources only") }
+            where t.has(k) { throw t.error(k, "applies to url sources only") }
         }
         if kind == "dir" {
-            for k in transferKeys where t.table[k] != nil { throw t.error(k, "applies to url and tuf sources only") }
+            for k in transferKeys where t.has(k) { throw t.error(k, "applies to url and tuf sources only") }
         }
         if kind != "tuf" {
-            for k in tufKeys where t.table[k] != nil { throw t.error(k, "applies to tuf sources only") }
+            for k in tufKeys where t.has(k) { throw t.error(k, "applies to tuf sources only") }
         }
         if let k = try t.int("keep_revisions", min: 1, max: 1000) { type.keepRevisions = k }
         if let d = try t.int("deltas", min: 0, max: 100) { type.deltas = d }
-        if let v = t.table["hold"] {
+        if let v = t.value("hold") {
             guard let a = v.array else {
                 throw t.error("hold", "must be a list of revisions, e.g. hold = [20261120001]")
             }
@@ -342,7 +340,7 @@ public struct StageConfig: Sendable {
 
     /// `source = "tuf"`: both URLs, the trusted root, and the targets by list or pattern.
     static func parseTUF(_ t: TableReader, http: HTTP) throws -> TUFSourceSpec {
-        for k in ["settle", "ready_file", "path", "layout", "url"] where t.table[k] != nil {
+        for k in ["settle", "ready_file", "path", "layout", "url"] where t.has(k) {
             throw t.error(
                 k,
                 "does not apply to a tuf source (it takes metadata_url, targets_url, trusted_root, targets or target_pattern)"
@@ -377,7 +375,7 @@ public struct StageConfig: Sendable {
 
     /// `key = "https://…"` or `key = ["https://a/…", "https://b/…"]`: one URL or a list of mirrors.
     static func urlList(_ t: TableReader, _ key: String) throws -> [String] {
-        guard let v = t.table[key] else { return [] }
+        guard let v = t.value(key) else { return [] }
         let list: [String]
         if let s = v.string {
             list = [s]
@@ -402,7 +400,7 @@ public struct StageConfig: Sendable {
         if perType {
             if let h = try t.table("headers") {
                 var headers: [String: String] = [:]
-                for name in h.table.keys.sorted() {
+                for name in h.keys {
                     let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
                     guard !name.isEmpty, name.allSatisfy({ tchar.contains($0) }) else {
                         throw h.error(nil, "\(Escape.quoted(name)) is not an HTTP header name")
@@ -422,7 +420,7 @@ public struct StageConfig: Sendable {
                     }
                     headers[name] = value
                 }
-                if headers.keys.contains(where: { $0.lowercased() == "authorization" }), t.table["user"] != nil {
+                if headers.keys.contains(where: { $0.lowercased() == "authorization" }), t.has("user") {
                     throw t.error("user", "give 'user'/'password' or an Authorization header, not both")
                 }
                 x.headers = headers

@@ -89,7 +89,7 @@ public final class StageRunner {
         // is rewritten whenever it no longer matches it (a previous run killed before its index
         // write, retention, a revision removed by hand); an unchanged outbox keeps its file.
         try faults.hit("before-index")
-        try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust)
+        try outbox.writeIndex(types: types.map(\.name), now: clock(), trust: trust, limits: config.limits)
         for t in types {
             let h = (held[t.name] ?? []).sorted()
             let missing = h.filter { !Sys.exists(outbox.fullPackage(t.name, $0)) }
@@ -168,7 +168,7 @@ public final class StageRunner {
             if let newest = try outbox.revisions(type.name).last,
                 newest > (latest ?? 0) || outbox.latestLink(type.name) != newest
             {
-                _ = try outbox.manifest(type.name, newest, trust: trust)
+                _ = try outbox.manifest(type.name, newest, trust: trust, limits: config.limits)
                 try outbox.setLatest(type.name, newest)
                 log("completed the interrupted publication of revision \(newest)")
                 latest = newest
@@ -182,10 +182,10 @@ public final class StageRunner {
             let source = type.source.makeSource()
             let ctx = SourceContext(
                 type: type.name, stateDir: typeState, workDir: work, latestRevision: latest,
-                latestFiles: { [outbox, latest] in
-                    try outbox.manifest(type.name, latest!, trust: trust).files.map { $0 }
+                latestFiles: { [outbox, latest, limits = config.limits] in
+                    try outbox.manifest(type.name, latest!, trust: trust, limits: limits).files.map { $0 }
                 },
-                limits: Limits(), logger: logger, fetcher: fetcher, now: clock())
+                limits: config.limits, logger: logger, fetcher: fetcher, now: clock())
             let checked = try await source.check(ctx)
             result.mirror = ctx.served.mirror
             switch checked {
@@ -201,13 +201,16 @@ public final class StageRunner {
                         .rollback, "source offers revision \(revision), not above the published \(floor)")
                 }
                 let bases = try existing.filter { $0 < revision }.suffix(type.deltas).map {
-                    (revision: $0, files: Array(try outbox.manifest(type.name, $0, trust: trust).files))
+                    (
+                        revision: $0,
+                        files: Array(try outbox.manifest(type.name, $0, trust: trust, limits: config.limits).files)
+                    )
                 }
-                var opts = PackageBuilder.Options(type: type.name, revision: revision, keys: keys)
+                var opts = PackageBuilder.Options(
+                    type: type.name, revision: revision, keys: keys, limits: config.limits)
                 opts.lifetime = config.lifetime
                 opts.compression = config.compression
                 opts.deltaFormat = config.deltaFormat
-                opts.limits.maxDeltaWindow = config.deltaWindow
                 opts.provenance = c.provenance.merging([
                     "tool": "courier-stage \(CourierVersion.string)", "host": Sys.hostName(),
                 ]) { a, _ in a }

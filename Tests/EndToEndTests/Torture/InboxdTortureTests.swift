@@ -208,7 +208,7 @@ import Testing
                 try content(t, r).write(to: URL(fileURLWithPath: tree + "/rules.txt"))
                 try PackageBuilder.buildFull(
                     tree: tree, to: shm + "/out/\(t)_\(r).cpkg",
-                    options: PackageBuilder.Options(type: t, revision: UInt64(r), keys: [c.key]))
+                    options: PackageBuilder.Options(type: t, revision: UInt64(r), keys: [c.key], limits: Limits()))
                 try fm.moveItem(atPath: shm + "/out/\(t)_\(r).cpkg", toPath: staging + "/\(t)_\(r).cpkg")
             }
         }
@@ -392,7 +392,7 @@ import Testing
             rev += 1
             let tree = try makeTree(rev)
             let files = try TreeScanner.scan(tree)
-            let opts = PackageBuilder.Options(type: type, revision: UInt64(rev), keys: [c.key])
+            let opts = PackageBuilder.Options(type: type, revision: UInt64(rev), keys: [c.key], limits: Limits())
             // Every 7th step: a corrupt full package of this revision first (quarantined), then
             // the good one of the same revision.
             if step % 7 == 0 {
