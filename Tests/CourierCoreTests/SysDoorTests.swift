@@ -26,10 +26,11 @@ import Testing
     @Test func aLockHeldByAnotherProcessIsRefusedAndFreedWhenItDies() throws {
         let w = Workspace("lock")
         let path = w.path("lock")
-        // util-linux flock(1): a real other process holding the same kind of lock.
+        // util-linux flock(1) takes the same kind of lock on fd 9, then the shell becomes `sleep`
+        // (same pid, fd 9 kept): a real other process that holds it until it is killed.
         let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["-x", path, "/usr/bin/sleep", "30"]
+        holder.executableURL = URL(fileURLWithPath: "/bin/sh")
+        holder.arguments = ["-c", "exec 9>>\"$0\" && /usr/bin/flock -x 9 && exec /usr/bin/sleep 30", path]
         try holder.run()
         defer { if holder.isRunning { holder.terminate() } }
         var held = false
@@ -43,9 +44,11 @@ import Testing
             usleep(10_000)
         }
         #expect(held, "flock(1) never took the lock")
+        let t0 = Date()
         holder.terminate()
         holder.waitUntilExit()
         #expect(try FileLock.acquire(path, timeout: 5) != nil, "the kernel drops the lock of a dead process")
+        #expect(Date().timeIntervalSince(t0) < 5)
     }
 
     @Test func aLockFileThatIsASymlinkIsRefused() throws {
