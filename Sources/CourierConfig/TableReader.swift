@@ -29,14 +29,16 @@ public func withTOML<T>(_ text: String, path: String, _ body: (TableReader) thro
     }
 }
 
-/// Typed access to one TOML table with errors that name file, line and key.
+/// Typed access to one TOML table with errors that name file, line and key. The TOMLKit table
+/// stays inside this module (issue #17.4): the configuration loaders of the other modules see
+/// keys, typed values and `ConfigValue`, so that they do not link TOMLKit themselves.
 public struct TableReader {
-    public let table: TOMLTable
+    let table: TOMLTable
     public let name: String
     public let path: String
     public let locator: TOMLLocator
 
-    public init(table: TOMLTable, name: String, path: String, locator: TOMLLocator) {
+    init(table: TOMLTable, name: String, path: String, locator: TOMLLocator) {
         self.table = table
         self.name = name
         self.path = path
@@ -53,6 +55,16 @@ public struct TableReader {
         let full = [name, key].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ".")
         return CourierError(.config, "\(path)\(loc): \(full.isEmpty ? "" : "'\(full)' ")\(why)")
     }
+
+    /// The table's keys, sorted: TOML tables are unordered, and plans and messages should be stable.
+    public var keys: [String] { table.keys.sorted() }
+
+    /// Whether `key` is present, whatever its value.
+    public func has(_ key: String) -> Bool { table[key] != nil }
+
+    /// The value of `key` as plain data, for the keys that accept more than one shape (a string
+    /// or a list, an integer or a string).
+    public func value(_ key: String) -> ConfigValue? { table[key].map(ConfigValue.init) }
 
     public func allow(_ keys: Set<String>) throws {
         for k in table.keys.sorted() where !keys.contains(k) {
@@ -142,4 +154,38 @@ public struct TableReader {
         guard let t = v.table else { throw error(key, "must be a table ([\(name.isEmpty ? key : name + "." + key)])") }
         return TableReader(table: t, name: name.isEmpty ? key : name + "." + key, path: path, locator: locator)
     }
+}
+
+/// One TOML value as plain Swift data. Dates and times, which no Courier key takes, are `.other`
+/// with their TOML text; a table is `.table` (read it with `TableReader.table(_:)`).
+public enum ConfigValue: Sendable, Equatable {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case double(Double)
+    case array([ConfigValue])
+    case table
+    case other(String)
+
+    init(_ v: any TOMLValueConvertible) {
+        if let s = v.string {
+            self = .string(s)
+        } else if let i = v.int {
+            self = .int(i)
+        } else if let b = v.bool {
+            self = .bool(b)
+        } else if let d = v.double {
+            self = .double(d)
+        } else if let a = v.array {
+            self = .array(a.map { ConfigValue($0) })
+        } else if v.table != nil {
+            self = .table
+        } else {
+            self = .other(v.debugDescription)
+        }
+    }
+
+    public var string: String? { if case .string(let s) = self { s } else { nil } }
+    public var int: Int? { if case .int(let i) = self { i } else { nil } }
+    public var array: [ConfigValue]? { if case .array(let a) = self { a } else { nil } }
 }

@@ -99,7 +99,7 @@ func parseMirrors(_ r: TableReader, key: String) throws -> [String] {
 }
 
 func parseRate(_ r: TableReader, _ key: String) throws -> Int64? {
-    guard let v = r.table[key] else { return nil }
+    guard let v = r.value(key) else { return nil }
     let text = v.string ?? v.int.map(String.init)
     guard let text else { throw r.error(key, "must be a rate such as \"2M\" or \"500K\"") }
     do { return try Throttle.parseRate(text, what: key) } catch let e as CourierError { throw r.error(key, e.message) }

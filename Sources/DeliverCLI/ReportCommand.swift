@@ -69,7 +69,11 @@ public struct ReportCommand: ParsableCommand {
         try mapErrors("courier-deliver report") {
             var sources: [FleetReport.Source] = []
             if inboxOptions.given {
-                for t in try inboxOptions.targets(types: [], spec: .latest) {
+                for t in try inboxOptions.targets(
+                    types: [], spec: .latest,
+                    // The report reads status files only; no package is checked against limits.
+                    limits: Limits())
+                {
                     sources.append(
                         FleetReport.Source(
                             origin: t.inbox, statusPath: t.problem == nil ? t.statusPath : t.inbox,

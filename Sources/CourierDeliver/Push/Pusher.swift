@@ -31,10 +31,16 @@ public struct Pusher: Sendable {
     /// `runStaggered`); 0: all at once, as `jobs` allows.
     public var stagger: Double = 0
 
+    /// Each inbox's own limits (`Target.limits`) checked against the packages chosen for it.
+    public var limitCheck: ClientLimitCheck
+
+    /// `verify`: how every package is verified once; its limits should admit every target's
+    /// (`Limits.loosest`), each target's own being checked by `limitCheck`.
     public init(catalog: Catalog, verify: VerifyOptions, defaultTypes: [String]) {
         self.catalog = catalog
         self.verify = verify
         self.defaultTypes = defaultTypes
+        self.limitCheck = ClientLimitCheck(options: verify)
     }
 
     /// One line of the result: one target and type (or the whole target when it failed early).
@@ -86,7 +92,10 @@ public struct Pusher: Sendable {
         let names: [String]
         do { names = try Self.waiting(in: t.inbox) } catch { return ([], "\(error)") }
         let wants = t.wants.isEmpty ? defaultTypes.map { (type: $0, spec: defaultSpec) } : t.wants
-        return (Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names, force: force), nil)
+        let decided = Self.decide(wants, catalog: catalog, statusPath: t.statusPath, waiting: names, force: force)
+        // What this client's limits refuse is decided here, before anything is copied.
+        let who = t.group.map { "group \($0)" } ?? "--max-tree-bytes/--delta-window"
+        return (decided.map { limitCheck.adjust($0, limits: t.limits, catalog: catalog, who: who) }, nil)
     }
 
     /// The decisions for one client: its status file read once, then `Planner.decide` per type.

@@ -1,6 +1,5 @@
 import CourierConfig
 import CourierCore
-import TOMLKit
 
 /// A delivery policy (docs/DELIVER.md, "Policy file"): groups of inboxes, each with the revision
 /// of every type it should hold — the endpoint manager's groups and named versions.
@@ -10,6 +9,8 @@ public struct Policy: Sendable {
         /// Absolute paths or globs.
         public var inboxes: [String]
         public var types: [(type: String, spec: RevisionSpec)]
+        /// The group's clients' limits: its own `max_tree_bytes`/`delta_window` over the file's.
+        public var limits: Limits
     }
     public var path: String
     public var statusTemplate: String
@@ -20,28 +21,29 @@ public struct Policy: Sendable {
     }
 
     public static func parse(_ root: TableReader) throws -> Policy {
-        try root.allow(["status_path", "groups"])
+        try root.allow(Set(["status_path", "groups"] + TableReader.limitKeys))
+        let fileLimits = try root.limits(over: Limits())
         let template = try root.string("status_path") ?? TargetList.defaultStatusTemplate
         if !template.contains("{inbox}") && !template.hasPrefix("/") {
             throw root.error("status_path", "must contain {inbox} or be an absolute path")
         }
-        guard let groups = try root.table("groups"), !groups.table.keys.isEmpty else {
+        guard let groups = try root.table("groups"), !groups.keys.isEmpty else {
             throw root.error(nil, "has no [groups.NAME] table: nothing would be delivered")
         }
         var out: [Group] = []
         // TOML tables are unordered; sort so that plans and outputs are stable.
-        for name in groups.table.keys.sorted() {
+        for name in groups.keys {
             guard let g = try groups.table(name) else { continue }
-            try g.allow(["inboxes", "types"])
+            try g.allow(Set(["inboxes", "types"] + TableReader.limitKeys))
             let inboxes = try g.strings("inboxes").map { g.resolve($0) }
             if inboxes.isEmpty { throw g.error("inboxes", "must list at least one inbox path or glob") }
-            guard let types = try g.table("types"), !types.table.keys.isEmpty else {
+            guard let types = try g.table("types"), !types.keys.isEmpty else {
                 throw g.error("types", "must name at least one type, e.g. types = { virus-defs = \"latest\" }")
             }
             let wants: [(String, RevisionSpec)] = try PolicyRevisions.parseTypes(types).map {
                 ($0.type, $0.named.map(RevisionSpec.named) ?? .latest)
             }
-            out.append(Group(name: name, inboxes: inboxes, types: wants))
+            out.append(Group(name: name, inboxes: inboxes, types: wants, limits: try g.limits(over: fileLimits)))
         }
         return Policy(path: root.path, statusTemplate: template, groups: out)
     }
@@ -58,7 +60,7 @@ public struct Policy: Sendable {
                 if matched.isEmpty {
                     out.append(
                         Target(
-                            inbox: pat, group: g.name, wants: wants, statusPath: "",
+                            inbox: pat, group: g.name, wants: wants, statusPath: "", limits: g.limits,
                             problem: "no inbox matches \(pat) (group \(g.name))"))
                 }
                 for inbox in matched {
@@ -74,7 +76,7 @@ public struct Policy: Sendable {
                     out.append(
                         Target(
                             inbox: inbox, group: g.name, wants: wants,
-                            statusPath: TargetList.statusPath(statusTemplate, inbox: inbox)))
+                            statusPath: TargetList.statusPath(statusTemplate, inbox: inbox), limits: g.limits))
                 }
             }
         }

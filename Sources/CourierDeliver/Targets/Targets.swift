@@ -10,6 +10,10 @@ public struct Target: Sendable {
     /// Type → wanted revision. Empty: every type of the outbox (filtered by `--type`), at latest.
     public var wants: [(type: String, spec: RevisionSpec)]
     public var statusPath: String
+    /// The client's package limits as the operator declared them (policy.toml's
+    /// `max_tree_bytes`/`delta_window`, or push's `--max-tree-bytes`/`--delta-window`): push
+    /// refuses for this inbox a package its client would refuse (`ClientLimitCheck`).
+    public var limits: Limits
     /// Set when the target could not be resolved (a pattern that matched nothing).
     public var problem: String?
 }
@@ -56,7 +60,7 @@ public enum TargetList {
     /// Targets from plain inbox patterns: each matched inbox wants `types` (empty: all) at `spec`.
     public static func targets(
         patterns: [String], types: [String], spec: RevisionSpec,
-        statusTemplate: String
+        statusTemplate: String, limits: Limits
     ) -> [Target] {
         var seen = Set<String>()
         var out: [Target] = []
@@ -64,13 +68,15 @@ public enum TargetList {
             let matched = expand(pat)
             if matched.isEmpty {
                 out.append(
-                    Target(inbox: pat, group: nil, wants: [], statusPath: "", problem: "no inbox matches \(pat)"))
+                    Target(
+                        inbox: pat, group: nil, wants: [], statusPath: "", limits: limits,
+                        problem: "no inbox matches \(pat)"))
             }
             for inbox in matched where seen.insert(canonical(inbox)).inserted {
                 out.append(
                     Target(
                         inbox: inbox, group: nil, wants: types.map { ($0, spec) },
-                        statusPath: statusPath(statusTemplate, inbox: inbox)))
+                        statusPath: statusPath(statusTemplate, inbox: inbox), limits: limits))
             }
         }
         return out
@@ -78,8 +84,6 @@ public enum TargetList {
 
     /// The identity of an inbox for de-duplication: its real path when it exists.
     public static func canonical(_ p: String) -> String {
-        guard let r = realpath(p, nil) else { return p }
-        defer { free(r) }
-        return String(cString: r)
+        Sys.realPath(p) ?? p
     }
 }

@@ -51,7 +51,8 @@ public struct InboxConfig: Sendable {
     /// Accept content types not listed under [types] (with default settings).
     public var acceptUnknownTypes = false
     public var types: [String: TypeConfig] = [:]
-    public var limits = Limits()
+    /// `max_tree_bytes` and `delta_window` over the built-in defaults (`TableReader.limits`).
+    public var limits: Limits
 
     public func typeConfig(_ name: String) -> TypeConfig? {
         if let t = types[name] { return t }
@@ -88,19 +89,12 @@ public struct InboxConfig: Sendable {
         var c = InboxConfig(
             path: path, inbox: r.resolve(inbox), store: r.resolve(try r.string("store") ?? stateDir + "/store"),
             stateDir: stateDir, quarantine: r.resolve(try r.string("quarantine") ?? stateDir + "/quarantine"),
-            trust: r.resolve(trust))
+            trust: r.resolve(trust), limits: try r.limits(over: Limits()))
         if let t = try r.int("threshold", min: 1, max: 16) { c.threshold = t }
         if let s = try r.duration("clock_skew") { c.clockSkew = s }
         if let d = try r.duration("delta_wait") { c.deltaWait = d }
         if let p = try r.duration("poll") { c.poll = p }
         if let a = try r.bool("accept_unknown_types") { c.acceptUnknownTypes = a }
-        if let m = try r.size("max_tree_bytes") { c.limits.maxTotalBytes = UInt64(m) }
-        // Memory one in-file patch may take (its files' base and result); a delta needing more
-        // is refused and push sends the full package.
-        if let w = try r.size("delta_window") {
-            guard w >= 1 << 20 else { throw r.error("delta_window", "must be at least 1 MiB") }
-            c.limits.maxDeltaWindow = UInt64(w)
-        }
         if let n = try r.int("quarantine_max_files", min: 1, max: 1_000_000) { c.quarantineCaps.maxFiles = n }
         if let b = try r.size("quarantine_max_bytes") {
             guard b >= 1 << 20 else { throw r.error("quarantine_max_bytes", "must be at least 1 MiB") }
@@ -111,7 +105,7 @@ public struct InboxConfig: Sendable {
             c.quarantineCaps.maxAge = a
         }
         if let types = try r.table("types") {
-            for name in types.table.keys.sorted() {
+            for name in types.keys {
                 guard let t = try types.table(name) else { continue }
                 do { try Names.validateType(name) } catch let e as CourierError { throw types.error(name, e.message) }
                 try t.allow([
@@ -136,7 +130,7 @@ public struct InboxConfig: Sendable {
     }
 
     static func command(_ t: TableReader, _ key: String) throws -> Command? {
-        guard let v = t.table[key] else { return nil }
+        guard let v = t.value(key) else { return nil }
         if let s = v.string {
             guard !s.isEmpty else { throw t.error(key, "must not be empty") }
             return .shell(s)
