@@ -134,7 +134,11 @@ public final class InboxProcessor {
         let now = Sys.monotonicSeconds()
         let candidates: Set<String>
         if rescan {
-            candidates = Set((try? Sys.listDirectory(config.inbox)) ?? [])
+            do { candidates = Set(try Sys.listDirectory(config.inbox)) } catch {
+                // Nothing to take this pass (the watcher reports an inbox that is gone); said.
+                logger.error("could not list the inbox: \(Escape.text("\(error)"))")
+                candidates = []
+            }
         } else {
             // Only what the watcher named, waiting deltas and due retries: no listing.
             candidates = closed.union(created).union(waiting.keys).union(retrying.filter { $0.value.due <= now }.keys)
