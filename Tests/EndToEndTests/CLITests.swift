@@ -14,7 +14,7 @@ import Testing
             #expect(h.stdout.contains("Exit codes"), "\(prog) --help must document exit codes")
         }
         let vh = try Programs.run("courier-deliver", ["verify", "--help"])
-        #expect(vh.stdout.contains("validate="))
+        #expect(vh.stdout.contains("validate: courier-deliver verify"))
         let bad = try Programs.run("courier-deliver", ["verify"])
         #expect(bad.status == 64)
     }
