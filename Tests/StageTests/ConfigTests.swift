@@ -170,6 +170,22 @@ import Testing
         expectCode(.config, "/nowhere/stage.toml: cannot read") { _ = try StageConfig.load("/nowhere/stage.toml") }
     }
 
+    /// stage.toml's limits (issue #17.6): max_tree_bytes and delta_window over the defaults, bad
+    /// values naming file, line and key.
+    @Test func limitsParse() throws {
+        let base = "outbox = \"/o\"\nkey = \"/k\"\n[types.a]\nsource = \"dir\"\npath = \"/x\"\n"
+        let c = try StageConfig.parse("max_tree_bytes = \"2G\"\n" + base, path: "/etc/courier/stage.toml")
+        #expect(c.limits.maxTotalBytes == 2 << 30)
+        #expect(c.limits.maxDeltaWindow == Limits().maxDeltaWindow)
+        #expect(try StageConfig.parse(base, path: "/s.toml").limits == Limits())
+        expectCode(.config, "/s.toml:1: 'max_tree_bytes' must be a size") {
+            _ = try StageConfig.parse("max_tree_bytes = \"big\"\n" + base, path: "/s.toml")
+        }
+        expectCode(.config, "/s.toml:1: 'delta_window' must be at least 1 MiB") {
+            _ = try StageConfig.parse("delta_window = \"1K\"\n" + base, path: "/s.toml")
+        }
+    }
+
     @Test func sizes() {
         #expect(SizeParser.bytes("2G") == 2 << 30)
         #expect(SizeParser.bytes("500MiB") == 500 << 20)
