@@ -84,9 +84,9 @@ public struct Pusher: Sendable {
     public func plan(_ t: Target) -> (decisions: [Decision], problem: String?) {
         if let p = t.problem { return ([], p) }
         // stat, not lstat: an inbox may well be a symlink to a mounted client volume.
-        var s = stat()
-        if stat(t.inbox, &s) != 0 {
-            return ([], "\(t.inbox): inbox missing or unreachable: \(String(cString: strerror(errno)))")
+        let s: stat
+        do { s = try Sys.statFollowing(t.inbox) } catch {
+            return ([], "\(t.inbox): inbox missing or unreachable: \(Sys.reason(error))")
         }
         if (s.st_mode & S_IFMT) != S_IFDIR { return ([], "\(t.inbox): not a directory") }
         let names: [String]
