@@ -22,6 +22,9 @@ import SystemPackage
 ///
 /// Signals are computed lazily as the consumer asks for them: nothing is buffered here beyond the
 /// events of one kernel read, so a slow consumer leaves events in the kernel's bounded queue.
+///
+/// @unchecked Sendable, and why that is true: the `let`s are immutable (and `Inotify` is checked
+/// Sendable); every `var` is read and written only while holding `state`.
 public final class InboxWatcher: InboxWatching, @unchecked Sendable {
     /// What the inbox watch asks for. `IN_Q_OVERFLOW`, `IN_IGNORED` and `IN_UNMOUNT` come without
     /// being asked. `IN_ONLYDIR` makes a plain file at the inbox path an error instead of a watch on it.

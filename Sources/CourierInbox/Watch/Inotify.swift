@@ -14,7 +14,7 @@ import SystemPackage
 /// when the consumer has taken all of it. Events then wait in the kernel's queue, which is bounded
 /// (fs.inotify.max_queued_events) and reports its own overflow with `IN_Q_OVERFLOW` — so memory
 /// stays bounded however slow the consumer, and nothing is lost without the consumer being told.
-public final class Inotify: @unchecked Sendable {
+public final class Inotify: Sendable {
     /// 64 KiB holds about a thousand events with typical names; the kernel needs at least
     /// `InotifyParser.minimumReadSize`.
     public static let defaultReadBufferSize = 64 * 1024
@@ -104,6 +104,9 @@ public final class Inotify: @unchecked Sendable {
     }
 
     /// State shared by the reader thread, the consumer and `stop()`, all under `lock`.
+    /// @unchecked Sendable, and why that is true: the descriptors and the buffer size are immutable;
+    /// `thread` is written once in `Inotify.init`, before the instance is shared and before that init
+    /// takes `lock`, and read afterwards only under `lock`; the fields below only while holding `lock`.
     final class Core: @unchecked Sendable {
         let fd: Int32
         let wakeRead: Int32

@@ -18,7 +18,7 @@ import SystemPackage
 /// The listing runs on a thread of its own: `readdir` on a hung NFS server blocks in the kernel,
 /// and `stop()` must still end the signals at once (it does not wait for that thread; the thread
 /// leaves at its next check).
-public final class PollWatcher: InboxWatching, @unchecked Sendable {
+public final class PollWatcher: InboxWatching, Sendable {
     public let directory: String
     public let period: Duration
     private let shared = Shared()
@@ -76,6 +76,8 @@ public final class PollWatcher: InboxWatching, @unchecked Sendable {
     }
 
     /// What the consumer, `stop()` and the polling thread share.
+    /// @unchecked Sendable, and why that is true: every `var` is read and written only while holding
+    /// `lock`.
     final class Shared: @unchecked Sendable {
         let lock = ConditionLock()
         var stopRequested = false  // guarded by lock

@@ -8,6 +8,9 @@ import SystemPackage
 ///
 /// The condition variable uses CLOCK_MONOTONIC so a timed wait is not stretched or cut short when
 /// the wall clock is set (NTP steps, a VM resumed).
+///
+/// @unchecked Sendable, and why that is true: the two pointers never change after `init`, and what
+/// they point to is a pthread mutex and condition variable, which exist to be shared by threads.
 final class ConditionLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
@@ -62,7 +65,7 @@ final class ConditionLock: @unchecked Sendable {
 
 /// A watcher's blocking loop on a thread of its own (`Threads.start`, CourierCore), with the
 /// handle kept to join or detach it, and the helpers to name it and find its kernel id.
-struct WatchThread: @unchecked Sendable {
+struct WatchThread: Sendable {
     let handle: pthread_t
 
     /// Starts `body` on a new joinable thread with a 512 KiB stack (the loops need little, and the
