@@ -78,7 +78,7 @@ public struct PinCommand: ParsableCommand {
     public func run() throws {
         try mapErrors("courier-inboxd pin") {
             try StateChange(config).withLock { files, _ in
-                var pins = files.readPins()
+                var pins = try files.readPins()
                 pins[type] = revision
                 try files.writePins(pins)
                 if var s = files.readStatus() {
@@ -104,7 +104,7 @@ public struct UnpinCommand: ParsableCommand {
     public func run() throws {
         try mapErrors("courier-inboxd unpin") {
             try StateChange(config).withLock { files, _ in
-                var pins = files.readPins()
+                var pins = try files.readPins()
                 pins[type] = nil
                 try files.writePins(pins)
                 if var s = files.readStatus() {
@@ -152,7 +152,7 @@ public struct RollbackCommand: ParsableCommand {
                 // Never switch to a tree that is not exactly what was applied.
                 try store.checkRevision(type, target, limits: change.cfg.limits)
                 try store.switchCurrent(type, to: target)
-                var pins = files.readPins()
+                var pins = try files.readPins()
                 pins[type] = target
                 try files.writePins(pins)
                 var s = files.readStatus() ?? .empty(host: "")

@@ -50,6 +50,33 @@ import Testing
         #expect(c.installed() == 1)
     }
 
+    /// A corrupt pins.json is an error naming the file for the commands, and the daemon keeps the
+    /// pins it last read (status.json) instead of dropping them and applying what was held back.
+    @Test func corruptPinsAreSaidAndNotDropped() throws {
+        let c = try Client()
+        let cfg = c.t.sub("inboxd.toml")
+        try FileManager.default.copyItem(atPath: try c.build(1), toPath: c.t.sub("inbox/virus-defs_1.cpkg"))
+        _ = try c.sh("touch -d '1 minute ago' inbox/*")
+        #expect(try once(c).status == 0)
+        let pin = try Programs.run(
+            "courier-inboxd", ["pin", "--config", cfg, "--type", "virus-defs", "--revision", "1"])
+        #expect(pin.status == 0, "\(pin.stderr)")
+        c.t.write("state/pins.json", "{\"virus-defs\": \"one\"")
+        let again = try Programs.run("courier-inboxd", ["unpin", "--config", cfg, "--type", "virus-defs"])
+        #expect(again.status != 0)
+        #expect(again.stderr.contains(c.t.sub("state/pins.json") + ": not a JSON object"), "\(again.stderr)")
+        try FileManager.default.copyItem(atPath: try c.build(2), toPath: c.t.sub("inbox/virus-defs_2.cpkg"))
+        _ = try c.sh("touch -d '1 minute ago' inbox/*")
+        let r = try once(c)
+        #expect(
+            r.stderr.contains("pins.json: not a JSON object") && r.stderr.contains("keeping the pins last read"),
+            "\(r.stderr)")
+        #expect(c.installed() == 1, "the pin held before pins.json was damaged must still hold")
+        let types = try #require(try statusObject(c)["types"] as? [String: Any])
+        let vd = try #require(types["virus-defs"] as? [String: Any])
+        #expect((vd["pinned"] as? NSNumber)?.intValue == 1)
+    }
+
     @Test func rollbackWithNothingKeptSaysSo() throws {
         let c = try Client()
         try FileManager.default.copyItem(atPath: try c.build(1), toPath: c.t.sub("inbox/virus-defs_1.cpkg"))

@@ -100,8 +100,14 @@ public final class InboxProcessor {
         do { try writeStatus() } catch { stateWriteFailed(state.statusPath, error) }
     }
 
+    /// A pins file that cannot be read keeps the pins of the last good read (in status.json), said
+    /// at each pass until it is fixed.
     func refreshPins() {
-        let pins = state.readPins()
+        let pins: [String: UInt64]
+        do { pins = try state.readPins() } catch {
+            logger.error("\(Escape.text("\(error)")); keeping the pins last read")
+            return
+        }
         for t in Set(status.types.keys).union(pins.keys) { status.types[t, default: .init()].pinned = pins[t] }
     }
 

@@ -27,11 +27,19 @@ public final class StateFiles: Sendable {
     }
 
     /// Pins: type → the revision the operator named (the endpoint manager's "named version").
-    public func readPins() -> [String: UInt64] {
-        guard let b = try? Sys.readFile(pinsPath, limit: 1 << 20),
-            let p = try? JSONDecoder().decode([String: UInt64].self, from: Data(b))
-        else { return [:] }
-        return p
+    /// The operator's pins. No file means no pins; a file that cannot be read or is not a JSON
+    /// object of type → revision throws, naming the file: a pin silently dropped would let the
+    /// daemon apply what the operator held back.
+    public func readPins() throws -> [String: UInt64] {
+        guard Sys.exists(pinsPath) else { return [:] }
+        let b = try Sys.readFile(pinsPath, limit: 1 << 20)
+        do {
+            return try JSONDecoder().decode([String: UInt64].self, from: Data(b))
+        } catch {
+            throw CourierError(
+                .config, "\(pinsPath): not a JSON object of type to revision; fix it, or remove it to drop every pin",
+                cause: error)
+        }
     }
 
     public func writePins(_ p: [String: UInt64]) throws {
