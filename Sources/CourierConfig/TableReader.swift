@@ -74,12 +74,25 @@ public struct TableReader {
 
     /// Relative paths are relative to the configuration file's directory, and made absolute, so
     /// that commands run from elsewhere (hooks, `COURIER_PATH`) get paths that work anywhere.
-    /// The result is normalised lexically (`.`, `..` and repeated slashes out, as Go's
-    /// `filepath.Clean`), so defaults such as `<inbox>/../state` read as the directory they are.
+    /// The result is normalised (`normalized`), so defaults such as `<inbox>/../state` read as the
+    /// directory they are.
     public func resolve(_ p: String) -> String {
-        if p.hasPrefix("/") { return Self.lexicallyNormalized(p) }
+        if p.hasPrefix("/") { return Self.normalized(p) }
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return Self.lexicallyNormalized(Sys.absolutePath(dir) + "/" + p)
+        return Self.normalized(Sys.absolutePath(dir) + "/" + p)
+    }
+
+    /// The path without `.`, `..` or repeated slashes, naming the file the kernel would open: the
+    /// part up to the last `..` goes through `realpath` when it exists, so `<inbox>/../state` with
+    /// a symlinked inbox is still the `state` beside the inbox's target (where it always was: a
+    /// purely lexical `..` would move the store and state of an existing install). What does not
+    /// exist yet, and a path without `..`, is normalised lexically.
+    public static func normalized(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard let last = parts.lastIndex(of: "..") else { return lexicallyNormalized(path) }
+        let head = parts[...last].joined(separator: "/")
+        guard let real = Sys.realPath(head.isEmpty ? "/" : head) else { return lexicallyNormalized(path) }
+        return lexicallyNormalized(real + "/" + parts[(last + 1)...].joined(separator: "/"))
     }
 
     /// A path without `.` components, empty ones, or `..` after a name; `..` at the root stays at

@@ -22,11 +22,12 @@ public struct Target: Sendable {
 public enum TargetList {
     public static let defaultStatusTemplate = "{inbox}/../state/status.json"
 
-    /// The template with `{inbox}` filled in, normalised lexically (`/c/inbox/../state/status.json`
-    /// is `/c/state/status.json`), as courier-inboxd resolves its default `state_dir`: both name
-    /// the same file even where the inbox is a symbolic link, and messages show a plain path.
+    /// The template with `{inbox}` filled in and normalised (`/c/inbox/../state/status.json` is
+    /// `/c/state/status.json`; `..` after a symlinked inbox as the kernel reads it), as
+    /// courier-inboxd resolves its default `state_dir`: both name the same file, and messages show
+    /// a plain path.
     public static func statusPath(_ template: String, inbox: String) -> String {
-        TableReader.lexicallyNormalized(template.replacing("{inbox}", with: inbox))
+        TableReader.normalized(template.replacing("{inbox}", with: inbox))
     }
 
     /// `glob(3)` without `GLOB_NOCHECK`: only existing paths. A pattern without glob characters
