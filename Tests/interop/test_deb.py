@@ -92,6 +92,11 @@ def _make_deb(out, revision, bin_dir, compression, debug_info=""):
 def _cleanup():
     """Whatever state a failed run left: the package purged, the users and directories gone."""
     subprocess.run(["dpkg", "--purge", "courier-dbgsym", "courier"], capture_output=True, stdin=subprocess.DEVNULL)
+    for top in ("/etc/systemd/system", "/var/lib/systemd/deb-systemd-helper-enabled", "/var/lib/systemd/deb-systemd-helper-masked"):
+        for d, _, names in os.walk(top):
+            for n in names:
+                if n.startswith("courier"):
+                    os.unlink(os.path.join(d, n))
     for u in USERS:
         if _user_exists(u):
             subprocess.run(["deluser", "--system", "--quiet", u], capture_output=True)
@@ -187,6 +192,12 @@ def test_deb_builds_passes_lintian_installs_upgrades_and_purges(tmp_path):
             _run(["dpkg", "-i", dbgsym])
             _run(["dpkg", "--purge", "courier-dbgsym"])
 
+        # ---- the administrator enables a timer: the link survives the upgrade, not the purge ----
+        wants = "/etc/systemd/system/timers.target.wants/courier-pull.timer"
+        if shutil.which("systemctl"):
+            _run(["systemctl", "enable", "courier-pull.timer"])
+            assert os.path.islink(wants), "systemctl enable made no link"
+
         # ---- upgrade: a changed conffile and the client's data survive, without a prompt ----
         with open(CONFFILE, "a", encoding="utf-8") as f:
             f.write("# changed by the administrator\n")
@@ -199,6 +210,8 @@ def test_deb_builds_passes_lintian_installs_upgrades_and_purges(tmp_path):
         assert not [n for n in os.listdir("/etc/logrotate.d") if n.startswith("courier.dpkg")]
         assert os.path.isfile("/var/lib/courier/inbox/kept.cpkg")
         assert {u: pwd.getpwnam(u).pw_uid for u in USERS} == uids, "the upgrade created the users again"
+        if shutil.which("systemctl"):
+            assert os.path.islink(wants), "the upgrade dropped the administrator's enable link"
 
         # ---- purge: nothing of the package stays ----
         _run(["dpkg", "--purge", "courier"])
@@ -208,6 +221,15 @@ def test_deb_builds_passes_lintian_installs_upgrades_and_purges(tmp_path):
         left_dirs = [f for f in files if os.path.isdir(f) and "courier" in f]
         assert not left_dirs, f"purge left {left_dirs}"
         assert not os.path.lexists(CONFFILE) and not os.path.lexists("/var/lib/courier")
+        # The enable links and deb-systemd-helper's records of them (postrm purge).
+        links = [
+            os.path.join(d, n)
+            for top in ("/etc/systemd/system", "/var/lib/systemd/deb-systemd-helper-enabled", "/var/lib/systemd/deb-systemd-helper-masked")
+            for d, _, names in os.walk(top)
+            for n in names
+            if "courier" in n
+        ]
+        assert not links, f"purge left {links}"
         # Debian keeps system users on purge; so does this package (postrm says why).
         assert all(_user_exists(u) for u in USERS)
     finally:
