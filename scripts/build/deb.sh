@@ -54,7 +54,9 @@ done
 for f in man/*.1 man/*.5; do [[ -f $f ]] || fail "$f is missing (make man; the section-5 pages are in git)"; done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/courier-deb.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# The packages are written as <name>.deb.tmp in the output folder and renamed; a failed or
+# interrupted dpkg-deb leaves no .tmp behind.
+trap 'rm -rf "$work"; rm -f "$outdir"/courier*.deb.tmp' EXIT
 root=$work/courier_$version
 put() {  # put MODE SRC DST [sed]: DST under the package root; "sed": /usr/local/ becomes /usr/
     install -d -m 0755 "$(dirname "$root$3")"

@@ -122,7 +122,7 @@ extension InboxProcessor {
         guard !InboxEntry.hasWriter(c.path) else { return }
         do { try c.reader.verifyPayload() } catch {
             logger.warning(
-                "\(Escape.text(c.name)): \(c.m.type) \(c.m.revision) is already installed, but this copy is corrupt (\(error)); removed it: check the copier and the disk that delivered it"
+                "\(Escape.text(c.name)): \(c.m.type) \(c.m.revision) is already installed, but this copy is corrupt (\(error)); removing it: check the copier and the disk that delivered it"
             )
         }
     }

@@ -127,7 +127,7 @@ public final class InboxDaemon {
             if let failure = p.lastStateFailure {
                 throw CourierError(
                     .io,
-                    "could not write the state (\(Escape.text(failure))); the store is right: run again once it can be written, and the state is repaired from it"
+                    "could not write the state (\(Escape.text(failure))); the store is right: run again once it can be written, and the state is repaired from it (the history lines of this pass are not kept)"
                 )
             }
             let refused = results.values.filter {
