@@ -87,6 +87,49 @@ import Testing
         #expect(f.names(a) == ["virus-defs_2_from_1.cpkg"], "\(ok.outcomes.map { $0.decision?.reason ?? "" })")
     }
 
+    /// A delta whose in-file patch needs more memory than the client's delta_window is swapped
+    /// for the full package (which needs none), with code `delta-refused`; under a window that
+    /// admits the patch, the delta goes.
+    @Test func aDeltaOverTheWindowIsSwappedForTheFullPackage() throws {
+        let f = Fleet("limitswindow")
+        try f.publish("virus-defs", 1, extra: 3 << 20)
+        // Revision 2: the 3 MiB file with a few bytes changed, so the delta carries a patch of it
+        // against the base (memory: the base and the result, more than a 1 MiB window).
+        try FileManager.default.copyItem(atPath: f.tree("virus-defs", 1), toPath: f.tree("virus-defs", 2))
+        let big = f.tree("virus-defs", 2) + "/big.bin"
+        let h = try #require(FileHandle(forUpdatingAtPath: big))
+        try h.seek(toOffset: 1 << 20)
+        h.write(Data("changed in revision 2".utf8))
+        try h.close()
+        _ = try Outbox(root: f.outbox).publish(
+            type: "virus-defs", revision: 2, tree: f.tree("virus-defs", 2),
+            files: try TreeScanner.scan(f.tree("virus-defs", 2)),
+            bases: [(revision: 1, files: try TreeScanner.scan(f.tree("virus-defs", 1)))],
+            options: PackageBuilder.Options(type: "virus-defs", revision: 2, keys: [f.key], limits: Limits()))
+        let delta = f.outbox + "/virus-defs/2/virus-defs_2_from_1.cpkg"
+        #expect(FileManager.default.fileExists(atPath: delta), "the stager built no delta to refuse")
+        let a = f.inbox("a")
+        try f.writeStatus(a, installed: ["virus-defs": 1])
+        var targets = f.targets([a])
+        targets[0].limits.maxDeltaWindow = 1 << 20
+        var p = try f.pusher(targets, types: ["virus-defs"])
+        let s = p.run()
+        #expect(s.failed == 0)
+        let d = try #require(s.outcomes.first?.decision)
+        #expect(d.code == "delta-refused", "\(d.reason)")
+        #expect(
+            d.reason.contains("virus-defs_2_from_1.cpkg") && d.reason.contains("delta_window 1048576"), "\(d.reason)")
+        #expect(f.names(a) == ["virus-defs_2.cpkg"])
+        // A window that admits the patch: the delta goes to another client at revision 1.
+        let b = f.inbox("b")
+        try f.writeStatus(b, installed: ["virus-defs": 1])
+        targets = f.targets([b])
+        targets[0].limits.maxDeltaWindow = 64 << 20
+        p = try f.pusher(targets, types: ["virus-defs"])
+        #expect(p.run().failed == 0)
+        #expect(f.names(b) == ["virus-defs_2_from_1.cpkg"])
+    }
+
     @Test func limitsAtTheTopApplyToEveryGroupAndAGroupOverridesThem() throws {
         let f = Fleet("limitsparse")
         let pol = try policy(
