@@ -8,12 +8,6 @@ import Testing
 /// Push checks each inbox's packages against the limits its client was configured with
 /// (policy.toml's max_tree_bytes/delta_window), not only against the defaults (issue #17.6).
 @Suite struct ClientLimitTests {
-    func policy(_ f: Fleet, _ text: String) throws -> Policy {
-        let path = f.root + "/policy.toml"
-        try text.write(toFile: path, atomically: false, encoding: .utf8)
-        return try Policy.load(path)
-    }
-
     /// A tree of about 240 KB: refused for the group whose clients take 100K, delivered to the
     /// group without a limit; nothing of it lands in the small inbox.
     @Test func pushRefusesForOneGroupWhatItsClientsWouldRefuse() throws {
@@ -21,8 +15,7 @@ import Testing
         try f.publish("virus-defs", 1, extra: 200_000)
         let small = f.inbox("small-1")
         let big = f.inbox("big-1")
-        let pol = try policy(
-            f,
+        let pol = try f.policy(
             """
             [groups.small]
             inboxes = ["clients/small-*/inbox"]
@@ -132,8 +125,7 @@ import Testing
 
     @Test func limitsAtTheTopApplyToEveryGroupAndAGroupOverridesThem() throws {
         let f = Fleet("limitsparse")
-        let pol = try policy(
-            f,
+        let pol = try f.policy(
             """
             max_tree_bytes = "1G"
             delta_window = "64M"

@@ -6,12 +6,6 @@ import Testing
 @testable import CourierDeliver
 
 @Suite struct PolicyTests {
-    func policy(_ f: Fleet, _ text: String) throws -> Policy {
-        let path = f.root + "/policy.toml"
-        try text.write(toFile: path, atomically: false, encoding: .utf8)
-        return try Policy.load(path)
-    }
-
     /// A pilot group on latest and a production group pinned to the previous revision: each
     /// client gets its group's revision, as a delta where it holds the base.
     @Test func groupsWithAPinnedRevision() throws {
@@ -24,8 +18,7 @@ import Testing
         let prod2 = f.inbox("prod-2")
         try f.writeStatus(pilot, installed: ["virus-defs": 1])
         try f.writeStatus(prod2, installed: ["virus-defs": 1])
-        let pol = try policy(
-            f,
+        let pol = try f.policy(
             """
             [groups.pilot]
             inboxes = ["clients/pilot-*/inbox"]
@@ -48,8 +41,7 @@ import Testing
     @Test func anInboxInTwoGroupsIsRefused() throws {
         let f = Fleet("twogroups")
         _ = f.inbox("x-1")
-        let pol = try policy(
-            f,
+        let pol = try f.policy(
             """
             [groups.a]
             inboxes = ["clients/x-*/inbox"]
@@ -85,7 +77,7 @@ import Testing
             ("# nothing\n", "has no [groups.NAME] table"),
         ]
         for (text, want) in cases {
-            #expect { try policy(f, text) } throws: { e in
+            #expect { try f.policy(text) } throws: { e in
                 let s = "\(e)"
                 return s.contains(f.root + "/policy.toml") && s.contains(want)
             }
@@ -94,7 +86,7 @@ import Testing
 
     @Test func patternMatchingNothingIsAProblemTarget() throws {
         let f = Fleet("nomatch")
-        let pol = try policy(f, "[groups.a]\ninboxes = [\"clients/none-*/inbox\"]\ntypes = { v = \"latest\" }\n")
+        let pol = try f.policy("[groups.a]\ninboxes = [\"clients/none-*/inbox\"]\ntypes = { v = \"latest\" }\n")
         let t = try pol.targets(onlyTypes: nil)
         #expect(t.count == 1 && t[0].problem?.contains("no inbox matches") == true)
     }

@@ -48,6 +48,13 @@ final class Fleet: @unchecked Sendable {
             options: PackageBuilder.Options(type: type, revision: rev, keys: [key], limits: Limits()))
     }
 
+    /// `policy.toml` in the fleet's root with `text`, loaded.
+    func policy(_ text: String) throws -> Policy {
+        let path = root + "/policy.toml"
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        return try Policy.load(path)
+    }
+
     /// `clients/<name>/inbox`, created; its status file goes to `clients/<name>/state/status.json`.
     func inbox(_ name: String) -> String {
         let p = root + "/clients/\(name)/inbox"
