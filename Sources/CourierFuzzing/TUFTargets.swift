@@ -51,7 +51,7 @@ enum TUFTargets {
             if parsed == 0, let last { throw last }
         },
         FuzzTarget("tuf-trusted-root", "a root.json as the trust anchor: parsed and verified against itself") { b in
-            _ = try TrustedMetadataSet(rootBytes: b, referenceTime: FuzzSeeds.created)
+            _ = try TrustedMetadataSet(rootBytes: b, referenceTime: FuzzSeeds.created, limits: JSONValue.Limits())
         },
         FuzzTarget("tuf-path-pattern", "a delegation path pattern against a target path: [path] 0x00 [pattern]") { b in
             guard let nul = b.firstIndex(of: 0) else { throw CourierError(.malformed, "no separator") }

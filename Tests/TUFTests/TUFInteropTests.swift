@@ -54,7 +54,7 @@ import Testing
     func sameDecisionsAsPythonTUF(_ name: String) throws {
         let c = Self.cases.first { $0.name == name }!
         let loaded: Result<TrustedMetadataSet, Error> = Result {
-            try TrustedMetadataSet(rootBytes: c.root, referenceTime: c.referenceTime)
+            try TrustedMetadataSet(rootBytes: c.root, referenceTime: c.referenceTime, limits: JSONValue.Limits())
         }
         guard case .success(var set) = loaded else {
             #expect(c.rootResult != "ok", "root refused here but accepted by python-tuf")

@@ -29,7 +29,8 @@ import Testing
     static func refreshed() throws -> TrustedMetadataSet {
         let f = files
         var set = try TrustedMetadataSet(
-            rootBytes: f["root"]!, referenceTime: fixtureJSON[field: "reference_time"]!.intValue!)
+            rootBytes: f["root"]!, referenceTime: fixtureJSON[field: "reference_time"]!.intValue!,
+            limits: JSONValue.Limits())
         try set.checkRootNotExpired()
         try set.updateTimestamp(f["timestamp"]!)
         try set.updateSnapshot(f["snapshot"]!)

@@ -20,7 +20,7 @@ struct SearchWorld {
         var meta: [String: (Int64, [UInt8]?)] = [:]
         for (k, v) in files { meta[k + ".json"] = (1, v) }
         let snap = repo.snapshot(meta: meta)
-        set = try TrustedMetadataSet(rootBytes: repo.root(), referenceTime: T.now)
+        set = try TrustedMetadataSet(rootBytes: repo.root(), referenceTime: T.now, limits: JSONValue.Limits())
         try set.updateTimestamp(repo.timestamp(snapshot: snap))
         try set.updateSnapshot(snap)
     }

@@ -10,7 +10,7 @@ import Testing
     let repo = Repo()
 
     func fresh(_ r: Repo? = nil) throws -> TrustedMetadataSet {
-        try TrustedMetadataSet(rootBytes: (r ?? repo).root(), referenceTime: T.now)
+        try TrustedMetadataSet(rootBytes: (r ?? repo).root(), referenceTime: T.now, limits: JSONValue.Limits())
     }
 
     /// A set with timestamp, snapshot and top-level targets loaded (targets v1 with `files`).
@@ -27,11 +27,18 @@ import Testing
     @Test func initialRootMustBeSignedByItself() throws {
         _ = try fresh()
         #expect(
-            errorCode { _ = try TrustedMetadataSet(rootBytes: repo.root(signers: [TestKey()]), referenceTime: T.now) }
+            errorCode {
+                _ = try TrustedMetadataSet(
+                    rootBytes: repo.root(signers: [TestKey()]), referenceTime: T.now, limits: JSONValue.Limits())
+            }
                 == .signature)
         // An expired trusted root loads (expiry is the final root's business).
-        _ = try TrustedMetadataSet(rootBytes: repo.root(expires: T.past), referenceTime: T.now)
-        #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: bytes("{}"), referenceTime: T.now) } == .malformed)
+        _ = try TrustedMetadataSet(
+            rootBytes: repo.root(expires: T.past), referenceTime: T.now, limits: JSONValue.Limits())
+        #expect(
+            errorCode {
+                _ = try TrustedMetadataSet(rootBytes: bytes("{}"), referenceTime: T.now, limits: JSONValue.Limits())
+            } == .malformed)
     }
 
     @Test func rootRotationNeedsOldAndNewThreshold() throws {
@@ -80,14 +87,19 @@ import Testing
         // The same key twice is refused as a duplicate keyid, not counted twice.
         let one = r.rootKeys[0]
         let dup = envelope(signed, [one], extraSigs: [(one.keyid, one.sign(signed.canonicalBytes))])
-        #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: dup, referenceTime: T.now) } == .malformed)
+        #expect(
+            errorCode { _ = try TrustedMetadataSet(rootBytes: dup, referenceTime: T.now, limits: JSONValue.Limits()) }
+                == .malformed)
         // A signature by a key not in the role, or not hex, does not count.
         let stranger = TestKey()
         let bad = envelope(
             signed, [one],
             extraSigs: [(stranger.keyid, stranger.sign(signed.canonicalBytes)), (r.rootKeys[1].keyid, "zz")])
-        #expect(errorCode { _ = try TrustedMetadataSet(rootBytes: bad, referenceTime: T.now) } == .signature)
-        _ = try TrustedMetadataSet(rootBytes: envelope(signed, r.rootKeys), referenceTime: T.now)
+        #expect(
+            errorCode { _ = try TrustedMetadataSet(rootBytes: bad, referenceTime: T.now, limits: JSONValue.Limits()) }
+                == .signature)
+        _ = try TrustedMetadataSet(
+            rootBytes: envelope(signed, r.rootKeys), referenceTime: T.now, limits: JSONValue.Limits())
     }
 
     @Test func rootCannotChangeAfterTimestamp() throws {
@@ -97,7 +109,8 @@ import Testing
     }
 
     @Test func expiredFinalRootStopsTimestamp() throws {
-        var s = try TrustedMetadataSet(rootBytes: repo.root(expires: T.past), referenceTime: T.now)
+        var s = try TrustedMetadataSet(
+            rootBytes: repo.root(expires: T.past), referenceTime: T.now, limits: JSONValue.Limits())
         #expect(errorCode { try s.checkRootNotExpired() } == .expired)
         #expect(errorCode { try s.updateTimestamp(repo.timestamp()) } == .expired)
         try s.updateRoot(repo.root(version: 2))
@@ -110,7 +123,7 @@ import Testing
         let at = TUFTime.format(T.now)
         var s = try fresh()
         #expect(errorCode { try s.updateTimestamp(repo.timestamp(expires: at)) } == .expired)
-        var s2 = try TrustedMetadataSet(rootBytes: repo.root(), referenceTime: T.now - 1)
+        var s2 = try TrustedMetadataSet(rootBytes: repo.root(), referenceTime: T.now - 1, limits: JSONValue.Limits())
         try s2.updateTimestamp(repo.timestamp(expires: at))
     }
 

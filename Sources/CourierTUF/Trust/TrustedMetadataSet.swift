@@ -58,11 +58,8 @@ public struct TrustedMetadataSet: Sendable {
     public var limits: JSONValue.Limits
 
     /// Loads the locally trusted root, verified with its own keys and threshold. Expiry is not
-    /// checked here (python-tuf: only the final root's, in `updateTimestamp`).
-    public init(rootBytes: [UInt8], referenceTime: Int64) throws {
-        try self.init(rootBytes: rootBytes, referenceTime: referenceTime, limits: JSONValue.Limits())
-    }
-
+    /// checked here (python-tuf: only the final root's, in `updateTimestamp`). `limits` bound every
+    /// metadata file's parse (the updater's `UpdaterConfig.parseLimits`; no default).
     public init(rootBytes: [UInt8], referenceTime: Int64, limits: JSONValue.Limits) throws {
         let r = try SignedMetadata<Root>(bytes: rootBytes, limits: limits)
         try Self.verifyDelegate(r.signed.roles["root"], keys: r.signed.keys, role: "root", r, by: "root")

@@ -55,7 +55,7 @@ public final class Updater {
         let now = referenceTime ?? Int64(Glibc.time(nil))
         self.referenceTime = now
         let rootBytes = try store.loadRoot()
-        self.trusted = try TrustedMetadataSet(rootBytes: rootBytes, referenceTime: now)
+        self.trusted = try TrustedMetadataSet(rootBytes: rootBytes, referenceTime: now, limits: config.parseLimits)
     }
 
     // MARK: - Refresh

@@ -23,6 +23,9 @@ public struct UpdaterConfig: Sendable {
     /// Targets up to this length are fetched into memory on the updater's pooled connection;
     /// longer ones stream to a file (bounded memory whatever the target's size).
     public var targetInMemoryMax = 1 << 20
+    /// Bounds of every metadata file's JSON parse (bytes, nesting), after the length caps above
+    /// have bounded the download: a snapshot may give a larger length than `targetsMaxLength`.
+    public var parseLimits = JSONValue.Limits()
 
     public init() {}
 
