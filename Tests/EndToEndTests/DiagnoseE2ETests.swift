@@ -55,6 +55,31 @@ import Testing
         }
     }
 
+    /// Another process that takes an flock on `path` and keeps it (the kernel records the pid that
+    /// took it), as a running cycle or pass would; returned once /proc/locks shows it.
+    static func holdLock(_ path: String) throws -> Process {
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = [
+            "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
+            path,
+        ]
+        try holder.run()
+        #expect(
+            waitFor(5) {
+                ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(
+                    " \(holder.processIdentifier) ")
+            })
+        return holder
+    }
+
+    /// Ends a `holdLock` process. SIGKILL: a signal mask the test runner's thread passes on could
+    /// block SIGTERM.
+    static func release(_ holder: Process) {
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+    }
+
     static func expectPrivate(_ path: String) throws {
         let attrs = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attrs[.posixPermissions] as? Int) == 0o600, "the archive is mode 0600")
@@ -93,24 +118,8 @@ import Testing
                     .utf8))
         log.closeFile()
         // Another process holds the run lock, as a running cycle would.
-        let holder = Process()
-        // One process takes the lock and keeps it (the kernel records the pid that took it).
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = [
-            "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
-            t.sub("state/lock"),
-        ]
-        try holder.run()
-        // SIGKILL: a signal mask the test runner's thread passes on could block SIGTERM.
-        defer {
-            kill(holder.processIdentifier, SIGKILL)
-            holder.waitUntilExit()
-        }
-        #expect(
-            waitFor(5) {
-                ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(
-                    " \(holder.processIdentifier) ")
-            })
+        let holder = try Self.holdLock(t.sub("state/lock"))
+        defer { Self.release(holder) }
 
         let out = t.sub("reports/stage.tar.gz")
         try FileManager.default.createDirectory(atPath: t.sub("reports"), withIntermediateDirectories: true)
@@ -314,22 +323,8 @@ import Testing
                     .utf8))
         handle.closeFile()
         // Another process holds the pass lock, as a running pass would.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = [
-            "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'w')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(30)",
-            w.t.sub("c1/state/pull/lock"),
-        ]
-        try holder.run()
-        defer {
-            kill(holder.processIdentifier, SIGKILL)
-            holder.waitUntilExit()
-        }
-        #expect(
-            waitFor(5) {
-                ((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "").contains(
-                    " \(holder.processIdentifier) ")
-            })
+        let holder = try Self.holdLock(w.t.sub("c1/state/pull/lock"))
+        defer { Self.release(holder) }
 
         let out = w.t.sub("pull.tar.gz")
         let r = try Programs.run("courier-pull", ["diagnose", "--config", conf, "--log-file", log, "--output", out])
