@@ -193,19 +193,20 @@ let package = Package(
         .executableTarget(
             name: "courier-inboxd",
             dependencies: ["InboxCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        // What several test targets share (the Python test servers' starter); not shipped.
-        .target(name: "CourierTestSupport", path: "Tests/Support/Swift"),
+        // What several test targets share (the Python test servers' starter, the CourierError
+        // expectation); not shipped. It imports Testing, the toolchain's, as the test targets do.
+        .target(name: "CourierTestSupport", dependencies: ["CourierCore"], path: "Tests/Support/Swift"),
         .testTarget(
             name: "CourierCoreTests",
             dependencies: [
-                "CourierCore", "CArchive",
+                "CourierCore", "CArchive", "CourierTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/CourierCoreTests"
         ),
         .testTarget(
             name: "FetchTests",
-            dependencies: ["CourierFetch", "CourierCore"],
+            dependencies: ["CourierFetch", "CourierCore", "CourierTestSupport"],
             path: "Tests/FetchTests"
         ),
         .testTarget(
@@ -219,7 +220,9 @@ let package = Package(
         ),
         .testTarget(
             name: "InboxTests",
-            dependencies: ["CourierInbox", "CourierCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CourierInbox", "CourierCore", "CourierTestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/InboxTests"
         ),
         .testTarget(
@@ -244,7 +247,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PullTests",
-            dependencies: ["CourierPull", "CourierDeliver", "CourierCore"],
+            dependencies: ["CourierPull", "CourierDeliver", "CourierCore", "CourierTestSupport"],
             path: "Tests/PullTests"
         ),
         .testTarget(
