@@ -214,10 +214,9 @@ public struct MirrorClient {
     }
 
     static func sha256(_ path: String) throws -> (String, UInt64) {
-        let fd = try Sys.open(path, O_RDONLY | O_NOFOLLOW)
-        defer { Sys.close(fd) }
+        let fd = try OwnedFD.open(path, O_RDONLY | O_NOFOLLOW)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
-        return try TreeScanner.hashFile(fd, display: path, buffer: buf)
+        return try TreeScanner.hashFile(fd.raw, display: path, buffer: buf)
     }
 }

@@ -59,9 +59,8 @@ public struct SettleRule: Sendable, Equatable {
     /// Newest ctime of any entry (the folder itself included) and a fingerprint of the walk.
     /// Links are not followed; what is not a file or directory counts by its own metadata.
     static func walk(_ root: String) throws -> (newestChange: Int64, fingerprint: String) {
-        let fd = try Sys.openDirectory(root)
-        defer { Sys.close(fd) }
-        var newest = Int64(try Sys.fstat(fd, display: root).st_ctim.tv_sec)
+        let fd = try OwnedFD.openDirectory(root)
+        var newest = Int64(try Sys.fstat(fd.raw, display: root).st_ctim.tv_sec)
         var lines: [String] = []
         func visit(_ dirfd: Int32, _ prefix: String) throws {
             for ent in try Sys.listDirectory(dirfd, display: root + "/" + prefix) {
@@ -72,13 +71,12 @@ public struct SettleRule: Sendable, Equatable {
                     "\(rel)\u{0}\(st.st_size)\u{0}\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)\u{0}\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)\u{0}\(st.st_ino)"
                 )
                 if st.st_mode & S_IFMT == S_IFDIR {
-                    let sub = try Sys.openDirectoryAt(dirfd, ent.name, display: root + "/" + rel)
-                    defer { Sys.close(sub) }
-                    try visit(sub, rel)
+                    let sub = try OwnedFD.openDirectory(at: dirfd, ent.name, display: root + "/" + rel)
+                    try visit(sub.raw, rel)
                 }
             }
         }
-        try visit(fd, "")
+        try visit(fd.raw, "")
         lines.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var h = SHA256()
         for l in lines { h.update(data: Array(l.utf8) + [0x0a]) }

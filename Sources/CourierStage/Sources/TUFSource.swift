@@ -163,12 +163,11 @@ public struct TUFSource: ContentSource {
     func place(_ local: String, as name: String, in tree: String) throws {
         let parts = name.split(separator: "/")
         if parts.count > 1 { try Sys.mkdirs(tree + "/" + parts.dropLast().joined(separator: "/")) }
-        let src = try Sys.open(local, O_RDONLY | O_NOFOLLOW)
-        defer { Sys.close(src) }
-        let dst = try Sys.open(tree + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
-        defer { Sys.close(dst) }
+        let src = try OwnedFD.open(local, O_RDONLY | O_NOFOLLOW)
+        let dst = try OwnedFD.open(tree + "/" + name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         _ = try TreeCopier.copyData(
-            src, dst, size: Int(try Sys.fstat(src, display: local).st_size), src: local, dst: tree + "/" + name)
+            src.raw, dst.raw, size: Int(try Sys.fstat(src.raw, display: local).st_size), src: local,
+            dst: tree + "/" + name)
     }
 
     /// The versions of the top-level roles now trusted, for provenance and the report.

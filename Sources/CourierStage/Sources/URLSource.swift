@@ -100,12 +100,10 @@ public struct URLSource: ContentSource {
             try Sys.mkdirs(tree)
             let parent = String(spec.fileName.split(separator: "/").dropLast().joined(separator: "/"))
             if !parent.isEmpty { try Sys.mkdirs(tree + "/" + parent) }
-            let src = try Sys.open(file, O_RDONLY)
-            defer { Sys.close(src) }
-            let dst = try Sys.open(tree + "/" + spec.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
-            defer { Sys.close(dst) }
+            let src = try OwnedFD.open(file, O_RDONLY)
+            let dst = try OwnedFD.open(tree + "/" + spec.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
             try TreeCopier.copyData(
-                src, dst, size: Int(try Sys.fstat(src, display: file).st_size), src: file, dst: tree)
+                src.raw, dst.raw, size: Int(try Sys.fstat(src.raw, display: file).st_size), src: file, dst: tree)
         }
         var o = TreeScanner.Options()
         o.limits = ctx.limits
@@ -193,14 +191,13 @@ public struct URLSource: ContentSource {
     }
 
     func hashFile(_ path: String, md5: Bool) throws -> String {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
+        let fd = try OwnedFD.open(path, O_RDONLY)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
-        if !md5 { return try TreeScanner.hashFile(fd, display: path, buffer: buf).0 }
+        if !md5 { return try TreeScanner.hashFile(fd.raw, display: path, buffer: buf).0 }
         var h = Insecure.MD5()
         while true {
-            let n = try Sys.read(fd, buf.baseAddress!, buf.count, display: path)
+            let n = try Sys.read(fd.raw, buf.baseAddress!, buf.count, display: path)
             if n == 0 { break }
             h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }

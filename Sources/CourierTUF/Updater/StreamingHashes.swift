@@ -74,12 +74,11 @@ struct StreamingHashes {
             }
             hashers.append((algorithm, file.hashes[algorithm]!, h))
         }
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
+        let fd = try OwnedFD.open(path, O_RDONLY)
         var total: Int64 = 0
         var buf = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let n = try buf.withUnsafeMutableBytes { try Sys.read(fd, $0.baseAddress!, $0.count, display: path) }
+            let n = try buf.withUnsafeMutableBytes { try Sys.read(fd.raw, $0.baseAddress!, $0.count, display: path) }
             if n == 0 { break }
             total += Int64(n)
             // Longer than promised: no need to read (or hash) the rest.
