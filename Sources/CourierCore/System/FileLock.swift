@@ -8,10 +8,10 @@ import SystemPackage
 /// humans while it is held and is emptied on release.
 public final class FileLock {
     public let path: String
-    private let fd: FileDescriptor
+    private let fd: OwnedFD
     private let recordingPid: Bool
 
-    private init(path: String, fd: FileDescriptor, recordingPid: Bool) {
+    private init(path: String, fd: consuming OwnedFD, recordingPid: Bool) {
         self.path = path
         self.fd = fd
         self.recordingPid = recordingPid
@@ -26,30 +26,24 @@ public final class FileLock {
     /// Takes the lock, trying again every 50 ms for up to `timeout` seconds (0: once); nil when
     /// it is still held by another then.
     public static func acquire(_ path: String, timeout: Double, recordingPid: Bool = false) throws -> FileLock? {
-        let fd = FileDescriptor(rawValue: try Sys.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644))
+        // Closed when this function leaves without a lock (thrown or timed out); else the lock owns it.
+        let fd = try OwnedFD.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644)
         let deadline = Sys.monotonicSeconds() + timeout
         while true {
-            let (_, e) = Sys.retrying { flock(fd.rawValue, LOCK_EX | LOCK_NB) }
+            let (_, e) = Sys.retrying { flock(fd.raw, LOCK_EX | LOCK_NB) }
             guard let e else { break }
-            guard e == .wouldBlock else {
-                try? fd.close()
-                throw CourierError.io("flock", path: path, errno: e)
-            }
-            if Sys.monotonicSeconds() >= deadline {
-                try? fd.close()
-                return nil
-            }
+            guard e == .wouldBlock else { throw CourierError.io("flock", path: path, errno: e) }
+            if Sys.monotonicSeconds() >= deadline { return nil }
             usleep(50_000)
         }
-        let lock = FileLock(path: path, fd: fd, recordingPid: recordingPid)
         if recordingPid {
             // Best effort: the pid is for humans; the lock holds without it.
-            try? Sys.truncate(fd.rawValue, to: 0, display: path)
+            try? Sys.truncate(fd.raw, to: 0, display: path)
             _ = try? Array("\(Sys.processID())\n".utf8).withUnsafeBytes {
-                try Sys.pwrite(fd.rawValue, $0.baseAddress!, $0.count, at: 0, display: path)
+                try Sys.pwrite(fd.raw, $0.baseAddress!, $0.count, at: 0, display: path)
             }
         }
-        return lock
+        return FileLock(path: path, fd: fd, recordingPid: recordingPid)
     }
 
     /// The pid a holder wrote into a lock file taken with `recordingPid`, "" when none.
@@ -59,8 +53,8 @@ public final class FileLock {
     }
 
     deinit {
-        if recordingPid { try? Sys.truncate(fd.rawValue, to: 0, display: path) }
-        _ = flock(fd.rawValue, LOCK_UN)
-        try? fd.close()
+        if recordingPid { try? Sys.truncate(fd.raw, to: 0, display: path) }
+        _ = flock(fd.raw, LOCK_UN)
+        // `fd` closes itself after this.
     }
 }
