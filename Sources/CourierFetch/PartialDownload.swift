@@ -85,7 +85,8 @@ struct PartialDownload {
 /// HTTP client's buffers, whatever the body's size. Writes are coalesced into a fixed buffer
 /// so that many small network reads do not become as many `write` calls.
 final class FileSink {
-    private var fd: Int32
+    /// Nil once `finish` or `abandon` closed it (the class's deinit closes it otherwise).
+    private var fd: OwnedFD?
     private let display: String
     private var buffer: [UInt8] = []
     private static let bufferSize = 1 << 20
@@ -94,25 +95,24 @@ final class FileSink {
     /// so a resume appends exactly after what the `Range` request asked for.
     init(path: String, offset: Int64) throws {
         display = path
-        fd = try Sys.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
-        do {
-            try Sys.truncate(fd, to: offset, display: path)
-            try Sys.seek(fd, to: offset, display: path)
-        } catch {
-            Sys.close(fd)
-            throw error
-        }
+        let file = try OwnedFD.open(path, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644)
+        try Sys.truncate(file.raw, to: offset, display: path)
+        try Sys.seek(file.raw, to: offset, display: path)
+        fd = consume file
         buffer.reserveCapacity(FileSink.bufferSize)
     }
 
-    deinit {
-        if fd >= 0 { Sys.close(fd) }
+    /// The open descriptor; after `finish` or `abandon` any write is a clear error, not EBADF.
+    private func descriptor() throws -> Int32 {
+        guard let raw = fd?.raw else { throw CourierError(.io, "\(display): already closed") }
+        return raw
     }
 
     func write(_ chunk: ByteBuffer) throws {
         if buffer.count + chunk.readableBytes > FileSink.bufferSize { try flush() }
         if chunk.readableBytes >= FileSink.bufferSize {
-            try chunk.withUnsafeReadableBytes { try Sys.writeAll(fd, $0, display: display) }
+            let raw = try descriptor()
+            try chunk.withUnsafeReadableBytes { try Sys.writeAll(raw, $0, display: display) }
         } else {
             chunk.withUnsafeReadableBytes { buffer.append(contentsOf: $0) }
         }
@@ -120,25 +120,21 @@ final class FileSink {
 
     func flush() throws {
         guard !buffer.isEmpty else { return }
-        try Sys.writeAll(fd, buffer, display: display)
+        try Sys.writeAll(try descriptor(), buffer, display: display)
         buffer.removeAll(keepingCapacity: true)
     }
 
     /// Flushes, fsyncs and closes: after this the bytes are on disk.
     func finish() throws {
         try flush()
-        try Sys.fsync(fd, display: display)
-        Sys.close(fd)
-        fd = -1
+        try Sys.fsync(try descriptor(), display: display)
+        fd = nil  // closed before `PartialDownload.commit` renames it; close errors ignored, as ever
     }
 
     /// Flushes what was received and closes, keeping it for a later resume. Errors are not
     /// interesting here: the attempt has already failed for a better reason.
     func abandon() {
         try? flush()
-        if fd >= 0 {
-            Sys.close(fd)
-            fd = -1
-        }
+        fd = nil
     }
 }
