@@ -49,7 +49,9 @@ public final class ArchiveReader {
     private let tap: Tap?
     /// Where the next data block of the current entry must start (`readBlock`).
     private var blockOffset: Int64 = 0
-    private let fd: Int32
+    /// The package file, closed after the handles are freed (stored properties go after
+    /// `deinit`'s body); libarchive reads it (`archive_read_open_fd`) but never closes it.
+    private let fd: OwnedFD
     public let path: String
     /// Size of the package file on disk, for expansion-ratio checks.
     public let fileSize: Int64
@@ -64,25 +66,25 @@ public final class ArchiveReader {
     public init(path: String, formats: Formats = .package, blockSize: Int = 256 << 10, sameFileAs: Int32? = nil) throws
     {
         self.path = path
-        fd = try sameFileAs.map { try Sys.reopen($0, display: path) } ?? Sys.open(path, O_RDONLY)
-        guard let st = try? Sys.fstat(fd, display: path), (st.st_mode & S_IFMT) == S_IFREG else {
-            Sys.close(fd)
+        // Until every stored property is set, a throw destroys the ones already set: `fd` closes.
+        if let sameFileAs {
+            fd = try OwnedFD.reopen(sameFileAs, display: path)
+        } else {
+            fd = try OwnedFD.open(path, O_RDONLY)
+        }
+        let raw = fd.raw
+        guard let st = try? Sys.fstat(raw, display: path), (st.st_mode & S_IFMT) == S_IFREG else {
             throw CourierError(.malformed, "\(path): not a regular file")
         }
         fileSize = Int64(st.st_size)
         if formats == .package {
-            let (tar, tap): (OpaquePointer, Tap)
-            do { (tar, tap) = try ArchiveReader.openPackage(fd, path: path, blockSize: blockSize) } catch {
-                Sys.close(fd)
-                throw error
-            }
+            let (tar, tap) = try ArchiveReader.openPackage(raw, path: path, blockSize: blockSize)
             self.handle = tar
             self.tap = tap
             return
         }
         tap = nil
         guard let a = archive_read_new() else {
-            Sys.close(fd)
             throw CourierError(.io, "\(path): libarchive could not allocate a reader")
         }
         handle = a
@@ -92,7 +94,7 @@ public final class ArchiveReader {
         archive_read_support_filter_zstd(a)
         archive_read_support_filter_bzip2(a)
         archive_read_support_filter_xz(a)
-        if archive_read_open_fd(a, fd, blockSize) != ARCHIVE_OK {
+        if archive_read_open_fd(a, raw, blockSize) != ARCHIVE_OK {
             // Every stored property is set, so deinit frees the handle and closes the fd.
             throw CourierError(
                 .malformed, "\(path): not a readable archive (tar or zip): \(ArchiveReader.errorString(a))")
@@ -101,7 +103,7 @@ public final class ArchiveReader {
 
     /// The two handles of a package: the decoder (libzstd for zstd, else libarchive with its
     /// filter chain checked) and the tar reader fed by it through a `Tap`. On failure both are
-    /// freed; the caller closes the fd.
+    /// freed; the caller's owner closes the fd.
     private static func openPackage(_ fd: Int32, path: String, blockSize: Int) throws -> (OpaquePointer, Tap) {
         var magic = [UInt8](repeating: 0, count: 4)
         // A failed read leaves the format to libarchive, whose error then names it.
@@ -187,7 +189,7 @@ public final class ArchiveReader {
             tap.pipe.stop()
             tap.pipe.freeDecoder()
         }
-        Sys.close(fd)
+        // `fd` closes after this body, once nothing reads it.
     }
 
     static func errorString(_ a: OpaquePointer) -> String {

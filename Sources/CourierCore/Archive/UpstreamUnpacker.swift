@@ -11,8 +11,8 @@ public enum UpstreamUnpacker {
     public static func unpack(_ archivePath: String, into target: String, limits: Limits) throws {
         let reader = try ArchiveReader(path: archivePath, formats: .upstream)
         try Sys.mkdirs(target)
-        let rootfd = try Sys.openDirectory(target)
-        defer { Sys.close(rootfd) }
+        let root = try OwnedFD.openDirectory(target)
+        let rootfd = root.raw
         var entries = 0
         var total: Int64 = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -38,8 +38,7 @@ public enum UpstreamUnpacker {
             let comps = Names.components(name)
             switch h.fileType {
             case COURIER_AE_IFDIR:
-                let d = try Sys.openDirectoryChain(rootfd, comps, root: target)
-                if d != rootfd { Sys.close(d) }
+                _ = try OwnedFD.openDirectoryChain(at: rootfd, comps, root: target)  // created, then closed
                 continue
             case COURIER_AE_IFREG:
                 break
@@ -48,14 +47,14 @@ public enum UpstreamUnpacker {
             default:
                 throw bad(name, "device, FIFO or socket")
             }
-            let dfd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: target)
-            defer { if dfd != rootfd { Sys.close(dfd) } }
+            let parent = try OwnedFD.openDirectoryChain(at: rootfd, Array(comps.dropLast()), root: target)
             let shown = Escape.text(target + "/" + name)
-            let fd: Int32
+            let fd: OwnedFD
             do {
-                fd = try Sys.openat(dfd, comps.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: shown)
+                fd = try OwnedFD.open(
+                    at: parent.raw(or: rootfd), comps.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600,
+                    display: shown)
             } catch let e as CourierError where (e.cause as? Errno) == .fileExists { throw bad(name, "appears twice") }
-            defer { Sys.close(fd) }
             while true {
                 let n = try reader.read(into: buffer)
                 if n == 0 { break }
@@ -67,10 +66,10 @@ public enum UpstreamUnpacker {
                     throw CourierError(
                         .limit, "\(archivePath): expands more than \(limits.maxExpansionRatio)× (compression bomb?)")
                 }
-                try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), display: shown)
+                try Sys.writeAll(fd.raw, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), display: shown)
             }
             // Normalise modes: executable or not, nothing else carries over from a vendor.
-            try Sys.fchmod(fd, h.permissions & 0o111 != 0 ? 0o755 : 0o644, display: shown)
+            try Sys.fchmod(fd.raw, h.permissions & 0o111 != 0 ? 0o755 : 0o644, display: shown)
         }
     }
 }

@@ -135,25 +135,24 @@ public struct SigningKey: Sendable {
             throw CourierError(.key, "\(p): already exists; refusing to overwrite a key (move it away first)")
         }
         let secret = "\(SigningKey.tag) \(key.rawRepresentation.base64EncodedString())\n"
-        let fd = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        let fd = try OwnedFD.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         do {
-            try Sys.fchmod(fd, 0o600, display: path)  // umask cannot widen it, but make it exact
-            try Sys.writeAll(fd, Array(secret.utf8), display: path)
-            try Sys.fsync(fd, display: path)
-            Sys.close(fd)
+            try Sys.fchmod(fd.raw, 0o600, display: path)  // umask cannot widen it, but make it exact
+            try Sys.writeAll(fd.raw, Array(secret.utf8), display: path)
+            try Sys.fsync(fd.raw, display: path)
         } catch {
-            Sys.close(fd)
+            _ = consume fd  // closed before the half-written key is removed
             try? Sys.unlink(path)
             throw error
         }
+        _ = consume fd  // closed now, before the public key file is created
         let pub = try PublicKey(raw: publicKey.raw, comment: comment)
-        let pfd = try Sys.open(pubPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+        let pfd = try OwnedFD.open(pubPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
-            try Sys.writeAll(pfd, Array(pub.fileText.utf8), display: pubPath)
-            try Sys.fsync(pfd, display: pubPath)
-            Sys.close(pfd)
+            try Sys.writeAll(pfd.raw, Array(pub.fileText.utf8), display: pubPath)
+            try Sys.fsync(pfd.raw, display: pubPath)
         } catch {
-            Sys.close(pfd)
+            _ = consume pfd
             try? Sys.unlink(pubPath)
             try? Sys.unlink(path)
             throw error

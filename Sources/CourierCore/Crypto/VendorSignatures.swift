@@ -122,13 +122,12 @@ public enum VendorSignature {
     }
 
     static func hashBLAKE2b(_ path: String) throws -> [UInt8] {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
+        let fd = try OwnedFD.open(path, O_RDONLY)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
         var h = BLAKE2b()
         while true {
-            let n = try Sys.read(fd, buf.baseAddress!, buf.count, display: path)
+            let n = try Sys.read(fd.raw, buf.baseAddress!, buf.count, display: path)
             if n == 0 { break }
             h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }

@@ -107,10 +107,9 @@ public final class DiagnoseBundle {
     }
 
     func readHead(_ path: String) throws -> [UInt8] {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
+        let fd = try OwnedFD.open(path, O_RDONLY)
         var buf = [UInt8](repeating: 0, count: fileLimit)
-        let n = try buf.withUnsafeMutableBytes { try Sys.readFully(fd, $0.baseAddress!, $0.count, display: path) }
+        let n = try buf.withUnsafeMutableBytes { try Sys.readFully(fd.raw, $0.baseAddress!, $0.count, display: path) }
         var out = Array(buf[0..<n])
         if n == fileLimit { out += Array("\n… (cut after \(fileLimit) bytes)\n".utf8) }
         return out
@@ -153,14 +152,13 @@ public final class DiagnoseBundle {
     /// A directory's entries with type, size and age (names escaped), or why it cannot be listed.
     public func listing(_ path: String, limit: Int = 500) -> String {
         do {
-            let fd = try Sys.openDirectory(path)
-            defer { Sys.close(fd) }
-            let entries = try Sys.listDirectory(fd, display: path).sorted { $0.name < $1.name }
+            let fd = try OwnedFD.openDirectory(path)
+            let entries = try Sys.listDirectory(fd.raw, display: path).sorted { $0.name < $1.name }
             var out = "# \(Escape.text(path)): \(entries.count) entr\(entries.count == 1 ? "y" : "ies")\n"
             let now = Int64(time(nil))
             for e in entries.prefix(limit) {
                 let shown = Escape.text(e.name)
-                if let st = try? Sys.lstatat(fd, e.name, display: path) {
+                if let st = try? Sys.lstatat(fd.raw, e.name, display: path) {
                     let kind: String
                     switch st.st_mode & S_IFMT {
                     case S_IFDIR: kind = "dir"
@@ -271,9 +269,9 @@ public final class DiagnoseBundle {
             throw CourierError(.usage, "\(Escape.text(path)): names a directory, not an archive file")
         }
         let tmp = (dir.isEmpty ? "" : dir) + "/.\(name).tmp-\(Sys.processID())"
-        let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        let fd = try OwnedFD.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         do {
-            let w = try ArchiveWriter(fd: fd, display: tmp, compression: .gzip)
+            let w = try ArchiveWriter(fd: fd.raw, display: tmp, compression: .gzip)
             let top = baseName
             try w.writeHeader(path: top, type: .directory, permissions: 0o700, size: 0, mtime: created)
             var dirs: Set<String> = []
@@ -290,13 +288,13 @@ public final class DiagnoseBundle {
                 try w.writeFile(path: top + "/" + m.name, bytes: Array(m.text.utf8), permissions: 0o600, mtime: created)
             }
             try w.finish()
-            try Sys.fsync(fd, display: tmp)
+            try Sys.fsync(fd.raw, display: tmp)
         } catch {
-            Sys.close(fd)
+            _ = consume fd  // closed before the partial archive is removed
             try? Sys.unlink(tmp)
             throw error
         }
-        Sys.close(fd)
+        _ = consume fd  // closed before the rename
         do { try Sys.rename(tmp, path) } catch {
             try? Sys.unlink(tmp)
             throw error

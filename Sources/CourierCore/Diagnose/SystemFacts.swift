@@ -17,13 +17,12 @@ extension Sys {
     /// The last `lines` lines of a file, reading at most its last `maxBytes`: a log of any size
     /// costs one bounded read. The first line may be cut when the limit falls inside it.
     public static func tailLines(_ path: String, lines: Int, maxBytes: Int = 4 << 20) throws -> [String] {
-        let fd = try Sys.open(path, O_RDONLY)
-        defer { Sys.close(fd) }
-        let size = Int(try Sys.fstat(fd, display: path).st_size)
+        let fd = try OwnedFD.open(path, O_RDONLY)
+        let size = Int(try Sys.fstat(fd.raw, display: path).st_size)
         let start = max(0, size - maxBytes)
-        try Sys.seek(fd, to: Int64(start), display: path)
+        try Sys.seek(fd.raw, to: Int64(start), display: path)
         var buf = [UInt8](repeating: 0, count: size - start)
-        let got = try buf.withUnsafeMutableBytes { try readFully(fd, $0.baseAddress!, $0.count, display: path) }
+        let got = try buf.withUnsafeMutableBytes { try readFully(fd.raw, $0.baseAddress!, $0.count, display: path) }
         var all = String(decoding: buf[0..<got], as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
             .map(String.init)
         if all.last == "" { all.removeLast() }

@@ -276,43 +276,21 @@ public enum Sys {
     }
 
     public static func listDirectory(_ path: String) throws -> [String] {
-        let fd = try openDirectory(path)
-        defer { close(fd) }
-        return try listDirectory(fd, display: path).map(\.name)
+        let fd = try OwnedFD.openDirectory(path)
+        return try listDirectory(fd.raw, display: path).map(\.name)
     }
 
-    /// Opens the directory `comps` below `rootfd`, creating missing components (0755) and never
-    /// following a symlink: a component that exists but is not a directory (a planted link, a
-    /// file) is refused. `made` gets the relative path of each directory created, so a caller can
-    /// undo. Returns `rootfd` itself for an empty path; the caller closes any other fd.
+    /// `OwnedFD.openDirectoryChain` as a raw number: `rootfd` itself for an empty path, else a
+    /// descriptor the caller closes. Kept only until its last callers (Package/) own what they
+    /// open; new code calls `OwnedFD.openDirectoryChain`.
     public static func openDirectoryChain(
         _ rootfd: Int32, _ comps: [String], root: String,
         made: (String) -> Void = { _ in }
     ) throws -> Int32 {
-        var fd = rootfd
-        var rel = ""
-        for comp in comps {
-            rel = rel.isEmpty ? comp : rel + "/" + comp
-            let shown = root + "/" + rel
-            if try lstatat(fd, comp, display: shown) == nil {
-                try mkdirat(fd, comp, 0o755, display: shown)
-                made(rel)
-            }
-            let next: Int32
-            do { next = try openDirectoryAt(fd, comp, display: shown) } catch let e as CourierError {
-                if fd != rootfd { close(fd) }
-                if let errno = e.cause as? Errno, errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
-                    throw CourierError(
-                        .unsafeEntry,
-                        "\(Escape.text(shown)): exists and is not a directory (a symlink?); refusing to extract through it"
-                    )
-                }
-                throw e
-            }
-            if fd != rootfd { close(fd) }
-            fd = next
+        switch try OwnedFD.openDirectoryChain(at: rootfd, comps, root: root, made: made) {
+        case .some(let fd): return fd.release()
+        case .none: return rootfd
         }
-        return fd
     }
 
     /// Removes a tree below `dirfd`/`name` without following symlinks. Missing is fine.
@@ -320,10 +298,9 @@ public enum Sys {
         let shown = display ?? name
         guard let st = try lstatat(dirfd, name, display: shown) else { return }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            let sub = try openDirectoryAt(dirfd, name, display: shown)
-            defer { close(sub) }
-            for ent in try listDirectory(sub, display: shown) {
-                try removeTree(sub, ent.name, display: shown + "/" + ent.name)
+            let sub = try OwnedFD.openDirectory(at: dirfd, name, display: shown)
+            for ent in try listDirectory(sub.raw, display: shown) {
+                try removeTree(sub.raw, ent.name, display: shown + "/" + ent.name)
             }
             try unlinkat(dirfd, name, directory: true, display: shown)
         } else {

@@ -21,20 +21,21 @@ extension TreeScanner {
             init(_ n: Int) { done = Locked([(digest: String, size: UInt64)?](repeating: nil, count: n)) }
         }
         let results = Results(files.count)
-        let rootfd = try Sys.openDirectory(root)
-        defer { Sys.close(rootfd) }
+        let rootDir = try OwnedFD.openDirectory(root)
+        // The closure escapes (it runs on other threads), so it captures the number; `forEach`
+        // returns only when every job is done, and the owner lives to the end of this scope.
+        let rootfd = rootDir.raw
         Parallel.forEach(count: files.count, jobs: jobs) { i in
             if results.failure.withLock({ $0 != nil }) { return }
             let f = files[i]
             let shown = root + "/" + f.path
             do {
-                let fd = try Sys.openat(rootfd, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
-                defer { Sys.close(fd) }
+                let fd = try OwnedFD.open(at: rootfd, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
                 // A buffer per file, no larger than the file: many small files stay cheap.
                 let n = Int(min(max(f.size, 4096), 1 << 20))
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: n, alignment: 16)
                 defer { buffer.deallocate() }
-                let r = try hashFile(fd, display: shown, buffer: buffer)
+                let r = try hashFile(fd.raw, display: shown, buffer: buffer)
                 results.done.withLock { $0[i] = (r.0, r.1) }
             } catch let e as CourierError {
                 results.failure.withLock { if $0 == nil { $0 = e } }

@@ -13,13 +13,12 @@ public enum TreeScanner {
     }
 
     public static func scan(_ root: String, options: Options = Options()) throws -> [FileEntry] {
-        let rootfd = try Sys.openDirectory(root)
-        defer { Sys.close(rootfd) }
+        let rootfd = try OwnedFD.openDirectory(root)
         var out: [FileEntry] = []
         var total: UInt64 = 0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        try walk(rootfd, prefix: "", root: root, options: options, out: &out, total: &total, buffer: buffer)
+        try walk(rootfd.raw, prefix: "", root: root, options: options, out: &out, total: &total, buffer: buffer)
         out.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         return out
     }
@@ -44,9 +43,8 @@ public enum TreeScanner {
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
-                let sub = try Sys.openDirectoryAt(dirfd, ent.name, display: shown)
-                defer { Sys.close(sub) }
-                try walk(sub, prefix: rel, root: root, options: options, out: &out, total: &total, buffer: buffer)
+                let sub = try OwnedFD.openDirectory(at: dirfd, ent.name, display: shown)
+                try walk(sub.raw, prefix: rel, root: root, options: options, out: &out, total: &total, buffer: buffer)
             case S_IFREG:
                 let perm = UInt32(st.st_mode) & 0o777
                 if UInt32(st.st_mode) & 0o7000 != 0 {
@@ -56,9 +54,8 @@ public enum TreeScanner {
                 var digest = ""
                 var size = UInt64(st.st_size)
                 if options.hash {
-                    let fd = try Sys.openat(dirfd, ent.name, O_RDONLY | O_NOFOLLOW, display: shown)
-                    defer { Sys.close(fd) }
-                    (digest, size) = try hashFile(fd, display: shown, buffer: buffer)
+                    let fd = try OwnedFD.open(at: dirfd, ent.name, O_RDONLY | O_NOFOLLOW, display: shown)
+                    (digest, size) = try hashFile(fd.raw, display: shown, buffer: buffer)
                 }
                 out.append(FileEntry(path: rel, size: size, sha256: digest, mode: perm))
                 total += size
@@ -180,14 +177,12 @@ public enum TreeChecker {
         }
         for p in want.keys.sorted() { problems.append("missing file \(Escape.quotedBytes(p.bytes))") }
         if problems.isEmpty && hashes {
-            let rootfd = try Sys.openDirectory(root)
-            defer { Sys.close(rootfd) }
+            let rootfd = try OwnedFD.openDirectory(root)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
             for w in sizeOK {
-                let fd = try Sys.openat(rootfd, w.path, O_RDONLY | O_NOFOLLOW, display: root + "/" + w.path)
-                defer { Sys.close(fd) }
-                let (digest, _) = try TreeScanner.hashFile(fd, display: root + "/" + w.path, buffer: buffer)
+                let fd = try OwnedFD.open(at: rootfd.raw, w.path, O_RDONLY | O_NOFOLLOW, display: root + "/" + w.path)
+                let (digest, _) = try TreeScanner.hashFile(fd.raw, display: root + "/" + w.path, buffer: buffer)
                 if digest != w.sha256 { problems.append("\(Escape.quoted(w.path)): SHA-256 differs from the manifest") }
                 if problems.count >= 5 { break }
             }
