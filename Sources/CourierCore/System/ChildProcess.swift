@@ -36,7 +36,10 @@ public enum ChildProcess {
     ) throws -> Outcome {
         precondition(!argv.isEmpty)
         let pipe = try Sys.pipe(display: argv[0])
-        let fds = [pipe.read, pipe.write]
+        let output = pipe.read
+        // The parent's copy of the write end is closed right after the spawn (the child has its
+        // own by then): while it is open, the reader below never sees end of file.
+        let childWrite = pipe.write
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -45,9 +48,9 @@ public enum ChildProcess {
         }
         var goFD: Int32 = -1
         var reportFD: Int32 = -1
-        let pid = courier_spawn_begin(argv[0], cArgs, cEnv, fds[1], &goFD, &reportFD)
+        let pid = courier_spawn_begin(argv[0], cArgs, cEnv, childWrite.raw, &goFD, &reportFD)
         var spawnErrno = errno
-        Glibc.close(fds[1])
+        _ = consume childWrite
         // The child waits for the go: `started` (the daemon's record of the process group) comes
         // first, so a kill at any moment leaves no command that ran unrecorded.
         if pid > 0 {
@@ -55,7 +58,6 @@ public enum ChildProcess {
             if courier_spawn_finish(pid, goFD, reportFD) != 0 { spawnErrno = errno } else { spawnErrno = 0 }
         }
         guard pid > 0, spawnErrno == 0 else {
-            Glibc.close(fds[0])
             throw CourierError(
                 .io, "cannot run \(Escape.quoted(argv[0])): \(Errno(rawValue: spawnErrno).description)",
                 cause: Errno(rawValue: spawnErrno))
@@ -65,7 +67,7 @@ public enum ChildProcess {
         let deadline = Sys.monotonicSeconds() + timeout
         var timedOut = false
         var buf = [UInt8](repeating: 0, count: 4096)
-        var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+        var pfd = pollfd(fd: output.raw, events: Int16(POLLIN), revents: 0)
         while true {
             let left = deadline - Sys.monotonicSeconds()
             if left <= 0 {
@@ -78,7 +80,7 @@ public enum ChildProcess {
                 break
             }
             if r == 0 { continue }
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fds[0], $0.baseAddress, $0.count) }
+            let n = buf.withUnsafeMutableBytes { Glibc.read(output.raw, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 break
@@ -87,7 +89,7 @@ public enum ChildProcess {
             tail.append(contentsOf: buf[0..<n])
             if tail.count > keepTail { tail.removeFirst(tail.count - keepTail) }
         }
-        Glibc.close(fds[0])
+        _ = consume output  // closed before the wait, as the child may outlive its output
         if timedOut {
             kill(-pid, SIGTERM)
             for _ in 0..<50 {

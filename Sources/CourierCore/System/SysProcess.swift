@@ -21,11 +21,11 @@ extension Sys {
     /// Never `pipe` + `fcntl(FD_CLOEXEC)`: between the two, a child that another thread spawns
     /// (a hook, a test command, gpgv) inherits the ends, holds the write end open and so keeps
     /// the reader of this pipe from ever seeing end of file.
-    public static func pipe(display: String) throws -> (read: Int32, write: Int32) {
+    public static func pipe(display: String) throws -> PipeEnds {
         var fds: [Int32] = [-1, -1]
         let (_, e) = retrying { courier_pipe_cloexec(&fds) }
         if let e { throw CourierError.io("pipe", path: display, errno: e) }
-        return (fds[0], fds[1])
+        return PipeEnds(read: OwnedFD(adopting: fds[0]), write: OwnedFD(adopting: fds[1]))
     }
 
     /// Whether `fd` is a terminal (`isatty`): decides colours, progress and how chatty stderr is.
@@ -63,5 +63,21 @@ extension Sys {
         var rl = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return nil }
         return (UInt64(rl.rlim_cur), UInt64(rl.rlim_max))
+    }
+}
+
+/// The two ends of a pipe (or of a socket pair used as one), each with its own owner. A struct
+/// because Swift 6.3 refuses tuples of non-copyable values. Take an end with `let w = ends.write`
+/// (the other end keeps living in `ends`) to close one before the other, as a reader must close
+/// its copy of the write end or never see end of file. `@frozen` so that other modules may take
+/// the ends apart too (Swift allows partial consumption only of a type whose layout is fixed).
+@frozen
+public struct PipeEnds: ~Copyable {
+    public var read: OwnedFD
+    public var write: OwnedFD
+
+    public init(read: consuming OwnedFD, write: consuming OwnedFD) {
+        self.read = read
+        self.write = write
     }
 }

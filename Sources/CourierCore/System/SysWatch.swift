@@ -5,11 +5,12 @@ import SystemPackage
 /// thread. The inotify ones return errno rather than throw: their limit errors read like
 /// something else ("No space left on device"), and the watcher explains them (`InotifyLimits`).
 extension Sys {
-    /// `inotify_init1(IN_CLOEXEC | IN_NONBLOCK)`: the fd, or the errno it failed with.
-    public static func inotifyInit() -> Result<Int32, Errno> {
+    /// `inotify_init1(IN_CLOEXEC | IN_NONBLOCK)`: the fd's owner, or the errno it failed with
+    /// (thrown as a bare `Errno`, which the watcher turns into its explanation).
+    public static func inotifyInit() throws(Errno) -> OwnedFD {
         let (fd, e) = retrying { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) }
-        if let e { return .failure(e) }
-        return .success(fd)
+        if let e { throw e }
+        return OwnedFD(adopting: fd)
     }
 
     /// `inotify_add_watch`: the watch descriptor, or the errno it failed with.
@@ -28,12 +29,12 @@ extension Sys {
     /// A non-blocking, close-on-exec socket pair used as a pipe: writing a byte to one end wakes
     /// a thread blocked in `poll()` on the other. Close-on-exec from birth (not `pipe` +
     /// `fcntl`, which leaves a window in which a hook started by another thread inherits them).
-    public static func wakePair() throws -> (read: Int32, write: Int32) {
+    public static func wakePair() throws -> PipeEnds {
         var fds: [Int32] = [-1, -1]
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
         let (_, e) = retrying { socketpair(AF_UNIX, type, 0, &fds) }
         if let e { throw CourierError(.io, "socketpair failed: \(e.description)", cause: e) }
-        return (fds[0], fds[1])
+        return PipeEnds(read: OwnedFD(adopting: fds[0]), write: OwnedFD(adopting: fds[1]))
     }
 
     /// `poll()`, -1 (the default) waiting without a timeout: the caller sleeps in the kernel
@@ -67,8 +68,7 @@ extension Sys {
     /// Names the calling thread (at most 15 bytes; shown by `top -H`, `ps -L`, gdb). Best effort,
     /// through /proc, since Swift's Glibc module imports neither `pthread_setname_np` nor `prctl`.
     public static func nameCurrentThread(_ name: String) {
-        guard let fd = try? open("/proc/thread-self/comm", O_WRONLY) else { return }
-        try? writeAll(fd, Array(name.utf8.prefix(15)), display: "/proc/thread-self/comm")
-        close(fd)
+        guard let fd = try? OwnedFD.open("/proc/thread-self/comm", O_WRONLY) else { return }
+        try? writeAll(fd.raw, Array(name.utf8.prefix(15)), display: "/proc/thread-self/comm")
     }
 }

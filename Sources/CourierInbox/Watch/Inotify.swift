@@ -25,14 +25,8 @@ public final class Inotify: Sendable {
     /// the per-user instance limit is reached.
     public init(readBufferSize: Int = Inotify.defaultReadBufferSize) throws {
         let fd = try WatchSys.inotifyInit()
-        let wake: (read: Int32, write: Int32)
-        do { wake = try WatchSys.pipe() } catch {
-            Sys.close(fd)
-            throw error
-        }
-        core = Core(
-            fd: fd, wakeRead: wake.read, wakeWrite: wake.write,
-            bufferSize: max(readBufferSize, InotifyParser.minimumReadSize))
+        let wake = try WatchSys.pipe()  // on failure, `fd` is closed as it goes out of scope
+        core = Core(inotify: fd, wake: wake, bufferSize: max(readBufferSize, InotifyParser.minimumReadSize))
         do {
             let core = self.core
             core.thread = try WatchThread.start { core.readLoop() }
@@ -104,9 +98,16 @@ public final class Inotify: Sendable {
     }
 
     /// State shared by the reader thread, the consumer and `stop()`, all under `lock`.
-    /// @unchecked Sendable, and why that is true: the descriptors and the buffer size are immutable;
-    /// `thread` is written once in `Inotify.init`, before the instance is shared and before that init
-    /// takes `lock`, and read afterwards only under `lock`; the fields below only while holding `lock`.
+    /// @unchecked Sendable, and why that is true: the descriptor numbers and the buffer size are
+    /// immutable; `thread` is written once in `Inotify.init`, before the instance is shared and before
+    /// that init takes `lock`, and read afterwards only under `lock`; the fields below only while
+    /// holding `lock`.
+    ///
+    /// The descriptors: the owners live in `*Owner`, under `lock`, and are dropped by
+    /// `closeDescriptors()`; the numbers (`fd`, `wakeRead`, `wakeWrite`) are copied out so that the
+    /// reader thread can poll and read them without the lock. That is safe because the owners are
+    /// dropped only after the reader has returned (`stop()` joins it first) or before it ever ran
+    /// (a failed `init`), and `addWatch`/`removeWatch` check `closed` under the lock.
     final class Core: @unchecked Sendable {
         let fd: Int32
         let wakeRead: Int32
@@ -124,21 +125,30 @@ public final class Inotify: Sendable {
         var failure: CourierError?
         var readerTID: Int32?
         var readerStarted = false
+        private var fdOwner: OwnedFD?
+        private var wakeReadOwner: OwnedFD?
+        private var wakeWriteOwner: OwnedFD?
 
-        init(fd: Int32, wakeRead: Int32, wakeWrite: Int32, bufferSize: Int) {
-            self.fd = fd
-            self.wakeRead = wakeRead
-            self.wakeWrite = wakeWrite
+        init(inotify: consuming OwnedFD, wake: consuming PipeEnds, bufferSize: Int) {
+            self.fd = inotify.raw
+            self.wakeRead = wake.read.raw
+            self.wakeWrite = wake.write.raw
             self.bufferSize = bufferSize
+            self.fdOwner = consume inotify
+            let read = wake.read
+            let write = wake.write
+            self.wakeReadOwner = consume read
+            self.wakeWriteOwner = consume write
         }
 
+        /// Closes the three descriptors, once: inotify, then the wake pair's read and write ends.
         func closeDescriptors() {
             lock.withLock {
                 guard !closed else { return }
                 closed = true
-                Sys.close(fd)
-                Sys.close(wakeRead)
-                Sys.close(wakeWrite)
+                fdOwner = nil
+                wakeReadOwner = nil
+                wakeWriteOwner = nil
             }
         }
 

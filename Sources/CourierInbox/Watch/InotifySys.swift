@@ -7,10 +7,8 @@ import SystemPackage
 enum WatchSys {
     /// `inotify_init1(IN_CLOEXEC | IN_NONBLOCK)`. Non-blocking because the reader waits in
     /// `poll()` and must never block in `read()` where the stop pipe cannot reach it.
-    static func inotifyInit() throws -> Int32 {
-        switch Sys.inotifyInit() {
-        case .success(let fd): return fd
-        case .failure(let e):
+    static func inotifyInit() throws -> OwnedFD {
+        do throws(Errno) { return try Sys.inotifyInit() } catch let e {
             let why = InotifyLimits.explanation(
                 errno: e, call: .initialize, path: nil,
                 currentLimit: InotifyLimits.readLimit(for: e, call: .initialize))
@@ -33,7 +31,7 @@ enum WatchSys {
     static func removeWatch(_ fd: Int32, _ wd: Int32) { Sys.inotifyRemoveWatch(fd, wd) }
 
     /// The stop "pipe": a close-on-exec socket pair (`Sys.wakePair`).
-    static func pipe() throws -> (read: Int32, write: Int32) { try Sys.wakePair() }
+    static func pipe() throws -> PipeEnds { try Sys.wakePair() }
 
     static func poll(_ fds: inout [pollfd], timeoutMs: Int32 = -1) throws -> Int32 {
         try Sys.poll(&fds, timeoutMs: timeoutMs)
