@@ -4,7 +4,7 @@
 # by nginx, the same server for both.
 #
 # Both clients are driven through the TUF conformance suite's client-under-test CLI: ours is
-# courier-tuf, the peer Tests/interop/tuf/reference_client.py (python-tuf 7's Updater behind the
+# courier-tuf, the peer Tests/Support/pytufclient.py (python-tuf 7's Updater behind the
 # same protocol). Figures, medians of BENCH_RUNS runs in alternating order, each in a fresh
 # metadata and target directory:
 #   first   init + refresh + download of all BENCH_TUF_TARGETS targets (one process each);
@@ -23,7 +23,7 @@ N=$(bench_param BENCH_TUF_TARGETS 500 50)
 SIZE=$(bench_param BENCH_TUF_SIZE 4096 1024)
 bench_bin courier-tuf
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REF=$HERE/../../Tests/interop/tuf/reference_client.py
+REF=$HERE/../../Tests/Support/pytufclient.py
 [[ -f $REF ]] || die "the reference client is missing: $REF"
 bench_need nginx "apt-get install -y nginx-light"
 bench_need curl "apt-get install -y curl"
@@ -94,7 +94,7 @@ first() {
 again() { "$1" --metadata-dir "$2/meta" --metadata-url "$URL/metadata" refresh >/dev/null 2>&1; }
 
 bench_cmd "ours: courier-tuf --metadata-dir M init root.json; … refresh; … --target-name daily-0000.ndb … (×$N) --target-base-url U --target-dir T download"
-bench_cmd "peer: python3 Tests/interop/tuf/reference_client.py (python-tuf $(python3 -c 'import tuf; print(tuf.__version__)') ngclient), the same three commands"
+bench_cmd "peer: python3 Tests/Support/pytufclient.py (python-tuf $(python3 -c 'import tuf; print(tuf.__version__)') ngclient), the same three commands"
 bench_cmd "again: … refresh, with the metadata already current (both)"
 
 declare -A T

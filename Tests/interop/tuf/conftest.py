@@ -17,13 +17,15 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.dont_write_bytecode = True  # no __pycache__ next to repo.py / server.py
+# The repository, its server and the reference client are the ones the Swift tests run too.
+SUPPORT = os.path.join(HERE, "..", "..", "Support")
+sys.path.insert(0, SUPPORT)
+sys.dont_write_bytecode = True  # no __pycache__ next to tufrepo.py / tufserver.py
 
-from repo import Repo  # noqa: E402
-from server import RepoServer  # noqa: E402
+from tufrepo import Repo  # noqa: E402
+from tufserver import RepoServer  # noqa: E402
 
-REFERENCE = [sys.executable, os.path.join(HERE, "reference_client.py")]
+REFERENCE = [sys.executable, os.path.join(SUPPORT, "pytufclient.py")]
 TIMEOUT = 120
 # The repository is on 127.0.0.1: no proxy from the environment may stand in between.
 CLIENT_ENV = {**os.environ, "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}

@@ -3,7 +3,7 @@ moved with faketime), rollback of each role, mix and match, tampered artifacts (
 endless data. Each step is compared between the two clients (conftest.Pair)."""
 import pytest
 
-from repo import days
+from tufrepo import days
 
 LATER = 400      # days the clock moves in the expiry tests
 SOON = 100       # expiry of the metadata under test: valid now, expired at LATER

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from repo import KEY_TYPES
+from tufrepo import KEY_TYPES
 
 TOP = {"root": 1, "timestamp": 1, "snapshot": 1, "targets": 1}
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from repo import Repo
-from server import RepoServer
+from tufrepo import Repo
+from tufserver import RepoServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYCPKG = os.path.join(HERE, "..", "..", "..", "scripts", "pycpkg.py")
