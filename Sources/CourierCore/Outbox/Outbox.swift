@@ -275,10 +275,9 @@ public struct Outbox: Sendable {
     public func fileSize(_ p: String) -> Int64 { (try? Sys.lstat(p)).flatMap { $0.map { Int64($0.st_size) } } ?? 0 }
 
     func hashFile(_ p: String) throws -> String {
-        let fd = try Sys.open(p, O_RDONLY)
-        defer { Sys.close(fd) }
+        let fd = try OwnedFD.open(p, O_RDONLY)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }
-        return try TreeScanner.hashFile(fd, display: p, buffer: buf).0
+        return try TreeScanner.hashFile(fd.raw, display: p, buffer: buf).0
     }
 }

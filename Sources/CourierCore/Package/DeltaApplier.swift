@@ -28,8 +28,8 @@ public enum DeltaApplier {
         try Sys.mkdir(newDir, 0o755)
         do {
             try TreeCopier.copy(from: base, to: newDir, mode: copyMode)
-            let rootfd = try Sys.openDirectory(newDir)
-            defer { Sys.close(rootfd) }
+            let root = try OwnedFD.openDirectory(newDir)
+            let rootfd = root.raw
             for p in m.removed ?? [] {
                 if let st = try Sys.lstatat(rootfd, p, display: newDir + "/" + p) {
                     guard (st.st_mode & S_IFMT) == S_IFREG else {

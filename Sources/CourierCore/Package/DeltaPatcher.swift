@@ -122,19 +122,17 @@ public enum DeltaPatcher {
     /// and SHA-256 (the base comes from a verified package; the new tree was scanned just now).
     static func concatenate(_ files: [FileEntry], root: String) throws -> [UInt8] {
         let total = files.reduce(0) { $0 + Int($1.size) }
-        let rootfd = try Sys.openDirectory(root)
-        defer { Sys.close(rootfd) }
+        let dir = try OwnedFD.openDirectory(root)
         // Filled in place with read(2): no zero-fill, no element-wise copy (64 MiB files).
         return try [UInt8](unsafeUninitializedCapacity: total) { buf, initialized in
             var offset = 0
             for f in files {
                 let shown = root + "/" + f.path
-                let fd = try Sys.openat(rootfd, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
-                defer { Sys.close(fd) }
+                let fd = try OwnedFD.open(at: dir.raw, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
                 let size = Int(f.size)
-                let got = try Sys.readFully(fd, buf.baseAddress! + offset, size, display: shown)
+                let got = try Sys.readFully(fd.raw, buf.baseAddress! + offset, size, display: shown)
                 var probe: UInt8 = 0
-                let extra = got == size ? try Sys.read(fd, &probe, 1, display: shown) : 0
+                let extra = got == size ? try Sys.read(fd.raw, &probe, 1, display: shown) : 0
                 let digest = Hex.encode(
                     SHA256.hash(
                         data: UnsafeRawBufferPointer(

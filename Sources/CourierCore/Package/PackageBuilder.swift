@@ -147,58 +147,65 @@ public enum PackageBuilder {
         let dir = FilePath(out).removingLastComponent().string
         let base = FilePath(out).lastComponent?.string ?? out
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).tmp-\(Sys.processID())"
-        let fd = try Sys.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+        let fd = try OwnedFD.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         do {
             let w = try ArchiveWriter(
-                fd: fd, display: tmp, compression: options.compression, level: options.level,
+                fd: fd.raw, display: tmp, compression: options.compression, level: options.level,
                 threads: compressionThreads)
             let mtime = manifest.createdTime
             try w.writeFile(path: PackageReader.manifestEntry, bytes: manifestBytes, mtime: mtime)
             try w.writeFile(path: PackageReader.signaturesEntry, bytes: sigs.encoded(), mtime: mtime)
-            let rootfd = try Sys.openDirectory(tree)
-            defer { Sys.close(rootfd) }
+            let rootfd = try OwnedFD.openDirectory(tree)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
             for entry in manifest.payloadEntries {
                 let f = entry.file
-                let ifd: Int32
+                let ifd: OwnedFD
                 let shown: String
                 switch entry.kind {
                 case .file:
                     shown = tree + "/" + f.path
-                    ifd = try Sys.openat(rootfd, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
+                    ifd = try OwnedFD.open(at: rootfd.raw, f.path, O_RDONLY | O_NOFOLLOW, display: shown)
                 case .patch:
                     shown = (patchDir ?? ".") + "/" + f.path
-                    ifd = try Sys.open(shown, O_RDONLY | O_NOFOLLOW)
+                    ifd = try OwnedFD.open(shown, O_RDONLY | O_NOFOLLOW)
                 }
-                defer { Sys.close(ifd) }
                 try w.writeHeader(
                     path: entry.entryName, permissions: f.permissions ?? 0o644,
                     size: Int64(f.size), mtime: mtime)
                 var hasher = SHA256()
                 var left = f.size
                 while left > 0 {
-                    let n = try Sys.read(ifd, buffer.baseAddress!, Int(min(UInt64(buffer.count), left)), display: shown)
+                    let n = try Sys.read(
+                        ifd.raw, buffer.baseAddress!, Int(min(UInt64(buffer.count), left)), display: shown)
                     if n == 0 { break }
                     let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                     hasher.update(bufferPointer: chunk)
                     try w.writeData(chunk)
                     left -= UInt64(n)
                 }
-                let extra = try Sys.read(ifd, buffer.baseAddress!, 1, display: shown)
+                let extra = try Sys.read(ifd.raw, buffer.baseAddress!, 1, display: shown)
                 if left != 0 || extra != 0 || Hex.encode(hasher.finalize()) != f.sha256 {
                     throw CourierError(.integrity, "\(Escape.text(shown)): changed while being packaged; run again")
                 }
             }
             try w.finish()
-            try Sys.fsync(fd, display: tmp)
-            Sys.close(fd)
-            try Sys.rename(tmp, out)
-            Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
+            try Sys.fsync(fd.raw, display: tmp)
         } catch {
-            Sys.close(fd)
+            _ = consume fd  // closed before the temporary file is removed
             try? Sys.unlink(tmp)
             throw error
         }
+        // Closed before the rename that publishes it (a close error is ignored, as fsync has
+        // reported the write). The rename has its own clean-up: closing once more there, as a
+        // single catch did, could close a descriptor another thread had just been given.
+        _ = consume fd
+        do {
+            try Sys.rename(tmp, out)
+        } catch {
+            try? Sys.unlink(tmp)
+            throw error
+        }
+        Sys.fsyncDirectory(dir.isEmpty ? "." : dir)
     }
 }

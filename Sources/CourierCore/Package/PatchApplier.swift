@@ -35,11 +35,12 @@ enum PatchApplier {
         var filled = 0
         for c in made {
             let shown = Escape.text(root + "/" + c.path)
-            let (dir, name): (Int32, String)
-            do { (dir, name) = try parentDirectory(rootfd, c.path, root: root) } catch let e as CourierError
+            let parent: OwnedFD?
+            do { parent = try openParent(rootfd, c.path, root: root) } catch let e as CourierError
                 where e.code == .io || e.code == .unsafeEntry
             { throw mismatch("base file \(shown) is missing (\(e.message))") }
-            defer { if dir != rootfd { Sys.close(dir) } }
+            let dir = raw(parent, else: rootfd)
+            let name = Names.components(c.path).last!
             guard let st = try Sys.lstatat(dir, name, display: root + "/" + c.path) else {
                 throw mismatch("base file \(shown) is missing")
             }
@@ -47,10 +48,9 @@ enum PatchApplier {
             guard UInt64(st.st_size) == c.baseSize else {
                 throw mismatch("base file \(shown) is \(st.st_size) bytes, the delta expects \(c.baseSize ?? 0)")
             }
-            let fd = try Sys.openat(dir, name, O_RDONLY | O_NOFOLLOW, display: root + "/" + c.path)
-            defer { Sys.close(fd) }
+            let fd = try OwnedFD.open(at: dir, name, O_RDONLY | O_NOFOLLOW, display: root + "/" + c.path)
             let want = Int(c.baseSize ?? 0)
-            let got = try Sys.readFully(fd, base.baseAddress! + filled, want, display: root + "/" + c.path)
+            let got = try Sys.readFully(fd.raw, base.baseAddress! + filled, want, display: root + "/" + c.path)
             guard got == want else { throw mismatch("base file \(shown) changed while being read") }
             filled += want
         }
@@ -78,27 +78,36 @@ enum PatchApplier {
         var offset = 0
         for c in made {
             let path = root + "/" + c.path
-            let (dir, name) = try parentDirectory(rootfd, c.path, root: root)
-            defer { if dir != rootfd { Sys.close(dir) } }
+            let parent = try openParent(rootfd, c.path, root: root)
+            let dir = raw(parent, else: rootfd)
+            let name = Names.components(c.path).last!
             try Sys.unlinkat(dir, name, display: path)
-            let fd = try Sys.openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: path)
-            defer { Sys.close(fd) }
+            let fd = try OwnedFD.open(at: dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: path)
             let n = Int(c.size)
             try result.withUnsafeBytes {
-                try Sys.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]), display: path)
+                try Sys.writeAll(fd.raw, UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n]), display: path)
             }
-            try Sys.fchmod(fd, mode_t(c.permissions ?? 0o644), display: path)
+            try Sys.fchmod(fd.raw, mode_t(c.permissions ?? 0o644), display: path)
             offset += n
         }
         return made.map(\.path)
     }
 
-    /// The open parent directory of `rel`, never through a link; created if missing (a base
-    /// file that is missing is found by the caller's lstat).
-    static func parentDirectory(_ rootfd: Int32, _ rel: String, root: String) throws -> (Int32, String) {
+    /// The parent directory of `rel` below `rootfd`, opened never through a link and created if
+    /// missing (a base file that is missing is found by the caller's lstat); nil when it is the
+    /// root itself, which the caller keeps open.
+    static func openParent(_ rootfd: Int32, _ rel: String, root: String) throws -> OwnedFD? {
         let comps = Names.components(rel)
-        if comps.count == 1 { return (rootfd, comps[0]) }
-        let fd = try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: root)
-        return (fd, comps.last!)
+        if comps.count == 1 { return nil }
+        // Never the root itself: the chain has at least one component.
+        return OwnedFD(adopting: try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: root))
+    }
+
+    /// The descriptor to work in: `parent`'s, or the root's for a file at the top.
+    private static func raw(_ parent: borrowing OwnedFD?, else rootfd: Int32) -> Int32 {
+        switch parent {
+        case .some(let fd): fd.raw
+        case .none: rootfd
+        }
     }
 }

@@ -30,36 +30,26 @@ public enum SafeExtractor {
         _ reader: PackageReader, into target: String, mode: Mode = .fresh, durable: Bool = false,
         only: ((FileEntry) -> Bool)? = nil
     ) throws {
-        let rootfd = try Sys.openDirectory(target)
-        defer { Sys.close(rootfd) }
+        let root = try OwnedFD.openDirectory(target)
+        let rootfd = root.raw  // for the closures below; `root` keeps it open until we return
+        let open = OpenFiles()
         var created: [(path: String, isDir: Bool)] = []
-        // The open parent directory of the last file, keyed by the bytes of its path: with a
-        // String key, "cafe\u{301}" would hit the cache of "caf\u{E9}" (canonically equal) and
-        // its files would land in the other directory (issue #11.2).
-        var dirCache: (path: PathKey, fd: Int32)? = nil
-        var fileFD: Int32 = -1
         var filePath = ""
         var skipping = false
         var patch: (index: Int, bytes: [UInt8])? = nil
         var patchGroups: [[Manifest.Change]]? = nil  // computed at the first patch, once
-
-        func closeCache() {
-            if let c = dirCache {
-                Sys.close(c.fd)
-                dirCache = nil
-            }
-        }
 
         /// Opens (creating as needed) the parent directory of `rel`, refusing links and non-dirs.
         func parentFD(of comps: [String]) throws -> Int32 {
             let parentComps = Array(comps.dropLast())
             if parentComps.isEmpty { return rootfd }
             let parent = PathKey(parentComps.joined(separator: "/"))
-            if let c = dirCache, c.path == parent { return c.fd }
-            closeCache()
-            let fd = try Sys.openDirectoryChain(rootfd, parentComps, root: target) { created.append(($0, true)) }
-            dirCache = (parent, fd)
-            return fd
+            if let fd = open.directory(parent) { return fd }
+            open.closeDirectory()
+            // Never the root itself: `parentComps` is not empty.
+            let fd = OwnedFD(
+                adopting: try Sys.openDirectoryChain(rootfd, parentComps, root: target) { created.append(($0, true)) })
+            return open.keepDirectory(fd, path: parent)
         }
 
         do {
@@ -91,8 +81,8 @@ public enum SafeExtractor {
                         try Sys.unlinkat(dfd, name, display: filePath)
                     }
                     do {
-                        fileFD = try Sys.openat(
-                            dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: filePath)
+                        open.file = try OwnedFD.open(
+                            at: dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: filePath)
                     } catch let e as CourierError where (e.cause as? Errno) == .fileExists {
                         throw CourierError(
                             .unsafeEntry,
@@ -106,7 +96,7 @@ public enum SafeExtractor {
                         return
                     }
                     if skipping { return }
-                    try Sys.writeAll(fileFD, bytes, display: filePath)
+                    try Sys.writeAll(open.fileFD, bytes, display: filePath)
                 },
                 end: { entry in
                     if let p = patch {
@@ -122,20 +112,62 @@ public enum SafeExtractor {
                     }
                     if skipping { return }
                     let file = entry.file
-                    try Sys.fchmod(fileFD, mode_t(file.permissions ?? 0o644), display: filePath)
-                    Sys.close(fileFD)
-                    fileFD = -1
+                    try Sys.fchmod(open.fileFD, mode_t(file.permissions ?? 0o644), display: filePath)
+                    open.file = nil
                 })
             if durable { _ = courier_syncfs(rootfd) }
-            closeCache()
+            open.closeDirectory()
         } catch {
-            if fileFD >= 0 { Sys.close(fileFD) }
-            closeCache()
+            open.file = nil
+            open.closeDirectory()
             // Undo in reverse order: files first, then the directories that held them.
             for item in created.reversed() {
                 try? Sys.unlinkat(rootfd, item.path, directory: item.isDir)
             }
             throw error
+        }
+    }
+
+    /// What an extraction holds open besides the root: the file being written and the parent
+    /// directory of the last file. Each closes when replaced or set to nil, and with this object
+    /// at the latest. A class, because the payload callbacks and `parentFD` share and replace them.
+    private final class OpenFiles {
+        /// The file being written, between its `start` and its `end`.
+        var file: OwnedFD? = nil
+        /// The parent directory of the last file, keyed by the bytes of its path: with a String
+        /// key, "cafe\u{301}" would hit the cache of "caf\u{E9}" (canonically equal) and its files
+        /// would land in the other directory (issue #11.2).
+        private var dir: OwnedFD? = nil
+        private var dirPath: PathKey? = nil
+
+        /// The descriptor of `file`, which must be open.
+        var fileFD: Int32 {
+            switch file {
+            case .some(let fd): fd.raw
+            case .none: preconditionFailure("SafeExtractor: no file is open")
+            }
+        }
+
+        /// The open directory of `path`, if it is the one kept.
+        func directory(_ path: PathKey) -> Int32? {
+            guard dirPath == path else { return nil }
+            switch dir {
+            case .some(let fd): return fd.raw
+            case .none: return nil
+            }
+        }
+
+        /// Keeps `fd` as the open directory of `path` (closing the one before); returns its number.
+        func keepDirectory(_ fd: consuming OwnedFD, path: PathKey) -> Int32 {
+            let raw = fd.raw
+            dir = consume fd
+            dirPath = path
+            return raw
+        }
+
+        func closeDirectory() {
+            dir = nil
+            dirPath = nil
         }
     }
 }

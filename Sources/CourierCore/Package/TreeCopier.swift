@@ -6,11 +6,9 @@ import SystemPackage
 /// `copy_file_range` or read/write, or by hard link.
 public enum TreeCopier {
     public static func copy(from src: String, to dst: String, mode: DeltaApplier.CopyMode) throws {
-        let sfd = try Sys.openDirectory(src)
-        defer { Sys.close(sfd) }
-        let dfd = try Sys.openDirectory(dst)
-        defer { Sys.close(dfd) }
-        try copyDir(sfd, dfd, src: src, dst: dst, mode: mode)
+        let sfd = try OwnedFD.openDirectory(src)
+        let dfd = try OwnedFD.openDirectory(dst)
+        try copyDir(sfd.raw, dfd.raw, src: src, dst: dst, mode: mode)
     }
 
     private static func copyDir(_ sfd: Int32, _ dfd: Int32, src: String, dst: String, mode: DeltaApplier.CopyMode)
@@ -23,11 +21,9 @@ public enum TreeCopier {
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 try Sys.mkdirat(dfd, ent.name, 0o755, display: d)
-                let subS = try Sys.openDirectoryAt(sfd, ent.name, display: s)
-                defer { Sys.close(subS) }
-                let subD = try Sys.openDirectoryAt(dfd, ent.name, display: d)
-                defer { Sys.close(subD) }
-                try copyDir(subS, subD, src: s, dst: d, mode: mode)
+                let subS = try OwnedFD.openDirectory(at: sfd, ent.name, display: s)
+                let subD = try OwnedFD.openDirectory(at: dfd, ent.name, display: d)
+                try copyDir(subS.raw, subD.raw, src: s, dst: d, mode: mode)
             case S_IFREG:
                 if mode == .hardlink {
                     if (try? Sys.linkat(sfd, ent.name, dfd, ent.name)) != nil { continue }
@@ -47,12 +43,10 @@ public enum TreeCopier {
     public static func copyFile(
         _ sdir: Int32, _ name: String, _ ddir: Int32, perm: mode_t, size: Int, src: String, dst: String
     ) throws {
-        let ifd = try Sys.openat(sdir, name, O_RDONLY | O_NOFOLLOW, display: src)
-        defer { Sys.close(ifd) }
-        let ofd = try Sys.openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: dst)
-        defer { Sys.close(ofd) }
-        try copyData(ifd, ofd, size: size, src: src, dst: dst)
-        try Sys.fchmod(ofd, perm, display: dst)
+        let ifd = try OwnedFD.open(at: sdir, name, O_RDONLY | O_NOFOLLOW, display: src)
+        let ofd = try OwnedFD.open(at: ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: dst)
+        try copyData(ifd.raw, ofd.raw, size: size, src: src, dst: dst)
+        try Sys.fchmod(ofd.raw, perm, display: dst)
     }
 
     /// Returns how: "reflink", "copy_file_range" or "read/write".
