@@ -31,6 +31,8 @@ enum TUFTargets {
             "tuf-metadata",
             "a metadata file parsed as each of root, timestamp, snapshot and targets; delegations searched"
         ) { b in
+            // The updater's bounds (`UpdaterConfig.parseLimits`), as a client parses metadata.
+            let limits = UpdaterConfig().parseLimits
             var parsed = 0
             var last: CourierError?
             func attempt(_ body: () throws -> Void) {
@@ -39,11 +41,11 @@ enum TUFTargets {
                     parsed += 1
                 } catch let e as CourierError { last = e } catch {}
             }
-            attempt { _ = try SignedMetadata<Root>(bytes: b) }
-            attempt { _ = try SignedMetadata<Timestamp>(bytes: b) }
-            attempt { _ = try SignedMetadata<Snapshot>(bytes: b) }
+            attempt { _ = try SignedMetadata<Root>(bytes: b, limits: limits) }
+            attempt { _ = try SignedMetadata<Timestamp>(bytes: b, limits: limits) }
+            attempt { _ = try SignedMetadata<Snapshot>(bytes: b, limits: limits) }
             attempt {
-                let t = try SignedMetadata<Targets>(bytes: b)
+                let t = try SignedMetadata<Targets>(bytes: b, limits: limits)
                 if let d = t.signed.delegations {
                     for path in ["a", "a/b.txt", "targets/x/y", "%2F..", ""] { _ = d.rolesForTarget(path) }
                 }
@@ -51,7 +53,8 @@ enum TUFTargets {
             if parsed == 0, let last { throw last }
         },
         FuzzTarget("tuf-trusted-root", "a root.json as the trust anchor: parsed and verified against itself") { b in
-            _ = try TrustedMetadataSet(rootBytes: b, referenceTime: FuzzSeeds.created, limits: JSONValue.Limits())
+            _ = try TrustedMetadataSet(
+                rootBytes: b, referenceTime: FuzzSeeds.created, limits: UpdaterConfig().parseLimits)
         },
         FuzzTarget("tuf-path-pattern", "a delegation path pattern against a target path: [path] 0x00 [pattern]") { b in
             guard let nul = b.firstIndex(of: 0) else { throw CourierError(.malformed, "no separator") }

@@ -15,7 +15,7 @@ import Testing
             + bytes("nl") + [0x01] + bytes(#"",""#) + [0xc3, 0xa9] + bytes(#"":"\"\\"},""#) + [0xe2, 0x84, 0xaa]
             + bytes(#"":3,""#)
             + [0xef, 0xbf, 0xbf] + bytes(#"":1,""#) + [0xf0, 0x90, 0x80, 0x80] + bytes(#"":2}"#)
-        let v = try JSONValue.parse(bytes(input))
+        let v = try JSONValue.parse(bytes(input), limits: .init())
         let got = v.canonicalBytes
         #expect(got.count == expected.count)
         // Compared as text so that a failure prints readably.
@@ -24,21 +24,22 @@ import Testing
     }
 
     @Test func nestedAndEmpty() throws {
-        let v = try JSONValue.parse(bytes(#" { "z" : [ [ ], { } , "" ] , "y" : { "b" : { "d" : 1 , "c" : 2 } } } "#))
+        let v = try JSONValue.parse(
+            bytes(#" { "z" : [ [ ], { } , "" ] , "y" : { "b" : { "d" : 1 , "c" : 2 } } } "#), limits: .init())
         #expect(String(decoding: v.canonicalBytes, as: UTF8.self) == #"{"y":{"b":{"c":2,"d":1}},"z":[[],{},""]}"#)
     }
 
     @Test func escapesRoundTrip() throws {
         // "\/" and "\u0041" are read as "/" and "A"; canonical output writes them raw.
-        let v = try JSONValue.parse(bytes(#"["\/\u0041\b\f\r", "q\"b\\"]"#))
+        let v = try JSONValue.parse(bytes(#"["\/\u0041\b\f\r", "q\"b\\"]"#), limits: .init())
         #expect(v.canonicalBytes == bytes("[\"/A\u{08}\u{0c}\r\",\"q\\\"b\\\\\"]"))
     }
 
     @Test func integersAtTheEdges() throws {
-        let v = try JSONValue.parse(bytes("[-9223372036854775808, 9223372036854775807, -0]"))
+        let v = try JSONValue.parse(bytes("[-9223372036854775808, 9223372036854775807, -0]"), limits: .init())
         #expect(String(decoding: v.canonicalBytes, as: UTF8.self) == "[-9223372036854775808,9223372036854775807,0]")
-        #expect(errorCode { _ = try JSONValue.parse(bytes("9223372036854775808")) } == .malformed)
-        #expect(errorCode { _ = try JSONValue.parse(bytes("-9223372036854775809")) } == .malformed)
+        #expect(errorCode { _ = try JSONValue.parse(bytes("9223372036854775808"), limits: .init()) } == .malformed)
+        #expect(errorCode { _ = try JSONValue.parse(bytes("-9223372036854775809"), limits: .init()) } == .malformed)
     }
 }
 
@@ -55,31 +56,33 @@ import Testing
         #""\x""#, #""\u12""#, "\"abc",
     ])
     func refuses(_ input: String) {
-        #expect(errorCode { _ = try JSONValue.parse(bytes(input)) } == .malformed, "\(input)")
+        #expect(errorCode { _ = try JSONValue.parse(bytes(input), limits: .init()) } == .malformed, "\(input)")
     }
 
     @Test func refusesInvalidUTF8() {
-        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xff, 0x22]) } == .malformed)
-        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xed, 0xa0, 0x80, 0x22]) } == .malformed)  // CESU surrogate
+        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xff, 0x22], limits: .init()) } == .malformed)
+        // A CESU surrogate.
+        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xed, 0xa0, 0x80, 0x22], limits: .init()) } == .malformed)
     }
 
     @Test func boundsDepthAndSize() throws {
         let deep = String(repeating: "[", count: 70) + String(repeating: "]", count: 70)
-        #expect(errorCode { _ = try JSONValue.parse(bytes(deep)) } == .limit)
-        _ = try JSONValue.parse(bytes(String(repeating: "[", count: 60) + String(repeating: "]", count: 60)))
+        #expect(errorCode { _ = try JSONValue.parse(bytes(deep), limits: .init()) } == .limit)
+        _ = try JSONValue.parse(
+            bytes(String(repeating: "[", count: 60) + String(repeating: "]", count: 60)), limits: .init())
         #expect(errorCode { _ = try JSONValue.parse(bytes("[1,2,3]"), limits: .init(maxBytes: 4)) } == .limit)
     }
 
     @Test func fieldLookupComparesBytes() throws {
         // "\u212Aeys" (KELVIN SIGN) is == "Keys" for Swift Strings, but is another key in JSON.
-        let v = try JSONValue.parse(bytes("{\"\u{212A}ey\":1}"))
+        let v = try JSONValue.parse(bytes("{\"\u{212A}ey\":1}"), limits: .init())
         #expect(v[field: "Key"] == nil)
         #expect(v[field: "\u{212A}ey"] == .int(1))
     }
 
     @Test func keepsExactKeyBytes() throws {
         // NFD "é" stays NFD through parse and canonical encoding (no normalisation).
-        let v = try JSONValue.parse(bytes("{\"e\u{0301}\":1}"))
+        let v = try JSONValue.parse(bytes("{\"e\u{0301}\":1}"), limits: .init())
         #expect(v.canonicalBytes == [0x7b, 0x22, 0x65, 0xcc, 0x81, 0x22, 0x3a, 0x31, 0x7d])
     }
 }
@@ -103,13 +106,13 @@ import Testing
     /// 300 random documents written by Python's json.dumps and their securesystemslib canonical
     /// form (Fixtures/tuf/canonical_vectors.json, from make_canonical_vectors.py).
     @Test func matchesSecuresystemslibOnRandomDocuments() throws {
-        let all = try JSONValue.parse(try fixture("canonical_vectors.json")).arrayValue!
+        let all = try JSONValue.parse(try fixture("canonical_vectors.json"), limits: .init()).arrayValue!
         #expect(all.count == 300)
         var mismatches = 0
         for (n, v) in all.enumerated() {
             let input = Hex.decode(v[field: "input"]!.stringValue!)!
             let want = Hex.decode(v[field: "canonical"]!.stringValue!)!
-            let got = try JSONValue.parse(input).canonicalBytes
+            let got = try JSONValue.parse(input, limits: .init()).canonicalBytes
             if got != want {
                 mismatches += 1
                 Issue.record("vector \(n): got \(String(decoding: got, as: UTF8.self).debugDescription)")

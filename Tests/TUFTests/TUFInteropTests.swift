@@ -17,7 +17,7 @@ import Testing
     }
 
     static let cases: [Case] = {
-        let j = try! JSONValue.parse(try! fixture("tms_cases.json"))
+        let j = try! JSONValue.parse(try! fixture("tms_cases.json"), limits: .init())
         let blobs = j[field: "blobs"]!.arrayValue!.map { Hex.decode($0.stringValue!)! }
         return j[field: "cases"]!.arrayValue!.map { c in
             Case(

@@ -15,7 +15,7 @@ import Testing
         let loaded: [String]
     }
 
-    static let fixtureJSON: JSONValue = try! JSONValue.parse(try! fixture("search_repo.json"))
+    static let fixtureJSON: JSONValue = try! JSONValue.parse(try! fixture("search_repo.json"), limits: .init())
     static var files: [String: [UInt8]] {
         fixtureJSON[field: "files"]!.objectValue!.mapValues { Hex.decode($0.stringValue!)! }
     }

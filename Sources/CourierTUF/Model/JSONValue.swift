@@ -68,8 +68,9 @@ public enum JSONValue: Sendable, Equatable {
 
     /// Parses `bytes` as one JSON value: UTF-8 validated, no BOM, RFC 8259 grammar, integers only
     /// (within Int64), duplicate keys refused, nesting and size bounded. `what` names the document
-    /// in error messages.
-    public static func parse(_ bytes: [UInt8], what: String = "JSON", limits: Limits = Limits()) throws -> JSONValue {
+    /// in error messages. `limits` has no default (#17.6): the caller passes its configured bounds
+    /// (`UpdaterConfig.parseLimits`), or `Limits()` with a word why where nothing configures them.
+    public static func parse(_ bytes: [UInt8], what: String = "JSON", limits: Limits) throws -> JSONValue {
         guard bytes.count <= limits.maxBytes else {
             throw CourierError(.limit, "\(what): \(bytes.count) bytes, more than the limit of \(limits.maxBytes)")
         }

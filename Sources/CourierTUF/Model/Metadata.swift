@@ -256,8 +256,9 @@ public struct SignedMetadata<Role: TUFRole>: Sendable {
     public let raw: [UInt8]
 
     /// Parses (does not verify) a metadata file of type `Role` (python-tuf `Metadata.from_bytes`
-    /// then the `_type` check of `trusted_metadata_set._load_from_metadata`).
-    public init(bytes: [UInt8], limits: JSONValue.Limits = JSONValue.Limits()) throws {
+    /// then the `_type` check of `trusted_metadata_set._load_from_metadata`), within `limits` —
+    /// required: `TrustedMetadataSet` passes the updater's configured ones.
+    public init(bytes: [UInt8], limits: JSONValue.Limits) throws {
         let what = Role.typeName + " metadata"
         let j = try JSONValue.parse(bytes, what: what, limits: limits)
         guard case .object = j else { throw CourierError(.malformed, "\(what): not a JSON object") }
