@@ -226,23 +226,42 @@ public struct PullReport: Sendable {
         return out.joined(separator: "\n")
     }
 
-    public func json() -> String {
-        func q(_ s: String) -> String { jsonString(s) }
-        let lines = types.map { t -> String in
-            var f = [
-                "\"type\":\(q(t.type))", "\"action\":\(q(t.action))", "\"code\":\(q(t.code))",
-                "\"reason\":\(q(t.reason))",
-            ]
-            if let r = t.revision { f.append("\"revision\":\(r)") }
-            if let p = t.package { f.append("\"package\":\(q(p))") }
-            if let m = t.mirror { f.append("\"mirror\":\(q(m))") }
-            if let b = t.bytes { f.append("\"bytes\":\(b)") }
-            if let s = t.seconds { f.append("\"seconds\":\(String(format3: s))") }
-            if let s = t.transferSeconds { f.append("\"transfer_seconds\":\(String(format3: s))") }
-            if t.resumed { f.append("\"resumed\":true") }
-            return "{" + f.joined(separator: ",") + "}"
-        }
-        return
-            "{\"mirror\":\(q(mirror)),\"not_modified\":\(notModified),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
+    /// `--json`: one line (docs/DELIVER.md, "courier-pull run --json"), through `ReportJSON`.
+    public func json() -> String { ReportJSON.line(self) }
+}
+
+/// The `--json` object: keys sorted (ReportJSON), an absent value's key left out — as `resumed`
+/// when false — and `exit`, the pass's exit code, alongside.
+extension PullReport: Encodable {
+    enum CodingKeys: String, CodingKey { case mirror, notModified, seconds, exit, types }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mirror, forKey: .mirror)
+        try c.encode(notModified, forKey: .notModified)
+        try c.encode(ReportJSON.seconds(seconds), forKey: .seconds)
+        try c.encode(exitCode, forKey: .exit)
+        try c.encode(types, forKey: .types)
+    }
+}
+
+extension PullReport.TypeLine: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case type, action, code, reason, revision, package, mirror, bytes, seconds, transferSeconds, resumed
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(action, forKey: .action)
+        try c.encode(code, forKey: .code)
+        try c.encode(reason, forKey: .reason)
+        try c.encodeIfPresent(revision, forKey: .revision)
+        try c.encodeIfPresent(package, forKey: .package)
+        try c.encodeIfPresent(mirror, forKey: .mirror)
+        try c.encodeIfPresent(bytes, forKey: .bytes)
+        try c.encodeIfPresent(seconds.map(ReportJSON.seconds), forKey: .seconds)
+        try c.encodeIfPresent(transferSeconds.map(ReportJSON.seconds), forKey: .transferSeconds)
+        if resumed { try c.encode(true, forKey: .resumed) }
     }
 }

@@ -67,20 +67,8 @@ public final class Relay {
             return out.joined(separator: "\n")
         }
 
-        public func json() -> String {
-            let q = jsonString
-            let lines = types.map { t -> String in
-                var f = [
-                    "\"type\":\(q(t.type))", "\"added\":[\(t.added.map(String.init).joined(separator: ","))]",
-                    "\"removed\":[\(t.removed.map(String.init).joined(separator: ","))]", "\"bytes\":\(t.bytes)",
-                ]
-                if let l = t.latest { f.append("\"latest\":\(l)") }
-                if let e = t.error { f.append("\"error\":\(q(e.message))") }
-                return "{" + f.joined(separator: ",") + "}"
-            }
-            return
-                "{\"upstream\":\(q(mirror)),\"not_modified\":\(notModified),\"index_written\":\(indexWritten),\"seconds\":\(String(format3: seconds)),\"exit\":\(exitCode),\"types\":[\(lines.joined(separator: ","))]}"
-        }
+        /// `--json`: one line (docs/DELIVER.md, "Relays"), through `ReportJSON`.
+        public func json() -> String { ReportJSON.line(self) }
     }
 
     public func run() async throws -> Report {
@@ -245,5 +233,35 @@ public final class Relay {
         case .integrity, .malformed, .signature, .revokedKey, .expired, .wrongType: return true
         default: return e.httpStatus == 404
         }
+    }
+}
+
+/// The `--json` object of a relay's pass: keys sorted (ReportJSON); per type `added`, `removed`
+/// and `bytes` always, `latest` and `error` (its message) when there is one.
+extension Relay.Report: Encodable {
+    enum CodingKeys: String, CodingKey { case upstream, notModified, indexWritten, seconds, exit, types }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mirror, forKey: .upstream)
+        try c.encode(notModified, forKey: .notModified)
+        try c.encode(indexWritten, forKey: .indexWritten)
+        try c.encode(ReportJSON.seconds(seconds), forKey: .seconds)
+        try c.encode(exitCode, forKey: .exit)
+        try c.encode(types, forKey: .types)
+    }
+}
+
+extension Relay.TypeLine: Encodable {
+    enum CodingKeys: String, CodingKey { case type, added, removed, bytes, latest, error }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(added, forKey: .added)
+        try c.encode(removed, forKey: .removed)
+        try c.encode(bytes, forKey: .bytes)
+        try c.encodeIfPresent(latest, forKey: .latest)
+        try c.encodeIfPresent(error?.message, forKey: .error)
     }
 }
