@@ -25,8 +25,8 @@ As a program, each command loads the repository from DIR, changes it and saves i
     tufrepo.py DIR rotate-timestamp-key
 
 DIR holds what is served (metadata/, targets/: what `tufserver.py DIR LOG` publishes; every
-version ever published stays) and keys/ (each role's private keys, PEM, in one file named by the
-quoted role). Every change bumps what depends on it (targets -> snapshot -> timestamp) and
+version ever published stays) and keys/QUOTED-ROLE.json (each role's private keys and their
+schemes). Every change bumps what depends on it (targets -> snapshot -> timestamp) and
 re-signs, as a real repository would. A test may change the files under DIR between commands
 (a tampered target stays tampered: the next command saves what it loaded).
 """
@@ -311,18 +311,33 @@ class Repo:
     # ---- on disk (the command line's state between runs) ----
     def save(self, directory: str) -> None:
         """Write what is served below `directory` (metadata/, targets/) and every role's keys to
-        keys/QUOTED-ROLE.json ([{"scheme", "pem"}]: the scheme is not in a PEM file)."""
-        files = dict(self.served)
+        keys/QUOTED-ROLE.json ([{"scheme", "pem"}]: the scheme is not in a PEM file).
+
+        A server may be serving `directory` meanwhile (the torture tests publish while a stager
+        polls): only files that changed are written, each by rename, in the order a repository
+        publishes (artifacts, then targets roles and root, then snapshot, then timestamp), so a
+        reader never sees a half-written file or a timestamp naming a snapshot not there yet."""
+        files = {}
         for role, signers in self.signers.items():
             keys = [{"scheme": s.public_key.scheme, "pem": s.private_bytes.decode()} for s in signers]
             files[f"keys/{quote(role, safe='')}.json"] = json.dumps(keys, indent=1).encode()
+        order = {"targets": 0, "metadata": 1}
+        for rel in sorted(self.served, key=lambda k: (order[k.split("/")[0]] + k.endswith("snapshot.json")
+                                                      + 2 * (k == "metadata/timestamp.json"), k)):
+            files[rel] = self.served[rel]
         for rel, data in files.items():
             if ".." in rel.split("/"):
                 raise ValueError(f"{rel}: a path that leaves {directory}")
             path = os.path.join(directory, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
+            try:
+                with open(path, "rb") as f:
+                    if f.read() == data:
+                        continue
+            except OSError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tufrepo-tmp", "wb") as f:
                 f.write(data)
+            os.replace(path + ".tufrepo-tmp", path)
 
     @classmethod
     def load(cls, directory: str) -> Repo:
@@ -331,7 +346,7 @@ class Repo:
         is the files there now."""
         self = cls.__new__(cls)
         self.key_type, self.meta_hashes, self.lifetime = "ed25519", False, CLI_LIFETIME
-        self._used = {t: 0 for t in KEY_TYPES}
+        self._used = {t: len(_POOL[t]) for t in KEY_TYPES}  # new keys are new, not a saved one again
         self.md, self.signers, self.history, self.served, self.endless, self.artifacts = {}, {}, {}, {}, set(), {}
         for area in ("metadata", "targets"):
             top = os.path.join(directory, area)
