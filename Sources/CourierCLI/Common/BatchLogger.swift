@@ -18,9 +18,9 @@ public func batchLogger(program: String, logFile: String?, verbose: Bool, quiet:
 /// summary goes through `Escape.text` and they are joined by ` | `. Best effort: a log that
 /// cannot be written does not fail a run that did its work.
 public func appendSummaryLine(program: String, logFile: String?, _ summary: String) {
-    guard let logFile, let fd = try? LineLogHandler.openLogFile(logFile) else { return }
-    defer { Sys.close(fd) }
+    guard let logFile, let raw = try? LineLogHandler.openLogFile(logFile) else { return }
+    let fd = OwnedFD(adopting: raw)
     let text = summary.split(separator: "\n").map { Escape.text(String($0)) }.joined(separator: " | ")
     let line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(Sys.processID())] summary: \(text)\n"
-    try? Sys.writeAll(fd, Array(line.utf8), display: logFile)
+    try? Sys.writeAll(fd.raw, Array(line.utf8), display: logFile)
 }

@@ -88,13 +88,12 @@ public enum InboxCopier {
             }
         }
         if how != "hard link" {
-            let ofd = try Sys.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            defer { Sys.close(ofd) }
-            let via = try source.copy(into: ofd, dst: tmpPath, cache: cache, throttle: throttle)
+            let ofd = try OwnedFD.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            let via = try source.copy(into: ofd.raw, dst: tmpPath, cache: cache, throttle: throttle)
             how = how.isEmpty ? via : how
             try faults.hit("deliver-after-write")
             // The umask may have narrowed 0644; clients' daemons may run as another user.
-            try Sys.fchmod(ofd, 0o644, display: tmpPath)
+            try Sys.fchmod(ofd.raw, 0o644, display: tmpPath)
         }
         guard let st = try Sys.lstat(tmpPath) else {
             throw CourierError(.io, "\(tmpPath): vanished right after it was written")

@@ -12,30 +12,28 @@ public final class PackageSource: @unchecked Sendable {
     // that lives until `deinit`, so threads only read it; `fd` is used only by calls that take an
     // offset or none (`pwrite` from the mapping, FICLONE, `reopen` for a position of its own).
     public let path: String
-    public let fd: Int32
     public let size: Int64
     let map: UnsafeRawPointer?
+    /// Closed when the source goes, after `deinit` has unmapped the file.
+    private let owner: OwnedFD
+
+    /// The descriptor, valid while this source lives (callers keep the source, not the number).
+    public var fd: Int32 { owner.raw }
 
     public init(path: String) throws {
-        let fd = try Sys.open(path, O_RDONLY | O_CLOEXEC)
-        do {
-            size = Int64(try Sys.fstat(fd, display: path).st_size)
-            if size > 0 {
-                map = try Sys.mapReadOnly(fd, size: Int(size), display: path)
-            } else {
-                map = nil
-            }
-        } catch {
-            Sys.close(fd)
-            throw error
+        let fd = try OwnedFD.open(path, O_RDONLY | O_CLOEXEC)  // closed here if a step below fails
+        size = Int64(try Sys.fstat(fd.raw, display: path).st_size)
+        if size > 0 {
+            map = try Sys.mapReadOnly(fd.raw, size: Int(size), display: path)
+        } else {
+            map = nil
         }
         self.path = path
-        self.fd = fd
+        self.owner = fd
     }
 
     deinit {
         if let map { Sys.unmap(map, size: Int(size)) }
-        Sys.close(fd)
     }
 
     /// Below this, a copy goes through the page cache: direct I/O pays off for large files only.
@@ -102,9 +100,8 @@ public final class PackageSource: @unchecked Sendable {
         }
         // Its own descriptor (of the same file, whatever its path now names): copyData reads
         // from the file position, which threads must not share.
-        let own = try Sys.reopen(fd, display: path)
-        defer { Sys.close(own) }
-        return try TreeCopier.copyData(own, ofd, size: Int(size), src: path, dst: dst)
+        let own = try owner.reopen(display: path)
+        return try TreeCopier.copyData(own.raw, ofd, size: Int(size), src: path, dst: dst)
     }
 
     /// The direct copy from the mapping into `ofd`, which has O_DIRECT set. Direct I/O needs

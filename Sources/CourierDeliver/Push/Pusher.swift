@@ -343,9 +343,8 @@ public struct Pusher: Sendable {
         var cleaned: [String] = []
         if !dryRun {
             do {
-                let dfd = try Sys.openDirectory(t.inbox)
-                cleaned = InboxCopier.cleanLeftovers(inboxFD: dfd, inbox: t.inbox)
-                Sys.close(dfd)
+                let dfd = try OwnedFD.openDirectory(t.inbox)
+                cleaned = InboxCopier.cleanLeftovers(inboxFD: dfd.raw, inbox: t.inbox)
             } catch {
                 return [Outcome(inbox: t.inbox, group: t.group, decision: nil, state: .failed, error: "\(error)")]
             }

@@ -58,10 +58,9 @@ enum InboxEntry {
     /// and when it cannot tell (no lease available, the file gone or not regular). Opened with
     /// O_NONBLOCK|O_NOFOLLOW, so even a FIFO or link swapped in meanwhile cannot block or mislead.
     static func hasWriter(_ path: String) -> Bool {
-        guard let fd = try? Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
-        defer { Sys.close(fd) }
-        guard let st = try? Sys.fstat(fd, display: path), st.st_mode & S_IFMT == S_IFREG else { return false }
-        if courier_probe_read_lease(fd) == 0 { return false }
+        guard let fd = try? OwnedFD.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
+        guard let st = try? Sys.fstat(fd.raw, display: path), st.st_mode & S_IFMT == S_IFREG else { return false }
+        if courier_probe_read_lease(fd.raw) == 0 { return false }
         return errno == EAGAIN
     }
 }

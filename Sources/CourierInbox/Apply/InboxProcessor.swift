@@ -233,11 +233,10 @@ public final class InboxProcessor {
     /// lease is refused while a writer holds the file. Otherwise (or where leases are not
     /// supported, as on NFS) the file must not have changed for two seconds.
     static func isQuiescent(_ path: String) -> Bool {
-        guard let fd = try? Sys.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
-        defer { Sys.close(fd) }
-        if courier_probe_read_lease(fd) == 0 { return true }
+        guard let fd = try? OwnedFD.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK) else { return false }
+        if courier_probe_read_lease(fd.raw) == 0 { return true }
         if errno == EAGAIN { return false }
-        guard let st = try? Sys.fstat(fd, display: path) else { return false }
+        guard let st = try? Sys.fstat(fd.raw, display: path) else { return false }
         return Int(time(nil)) - Int(st.st_mtim.tv_sec) >= 2
     }
 

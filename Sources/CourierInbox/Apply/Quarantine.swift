@@ -62,12 +62,11 @@ public struct Quarantine: Sendable {
                 return dest
             }
             // A regular file: copy, then remove.
-            let src = try Sys.open(packagePath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
-            defer { Sys.close(src) }
-            let dst = try Sys.open(dest, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-            defer { Sys.close(dst) }
+            let src = try OwnedFD.open(packagePath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+            let dst = try OwnedFD.open(dest, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             try TreeCopier.copyData(
-                src, dst, size: Int(try Sys.fstat(src, display: packagePath).st_size), src: packagePath, dst: dest)
+                src.raw, dst.raw, size: Int(try Sys.fstat(src.raw, display: packagePath).st_size), src: packagePath,
+                dst: dest)
             try Sys.unlink(packagePath)
         }
         return dest

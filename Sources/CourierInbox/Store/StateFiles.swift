@@ -86,12 +86,11 @@ public final class StateFiles: Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let line = Array(try enc.encode(e)) + [0x0a]
-        let fd = try Sys.open(historyPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        defer { Sys.close(fd) }
-        let before = Int64(try Sys.fstat(fd, display: historyPath).st_size)
-        do { try Sys.writeAll(fd, line, display: historyPath) } catch {
+        let fd = try OwnedFD.open(historyPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let before = Int64(try Sys.fstat(fd.raw, display: historyPath).st_size)
+        do { try Sys.writeAll(fd.raw, line, display: historyPath) } catch {
             // Best effort: if even the cut fails, readers skip the one unreadable line it leaves.
-            try? Sys.truncate(fd, to: before, display: historyPath)
+            try? Sys.truncate(fd.raw, to: before, display: historyPath)
             throw error
         }
     }
@@ -100,14 +99,13 @@ public final class StateFiles: Sendable {
     /// Enough to tell whether an event was already recorded, without reading a long history.
     /// Empty when there is no history (or it cannot be read: the caller then records again).
     public func historyTail(bytes: Int = 64 << 10) -> [HistoryEntry] {
-        guard let fd = try? Sys.open(historyPath, O_RDONLY | O_CLOEXEC) else { return [] }
-        defer { Sys.close(fd) }
-        guard let size = try? Int(Sys.fstat(fd, display: historyPath).st_size), size > 0 else { return [] }
+        guard let fd = try? OwnedFD.open(historyPath, O_RDONLY | O_CLOEXEC) else { return [] }
+        guard let size = try? Int(Sys.fstat(fd.raw, display: historyPath).st_size), size > 0 else { return [] }
         let start = max(0, size - bytes)
         var buf = [UInt8](repeating: 0, count: size - start)
         let n =
             (try? buf.withUnsafeMutableBytes {
-                try Sys.pread(fd, $0.baseAddress!, $0.count, at: Int64(start), display: historyPath)
+                try Sys.pread(fd.raw, $0.baseAddress!, $0.count, at: Int64(start), display: historyPath)
             }) ?? 0
         guard n > 0 else { return [] }
         let dec = JSONDecoder()

@@ -135,11 +135,10 @@ public final class PollWatcher: InboxWatching, Sendable {
     /// followed). Directories are left out; symlinks and FIFOs are not, so that the daemon
     /// quarantines them instead of leaving them pending for ever.
     static func observe(_ directory: String) throws -> [String: Observation] {
-        let dirfd = try Sys.openDirectory(directory)
-        defer { Sys.close(dirfd) }
+        let dirfd = try OwnedFD.openDirectory(directory)
         var out: [String: Observation] = [:]
-        for entry in try Sys.listDirectory(dirfd, display: directory) where InboxNames.isCandidate(entry.name) {
-            guard let st = try? Sys.lstatat(dirfd, entry.name, display: directory + "/" + entry.name),
+        for entry in try Sys.listDirectory(dirfd.raw, display: directory) where InboxNames.isCandidate(entry.name) {
+            guard let st = try? Sys.lstatat(dirfd.raw, entry.name, display: directory + "/" + entry.name),
                 (st.st_mode & S_IFMT) != S_IFDIR
             else { continue }
             out[entry.name] = Observation(
