@@ -80,9 +80,9 @@ import Testing
             ("{\"files\":[\(f("a"))", "unexpected end"),
         ]
         for (json, reason) in cases {
-            expectRefusal(.malformed, reason) { _ = try CompactFileList.parse(Array(json.utf8)) }
+            expectCourierError(.malformed, reason) { _ = try CompactFileList.parse(Array(json.utf8)) }
         }
-        expectRefusal(.limit, "limit of 1") {
+        expectCourierError(.limit, "limit of 1") {
             _ = try CompactFileList.parse(Array("{\"files\":[\(f("a")),\(f("b"))]}".utf8), maxFiles: 1)
         }
     }

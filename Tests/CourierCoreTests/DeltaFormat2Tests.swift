@@ -196,18 +196,20 @@ import Testing
         var content = Array(FileManager.default.contents(atPath: changed + "/f4.ndb")!)
         content[0] ^= 1
         try Data(content).write(to: URL(fileURLWithPath: changed + "/f4.ndb"))
-        expectRefusal(.baseMismatch, "differ from the ones it was built against") {
+        expectCourierError(.baseMismatch, "differ from the ones it was built against") {
             _ = try apply(b, base: changed, to: "c1/2")
         }
         #expect(!FileManager.default.fileExists(atPath: w.path("c1/2")), "nothing is left behind")
 
         let missing = try clientBase(b, "c2/1")
         try FileManager.default.removeItem(atPath: missing + "/f1.ndb")
-        expectRefusal(.baseMismatch, "f1.ndb is missing") { _ = try apply(b, base: missing, to: "c2/2") }
+        expectCourierError(.baseMismatch, "f1.ndb is missing") { _ = try apply(b, base: missing, to: "c2/2") }
 
         let shorter = try clientBase(b, "c3/1")
         try Data(bytes("short")).write(to: URL(fileURLWithPath: shorter + "/f1.ndb"))
-        expectRefusal(.baseMismatch, "is 5 bytes, the delta expects") { _ = try apply(b, base: shorter, to: "c3/2") }
+        expectCourierError(.baseMismatch, "is 5 bytes, the delta expects") {
+            _ = try apply(b, base: shorter, to: "c3/2")
+        }
     }
 
     @Test func theWindowCapIsHonouredOnBothSides() throws {
@@ -230,7 +232,7 @@ import Testing
         #expect(b.manifest.patches?.count == 1)
         var small = Limits()
         small.maxDeltaWindow = 2 << 20
-        expectRefusal(.limit, "delta_window") { _ = try apply(b, base: try clientBase(b), limits: small) }
+        expectCourierError(.limit, "delta_window") { _ = try apply(b, base: try clientBase(b), limits: small) }
         let ok = try apply(b, base: try clientBase(b, "client/1b"), to: "client/2b")
         #expect(readTree(ok) == readTree(u2))
     }
@@ -244,10 +246,10 @@ import Testing
         let b = try build(w, v1, v2)
         var m3 = b.manifest
         m3.format = 3
-        expectRefusal(.malformed, "upgrade Courier") { _ = try Manifest.decode(m3.encoded()) }
+        expectCourierError(.malformed, "upgrade Courier") { _ = try Manifest.decode(m3.encoded()) }
         var alg = b.manifest
         alg.patches![0].algorithm = "bsdiff"
-        expectRefusal(.malformed, "upgrade Courier") { _ = try Manifest.decode(alg.encoded()) }
+        expectCourierError(.malformed, "upgrade Courier") { _ = try Manifest.decode(alg.encoded()) }
         // The manifest as written decodes to itself.
         #expect(try Manifest.decode(b.manifest.encoded()) == b.manifest)
     }
@@ -265,7 +267,7 @@ import Testing
         #expect(declared != nil && declared! <= 1 << 20 && declared! >= 300_000)
         // Refused when the manifest allows less than the frame declares (here a single-segment
         // frame: its window is its content size, 300,000 > 2^18).
-        expectRefusal(.integrity, "more than the 2^18") {
+        expectCourierError(.integrity, "more than the 2^18") {
             _ = try frame.withUnsafeBytes { f in
                 try base.withUnsafeBytes { b in
                     try PatchCodec.decompress(patch: f, base: b, resultSize: new.count, windowLog: 18, what: "patch 0")

@@ -43,7 +43,7 @@ import Testing
         var e = d
         e.files[3].mode = "4755"
         #expect(!e.files.isCompact)
-        expectRefusal(.malformed, "four octal digits") { try e.validate() }
+        expectCourierError(.malformed, "four octal digits") { try e.validate() }
     }
 
     /// The rules the compact path checks apart from the parser: path problems, a file that is
@@ -70,9 +70,9 @@ import Testing
             (manifest(["a"], delta: "\"changed\":[],\"removed\":[\"a\"]"), "removed path 'a' is also among files"),
         ]
         for (bytes, reason) in cases {
-            expectRefusal(.malformed, reason) { _ = try Manifest.decode(bytes) }
+            expectCourierError(.malformed, reason) { _ = try Manifest.decode(bytes) }
             var b = bytes
-            expectRefusal(.malformed, reason) { _ = try Manifest.decode(consuming: &b) }
+            expectCourierError(.malformed, reason) { _ = try Manifest.decode(consuming: &b) }
         }
     }
 

@@ -85,48 +85,50 @@ import Testing
 
         var m = manifest([a])
         m.format = 2
-        expectRefusal(.malformed, "format 2 is for deltas only") { try m.validate() }
+        expectCourierError(.malformed, "format 2 is for deltas only") { try m.validate() }
         m = manifest([a])
         m.format = 3
-        expectRefusal(.malformed, "format 3 is newer than this Courier understands (formats 1 to 2); upgrade Courier") {
+        expectCourierError(
+            .malformed, "format 3 is newer than this Courier understands (formats 1 to 2); upgrade Courier"
+        ) {
             try m.validate()
         }
         m = manifest([a])
         m.revision = 0
-        expectRefusal(.malformed, "revision must be a positive") { try m.validate() }
+        expectCourierError(.malformed, "revision must be a positive") { try m.validate() }
         m = manifest([a])
         m.expires = m.created
-        expectRefusal(.malformed, "expires is not after created") { try m.validate() }
+        expectCourierError(.malformed, "expires is not after created") { try m.validate() }
         m = manifest([a])
         m.created = "yesterday"
-        expectRefusal(.malformed, "created 'yesterday'") { try m.validate() }
+        expectCourierError(.malformed, "created 'yesterday'") { try m.validate() }
         m = manifest([a])
         m.files = [b, a]
-        expectRefusal(.malformed, "not sorted") { try m.validate() }
+        expectCourierError(.malformed, "not sorted") { try m.validate() }
         m = manifest([a])
         m.files = [a, a]
-        expectRefusal(.malformed, "listed twice") { try m.validate() }
+        expectCourierError(.malformed, "listed twice") { try m.validate() }
         m = manifest([a])
         m.files[0].mode = "4755"
-        expectRefusal(.malformed, "no setuid") { try m.validate() }
+        expectCourierError(.malformed, "no setuid") { try m.validate() }
         m = manifest([a])
         m.files[0].sha256 = String(repeating: "A", count: 64)
-        expectRefusal(.malformed, "lowercase hex") { try m.validate() }
+        expectCourierError(.malformed, "lowercase hex") { try m.validate() }
         m = manifest([entry("x", bytes("1")), entry("x/y", bytes("2"))])
-        expectRefusal(.malformed, "listed as a file and as the directory") { try m.validate() }
+        expectCourierError(.malformed, "listed as a file and as the directory") { try m.validate() }
         m = manifest([entry("../x", bytes("1"))])
-        expectRefusal(.malformed, "'..' component") { try m.validate() }
+        expectCourierError(.malformed, "'..' component") { try m.validate() }
         m = manifest([a], kind: .delta, base: 10, changed: [], removed: [])
-        expectRefusal(.malformed, "is not below revision") { try m.validate() }
+        expectCourierError(.malformed, "is not below revision") { try m.validate() }
         m = manifest([a], kind: .delta, base: 9, changed: ["q"], removed: [])
-        expectRefusal(.malformed, "changed path 'q' is not among files") { try m.validate() }
+        expectCourierError(.malformed, "changed path 'q' is not among files") { try m.validate() }
         m = manifest([a], kind: .delta, base: 9, changed: [], removed: ["a"])
-        expectRefusal(.malformed, "also among files") { try m.validate() }
+        expectCourierError(.malformed, "also among files") { try m.validate() }
         m = manifest([a])
         m.base = 3
-        expectRefusal(.malformed, "a full package has no base") { try m.validate() }
-        expectRefusal(.limit, "more than the limit") { try manifest([a, b]).validate(maxFiles: 1) }
-        expectRefusal(.malformed, "not valid JSON") { _ = try Manifest.decode(bytes("{\"format\":1}")) }
+        expectCourierError(.malformed, "a full package has no base") { try m.validate() }
+        expectCourierError(.limit, "more than the limit") { try manifest([a, b]).validate(maxFiles: 1) }
+        expectCourierError(.malformed, "not valid JSON") { _ = try Manifest.decode(bytes("{\"format\":1}")) }
     }
 
     @Test func manifestEncodingRoundTrips() throws {
@@ -168,7 +170,7 @@ import Testing
         (#"{"a":tru}"#, "invalid literal"),
     ])
     func refuses(input: String, reason: String) {
-        expectRefusal(.malformed, reason) { try StrictJSON.check(bytes(input), what: "t") }
+        expectCourierError(.malformed, reason) { try StrictJSON.check(bytes(input), what: "t") }
     }
 
     @Test func aSignedManifestWithADuplicateKeyIsRefused() throws {
@@ -183,7 +185,7 @@ import Testing
         try craftPackage(at: w.path("p.cpkg"), manifest: m, key: key, manifestBytes: mb) {
             try $0.writeFile(path: "payload/a", bytes: bytes("a"))
         }
-        expectRefusal(.malformed, "duplicate key \"revision\"") {
+        expectCourierError(.malformed, "duplicate key \"revision\"") {
             _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey]))
         }
     }

@@ -231,10 +231,12 @@ import Testing
 
         // Verification alone refuses it (except for problems only the target can show)...
         if kind != .symlinkPlantedInTarget && kind != .existingFileInTarget {
-            expectRefusal(c.code, c.reason) { _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: opts) }
+            expectCourierError(c.code, c.reason) {
+                _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: opts)
+            }
         }
         // ...and so does extraction, leaving the target as it was and the outside untouched.
-        expectRefusal(c.code, c.reason) {
+        expectCourierError(c.code, c.reason) {
             try SafeExtractor.extract(PackageReader(path: w.path("p.cpkg"), options: opts), into: target)
         }
         #expect(w.listing("target") == before, "target changed: \(w.listing("target"))")

@@ -13,7 +13,7 @@ import Testing
         #expect(try SigningKey.load(w.path("stage.key")).keyID == pub.keyID)
         #expect(try PublicKey.load(w.path("stage.key.pub")) == pub)
         #expect(pub.keyID.count == 16)
-        expectRefusal(.key, "already exists") { try SigningKey().write(to: w.path("stage.key")) }
+        expectCourierError(.key, "already exists") { try SigningKey().write(to: w.path("stage.key")) }
         // The old key is untouched.
         #expect(try SigningKey.load(w.path("stage.key")).keyID == pub.keyID)
     }
@@ -21,8 +21,8 @@ import Testing
     @Test func malformedKeyFilesAreRefusedWithTheirPath() throws {
         let w = Workspace("keys")
         w.tree("k", ["bad.pub": bytes("ssh-ed25519 AAAA"), "bad.key": bytes("courier-ed25519-secret-v1 !!")])
-        expectRefusal(.key, "bad.pub: not a Courier public key") { _ = try PublicKey.load(w.path("k/bad.pub")) }
-        expectRefusal(.key, "bad.key: not a Courier signing key") { _ = try SigningKey.load(w.path("k/bad.key")) }
+        expectCourierError(.key, "bad.pub: not a Courier public key") { _ = try PublicKey.load(w.path("k/bad.pub")) }
+        expectCourierError(.key, "bad.key: not a Courier signing key") { _ = try SigningKey.load(w.path("k/bad.key")) }
     }
 
     @Test func trustDirectoryWithRotationAndRevocation() throws {
@@ -54,9 +54,9 @@ import Testing
         _ = w.mkdir("t2")
         try FileManager.default.copyItem(atPath: w.path("new.key.pub"), toPath: w.path("t2/new.pub"))
         try FileManager.default.copyItem(atPath: w.path("bad-revoked"), toPath: w.path("t2/revoked"))
-        expectRefusal(.key, "revoked:1: not a key id") { _ = try TrustStore.load(w.path("t2")) }
-        expectRefusal(.key, "trust store not found") { _ = try TrustStore.load(w.path("nowhere")) }
+        expectCourierError(.key, "revoked:1: not a key id") { _ = try TrustStore.load(w.path("t2")) }
+        expectCourierError(.key, "trust store not found") { _ = try TrustStore.load(w.path("nowhere")) }
         _ = w.mkdir("empty")
-        expectRefusal(.key, "no usable public key") { _ = try TrustStore.load(w.path("empty")) }
+        expectCourierError(.key, "no usable public key") { _ = try TrustStore.load(w.path("empty")) }
     }
 }

@@ -57,7 +57,9 @@ import Testing
             let before = status("VmRSS")
             try #require(before > 0 && status("VmHWM") > 0)
             let t0 = Date()
-            expectRefusal(.limit, "more than") { _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: opts) }
+            expectCourierError(.limit, "more than") {
+                _ = try PackageVerifier.verify(path: w.path("p.cpkg"), options: opts)
+            }
             let grown = status("VmHWM") - before
             print(
                 "huge manifest: refused after \(Int(Date().timeIntervalSince(t0) * 1000)) ms, peak RSS +\(grown / 1024) MB"

@@ -56,7 +56,7 @@ import Testing
         let pkg = try [UInt8](Data(contentsOf: URL(fileURLWithPath: try build(w))))
         for (name, tail) in [("garbage", randomBytes(3000, seed: 5)), ("zeros", [UInt8](repeating: 0, count: 512))] {
             try Data(pkg + tail).write(to: URL(fileURLWithPath: w.path(name)))
-            expectRefusal(.malformed, "") { try verify(w.path(name)) }
+            expectCourierError(.malformed) { try verify(w.path(name)) }
         }
     }
 
@@ -66,7 +66,7 @@ import Testing
         let pkg = try [UInt8](Data(contentsOf: URL(fileURLWithPath: try build(w))))
         for cut in [pkg.count / 3, pkg.count / 2, pkg.count - 100, pkg.count - 1] {
             try Data(pkg.prefix(cut)).write(to: URL(fileURLWithPath: w.path("cut")))
-            expectRefusal(.malformed, "") { try verify(w.path("cut")) }
+            expectCourierError(.malformed) { try verify(w.path("cut")) }
         }
     }
 
@@ -87,9 +87,9 @@ import Testing
             try wr.writeFile(path: "payload/b.bin", bytes: big)
             try wr.writeFile(path: "payload/c.bin", bytes: big)
         }
-        expectRefusal(.integrity, "does not match the manifest") { try verify(w.path("p.cpkg")) }
+        expectCourierError(.integrity, "does not match the manifest") { try verify(w.path("p.cpkg")) }
         let target = w.mkdir("x")
-        expectRefusal(.integrity, "payload/a.bin") {
+        expectCourierError(.integrity, "payload/a.bin") {
             try SafeExtractor.extract(
                 PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         }
@@ -110,7 +110,7 @@ import Testing
         }
         var l = Limits()
         l.maxExpansionRatio = 100
-        expectRefusal(.limit, "compression bomb") { try verify(w.path("p.cpkg"), limits: l) }
+        expectCourierError(.limit, "compression bomb") { try verify(w.path("p.cpkg"), limits: l) }
         l.maxExpansionRatio = 1 << 40
         try verify(w.path("p.cpkg"), limits: l)
     }
@@ -138,7 +138,7 @@ import Testing
             try wr.writeFile(path: "payload/b", bytes: b)
             try wr.writeFile(path: "payload/c", bytes: c)
         }
-        expectRefusal(.unsafeEntry, "not in the manifest") { try verify(w.path("x.cpkg")) }
+        expectCourierError(.unsafeEntry, "not in the manifest") { try verify(w.path("x.cpkg")) }
     }
 
     /// Threaded zstd writes the same tar stream as inline zstd (only the frame's bytes differ),

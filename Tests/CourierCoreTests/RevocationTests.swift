@@ -64,12 +64,12 @@ import Testing
         let trust = try trustDir(w, how)
         // The honest form still works.
         try verify(try package(w, [(good.keyID, good)]), trust)
-        expectRefusal(.revokedKey, "revoked key") {
+        expectCourierError(.revokedKey, "revoked key") {
             try verify(try package(w, [(good.keyID, good), (gone.keyID, gone)]), trust)
         }
         // Mislabelled: upper-case id, the trusted key's id, an unknown id.
         for declared in [gone.keyID.uppercased(), good.keyID, "0123456789abcdef", "not even hex"] {
-            expectRefusal(.revokedKey, "revoked key") {
+            expectCourierError(.revokedKey, "revoked key") {
                 try verify(try package(w, [(good.keyID, good), (declared, gone)]), trust)
             }
         }
@@ -83,7 +83,7 @@ import Testing
         let store = try TrustStore.load(trust)
         #expect(store.revoked == [gone.keyID])
         for declared in [gone.keyID, gone.keyID.uppercased()] {
-            expectRefusal(.revokedKey, "revoked key") {
+            expectCourierError(.revokedKey, "revoked key") {
                 try verify(try package(w, [(good.keyID, good), (declared, gone)]), trust)
             }
         }

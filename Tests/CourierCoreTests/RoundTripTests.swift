@@ -101,7 +101,7 @@ import Testing
         // names it; format 2 only has the digest of the list, and says the base differs.
         let base = w.tree("wrongbase", readTree(v1))
         try Data(bytes("tampered")).write(to: URL(fileURLWithPath: base + "/daily/rules.ndb"))
-        expectRefusal(
+        expectCourierError(
             .integrity, format == 1 ? "daily/rules.ndb" : "differ from revision 1, the base it was built against"
         ) {
             try DeltaApplier.apply(
@@ -146,12 +146,12 @@ import Testing
         let t = w.tree("t", ["a": bytes("a")])
         symlink("/etc/passwd", t + "/link")
         _ = w.mkdir("out")
-        expectRefusal(.unsafeEntry, "symbolic link") {
+        expectCourierError(.unsafeEntry, "symbolic link") {
             try PackageBuilder.buildFull(tree: t, to: w.path("out/p.cpkg"), options: options(key))
         }
         unlink(t + "/link")
         mkfifo(t + "/fifo", 0o644)
-        expectRefusal(.unsafeEntry, "not a regular file or directory") {
+        expectCourierError(.unsafeEntry, "not a regular file or directory") {
             try PackageBuilder.buildFull(tree: t, to: w.path("out/p.cpkg"), options: options(key))
         }
         #expect(w.listing("out").isEmpty)

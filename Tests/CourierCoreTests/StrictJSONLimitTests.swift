@@ -5,10 +5,10 @@ import Testing
     @Test func arraysAreCountedWhileScanning() throws {
         let doc = Array("{\"a\":[1,2,3],\"b\":[[4,5],[6]]}".utf8)
         try StrictJSON.check(doc, what: "doc", maxArrayElements: 3)
-        expectRefusal(.limit, "doc: an array has more than 2 elements") {
+        expectCourierError(.limit, "doc: an array has more than 2 elements") {
             try StrictJSON.check(doc, what: "doc", maxArrayElements: 2)
         }
-        expectRefusal(.limit, "manifest lists more than the limit of 1 files") {
+        expectCourierError(.limit, "manifest lists more than the limit of 1 files") {
             _ = try Manifest.decode(Array("{\"files\":[{},{}]}".utf8), maxFiles: 1)
         }
     }

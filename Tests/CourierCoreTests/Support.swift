@@ -1,4 +1,5 @@
 import CourierCore
+@_exported import CourierTestSupport
 import Crypto
 import Foundation
 import Testing
@@ -88,26 +89,6 @@ func options(
 
 func verifyOptions(_ keys: [PublicKey], revoked: Set<String> = [], now: Int64 = testNow + 60) -> VerifyOptions {
     VerifyOptions(trust: TrustStore(keys: keys, revoked: revoked), limits: Limits(), now: now)
-}
-
-/// Expects `body` to throw a CourierError with `code` whose message contains `reason`.
-func expectRefusal(
-    _ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: () throws -> Void
-) {
-    do {
-        try body()
-        Issue.record("expected refusal '\(reason)' (\(code)), but it succeeded", sourceLocation: sourceLocation)
-    } catch let e as CourierError {
-        #expect(e.code == code, "code \(e.code) for: \(e.message)", sourceLocation: sourceLocation)
-        if !reason.isEmpty {
-            #expect(
-                e.message.contains(reason), "'\(e.message)' does not contain '\(reason)'",
-                sourceLocation: sourceLocation)
-        }
-    } catch {
-        Issue.record("unexpected error type: \(error)", sourceLocation: sourceLocation)
-    }
 }
 
 /// Writes a package with hand-made entries: the manifest and signatures are real (signed by

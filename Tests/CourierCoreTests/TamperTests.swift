@@ -39,7 +39,7 @@ import Testing
         try goodEntries(wr)
         try wr.finish()
         close(fd)
-        expectRefusal(.signature, "signature does not verify") { try verify(w.path("p.cpkg")) }
+        expectCourierError(.signature, "signature does not verify") { try verify(w.path("p.cpkg")) }
     }
 
     @Test func signatureAltered() throws {
@@ -56,7 +56,7 @@ import Testing
         try goodEntries(wr)
         try wr.finish()
         close(fd)
-        expectRefusal(.signature, "signature does not verify") { try verify(w.path("p.cpkg")) }
+        expectCourierError(.signature, "signature does not verify") { try verify(w.path("p.cpkg")) }
     }
 
     @Test func payloadByteFlippedOnDisk() throws {
@@ -69,9 +69,9 @@ import Testing
         let at = (0...(data.count - needle.count)).first { Array(data[$0..<$0 + needle.count]) == needle }!
         data[at + 3] ^= 0x20
         try Data(data).write(to: URL(fileURLWithPath: w.path("o/p.cpkg")))
-        expectRefusal(.integrity, "SHA-256") { try verify(w.path("o/p.cpkg")) }
+        expectCourierError(.integrity, "SHA-256") { try verify(w.path("o/p.cpkg")) }
         let target = w.mkdir("x")
-        expectRefusal(.integrity, "does not match the manifest") {
+        expectCourierError(.integrity, "does not match the manifest") {
             try SafeExtractor.extract(
                 PackageReader(path: w.path("o/p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         }
@@ -88,7 +88,7 @@ import Testing
         try goodEntries(wr)
         try wr.finish()
         close(fd)
-        expectRefusal(.malformed, "first entry must be courier-manifest.json, found 'courier-signatures.json'") {
+        expectCourierError(.malformed, "first entry must be courier-manifest.json, found 'courier-signatures.json'") {
             try verify(w.path("p.cpkg"))
         }
     }
@@ -101,7 +101,7 @@ import Testing
                 path: PackageReader.signaturesEntry,
                 bytes: SignatureSet.sign(manifest().encoded(), with: [key]).encoded())
         }
-        expectRefusal(.malformed, "second entry must be courier-signatures.json, found 'payload/main.db'") {
+        expectCourierError(.malformed, "second entry must be courier-signatures.json, found 'payload/main.db'") {
             try verify(w.path("p.cpkg"))
         }
     }
@@ -109,15 +109,15 @@ import Testing
     @Test func wrongKey() throws {
         let w = Workspace("tamper")
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: SigningKey(), entries: goodEntries)
-        expectRefusal(.signature, "no valid signature by a trusted key") { try verify(w.path("p.cpkg")) }
-        expectRefusal(.signature, "not a trusted key") { try verify(w.path("p.cpkg")) }
+        expectCourierError(.signature, "no valid signature by a trusted key") { try verify(w.path("p.cpkg")) }
+        expectCourierError(.signature, "not a trusted key") { try verify(w.path("p.cpkg")) }
     }
 
     @Test func revokedKey() throws {
         let w = Workspace("tamper")
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: key, entries: goodEntries)
         let other = SigningKey()
-        expectRefusal(.revokedKey, "revoked key \(key.keyID)") {
+        expectCourierError(.revokedKey, "revoked key \(key.keyID)") {
             try verify(w.path("p.cpkg"), verifyOptions([other.publicKey], revoked: [key.keyID]))
         }
     }
@@ -128,23 +128,23 @@ import Testing
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: key, entries: goodEntries)
         var o = verifyOptions([key.publicKey, second.publicKey])
         o.trust.threshold = 2
-        expectRefusal(.signature, "1 valid signature(s), 2 required") { try verify(w.path("p.cpkg"), o) }
+        expectCourierError(.signature, "1 valid signature(s), 2 required") { try verify(w.path("p.cpkg"), o) }
     }
 
     @Test func expiredAndFuturePackages() throws {
         let w = Workspace("tamper")
         try craftPackage(
             at: w.path("old.cpkg"), manifest: manifest(created: testNow - 10 * 86400), key: key, entries: goodEntries)
-        expectRefusal(.expired, "package expired at") { try verify(w.path("old.cpkg")) }
+        expectCourierError(.expired, "package expired at") { try verify(w.path("old.cpkg")) }
         // Inside the clock skew it is still fine; past it, not.
         var o = verifyOptions([key.publicKey], now: testNow + 86400 + 200)
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: key, entries: goodEntries)
         try verify(w.path("p.cpkg"), o)
         o.clockSkew = 100
-        expectRefusal(.expired, "package expired at") { try verify(w.path("p.cpkg"), o) }
+        expectCourierError(.expired, "package expired at") { try verify(w.path("p.cpkg"), o) }
         try craftPackage(
             at: w.path("future.cpkg"), manifest: manifest(created: testNow + 3600), key: key, entries: goodEntries)
-        expectRefusal(.expired, "created in the future") { try verify(w.path("future.cpkg")) }
+        expectCourierError(.expired, "created in the future") { try verify(w.path("future.cpkg")) }
     }
 
     @Test func wrongContentType() throws {
@@ -152,7 +152,7 @@ import Testing
         try craftPackage(at: w.path("p.cpkg"), manifest: manifest(), key: key, entries: goodEntries)
         var o = verifyOptions([key.publicKey])
         o.expectedType = "ips-rules"
-        expectRefusal(.wrongType, "type 'virus-defs', expected 'ips-rules'") { try verify(w.path("p.cpkg"), o) }
+        expectCourierError(.wrongType, "type 'virus-defs', expected 'ips-rules'") { try verify(w.path("p.cpkg"), o) }
     }
 
     @Test func truncatedNotAnArchiveAndEmptyFiles() throws {
@@ -162,13 +162,13 @@ import Testing
         try PackageBuilder.buildFull(tree: tree, to: w.path("o/p.cpkg"), options: options(key))
         let data = FileManager.default.contents(atPath: w.path("o/p.cpkg"))!
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: w.path("o/half.cpkg")))
-        expectRefusal(.malformed, "damaged archive") { try verify(w.path("o/half.cpkg")) }
+        expectCourierError(.malformed, "damaged archive") { try verify(w.path("o/half.cpkg")) }
         try Data(randomBytes(4096, seed: 5)).write(to: URL(fileURLWithPath: w.path("o/noise.cpkg")))
-        expectRefusal(.malformed, "") { try verify(w.path("o/noise.cpkg")) }
+        expectCourierError(.malformed) { try verify(w.path("o/noise.cpkg")) }
         try Data().write(to: URL(fileURLWithPath: w.path("o/empty.cpkg")))
-        expectRefusal(.malformed, "") { try verify(w.path("o/empty.cpkg")) }
-        expectRefusal(.io, "No such file") { try verify(w.path("o/missing.cpkg")) }
-        expectRefusal(.malformed, "not a regular file") { try verify(w.path("o")) }
+        expectCourierError(.malformed) { try verify(w.path("o/empty.cpkg")) }
+        expectCourierError(.io, "No such file") { try verify(w.path("o/missing.cpkg")) }
+        expectCourierError(.malformed, "not a regular file") { try verify(w.path("o")) }
     }
 
     @Test func unsignedPackage() throws {
@@ -177,6 +177,6 @@ import Testing
             try wr.writeFile(path: PackageReader.signaturesEntry, bytes: bytes("{\"format\":1,\"signatures\":[]}"))
             try goodEntries(wr)
         }
-        expectRefusal(.signature, "not signed") { try verify(w.path("p.cpkg")) }
+        expectCourierError(.signature, "not signed") { try verify(w.path("p.cpkg")) }
     }
 }

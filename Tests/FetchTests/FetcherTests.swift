@@ -65,12 +65,11 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         let start = Date()
-        let e = await courierError {
+        let e = await expectCourierError(.download) {
             _ = try await withFetcher(testPolicy(ws, retryFor: 30)) {
                 try await $0.fetch(server.url("/notfound"), to: ws.path("x"), validators: nil)
             }
         }
-        #expect(e?.code == .download)
         #expect(e?.message == "\(server.url("/notfound")): HTTP 404 Not Found")
         #expect(e?.httpStatus == 404)
         #expect(server.requests().count == 1)
@@ -100,12 +99,11 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         let start = Date()
-        let e = await courierError {
+        let e = await expectCourierError(.download) {
             _ = try await withFetcher(testPolicy(ws, retryFor: 1)) {
                 try await $0.fetch(server.url("/flaky/k2?fail=1000"), to: ws.path("f"), validators: nil)
             }
         }
-        #expect(e?.code == .download)
         #expect(e?.message.contains("HTTP 500 Internal Server Error") == true)
         #expect(e?.message.contains("gave up after") == true, "\(String(describing: e))")
         #expect(server.requests().count >= 2)
@@ -116,12 +114,11 @@ import Testing
         let ws = Workspace("refused")
         let port = try freePort()
         let start = Date()
-        let e = await courierError {
+        let e = await expectCourierError(.network) {
             _ = try await withFetcher(testPolicy(ws)) {
                 try await $0.fetch("http://127.0.0.1:\(port)/x", to: ws.path("f"), validators: nil)
             }
         }
-        #expect(e?.code == .network)
         #expect(e?.message == "http://127.0.0.1:\(port)/x: connection refused", "\(String(describing: e))")
         #expect(Date().timeIntervalSince(start) < 3)
     }
@@ -151,13 +148,12 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         let url = server.url("/retry-after/k?secs=3600&times=1000")
-        let first = await courierError {
+        let first = await expectCourierError(.download) {
             _ = try await withFetcher(testPolicy(ws, retryFor: 10)) {
                 try await $0.fetch(url, to: ws.path("a"), validators: nil)
             }
         }
         let authority = "127.0.0.1:\(server.port)"
-        #expect(first?.code == .download)
         #expect(
             first?.message.hasPrefix(
                 "\(url): \(authority) answered HTTP 503 and asked to retry after 3600s; cooling down until ") == true,
@@ -176,10 +172,11 @@ import Testing
         // for this URL or any other on it, and says the same thing.
         let start = Date()
         try await withFetcher(testPolicy(ws, retryFor: 10)) { f in
-            let again = await courierError { _ = try await f.fetch(url, to: ws.path("a"), validators: nil) }
-            #expect(again?.code == .download)
+            let again = await expectCourierError(.download) {
+                _ = try await f.fetch(url, to: ws.path("a"), validators: nil)
+            }
             #expect(again?.message == first?.message)
-            let other = await courierError { _ = try await f.fetchSmall(server.url("/file"), limit: 1 << 20) }
+            let other = await expectCourierError { _ = try await f.fetchSmall(server.url("/file"), limit: 1 << 20) }
             #expect(other?.message.contains("cooling down until") == true)
         }
         #expect(Date().timeIntervalSince(start) < 1)
@@ -225,13 +222,12 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         let url = server.url("/truncated/k?size=200000&cut=50000")
-        let e = await courierError {
+        let e = await expectCourierError(.download) {
             _ = try await withFetcher(testPolicy(ws)) { try await $0.fetch(url, to: ws.path("t"), validators: nil) }
         }
         let have = ws.read("t.partial")?.count ?? 0
         #expect(have > 0 && have <= 50000)
         #expect(ws.read("t.partial") == expectedContent(have))
-        #expect(e?.code == .download)
         #expect(e?.message == "\(url): truncated: got \(have) of 200000 bytes")
         #expect(ws.exists("t.partial.json") && !ws.exists("t"))
         // The next run picks it up.
@@ -321,12 +317,11 @@ import Testing
         var policy = testPolicy(ws)
         policy.readTimeout = 1
         let start = Date()
-        let e = await courierError {
+        let e = await expectCourierError(.network) {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/slow?delay=20"), to: ws.path("s"), validators: nil)
             }
         }
-        #expect(e?.code == .network)
         #expect(e?.message == "\(server.url("/slow?delay=20")): timed out after 1s without data")
         #expect(Date().timeIntervalSince(start) < 5)
     }
@@ -339,10 +334,9 @@ import Testing
         policy.readTimeout = 1
         let start = Date()
         let url = server.url("/stall?size=100000&after=1000&delay=20")
-        let e = await courierError {
+        let e = await expectCourierError(.network) {
             _ = try await withFetcher(policy) { try await $0.fetch(url, to: ws.path("s"), validators: nil) }
         }
-        #expect(e?.code == .network)
         #expect(e?.message == "\(url): timed out after 1s without data (got 1000 of 100000 bytes)")
         #expect(Date().timeIntervalSince(start) < 5)
     }
@@ -354,12 +348,11 @@ import Testing
         var policy = testPolicy(ws, retryFor: 30)
         policy.maxBytes = 8 << 20
         let start = Date()
-        let e = await courierError {
+        let e = await expectCourierError(.limit) {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/endless"), to: ws.path("e"), validators: nil)
             }
         }
-        #expect(e?.code == .limit)
         #expect(e?.message == "\(server.url("/endless")): body exceeds the limit of \(8 << 20) bytes; download stopped")
         #expect(!ws.exists("e") && !ws.exists("e.partial") && !ws.exists("e.partial.json"))
         #expect(server.requests().count == 1)  // a limit is not retried
@@ -367,12 +360,11 @@ import Testing
 
         // An announced length over the limit is refused before the body.
         policy.maxBytes = 100_000
-        let big = await courierError {
+        let big = await expectCourierError(.limit) {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/file?size=200000"), to: ws.path("b"), validators: nil)
             }
         }
-        #expect(big?.code == .limit)
         #expect(big?.message.contains("announces 200000 bytes") == true)
     }
 
@@ -385,15 +377,13 @@ import Testing
         try await withFetcher(policy) { f in
             _ = try await f.fetch(server.url("/redirect/3"), to: ws.path("r"), validators: nil)
             #expect(ws.read("r") == expectedContent(1000))
-            let tooMany = await courierError {
+            let tooMany = await expectCourierError(.download) {
                 _ = try await f.fetch(server.url("/redirect/9"), to: ws.path("r9"), validators: nil)
             }
-            #expect(tooMany?.code == .download)
             #expect(tooMany?.message == "\(server.url("/redirect/9")): more than 5 redirects")
-            let loop = await courierError {
+            let loop = await expectCourierError(.download) {
                 _ = try await f.fetch(server.url("/loop/a"), to: ws.path("l"), validators: nil)
             }
-            #expect(loop?.code == .download)
             #expect(loop?.message.contains("redirect loop") == true)
         }
         // 4 for /redirect/3, at most 6 for /redirect/9, and the loop stops when it comes back to /loop/a.
@@ -410,11 +400,9 @@ import Testing
         try await withFetcher(testPolicy(ws)) { f in
             let ok = try await f.fetchSmall(server.url("/file?size=500"), limit: 500)
             #expect(ok == expectedContent(500))
-            let over = await courierError { _ = try await f.fetchSmall(server.url("/file?size=501"), limit: 500) }
-            #expect(over?.code == .limit)
-            let endless = await courierError { _ = try await f.fetchSmall(server.url("/endless"), limit: 1 << 20) }
-            #expect(endless?.code == .limit)
-            let missing = await courierError { _ = try await f.fetchSmall(server.url("/notfound"), limit: 500) }
+            await expectCourierError(.limit) { _ = try await f.fetchSmall(server.url("/file?size=501"), limit: 500) }
+            await expectCourierError(.limit) { _ = try await f.fetchSmall(server.url("/endless"), limit: 1 << 20) }
+            let missing = await expectCourierError { _ = try await f.fetchSmall(server.url("/notfound"), limit: 500) }
             #expect(missing?.code == .download && missing?.message.contains("HTTP 404") == true)
         }
     }

@@ -24,7 +24,7 @@ import Testing
         let h = server.requests().last?.headers ?? [:]
         #expect(h["X-Api-Key"] == token && h["Authorization"] == basic, "\(h)")
         // A failure's message and the trace log carry neither.
-        let e = await courierError {
+        let e = await expectCourierError {
             _ = try await withFetcher(policy, logger: logs.logger()) {
                 try await $0.fetch(server.url("/notfound"), to: ws.path("b"), validators: nil)
             }
@@ -68,7 +68,7 @@ import Testing
         #expect(url.hasPrefix("https://127.0.0.1:"))
 
         // The system store does not know the private CA: a TLS failure, not retried.
-        let refused = await courierError {
+        let refused = await expectCourierError {
             _ = try await withFetcher(testPolicy(ws, retryFor: 5)) {
                 try await $0.fetch(url, to: ws.path("x"), validators: nil)
             }
@@ -104,7 +104,9 @@ import Testing
         try "not a certificate\n".write(toFile: ws.path("bad.pem"), atomically: true, encoding: .utf8)
         policy.caDir = nil
         policy.caFile = ws.path("bad.pem")
-        let bad = await courierError { _ = try await withFetcher(policy) { try await $0.fetchSmall(url, limit: 5000) } }
+        let bad = await expectCourierError {
+            _ = try await withFetcher(policy) { try await $0.fetchSmall(url, limit: 5000) }
+        }
         #expect(bad?.code == .config && bad?.message.contains("bad.pem") == true, "\(String(describing: bad))")
     }
 }

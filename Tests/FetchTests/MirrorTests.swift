@@ -71,7 +71,7 @@ import Testing
         let server = try FaultServer(ws)
         defer { server.stop() }
         let mirrors = ["http://127.0.0.1:\(try freePort())/x", server.url("/notfound")]
-        let e = await courierError {
+        let e = await expectCourierError {
             _ = try await withFetcher(testPolicy(ws)) {
                 try await $0.fetch(mirrors: mirrors, to: ws.path("x"), validators: { _ in nil })
             }
@@ -142,7 +142,7 @@ import Testing
         defer { server.stop() }
         var policy = testPolicy(ws, retryFor: 5)
         policy.forbiddenCoolDown = 3600
-        let e1 = await courierError {
+        let e1 = await expectCourierError {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/forbidden"), to: ws.path("x"), validators: nil)
             }
@@ -150,7 +150,7 @@ import Testing
         #expect(e1?.code == .download && e1?.message.contains("HTTP 403") == true, "\(String(describing: e1))")
         #expect(server.requests().count == 1, "403 is not retried")
         // The next run: not contacted, with the cool-down's message.
-        let e2 = await courierError {
+        let e2 = await expectCourierError {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/file"), to: ws.path("x"), validators: nil)
             }
@@ -167,7 +167,7 @@ import Testing
         defer { server.stop() }
         var policy = testPolicy(ws)  // no retry window: one attempt, then the cool-down
         policy.busyCoolDown = 1
-        let e1 = await courierError {
+        let e1 = await expectCourierError {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/busy/k?status=429"), to: ws.path("x"), validators: nil)
             }
@@ -178,7 +178,7 @@ import Testing
             entry?["kind"] as? String == "busy" && entry?["strikes"] as? Int == 1 && entry?["retryAfter"] as? Int == 1,
             "\(String(describing: entry))")
         // Within the cool-down: not contacted.
-        let e2 = await courierError {
+        let e2 = await expectCourierError {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/busy/k?status=429"), to: ws.path("x"), validators: nil)
             }
@@ -189,7 +189,7 @@ import Testing
         #expect(server.requests().count == 1)
         // After it: busy again, and the next cool-down is twice as long; then 4 s (503 too).
         try await Task.sleep(for: .milliseconds(2100))
-        _ = await courierError {
+        await expectCourierError {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/busy/k?status=503"), to: ws.path("x"), validators: nil)
             }
@@ -223,7 +223,7 @@ import Testing
         #expect(server.requests().count == 2)
         // A later run may not.
         policy.runStarted = CoolDownStore.now() + 1
-        let e = await courierError {
+        let e = await expectCourierError {
             _ = try await withFetcher(policy) {
                 try await $0.fetch(server.url("/file?size=10"), to: ws.path("c"), validators: nil)
             }

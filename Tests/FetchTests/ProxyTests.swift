@@ -98,12 +98,11 @@ struct ProxyTests {
         let wrong = "Wr0ng-passw0rd"
         policy.proxy = try ProxySettings.parse("http://courier:\(wrong)@127.0.0.1:\(proxy.port)")
         let start = Date()
-        let e = await courierError {
+        let e = await expectCourierError(.proxy) {
             _ = try await withFetcher(policy, logger: logs.logger()) {
                 try await $0.fetch(server.url("/file?size=5000"), to: ws.path("b"), validators: nil)
             }
         }
-        #expect(e?.code == .proxy)
         // tinyproxy answers wrong credentials with 401 (and missing ones with 407).
         #expect(
             e?.message.contains("proxy authentication required (401 from proxy http://courier:***@") == true,
@@ -113,12 +112,11 @@ struct ProxyTests {
 
         // No credentials at all.
         policy.proxy = ProxySettings(host: "127.0.0.1", port: proxy.port)
-        let none = await courierError {
+        let none = await expectCourierError(.proxy) {
             _ = try await withFetcher(policy, logger: logs.logger()) {
                 try await $0.fetchSmall(server.url("/file"), limit: 5000)
             }
         }
-        #expect(none?.code == .proxy)
         #expect(
             none?.message.contains(
                 "proxy authentication required (407) by proxy http://127.0.0.1:\(proxy.port): no credentials configured"
@@ -128,12 +126,11 @@ struct ProxyTests {
         // Credentials from the environment variable, wrong, also end up nowhere.
         policy.proxy = nil
         policy.environment = ["http_proxy": "http://courier:\(wrong)@127.0.0.1:\(proxy.port)"]
-        let env = await courierError {
+        let env = await expectCourierError(.proxy) {
             _ = try await withFetcher(policy, logger: logs.logger()) {
                 try await $0.fetchSmall(server.url("/file"), limit: 5000)
             }
         }
-        #expect(env?.code == .proxy)
 
         let basicRight = Data("courier:\(password)".utf8).base64EncodedString()
         let basicWrong = Data("courier:\(wrong)".utf8).base64EncodedString()
@@ -150,10 +147,9 @@ struct ProxyTests {
         var policy = testPolicy(ws)
         let port = try freePort()
         policy.proxy = try ProxySettings.parse("http://u:hidden-pw@127.0.0.1:\(port)")
-        let e = await courierError {
+        let e = await expectCourierError(.proxy) {
             _ = try await withFetcher(policy) { try await $0.fetchSmall("http://127.0.0.1:9/x", limit: 10) }
         }
-        #expect(e?.code == .proxy)
         #expect(
             e?.message == "http://127.0.0.1:9/x: proxy http://u:***@127.0.0.1:\(port): connection refused",
             "\(String(describing: e))")
@@ -205,7 +201,7 @@ struct SquidTests {
             return
         }
         #expect(ws.read("sq") == expectedContent(70000))
-        let denied = await courierError {
+        let denied = await expectCourierError {
             _ = try await withFetcher(policy) { try await $0.fetchSmall(tls.url("/file?size=10"), limit: 100) }
         }
         #expect(

@@ -1,4 +1,5 @@
 import CourierCore
+@_exported import CourierTestSupport
 import Foundation
 import Logging
 
@@ -268,18 +269,6 @@ func withFetcher<T>(
     } catch {
         try? await f.shutdown()
         throw error
-    }
-}
-
-/// Runs `body`, expecting a `CourierError`, and returns it (nil when none was thrown).
-func courierError(_ body: () async throws -> Void) async -> CourierError? {
-    do {
-        try await body()
-        return nil
-    } catch let e as CourierError {
-        return e
-    } catch {
-        return CourierError(.io, "unexpected error type: \(error)")
     }
 }
 

@@ -1,5 +1,6 @@
 import CourierCore
 import CourierInbox
+import CourierTestSupport
 import Testing
 
 @Suite struct InboxConfigTests {
@@ -49,12 +50,6 @@ import Testing
         ("inbox = \"/i\"\ntrust = \"/t\"\ndelta_wait = \"soon\"\n", "inboxd.toml:3: 'delta_wait' must be a duration"),
     ])
     func badConfigsNameFileLineAndKey(text: String, reason: String) {
-        do {
-            _ = try InboxConfig.parse(text, path: "/etc/courier/inboxd.toml")
-            Issue.record("accepted: \(text)")
-        } catch let e as CourierError {
-            #expect(e.code == .config)
-            #expect(e.message.contains(reason), "\(e.message)")
-        } catch { Issue.record("\(error)") }
+        expectCourierError(.config, reason) { _ = try InboxConfig.parse(text, path: "/etc/courier/inboxd.toml") }
     }
 }

@@ -1,4 +1,5 @@
 import CourierCore
+import CourierTestSupport
 import Foundation
 import Testing
 
@@ -15,13 +16,8 @@ import Testing
         #expect(other != nil)
         var ran = false
         let t0 = Date()
-        do {
-            try StateLock.with(dir, timeout: 0.3) { ran = true }
-            Issue.record("the lock is held; StateLock must refuse")
-        } catch let e as CourierError {
-            #expect(e.code == .locked)
-            #expect(e.message == "\(dir)/lock: held by another courier-inboxd process for more than 0 s")
-        }
+        let e = expectCourierError(.locked) { try StateLock.with(dir, timeout: 0.3) { ran = true } }
+        #expect(e?.message == "\(dir)/lock: held by another courier-inboxd process for more than 0 s")
         #expect(!ran)
         #expect(Date().timeIntervalSince(t0) >= 0.25)
         withExtendedLifetime(other) {}

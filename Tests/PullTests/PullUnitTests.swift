@@ -1,5 +1,6 @@
 import CourierCore
 import CourierDeliver
+import CourierTestSupport
 import Logging
 import Testing
 
@@ -50,14 +51,8 @@ import Testing
         ("inboxd_config = \"i.toml\"\nmirrors = [\"http://a\"]\ntypes = [\"../x\"]\n", "'types'"),
     ])
     func badPullConfigsNameFileLineAndKey(text: String, needle: String) {
-        do {
-            _ = try PullConfig.parse(text, path: "/etc/courier/pull.toml")
-            Issue.record("accepted: \(text)")
-        } catch let e as CourierError {
-            #expect(e.code == .config)
-            #expect(e.message.hasPrefix("/etc/courier/pull.toml"), "\(e.message)")
-            #expect(e.message.contains(needle), "\(e.message)")
-        } catch { Issue.record("\(error)") }
+        let e = expectCourierError(.config, needle) { _ = try PullConfig.parse(text, path: "/etc/courier/pull.toml") }
+        #expect(e?.message.hasPrefix("/etc/courier/pull.toml") == true, "\(String(describing: e))")
     }
 
     @Test func relayConfigDefaults() throws {

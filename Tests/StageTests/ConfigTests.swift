@@ -138,7 +138,7 @@ import Testing
         ),
     ])
     func badConfigsNameFileLineAndKey(text: String, reason: String) {
-        expectCode(.config, reason) { _ = try StageConfig.parse(text, path: "/etc/courier/stage.toml") }
+        expectCourierError(.config, reason) { _ = try StageConfig.parse(text, path: "/etc/courier/stage.toml") }
     }
 
     @Test func tufSourceParses() throws {
@@ -167,7 +167,9 @@ import Testing
     }
 
     @Test func missingFileIsAConfigError() {
-        expectCode(.config, "/nowhere/stage.toml: cannot read") { _ = try StageConfig.load("/nowhere/stage.toml") }
+        expectCourierError(.config, "/nowhere/stage.toml: cannot read") {
+            _ = try StageConfig.load("/nowhere/stage.toml")
+        }
     }
 
     /// stage.toml's limits (issue #17.6): max_tree_bytes and delta_window over the defaults, bad
@@ -178,10 +180,10 @@ import Testing
         #expect(c.limits.maxTotalBytes == 2 << 30)
         #expect(c.limits.maxDeltaWindow == Limits().maxDeltaWindow)
         #expect(try StageConfig.parse(base, path: "/s.toml").limits == Limits())
-        expectCode(.config, "/s.toml:1: 'max_tree_bytes' must be a size") {
+        expectCourierError(.config, "/s.toml:1: 'max_tree_bytes' must be a size") {
             _ = try StageConfig.parse("max_tree_bytes = \"big\"\n" + base, path: "/s.toml")
         }
-        expectCode(.config, "/s.toml:1: 'delta_window' must be at least 1 MiB") {
+        expectCourierError(.config, "/s.toml:1: 'delta_window' must be at least 1 MiB") {
             _ = try StageConfig.parse("delta_window = \"1K\"\n" + base, path: "/s.toml")
         }
     }

@@ -143,13 +143,7 @@ import Testing
         let cfg = try w.config(virusTypes(w))
         try Sys.mkdirs(w.path("state"))
         let held = try RunLock(path: w.path("state/lock"))
-        do {
-            _ = try await run(cfg)
-            Issue.record("a second run must not proceed")
-        } catch let e as CourierError {
-            #expect(e.code == .locked)
-            #expect(e.message.contains("pid \(getpid())"))
-        }
+        await expectCourierError(.locked, "pid \(getpid())") { _ = try await run(cfg) }
         withExtendedLifetime(held) {}
         #expect(!FileManager.default.fileExists(atPath: w.path("outbox/virus-defs")))
     }

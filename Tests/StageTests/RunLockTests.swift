@@ -11,16 +11,11 @@ import Testing
         let path = w.path("lock")
         var held: RunLock? = try RunLock(path: path)
         #expect(String(decoding: try Sys.readFile(path), as: UTF8.self) == "\(getpid())\n")
-        do {
-            _ = try RunLock(path: path)
-            Issue.record("a second holder must be refused")
-        } catch let e as CourierError {
-            #expect(e.code == .locked)
-            #expect(
-                e.message
-                    == "another courier-stage run holds \(path) (pid \(getpid())); this run exits without doing anything"
-            )
-        }
+        let e = expectCourierError(.locked) { _ = try RunLock(path: path) }
+        #expect(
+            e?.message
+                == "another courier-stage run holds \(path) (pid \(getpid())); this run exits without doing anything"
+        )
         withExtendedLifetime(held) {}
         held = nil
         #expect(try Sys.readFile(path).isEmpty, "the pid is cleared on release")

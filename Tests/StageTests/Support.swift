@@ -52,16 +52,3 @@ func run(_ config: StageConfig, only: [String] = [], now: Int64? = nil) async th
     if let n = now { r.clock = { n } }
     return try await r.run(only: only)
 }
-
-func expectCode(
-    _ code: CourierError.Code, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: () throws -> Void
-) {
-    do {
-        try body()
-        Issue.record("expected \(code) '\(reason)'", sourceLocation: sourceLocation)
-    } catch let e as CourierError {
-        #expect(e.code == code, "\(e)", sourceLocation: sourceLocation)
-        #expect(e.message.contains(reason), "'\(e.message)' lacks '\(reason)'", sourceLocation: sourceLocation)
-    } catch { Issue.record("\(error)", sourceLocation: sourceLocation) }
-}
