@@ -160,6 +160,10 @@ public struct RelayConfig: Sendable {
     public var stateDir: String
     public var bwlimit: Int64? = nil
     public var http = PullHTTP()
+    /// What every package is verified under: the defaults (courier-inboxd's), or the site's
+    /// clients' `max_tree_bytes`/`delta_window` when they allow more — under the defaults the
+    /// relay would refuse, every pass, a revision those clients accept.
+    public var limits = Limits()
 
     public static func load(_ path: String) throws -> RelayConfig { try withTOMLFile(path, parse) }
     public static func parse(_ text: String, path: String) throws -> RelayConfig {
@@ -167,10 +171,12 @@ public struct RelayConfig: Sendable {
     }
 
     static func parse(_ r: TableReader) throws -> RelayConfig {
-        try r.allow([
-            "root", "upstream", "trust", "threshold", "clock_skew", "types", "revisions", "state_dir", "bwlimit",
-            "http",
-        ])
+        try r.allow(
+            Set(
+                [
+                    "root", "upstream", "trust", "threshold", "clock_skew", "types", "revisions", "state_dir",
+                    "bwlimit", "http",
+                ] + TableReader.limitKeys))
         guard let root = try r.string("root") else {
             throw r.error(nil, "needs 'root' (the mirror directory a web server serves)")
         }
@@ -191,6 +197,7 @@ public struct RelayConfig: Sendable {
         if let n = try r.int("revisions", min: 1, max: 100) { c.revisions = n }
         c.bwlimit = try parseRate(r, "bwlimit")
         c.http = try PullHTTP.parse(try r.table("http"))
+        c.limits = try r.limits(over: Limits())
         return c
     }
 }

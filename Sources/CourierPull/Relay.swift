@@ -78,9 +78,9 @@ public final class Relay {
         defer { withExtendedLifetime(lock) {} }
         let t0 = Sys.monotonicSeconds()
         try Sys.mkdirs(config.root)
-        // A relay serves clients of any limits: it checks under the defaults, each client under
-        // its own inboxd.toml when the package reaches it.
-        var verify = VerifyOptions(trust: trust, limits: Limits())
+        // relay.toml's limits (the defaults unless set): the relay never unpacks, so these are
+        // its site's clients' bounds, which each client checks again under its own inboxd.toml.
+        var verify = VerifyOptions(trust: trust, limits: config.limits)
         verify.clockSkew = config.clockSkew
         let throttle = config.bwlimit.map { Throttle(bytesPerSecond: $0) }
         let fetcher = Fetcher(
