@@ -100,7 +100,7 @@ enum PatchApplier {
         let comps = Names.components(rel)
         if comps.count == 1 { return nil }
         // Never the root itself: the chain has at least one component.
-        return OwnedFD(adopting: try Sys.openDirectoryChain(rootfd, Array(comps.dropLast()), root: root))
+        return try OwnedFD.openDirectoryChain(at: rootfd, Array(comps.dropLast()), root: root)
     }
 
     /// The descriptor to work in: `parent`'s, or the root's for a file at the top.

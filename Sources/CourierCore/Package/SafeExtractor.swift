@@ -47,8 +47,10 @@ public enum SafeExtractor {
             if let fd = open.directory(parent) { return fd }
             open.closeDirectory()
             // Never the root itself: `parentComps` is not empty.
-            let fd = OwnedFD(
-                adopting: try Sys.openDirectoryChain(rootfd, parentComps, root: target) { created.append(($0, true)) })
+            guard
+                let fd = try OwnedFD.openDirectoryChain(
+                    at: rootfd, parentComps, root: target, made: { created.append(($0, true)) })
+            else { return rootfd }
             return open.keepDirectory(fd, path: parent)
         }
 

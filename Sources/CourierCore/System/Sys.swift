@@ -280,19 +280,6 @@ public enum Sys {
         return try listDirectory(fd.raw, display: path).map(\.name)
     }
 
-    /// `OwnedFD.openDirectoryChain` as a raw number: `rootfd` itself for an empty path, else a
-    /// descriptor the caller closes. Kept only until its last callers (Package/) own what they
-    /// open; new code calls `OwnedFD.openDirectoryChain`.
-    public static func openDirectoryChain(
-        _ rootfd: Int32, _ comps: [String], root: String,
-        made: (String) -> Void = { _ in }
-    ) throws -> Int32 {
-        switch try OwnedFD.openDirectoryChain(at: rootfd, comps, root: root, made: made) {
-        case .some(let fd): return fd.release()
-        case .none: return rootfd
-        }
-    }
-
     /// Removes a tree below `dirfd`/`name` without following symlinks. Missing is fine.
     public static func removeTree(_ dirfd: Int32, _ name: String, display: String? = nil) throws {
         let shown = display ?? name
