@@ -51,8 +51,7 @@ import Testing
         let server = try TUFServer(repo, ws)
         _ = try initClient(ws, repo)
         var reported: [String] = []
-        let e = await courierError { try await Self.download(ws, server, names, reported: &reported) }
-        #expect(e?.code == .signature)
+        let e = await expectCourierError(.signature) { try await Self.download(ws, server, names, reported: &reported) }
         #expect(e?.message.contains("t12") == true)
         let before = names.prefix(12)
         #expect(reported == before.map { "\($0):stored" })
@@ -71,10 +70,9 @@ import Testing
         let names = Self.names("m", 4)
         let server = try Self.served(ws, names)
         var reported: [String] = []
-        let e = await courierError {
+        let e = await expectCourierError(.source) {
             try await Self.download(ws, server, ["m00", "m01", "nowhere", "m02"], reported: &reported)
         }
-        #expect(e?.code == .source)
         #expect(e?.message.contains("nowhere") == true)
         #expect(reported == ["m00:stored", "m01:stored"])
         #expect(ws.list("client/targets") == ["m00", "m01"])

@@ -38,8 +38,8 @@ import Testing
     @Test func integersAtTheEdges() throws {
         let v = try JSONValue.parse(bytes("[-9223372036854775808, 9223372036854775807, -0]"), limits: .init())
         #expect(String(decoding: v.canonicalBytes, as: UTF8.self) == "[-9223372036854775808,9223372036854775807,0]")
-        #expect(errorCode { _ = try JSONValue.parse(bytes("9223372036854775808"), limits: .init()) } == .malformed)
-        #expect(errorCode { _ = try JSONValue.parse(bytes("-9223372036854775809"), limits: .init()) } == .malformed)
+        expectCourierError(.malformed) { _ = try JSONValue.parse(bytes("9223372036854775808"), limits: .init()) }
+        expectCourierError(.malformed) { _ = try JSONValue.parse(bytes("-9223372036854775809"), limits: .init()) }
     }
 }
 
@@ -56,21 +56,21 @@ import Testing
         #""\x""#, #""\u12""#, "\"abc",
     ])
     func refuses(_ input: String) {
-        #expect(errorCode { _ = try JSONValue.parse(bytes(input), limits: .init()) } == .malformed, "\(input)")
+        expectCourierError(.malformed) { _ = try JSONValue.parse(bytes(input), limits: .init()) }
     }
 
     @Test func refusesInvalidUTF8() {
-        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xff, 0x22], limits: .init()) } == .malformed)
+        expectCourierError(.malformed) { _ = try JSONValue.parse([0x22, 0xff, 0x22], limits: .init()) }
         // A CESU surrogate.
-        #expect(errorCode { _ = try JSONValue.parse([0x22, 0xed, 0xa0, 0x80, 0x22], limits: .init()) } == .malformed)
+        expectCourierError(.malformed) { _ = try JSONValue.parse([0x22, 0xed, 0xa0, 0x80, 0x22], limits: .init()) }
     }
 
     @Test func boundsDepthAndSize() throws {
         let deep = String(repeating: "[", count: 70) + String(repeating: "]", count: 70)
-        #expect(errorCode { _ = try JSONValue.parse(bytes(deep), limits: .init()) } == .limit)
+        expectCourierError(.limit) { _ = try JSONValue.parse(bytes(deep), limits: .init()) }
         _ = try JSONValue.parse(
             bytes(String(repeating: "[", count: 60) + String(repeating: "]", count: 60)), limits: .init())
-        #expect(errorCode { _ = try JSONValue.parse(bytes("[1,2,3]"), limits: .init(maxBytes: 4)) } == .limit)
+        expectCourierError(.limit) { _ = try JSONValue.parse(bytes("[1,2,3]"), limits: .init(maxBytes: 4)) }
     }
 
     @Test func fieldLookupComparesBytes() throws {

@@ -13,25 +13,25 @@ import Testing
     @Test func signedMetadataParsesWithinTheGivenLimits() throws {
         let root = repo.root()
         _ = try SignedMetadata<Root>(bytes: root, limits: .init(maxBytes: root.count))
-        #expect(
-            errorCode { _ = try SignedMetadata<Root>(bytes: root, limits: .init(maxBytes: root.count - 1)) } == .limit)
+        expectCourierError(.limit) {
+            _ = try SignedMetadata<Root>(bytes: root, limits: .init(maxBytes: root.count - 1))
+        }
         // root.json nests signed → roles → root → keyids: a depth of 3 is too shallow for it.
-        #expect(errorCode { _ = try SignedMetadata<Root>(bytes: root, limits: .init(maxDepth: 3)) } == .limit)
+        expectCourierError(.limit) { _ = try SignedMetadata<Root>(bytes: root, limits: .init(maxDepth: 3)) }
     }
 
     /// The set keeps the limits it was given and parses each later file within them: a timestamp
     /// one byte over is refused and changes nothing; at the limit it loads.
     @Test func trustedSetAppliesItsLimitsToLaterFiles() throws {
         let root = repo.root()
-        #expect(
-            errorCode {
-                _ = try TrustedMetadataSet(
-                    rootBytes: root, referenceTime: T.now, limits: .init(maxBytes: root.count - 1))
-            } == .limit)
+        expectCourierError(.limit) {
+            _ = try TrustedMetadataSet(
+                rootBytes: root, referenceTime: T.now, limits: .init(maxBytes: root.count - 1))
+        }
         let ts = repo.timestamp()
         var s = try TrustedMetadataSet(rootBytes: root, referenceTime: T.now, limits: .init(maxBytes: root.count))
         s.limits = .init(maxBytes: ts.count - 1)
-        #expect(errorCode { try s.updateTimestamp(ts) } == .limit)
+        expectCourierError(.limit) { try s.updateTimestamp(ts) }
         #expect(s.timestamp == nil)
         s.limits = .init(maxBytes: ts.count)
         try s.updateTimestamp(ts)
@@ -54,7 +54,7 @@ import Testing
                 metadataDir: ws.path("client/metadata"), metadataBaseURL: "http://127.0.0.1:9/",
                 fetcher: fetcher, config: config, logger: testLogger, referenceTime: T.now)
         }
-        #expect(errorCode { _ = try updater(maxBytes: root.count - 1) } == .limit)
+        expectCourierError(.limit) { _ = try updater(maxBytes: root.count - 1) }
         #expect(try updater(maxBytes: root.count).trusted.root.signed.version == 1)
         try await fetcher.shutdown()
     }

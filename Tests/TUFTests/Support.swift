@@ -1,4 +1,5 @@
 import CourierCore
+@_exported import CourierTestSupport
 import Crypto
 import Foundation
 
@@ -148,12 +149,4 @@ func delegationsJSON(
         list.append(.object(o))
     }
     return .object(["keys": .object(keys), "roles": .array(list)])
-}
-
-/// The code of a CourierError thrown by `body`, or nil if it did not throw.
-func errorCode(_ body: () throws -> Void) -> CourierError.Code? {
-    do {
-        try body()
-        return nil
-    } catch let e as CourierError { return e.code } catch { return CourierError.Code("not-a-CourierError") }
 }

@@ -66,15 +66,15 @@ import Testing
         let weird = JSONValue.object([
             "keytype": .string("weird"), "scheme": .string("x"), "keyval": .object(["public": .string("00")]),
         ])
-        #expect(errorCode { _ = try TUFKey(json: weird, keyid: "k") } == .malformed)
+        expectCourierError(.malformed) { _ = try TUFKey(json: weird, keyid: "k") }
         let mismatched = JSONValue.object([
             "keytype": .string("rsa"), "scheme": .string("ed25519"), "keyval": .object(["public": .string("00")]),
         ])
-        #expect(errorCode { _ = try TUFKey(json: mismatched, keyid: "k") } == .malformed)
+        expectCourierError(.malformed) { _ = try TUFKey(json: mismatched, keyid: "k") }
         let noPublic = JSONValue.object([
             "keytype": .string("ed25519"), "scheme": .string("ed25519"), "keyval": .object(["private": .string("00")]),
         ])
-        #expect(errorCode { _ = try TUFKey(json: noPublic, keyid: "k") } == .malformed)
+        expectCourierError(.malformed) { _ = try TUFKey(json: noPublic, keyid: "k") }
         let mldsa = JSONValue.object([
             "keytype": .string("mldsa"), "scheme": .string("mldsa-65-1"), "keyval": .object(["public": .string("00")]),
         ])

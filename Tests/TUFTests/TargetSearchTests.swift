@@ -153,9 +153,9 @@ struct SearchWorld {
     @Test func loaderErrorsEndTheSearch() throws {
         let top = delegationsJSON([("missing", [k], false, ["*"], nil)])
         var w = try SearchWorld(top: ([:], top), roles: [:])
-        #expect(errorCode { _ = try w.search("x") } == .download)
+        expectCourierError(.download) { _ = try w.search("x") }
         var w2 = try SearchWorld(top: ([:], nil), roles: [:])
-        #expect(errorCode { _ = try TargetSearch.findTarget("x", in: &w2.set) { _, _, _ in } } == .tufOrder)
+        expectCourierError(.tufOrder) { _ = try TargetSearch.findTarget("x", in: &w2.set) { _, _, _ in } }
         // The walk: a role asked for and not loaded is the caller's bug.
         var walk = TargetSearch.Walk("x")
         guard case .need(let role, let delegator) = try walk.next(in: w2.set) else {
@@ -163,7 +163,7 @@ struct SearchWorld {
             return
         }
         #expect(role == "targets" && delegator == "root")
-        #expect(errorCode { _ = try walk.next(in: w2.set) } == .tufOrder)
+        expectCourierError(.tufOrder) { _ = try walk.next(in: w2.set) }
     }
 }
 

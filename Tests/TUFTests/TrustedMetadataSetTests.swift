@@ -26,19 +26,16 @@ import Testing
 
     @Test func initialRootMustBeSignedByItself() throws {
         _ = try fresh()
-        #expect(
-            errorCode {
-                _ = try TrustedMetadataSet(
-                    rootBytes: repo.root(signers: [TestKey()]), referenceTime: T.now, limits: JSONValue.Limits())
-            }
-                == .signature)
+        expectCourierError(.signature) {
+            _ = try TrustedMetadataSet(
+                rootBytes: repo.root(signers: [TestKey()]), referenceTime: T.now, limits: JSONValue.Limits())
+        }
         // An expired trusted root loads (expiry is the final root's business).
         _ = try TrustedMetadataSet(
             rootBytes: repo.root(expires: T.past), referenceTime: T.now, limits: JSONValue.Limits())
-        #expect(
-            errorCode {
-                _ = try TrustedMetadataSet(rootBytes: bytes("{}"), referenceTime: T.now, limits: JSONValue.Limits())
-            } == .malformed)
+        expectCourierError(.malformed) {
+            _ = try TrustedMetadataSet(rootBytes: bytes("{}"), referenceTime: T.now, limits: JSONValue.Limits())
+        }
     }
 
     @Test func rootRotationNeedsOldAndNewThreshold() throws {
@@ -46,24 +43,24 @@ import Testing
         next.rootKeys = [TestKey()]
         let v2 = next.rootSigned(version: 2)
         var s = try fresh()
-        #expect(errorCode { try s.updateRoot(envelope(v2, next.rootKeys)) } == .signature)  // new only
-        #expect(errorCode { try s.updateRoot(envelope(v2, repo.rootKeys)) } == .signature)  // old only
+        expectCourierError(.signature) { try s.updateRoot(envelope(v2, next.rootKeys)) }  // new only
+        expectCourierError(.signature) { try s.updateRoot(envelope(v2, repo.rootKeys)) }  // old only
         #expect(s.root.signed.version == 1)
         try s.updateRoot(envelope(v2, repo.rootKeys + next.rootKeys))
         #expect(s.root.signed.version == 2)
         // Now only the new keys count as "old".
         let v3 = next.rootSigned(version: 3)
-        #expect(errorCode { try s.updateRoot(envelope(v3, repo.rootKeys)) } == .signature)
+        expectCourierError(.signature) { try s.updateRoot(envelope(v3, repo.rootKeys)) }
         try s.updateRoot(envelope(v3, next.rootKeys))
         #expect(s.root.signed.version == 3)
     }
 
     @Test func rootVersionMustBeNextOne() throws {
         var s = try fresh()
-        #expect(errorCode { try s.updateRoot(repo.root(version: 1)) } == .rollback)
-        #expect(errorCode { try s.updateRoot(repo.root(version: 3)) } == .rollback)
+        expectCourierError(.rollback) { try s.updateRoot(repo.root(version: 1)) }
+        expectCourierError(.rollback) { try s.updateRoot(repo.root(version: 3)) }
         try s.updateRoot(repo.root(version: 2))
-        #expect(errorCode { try s.updateRoot(repo.root(version: 2)) } == .rollback)
+        expectCourierError(.rollback) { try s.updateRoot(repo.root(version: 2)) }
     }
 
     @Test func rootThresholdChange() throws {
@@ -72,9 +69,9 @@ import Testing
         next.rootThreshold = 2
         var s = try fresh()
         // v2 must meet v1's threshold (1 of the old key) and its own (2 of 3).
-        #expect(errorCode { try s.updateRoot(envelope(next.rootSigned(version: 2), [next.rootKeys[0]])) } == .signature)
+        expectCourierError(.signature) { try s.updateRoot(envelope(next.rootSigned(version: 2), [next.rootKeys[0]])) }
         try s.updateRoot(envelope(next.rootSigned(version: 2), [next.rootKeys[0], next.rootKeys[2]]))
-        #expect(errorCode { try s.updateRoot(envelope(next.rootSigned(version: 3), [next.rootKeys[1]])) } == .signature)
+        expectCourierError(.signature) { try s.updateRoot(envelope(next.rootSigned(version: 3), [next.rootKeys[1]])) }
         try s.updateRoot(envelope(next.rootSigned(version: 3), [next.rootKeys[1], next.rootKeys[2]]))
         #expect(s.root.signed.version == 3)
     }
@@ -87,17 +84,17 @@ import Testing
         // The same key twice is refused as a duplicate keyid, not counted twice.
         let one = r.rootKeys[0]
         let dup = envelope(signed, [one], extraSigs: [(one.keyid, one.sign(signed.canonicalBytes))])
-        #expect(
-            errorCode { _ = try TrustedMetadataSet(rootBytes: dup, referenceTime: T.now, limits: JSONValue.Limits()) }
-                == .malformed)
+        expectCourierError(.malformed) {
+            _ = try TrustedMetadataSet(rootBytes: dup, referenceTime: T.now, limits: JSONValue.Limits())
+        }
         // A signature by a key not in the role, or not hex, does not count.
         let stranger = TestKey()
         let bad = envelope(
             signed, [one],
             extraSigs: [(stranger.keyid, stranger.sign(signed.canonicalBytes)), (r.rootKeys[1].keyid, "zz")])
-        #expect(
-            errorCode { _ = try TrustedMetadataSet(rootBytes: bad, referenceTime: T.now, limits: JSONValue.Limits()) }
-                == .signature)
+        expectCourierError(.signature) {
+            _ = try TrustedMetadataSet(rootBytes: bad, referenceTime: T.now, limits: JSONValue.Limits())
+        }
         _ = try TrustedMetadataSet(
             rootBytes: envelope(signed, r.rootKeys), referenceTime: T.now, limits: JSONValue.Limits())
     }
@@ -105,14 +102,14 @@ import Testing
     @Test func rootCannotChangeAfterTimestamp() throws {
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp())
-        #expect(errorCode { try s.updateRoot(repo.root(version: 2)) } == .tufOrder)
+        expectCourierError(.tufOrder) { try s.updateRoot(repo.root(version: 2)) }
     }
 
     @Test func expiredFinalRootStopsTimestamp() throws {
         var s = try TrustedMetadataSet(
             rootBytes: repo.root(expires: T.past), referenceTime: T.now, limits: JSONValue.Limits())
-        #expect(errorCode { try s.checkRootNotExpired() } == .expired)
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp()) } == .expired)
+        expectCourierError(.expired) { try s.checkRootNotExpired() }
+        expectCourierError(.expired) { try s.updateTimestamp(repo.timestamp()) }
         try s.updateRoot(repo.root(version: 2))
         try s.checkRootNotExpired()
         try s.updateTimestamp(repo.timestamp())
@@ -122,7 +119,7 @@ import Testing
         // Expires exactly at the reference time: expired (python-tuf: reference >= expires).
         let at = TUFTime.format(T.now)
         var s = try fresh()
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp(expires: at)) } == .expired)
+        expectCourierError(.expired) { try s.updateTimestamp(repo.timestamp(expires: at)) }
         var s2 = try TrustedMetadataSet(rootBytes: repo.root(), referenceTime: T.now - 1, limits: JSONValue.Limits())
         try s2.updateTimestamp(repo.timestamp(expires: at))
     }
@@ -130,9 +127,9 @@ import Testing
     @Test func timestampRollbackEqualAndSnapshotRollback() throws {
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp(version: 2, snapshotVersion: 5))
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp(version: 1, snapshotVersion: 5)) } == .rollback)
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp(version: 2, snapshotVersion: 6)) } == .tufEqualVersion)
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp(version: 3, snapshotVersion: 4)) } == .rollback)
+        expectCourierError(.rollback) { try s.updateTimestamp(repo.timestamp(version: 1, snapshotVersion: 5)) }
+        expectCourierError(.tufEqualVersion) { try s.updateTimestamp(repo.timestamp(version: 2, snapshotVersion: 6)) }
+        expectCourierError(.rollback) { try s.updateTimestamp(repo.timestamp(version: 3, snapshotVersion: 4)) }
         #expect(s.timestamp?.signed.version == 2)
         try s.updateTimestamp(repo.timestamp(version: 3, snapshotVersion: 5))
         #expect(s.timestamp?.signed.version == 3)
@@ -140,10 +137,10 @@ import Testing
 
     @Test func expiredTimestampIsKeptAsRollbackBaseline() throws {
         var s = try fresh()
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp(version: 4, expires: T.past)) } == .expired)
+        expectCourierError(.expired) { try s.updateTimestamp(repo.timestamp(version: 4, expires: T.past)) }
         #expect(s.timestamp?.signed.version == 4)
-        #expect(errorCode { try s.updateSnapshot(repo.snapshot()) } == .expired)
-        #expect(errorCode { try s.updateTimestamp(repo.timestamp(version: 3)) } == .rollback)
+        expectCourierError(.expired) { try s.updateSnapshot(repo.snapshot()) }
+        expectCourierError(.rollback) { try s.updateTimestamp(repo.timestamp(version: 3)) }
         try s.updateTimestamp(repo.timestamp(version: 5))
     }
 
@@ -152,7 +149,7 @@ import Testing
         let other = repo.snapshot(meta: ["targets.json": (1, nil), "x.json": (1, nil)])
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp(snapshot: other))
-        #expect(errorCode { try s.updateSnapshot(snap) } == .signature)  // length and hash
+        expectCourierError(.signature) { try s.updateSnapshot(snap) }  // length and hash
         #expect(s.snapshot == nil)
         try s.updateSnapshot(snap, trusted: true)  // local copy: no hash check
         #expect(s.snapshot?.signed.version == 1)
@@ -166,35 +163,36 @@ import Testing
         tampered[i] = tampered[i] == 0x30 ? 0x31 : 0x30
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp(snapshot: snap))
-        #expect(errorCode { try s.updateSnapshot(tampered) } == .signature)
+        expectCourierError(.signature) { try s.updateSnapshot(tampered) }
         try s.updateSnapshot(snap)
     }
 
     @Test func snapshotVersionMustMatchTimestampAndNotRollBack() throws {
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp(snapshotVersion: 2))
-        #expect(errorCode { try s.updateSnapshot(repo.snapshot(version: 1)) } == .rollback)
+        expectCourierError(.rollback) { try s.updateSnapshot(repo.snapshot(version: 1)) }
         #expect(s.snapshot?.signed.version == 1)  // stored as intermediate
-        #expect(errorCode { try s.updateTargets(targetsFile(signers: repo.targetsKeys)) } == .rollback)
+        expectCourierError(.rollback) { try s.updateTargets(targetsFile(signers: repo.targetsKeys)) }
         // A role disappearing or going down against the old snapshot.
-        #expect(
-            errorCode { try s.updateSnapshot(repo.snapshot(version: 2, meta: ["other.json": (1, nil)])) } == .rollback)
+        expectCourierError(.rollback) {
+            try s.updateSnapshot(repo.snapshot(version: 2, meta: ["other.json": (1, nil)]))
+        }
         var s2 = try fresh()
         try s2.updateTimestamp(repo.timestamp(snapshotVersion: 2))
-        #expect(
-            errorCode { try s2.updateSnapshot(repo.snapshot(version: 1, meta: ["targets.json": (3, nil)])) }
-                == .rollback)
-        #expect(
-            errorCode { try s2.updateSnapshot(repo.snapshot(version: 2, meta: ["targets.json": (2, nil)])) }
-                == .rollback)
+        expectCourierError(.rollback) {
+            try s2.updateSnapshot(repo.snapshot(version: 1, meta: ["targets.json": (3, nil)]))
+        }
+        expectCourierError(.rollback) {
+            try s2.updateSnapshot(repo.snapshot(version: 2, meta: ["targets.json": (2, nil)]))
+        }
         try s2.updateSnapshot(repo.snapshot(version: 2, meta: ["targets.json": (3, nil)]))
     }
 
     @Test func expiredSnapshotStopsTargets() throws {
         var s = try fresh()
         try s.updateTimestamp(repo.timestamp())
-        #expect(errorCode { try s.updateSnapshot(repo.snapshot(expires: T.past)) } == .expired)
-        #expect(errorCode { try s.updateTargets(targetsFile(signers: repo.targetsKeys)) } == .expired)
+        expectCourierError(.expired) { try s.updateSnapshot(repo.snapshot(expires: T.past)) }
+        expectCourierError(.expired) { try s.updateTargets(targetsFile(signers: repo.targetsKeys)) }
     }
 
     @Test func targetsAgainstSnapshotMeta() throws {
@@ -204,11 +202,11 @@ import Testing
         let snap = repo.snapshot(meta: ["targets.json": (1, t1)])
         try s.updateTimestamp(repo.timestamp(snapshot: snap))
         try s.updateSnapshot(snap)
-        #expect(errorCode { try s.updateTargets(t2) } == .signature)  // hash/length
-        #expect(errorCode { try s.updateTargets(targetsFile(signers: [TestKey()])) } == .signature)
+        expectCourierError(.signature) { try s.updateTargets(t2) }  // hash/length
+        expectCourierError(.signature) { try s.updateTargets(targetsFile(signers: [TestKey()])) }
         try s.updateTargets(t1)
         #expect(s.contains(role: "targets", delegator: "root"))
-        #expect(errorCode { try s.updateSnapshot(snap) } == .tufOrder)
+        expectCourierError(.tufOrder) { try s.updateSnapshot(snap) }
     }
 
     @Test func targetsMixAndMatchAndExpiry() throws {
@@ -216,10 +214,10 @@ import Testing
         let snap = repo.snapshot(meta: ["targets.json": (2, nil)])
         try s.updateTimestamp(repo.timestamp(snapshot: snap))
         try s.updateSnapshot(snap)
-        #expect(errorCode { try s.updateTargets(targetsFile(version: 1, signers: repo.targetsKeys)) } == .rollback)
-        #expect(
-            errorCode { try s.updateTargets(targetsFile(version: 2, expires: T.past, signers: repo.targetsKeys)) }
-                == .expired)
+        expectCourierError(.rollback) { try s.updateTargets(targetsFile(version: 1, signers: repo.targetsKeys)) }
+        expectCourierError(.expired) {
+            try s.updateTargets(targetsFile(version: 2, expires: T.past, signers: repo.targetsKeys))
+        }
         #expect(s.targets == nil)
         try s.updateTargets(targetsFile(version: 2, signers: repo.targetsKeys))
     }
@@ -233,14 +231,13 @@ import Testing
         let snap = repo.snapshot(meta: ["targets.json": (1, t), "a.json": (1, a)])
         try s.updateTimestamp(repo.timestamp(snapshot: snap))
         try s.updateSnapshot(snap)
-        #expect(errorCode { try s.updateDelegatedTargets(a, role: "a", delegator: "targets") } == .tufOrder)
+        expectCourierError(.tufOrder) { try s.updateDelegatedTargets(a, role: "a", delegator: "targets") }
         try s.updateTargets(t)
-        #expect(
-            errorCode {
-                try s.updateDelegatedTargets(targetsFile(signers: [TestKey()]), role: "a", delegator: "targets")
-            } == .signature)
+        expectCourierError(.signature) {
+            try s.updateDelegatedTargets(targetsFile(signers: [TestKey()]), role: "a", delegator: "targets")
+        }
         // Not in snapshot.
-        #expect(errorCode { try s.updateDelegatedTargets(a, role: "b", delegator: "targets") } == .signature)
+        expectCourierError(.signature) { try s.updateDelegatedTargets(a, role: "b", delegator: "targets") }
         try s.updateDelegatedTargets(a, role: "a", delegator: "targets")
         #expect(s.contains(role: "a", delegator: "targets"))
         #expect(!s.contains(role: "a", delegator: "root"))
@@ -260,24 +257,24 @@ import Testing
         let stripped = String(decoding: file, as: UTF8.self).replacingOccurrences(
             of: #","x-extra":{"a":true,"b":[1,null]}"#, with: "")
         #expect(stripped.utf8.count < file.count)
-        #expect(errorCode { try s2.updateTimestamp(bytes(stripped)) } == .signature)
+        expectCourierError(.signature) { try s2.updateTimestamp(bytes(stripped)) }
     }
 
     @Test func wrongTypeAndBadFields() throws {
         var s = try fresh()
-        #expect(errorCode { try s.updateTimestamp(repo.snapshot()) } == .malformed)
+        expectCourierError(.malformed) { try s.updateTimestamp(repo.snapshot()) }
         var o = common("timestamp", 1, T.future)
         o["meta"] = .object([:])
-        #expect(errorCode { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) } == .malformed)
+        expectCourierError(.malformed) { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) }
         o = common("timestamp", 1, T.future)
         o["spec_version"] = .string("2.0")
         o["meta"] = .object(["snapshot.json": .object(["version": .int(1)])])
-        #expect(errorCode { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) } == .malformed)
+        expectCourierError(.malformed) { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) }
         o["spec_version"] = .string("1.0")
         o["meta"] = .object(["snapshot.json": .object(["version": .int(1), "hashes": .object([:])])])
-        #expect(errorCode { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) } == .malformed)
+        expectCourierError(.malformed) { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) }
         o["meta"] = .object(["snapshot.json": .object(["version": .int(1), "length": .int(-1)])])
-        #expect(errorCode { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) } == .malformed)
+        expectCourierError(.malformed) { try s.updateTimestamp(envelope(.object(o), repo.timestampKeys)) }
         o["meta"] = .object(["snapshot.json": .object(["version": .int(1)])])
         try s.updateTimestamp(envelope(.object(o), repo.timestampKeys))
     }
@@ -286,18 +283,11 @@ import Testing
         var s = try fresh()
         var o = common("time\u{202E}stamp", 1, T.future)
         o["meta"] = .object(["snapshot.json": .object(["version": .int(1)])])
-        do {
+        let wrongType = expectCourierError(nil, "'time\\u{") {
             try s.updateTimestamp(envelope(.object(o), repo.timestampKeys))
-            Issue.record("accepted a wrong _type")
-        } catch let e as CourierError {
-            #expect(e.message.contains("'time\\u{"))
-            #expect(!e.message.contains("\u{202E}"))
         }
-        do {
-            try s.updateTimestamp(repo.timestamp(signers: [TestKey()]))
-        } catch let e as CourierError {
-            #expect(e.message.contains("timestamp"))
-            #expect(e.message.contains("0/1"))
-        }
+        #expect(wrongType?.message.contains("\u{202E}") == false)
+        let unsigned = expectCourierError(nil, "0/1") { try s.updateTimestamp(repo.timestamp(signers: [TestKey()])) }
+        #expect(unsigned?.message.contains("timestamp") == true)
     }
 }

@@ -134,11 +134,3 @@ func withUpdater<T>(
         throw error
     }
 }
-
-/// The `CourierError` `body` throws, or nil.
-func courierError(_ body: () async throws -> Void) async -> CourierError? {
-    do { try await body() } catch let e as CourierError { return e } catch {
-        return CourierError(.io, "unexpected: \(error)")
-    }
-    return nil
-}
