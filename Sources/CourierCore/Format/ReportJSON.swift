@@ -1,8 +1,9 @@
 import FoundationEssentials
 
-/// The one `JSONEncoder` setup of the programs' `--json` reports (`courier-pull run` and
-/// `mirror`; docs/DELIVER.md): one line, keys sorted — `JSONEncoder` otherwise writes them in a
-/// different order on every run — snake_case keys, `/` unescaped so that URLs read as they are.
+/// The one `JSONEncoder` setup of the programs' `--json` reports (`courier-stage run`,
+/// `courier-deliver report`, `courier-pull run` and `mirror`): one line, keys sorted —
+/// `JSONEncoder` otherwise writes them in a different order on every run — snake_case keys, `/`
+/// unescaped so that URLs read as they are. Files (status.json, manifests) have their own.
 public enum ReportJSON {
     /// `value` as one line of JSON. `JSONEncoder` escapes `"`, `\` and the C0 controls; DEL,
     /// which JSON allows raw, is escaped too (`\u007f`), as `jsonString` does, because these

@@ -44,10 +44,7 @@ public enum ReportRender {
     }
 
     public static func json(_ rows: [FleetReport.Row]) -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        return rows.map { String(decoding: try! enc.encode($0), as: UTF8.self) + "\n" }.joined()
+        rows.map { ReportJSON.line($0) + "\n" }.joined()
     }
 
     public static func prometheus(_ rows: [FleetReport.Row]) -> String {

@@ -46,12 +46,7 @@ public struct CycleReport: Codable, Sendable {
     public var downloadedBytes: Int64 { types.reduce(0) { $0 + $1.downloadedBytes } }
     public var failures: Int { types.filter { $0.status == .failed }.count }
 
-    public func json() -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: try! enc.encode(self), as: UTF8.self)
-    }
+    public func json() -> String { ReportJSON.line(self) }
 
     /// A few lines a human reads in a terminal or a cron mail.
     public func summary() -> String {
