@@ -19,7 +19,7 @@ public final class Inotify: Sendable {
     /// `InotifyParser.minimumReadSize`.
     public static let defaultReadBufferSize = 64 * 1024
 
-    private let core: Core
+    let core: Core  // internal: tests read the descriptor numbers (InotifyDescriptorTests)
 
     /// Creates the instance and starts its reader thread. Throws `.daemon` with an explanation when
     /// the per-user instance limit is reached.
