@@ -39,7 +39,7 @@ enum PatchApplier {
             do { parent = try openParent(rootfd, c.path, root: root) } catch let e as CourierError
                 where e.code == .io || e.code == .unsafeEntry
             { throw mismatch("base file \(shown) is missing (\(e.message))") }
-            let dir = raw(parent, else: rootfd)
+            let dir = parent.raw(or: rootfd)  // the root's for a file at the top
             let name = Names.components(c.path).last!
             guard let st = try Sys.lstatat(dir, name, display: root + "/" + c.path) else {
                 throw mismatch("base file \(shown) is missing")
@@ -79,7 +79,7 @@ enum PatchApplier {
         for c in made {
             let path = root + "/" + c.path
             let parent = try openParent(rootfd, c.path, root: root)
-            let dir = raw(parent, else: rootfd)
+            let dir = parent.raw(or: rootfd)  // the root's for a file at the top
             let name = Names.components(c.path).last!
             try Sys.unlinkat(dir, name, display: path)
             let fd = try OwnedFD.open(at: dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600, display: path)
@@ -101,13 +101,5 @@ enum PatchApplier {
         if comps.count == 1 { return nil }
         // Never the root itself: the chain has at least one component.
         return try OwnedFD.openDirectoryChain(at: rootfd, Array(comps.dropLast()), root: root)
-    }
-
-    /// The descriptor to work in: `parent`'s, or the root's for a file at the top.
-    private static func raw(_ parent: borrowing OwnedFD?, else rootfd: Int32) -> Int32 {
-        switch parent {
-        case .some(let fd): fd.raw
-        case .none: rootfd
-        }
     }
 }
