@@ -14,17 +14,7 @@ public func expectCourierError(
     _ code: CourierError.Code? = nil, _ reason: String = "", sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () throws -> Void
 ) -> CourierError? {
-    do {
-        try body()
-    } catch let e as CourierError {
-        check(e, code, reason, sourceLocation)
-        return e
-    } catch {
-        Issue.record("expected a CourierError, got: \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-    succeeded(code, reason, sourceLocation)
-    return nil
+    verdict(Result { try body() }, code, reason, sourceLocation)
 }
 
 /// The same for an `async` body.
@@ -33,27 +23,33 @@ public func expectCourierError(
     _ code: CourierError.Code? = nil, _ reason: String = "", sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () async throws -> Void
 ) async -> CourierError? {
+    let outcome: Result<Void, any Error>
     do {
         try await body()
-    } catch let e as CourierError {
-        check(e, code, reason, sourceLocation)
-        return e
+        outcome = .success(())
     } catch {
-        Issue.record("expected a CourierError, got: \(error)", sourceLocation: sourceLocation)
+        outcome = .failure(error)
+    }
+    return verdict(outcome, code, reason, sourceLocation)
+}
+
+/// What both variants check, once the body has run.
+private func verdict(
+    _ outcome: Result<Void, any Error>, _ code: CourierError.Code?, _ reason: String, _ at: SourceLocation
+) -> CourierError? {
+    switch outcome {
+    case .success:
+        let what = [code.map { "\($0)" }, reason.isEmpty ? nil : "'\(reason)'"].compactMap { $0 }
+        Issue.record("expected a CourierError \(what.joined(separator: " ")), but it succeeded", sourceLocation: at)
+        return nil
+    case .failure(let e as CourierError):
+        if let code { #expect(e.code == code, "code \(e.code) for: \(e.message)", sourceLocation: at) }
+        if !reason.isEmpty {
+            #expect(e.message.contains(reason), "'\(e.message)' does not contain '\(reason)'", sourceLocation: at)
+        }
+        return e
+    case .failure(let other):
+        Issue.record("expected a CourierError, got: \(other)", sourceLocation: at)
         return nil
     }
-    succeeded(code, reason, sourceLocation)
-    return nil
-}
-
-private func check(_ e: CourierError, _ code: CourierError.Code?, _ reason: String, _ at: SourceLocation) {
-    if let code { #expect(e.code == code, "code \(e.code) for: \(e.message)", sourceLocation: at) }
-    if !reason.isEmpty {
-        #expect(e.message.contains(reason), "'\(e.message)' does not contain '\(reason)'", sourceLocation: at)
-    }
-}
-
-private func succeeded(_ code: CourierError.Code?, _ reason: String, _ at: SourceLocation) {
-    let what = [code.map { "\($0)" }, reason.isEmpty ? nil : "'\(reason)'"].compactMap { $0 }.joined(separator: " ")
-    Issue.record("expected a CourierError \(what), but it succeeded", sourceLocation: at)
 }
