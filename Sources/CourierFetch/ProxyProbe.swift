@@ -25,7 +25,6 @@ enum ProxyProbe {
     static func blockingStatus(proxy: ProxySettings, target: String, timeout: Int64) -> Int? {
         guard let fd = try? Sys.connectTCP(host: proxy.host, port: Int(proxy.port), timeout: Int(max(1, timeout)))
         else { return nil }
-        defer { Sys.close(fd) }
 
         var req = "CONNECT \(target) HTTP/1.1\r\nHost: \(target)\r\n"
         if let user = proxy.username {
@@ -34,12 +33,12 @@ enum ProxyProbe {
         }
         req += "\r\n"
         let bytes = Array(req.utf8)
-        guard (try? Sys.sendAll(fd, bytes, display: "proxy \(proxy.host)")) != nil else { return nil }
+        guard (try? Sys.sendAll(fd.raw, bytes, display: "proxy \(proxy.host)")) != nil else { return nil }
         // "HTTP/1.x NNN" is all that is needed.
         var head: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 512)
         while head.count < 12 {
-            let n = buf.withUnsafeMutableBytes { try? Sys.receive(fd, $0.baseAddress!, $0.count, display: "proxy") }
+            let n = buf.withUnsafeMutableBytes { try? Sys.receive(fd.raw, $0.baseAddress!, $0.count, display: "proxy") }
             guard let n, n > 0 else { break }
             head += buf[0..<n]
         }
