@@ -118,4 +118,20 @@ import Testing
         #expect(e?.message.contains("appears twice") == true)
         #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
     }
+
+    @Test func writingAFileAtomicallyClosesItsTemporaryOnEveryPath() throws {
+        let ws = Workspace("atomic")
+        let path = ws.path("state.json")
+        try Sys.writeFileAtomically(path, Array("one\n".utf8))
+        #expect(try Sys.readFile(path) == Array("one\n".utf8))
+        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+
+        // The rename fails (a non-empty directory holds the name): the error names the file, the
+        // temporary is gone, the directory is untouched and nothing stays open.
+        let dir = ws.tree("taken", ["inside": [1]])
+        let e = #expect(throws: CourierError.self) { try Sys.writeFileAtomically(dir, Array("two\n".utf8)) }
+        #expect(e?.message.contains("rename") == true, "\(e?.message ?? "")")
+        #expect(ws.listing("").sorted() == ["state.json", "taken", "taken/inside"])
+        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+    }
 }

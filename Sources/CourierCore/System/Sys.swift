@@ -186,12 +186,11 @@ public enum Sys {
 
     /// Reads a whole (small) file, refusing one larger than `limit` bytes.
     public static func readFile(_ path: String, limit: Int = 16 << 20) throws -> [UInt8] {
-        let fd = try open(path, O_RDONLY)
-        defer { close(fd) }
+        let fd = try OwnedFD.open(path, O_RDONLY)
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = try buf.withUnsafeMutableBytes { try read(fd, $0.baseAddress!, $0.count, display: path) }
+            let n = try buf.withUnsafeMutableBytes { try read(fd.raw, $0.baseAddress!, $0.count, display: path) }
             if n == 0 { break }
             out.append(contentsOf: buf[0..<n])
             if out.count > limit {
@@ -210,15 +209,20 @@ public enum Sys {
         let dir = FilePath(path).removingLastComponent().string
         let name = FilePath(path).lastComponent?.string ?? path
         let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp-\(getpid())"
-        let fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
+        let fd = try OwnedFD.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
         do {
-            try writeAll(fd, bytes, display: tmp)
-            try fchmod(fd, mode, display: tmp)
-            if durable { try fsync(fd, display: tmp) }
-            close(fd)
-            try rename(tmp, path)
+            try writeAll(fd.raw, bytes, display: tmp)
+            try fchmod(fd.raw, mode, display: tmp)
+            if durable { try fsync(fd.raw, display: tmp) }
         } catch {
-            close(fd)
+            _ = consume fd  // closed before the temporary is removed
+            _ = Glibc.unlink(tmp)
+            throw error
+        }
+        // Closed before the rename; a failed rename only removes the temporary (closing the
+        // number again there could close a file another thread has just opened).
+        _ = consume fd
+        do { try rename(tmp, path) } catch {
             _ = Glibc.unlink(tmp)
             throw error
         }
@@ -228,18 +232,14 @@ public enum Sys {
     /// Flushes the file system holding `path` (`syncfs`): one journal commit for everything
     /// written there, instead of an fsync per file and directory. Throws when it fails (EIO).
     public static func syncFileSystem(_ path: String) throws {
-        let fd = try openDirectory(path)
-        defer { close(fd) }
-        if courier_syncfs(fd) != 0 { throw CourierError.io("syncfs", path: path, errno: Errno(rawValue: errno)) }
+        let fd = try OwnedFD.openDirectory(path)
+        if courier_syncfs(fd.raw) != 0 { throw CourierError.io("syncfs", path: path, errno: Errno(rawValue: errno)) }
     }
 
     /// Best effort: makes a rename durable. Failure to fsync a directory is not fatal.
     public static func fsyncDirectory(_ path: String) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            _ = Glibc.fsync(fd)
-            _ = Glibc.close(fd)
-        }
+        guard let fd = try? OwnedFD.openDirectory(path) else { return }
+        _ = Glibc.fsync(fd.raw)
     }
 
     private static let direntNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
