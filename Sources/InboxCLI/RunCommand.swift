@@ -58,12 +58,11 @@ public struct InboxRunCommand: ParsableCommand {
             let signals = try ShutdownSignals.install()
             var cfg = try InboxConfig.load(config)
             if let p = poll { cfg.poll = p }
-            var fd: Int32? = nil
-            if let lf = logFile { fd = try LineLogHandler.openLogFile(lf) }
+            let file = try logFile.map { try LineLogHandler.LogFile($0) }
             // --verbose lowers both levels: the file is where a daemon's debug lines are read.
             let level: Logger.Level = verbose ? .debug : .info
             let handler = LineLogHandler(
-                program: "courier-inboxd", level: level, stderrLevel: quiet ? .warning : level, fileFD: fd)
+                program: "courier-inboxd", level: level, stderrLevel: quiet ? .warning : level, file: file)
             let logger = Logger(label: "courier-inboxd", factory: { _ in handler })
             var opts = InboxDaemon.Options()
             opts.once = once

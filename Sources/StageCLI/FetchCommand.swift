@@ -80,7 +80,7 @@ public struct FetchCommand: AsyncParsableCommand {
 
             let handler = LineLogHandler(
                 program: "courier-stage", level: .info,
-                stderrLevel: verbose ? .info : .warning, fileFD: nil)
+                stderrLevel: verbose ? .info : .warning, file: nil)
             let logger = Logger(label: "courier-stage", factory: { _ in handler })
             let fetcher = Fetcher(policy: policy, logger: logger)
             let outcome: FetchOutcome

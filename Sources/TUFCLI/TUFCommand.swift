@@ -131,7 +131,7 @@ public struct TUFCommand: AsyncParsableCommand {
     public func run() async throws {
         let handler = LineLogHandler(
             program: TUFCommand.program, level: verbose ? .debug : .info,
-            stderrLevel: verbose ? .debug : .info, fileFD: nil)
+            stderrLevel: verbose ? .debug : .info, file: nil)
         let logger = Logger(label: TUFCommand.program, factory: { _ in handler })
         switch command {
         case "init":

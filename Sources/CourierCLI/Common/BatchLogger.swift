@@ -7,9 +7,9 @@ import Logging
 /// (`--verbose`) or on a terminal, at warning otherwise (silent when all is well), errors only
 /// with `--quiet`. One copy, so that the programs' `--verbose`/`--quiet` mean the same.
 public func batchLogger(program: String, logFile: String?, verbose: Bool, quiet: Bool) throws -> Logger {
-    let fileFD = try logFile.map { try LineLogHandler.openLogFile($0) }
+    let file = try logFile.map { try LineLogHandler.LogFile($0) }
     let stderrLevel: Logger.Level = quiet ? .error : ((verbose || Sys.isTerminal(2)) ? .info : .warning)
-    let handler = LineLogHandler(program: program, level: .info, stderrLevel: stderrLevel, fileFD: fileFD)
+    let handler = LineLogHandler(program: program, level: .info, stderrLevel: stderrLevel, file: file)
     return Logger(label: program, factory: { _ in handler })
 }
 
@@ -18,9 +18,8 @@ public func batchLogger(program: String, logFile: String?, verbose: Bool, quiet:
 /// summary goes through `Escape.text` and they are joined by ` | `. Best effort: a log that
 /// cannot be written does not fail a run that did its work.
 public func appendSummaryLine(program: String, logFile: String?, _ summary: String) {
-    guard let logFile, let raw = try? LineLogHandler.openLogFile(logFile) else { return }
-    let fd = OwnedFD(adopting: raw)
+    guard let logFile, let file = try? LineLogHandler.LogFile(logFile) else { return }
     let text = summary.split(separator: "\n").map { Escape.text(String($0)) }.joined(separator: " | ")
     let line = "\(RFC3339.format(Int64(time(nil)))) \(program)[\(Sys.processID())] summary: \(text)\n"
-    try? Sys.writeAll(fd.raw, Array(line.utf8), display: logFile)
+    try? file.append(Array(line.utf8))
 }

@@ -11,20 +11,33 @@ public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public let program: String
     public let stderrLevel: Logger.Level
-    let fileFD: Int32?
+    let file: LogFile?
 
-    public init(program: String, level: Logger.Level, stderrLevel: Logger.Level, fileFD: Int32?) {
+    public init(program: String, level: Logger.Level, stderrLevel: Logger.Level, file: LogFile?) {
         self.program = program
         self.logLevel = level
         self.stderrLevel = stderrLevel
-        self.fileFD = fileFD
+        self.file = file
     }
 
-    /// Opens a log file for appending (created 0640), or throws naming it. `O_NOFOLLOW`: a
-    /// symlink planted where a root program's log goes must not redirect its appends into another
-    /// file; `O_CLOEXEC`: commands run by the program do not inherit the log.
-    public static func openLogFile(_ path: String) throws -> Int32 {
-        try Sys.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
+    /// A log file open for appending, shared by every copy of the handler (swift-log copies it
+    /// per logger) and closed when the last one is dropped.
+    public final class LogFile: Sendable {
+        public let path: String
+        let fd: OwnedFD
+
+        /// Opens `path` for appending (created 0640), or throws naming it. `O_NOFOLLOW`: a
+        /// symlink planted where a root program's log goes must not redirect its appends into
+        /// another file; `O_CLOEXEC`: commands run by the program do not inherit the log.
+        public init(_ path: String) throws {
+            self.path = path
+            self.fd = try OwnedFD.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        }
+
+        /// Writes `bytes` with one `write` (whole lines stay whole when processes share the file).
+        public func append(_ bytes: [UInt8]) throws {
+            try Sys.writeAll(fd.raw, bytes, display: path)
+        }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -43,6 +56,6 @@ public struct LineLogHandler: LogHandler {
         line += "\n"
         let bytes = Array(line.utf8)
         if level >= stderrLevel { try? Sys.writeAll(2, bytes, display: "standard error") }
-        if let fd = fileFD, level >= logLevel { try? Sys.writeAll(fd, bytes, display: "log file") }
+        if let file, level >= logLevel { try? file.append(bytes) }
     }
 }

@@ -13,7 +13,7 @@ import SystemPackage
 ///
 /// Every descriptor Courier opens is born here (the openers below, `Sys.pipe`, the inotify and
 /// socket calls); `scripts/check/libc-door.sh` keeps raw `Sys.close` inside `System/`.
-public struct OwnedFD: ~Copyable {
+public struct OwnedFD: ~Copyable, Sendable {
     /// The descriptor number, valid while this value lives. Never close it yourself.
     public let raw: Int32
 
