@@ -5,13 +5,6 @@ import Logging
 
 @testable import CourierFetch
 
-/// The repository root, from this file's path (Tests/FetchTests/Support.swift).
-let repoRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
 /// A temporary directory for one test, removed when the value goes away.
 final class Workspace {
     let root: String
@@ -80,7 +73,8 @@ final class FaultServer: @unchecked Sendable {
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments =
-            ["python3", repoRoot + "/Tests/Support/faultserver.py", logPath] + (tls.map { [$0.cert, $0.key] } ?? [])
+            ["python3", TestServers.repoRoot + "/Tests/Support/faultserver.py", logPath]
+            + (tls.map { [$0.cert, $0.key] } ?? [])
         let out = Pipe()
         process.standardOutput = out
         try process.run()

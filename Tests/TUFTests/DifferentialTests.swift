@@ -13,7 +13,8 @@ import Testing
 
     static let clients = [
         Client(name: "courier", argv0: [TUFCLITests.binDir + "/courier-tuf"]),
-        Client(name: "python", argv0: ["/usr/bin/env", "python3", packageRoot + "/Tests/Support/pytufclient.py"]),
+        Client(
+            name: "python", argv0: ["/usr/bin/env", "python3", TestServers.repoRoot + "/Tests/Support/pytufclient.py"]),
     ]
 
     static func run(_ argv: [String]) throws -> Int32 {

@@ -5,15 +5,8 @@ import Foundation
 
 @testable import CourierTUF
 
-/// The repository root, from this file's path (Tests/TUFTests/Support.swift).
-let repoRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
 func fixture(_ name: String) throws -> [UInt8] {
-    Array(try Data(contentsOf: URL(fileURLWithPath: repoRoot + "/Fixtures/tuf/" + name)))
+    Array(try Data(contentsOf: URL(fileURLWithPath: TestServers.repoRoot + "/Fixtures/tuf/" + name)))
 }
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

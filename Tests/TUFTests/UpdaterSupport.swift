@@ -5,13 +5,6 @@ import CourierTestSupport
 import Foundation
 import Logging
 
-/// The repository root, from this file's path (Tests/TUFTests/UpdaterSupport.swift).
-let packageRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}()
-
 /// A temporary directory for one test, removed when the value goes away.
 final class TUFWorkspace {
     let root: String
@@ -48,7 +41,7 @@ struct TestRepo {
     func run(_ args: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", packageRoot + "/Tests/Support/tufrepo.py", dir] + args
+        p.arguments = ["python3", TestServers.repoRoot + "/Tests/Support/tufrepo.py", dir] + args
         let err = Pipe()
         p.standardError = err
         try p.run()

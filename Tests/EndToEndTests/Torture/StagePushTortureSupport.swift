@@ -7,13 +7,6 @@ import Testing
 /// after a delay, tmpfs mounts, a directory served over HTTP, a python-tuf repository served on
 /// 127.0.0.1, and the outbox invariants every kill must leave intact.
 enum StormKit {
-    /// The repository root, from this file's path (Tests/EndToEndTests/Torture/…).
-    static let repoRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
     /// The upstreams are on 127.0.0.1: no proxy from the environment may stand in between.
     static let noProxy = [
         "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
@@ -130,7 +123,7 @@ final class StormTUF {
     static func tufrepo(_ dir: String, _ args: [String]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", StormKit.repoRoot + "/Tests/Support/tufrepo.py", dir] + args
+        p.arguments = ["python3", TestServers.repoRoot + "/Tests/Support/tufrepo.py", dir] + args
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
