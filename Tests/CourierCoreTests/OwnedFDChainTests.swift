@@ -1,4 +1,5 @@
 import CourierCore
+import CourierTestSupport
 import Foundation
 @preconcurrency import Glibc
 import Testing
@@ -8,19 +9,14 @@ import Testing
 /// descriptor that still points into its own temporary tree: none may be left once the owner is
 /// gone, on success and on failure.
 @Suite struct OwnedFDChainTests {
-    /// Descriptors of this process that point at `dir` or below it.
-    private func openBelow(_ dir: String) -> [String] {
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
-            .filter { $0 == dir || $0.hasPrefix(dir + "/") }
-    }
-
     @Test func anEmptyChainIsTheRootItself() throws {
         let ws = Workspace("chain-empty")
         let root = try OwnedFD.openDirectory(ws.root)
         let chain = try OwnedFD.openDirectoryChain(at: root.raw, [], root: ws.root)
         #expect(chain.raw(or: root.raw) == root.raw)
-        #expect(openBelow(ws.root).count == 1, "only the root's own descriptor: \(openBelow(ws.root))")
+        #expect(
+            openDescriptors(under: ws.root).count == 1,
+            "only the root's own descriptor: \(openDescriptors(under: ws.root))")
     }
 
     @Test func createsTheMissingDirectoriesAndHoldsOnlyTheLast() throws {
@@ -37,10 +33,10 @@ import Testing
             #expect(
                 try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(raw)") == ws.path("a/b/c/d"))
             // The root and the last directory; every intermediate one was closed on the way down.
-            #expect(openBelow(ws.root).sorted() == [ws.root, ws.path("a/b/c/d")])
+            #expect(openDescriptors(under: ws.root).sorted() == [ws.root, ws.path("a/b/c/d")])
         }
         #expect(made == ["a/b", "a/b/c", "a/b/c/d"])
-        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+        #expect(openDescriptors(under: ws.root).isEmpty, "left open: \(openDescriptors(under: ws.root))")
     }
 
     @Test func refusesALinkInThePathAndLeavesNothingOpen() throws {
@@ -55,10 +51,10 @@ import Testing
             }
             #expect(e?.code == .unsafeEntry)
             #expect(e?.message.contains("a/b/link: exists and is not a directory") == true)
-            #expect(openBelow(ws.root) == [ws.root], "left open: \(openBelow(ws.root))")
+            #expect(openDescriptors(under: ws.root) == [ws.root], "left open: \(openDescriptors(under: ws.root))")
         }
         #expect(!FileManager.default.fileExists(atPath: outside + "/x"), "followed the link")
-        #expect(openBelow(ws.root).isEmpty)
+        #expect(openDescriptors(under: ws.root).isEmpty)
     }
 
     @Test func anArchiveReaderClosesItsFileWhenItFailsAndWhenItIsDropped() throws {
@@ -68,7 +64,7 @@ import Testing
         #expect(throws: CourierError.self) { _ = try ArchiveReader(path: junk, formats: .upstream) }
         let file = try OwnedFD.open(junk, O_RDONLY)
         #expect(throws: CourierError.self) { _ = try ArchiveReader(path: junk, sameFileAs: file.raw) }
-        #expect(openBelow(ws.root) == [junk], "a failed reader left its descriptor open")
+        #expect(openDescriptors(under: ws.root) == [junk], "a failed reader left its descriptor open")
 
         let tar = ws.path("in/good.tar.gz")
         do {
@@ -82,9 +78,9 @@ import Testing
             let reader = try ArchiveReader(path: tar, formats: .upstream)
             let first = try reader.next()?.path
             #expect(first == "d" || first == "d/", "first entry: \(first ?? "none")")
-            #expect(openBelow(ws.root).sorted() == [junk, tar].sorted())
+            #expect(openDescriptors(under: ws.root).sorted() == [junk, tar].sorted())
         }
-        #expect(openBelow(ws.root) == [junk], "a dropped reader left its descriptor open")
+        #expect(openDescriptors(under: ws.root) == [junk], "a dropped reader left its descriptor open")
     }
 
     @Test func unpackingAVendorArchiveLeavesNoDescriptorBehind() throws {
@@ -101,7 +97,7 @@ import Testing
         let target = ws.path("tree")
         try UpstreamUnpacker.unpack(tar, into: target, limits: Limits())
         #expect(readTree(target) == ["rules/deep/a.rules": Array("alert\n".utf8), "top.txt": Array("top\n".utf8)])
-        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+        #expect(openDescriptors(under: ws.root).isEmpty, "left open: \(openDescriptors(under: ws.root))")
 
         // A second archive that names a file twice fails half-way; it too closes what it opened.
         let twice = ws.path("twice.tar.gz")
@@ -116,7 +112,7 @@ import Testing
             try UpstreamUnpacker.unpack(twice, into: ws.path("tree2"), limits: Limits())
         }
         #expect(e?.message.contains("appears twice") == true)
-        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+        #expect(openDescriptors(under: ws.root).isEmpty, "left open: \(openDescriptors(under: ws.root))")
     }
 
     @Test func writingAFileAtomicallyClosesItsTemporaryOnEveryPath() throws {
@@ -124,7 +120,7 @@ import Testing
         let path = ws.path("state.json")
         try Sys.writeFileAtomically(path, Array("one\n".utf8))
         #expect(try Sys.readFile(path) == Array("one\n".utf8))
-        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+        #expect(openDescriptors(under: ws.root).isEmpty, "left open: \(openDescriptors(under: ws.root))")
 
         // The rename fails (a non-empty directory holds the name): the error names the file, the
         // temporary is gone, the directory is untouched and nothing stays open.
@@ -132,6 +128,6 @@ import Testing
         let e = #expect(throws: CourierError.self) { try Sys.writeFileAtomically(dir, Array("two\n".utf8)) }
         #expect(e?.message.contains("rename") == true, "\(e?.message ?? "")")
         #expect(ws.listing("").sorted() == ["state.json", "taken", "taken/inside"])
-        #expect(openBelow(ws.root).isEmpty, "left open: \(openBelow(ws.root))")
+        #expect(openDescriptors(under: ws.root).isEmpty, "left open: \(openDescriptors(under: ws.root))")
     }
 }

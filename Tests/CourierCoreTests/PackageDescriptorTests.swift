@@ -1,4 +1,5 @@
 import CourierCore
+import CourierTestSupport
 import Foundation
 import Testing
 
@@ -8,13 +9,6 @@ import Testing
 /// same time in this process do not disturb it.
 @Suite struct PackageDescriptorTests {
     let key = SigningKey()
-
-    /// The open descriptors of this process whose file lies under `dir` (deleted ones included).
-    func openUnder(_ dir: String) -> [String] {
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
-            .filter { $0 == dir || $0.hasPrefix(dir + "/") }
-    }
 
     /// Files in nested directories, so the extractor keeps a directory open between files.
     static let files: [String: [UInt8]] = [
@@ -28,14 +22,16 @@ import Testing
         let w = Workspace("fd-extract")
         let tree = w.tree("v1", Self.files)
         try PackageBuilder.buildFull(tree: tree, to: w.path("full.cpkg"), options: options(key))
-        #expect(openUnder(w.root).isEmpty, "building left open: \(openUnder(w.root))")
+        #expect(openDescriptors(under: w.root).isEmpty, "building left open: \(openDescriptors(under: w.root))")
 
         let good = w.mkdir("good")
         try SafeExtractor.extract(
             PackageReader(path: w.path("full.cpkg"), options: verifyOptions([key.publicKey])), into: good,
             durable: true)
         #expect(readTree(good) == Self.files)
-        #expect(openUnder(w.root).isEmpty, "a finished extraction left open: \(openUnder(w.root))")
+        #expect(
+            openDescriptors(under: w.root).isEmpty, "a finished extraction left open: \(openDescriptors(under: w.root))"
+        )
 
         // A file already in the target is refused after the files before it were written.
         let taken = w.tree("taken", ["a/c/three.ndb": bytes("mine\n")])
@@ -44,7 +40,8 @@ import Testing
                 PackageReader(path: w.path("full.cpkg"), options: verifyOptions([key.publicKey])), into: taken)
         }
         #expect(readTree(taken) == ["a/c/three.ndb": bytes("mine\n")], "the refusal removed what it wrote")
-        #expect(openUnder(w.root).isEmpty, "a refused extraction left open: \(openUnder(w.root))")
+        #expect(
+            openDescriptors(under: w.root).isEmpty, "a refused extraction left open: \(openDescriptors(under: w.root))")
     }
 
     @Test func aFileThatFailsItsDigestMidWriteIsClosedAndRemoved() throws {
@@ -64,7 +61,8 @@ import Testing
                 PackageReader(path: w.path("p.cpkg"), options: verifyOptions([key.publicKey])), into: target)
         }
         #expect(w.listing("target").isEmpty, "left behind: \(w.listing("target"))")
-        #expect(openUnder(w.root).isEmpty, "a failed extraction left open: \(openUnder(w.root))")
+        #expect(
+            openDescriptors(under: w.root).isEmpty, "a failed extraction left open: \(openDescriptors(under: w.root))")
     }
 
     @Test func applyingADeltaLeavesNothingOpenWhetherItSucceedsOrTheBaseDiffers() throws {
@@ -82,14 +80,17 @@ import Testing
             baseRevision: 1, baseFiles: Array(full.files), tree: v2, to: w.path("delta.cpkg"),
             options: options(key, revision: 2), baseTree: w.path("basefiles"))
         #expect(m.patches?.isEmpty == false, "the test needs patched files in subdirectories")
-        #expect(openUnder(w.root).isEmpty, "building the delta left open: \(openUnder(w.root))")
+        #expect(
+            openDescriptors(under: w.root).isEmpty, "building the delta left open: \(openDescriptors(under: w.root))")
 
         for copyMode in [DeltaApplier.CopyMode.copy, .hardlink] {
             try DeltaApplier.apply(
                 PackageReader(path: w.path("delta.cpkg"), options: verifyOptions([key.publicKey])), base: v1,
                 to: w.path("new-\(copyMode)"), copyMode: copyMode, durable: true)
             #expect(readTree(w.path("new-\(copyMode)")) == v2files)
-            #expect(openUnder(w.root).isEmpty, "applying (\(copyMode)) left open: \(openUnder(w.root))")
+            #expect(
+                openDescriptors(under: w.root).isEmpty,
+                "applying (\(copyMode)) left open: \(openDescriptors(under: w.root))")
         }
 
         // A base file of the same size with other content: refused after the patch's base was read.
@@ -102,7 +103,7 @@ import Testing
                 to: w.path("new-other"))
         }
         #expect(!FileManager.default.fileExists(atPath: w.path("new-other")))
-        #expect(openUnder(w.root).isEmpty, "a refused delta left open: \(openUnder(w.root))")
+        #expect(openDescriptors(under: w.root).isEmpty, "a refused delta left open: \(openDescriptors(under: w.root))")
     }
 
     @Test func aBuildThatFailsRemovesItsTemporaryFileAndClosesEverything() throws {
@@ -117,7 +118,7 @@ import Testing
             try PackageBuilder.buildFull(tree: tree, to: out + "/p.cpkg", options: options(key), files: scanned)
         }
         #expect(w.listing("out").isEmpty, "left behind: \(w.listing("out"))")
-        #expect(openUnder(w.root).isEmpty, "a refused build left open: \(openUnder(w.root))")
+        #expect(openDescriptors(under: w.root).isEmpty, "a refused build left open: \(openDescriptors(under: w.root))")
 
         // The rename that publishes it fails (a non-empty directory is in the way): the
         // temporary file, closed before the rename, is removed.
@@ -126,6 +127,6 @@ import Testing
             try PackageBuilder.buildFull(tree: tree, to: out + "/p.cpkg", options: options(key))
         }
         #expect(w.listing("out") == ["p.cpkg", "p.cpkg/in-the-way"], "left behind: \(w.listing("out"))")
-        #expect(openUnder(w.root).isEmpty, "a failed rename left open: \(openUnder(w.root))")
+        #expect(openDescriptors(under: w.root).isEmpty, "a failed rename left open: \(openDescriptors(under: w.root))")
     }
 }

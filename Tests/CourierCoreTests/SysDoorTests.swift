@@ -199,6 +199,36 @@ import Testing
             ], "\(r.output)")
     }
 
+    @Test func theCheckFindsRawDescriptorsOutsideSystem() throws {
+        let w = Workspace("door-fd")
+        w.tree(
+            "Sources/CourierCore/Package",
+            [
+                "Raw.swift": bytes(
+                    """
+                    func f(_ dir: Int32) throws {
+                        let d = try Sys.openDirectoryAt(dir, "x")
+                        // Sys.close(d) in a comment is fine, and so is "Sys.open(" in a string
+                        defer { Sys.close(d) }
+                        let o = try OwnedFD.open(at: d, "y", 0)
+                        _ = o.raw
+                    }
+                    """)
+            ])
+        w.tree(
+            "Sources/CourierCore/System",
+            ["OwnedFD.swift": bytes("func g() throws { Sys.close(try Sys.open(\"/\", 0)) }\n")])
+        let r = try check(w.root)
+        #expect(r.status == 1, "\(r.output)")
+        let lines = r.output.split(separator: "\n").filter { $0.hasPrefix("Sources/") }.map(String.init)
+        let why = "hands out or closes a raw descriptor; use OwnedFD (Sources/CourierCore/System/OwnedFD.swift)"
+        #expect(
+            lines == [
+                "Sources/CourierCore/Package/Raw.swift:2: Sys.openDirectoryAt() \(why)",
+                "Sources/CourierCore/Package/Raw.swift:4: Sys.close() \(why)",
+            ], "\(r.output)")
+    }
+
     @Test func theTreeHasNoRawCallsOutsideSys() throws {
         let r = try check(Self.repo)
         #expect(r.status == 0, "\(r.output)")

@@ -3,7 +3,9 @@
 # door to the system (docs/ARCHITECTURE.md, "Sys is the only door to the system"). This lists every
 # raw libc call in Sources/ outside them — comments and string text ignored, code interpolated in
 # strings (`"\(getpid())"`) not — and exits 1 naming file:line and the call if one is not on the
-# allow-list below. Exits 0 and prints nothing when the tree is clean.
+# allow-list below. It also lists, outside System/, `Sys.close` and the raw openers (`Sys.open`,
+# `Sys.openat`, `Sys.openDirectory`, `Sys.openDirectoryAt`, `Sys.reopen`): there a descriptor is an
+# `OwnedFD` that closes itself. Exits 0 and prints nothing when the tree is clean.
 #
 # Usage: scripts/check/libc-door.sh [ROOT]   (ROOT defaults to the repository holding this script)
 set -euo pipefail
@@ -121,10 +123,27 @@ for dirpath, _, files in os.walk("Sources"):
             line = code.count("\n", 0, m.start()) + 1
             found.append((path, line, name))
 
+# Owned descriptors: outside System/ a descriptor is born an `OwnedFD` (its openers, or a Sys call
+# that returns one) and closes itself, so the raw openers and `Sys.close` do not appear there.
+RAW_FD = ["close", "open", "openat", "openDirectory", "openDirectoryAt", "openDirectoryChain", "reopen"]
+raw_fd_re = re.compile(r"\bSys\.(" + "|".join(sorted(RAW_FD, key=len, reverse=True)) + r")\s*\(")
+for dirpath, _, files in os.walk("Sources"):
+    for f in sorted(files):
+        path = os.path.join(dirpath, f)
+        if not f.endswith(".swift") or path.startswith(DOORS):
+            continue
+        code = code_only(open(path, encoding="utf-8").read())
+        for m in raw_fd_re.finditer(code):
+            line = code.count("\n", 0, m.start()) + 1
+            found.append((path, line, "Sys." + m.group(1)))
+
 bad = [x for x in found if f"{x[0]}:{x[2]}" not in ALLOW]
 for path, line, name in bad:
-    print(f"{path}:{line}: raw {name}() outside Sys; use (or add) a checked wrapper in Sources/CourierCore/System/")
+    if name.startswith("Sys."):
+        print(f"{path}:{line}: {name}() hands out or closes a raw descriptor; use OwnedFD (Sources/CourierCore/System/OwnedFD.swift)")
+    else:
+        print(f"{path}:{line}: raw {name}() outside Sys; use (or add) a checked wrapper in Sources/CourierCore/System/")
 if bad:
-    print(f"libc-door: {len(bad)} raw libc call(s) in {len({p for p, _, _ in bad})} file(s) outside Sys", file=sys.stderr)
+    print(f"libc-door: {len(bad)} raw call(s) in {len({p for p, _, _ in bad})} file(s) outside Sys", file=sys.stderr)
     sys.exit(1)
 PY

@@ -21,13 +21,17 @@ public enum Sys {
         }
     }
 
-    public static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
+    // The raw openers and `close` below are internal: outside CourierCore a descriptor is born an
+    // `OwnedFD` (OwnedFD.swift) and closes itself; inside it, scripts/check/libc-door.sh keeps them
+    // to System/.
+
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) throws -> Int32 {
         let (fd, e) = retrying { Glibc.open(path, flags | O_CLOEXEC, mode) }
         if let e { throw CourierError.io("open", path: path, errno: e) }
         return fd
     }
 
-    public static func openat(
+    static func openat(
         _ dirfd: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0,
         display: String? = nil
     ) throws -> Int32 {
@@ -39,22 +43,22 @@ public enum Sys {
     /// Opens the file that `fd` refers to once more, read-only, with a file position of its own
     /// (through /proc/self/fd): the same inode even if its path was renamed over meanwhile.
     /// `display` names it in errors.
-    public static func reopen(_ fd: Int32, display: String) throws -> Int32 {
+    static func reopen(_ fd: Int32, display: String) throws -> Int32 {
         let (nfd, e) = retrying { Glibc.open("/proc/self/fd/\(fd)", O_RDONLY | O_CLOEXEC) }
         if let e { throw CourierError.io("open again (/proc/self/fd/\(fd))", path: display, errno: e) }
         return nfd
     }
 
     /// Opens a directory relative to `dirfd` without following a symlink at the last component.
-    public static func openDirectoryAt(_ dirfd: Int32, _ name: String, display: String? = nil) throws -> Int32 {
+    static func openDirectoryAt(_ dirfd: Int32, _ name: String, display: String? = nil) throws -> Int32 {
         try openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, display: display)
     }
 
-    public static func openDirectory(_ path: String) throws -> Int32 {
+    static func openDirectory(_ path: String) throws -> Int32 {
         try open(path, O_RDONLY | O_DIRECTORY)
     }
 
-    public static func close(_ fd: Int32) {
+    static func close(_ fd: Int32) {
         _ = Glibc.close(fd)  // close is not retried on EINTR on Linux: the fd is gone either way.
     }
 
