@@ -15,10 +15,11 @@ public struct PullCommand: AsyncParsableCommand {
 
             Exit codes: 0 ok (also when nothing was new, or the index was not modified), 1 internal \
             error, 2 configuration, 4 upstream has no such type, 6 malformed index or package, \
-            7 signature or key, 8 expired, 9 download (all mirrors failed), 10 limit (an index.json over 64 MiB, a \
-            package over its indexed size or http.max_bytes), 11 integrity (size or \
-            SHA-256 against the index), 12 file system, 16 done with errors (some types failed), \
-            17 another run holds the lock, 18 no network, 19 proxy, 64 usage. See docs/OPERATIONS.md.
+            7 signature or key, 8 expired, 9 download (all mirrors failed), 10 limit (an index.json \
+            over 64 MiB, a package over its indexed size or http.max_bytes, a tree over max_tree_bytes \
+            or a delta over delta_window), 11 integrity (size or SHA-256 against the index), 12 file \
+            system, 16 done with errors (some types failed), 17 another run holds the lock, 18 no \
+            network, 19 proxy, 64 usage. See docs/OPERATIONS.md.
             """,
         version: CourierVersion.string,
         subcommands: [PullRunCommand.self, MirrorCommand.self, PullDiagnoseCommand.self])

@@ -37,11 +37,13 @@ extension Sys {
         return PipeEnds(read: OwnedFD(adopting: fds[0]), write: OwnedFD(adopting: fds[1]))
     }
 
-    /// `poll()`, -1 (the default) waiting without a timeout: the caller sleeps in the kernel
-    /// until there is something to do. Returns how many fds are ready.
-    public static func poll(_ fds: inout [pollfd], timeoutMs: Int32 = -1) throws -> Int32 {
+    /// `poll()` without a timeout: the caller sleeps in the kernel until there is something to do
+    /// (the watcher's stop pipe ends the wait). Returns how many fds are ready. No timeout
+    /// parameter on purpose: retried after EINTR with the same timeout, a poll that signals keep
+    /// interrupting would wait longer than asked (`connectTCP` counts its own deadline instead).
+    public static func poll(_ fds: inout [pollfd]) throws -> Int32 {
         let (n, e) = fds.withUnsafeMutableBufferPointer { buf in
-            retrying { Glibc.poll(buf.baseAddress, nfds_t(buf.count), timeoutMs) }
+            retrying { Glibc.poll(buf.baseAddress, nfds_t(buf.count), -1) }
         }
         if let e { throw CourierError(.io, "poll failed: \(e.description)", cause: e) }
         return n

@@ -33,8 +33,8 @@ enum WatchSys {
     /// The stop "pipe": a close-on-exec socket pair (`Sys.wakePair`).
     static func pipe() throws -> PipeEnds { try Sys.wakePair() }
 
-    static func poll(_ fds: inout [pollfd], timeoutMs: Int32 = -1) throws -> Int32 {
-        try Sys.poll(&fds, timeoutMs: timeoutMs)
+    static func poll(_ fds: inout [pollfd]) throws -> Int32 {
+        try Sys.poll(&fds)
     }
 
     static func readNonBlocking(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: Int, display: String) throws
