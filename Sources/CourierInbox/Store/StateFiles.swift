@@ -1,6 +1,7 @@
 import CourierCore
 import FoundationEssentials
 @preconcurrency import Glibc
+import SystemPackage
 
 /// The state directory: `status.json` (atomic rewrite), `history.jsonl` (appended), `pins.json`.
 /// Sendable as the compiler checks it: it holds only its immutable path; each call opens, writes
@@ -31,8 +32,14 @@ public final class StateFiles: Sendable {
     /// object of type → revision throws, naming the file: a pin silently dropped would let the
     /// daemon apply what the operator held back.
     public func readPins() throws -> [String: UInt64] {
-        guard Sys.exists(pinsPath) else { return [:] }
-        let b = try Sys.readFile(pinsPath, limit: 1 << 20)
+        // One open, no exists-then-read: an unpin removing the file in between reads as "no pins",
+        // not as an I/O error.
+        let b: [UInt8]
+        do { b = try Sys.readFile(pinsPath, limit: 1 << 20) } catch let e as CourierError
+            where (e.cause as? Errno) == .noSuchFileOrDirectory
+        {
+            return [:]
+        }
         do {
             return try JSONDecoder().decode([String: UInt64].self, from: Data(b))
         } catch {
