@@ -186,7 +186,7 @@ public struct PushCommand: ParsableCommand {
         var out = ""
         for o in s.outcomes {
             if json {
-                out += jsonLine(o) + "\n"
+                out += DeliverJSON.push(o) + "\n"
                 continue
             }
             for c in o.cleaned { out += "cleaned   \(o.inbox)/\(c) (left by an interrupted push)\n" }
@@ -233,22 +233,4 @@ public struct PushCommand: ParsableCommand {
         return out
     }
 
-    func jsonLine(_ o: Pusher.Outcome) -> String {
-        var f: [String] = ["\"inbox\":\(jsonString(o.inbox))", "\"result\":\"\(o.state.rawValue)\""]
-        if let g = o.group { f.append("\"group\":\(jsonString(g))") }
-        if let d = o.decision {
-            f.append("\"type\":\(jsonString(d.type))")
-            if let r = d.revision { f.append("\"revision\":\(r)") }
-            f.append("\"action\":\"\(d.action.rawValue)\"")
-            f.append("\"code\":\(jsonString(d.code))")
-            f.append("\"reason\":\(jsonString(d.reason))")
-            if let p = d.package { f.append("\"package\":\(jsonString(p))") }
-            if let b = d.base { f.append("\"base\":\(b)") }
-        }
-        if o.bytes > 0 { f.append("\"bytes\":\(o.bytes)") }
-        if let h = o.how { f.append("\"how\":\(jsonString(h))") }
-        if let e = o.error { f.append("\"error\":\(jsonString(e))") }
-        if !o.cleaned.isEmpty { f.append("\"cleaned\":[\(o.cleaned.map(jsonString).joined(separator: ","))]") }
-        return "{" + f.joined(separator: ",") + "}"
-    }
 }

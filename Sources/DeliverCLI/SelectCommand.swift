@@ -89,16 +89,7 @@ public struct SelectCommand: ParsableCommand {
             for d in decisions {
                 let problem = d.package.flatMap { bad[$0] }
                 if json {
-                    var f = [
-                        "\"type\":\(jsonString(d.type))",
-                        "\"action\":\"\(problem == nil ? d.action.rawValue : "error")\"",
-                        "\"code\":\(jsonString(problem == nil ? d.code : "verify"))",
-                        "\"reason\":\(jsonString(problem ?? d.reason))",
-                    ]
-                    if let r = d.revision { f.append("\"revision\":\(r)") }
-                    if let path = d.package, problem == nil { f.append("\"path\":\(jsonString(path))") }
-                    if let b = d.base { f.append("\"base\":\(b)") }
-                    print("{" + f.joined(separator: ",") + "}")
+                    print(DeliverJSON.select(d, problem: problem))
                 } else if let path = d.package, problem == nil {
                     print(path)
                 }

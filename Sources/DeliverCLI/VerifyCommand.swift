@@ -1,6 +1,7 @@
 import ArgumentParser
 import CourierCLI
 import CourierCore
+import CourierDeliver
 
 public struct VerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -64,12 +65,7 @@ public struct VerifyCommand: ParsableCommand {
                 let m = v.manifest
                 let kind = m.kind == .full ? "full" : "delta from \(m.base ?? 0)"
                 if json {
-                    print(
-                        "{\"path\":\(jsonString(p)),\"ok\":true,\"type\":\(jsonString(m.type)),\"revision\":\(m.revision),"
-                            + "\"kind\":\"\(m.kind.rawValue)\",\"base\":\(m.base.map(String.init) ?? "null"),"
-                            + "\"signers\":[\(v.signers.map(jsonString).joined(separator: ","))],"
-                            + "\"files\":\(m.resultFileCount),\"payload_bytes\":\(m.payloadBytes),\"expires\":\(jsonString(m.expires))}"
-                    )
+                    print(DeliverJSON.verified(path: p, manifest: m, signers: v.signers))
                 } else {
                     print(
                         "OK    \(Escape.text(p))  \(m.type) \(m.revision) \(kind)  key \(v.signers.joined(separator: ","))"
@@ -78,9 +74,7 @@ public struct VerifyCommand: ParsableCommand {
             } catch let e as CourierError {
                 if firstFailure == nil { firstFailure = ExitStatus.for(e.code) }
                 if json {
-                    print(
-                        "{\"path\":\(jsonString(p)),\"ok\":false,\"code\":\(jsonString(e.code.name)),\"error\":\(jsonString(e.description))}"
-                    )
+                    print(DeliverJSON.verifyFailed(path: p, error: e))
                 } else {
                     // One line per package whatever the package says (Ansible's validate: shows it).
                     print("FAIL  \(Escape.text(p))  \(e.code.name): \(Escape.line(e.description))")
