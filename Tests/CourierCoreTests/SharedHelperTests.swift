@@ -42,17 +42,6 @@ import Testing
         #expect(URLRedaction.redact("") == "")
     }
 
-    @Test func jsonStringEscapes() {
-        #expect(jsonString("plain") == "\"plain\"")
-        #expect(jsonString("a\"b\\c") == "\"a\\\"b\\\\c\"")
-        #expect(jsonString("l1\nl2\r\t") == "\"l1\\nl2\\r\\t\"")  // CourierCLI's short forms
-        #expect(jsonString("esc\u{1b}[0m") == "\"esc\\u001b[0m\"")
-        #expect(jsonString("nul\u{0}") == "\"nul\\u0000\"")
-        #expect(jsonString("del\u{7f}") == "\"del\\u007f\"")  // the pull report's copy escaped DEL
-        #expect(jsonString("café ✓") == "\"café ✓\"")
-        #expect(jsonString("") == "\"\"")
-    }
-
     /// The config's parser and `courier-stage fetch --max-bytes`'s were two; both sets of words.
     @Test func sizes() {
         #expect(SizeParser.bytes("1048576") == 1_048_576)

@@ -1,14 +1,15 @@
 import FoundationEssentials
 
 /// The one `JSONEncoder` setup of the programs' `--json` reports (`courier-stage run`,
-/// `courier-deliver report`, `courier-pull run` and `mirror`): one line, keys sorted —
-/// `JSONEncoder` otherwise writes them in a different order on every run — snake_case keys, `/`
-/// unescaped so that URLs read as they are. Files (status.json, manifests) have their own.
+/// `courier-deliver report`, `verify`, `push` and `select`, `courier-pull run` and `mirror`): one
+/// line, keys sorted — `JSONEncoder` otherwise writes them in a different order on every run —
+/// snake_case keys, `/` unescaped so that URLs read as they are. Files (status.json, manifests)
+/// have their own.
 public enum ReportJSON {
     /// `value` as one line of JSON. `JSONEncoder` escapes `"`, `\` and the C0 controls; DEL,
-    /// which JSON allows raw, is escaped too (`\u007f`), as `jsonString` does, because these
-    /// lines reach terminals. A 0x7F byte occurs in UTF-8 only as DEL itself, and in JSON only
-    /// inside a string, so replacing the bytes is exact.
+    /// which JSON allows raw, is escaped too (`\u007f`), because these lines reach terminals. A
+    /// 0x7F byte occurs in UTF-8 only as DEL itself, and in JSON only inside a string, so
+    /// replacing the bytes is exact.
     public static func line<T: Encodable>(_ value: T) -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
