@@ -212,4 +212,17 @@ private let signalsCaught = Atomic<Int>(0)
         }
         _ = queued
     }
+
+    /// Without a signal, SO_SNDTIMEO ends the blocking connect with EINPROGRESS; it reads as the
+    /// same "timed out" as the interrupted one, not "Operation now in progress".
+    @Test func anUninterruptedConnectEndsAtTheTimeoutAsTimedOut() throws {
+        let l = try Listener()
+        let queued = l.fillQueue()
+        #expect(!queued.isEmpty)
+        let start = Date()
+        let r = connectInThread(port: l.port, timeout: 1).wait(seconds: 10)
+        #expect(r?.contains("127.0.0.1:\(l.port)") == true && r?.contains("timed out") == true, "\(r ?? "nil")")
+        #expect(Date().timeIntervalSince(start) < 4)
+        _ = queued
+    }
 }

@@ -251,7 +251,8 @@ public enum Sys {
 
     /// Lists a directory's entry names (without "." and "..") through an fd; the fd is not consumed.
     public static func listDirectory(_ dirfd: Int32, display: String) throws -> [(name: String, type: UInt8)] {
-        let dup = Glibc.dup(dirfd)
+        // F_DUPFD_CLOEXEC, not dup(): a child another thread spawns meanwhile must not inherit it.
+        let dup = Glibc.fcntl(dirfd, F_DUPFD_CLOEXEC, 0)
         if dup < 0 { throw CourierError.io("dup", path: display, errno: Errno(rawValue: errno)) }
         guard let dir = fdopendir(dup) else {
             let e = Errno(rawValue: errno)

@@ -28,6 +28,9 @@ extension Sys {
         let deadline = monotonicSeconds() + Double(seconds)
         if Glibc.connect(fd.raw, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
             let e = Errno(rawValue: errno)
+            // SO_SNDTIMEO ending a blocking connect reads EINPROGRESS: the same timeout as the
+            // deadline below, so it is named the same ("Connection timed out").
+            if e == .nowInProgress { throw CourierError.io("connect", path: display, errno: .timedOut) }
             guard e == .interrupted else { throw CourierError.io("connect", path: display, errno: e) }
             // A signal cut the wait short, but the kernel goes on connecting: calling connect
             // again would only say EALREADY. Wait for the handshake to end instead, as for a
